@@ -1,0 +1,1 @@
+"""The block graph model and the rules QEMU applies to it."""

@@ -1,0 +1,69 @@
+"""The ``blockgraph`` command.
+
+``blockgraph`` alone opens the editor on the bundled engine with a demo chain;
+``blockgraph SUBCOMMAND ...`` runs a headless tool. Each subcommand lives in its
+own module with a ``main(argv) -> int`` and is imported only when used, so that
+``blockgraph serve`` and ``blockgraph info`` never load Qt.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import engine
+
+#: subcommand -> (module, one-line description)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("engine.formats.cli", "describe an image file, like qemu-img info"),
+    "serve": ("engine.server.cli", "serve the bundled engine over QMP on a socket"),
+    "render": ("gui.render", "draw a graph to SVG/PNG/DOT/JSON without a window"),
+    "tour": ("gui.tour", "run a guided tour of QMP block operations"),
+    "replay": ("gui.replay", "replay a recorded QMP script against an endpoint"),
+}
+
+USAGE = """\
+usage: blockgraph [--connect unix:PATH|tcp:HOST:PORT | --demo | IMAGE ...]
+       blockgraph SUBCOMMAND [ARGS ...]
+
+With no arguments, opens the editor on the bundled engine with a demo disk chain.
+
+subcommands:
+{commands}
+
+Run 'blockgraph SUBCOMMAND --help' for a subcommand's options.
+"""
+
+
+def _usage() -> str:
+    width = max(len(name) for name in SUBCOMMANDS)
+    lines = [f"  {name:<{width}}  {desc}" for name, (_, desc) in SUBCOMMANDS.items()]
+    return USAGE.format(commands="\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to a subcommand or start the editor; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if args and args[0] == "--version":
+        print(f"blockgraph {engine.__version__}")
+        return 0
+    if args and args[0] in SUBCOMMANDS:
+        module_name, _ = SUBCOMMANDS[args[0]]
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                print(f"blockgraph: '{args[0]}' is not available in this build", file=sys.stderr)
+                return 2
+            raise
+        return int(module.main(args[1:]) or 0)
+    from gui import app
+
+    return int(app.main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

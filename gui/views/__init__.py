@@ -1,0 +1,1 @@
+"""Canvas views: the graph scene, its items and layout."""
