@@ -1,0 +1,133 @@
+"""The bundled engine's QMP face: ``execute(command, arguments)`` like QEMU 7.2.
+
+:class:`Engine` owns the live block graph (:class:`engine.graph.model.BlockGraph`),
+one lock around every command and graph change, and the event listeners. Commands
+live in modules that register them with :func:`engine.qmp.registry.command`; the
+engine dispatches by name, checks arguments against the command's schema, then calls
+the handler with the lock held.
+
+The engine is always in command mode: capability negotiation (the greeting, "Expecting
+capabilities negotiation", the second ``qmp_capabilities``) is the QMP server's
+business, per connection. ``qmp_capabilities`` here just answers ``{}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.qmp import registry
+from engine.qmp.errors import QMPError, command_not_found, generic
+from engine.qmp.schema import validate
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+def _load_command_modules() -> None:
+    for name in registry.COMMAND_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # a real import error inside an existing module
+                raise
+
+
+class Engine:
+    """QEMU 7.2's block layer, in process.
+
+    ``root``: when given, every host path a command names must lie inside it
+    (``blockgraph serve --root``). ``x_blockdev_reopen``: also offer the pre-6.1
+    ``x-blockdev-reopen`` command (QEMU 7.2 answers CommandNotFound for it, and so does
+    the engine by default). ``rng_seed``: seed for the two random digits of auto node
+    names, for reproducible names in tests and demos.
+    """
+
+    def __init__(self, root: Path | None = None, *, x_blockdev_reopen: bool = False,
+                 rng_seed: int | None = None) -> None:
+        _load_command_modules()
+        self.root = Path(root).resolve() if root is not None else None
+        self.lock = threading.RLock()
+        self.enabled_optional = {"x-blockdev-reopen"} if x_blockdev_reopen else set()
+        self._listeners: list[Listener] = []
+        self._listeners_lock = threading.Lock()
+        self.graph = self._make_graph(rng_seed)
+        self.closed = False
+
+    def _make_graph(self, rng_seed: int | None) -> Any:
+        try:
+            from engine.graph.model import BlockGraph
+        except ModuleNotFoundError:  # pragma: no cover - during bring-up only
+            return None
+        return BlockGraph(rng_seed=rng_seed, root=self.root)
+
+    # -- commands -----------------------------------------------------------------
+    def execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
+        """Run one QMP command; return its ``return`` value or raise :class:`QMPError`."""
+        cmd = registry.lookup(command)
+        if cmd is None or (cmd.optional and command not in self.enabled_optional):
+            raise command_not_found(command)
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            raise generic("QMP input member 'arguments' must be an object")
+        validate(cmd.schema, arguments)
+        with self.lock:
+            if self.closed:
+                raise generic("The engine is closed")
+            return cmd.handler(self, arguments)
+
+    def commands(self) -> list[str]:
+        """Names of the commands this engine answers (as query-commands lists them)."""
+        return [c.name for c in reversed(registry.all_commands())
+                if not c.optional or c.name in self.enabled_optional]
+
+    # -- events -------------------------------------------------------------------
+    def add_listener(self, callback: Listener) -> Callable[[], None]:
+        """Call ``callback(event_dict)`` for every event; returns an unsubscribe function."""
+        with self._listeners_lock:
+            self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            with self._listeners_lock, contextlib.suppress(ValueError):
+                self._listeners.remove(callback)
+
+        return unsubscribe
+
+    def emit(self, event: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Send an event to every listener (in the calling thread) and return it."""
+        now = time.time()
+        seconds = int(now)
+        message: dict[str, Any] = {
+            "event": event,
+            "data": data if data is not None else {},
+            "timestamp": {"seconds": seconds, "microseconds": int((now - seconds) * 1e6)},
+        }
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for cb in listeners:
+            cb(message)
+        return message
+
+    # -- lifecycle ----------------------------------------------------------------
+    def close(self) -> None:
+        """Close every image cleanly; later commands fail."""
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            if self.graph is not None:
+                self.graph.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["Engine", "QMPError"]
