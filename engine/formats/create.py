@@ -1,0 +1,156 @@
+"""Creating empty images, laid out the way qemu-img 7.2 lays them out.
+
+A fresh qcow2 file holds: cluster 0 (header, backing-format extension,
+feature-name table, end marker, backing name), then the refcount table, the
+refcount block(s) and the L1 table. Every one of those clusters is counted once,
+so ``qemu-img check`` finds the new image clean.
+"""
+
+from __future__ import annotations
+
+import os
+
+from engine.formats import qcow2_header as hdr
+from engine.formats.errors import ImageError, RequestError, UnsupportedImageError
+from engine.formats.image import file_error
+from engine.formats.qcow2_refcount import fill_refcounts
+
+MAX_VIRTUAL_SIZE = (1 << 63) - 512
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _check_size(path: str, size: int) -> int:
+    if not isinstance(size, int) or size < 0:
+        raise RequestError(f"Invalid image size {size!r}", path)
+    if size > MAX_VIRTUAL_SIZE:
+        raise RequestError(f"Image size {size} is too large", path)
+    return _ceil_div(size, 512) * 512   # qemu-img rounds up to whole sectors
+
+
+def create_raw(path: str | os.PathLike[str], size: int) -> None:
+    """A sparse raw file of ``size`` bytes (existing files are truncated)."""
+    path = os.fspath(path)
+    size = _check_size(path, size)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.ftruncate(fd, size)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise file_error(exc, path, f"Could not create '{path}'") from exc
+
+
+def _probe_backing_format(path: str, backing_file: str) -> str:
+    from engine.formats.chain import full_backing_filename
+    from engine.formats.probe import open_image
+
+    full = full_backing_filename(path, backing_file)
+    try:
+        with open_image(full) as img:
+            return img.format
+    except ImageError as exc:
+        raise ImageError(
+            f"Backing file specified without backing format, and '{full}' could not be "
+            f"probed: {exc}", path) from exc
+
+
+def create_qcow2(path: str | os.PathLike[str], size: int, *, backing_file: str | None = None,
+                 backing_format: str | None = None, cluster_size: int = 65536,
+                 version: int = 3, refcount_bits: int = 16) -> None:
+    """Create an empty qcow2 image (an existing file is overwritten).
+
+    Without ``backing_format`` the backing file is probed, so the header always
+    carries the backing-format extension (QEMU otherwise probes at every open).
+    """
+    path = os.fspath(path)
+    size = _check_size(path, size)
+    if cluster_size < 512 or cluster_size > (1 << hdr.MAX_CLUSTER_BITS) or (
+            cluster_size & (cluster_size - 1)):
+        raise UnsupportedImageError(
+            f"Cluster size must be a power of two between 512 and 2048k (not {cluster_size})",
+            path, feature="cluster size")
+    if version not in (2, 3):
+        raise UnsupportedImageError(f"Unsupported qcow2 version {version}", path,
+                                    feature=f"qcow2 version {version}")
+    if refcount_bits not in (1, 2, 4, 8, 16, 32, 64):
+        raise UnsupportedImageError(
+            f"Refcount width must be a power of two and may not exceed 64 bits "
+            f"(not {refcount_bits})", path, feature="refcount width")
+    if version == 2 and refcount_bits != 16:
+        raise UnsupportedImageError(
+            "Different refcount widths than 16 bits require compatibility level 1.1 or above "
+            "(use version=3)", path, feature="refcount width")
+    if backing_format is not None and backing_format not in ("qcow2", "raw"):
+        raise UnsupportedImageError(f"Unknown backing format '{backing_format}'", path,
+                                    feature=f"format {backing_format}")
+    if backing_file and backing_format is None:
+        backing_format = _probe_backing_format(path, backing_file)
+    if not backing_file:
+        backing_file, backing_format = None, None
+
+    bits = cluster_size.bit_length() - 1
+    l2_entries = cluster_size // 8
+    l1_size = _ceil_div(size, cluster_size * l2_entries)
+    if l1_size * 8 > hdr.MAX_L1_BYTES:
+        raise RequestError(f"Image size {size} is too large for {cluster_size}-byte clusters",
+                           path)
+    l1_clusters = _ceil_div(l1_size * 8, cluster_size)
+    rb_entries = cluster_size * 8 // refcount_bits
+    rt_clusters, rb_count = 1, 1
+    while True:   # the refcount structures must count themselves: find the fixed point
+        total = 1 + rt_clusters + rb_count + l1_clusters
+        need_rb = _ceil_div(total, rb_entries)
+        need_rt = _ceil_div(need_rb * 8, cluster_size)
+        if (need_rb, need_rt) == (rb_count, rt_clusters):
+            break
+        rb_count, rt_clusters = max(need_rb, rb_count), max(need_rt, rt_clusters)
+    rt_off = cluster_size
+    rb_off = rt_off + rt_clusters * cluster_size
+    l1_off = rb_off + rb_count * cluster_size
+
+    header = hdr.Qcow2Header(
+        version=version, backing_file_offset=0, backing_file_size=0, cluster_bits=bits,
+        size=size, crypt_method=0, l1_size=l1_size, l1_table_offset=l1_off,
+        refcount_table_offset=rt_off, refcount_table_clusters=rt_clusters, nb_snapshots=0,
+        snapshots_offset=0, refcount_order=refcount_bits.bit_length() - 1,
+        header_length=hdr.QEMU_V3_HEADER_LENGTH if version == 3 else hdr.V2_HEADER_LENGTH,
+        trailing=bytes(8) if version == 3 else b"")
+    exts = [(hdr.EXT_BACKING_FORMAT, backing_format.encode())] if backing_format else []
+    try:
+        cluster0, header = hdr.layout_cluster0(header, exts, backing_file,
+                                               feature_table=version == 3)
+    except ValueError:
+        try:   # small clusters: the feature-name table is optional, drop it
+            cluster0, header = hdr.layout_cluster0(header, exts, backing_file,
+                                                   feature_table=False)
+        except ValueError as exc:
+            raise ImageError(str(exc), path) from exc
+
+    reftable = bytearray(rt_clusters * cluster_size)
+    for i in range(rb_count):
+        reftable[i * 8:i * 8 + 8] = (rb_off + i * cluster_size).to_bytes(8, "big")
+    refblocks = bytearray(rb_count * cluster_size)
+    total = 1 + rt_clusters + rb_count + l1_clusters
+    for i in range(rb_count):
+        first = i * rb_entries
+        count = min(rb_entries, total - first)
+        if count > 0:
+            block = bytearray(cluster_size)
+            fill_refcounts(block, 0, count, 1, refcount_bits)
+            refblocks[i * cluster_size:(i + 1) * cluster_size] = block
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.pwrite(fd, cluster0, 0)
+            os.pwrite(fd, bytes(reftable), rt_off)
+            os.pwrite(fd, bytes(refblocks), rb_off)
+            os.ftruncate(fd, l1_off + l1_size * 8)
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise file_error(exc, path, f"Could not create '{path}'") from exc

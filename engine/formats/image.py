@@ -1,0 +1,164 @@
+"""What every opened image offers, whatever its format.
+
+An :class:`Image` is one layer: its own bytes and its own allocation. It never
+opens its backing file; chains are built by :mod:`engine.formats.chain`, which
+reads the guest view through :meth:`Image.readinto` and its ``backing`` hook.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from engine.formats.errors import ImageIOError, ImageReadOnlyError, RequestError
+
+#: state names used by :class:`Extent` (the contract's vocabulary)
+DATA = "data"
+ZERO = "zero"
+UNALLOCATED = "unallocated"
+
+#: ``backing(guest_offset, view)`` fills ``view`` with the backing layer's bytes
+BackingReader = Callable[[int, memoryview], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Extent:
+    """A guest range with one allocation state in one layer.
+
+    ``offset`` is the host offset of the first byte when the range is backed by
+    host data (or by a preallocated zero cluster), else None; ``compressed`` marks
+    compressed qcow2 clusters (no host offset).
+    """
+
+    start: int
+    length: int
+    state: str
+    offset: int | None = None
+    compressed: bool = False
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+
+def zero_fill(view: memoryview) -> None:
+    """Overwrite a writable view with zeros."""
+    if len(view):
+        view[:] = bytes(len(view))
+
+
+def file_error(exc: OSError, path: str, what: str, offset: int | None = None) -> ImageIOError:
+    """Turn an OSError into an ImageIOError with QEMU-like wording."""
+    reason = exc.strerror or str(exc)
+    return ImageIOError(f"{what}: {reason}", path, offset, errno=exc.errno)
+
+
+class Image:
+    """One opened image file (abstract). Subclasses: RawImage, Qcow2Image."""
+
+    format: str = ""
+    path: str
+    virtual_size: int
+    cluster_size: int | None = None
+    backing_file: str | None = None
+    backing_format: str | None = None
+    writable: bool = False
+
+    def __init__(self, path: str, fd: int, writable: bool) -> None:
+        self.path = path
+        self.fd = fd
+        self.writable = writable
+        self.closed = False
+
+    # -- reading ---------------------------------------------------------------------------
+    def read(self, offset: int, length: int) -> bytes:
+        """This layer's bytes; unallocated and zero ranges read as zeros."""
+        self.check_request(offset, length)
+        buf = bytearray(length)
+        self.readinto(offset, memoryview(buf), prezeroed=True)
+        return bytes(buf)
+
+    def readinto(self, offset: int, view: memoryview, backing: BackingReader | None = None,
+                 *, prezeroed: bool = False) -> None:
+        """Fill ``view`` with guest bytes from ``offset``.
+
+        Ranges this layer does not define are passed to ``backing`` (or zeroed when
+        it is None). ``prezeroed`` says the caller's buffer is already zero, which
+        saves clearing zero ranges again.
+        """
+        raise NotImplementedError
+
+    def block_status(self, offset: int, length: int) -> list[Extent]:
+        """This layer's allocation for ``[offset, offset+length)``, merged into extents."""
+        raise NotImplementedError
+
+    # -- writing ---------------------------------------------------------------------------
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        raise NotImplementedError
+
+    def write_zeroes(self, offset: int, length: int) -> None:
+        raise NotImplementedError
+
+    def set_backing(self, backing_file: str | None, backing_format: str | None) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Make everything written so far durable."""
+        if self.writable and not self.closed:
+            try:
+                os.fdatasync(self.fd)
+            except OSError as exc:
+                raise file_error(exc, self.path, "Could not flush") from exc
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self.closed = True
+            os.close(self.fd)
+
+    def __enter__(self) -> Image:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- description -----------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """``qemu-img info --output=json`` fields for this image alone."""
+        raise NotImplementedError
+
+    def actual_size(self) -> int:
+        """Bytes allocated on the host for the file (what qemu-img calls disk size)."""
+        try:
+            return os.fstat(self.fd).st_blocks * 512
+        except OSError as exc:
+            raise file_error(exc, self.path, "Could not stat") from exc
+
+    def file_size(self) -> int:
+        try:
+            return os.fstat(self.fd).st_size
+        except OSError as exc:
+            raise file_error(exc, self.path, "Could not stat") from exc
+
+    # -- helpers ---------------------------------------------------------------------------
+    def check_request(self, offset: int, length: int) -> None:
+        if offset < 0 or length < 0:
+            raise RequestError(f"invalid request: offset {offset}, length {length}", self.path)
+        if offset + length > self.virtual_size:
+            raise RequestError(
+                f"request [{offset}, {offset + length}) is beyond the end of the image "
+                f"(virtual size {self.virtual_size})", self.path)
+
+    def check_writable(self) -> None:
+        if self.closed:
+            raise ImageReadOnlyError("image is closed", self.path)
+        if not self.writable:
+            raise ImageReadOnlyError("image is opened read-only", self.path)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path!r} {self.virtual_size} bytes>"

@@ -1,0 +1,391 @@
+"""qcow2 images: guest reads through the L1/L2 tables, writes with refcounting.
+
+Layout facts and rules are those of the format description (see the project's
+qcow2 notes). The hot paths avoid per-byte Python work: L1 and L2 tables are
+kept as ``array('Q')`` in host byte order, a request is walked one *L2 entry*
+at a time (not one byte), and runs of guest clusters that map to consecutive
+host clusters are read or written with a single ``preadv``/``pwrite``.
+
+Writes keep the crash-safety invariant of the format: on disk, a cluster's
+refcount is never lower than the number of references to it. So new clusters
+are counted (refcount blocks written) and filled (guest data, copy-on-write
+data, new L2 tables) *before* a barrier (``fdatasync``), and only then are the
+L2/L1 entries that publish them written. A crash at any point leaves at worst
+leaked clusters, never a reference to an uncounted or unwritten cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import zlib
+from array import array
+from typing import Any
+
+from engine.formats import qcow2_header as hdr
+from engine.formats.errors import (
+    CorruptImageError,
+    ImageReadOnlyError,
+    UnsupportedImageError,
+)
+from engine.formats.image import (
+    DATA,
+    UNALLOCATED,
+    ZERO,
+    BackingReader,
+    Extent,
+    Image,
+    file_error,
+    zero_fill,
+)
+from engine.formats.qcow2_header import Qcow2Header, parse_header, parse_snapshots
+
+OFFSET_MASK = 0x00FF_FFFF_FFFF_FE00      # bits 9..55 of L1 and standard L2 entries
+OFLAG_COPIED = 1 << 63
+OFLAG_COMPRESSED = 1 << 62
+OFLAG_ZERO = 1
+
+# kinds of guest cluster, in the order they are tested on the hot path
+K_UNALLOC, K_ZERO, K_DATA, K_COMPRESSED = range(4)
+_STATE = {K_UNALLOC: UNALLOCATED, K_ZERO: ZERO, K_DATA: DATA, K_COMPRESSED: DATA}
+
+#: L2 tables kept in memory per image (they are written through, so eviction is free)
+L2_CACHE_BYTES = 64 << 20
+
+_SWAP = sys.byteorder == "little"
+
+
+def be_array(data: bytes | bytearray | memoryview) -> array:
+    """Big-endian u64s -> array('Q') in host order."""
+    arr = array("Q")
+    arr.frombytes(data)
+    if _SWAP:
+        arr.byteswap()
+    return arr
+
+
+def to_be(arr: array) -> bytes:
+    """array('Q') in host order -> big-endian bytes."""
+    if not _SWAP:
+        return arr.tobytes()
+    out = array("Q", arr)
+    out.byteswap()
+    return out.tobytes()
+
+
+class Qcow2Image(Image):
+    """A qcow2 file (version 2 or 3) opened for reading, or reading and writing."""
+
+    format = "qcow2"
+
+    def __init__(self, path: str, fd: int, writable: bool) -> None:
+        super().__init__(path, fd, writable)
+        self._file_size = self.file_size()
+        first = self._pread(0, min(self._file_size, 1 << hdr.MAX_CLUSTER_BITS))
+        self.header: Qcow2Header = parse_header(first, path, self._file_size)
+        h = self.header
+        if writable and h.corrupt:
+            raise ImageReadOnlyError("qcow2: Image is corrupt; cannot be opened read/write",
+                                     path, 72)
+        self.cluster_0 = bytes(first[:h.cluster_size])
+        self.version = h.version
+        self.cluster_bits = h.cluster_bits
+        self.cluster_size = h.cluster_size
+        self.l2_bits = h.cluster_bits - 3
+        self.l2_entries = 1 << self.l2_bits
+        self.virtual_size = h.size
+        self.backing_file = h.backing_file
+        self.backing_format = h.backing_format
+        self._csize_shift = 62 - (h.cluster_bits - 8)
+        self._coffset_mask = (1 << self._csize_shift) - 1
+        self._csize_mask = (1 << (h.cluster_bits - 8)) - 1
+        self.l1 = self._load_l1()
+        self._l2_cache: dict[int, array] = {}
+        self._l2_cache_max = max(16, L2_CACHE_BYTES // h.cluster_size)
+        self._compressed_cache: tuple[int, bytes] | None = None
+        self._writer: Any = None   # Qcow2Writer, created on the first write
+
+    # -- low-level file access ------------------------------------------------------------
+    def _pread(self, offset: int, length: int) -> bytes:
+        try:
+            return os.pread(self.fd, length, offset)
+        except OSError as exc:
+            raise file_error(exc, self.path, "Could not read", offset) from exc
+
+    def _preadinto(self, view: memoryview, offset: int, guest: int) -> None:
+        """Fill ``view`` from host ``offset``; a short read at EOF is zero (QEMU does so)."""
+        done = 0
+        total = len(view)
+        while done < total:
+            try:
+                n = os.preadv(self.fd, [view[done:]], offset + done)
+            except OSError as exc:
+                raise file_error(exc, self.path, "Could not read", offset + done) from exc
+            if n == 0:
+                if done == 0 and offset >= self.file_size():
+                    raise CorruptImageError(
+                        f"Data cluster for guest offset {guest:#x} lies past the end of the "
+                        f"file (host offset {offset:#x})", self.path, offset)
+                zero_fill(view[done:])
+                return
+            done += n
+
+    def _load_l1(self) -> array:
+        h = self.header
+        raw = self._pread(h.l1_table_offset, h.l1_size * 8) if h.l1_size else b""
+        raw = raw.ljust(h.l1_size * 8, b"\0")
+        return be_array(raw)
+
+    def _l2(self, l1_index: int) -> array | None:
+        """The L2 table for one L1 slot (None when unallocated), cached."""
+        entry = self.l1[l1_index]
+        l2_off = entry & OFFSET_MASK
+        if not l2_off:
+            return None
+        table = self._l2_cache.get(l2_off)
+        if table is not None:
+            return table
+        where = self.header.l1_table_offset + 8 * l1_index
+        if l2_off & (self.cluster_size - 1):
+            raise CorruptImageError(
+                f"L2 table offset {l2_off:#x} unaligned (L1 index {l1_index:#x})",
+                self.path, where)
+        if l2_off >= self._file_size and l2_off >= self.file_size():
+            raise CorruptImageError(
+                f"L2 table offset {l2_off:#x} (L1 index {l1_index:#x}) lies past the end of the "
+                f"file", self.path, where)
+        raw = self._pread(l2_off, self.cluster_size).ljust(self.cluster_size, b"\0")
+        table = be_array(raw)
+        if len(self._l2_cache) >= self._l2_cache_max:
+            self._l2_cache.pop(next(iter(self._l2_cache)))
+        self._l2_cache[l2_off] = table
+        return table
+
+    # -- mapping ----------------------------------------------------------------------------
+    def runs(self, offset: int, length: int) -> list[tuple[int, int, int, int, int]]:
+        """Map a guest range to runs ``(guest_start, length, kind, host, l2_entry)``.
+
+        Adjacent clusters of one kind merge into one run; data runs merge only
+        when their host clusters are consecutive (so one run = one syscall).
+        ``host`` is the host offset of ``guest_start`` (0 when there is none);
+        ``l2_entry`` is kept for compressed clusters (one run per cluster).
+        """
+        out: list[tuple[int, int, int, int, int]] = []
+        if length <= 0:
+            return out
+        bits = self.cluster_bits
+        cmask = self.cluster_size - 1
+        l2n = self.l2_entries
+        end = offset + length
+        last_cl = (end - 1) >> bits
+        cl = offset >> bits
+        # the pending run
+        r_start = offset
+        r_kind = -1
+        r_host_next = 0    # host offset the next cluster must have to extend a data run
+        r_host = 0
+        r_entry = 0
+        append = out.append
+        while cl <= last_cl:
+            l1i = cl >> self.l2_bits
+            if l1i >= len(self.l1):
+                raise CorruptImageError(
+                    f"guest offset {cl << bits:#x} is not covered by the L1 table", self.path,
+                    self.header.l1_table_offset)
+            first_i = cl & (l2n - 1)
+            n = min(l2n - first_i, last_cl - cl + 1)
+            table = self._l2(l1i)
+            if table is None:
+                if r_kind != K_UNALLOC:
+                    if r_kind >= 0:
+                        g = cl << bits
+                        append((r_start, g - r_start, r_kind, r_host, r_entry))
+                        r_start = g
+                    r_kind, r_host, r_entry = K_UNALLOC, 0, 0
+                cl += n
+                continue
+            for i in range(first_i, first_i + n):
+                e = table[i]
+                if e & OFLAG_COMPRESSED:
+                    kind, host = K_COMPRESSED, 0
+                else:
+                    host = e & OFFSET_MASK
+                    if e & OFLAG_ZERO:
+                        kind = K_ZERO
+                    elif host:
+                        kind = K_DATA
+                        if host & cmask:
+                            raise CorruptImageError(
+                                f"Cluster allocation offset {host:#x} unaligned (L2 offset "
+                                f"{self.l1[l1i] & OFFSET_MASK:#x}, L2 index {i:#x})",
+                                self.path, (self.l1[l1i] & OFFSET_MASK) + 8 * i)
+                    else:
+                        kind = K_UNALLOC
+                if kind == r_kind and kind != K_COMPRESSED and (
+                        kind == K_UNALLOC or host == r_host_next):
+                    if host:
+                        r_host_next += self.cluster_size
+                    cl += 1
+                    continue
+                g = cl << bits
+                if r_kind >= 0:
+                    append((r_start, g - r_start, r_kind, r_host, r_entry))
+                    r_start = g
+                r_kind, r_entry = kind, e
+                r_host = host + (r_start & cmask) if host else 0
+                r_host_next = host + self.cluster_size if host else 0
+                cl += 1
+        append((r_start, end - r_start, r_kind, r_host, r_entry))
+        return out
+
+    def block_status(self, offset: int, length: int) -> list[Extent]:
+        self.check_request(offset, length)
+        out: list[Extent] = []
+        for start, n, kind, host, _ in self.runs(offset, length):
+            state = _STATE[kind]
+            off = host or None
+            comp = kind == K_COMPRESSED
+            if out:
+                prev = out[-1]
+                if (prev.state == state and prev.compressed == comp
+                        and (prev.offset is None) == (off is None)
+                        and (off is None or prev.offset + prev.length == off)):
+                    out[-1] = Extent(prev.start, prev.length + n, state, prev.offset, comp)
+                    continue
+            out.append(Extent(start, n, state, off, comp))
+        return out
+
+    # -- reading ----------------------------------------------------------------------------
+    def readinto(self, offset: int, view: memoryview, backing: BackingReader | None = None,
+                 *, prezeroed: bool = False) -> None:
+        self.check_request(offset, len(view))
+        for start, n, kind, host, entry in self.runs(offset, len(view)):
+            v = view[start - offset:start - offset + n]
+            if kind == K_DATA:
+                self._preadinto(v, host, start)
+            elif kind == K_UNALLOC:
+                if backing is not None:
+                    backing(start, v)
+                elif not prezeroed:
+                    zero_fill(v)
+            elif kind == K_ZERO:
+                if not prezeroed:
+                    zero_fill(v)
+            else:
+                data = self._decompress(entry, start)
+                i = start & (self.cluster_size - 1)
+                v[:] = data[i:i + n]
+
+    def _decompress(self, entry: int, guest: int) -> bytes:
+        cached = self._compressed_cache
+        if cached is not None and cached[0] == entry:
+            return cached[1]
+        coff = entry & self._coffset_mask
+        nsect = (entry >> self._csize_shift) & self._csize_mask
+        csize = (nsect + 1) * 512 - (coff & 511)
+        if coff >= self.file_size():
+            raise CorruptImageError(
+                f"Compressed cluster for guest offset {guest:#x} lies past the end of the file "
+                f"(host offset {coff:#x})", self.path, coff)
+        raw = self._pread(coff, csize)
+        try:
+            out = zlib.decompressobj(-15).decompress(raw, self.cluster_size)
+        except zlib.error as exc:
+            raise CorruptImageError(
+                f"Could not decompress the cluster at guest offset {guest:#x}: {exc}",
+                self.path, coff) from exc
+        if len(out) != self.cluster_size:
+            raise CorruptImageError(
+                f"Compressed cluster at guest offset {guest:#x} decompresses to {len(out)} "
+                f"bytes, not {self.cluster_size}", self.path, coff)
+        self._compressed_cache = (entry, out)
+        return out
+
+    # -- description ------------------------------------------------------------------------
+    def snapshots(self) -> list[hdr.Snapshot]:
+        h = self.header
+        if not h.nb_snapshots:
+            return []
+        # entries are variable-sized; read generously but never past EOF
+        want = min(self.file_size() - h.snapshots_offset, h.nb_snapshots * 1024 + 65536)
+        table = self._pread(h.snapshots_offset, max(0, want))
+        return parse_snapshots(table, h.nb_snapshots, h.snapshots_offset, self.path)
+
+    def format_specific(self) -> dict[str, Any]:
+        h = self.header
+        data: dict[str, Any] = {
+            "compat": "1.1" if h.version == 3 else "0.10",
+            "compression-type": "zstd" if h.compression_type == 1 else "zlib",
+        }
+        if h.version == 3:
+            data["lazy-refcounts"] = h.lazy_refcounts
+        data["refcount-bits"] = h.refcount_bits
+        if h.version == 3:
+            data["corrupt"] = h.corrupt
+            data["extended-l2"] = bool(h.incompatible_features & hdr.INCOMPAT_EXTL2)
+        return {"type": "qcow2", "data": data}
+
+    def info(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.backing_file is not None and self.backing_format is not None:
+            out["backing-filename-format"] = self.backing_format
+        snaps = self.snapshots()
+        if snaps:
+            out["snapshots"] = [s.info() for s in snaps]
+        out.update({
+            "virtual-size": self.virtual_size,
+            "filename": self.path,
+            "cluster-size": self.cluster_size,
+            "format": "qcow2",
+            "actual-size": self.actual_size(),
+            "format-specific": self.format_specific(),
+        })
+        if self.backing_file is not None:
+            from engine.formats.chain import full_backing_filename
+
+            out["full-backing-filename"] = full_backing_filename(self.path, self.backing_file)
+            out["backing-filename"] = self.backing_file
+        out["dirty-flag"] = self.header.dirty
+        return out
+
+    # -- writing ----------------------------------------------------------------------------
+    def _get_writer(self) -> Any:
+        self.check_writable()
+        if self._writer is None:
+            from engine.formats.qcow2_write import Qcow2Writer
+
+            self._writer = Qcow2Writer(self)
+        return self._writer
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        self.check_request(offset, len(view))
+        if len(view):
+            self._get_writer().write(offset, view)
+
+    def write_zeroes(self, offset: int, length: int) -> None:
+        self.check_request(offset, length)
+        if length:
+            self._get_writer().write_zeroes(offset, length)
+
+    def set_backing(self, backing_file: str | None, backing_format: str | None) -> None:
+        self.check_writable()
+        from engine.formats.qcow2_backing import rewrite_backing
+
+        rewrite_backing(self, backing_file, backing_format)
+
+    def unsupported_for_writing(self) -> str | None:
+        """Why this image must not be written, or None."""
+        h = self.header
+        if h.dirty:
+            return ("the image is dirty (lazy refcounts were not written back); repair it "
+                    "with 'qemu-img check -r all' before writing")
+        if h.nb_snapshots:
+            return "writing to images with internal snapshots is not supported"
+        return None
+
+
+def require_writable_features(img: Qcow2Image) -> None:
+    why = img.unsupported_for_writing()
+    if why:
+        raise UnsupportedImageError(why, img.path, 72)
