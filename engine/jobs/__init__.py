@@ -22,3 +22,6 @@ __all__ = [
     "JobVerb",
     "OnError",
 ]
+
+# Importing the package registers the job commands with the engine.
+from engine.jobs import commands as _commands  # noqa: F401

@@ -18,18 +18,26 @@ from engine.jobs.job import Job, JobDriver, OnError
 from engine.jobs.status import is_valid_job_id
 
 EventSink = Callable[[dict[str, Any]], None]
+Emitter = Callable[[str, dict[str, Any]], object]
 
 
 class JobManager:
-    """Owns the jobs; ``emit`` delivers QMP event dicts (with timestamps) to ``sink``."""
+    """Owns the jobs and delivers their events.
+
+    Events go to ``emitter(name, data)`` (the engine's ``emit``, which stamps and fans
+    them out) or, standalone, as complete QMP event dicts stamped with ``clock`` to
+    ``sink``.
+    """
 
     def __init__(self, lock: threading.RLock | None = None, sink: EventSink | None = None,
-                 clock: Clock | None = None, manual: bool = False) -> None:
+                 clock: Clock | None = None, manual: bool = False,
+                 emitter: Emitter | None = None) -> None:
         self.lock = lock if lock is not None else threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.clock: Clock = clock or RealClock()
         self.manual = manual
         self._sink = sink
+        self._emitter = emitter
         self._jobs: list[Job] = []  # newest first, like QEMU's job list
 
     def set_sink(self, sink: EventSink | None) -> None:
@@ -37,7 +45,9 @@ class JobManager:
 
     def emit(self, event: str, data: dict[str, Any]) -> None:
         """Deliver one event now (callers hold the lock, so events keep their order)."""
-        if self._sink is not None:
+        if self._emitter is not None:
+            self._emitter(event, data)
+        elif self._sink is not None:
             self._sink({"event": event, "data": data,
                         "timestamp": timestamp(self.clock.wall())})
 

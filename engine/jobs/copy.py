@@ -1,0 +1,182 @@
+"""Moving guest data between layers of a backing chain, a chunk at a time.
+
+Two copies exist, the data half of QEMU's stream and commit jobs:
+
+* **stream** fills the *top* layer wherever it is unallocated but some layer
+  between it and the base is allocated, with the guest view of the chain below
+  the top; afterwards the top no longer needs those layers.
+* **commit** writes into the *base* every range allocated in any layer above it,
+  with the guest view of the top; afterwards the base holds what the top showed.
+
+Both copy whole clusters of the layer written to (a partial cluster written into
+an unallocated qcow2 cluster would lose the rest of its backing data), read the
+guest view through :class:`engine.formats.ChainReader`, and never change what the
+guest sees through the top: a process killed mid-copy leaves every image valid
+with the same guest content. Header and graph changes come later, after a flush.
+
+Errors are split as QEMU reports them: :class:`CopyError` says whether the read
+(source) or the write (target) failed, with the errno, for ``on-error``.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+from collections.abc import Sequence
+from typing import Any
+
+from engine.formats import ChainReader
+
+Run = tuple[int, int]  # [start, end)
+
+#: the most one job iteration handles (QEMU's STREAM_CHUNK and COMMIT_BUFFER_SIZE)
+CHUNK = 512 << 10
+
+
+class CopyError(Exception):
+    """One chunk failed: ``is_read`` tells source from target, ``errno`` what happened."""
+
+    def __init__(self, is_read: bool, errno: int, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.is_read = is_read
+        self.errno = errno
+        self.cause = cause
+        #: the iteration's run length (QEMU counts it as done when the error is ignored)
+        self.done: int | None = None
+
+
+def _errno_of(exc: BaseException) -> int:
+    err = getattr(exc, "errno", None)
+    return err if isinstance(err, int) and err > 0 else errno_mod.EIO
+
+
+def _merge(runs: list[Run]) -> list[Run]:
+    runs.sort()
+    out: list[Run] = []
+    for s, e in runs:
+        if out and s <= out[-1][1]:
+            if e > out[-1][1]:
+                out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
+
+
+def layer_status(img: Any, offset: int, length: int) -> tuple[bool, int]:
+    """Whether ``img`` itself allocates ``offset`` (data or zero), and for how many bytes.
+
+    Like QEMU's bdrv_is_allocated: the run is cut at ``length``; past the layer's
+    end nothing is allocated.
+    """
+    limit = min(offset + length, img.virtual_size)
+    if limit <= offset:
+        return False, length
+    first = img.block_status(offset, limit - offset)[0]
+    run = min(first.start + first.length, limit) - offset
+    if first.state == "unallocated" and limit < offset + length and run == limit - offset:
+        run = length  # unallocated up to the layer's end: and nothing beyond it
+    return first.state != "unallocated", run
+
+
+def allocated_above(layers: Sequence[Any], offset: int, length: int) -> tuple[bool, int]:
+    """QEMU's bdrv_is_allocated_above over ``layers`` (top first): allocated, run length.
+
+    Walking down, an unallocated layer narrows the run; the first allocating layer
+    decides it.
+    """
+    n = length
+    for img in layers:
+        allocated, run = layer_status(img, offset, n)
+        if allocated:
+            return True, run
+        n = min(n, run)
+    return False, n
+
+
+def align_out(runs: list[Run], granularity: int | None, limit: int) -> list[Run]:
+    """Widen runs to whole ``granularity`` units (clamped to ``limit``) and merge them."""
+    if not granularity:
+        return runs
+    return _merge([(s - s % granularity, min(limit, -(-e // granularity) * granularity))
+                   for s, e in runs])
+
+
+def copy_runs(source: ChainReader, target: Any, runs: list[Run]) -> int:
+    """Copy the guest view of ``source`` over ``runs`` into ``target``; returns bytes copied.
+
+    All-zero ranges become ``write_zeroes`` (a zero cluster, so backing data stays
+    hidden) instead of data clusters full of zeros.
+    """
+    copied = 0
+    for start, end in runs:
+        n = end - start
+        buf = bytearray(n)
+        try:
+            source.readinto(start, memoryview(buf))
+        except ValueError:  # a bad request is a bug, not an I/O error
+            raise
+        except Exception as exc:
+            raise CopyError(True, _errno_of(exc), exc) from exc
+        try:
+            if buf.count(0) == n:
+                target.write_zeroes(start, n)
+            else:
+                target.write(start, buf)
+        except ValueError:
+            raise
+        except Exception as exc:
+            raise CopyError(False, _errno_of(exc), exc) from exc
+        copied += n
+    return copied
+
+
+def stream_step(top: Any, intermediates: Sequence[Any], below_top: ChainReader,
+                offset: int, length: int) -> tuple[int, int]:
+    """One iteration of QEMU's stream loop at ``offset``: (bytes done, bytes copied).
+
+    The run is where the top's allocation, then the intermediates' allocation, stays
+    the same (at most ``length``). Runs allocated in an intermediate but not in the
+    top are copied up, widened to whole top clusters (those are unallocated too).
+    """
+    try:
+        in_top, n = layer_status(top, offset, length)
+        if in_top:
+            return n, 0
+        in_between, n = allocated_above(intermediates, offset, n)
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise CopyError(True, _errno_of(exc), exc) from exc
+    if not in_between:
+        return n, 0
+    return n, _copy_run(below_top, top, align_out([(offset, offset + n)], top.cluster_size,
+                                                  top.virtual_size), n)
+
+
+def commit_step(above_base: Sequence[Any], base: Any, top_view: ChainReader,
+                offset: int, length: int) -> tuple[int, int]:
+    """One iteration of QEMU's commit loop at ``offset``: (bytes done, bytes copied).
+
+    A run allocated in some layer above the base is written into the base from the
+    guest view of the top, widened to whole base clusters (the widening rewrites the
+    base's own view unchanged).
+    """
+    try:
+        allocated, n = allocated_above(above_base, offset, length)
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise CopyError(True, _errno_of(exc), exc) from exc
+    if not allocated:
+        return n, 0
+    limit = min(base.virtual_size, top_view.virtual_size)
+    runs = [(s, min(e, limit)) for s, e in
+            align_out([(offset, offset + n)], base.cluster_size, limit) if s < limit]
+    return n, _copy_run(top_view, base, runs, n)
+
+
+def _copy_run(source: ChainReader, target: Any, runs: list[Run], n: int) -> int:
+    try:
+        return copy_runs(source, target, runs)
+    except CopyError as exc:
+        exc.done = n
+        raise
