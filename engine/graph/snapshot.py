@@ -135,6 +135,10 @@ class GraphSnapshot:
         return f"<GraphSnapshot {len(self.nodes)} nodes, {len(self.edges)} edges>"
 
     # -- lookups ------------------------------------------------------------------
+    def node_info(self, key: str) -> NodeInfo | None:
+        """The node with ``key`` or None (the graph-view protocol of the rules)."""
+        return self.nodes.get(key)
+
     def children(self, key: str) -> list[EdgeInfo]:
         """Edges from ``key`` to its children, in the source's order."""
         return list(self._by_parent.get(key, ()))

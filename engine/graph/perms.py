@@ -1,0 +1,94 @@
+"""Block permissions: QEMU's four bits, how each edge derives them, and conflicts.
+
+Every child link carries ``perm`` (what the parent needs from the child) and
+``shared`` (what it lets other parents do). A node's *cumulative* permissions are
+the union of its parent links' ``perm`` and the intersection of their ``shared``.
+A link's permissions follow from the parent's role and driver and from the parent's
+own cumulative permissions (QEMU's default rules for storage, COW and filter
+children; see :func:`child_perms`), so a change propagates down the graph.
+
+Two texts come from here: the permission conflict between two parents of a node,
+and the image-lock failures between two ``file`` nodes on one host file (QEMU
+takes byte-range locks for the bits a node holds and for the bits it does not
+share; a second node on the file behaves like a second process).
+"""
+
+from __future__ import annotations
+
+CONSISTENT_READ = 1
+WRITE = 2
+WRITE_UNCHANGED = 4
+RESIZE = 8
+ALL = 15
+
+#: QMP enum names (x-debug-query-block-graph), listed high bit first as QEMU does.
+_QMP_NAMES = ((RESIZE, "resize"), (WRITE_UNCHANGED, "write-unchanged"), (WRITE, "write"),
+              (CONSISTENT_READ, "consistent-read"))
+#: Names used in error texts, low bit first.
+_TEXT_NAMES = ((CONSISTENT_READ, "consistent read"), (WRITE, "write"),
+               (WRITE_UNCHANGED, "write unchanged"), (RESIZE, "resize"))
+
+#: Drivers whose ``file`` child is image storage (metadata + data).
+FORMAT_DRIVERS = frozenset({"qcow2", "qcow", "qed", "vmdk", "vdi", "vhdx", "vpc", "parallels"})
+#: Drivers whose ``file`` child just passes requests through.
+FILTER_DRIVERS = frozenset({"raw", "throttle", "preallocate", "copy-on-read", "compress",
+                            "commit_top", "mirror_top", "blkdebug"})
+
+
+def qmp_names(bits: int) -> tuple[str, ...]:
+    return tuple(name for bit, name in _QMP_NAMES if bits & bit)
+
+
+def text_names(bits: int) -> str:
+    return ", ".join(name for bit, name in _TEXT_NAMES if bits & bit)
+
+
+def child_perms(driver: str, role: str, *, writable: bool, force_share_child: bool,
+                parent_perm: int, parent_shared: int, fixed_size: bool = False,
+                ) -> tuple[int, int]:
+    """(perm, shared) a node with ``driver`` takes on its child in ``role``.
+
+    ``parent_perm``/``parent_shared`` are the node's own cumulative permissions
+    (0 / ALL when nobody uses it); ``writable``: the node is read-write;
+    ``fixed_size``: a raw node with ``offset``/``size`` (it must keep the child's size);
+    ``force_share_child``: the child was opened with ``force-share`` (shares all).
+    """
+    if role == "backing":
+        perm = parent_perm & CONSISTENT_READ
+        shared = (WRITE | RESIZE) if parent_shared & WRITE else 0
+        shared |= CONSISTENT_READ | WRITE_UNCHANGED
+    elif driver in FORMAT_DRIVERS or role == "data-file":
+        perm = parent_perm | CONSISTENT_READ | ((WRITE | RESIZE) if writable else 0)
+        shared = parent_shared & ~(WRITE | RESIZE)
+    else:  # filters and raw pass their users' needs through
+        perm = parent_perm
+        shared = parent_shared
+        if driver in ("copy-on-read", "compress"):
+            perm |= WRITE_UNCHANGED
+        if fixed_size:
+            shared &= ~RESIZE
+    if force_share_child:
+        shared = ALL
+    return perm & ALL, shared & ALL
+
+
+#: (perm, shared) of BlockBackends by kind.
+DEVICE_SHARED = CONSISTENT_READ | WRITE_UNCHANGED | RESIZE
+EXPORT_SHARED = CONSISTENT_READ | WRITE_UNCHANGED | WRITE
+
+
+def backend_perms(kind: str, writable: bool) -> tuple[int, int]:
+    """A device (disk, CD-ROM) or a writable export's permissions on its root node."""
+    perm = CONSISTENT_READ | (WRITE if writable else 0)
+    return perm, (DEVICE_SHARED if kind == "device" else EXPORT_SHARED)
+
+
+def lock_conflict(perm: int, shared: int, other_perm: int, other_shared: int) -> str | None:
+    """QEMU's lock error for a ``file`` node with (perm, shared) beside another one."""
+    for bit, name in _TEXT_NAMES:
+        if perm & bit and not other_shared & bit:
+            return f'Failed to get "{name}" lock'
+    for bit, name in _TEXT_NAMES:
+        if not shared & bit and other_perm & bit:
+            return f'Failed to get shared "{name}" lock'
+    return None

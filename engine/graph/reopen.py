@@ -1,0 +1,183 @@
+"""``blockdev-reopen`` as a transaction over the live graph.
+
+1. *Queue*: every entry names a node (``node-name not specified`` /
+   ``Failed to find node with node-name='X'``); nested child dicts queue the existing
+   inline children they describe; inline children not described by a dict are queued
+   too, to follow their parent to read-only. The same node listed twice: the later
+   options win (QEMU 7.2 accepts it).
+2. *Prepare*, in queue order, each entry against the graph *as changed by the
+   earlier entries*: the checks of :mod:`engine.graph.rules` in QEMU's order, then the
+   change itself (new links, read-only flag, options reset to defaults when omitted).
+3. *Permissions* are recomputed for everything touched and checked as a whole.
+4. *Commit* (images reopened read-write/read-only, replaced children released) — or,
+   on any error, roll back every change: graph, options, permissions, open files and
+   the auto-name counter are exactly as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.graph import rules
+from engine.graph.model import BlockGraph, Node
+
+_GENERIC_KEYS = frozenset({"driver", "node-name", "read-only", "auto-read-only", "cache",
+                           "force-share", "discard", "detect-zeroes", "file", "backing"})
+_MISSING = object()
+
+
+@dataclass(eq=False)
+class Entry:
+    node: Node
+    #: The options given; None for an inline child that only follows its parent.
+    opts: dict[str, Any] | None
+    parent: Entry | None = None
+    role: str | None = None
+
+
+def reopen(graph: BlockGraph, options_list: list[dict[str, Any]]) -> None:
+    """Reopen every node of ``options_list`` at once, or none (raises RuleViolation /
+    GraphError with QEMU's text)."""
+    if not options_list:
+        return
+    with graph.transaction(restore_names=True):
+        queue = build_queue(graph, options_list)
+        seeds: list[Node] = []
+        for entry in queue:
+            if entry.opts is None:
+                _follow_parent(graph, entry, seeds)
+            else:
+                _prepare(graph, entry, seeds)
+        graph.refresh_perms(_unique(seeds + [e.node for e in queue]))
+
+
+def build_queue(graph: BlockGraph, options_list: list[dict[str, Any]]) -> list[Entry]:
+    queue: dict[str, Entry] = {}
+    for opts in options_list:
+        if "node-name" not in opts:
+            raise rules.NodeNameMissing()
+        name = opts["node-name"]
+        node = graph.find(name)
+        if node is None:
+            raise rules.NodeNotFound(name)
+        _enqueue(queue, node, opts, None, None)
+    return list(queue.values())
+
+
+def _enqueue(queue: dict[str, Entry], node: Node, opts: dict[str, Any] | None,
+             parent: Entry | None, role: str | None) -> None:
+    entry = queue.get(node.name)
+    if entry is None:
+        entry = queue[node.name] = Entry(node, opts, parent, role)
+    elif opts is None:
+        return
+    else:
+        entry.opts, entry.parent, entry.role = opts, parent, role
+    for child_role, link in reversed(list(node.children.items())):
+        if not link.inherits:
+            continue
+        value = opts.get(child_role, _MISSING) if opts is not None else _MISSING
+        if isinstance(value, dict):
+            _enqueue(queue, link.child, value, entry, child_role)
+        elif value is _MISSING or value == link.child.name:
+            _enqueue(queue, link.child, None, entry, child_role)
+
+
+def _follow_parent(graph: BlockGraph, entry: Entry, seeds: list[Node]) -> None:
+    """An inline child given by reference follows its parent to read-only only."""
+    parent = entry.parent
+    if parent is not None and parent.node.read_only and not entry.node.read_only:
+        graph.set_read_only(entry.node, True)
+        seeds.append(entry.node)
+
+
+def _default_read_only(entry: Entry) -> bool:
+    if entry.parent is None:
+        return False
+    if entry.role == "backing":
+        return True
+    return entry.parent.node.read_only
+
+
+def _prepare(graph: BlockGraph, entry: Entry, seeds: list[Node]) -> None:
+    node, opts = entry.node, entry.opts
+    assert opts is not None
+    detect_zeroes = opts.get("detect-zeroes", "off")
+    discard = opts.get("discard", "ignore")
+    if detect_zeroes == "unmap" and discard != "unmap":
+        raise rules.DetectZeroesUnmap()
+    rules.check_reopen_driver(graph, node.name)
+    for key in rules.IMMUTABLE_OPTIONS.get(node.driver, ()):
+        if key in node.options and key not in opts:
+            raise rules.OptionReset(key)
+    if node.driver == "qcow2":
+        _check_qcow2_options(node, opts)
+    rules.check_backing_given(graph, node.name, "backing" in opts)
+
+    leftover: list[str] = []
+    for role in ("backing", "file"):
+        if role not in opts:
+            continue
+        value = opts[role]
+        link = node.children.get(role)
+        if isinstance(value, dict):
+            if link is None or not link.inherits:
+                leftover.append(f"{role}.driver")
+            continue
+        new = None if value is None else rules.resolve_reference(graph, value)
+        if rules.check_set_child(graph, node.name, role, new):
+            old = link.child if link is not None else None
+            new_node = graph.find(new) if new is not None else None
+            graph.replace_child(node, role, new_node, inherits=False)
+            seeds.extend(n for n in (node, new_node, old) if n is not None)
+
+    if leftover:
+        raise rules.OptionChange(leftover[0])
+    if opts["driver"] != node.driver:
+        raise rules.OptionChange("driver")
+    if "node-name" in opts and (node.auto_named or opts["node-name"] != node.name):
+        raise rules.OptionChange("node-name")
+    for key in rules.IMMUTABLE_OPTIONS.get(node.driver, ()):
+        if key in opts and (key not in node.options or opts[key] != node.options[key]):
+            raise rules.OptionChange(key)
+    if bool(opts.get("force-share", False)) != node.force_share:
+        raise rules.OptionChange("force-share")
+
+    read_only = bool(opts["read-only"]) if "read-only" in opts else _default_read_only(entry)
+    graph.set_read_only(node, read_only)
+    graph.set(node, "read_only_explicit", "read-only" in opts)
+    graph.set(node, "detect_zeroes", detect_zeroes)
+    graph.set(node, "discard", discard)
+    cache = opts.get("cache", {})
+    graph.set(node, "cache_direct", bool(cache.get("direct", False)))
+    graph.set(node, "cache_no_flush", bool(cache.get("no-flush", False)))
+    graph.set(node, "options", {k: v for k, v in opts.items() if k not in _GENERIC_KEYS})
+    if node.driver == "raw" and node.image is None and node.file is not None:
+        base = node.file.image.virtual_size if node.file.image is not None else (
+            node.file.size or 0)
+        graph.set(node, "size", opts.get("size", base - opts.get("offset", 0)))
+    seeds.append(node)
+
+
+def _check_qcow2_options(node: Node, opts: dict[str, Any]) -> None:
+    cluster = getattr(node.image, "cluster_size", 65536) or 65536
+    entry_size = opts.get("l2-cache-entry-size")
+    if entry_size is not None and (entry_size < 512 or entry_size > cluster
+                                   or entry_size & (entry_size - 1)):
+        raise rules.RuleViolation(
+            "L2 cache entry size must be a power of two between 512 and the cluster size "
+            f"({cluster})")
+    if ("cache-size" in opts and "l2-cache-size" in opts
+            and opts["l2-cache-size"] > opts["cache-size"]):
+        raise rules.RuleViolation("l2-cache-size may not exceed cache-size")
+
+
+def _unique(nodes: list[Node]) -> list[Node]:
+    seen: set[int] = set()
+    out = []
+    for n in nodes:
+        if id(n) not in seen:
+            seen.add(id(n))
+            out.append(n)
+    return out

@@ -1,0 +1,91 @@
+"""Block graph commands: blockdev-add/-del/-reopen and the graph queries."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from engine.graph import rules
+from engine.graph.model import GraphError
+from engine.graph.opening import blockdev_add as open_blockdev
+from engine.graph.reopen import reopen
+from engine.qmp.block_info import debug_block_graph, query_named_block_nodes
+from engine.qmp.block_schema import (
+    BlockdevDel,
+    BlockdevOptions,
+    BlockdevReopen,
+    QueryNamedBlockNodes,
+)
+from engine.qmp.errors import QMPError, generic
+from engine.qmp.registry import command
+
+if TYPE_CHECKING:
+    from engine.qmp.engine import Engine
+
+
+def to_qmp_error(exc: Exception) -> QMPError:
+    """GraphError / RuleViolation → the GenericError QEMU would answer."""
+    if isinstance(exc, rules.RuleViolation):
+        return QMPError(exc.error_class, str(exc))
+    return generic(str(exc))
+
+
+@command("blockdev-add", BlockdevOptions, boxed=True)
+def blockdev_add(engine: Engine, args: dict[str, Any]) -> Any:
+    try:
+        open_blockdev(engine.graph, args)
+    except (GraphError, rules.RuleViolation) as exc:
+        raise to_qmp_error(exc) from exc
+    return {}
+
+
+@command("blockdev-del", BlockdevDel)
+def blockdev_del(engine: Engine, args: dict[str, Any]) -> Any:
+    graph = engine.graph
+    name = args["node-name"]
+    node = graph.find(name)
+    try:
+        rules.check_delete(graph, name,
+                           monitor_owned=node.monitor_owned if node is not None else None,
+                           job_blockers=tuple(reversed(node.job_blockers)) if node else ())
+    except rules.RuleViolation as exc:
+        raise to_qmp_error(exc) from exc
+    assert node is not None
+    with graph.transaction():
+        graph.set(node, "monitor_owned", False)
+        graph.release(node)
+    return {}
+
+
+@command("blockdev-reopen", BlockdevReopen)
+def blockdev_reopen(engine: Engine, args: dict[str, Any]) -> Any:
+    try:
+        reopen(engine.graph, args["options"])
+    except (GraphError, rules.RuleViolation) as exc:
+        raise to_qmp_error(exc) from exc
+    return {}
+
+
+_OLD_TEXTS = {"node-name not specified": "Node name not specified"}
+
+
+@command("x-blockdev-reopen", BlockdevOptions, boxed=True, optional=True)
+def x_blockdev_reopen(engine: Engine, args: dict[str, Any]) -> Any:
+    """The pre-6.1 single-node reopen, offered only with ``Engine(x_blockdev_reopen=True)``."""
+    try:
+        reopen(engine.graph, [args])
+    except rules.NodeNotFound as exc:
+        raise generic(f"Cannot find node named '{exc.name}'") from exc
+    except (GraphError, rules.RuleViolation) as exc:
+        text = str(exc)
+        raise generic(_OLD_TEXTS.get(text, text)) from exc
+    return {}
+
+
+@command("query-named-block-nodes", QueryNamedBlockNodes)
+def query_named(engine: Engine, args: dict[str, Any]) -> Any:
+    return query_named_block_nodes(engine.graph, bool(args.get("flat", False)))
+
+
+@command("x-debug-query-block-graph")
+def x_debug_query_block_graph(engine: Engine, args: dict[str, Any]) -> Any:
+    return debug_block_graph(engine.graph)
