@@ -69,6 +69,8 @@ def open_chain(path: str | os.PathLike[str], fmt: str | None = None, *,
             images.append(img)
             seen[_identity(current)] = current
             if not img.backing_file:
+                for i in range(len(images) - 1):
+                    images[i].backing_reader = ChainReader(images[i + 1:]).fill
                 return images
             current = full_backing_filename(img.path, img.backing_file)
             current_fmt = img.backing_format
@@ -104,6 +106,13 @@ class ChainReader:
 
     def readinto(self, offset: int, view: memoryview) -> None:
         self.images[0].check_request(offset, len(view))
+        self._read(0, offset, view, prezeroed=False)
+
+    def fill(self, offset: int, view: memoryview) -> None:
+        """Like readinto, but past the chain's end reads zeros instead of failing.
+
+        This is what an overlay sees below itself (its backing may be shorter).
+        """
         self._read(0, offset, view, prezeroed=False)
 
     def _read(self, depth: int, offset: int, view: memoryview, prezeroed: bool) -> None:

@@ -65,6 +65,9 @@ class Image:
     backing_file: str | None = None
     backing_format: str | None = None
     writable: bool = False
+    #: where copy-on-write and chain reads find what lies below this layer; open_chain
+    #: sets it, otherwise a writable qcow2 opens its backing chain itself when needed
+    backing_reader: BackingReader | None = None
 
     def __init__(self, path: str, fd: int, writable: bool) -> None:
         self.path = path

@@ -374,6 +374,11 @@ class Qcow2Image(Image):
 
         rewrite_backing(self, backing_file, backing_format)
 
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        super().close()
+
     def unsupported_for_writing(self) -> str | None:
         """Why this image must not be written, or None."""
         h = self.header

@@ -1,0 +1,572 @@
+"""Writing guest data into a qcow2 image: allocation, refcounts, crash-safe order.
+
+One ``write()`` call is planned as a whole, then carried out in three phases:
+
+A. count and fill: refcount blocks are updated for every cluster the request
+   allocates (new data clusters, new L2 tables, new refcount blocks), then the
+   guest data (with copy-on-write fill for partial clusters) and the content of
+   new, still unreferenced L2 tables are written;
+B. barrier (``fdatasync``); new refcount-table entries; barrier when there were any;
+C. publish: the L2 entries and L1 entries that reference the new clusters;
+D. release: refcounts of clusters no longer referenced (compressed clusters that
+   were overwritten) are decremented.
+
+So on disk a count is never lower than the number of references, and no entry
+points at a cluster whose data is not written: a crash can only leak clusters.
+New clusters are appended at the end of the file; a request's data clusters are
+allocated as one contiguous run, so a sequential write becomes one ``pwritev``.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from array import array
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from engine.formats import qcow2_header as hdr
+from engine.formats.errors import (
+    BackingChainError,
+    CorruptImageError,
+    ImageError,
+    UnsupportedImageError,
+)
+from engine.formats.image import file_error
+from engine.formats.qcow2 import (
+    OFFSET_MASK,
+    OFLAG_COMPRESSED,
+    OFLAG_COPIED,
+    OFLAG_ZERO,
+    be_array,
+    require_writable_features,
+    to_be,
+)
+from engine.formats.qcow2_refcount import fill_refcounts, get_refcount, set_refcount
+
+if TYPE_CHECKING:
+    from engine.formats.chain import ChainReader
+    from engine.formats.qcow2 import Qcow2Image
+
+REFTABLE_OFFSET_MASK = ~0x1FF & ((1 << 64) - 1)
+IOV_MAX = 1024
+
+
+class Qcow2Writer:
+    """The mutable side of a writable :class:`Qcow2Image` (created at its first write)."""
+
+    def __init__(self, img: Qcow2Image) -> None:
+        require_writable_features(img)
+        self.img = img
+        self.path = img.path
+        self.fd = img.fd
+        self.cs = img.cluster_size
+        self.bits = img.cluster_bits
+        h = img.header
+        self.rc_bits = h.refcount_bits
+        self.rbe = self.cs * 8 // self.rc_bits
+        self.rbe_bits = self.rbe.bit_length() - 1
+        self.rc_max = (1 << self.rc_bits) - 1
+        self._backing_chain: list | None = None
+        self._backing: ChainReader | None = None
+        self._load()
+        self._clear_autoclear()
+
+    # -- state ------------------------------------------------------------------------------
+    def _load(self) -> None:
+        h = self.img.header
+        raw = self._pread(h.refcount_table_offset, h.refcount_table_clusters * self.cs)
+        self.table = be_array(raw.ljust(h.refcount_table_clusters * self.cs, b"\0"))
+        self.blocks: dict[int, bytearray] = {}
+        self.dirty: dict[int, list[int]] = {}       # block offset -> [lo, hi) dirty bytes
+        self.new_entries: set[int] = set()          # reftable slots to write after a barrier
+        self.end = -(-self.img.file_size() // self.cs)   # next cluster to hand out
+
+    def reload(self) -> None:
+        """Forget every cached table after a failed request: re-read from disk."""
+        self.img.l1 = self.img._load_l1()
+        self.img._l2_cache.clear()
+        self._load()
+
+    def close(self) -> None:
+        if self._backing_chain is not None:
+            for i in self._backing_chain:
+                i.close()
+            self._backing_chain = None
+            self._backing = None
+
+    def _pread(self, offset: int, length: int) -> bytes:
+        try:
+            return os.pread(self.fd, length, offset)
+        except OSError as exc:
+            raise file_error(exc, self.path, "Could not read", offset) from exc
+
+    def _pwrite(self, data: bytes | bytearray | memoryview, offset: int) -> None:
+        view = memoryview(data).cast("B")
+        done = 0
+        try:
+            while done < len(view):
+                done += os.pwrite(self.fd, view[done:], offset + done)
+        except OSError as exc:
+            raise file_error(exc, self.path, "Could not write", offset + done) from exc
+
+    def _pwritev(self, offset: int, bufs: list[memoryview]) -> None:
+        for i in range(0, len(bufs), IOV_MAX):
+            part = bufs[i:i + IOV_MAX]
+            total = sum(len(b) for b in part)
+            try:
+                n = os.pwritev(self.fd, part, offset)
+            except OSError as exc:
+                raise file_error(exc, self.path, "Could not write", offset) from exc
+            if n < total:   # rare short write: finish it piece by piece
+                done = 0
+                for b in part:
+                    if done + len(b) > n:
+                        skip = max(0, n - done)
+                        self._pwrite(b[skip:], offset + done + skip)
+                    done += len(b)
+            offset += total
+
+    def barrier(self) -> None:
+        try:
+            os.fdatasync(self.fd)
+        except OSError as exc:
+            raise file_error(exc, self.path, "Could not flush") from exc
+
+    def _clear_autoclear(self) -> None:
+        """A writer that does not maintain bitmaps must clear the autoclear bits first."""
+        h = self.img.header
+        if h.version == 3 and h.autoclear_features:
+            self._pwrite(struct.pack(">Q", 0), 88)
+            self.barrier()
+            self.img.header = h.with_fields(autoclear_features=0)
+
+    # -- refcounts --------------------------------------------------------------------------
+    def _block(self, t: int) -> bytearray | None:
+        if t >= len(self.table):
+            return None
+        off = self.table[t] & REFTABLE_OFFSET_MASK
+        if not off:
+            return None
+        block = self.blocks.get(off)
+        if block is None:
+            if off & (self.cs - 1):
+                raise CorruptImageError(f"Refcount block offset {off:#x} unaligned (table index "
+                                        f"{t})", self.path,
+                                        self.img.header.refcount_table_offset + 8 * t)
+            raw = self._pread(off, self.cs)
+            if not raw:
+                raise CorruptImageError(f"Refcount block {t} at {off:#x} lies past the end of "
+                                        f"the file", self.path,
+                                        self.img.header.refcount_table_offset + 8 * t)
+            block = bytearray(raw.ljust(self.cs, b"\0"))
+            self.blocks[off] = block
+        return block
+
+    def refcount(self, cluster: int) -> int:
+        block = self._block(cluster >> self.rbe_bits)
+        if block is None:
+            return 0
+        return get_refcount(block, cluster & (self.rbe - 1), self.rc_bits)
+
+    def _mark(self, t: int, first: int, count: int) -> None:
+        off = self.table[t] & REFTABLE_OFFSET_MASK
+        lo = (first * self.rc_bits) >> 3
+        hi = -(-((first + count) * self.rc_bits) // 8)
+        d = self.dirty.get(off)
+        if d is None:
+            self.dirty[off] = [lo, hi]
+        else:
+            d[0], d[1] = min(d[0], lo), max(d[1], hi)
+
+    def _set_run(self, cluster: int, count: int, value: int) -> None:
+        """Set the refcount of ``count`` clusters (their blocks must exist)."""
+        while count > 0:
+            t = cluster >> self.rbe_bits
+            i = cluster & (self.rbe - 1)
+            n = min(count, self.rbe - i)
+            block = self._block(t)
+            if block is None:
+                raise CorruptImageError(f"no refcount block for cluster {cluster}", self.path)
+            fill_refcounts(block, i, n, value, self.rc_bits)
+            self._mark(t, i, n)
+            cluster += n
+            count -= n
+
+    def _change(self, cluster: int, delta: int) -> None:
+        t = cluster >> self.rbe_bits
+        block = self._block(t)
+        i = cluster & (self.rbe - 1)
+        old = get_refcount(block, i, self.rc_bits) if block is not None else 0
+        new = old + delta
+        if block is None or new < 0:
+            raise CorruptImageError(
+                f"refcount of cluster {cluster} (host offset {cluster * self.cs:#x}) would drop "
+                f"below zero", self.path, cluster * self.cs)
+        if new > self.rc_max:
+            raise UnsupportedImageError(
+                f"refcount overflow: cluster {cluster} would need a refcount of {new}; "
+                f"{self.rc_bits}-bit refcounts hold at most {self.rc_max}", self.path,
+                cluster * self.cs, feature="refcount width")
+        set_refcount(block, i, new, self.rc_bits)
+        self._mark(t, i, 1)
+
+    def write_blocks(self) -> None:
+        for off, (lo, hi) in sorted(self.dirty.items()):
+            self._pwrite(memoryview(self.blocks[off])[lo:hi], off + lo)
+        self.dirty.clear()
+
+    def write_new_entries(self) -> None:
+        """Publish new refcount blocks in the table (after a barrier)."""
+        if not self.new_entries:
+            return
+        base = self.img.header.refcount_table_offset
+        for t in sorted(self.new_entries):
+            self._pwrite(struct.pack(">Q", self.table[t]), base + 8 * t)
+        self.new_entries.clear()
+
+    # -- allocation -------------------------------------------------------------------------
+    def alloc(self, n: int) -> int:
+        """Hand out ``n`` contiguous free clusters at the end of the file, counted once.
+
+        Refcount blocks that the run needs are created just before it (each new block
+        counts itself or is counted by an existing block); the refcount table grows
+        when the run lies beyond what it can describe.
+        """
+        while True:
+            s = self.end
+            e = s + n
+            busy = next((c for c in range(s, e) if self._has_block(c) and self.refcount(c)),
+                        None)
+            if busy is not None:     # a stray counted cluster past EOF: step over it
+                self.end = busy + 1
+                continue
+            missing = next((t for t in range(s >> self.rbe_bits, ((e - 1) >> self.rbe_bits) + 1)
+                            if t >= len(self.table) or not self.table[t]), None)
+            if missing is None:
+                break
+            if missing >= len(self.table):
+                self._grow_table(missing)
+                continue
+            off = s * self.cs
+            self.blocks[off] = bytearray(self.cs)
+            self.table[missing] = off
+            self.new_entries.add(missing)
+            self.end = s + 1
+            self._set_run(s, 1, 1)
+            self.dirty[off] = [0, self.cs]
+        self._set_run(s, n, 1)
+        self.end = e
+        return s
+
+    def _has_block(self, cluster: int) -> bool:
+        t = cluster >> self.rbe_bits
+        return t < len(self.table) and bool(self.table[t])
+
+    def _grow_table(self, min_index: int) -> None:
+        """Write a larger refcount table at the end of the file and switch to it.
+
+        The new table and the refcount blocks needed to count it are written and
+        made durable first; then the header's two table fields (one 12-byte write
+        inside the first sector) are switched; then the old table is released.
+        """
+        epc = self.cs // 8
+        old_len = len(self.table)
+        k = -(-max(min_index + 1, old_len * 2) // epc)
+        m = 0
+        while True:
+            s = self.end
+            region_end = s + k + m
+            need = [t for t in range(s >> self.rbe_bits, ((region_end - 1) >> self.rbe_bits) + 1)
+                    if t >= old_len or not self.table[t]]
+            need_entries = max(min_index + 1, ((region_end - 1) >> self.rbe_bits) + 1)
+            k2 = max(k, -(-need_entries // epc))
+            if (k2, len(need)) == (k, m):
+                break
+            k, m = k2, len(need)
+        if k * self.cs > hdr.MAX_REFTABLE_BYTES:
+            raise UnsupportedImageError("Reference count table too large: the image file "
+                                        "cannot grow further", self.path, 48)
+        table = array("Q", self.table)
+        table.extend([0] * (k * epc - old_len))
+        for j, t in enumerate(need):
+            off = (s + k + j) * self.cs
+            self.blocks[off] = bytearray(self.cs)
+            table[t] = off
+            self.dirty[off] = [0, self.cs]
+        self.table = table
+        self.end = s + k + m
+        self._set_run(s, k + m, 1)
+        self.write_blocks()
+        self._pwrite(to_be(table), s * self.cs)
+        self.barrier()
+        h = self.img.header
+        self._pwrite(struct.pack(">QI", s * self.cs, k), 48)
+        self.barrier()
+        self.img.header = h.with_fields(refcount_table_offset=s * self.cs,
+                                        refcount_table_clusters=k)
+        self.new_entries.clear()
+        first_old = h.refcount_table_offset // self.cs
+        for c in range(first_old, first_old + h.refcount_table_clusters):
+            self._change(c, -1)
+        self.write_blocks()
+
+    def _release_compressed(self, entry: int) -> None:
+        img = self.img
+        coff = entry & img._coffset_mask
+        nsect = (entry >> img._csize_shift) & img._csize_mask
+        last = coff + (nsect + 1) * 512 - (coff & 511) - 1
+        for c in range(coff // self.cs, last // self.cs + 1):
+            self._change(c, -1)
+
+    # -- copy-on-write source -----------------------------------------------------------------
+    def backing_fill(self, guest: int, view: memoryview) -> None:
+        """What lies below this image at ``guest`` (zeros without a backing file)."""
+        reader: Callable[[int, memoryview], None] | None = self.img.backing_reader
+        if reader is not None:
+            reader(guest, view)
+            return
+        if not self.img.backing_file:
+            view[:] = bytes(len(view))
+            return
+        if self._backing is None:
+            from engine.formats.chain import ChainReader, full_backing_filename, open_chain
+
+            name = full_backing_filename(self.path, self.img.backing_file)
+            try:
+                self._backing_chain = open_chain(name, self.img.backing_format)
+            except ImageError as exc:
+                raise BackingChainError(
+                    f"Could not open backing file '{name}' for copy-on-write: {exc}",
+                    self.path) from exc
+            self._backing = ChainReader(self._backing_chain)
+        self._backing.fill(guest, view)
+
+    def _old_content(self, cl: int, entry: int) -> bytearray:
+        """The current guest content of cluster ``cl`` (for a partial overwrite)."""
+        img = self.img
+        buf = bytearray(self.cs)
+        guest = cl << self.bits
+        if entry & OFLAG_COMPRESSED:
+            buf[:] = img._decompress(entry, guest)
+        elif entry & OFLAG_ZERO:
+            pass
+        elif entry & OFFSET_MASK:
+            img._preadinto(memoryview(buf), entry & OFFSET_MASK, guest)
+        else:
+            if guest < img.virtual_size:
+                n = min(self.cs, img.virtual_size - guest)
+                self.backing_fill(guest, memoryview(buf)[:n])
+        return buf
+
+    # -- the request --------------------------------------------------------------------------
+    def _prepare_l2(self, first_cl: int, last_cl: int) -> list[int]:
+        """Make sure L2 tables exist for the range; returns the L1 slots newly given one."""
+        img = self.img
+        fresh = []
+        for l1i in range(first_cl >> img.l2_bits, (last_cl >> img.l2_bits) + 1):
+            e = img.l1[l1i]
+            if not e & OFFSET_MASK:
+                fresh.append(l1i)
+            elif not e & OFLAG_COPIED:
+                raise UnsupportedImageError(
+                    f"L2 table for L1 index {l1i} is shared (internal snapshots); writing to "
+                    f"it is not supported", self.path, img.header.l1_table_offset + 8 * l1i,
+                    feature="internal snapshots")
+        if fresh:
+            start = self.alloc(len(fresh))
+            for j, l1i in enumerate(fresh):
+                off = (start + j) * self.cs
+                img._l2_cache[off] = array("Q", bytes(self.cs))
+                img.l1[l1i] = off | OFLAG_COPIED
+        return fresh
+
+    def _publish(self, fresh: list[int], tables: dict[int, array],
+                 touched: dict[int, list[int]], allocated: bool,
+                 releases: list[tuple[int, int]]) -> None:
+        """Phases A (tables part), B, C and D for a planned request."""
+        img = self.img
+        for l1i in fresh:    # new L2 tables are unreferenced until the L1 entry is written
+            off = img.l1[l1i] & OFFSET_MASK
+            self._pwrite(to_be(tables[l1i]), off)
+        if allocated or fresh:
+            self.barrier()
+        if self.new_entries:
+            self.write_new_entries()
+            self.barrier()
+        for l1i, (lo, hi) in sorted(touched.items()):
+            if l1i in fresh:
+                continue
+            off = img.l1[l1i] & OFFSET_MASK
+            self._pwrite(to_be(tables[l1i][lo:hi]), off + 8 * lo)
+        if fresh:
+            lo, hi = min(fresh), max(fresh) + 1
+            self._pwrite(to_be(img.l1[lo:hi]), img.header.l1_table_offset + 8 * lo)
+        if releases:
+            for kind, value in releases:
+                if kind == 0:
+                    self._release_compressed(value)
+                else:
+                    self._change(value, -1)
+            self.write_blocks()
+
+    def write(self, offset: int, view: memoryview) -> None:
+        try:
+            self._write(offset, view)
+        except BaseException:
+            self.reload()
+            raise
+
+    def write_zeroes(self, offset: int, length: int) -> None:
+        try:
+            self._write_zeroes(offset, length)
+        except BaseException:
+            self.reload()
+            raise
+
+    def _write(self, offset: int, view: memoryview) -> None:
+        img = self.img
+        cs, bits = self.cs, self.bits
+        cmask = cs - 1
+        end = offset + len(view)
+        first_cl, last_cl = offset >> bits, (end - 1) >> bits
+        fresh = self._prepare_l2(first_cl, last_cl)
+        l2_bits, l2mask = img.l2_bits, img.l2_entries - 1
+
+        tables: dict[int, array] = {}
+        # plan: which clusters are written in place, which get a new host cluster
+        in_place: list[tuple[int, int, bool]] = []     # (cluster, host, was zero-flagged)
+        new: list[tuple[int, int]] = []                # (cluster, old entry)
+        for cl in range(first_cl, last_cl + 1):
+            l1i = cl >> l2_bits
+            table = tables.get(l1i)
+            if table is None:
+                table = tables[l1i] = img._l2(l1i)
+            e = table[cl & l2mask]
+            host = e & OFFSET_MASK
+            if host and (e & OFLAG_COPIED) and not e & OFLAG_COMPRESSED:
+                if host & cmask:
+                    raise CorruptImageError(f"Cluster allocation offset {host:#x} unaligned",
+                                            self.path)
+                in_place.append((cl, host, bool(e & OFLAG_ZERO)))
+            else:
+                new.append((cl, e))
+        base = self.alloc(len(new)) if new else 0
+
+        writes: list[tuple[int, memoryview]] = []   # (host offset, bytes)
+        touched: dict[int, list[int]] = {}
+        releases: list[tuple[int, int]] = []
+
+        def piece(cl: int) -> tuple[int, int]:
+            g = cl << bits
+            return max(offset, g) - g, min(end, g + cs) - g
+
+        def touch(cl: int) -> None:
+            l1i, i = cl >> l2_bits, cl & l2mask
+            t = touched.get(l1i)
+            if t is None:
+                touched[l1i] = [i, i + 1]
+            else:
+                t[0], t[1] = min(t[0], i), max(t[1], i + 1)
+
+        for cl, host, was_zero in in_place:
+            a, b = piece(cl)
+            src = view[(cl << bits) + a - offset:(cl << bits) + b - offset]
+            if was_zero and (a or b < cs):
+                buf = bytearray(cs)
+                buf[a:b] = src
+                writes.append((host, memoryview(buf)))
+            else:
+                writes.append((host + a, src))
+            if was_zero:
+                tables[cl >> l2_bits][cl & l2mask] = host | OFLAG_COPIED
+                touch(cl)
+        for j, (cl, e) in enumerate(new):
+            host = (base + j) * cs
+            a, b = piece(cl)
+            src = view[(cl << bits) + a - offset:(cl << bits) + b - offset]
+            if a or b < cs:
+                buf = self._old_content(cl, e)
+                buf[a:b] = src
+                writes.append((host, memoryview(buf)))
+            else:
+                writes.append((host, src))
+            tables[cl >> l2_bits][cl & l2mask] = host | OFLAG_COPIED
+            touch(cl)
+            if e & OFLAG_COMPRESSED:
+                releases.append((0, e))
+            elif e & OFFSET_MASK:
+                releases.append((1, (e & OFFSET_MASK) // cs))
+
+        # phase A: refcounts, then data
+        self.write_blocks()
+        writes.sort(key=lambda w: w[0])
+        run_start, run_bufs, run_end = -1, [], -1
+        for host, buf in writes:
+            if host != run_end:
+                if run_bufs:
+                    self._pwritev(run_start, run_bufs)
+                run_start, run_bufs = host, []
+            run_bufs.append(buf)
+            run_end = host + len(buf)
+        if run_bufs:
+            self._pwritev(run_start, run_bufs)
+        self._publish(fresh, tables, touched, bool(new), releases)
+
+    def _write_zeroes(self, offset: int, length: int) -> None:
+        img = self.img
+        cs, bits = self.cs, self.bits
+        end = offset + length
+        full_start = -(-offset // cs) * cs
+        # the image's last cluster may be short: zeroing up to the end covers it whole
+        full_end = -(-end // cs) * cs if end == img.virtual_size else end // cs * cs
+        if full_start >= full_end:
+            self._write(offset, memoryview(bytes(length)))
+            return
+        if offset < full_start:
+            self._write(offset, memoryview(bytes(full_start - offset)))
+        if full_end < end:
+            self._write(full_end, memoryview(bytes(end - full_end)))
+        head_end, tail_start = full_start, full_end
+        first_cl, last_cl = head_end >> bits, (tail_start - 1) >> bits
+        if img.version == 2:
+            self._zero_v2(first_cl, last_cl)
+            return
+        fresh = self._prepare_l2(first_cl, last_cl)
+        l2_bits, l2mask = img.l2_bits, img.l2_entries - 1
+        touched: dict[int, list[int]] = {}
+        releases: list[tuple[int, int]] = []
+        tables: dict[int, array] = {}
+        for l1i in range(first_cl >> l2_bits, (last_cl >> l2_bits) + 1):
+            table = tables[l1i] = img._l2(l1i)
+            lo = max(first_cl, l1i << l2_bits) & l2mask
+            hi = (min(last_cl, ((l1i + 1) << l2_bits) - 1) & l2mask) + 1
+            for i in range(lo, hi):
+                e = table[i]
+                if e & OFLAG_COMPRESSED:
+                    releases.append((0, e))
+                    table[i] = OFLAG_ZERO
+                elif e & OFFSET_MASK and e & OFLAG_COPIED:
+                    table[i] = (e & OFFSET_MASK) | OFLAG_COPIED | OFLAG_ZERO
+                elif e & OFFSET_MASK:
+                    releases.append((1, (e & OFFSET_MASK) // cs))
+                    table[i] = OFLAG_ZERO
+                else:
+                    table[i] = OFLAG_ZERO
+            touched[l1i] = [lo, hi]
+        self.write_blocks()
+        self._publish(fresh, tables, touched, False, releases)
+
+    def _zero_v2(self, first_cl: int, last_cl: int) -> None:
+        """Version 2 has no zero flag: write zeros, except where nothing is below."""
+        img = self.img
+        start, stop = first_cl << self.bits, min(img.virtual_size, (last_cl + 1) << self.bits)
+        chunk = 4 << 20
+        for run_start, n, kind, _, _ in img.runs(start, stop - start):
+            if kind == 0 and not img.backing_file:     # unallocated, nothing below
+                continue
+            pos = run_start
+            while pos < run_start + n:
+                k = min(chunk, run_start + n - pos)
+                self._write(pos, memoryview(bytes(k)))
+                pos += k
