@@ -198,8 +198,11 @@ def _open_backing(graph: BlockGraph, node: Node, opts: dict[str, Any],
                 if found is None:
                     raise rules.ReferenceNotFound(value, value)
                 backing, inline = found, False
-            if rules.reaches(graph, backing.name, node.name):
-                raise rules.CycleViolation(backing.name, "backing", node.name)
+        except (GraphError, rules.RuleViolation) as exc:
+            raise GraphError(f"Could not open backing file: {exc}") from exc
+        if rules.reaches(graph, backing.name, node.name):
+            raise rules.CycleViolation(backing.name, "backing", node.name)
+        try:
             graph.attach(node, backing, "backing", inherits=inline)
             graph.refresh_perms([node])
         except (GraphError, rules.RuleViolation) as exc:

@@ -155,7 +155,7 @@ def graph_signature(peer: Peer, directory: Path) -> dict[str, Any]:
             "file": unsubstitute(n["file"], directory),
             "backing_file": unsubstitute(n.get("backing_file"), directory),
             "depth": depth.get(n["node-name"]),
-            "header_backing": n["image"].get("backing-filename"),
+            "header_backing": unsubstitute(n["image"].get("backing-filename"), directory),
         }
         nodes.setdefault(key, []).append(entry)
     edges = sorted(
@@ -221,6 +221,18 @@ def _compare(i: int, step: Step, res: StepResult, peers: list[tuple[str, Any, Pa
             raise Mismatch(f"{where}: return values differ:\n" + "\n".join(
                 f"{n}: {json.dumps(r)}" for n, r in zip(names, rets, strict=True)))
     if step.compare_graph and any(g != res.graphs[0] for g in res.graphs):
-        raise Mismatch(f"{where}: graphs differ:\n" + "\n".join(
-            f"{n}: {json.dumps(g, indent=1)}" for n, g in zip(names, res.graphs,
-                                                              strict=True)))
+        raise Mismatch(f"{where}: graphs differ:\n"
+                       + graph_difference(names[0], res.graphs[0], names[1], res.graphs[1]))
+
+
+def graph_difference(name_a: str, a: dict[str, Any], name_b: str, b: dict[str, Any]) -> str:
+    """The nodes and edges that differ between two graph signatures, one per line."""
+    lines = []
+    for key in sorted(set(a["nodes"]) | set(b["nodes"])):
+        if a["nodes"].get(key) != b["nodes"].get(key):
+            lines.append(f"node {key}:\n  {name_a}: {a['nodes'].get(key)}\n"
+                         f"  {name_b}: {b['nodes'].get(key)}")
+    edges_a, edges_b = set(a["edges"]), set(b["edges"])
+    lines += [f"edge only in {name_a}: {e}" for e in sorted(edges_a - edges_b)]
+    lines += [f"edge only in {name_b}: {e}" for e in sorted(edges_b - edges_a)]
+    return "\n".join(lines)
