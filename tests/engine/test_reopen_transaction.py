@@ -151,7 +151,7 @@ def test_job_api_filters_frozen_links_and_rw_for_job(engine: Engine, tmp_path: P
     with pytest.raises(QMPError, match="Cannot change frozen 'backing' link from 'hd1' to "
                                        "'hd0'"):
         engine.execute("blockdev-reopen", {"options": [qcow2(tmp_path, "hd1", backing=None)]})
-    with pytest.raises(QMPError, match="Node 'hd1' is busy|Block device hd1 is in use"):
+    with pytest.raises(QMPError, match="Block device hd1 is in use"):
         engine.execute("blockdev-del", {"node-name": "hd1"})
     with graph.transaction():
         graph.unfreeze_chain(hd2, graph.find("hd0"))
