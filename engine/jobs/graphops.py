@@ -1,0 +1,188 @@
+"""Graph questions and changes the job commands share, with QEMU's texts.
+
+Lookups (``bdrv_lookup_bs``), backing-chain walks that see through job filters
+(``bdrv_filter_or_cow_bs``), operation blockers ("Node 'x' is busy: …"), the
+images a job reads and writes, and the filter node each job puts into the graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.graph import perms as P
+from engine.graph.filenames import filename
+from engine.graph.model import JOB_FILTER_DRIVERS, Backend, BlockGraph, JobParent, Node
+from engine.jobs.errors import JobCommandError
+
+#: Operations a backing link does NOT block (QEMU unblocks them for its overlay).
+BACKING_UNBLOCKED = frozenset({"stream", "commit-target", "backup-source", "backup-target"})
+
+
+def lookup_bs(graph: BlockGraph, device: str | None, node_name: str | None) -> Node:
+    """QEMU's bdrv_lookup_bs: a BlockBackend's root by name, else a node by name."""
+    if device is not None:
+        backend = graph.backend_names.get(device)
+        if backend is not None:
+            if backend.root is None:
+                raise JobCommandError(f"Device '{device}' has no medium")
+            return backend.root.child
+    if node_name is not None:
+        node = graph.find(node_name)
+        if node is not None:
+            return node
+    raise JobCommandError(
+        f"Cannot find device='{device or ''}' nor node-name='{node_name or ''}'")
+
+
+def filter_or_cow(node: Node) -> Node | None:
+    """The next node down the chain: a job filter's child, else the backing child."""
+    if node.driver in JOB_FILTER_DRIVERS:
+        return node.child("file") or node.child("backing")
+    return node.backing
+
+
+def skip_filters(node: Node | None) -> Node | None:
+    while node is not None and node.driver in JOB_FILTER_DRIVERS:
+        node = node.child("file") or node.child("backing")
+    return node
+
+
+def chain_contains(top: Node, target: Node) -> bool:
+    node: Node | None = top
+    while node is not None:
+        if node is target:
+            return True
+        node = filter_or_cow(node)
+    return False
+
+
+def find_overlay(top: Node, base: Node) -> Node | None:
+    """The node directly above ``base`` in ``top``'s chain (QEMU's bdrv_find_overlay)."""
+    node: Node | None = top
+    while node is not None:
+        below = filter_or_cow(node)
+        if below is base:
+            return node
+        node = below
+    return None
+
+
+def bottom_of_chain(node: Node) -> Node:
+    """The last node of the backing chain (QEMU's bdrv_find_base)."""
+    while (below := filter_or_cow(node)) is not None:
+        node = below
+    return node
+
+
+def node_filename(node: Node) -> str:
+    return filename(node, {})
+
+
+def find_backing_image(top: Node, name: str) -> Node | None:
+    """A node below ``top`` whose filename is ``name`` (QEMU's bdrv_find_backing_image)."""
+    node = filter_or_cow(top)
+    while node is not None:
+        if node.driver not in JOB_FILTER_DRIVERS and node_filename(node) == name:
+            return node
+        node = filter_or_cow(node)
+    return None
+
+
+def op_blocker(node: Node, op: str) -> str | None:
+    """Why ``op`` is blocked on ``node`` ("Node 'x' is busy: …"), or None."""
+    if node.job_blockers:
+        return (f"Node '{node.name}' is busy: block device is in use by block job: "
+                f"{node.job_blockers[-1]}")
+    if op not in BACKING_UNBLOCKED:
+        for link in node.parents:
+            if link.role == "backing" and isinstance(link.parent, Node):
+                return (f"Node '{node.name}' is busy: node is used as backing hd of "
+                        f"'{link.parent.name}'")
+    return None
+
+
+def check_op(node: Node, op: str) -> None:
+    reason = op_blocker(node, op)
+    if reason is not None:
+        raise JobCommandError(reason)
+
+
+def is_root(node: Node) -> bool:
+    """Only BlockBackends use it (QEMU's bdrv_is_root_node)."""
+    return all(isinstance(link.parent, Backend) for link in node.parents)
+
+
+def layer_images(nodes: list[Node]) -> list[Any]:
+    """The opened images of ``nodes`` (format nodes), top first, stopping at one without."""
+    images = []
+    for node in nodes:
+        image = data_image(node)
+        if image is None:
+            break
+        images.append(image)
+    return images
+
+
+def data_image(node: Node) -> Any:
+    """The image holding ``node``'s data, looking through job filters."""
+    plain = skip_filters(node)
+    return plain.image if plain is not None else None
+
+
+def chain_from(node: Node | None) -> list[Node]:
+    """``node`` and everything below it, skipping job filters."""
+    out: list[Node] = []
+    while node is not None:
+        if node.driver not in JOB_FILTER_DRIVERS:
+            out.append(node)
+        node = filter_or_cow(node)
+    return out
+
+
+@dataclass
+class JobFootprint:
+    """What a job added to the graph, so ``clean`` can take exactly that away."""
+
+    parent: JobParent | None = None
+    backends: list[Backend] = field(default_factory=list)
+    filter_node: Node | None = None
+    frozen: tuple[Node, Node | None] | None = None
+    made_writable: list[Node] = field(default_factory=list)
+
+    def release(self, graph: BlockGraph) -> None:
+        """Undo the job's graph footprint (filter removal is the caller's business)."""
+        with graph.transaction():
+            if self.frozen is not None:
+                top, base = self.frozen
+                graph.unfreeze_chain(top, base)
+                self.frozen = None
+            for backend in self.backends:
+                graph.remove_backend(backend)
+            self.backends.clear()
+            if self.parent is not None:
+                graph.remove_job(self.parent)
+                self.parent = None
+
+
+def new_filter(graph: BlockGraph, driver: str, name: str | None,
+               options: dict[str, Any] | None = None) -> Node:
+    """A job filter node: named by ``filter-node-name`` or auto-named and implicit."""
+    if name is not None:
+        from engine.graph.names import check_node_name
+
+        err = check_node_name(name)
+        if err:
+            raise JobCommandError(f"Could not create node: {err}")
+        if name in graph.nodes:
+            raise JobCommandError(
+                f"Could not create node: Duplicate nodes with node-name='{name}'")
+    node = Node(name=name or graph.new_name(), driver=driver, auto_named=name is None,
+                options=dict(options or {}), implicit=name is None)
+    return node
+
+
+PERM_CR = P.CONSISTENT_READ
+PERM_W = P.WRITE
+PERM_WU = P.WRITE_UNCHANGED
+PERM_ALL = P.ALL
