@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.jobs.engine_jobs import jobs_of, qmp_errors
 from engine.jobs.errors import JobCommandError
+from engine.qmp.qdict import qdict_sorted
 from engine.qmp.registry import command
 from engine.qmp.schema import Bool, Int, Str, Struct, members
 
@@ -27,12 +28,12 @@ def _id_schema(name: str, key: str = "id") -> Struct:
 
 @command("query-jobs")
 def query_jobs(engine: Engine, args: dict[str, Any]) -> Any:
-    return jobs_of(engine).query_jobs()
+    return qdict_sorted(jobs_of(engine).query_jobs())
 
 
 @command("query-block-jobs")
 def query_block_jobs(engine: Engine, args: dict[str, Any]) -> Any:
-    return jobs_of(engine).query_block_jobs()
+    return qdict_sorted(jobs_of(engine).query_block_jobs())
 
 
 # -- job-* ------------------------------------------------------------------------------

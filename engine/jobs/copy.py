@@ -25,6 +25,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from engine.formats import ChainReader
+from engine.formats.errors import ImageError
+
+#: failures that are I/O errors of the job (anything else is a bug and fails it plainly)
+IO_ERRORS = (OSError, ImageError)
 
 Run = tuple[int, int]  # [start, end)
 
@@ -112,18 +116,18 @@ def copy_runs(source: ChainReader, target: Any, runs: list[Run]) -> int:
         buf = bytearray(n)
         try:
             source.readinto(start, memoryview(buf))
-        except ValueError:  # a bad request is a bug, not an I/O error
+        except ValueError:  # a request outside the image is a bug
             raise
-        except Exception as exc:
+        except IO_ERRORS as exc:
             raise CopyError(True, _errno_of(exc), exc) from exc
         try:
             if buf.count(0) == n:
                 target.write_zeroes(start, n)
             else:
                 target.write(start, buf)
-        except ValueError:
+        except ValueError:  # a request outside the image is a bug
             raise
-        except Exception as exc:
+        except IO_ERRORS as exc:
             raise CopyError(False, _errno_of(exc), exc) from exc
         copied += n
     return copied
@@ -142,9 +146,9 @@ def stream_step(top: Any, intermediates: Sequence[Any], below_top: ChainReader,
         if in_top:
             return n, 0
         in_between, n = allocated_above(intermediates, offset, n)
-    except ValueError:
+    except ValueError:  # a request outside the image is a bug
         raise
-    except Exception as exc:
+    except IO_ERRORS as exc:
         raise CopyError(True, _errno_of(exc), exc) from exc
     if not in_between:
         return n, 0
@@ -162,9 +166,9 @@ def commit_step(above_base: Sequence[Any], base: Any, top_view: ChainReader,
     """
     try:
         allocated, n = allocated_above(above_base, offset, length)
-    except ValueError:
+    except ValueError:  # a request outside the image is a bug
         raise
-    except Exception as exc:
+    except IO_ERRORS as exc:
         raise CopyError(True, _errno_of(exc), exc) from exc
     if not allocated:
         return n, 0

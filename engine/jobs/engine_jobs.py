@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from engine.jobs.errors import JobCommandError
 from engine.jobs.manager import JobManager
 from engine.qmp.errors import QMPError
+from engine.qmp.qdict import qdict_sorted
 
 if TYPE_CHECKING:
     from engine.qmp.engine import Engine
@@ -23,7 +24,10 @@ def jobs_of(engine: Engine) -> JobManager:
     """The engine's JobManager: it shares ``engine.lock`` and emits through ``engine.emit``."""
     mgr = _MANAGERS.get(engine)
     if mgr is None:
-        mgr = JobManager(engine.lock, emitter=engine.emit)
+        def emit(event: str, data: dict[str, Any]) -> None:
+            engine.emit(event, qdict_sorted(data))
+
+        mgr = JobManager(engine.lock, emitter=emit)
         _MANAGERS[engine] = mgr
     return mgr
 

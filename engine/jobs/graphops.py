@@ -165,6 +165,30 @@ class JobFootprint:
                 self.parent = None
 
 
+def set_read_only(graph: BlockGraph, node: Node, read_only: bool) -> None:
+    """Reopen ``node`` read-only or read-write as QEMU's bdrv_reopen_set_read_only does:
+    children created from its options (its ``file``, not its backing) follow."""
+    def visit(n: Node) -> None:
+        graph.set_read_only(n, read_only)
+        for role, link in n.children.items():
+            if role != "backing" and link.inherits and not link.child.read_only_explicit:
+                visit(link.child)
+
+    visit(node)
+    graph.refresh_perms([node])
+
+
+def job_backend(graph: BlockGraph, node: Node, perm: int, shared: int) -> Backend:
+    """An anonymous BlockBackend a job uses on ``node`` with fixed permissions."""
+    backend = graph.add_backend(Backend(name="", device_kind="job", writable=False), None)
+    link = graph.attach_backend_root(backend, node)
+    graph.set(link, "fixed", (perm, shared))
+    graph.set(link, "perm", perm)
+    graph.set(link, "shared", shared)
+    graph.refresh_perms([node])
+    return backend
+
+
 def new_filter(graph: BlockGraph, driver: str, name: str | None,
                options: dict[str, Any] | None = None) -> Node:
     """A job filter node: named by ``filter-node-name`` or auto-named and implicit."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.jobs.clock import Clock, RealClock, timestamp
 from engine.jobs.errors import JobCommandError
+from engine.jobs.faults import FaultInjector
 from engine.jobs.job import Job, JobDriver, OnError
 from engine.jobs.status import is_valid_job_id
 
@@ -39,6 +40,8 @@ class JobManager:
         self._sink = sink
         self._emitter = emitter
         self._jobs: list[Job] = []  # newest first, like QEMU's job list
+        #: injected I/O failures for the images jobs touch (tests)
+        self.faults = FaultInjector()
 
     def set_sink(self, sink: EventSink | None) -> None:
         self._sink = sink

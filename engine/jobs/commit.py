@@ -1,0 +1,297 @@
+"""``block-commit``: merge layers of a chain down into a base node.
+
+Two jobs hide behind the command, as in QEMU 7.2:
+
+* **intermediate commit** (``top-node`` below the active layer): a ``commit_top``
+  filter goes above the top node; the data of top … base's overlay is written
+  into the base; at the end the overlay's backing becomes the base and its header
+  names the base (or ``backing-file``); the committed layers drop out unless
+  something else holds them. It finishes by itself.
+* **active commit** (top = the device): a ``mirror_top`` filter goes above the
+  device; once the base holds everything the job goes ``ready`` and waits. On
+  ``job-complete`` every user of the filter moves to the base (the pivot); a soft
+  ``block-job-cancel`` ends it without pivoting; a forced cancel aborts it.
+
+The base is reopened read-write for the job and restored afterwards (after a
+pivot it takes the top's read-only state). All data is flushed before a header
+or the graph changes.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING, Any
+
+from engine.graph.model import Backend, BlockGraph, GraphError, JobParent, Node
+from engine.jobs.drivers import CommitDriver, GraphHooks
+from engine.jobs.engine_jobs import jobs_of, qmp_errors
+from engine.jobs.errors import JobCommandError, JobFailed
+from engine.jobs.graphops import (
+    PERM_ALL,
+    PERM_CR,
+    PERM_W,
+    PERM_WU,
+    JobFootprint,
+    chain_contains,
+    chain_from,
+    check_op,
+    filter_or_cow,
+    find_backing_image,
+    find_overlay,
+    is_root,
+    job_backend,
+    layer_images,
+    lookup_bs,
+    new_filter,
+    node_filename,
+    set_read_only,
+    skip_filters,
+)
+from engine.jobs.job import Job
+from engine.jobs.stream import ON_ERROR, device_name, on_error_of
+from engine.qmp.errors import QMPError
+from engine.qmp.registry import command
+from engine.qmp.schema import Bool, Int, Str, Struct, members
+
+if TYPE_CHECKING:
+    from engine.qmp.engine import Engine
+
+BLOCK_COMMIT = Struct("block-commit", members({
+    "*job-id": Str(), "device": Str(), "*base-node": Str(), "*base": Str(),
+    "*top-node": Str(), "*top": Str(), "*backing-file": Str(), "*speed": Int(),
+    "*on-error": ON_ERROR, "*filter-node-name": Str(), "*auto-finalize": Bool(),
+    "*auto-dismiss": Bool(),
+}))
+
+
+def move_parents(graph: BlockGraph, old: Node, new: Node,
+                 keep: JobFootprint | None = None) -> list[Node]:
+    """Point every parent of ``old`` (but the job's own) at ``new``; returns moved nodes."""
+    moved: list[Node] = []
+    for link in list(old.parents):
+        parent = link.parent
+        if keep is not None and (parent is keep.parent or parent in keep.backends):
+            continue
+        if isinstance(parent, Node):
+            graph.replace_child(parent, link.role, new, inherits=False)
+            moved.append(parent)
+        elif isinstance(parent, Backend):
+            graph.detach(link, release=False)
+            graph.attach_backend_root(parent, new)
+    return moved
+
+
+def rewrite_header(graph: BlockGraph, overlay: Node, backing: str, fmt: str) -> None:
+    """Write ``overlay``'s header backing string (data was flushed before)."""
+    try:
+        overlay.image.set_backing(backing, fmt)
+    except Exception as exc:
+        raise JobFailed(getattr(exc, "errno", None) or errno.EIO, str(exc)) from exc
+    graph.set(overlay, "header_backing", backing)
+    graph.set(overlay, "header_backing_format", fmt)
+    graph.set(overlay, "auto_backing_file", backing)
+
+
+class CommitGraph(GraphHooks):
+    """The graph side of one commit job (intermediate or active)."""
+
+    def __init__(self, graph: BlockGraph, top: Node, base: Node, filter_node: Node,
+                 footprint: JobFootprint, base_was_ro: bool, backing_file: str | None,
+                 active: bool, driver: CommitDriver | None = None) -> None:
+        self.graph = graph
+        self.top = top
+        self.base = base
+        self.filter_node: Node | None = filter_node
+        self.footprint = footprint
+        self.base_was_ro = base_was_ro
+        self.backing_file = backing_file
+        self.active = active
+        self.driver = driver
+        self.pivoted = False
+
+    def _exists(self, node: Node | None) -> bool:
+        return node is not None and self.graph.nodes.get(node.name) is node
+
+    def prepare(self, job: Job) -> None:
+        graph, flt, base = self.graph, self.filter_node, self.base
+        if not self._exists(flt):
+            return
+        assert flt is not None
+        if self.active:
+            if self.driver is None or not self.driver.should_complete or job.cancel_requested:
+                return  # a soft cancel after READY: no pivot
+            with graph.transaction():
+                set_read_only(graph, base, self.top.read_only)
+                move_parents(graph, flt, base, self.footprint)
+                graph.refresh_perms([base])
+            self.pivoted = True
+            self.footprint.release(graph)
+        else:
+            self.footprint.release(graph)
+            backing = self.backing_file or node_filename(base)
+            overlays = [link.parent for link in flt.parents
+                        if isinstance(link.parent, Node) and link.role == "backing"]
+            for overlay in overlays:
+                if overlay.image is not None:
+                    rewrite_header(graph, overlay, backing, base.driver)
+            with graph.transaction():
+                move_parents(graph, flt, base)
+                graph.refresh_perms([base])
+        self._forget_filter()
+
+    def _forget_filter(self) -> None:
+        flt = self.filter_node
+        if self._exists(flt):
+            assert flt is not None
+            with self.graph.transaction():
+                if flt.parents:
+                    self.graph.remove_filter(flt, "backing")
+                else:
+                    self.graph.release(flt)
+        self.filter_node = None
+
+    def abort(self, job: Job) -> None:
+        self.footprint.release(self.graph)
+        self._forget_filter()
+
+    def clean(self, job: Job) -> None:
+        self.footprint.release(self.graph)
+        self._forget_filter()
+        if self.base_was_ro and not self.pivoted and self._exists(self.base):
+            with self.graph.transaction():
+                set_read_only(self.graph, self.base, True)
+
+
+@command("block-commit", BLOCK_COMMIT)
+@qmp_errors
+def block_commit(engine: Engine, args: dict[str, Any]) -> Any:
+    graph = engine.graph
+    mgr = jobs_of(engine)
+    device_arg = args["device"]
+    try:
+        device = lookup_bs(graph, device_arg, device_arg)
+    except JobCommandError:
+        raise QMPError("DeviceNotFound", f"Device '{device_arg}' not found") from None
+    if not is_root(device):
+        raise JobCommandError("Need a root block node")
+    check_op(device, "commit-source")
+
+    top = device
+    top_node_name, top_name = args.get("top-node"), args.get("top")
+    if top_node_name is not None and top_name is not None:
+        raise JobCommandError("'top-node' and 'top' are mutually exclusive")
+    found: Node | None = device
+    if top_node_name is not None:
+        found = lookup_bs(graph, None, top_node_name)
+        if not chain_contains(device, found):
+            raise JobCommandError(f"'{top_node_name}' is not in this backing file chain")
+    elif top_name is not None and node_filename(device) != top_name:
+        found = find_backing_image(device, top_name)
+    if found is None:
+        raise JobCommandError(f"Top image file {top_name or 'NULL'} not found")
+    top = found
+
+    base_node_name, base_name = args.get("base-node"), args.get("base")
+    if base_node_name is not None and base_name is not None:
+        raise JobCommandError("'base-node' and 'base' are mutually exclusive")
+    if base_node_name is not None:
+        base = lookup_bs(graph, None, base_node_name)
+        if not chain_contains(top, base):
+            raise JobCommandError(f"'{base_node_name}' is not in this backing file chain")
+    elif base_name is not None:
+        found_base = find_backing_image(top, base_name)
+        if found_base is None:
+            raise JobCommandError(f"Can't find '{base_name}' in the backing chain")
+        base = found_base
+    else:
+        below = chain_from(top)
+        if len(below) < 2:
+            raise JobCommandError("There is no backimg image")
+        base = below[-1]
+
+    node: Node | None = top
+    stop = filter_or_cow(base)
+    while node is not None and node is not stop:
+        check_op(node, "commit-target")
+        node = filter_or_cow(node)
+    if top is base:
+        raise JobCommandError("cannot commit an image into itself")
+
+    backing_file = args.get("backing-file")
+    active = top.cum_perm & PERM_W or skip_filters(top) is skip_filters(device)
+    job_id = args.get("job-id")
+    if job_id is None:
+        job_id = device_name(graph, device)
+    if active and backing_file is not None:
+        if skip_filters(top) is skip_filters(device):
+            raise JobCommandError("'backing-file' specified, but 'top' is the active layer")
+        raise JobCommandError("'backing-file' specified, but 'top' has a writer on it")
+    if not active:
+        overlay = find_overlay(device, top)
+        if overlay is not None:
+            check_op(overlay, "commit-target")
+    speed = args.get("speed", 0)
+
+    intermediates: list[Node] = []
+    node = filter_or_cow(top) if active else top
+    while node is not None and node is not base:
+        intermediates.append(node)
+        node = filter_or_cow(node)
+
+    base_was_ro = base.read_only
+    footprint = JobFootprint()
+    try:
+        with graph.transaction(restore_names=False):
+            mgr.check_new_id(job_id)
+            if speed < 0:
+                raise JobCommandError("Parameter 'speed' expects a non-negative value")
+            if active:
+                if base_was_ro:
+                    set_read_only(graph, base, False)
+                flt = new_filter(graph, "mirror_top", args.get("filter-node-name"))
+                graph.add_node(flt)
+                graph.insert_filter_above(flt, top, "backing")
+                graph.refresh_perms([flt])
+                footprint.backends.append(job_backend(graph, flt, PERM_CR,
+                                                      PERM_CR | PERM_WU | PERM_W))
+                footprint.backends.append(job_backend(graph, base, PERM_W,
+                                                      PERM_WU | PERM_CR | PERM_W))
+                footprint.parent = graph.add_job(JobParent(job_id, "commit"), [
+                    ("main node", flt, 0, PERM_ALL),
+                    ("source", top, 0, PERM_WU | PERM_W | PERM_CR),
+                    ("target", base, 0, PERM_ALL),
+                    *[("intermediate node", n, 0, PERM_WU | PERM_W) for n in intermediates],
+                ])
+            else:
+                footprint.backends.append(job_backend(graph, device, 0, PERM_ALL))
+                if base_was_ro:
+                    set_read_only(graph, base, False)
+                flt = new_filter(graph, "commit_top", args.get("filter-node-name"))
+                flt.read_only = True
+                graph.add_node(flt)
+                graph.insert_filter_above(flt, top, "backing")
+                graph.refresh_perms([flt])
+                footprint.backends.append(job_backend(graph, base, PERM_CR | PERM_W,
+                                                      PERM_CR | PERM_WU))
+                footprint.backends.append(job_backend(graph, top, 0, PERM_ALL))
+                footprint.parent = graph.add_job(JobParent(job_id, "commit"), [
+                    ("main node", device, 0, PERM_ALL),
+                    *[("intermediate node", n, 0, PERM_WU | PERM_W) for n in intermediates],
+                    ("base", base, 0, PERM_ALL),
+                ])
+            graph.freeze_chain(flt, base)
+            footprint.frozen = (flt, base)
+    except GraphError as exc:
+        raise JobCommandError(str(exc)) from exc
+
+    above_base = [top, *intermediates] if active else intermediates
+    driver = CommitDriver(
+        above_base=layer_images(above_base), base=base.image,
+        top_chain=layer_images(chain_from(top)), faults=mgr.faults, active=bool(active))
+    driver.hooks = CommitGraph(graph, top, base, flt, footprint, base_was_ro, backing_file,
+                               bool(active), driver)
+    job = mgr.create(job_id, driver, auto_finalize=args.get("auto-finalize", True),
+                     auto_dismiss=args.get("auto-dismiss", True), speed=speed,
+                     on_error=on_error_of(args))
+    job.start()
+    return {}

@@ -1,0 +1,232 @@
+"""``block-stream``: copy a chain's data up into a node, then cut the chain below it.
+
+Graph during the job (as QEMU 7.2 shows it): a ``copy-on-read`` filter above the
+device takes over all of the device's parents (auto-named and *implicit* unless
+``filter-node-name`` is given); a job vertex holds ``main node`` (the filter),
+``active node`` (the device) and ``intermediate node`` (each layer that goes away);
+an anonymous BlockBackend holds the filter; the links from the filter down to the
+base's overlay are frozen. A read-only device is reopened read-write for the job.
+
+At the end (``prepare``) the filter goes, the device's backing becomes the base
+(or nothing), and its header names the base's filename (or ``backing-file``) —
+written only after the copied data is flushed. Intermediate nodes nobody else uses
+are deleted. A cancel or failure leaves graph and header as they were.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING, Any
+
+from engine.graph.model import Backend, BlockGraph, GraphError, JobParent, Node
+from engine.jobs.drivers import GraphHooks, StreamDriver
+from engine.jobs.engine_jobs import jobs_of, qmp_errors
+from engine.jobs.errors import JobCommandError, JobFailed
+from engine.jobs.graphops import (
+    PERM_ALL,
+    PERM_CR,
+    PERM_W,
+    PERM_WU,
+    JobFootprint,
+    chain_contains,
+    chain_from,
+    check_op,
+    filter_or_cow,
+    find_backing_image,
+    find_overlay,
+    job_backend,
+    layer_images,
+    lookup_bs,
+    new_filter,
+    node_filename,
+    set_read_only,
+)
+from engine.jobs.job import Job, OnError
+from engine.qmp.registry import command
+from engine.qmp.schema import Bool, Enum, Int, Str, Struct, members
+
+if TYPE_CHECKING:
+    from engine.qmp.engine import Engine
+
+ON_ERROR = Enum("BlockdevOnError", ["report", "ignore", "enospc", "stop", "auto"])
+
+BLOCK_STREAM = Struct("block-stream", members({
+    "*job-id": Str(), "device": Str(), "*base": Str(), "*base-node": Str(),
+    "*backing-file": Str(), "*bottom": Str(), "*speed": Int(), "*on-error": ON_ERROR,
+    "*filter-node-name": Str(), "*auto-finalize": Bool(), "*auto-dismiss": Bool(),
+}))
+
+
+def on_error_of(args: dict[str, Any]) -> OnError:
+    value = args.get("on-error", "report")
+    return OnError.ENOSPC if value == "auto" else OnError(value)
+
+
+def device_name(graph: BlockGraph, node: Node) -> str:
+    """QEMU's bdrv_get_device_name: the name of a BlockBackend on the node, else ''."""
+    for link in node.parents:
+        if isinstance(link.parent, Backend) and link.parent.name:
+            return link.parent.name
+    return ""
+
+
+class StreamGraph(GraphHooks):
+    """The graph side of one stream job."""
+
+    def __init__(self, graph: BlockGraph, device: Node, base: Node | None,
+                 base_overlay: Node, backing_file: str | None, filter_node: Node,
+                 footprint: JobFootprint, device_was_ro: bool) -> None:
+        self.graph = graph
+        self.device = device
+        self.base = base
+        self.base_overlay = base_overlay
+        self.backing_file = backing_file
+        self.filter_node: Node | None = filter_node
+        self.footprint = footprint
+        self.device_was_ro = device_was_ro
+
+    def _drop_filter(self) -> None:
+        self.footprint.release(self.graph)
+        if self.filter_node is not None and self.filter_node.name in self.graph.nodes:
+            with self.graph.transaction():
+                self.graph.remove_filter(self.filter_node, "file")
+                self.graph.refresh_perms([self.device])
+        self.filter_node = None
+
+    def prepare(self, job: Job) -> None:
+        self._drop_filter()
+        device = self.device
+        if device.backing is None:
+            return
+        base = self.base
+        if base is not None:
+            base_id = self.backing_file or node_filename(base)
+            base_fmt: str | None = base.driver
+        else:
+            base_id, base_fmt = None, None
+        try:
+            device.image.set_backing(base_id, base_fmt)
+        except Exception as exc:
+            raise JobFailed(getattr(exc, "errno", None) or errno.EIO, str(exc)) from exc
+        with self.graph.transaction():
+            self.graph.replace_child(device, "backing", base)
+            self.graph.set(device, "header_backing", base_id)
+            self.graph.set(device, "header_backing_format", base_fmt)
+            self.graph.set(device, "auto_backing_file", base_id)
+            self.graph.refresh_perms([device])
+
+    def clean(self, job: Job) -> None:
+        self._drop_filter()
+        self.footprint.release(self.graph)
+        if self.device_was_ro and self.device.name in self.graph.nodes:
+            with self.graph.transaction():
+                set_read_only(self.graph, self.device, True)
+
+
+@command("block-stream", BLOCK_STREAM)
+@qmp_errors
+def block_stream(engine: Engine, args: dict[str, Any]) -> Any:
+    graph = engine.graph
+    mgr = jobs_of(engine)
+    base_name, base_node_name = args.get("base"), args.get("base-node")
+    bottom_name = args.get("bottom")
+    backing_file = args.get("backing-file")
+    if base_name is not None and base_node_name is not None:
+        raise JobCommandError("'base' and 'base-node' cannot be specified at the same time")
+    if base_name is not None and bottom_name is not None:
+        raise JobCommandError("'base' and 'bottom' cannot be specified at the same time")
+    if bottom_name is not None and base_node_name is not None:
+        raise JobCommandError("'bottom' and 'base-node' cannot be specified at the same time")
+    device_arg = args["device"]
+    device = lookup_bs(graph, device_arg, device_arg)
+
+    base: Node | None = None
+    bottom: Node | None = None
+    if base_name is not None:
+        base = find_backing_image(device, base_name)
+        if base is None:
+            raise JobCommandError(f"Can't find '{base_name}' in the backing chain")
+    if base_node_name is not None:
+        base = lookup_bs(graph, None, base_node_name)
+        if base is device or not chain_contains(device, base):
+            raise JobCommandError(
+                f"Node '{base_node_name}' is not a backing image of '{device_arg}'")
+    if bottom_name is not None:
+        bottom = lookup_bs(graph, None, bottom_name)
+        if bottom.driver in ("copy-on-read", "commit_top", "mirror_top", "throttle", "raw"):
+            raise JobCommandError(
+                f"Node '{bottom_name}' is a filter, use a non-filter node as 'bottom'")
+        if not chain_contains(device, bottom):
+            raise JobCommandError(
+                f"Node '{bottom_name}' is not in a chain starting from '{device_arg}'")
+
+    end = filter_or_cow(bottom) if bottom is not None else base
+    node: Node | None = device
+    while node is not None and node is not end:
+        check_op(node, "stream")
+        node = filter_or_cow(node)
+
+    if base is None and backing_file is not None:
+        raise JobCommandError("backing file specified, but streaming the entire chain")
+
+    if bottom is not None:
+        base_overlay: Node = bottom
+        base = filter_or_cow(bottom)
+    else:
+        overlay = device if base is None and device.backing is None else (
+            find_overlay(device, base) if base is not None else chain_from(device)[-1])
+        if overlay is None:
+            raise JobCommandError(
+                f"'{base.name if base else ''}' is not in the backing chain of '{device.name}'")
+        base_overlay = overlay
+
+    job_id = args.get("job-id")
+    if job_id is None:
+        job_id = device_name(graph, device)
+
+    intermediates: list[Node] = []
+    node = filter_or_cow(device)
+    while node is not None and node is not base:
+        intermediates.append(node)
+        node = filter_or_cow(node)
+
+    device_was_ro = device.read_only
+    footprint = JobFootprint()
+    try:
+        with graph.transaction(restore_names=False):
+            if device_was_ro:
+                set_read_only(graph, device, False)
+            filter_node = new_filter(graph, "copy-on-read", args.get("filter-node-name"),
+                                     {"bottom": base_overlay.name})
+            graph.add_node(filter_node)
+            graph.insert_filter_above(filter_node, device, "file")
+            graph.refresh_perms([filter_node])
+            mgr.check_new_id(job_id)
+            speed = args.get("speed", 0)
+            if speed < 0:
+                raise JobCommandError("Parameter 'speed' expects a non-negative value")
+            footprint.backends.append(job_backend(graph, filter_node, 0, PERM_ALL))
+            footprint.parent = graph.add_job(JobParent(job_id, "stream"), [
+                ("main node", filter_node, 0, PERM_ALL),
+                ("active node", device, 0, PERM_CR | PERM_WU | PERM_W),
+                *[("intermediate node", n, 0, PERM_CR | PERM_WU) for n in intermediates],
+            ])
+            graph.freeze_chain(filter_node, base_overlay)
+            footprint.frozen = (filter_node, base_overlay)
+    except GraphError as exc:
+        raise JobCommandError(str(exc)) from exc
+
+    hooks = StreamGraph(graph, device, base, base_overlay, backing_file, filter_node,
+                        footprint, device_was_ro)
+    chain_below = chain_from(device.backing)
+    nothing = device.backing is None or base_overlay is device
+    driver = StreamDriver(
+        top=device.image,
+        intermediates=[] if nothing else layer_images(intermediates),
+        below_top=layer_images(chain_below),
+        hooks=hooks, faults=mgr.faults)
+    job = mgr.create(job_id, driver, auto_finalize=args.get("auto-finalize", True),
+                     auto_dismiss=args.get("auto-dismiss", True), speed=speed,
+                     on_error=on_error_of(args))
+    job.start()
+    return {}
