@@ -44,6 +44,7 @@ from engine.jobs.graphops import (
     lookup_bs,
     new_filter,
     node_filename,
+    refresh_survivors,
     set_read_only,
     skip_filters,
 )
@@ -108,6 +109,7 @@ class CommitGraph(GraphHooks):
         self.active = active
         self.driver = driver
         self.pivoted = False
+        self.intermediates: list[Node] = []
 
     def _exists(self, node: Node | None) -> bool:
         return node is not None and self.graph.nodes.get(node.name) is node
@@ -157,7 +159,11 @@ class CommitGraph(GraphHooks):
     def clean(self, job: Job) -> None:
         self.footprint.release(self.graph)
         self._forget_filter()
-        if self.base_was_ro and not self.pivoted and self._exists(self.base):
+        refresh_survivors(self.graph, [self.top, *self.intermediates, self.base])
+        # An active commit gives the base the top's state on pivot and leaves it
+        # read-write after a soft cancel; only an aborted job restores it.
+        restore = not self.active or job.ret != 0
+        if self.base_was_ro and restore and not self.pivoted and self._exists(self.base):
             with self.graph.transaction():
                 set_read_only(self.graph, self.base, True)
 
@@ -252,18 +258,18 @@ def block_commit(engine: Engine, args: dict[str, Any]) -> Any:
                 graph.add_node(flt)
                 graph.insert_filter_above(flt, top, "backing")
                 graph.refresh_perms([flt])
-                footprint.backends.append(job_backend(graph, flt, PERM_CR,
-                                                      PERM_CR | PERM_WU | PERM_W))
                 footprint.backends.append(job_backend(graph, base, PERM_W,
                                                       PERM_WU | PERM_CR | PERM_W))
                 footprint.parent = graph.add_job(JobParent(job_id, "commit"), [
-                    ("main node", flt, 0, PERM_ALL),
+                    ("main node", flt, PERM_CR, PERM_CR | PERM_WU | PERM_W),
                     ("source", top, 0, PERM_WU | PERM_W | PERM_CR),
                     ("target", base, 0, PERM_ALL),
-                    *[("intermediate node", n, 0, PERM_WU | PERM_W) for n in intermediates],
+                    # QEMU shares only write here, but its mirror_top filter does not
+                    # pass consistent-read down; this engine's filter does, so share it.
+                    *[("intermediate node", n, 0, PERM_WU | PERM_W | PERM_CR)
+                      for n in intermediates],
                 ])
             else:
-                footprint.backends.append(job_backend(graph, device, 0, PERM_ALL))
                 if base_was_ro:
                     set_read_only(graph, base, False)
                 flt = new_filter(graph, "commit_top", args.get("filter-node-name"))
@@ -288,8 +294,10 @@ def block_commit(engine: Engine, args: dict[str, Any]) -> Any:
     driver = CommitDriver(
         above_base=layer_images(above_base), base=base.image,
         top_chain=layer_images(chain_from(top)), faults=mgr.faults, active=bool(active))
-    driver.hooks = CommitGraph(graph, top, base, flt, footprint, base_was_ro, backing_file,
-                               bool(active), driver)
+    hooks = CommitGraph(graph, top, base, flt, footprint, base_was_ro, backing_file,
+                        bool(active), driver)
+    hooks.intermediates = intermediates
+    driver.hooks = hooks
     job = mgr.create(job_id, driver, auto_finalize=args.get("auto-finalize", True),
                      auto_dismiss=args.get("auto-dismiss", True), speed=speed,
                      on_error=on_error_of(args))

@@ -133,6 +133,18 @@ def copy_runs(source: ChainReader, target: Any, runs: list[Run]) -> int:
     return copied
 
 
+def dirty_runs(layers: Sequence[Any], length: int, granularity: int) -> list[Run]:
+    """Ranges allocated in any of ``layers``, widened to ``granularity`` (mirror's bitmap)."""
+    runs: list[Run] = []
+    offset = 0
+    while offset < length:
+        allocated, n = allocated_above(layers, offset, length - offset)
+        if allocated:
+            runs.append((offset, offset + n))
+        offset += max(n, 1)
+    return align_out(runs, granularity, length)
+
+
 def stream_step(top: Any, intermediates: Sequence[Any], below_top: ChainReader,
                 offset: int, length: int) -> tuple[int, int]:
     """One iteration of QEMU's stream loop at ``offset``: (bytes done, bytes copied).

@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.formats import ChainReader
-from engine.jobs.copy import CHUNK, CopyError, commit_step, stream_step
+from engine.jobs.copy import (
+    CHUNK,
+    CopyError,
+    commit_step,
+    copy_runs,
+    dirty_runs,
+    stream_step,
+)
 from engine.jobs.errors import JobFailed
 from engine.jobs.faults import FaultInjector
 from engine.jobs.job import ErrorAction, Job, JobDriver
@@ -147,7 +154,10 @@ class CommitDriver(JobDriver):
         base = wrap(self.base)
         reader = ChainReader([wrap(i) for i in self.top_chain])
         copy = _Copy(self.top_chain[0].virtual_size, self.chunk, retry_ignored=True)
-        yield from copy.loop(job, lambda off, n: commit_step(layers, base, reader, off, n))
+        if self.active:
+            yield from self._mirror(job, copy, layers, base, reader)
+        else:
+            yield from copy.loop(job, lambda off, n: commit_step(layers, base, reader, off, n))
         if job.cancel_requested:
             return
         _flush(self.base)
@@ -157,6 +167,31 @@ class CommitDriver(JobDriver):
             job.transition_to_ready()
             while not (self.should_complete or job.cancel_requested):
                 yield Job.WAIT
+
+    def _mirror(self, job: Job, copy: _Copy, layers: list[Any], base: Any,
+                reader: ChainReader) -> Iterator[Any]:
+        """Active commit copies like QEMU's mirror: only the ranges allocated above the
+        base count as work (len = those bytes, at the base's cluster granularity)."""
+        granularity = self.base.cluster_size or 65536
+        runs = dirty_runs(layers, self.top_chain[0].virtual_size, granularity)
+        job.set_remaining(sum(e - s for s, e in runs))
+        for start, end in runs:
+            offset = start
+            while offset < end:
+                yield
+                if job.cancel_requested:
+                    return
+                n = min(copy.chunk, end - offset)
+                try:
+                    copy_runs(reader, base, [(offset, offset + n)])
+                except CopyError as exc:
+                    action = job.error_action(exc.is_read, exc.errno)
+                    if action == ErrorAction.REPORT:
+                        raise JobFailed(exc.errno) from exc
+                    continue
+                job.progress(n)
+                job.account_copied(n)
+                offset += n
 
     def complete(self, job: Job) -> None:
         self.should_complete = True

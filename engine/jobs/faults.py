@@ -96,7 +96,11 @@ class FaultyImage:
         return bytes(self._image.read(offset, length))
 
     def readinto(self, offset: int, view: memoryview, backing: Any = None, **kw: Any) -> None:
-        self._faults.check(self._image.path, "read", offset, len(view))
+        # Like blkdebug's read_aio, only reads that reach the file fail: ranges this
+        # layer stores as data, not zero or unallocated ones.
+        for ext in self._image.block_status(offset, len(view)):
+            if ext.state == "data":
+                self._faults.check(self._image.path, "read", ext.start, ext.length)
         self._image.readinto(offset, view, backing, **kw)
 
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:

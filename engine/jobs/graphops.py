@@ -178,6 +178,14 @@ def set_read_only(graph: BlockGraph, node: Node, read_only: bool) -> None:
     graph.refresh_perms([node])
 
 
+def refresh_survivors(graph: BlockGraph, nodes: list[Node | None]) -> None:
+    """Recompute permissions of nodes that lost a parent (if they still exist)."""
+    alive = [n for n in nodes if n is not None and graph.nodes.get(n.name) is n]
+    if alive:
+        with graph.transaction():
+            graph.refresh_perms(alive)
+
+
 def job_backend(graph: BlockGraph, node: Node, perm: int, shared: int) -> Backend:
     """An anonymous BlockBackend a job uses on ``node`` with fixed permissions."""
     backend = graph.add_backend(Backend(name="", device_kind="job", writable=False), None)

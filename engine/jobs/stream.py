@@ -39,6 +39,7 @@ from engine.jobs.graphops import (
     lookup_bs,
     new_filter,
     node_filename,
+    refresh_survivors,
     set_read_only,
 )
 from engine.jobs.job import Job, OnError
@@ -108,16 +109,19 @@ class StreamGraph(GraphHooks):
             device.image.set_backing(base_id, base_fmt)
         except Exception as exc:
             raise JobFailed(getattr(exc, "errno", None) or errno.EIO, str(exc)) from exc
+        old_backing = device.backing
         with self.graph.transaction():
             self.graph.replace_child(device, "backing", base)
             self.graph.set(device, "header_backing", base_id)
             self.graph.set(device, "header_backing_format", base_fmt)
             self.graph.set(device, "auto_backing_file", base_id)
             self.graph.refresh_perms([device])
+        refresh_survivors(self.graph, [old_backing])
 
     def clean(self, job: Job) -> None:
         self._drop_filter()
         self.footprint.release(self.graph)
+        refresh_survivors(self.graph, [self.device, self.base_overlay, self.base])
         if self.device_was_ro and self.device.name in self.graph.nodes:
             with self.graph.transaction():
                 set_read_only(self.graph, self.device, True)
@@ -205,7 +209,8 @@ def block_stream(engine: Engine, args: dict[str, Any]) -> Any:
             speed = args.get("speed", 0)
             if speed < 0:
                 raise JobCommandError("Parameter 'speed' expects a non-negative value")
-            footprint.backends.append(job_backend(graph, filter_node, 0, PERM_ALL))
+            footprint.backends.append(job_backend(graph, filter_node, PERM_CR,
+                                                  PERM_CR | PERM_WU | PERM_W))
             footprint.parent = graph.add_job(JobParent(job_id, "stream"), [
                 ("main node", filter_node, 0, PERM_ALL),
                 ("active node", device, 0, PERM_CR | PERM_WU | PERM_W),

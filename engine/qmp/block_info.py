@@ -118,7 +118,8 @@ def block_device_info(node: Node, memo: dict[str, str], *, flat: bool) -> dict[s
         "drv": node.driver,
     }
     backing = node.child("backing")
-    if backing is not None:
+    if backing is not None and node.driver not in ("commit_top", "mirror_top"):
+        # a filter's backing child is not a COW backing: QEMU reports none
         info["backing_file"] = filename(backing, memo)
     info.update({
         "backing_file_depth": 0 if flat else backing_depth(node),
