@@ -17,10 +17,12 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from engine.qmp.qdict import qdict_sorted
+import networkx as nx
+
+from engine.qmp.qdict import qdict_order
 
 if TYPE_CHECKING:
-    from engine.graph.model import Node
+    from engine.graph.model import BlockGraph, Node
 
 #: Options that make a filename "not exact", by driver.
 STRONG_OPTIONS = {
@@ -33,13 +35,27 @@ STRONG_OPTIONS = {
 _PASS_FILENAME = frozenset({"commit_top", "mirror_top"})
 
 
+def all_filenames(graph: BlockGraph) -> dict[str, str]:
+    """Every node's filename, computed children first (no deep recursion on long chains)."""
+    memo: dict[str, str] = {}
+    try:
+        order = list(nx.topological_sort(graph.g))
+    except nx.NetworkXUnfeasible:   # pragma: no cover - the rules forbid cycles
+        order = list(graph.nodes)
+    for key in reversed(order):
+        node = graph.nodes.get(key)
+        if node is not None and filename(node, memo).startswith("json:"):
+            options_json(node, memo)
+    return memo
+
+
 def filename(node: Node, memo: dict[str, str]) -> str:
     """The node's reported filename (``memo`` caches results within one query)."""
     cached = memo.get(node.name)
     if cached is not None:
         return cached
     exact = exact_filename(node, memo)
-    result = exact if exact else "json:" + _dump(full_options(node, memo))
+    result = exact if exact else "json:" + options_json(node, memo)
     memo[node.name] = result
     return result
 
@@ -81,19 +97,30 @@ def backing_overridden(node: Node, memo: dict[str, str]) -> bool:
 
 
 def full_options(node: Node, memo: dict[str, str]) -> dict[str, Any]:
-    opts: dict[str, Any] = {"driver": node.driver}
-    for key in STRONG_OPTIONS.get(node.driver, ()):
-        if key in node.options:
-            opts[key] = node.options[key]
+    """The node's full options as a dict (for callers that want the structure)."""
+    return json.loads(options_json(node, memo))
+
+
+def options_json(node: Node, memo: dict[str, str]) -> str:
+    """JSON text of the node's full options, QEMU member order, QEMU separators.
+
+    Built from the children's (memoised) texts, so a deep chain whose backing links are
+    all overridden costs one string join per node and no deep recursion.
+    """
+    key = "\0options:" + node.name
+    cached = memo.get(key)
+    if cached is not None:
+        return cached
+    members: dict[str, str] = {"driver": json.dumps(node.driver)}
+    for opt in STRONG_OPTIONS.get(node.driver, ()):
+        if opt in node.options:
+            members[opt] = json.dumps(node.options[opt])
     for role, link in node.children.items():
-        if role == "backing":
-            continue
-        opts[role] = full_options(link.child, memo)
+        if role != "backing":
+            members[role] = options_json(link.child, memo)
     if node.driver not in ("file", "null-co", "null-aio") and backing_overridden(node, memo):
         backing = node.child("backing")
-        opts["backing"] = full_options(backing, memo) if backing is not None else None
-    return opts
-
-
-def _dump(opts: dict[str, Any]) -> str:
-    return json.dumps(qdict_sorted(opts), separators=(", ", ": "))
+        members["backing"] = options_json(backing, memo) if backing is not None else "null"
+    text = "{" + ", ".join(f"{json.dumps(k)}: {members[k]}" for k in qdict_order(members)) + "}"
+    memo[key] = text
+    return text

@@ -302,15 +302,24 @@ class BlockGraph:
                 node.image.close()
 
     def remove_node(self, node: Node) -> None:
-        """Forget a node with no parents; its children are released in turn."""
-        assert not node.parents, f"{node.name} still has parents"
-        for link in list(node.children.values()):
-            self.detach(link)
+        """Forget a node with no parents; children nothing else holds go too (iteratively,
+        chains can be deep)."""
+        work = [node]
+        while work:
+            current = work.pop()
+            assert not current.parents, f"{current.name} still has parents"
+            for link in list(current.children.values()):
+                self.detach(link, release=False)
+                child = link.child
+                if not child.parents and not child.monitor_owned and child.name in self.nodes:
+                    work.append(child)
+            self._forget(current)
+
+    def _forget(self, node: Node) -> None:
         del self.nodes[node.name]
         self.g.remove_node(node.name)
         if node.driver == "file" and node.host_path is not None:
             self.files[node.host_path].remove(node)
-        image = node.image
 
         def undo() -> None:
             self.nodes[node.name] = node
@@ -323,7 +332,7 @@ class BlockGraph:
                 self.files.setdefault(node.host_path, []).append(node)
 
         self.record(undo)
-        if image is not None:
+        if node.image is not None:
             self.on_commit(lambda: self._close_image(node))
 
     def release(self, node: Node) -> None:
@@ -599,9 +608,8 @@ class BlockGraph:
                     parent_perm=node.cum_perm, parent_shared=node.cum_shared,
                     fixed_size=node.driver == "raw" and (
                         "offset" in node.options or "size" in node.options))
-                if new != (link.perm, link.shared) or link.child.name not in seen:
-                    if new != (link.perm, link.shared):
-                        self._set_link_perm(link, *new)
+                if new != (link.perm, link.shared):
+                    self._set_link_perm(link, *new)
                     work.append(link.child)
         order = self._topological(touched)
         for node in order:
@@ -637,7 +645,9 @@ class BlockGraph:
 
     def check_node_perms(self, node: Node) -> None:
         parents = node.parents
-        for a in parents:
+        # a conflict needs some parent's perm outside some other parent's shared set
+        conflict_possible = bool(node.cum_perm & ~node.cum_shared & P.ALL)
+        for a in parents if conflict_possible else ():
             for b in parents:
                 if a is b:
                     continue
@@ -741,7 +751,9 @@ class BlockGraph:
 
     def snapshot(self) -> GraphSnapshot:
         """The graph now, immutable; nodes newest first, then backends, then jobs."""
-        memo: dict[str, str] = {}
+        from engine.graph.filenames import all_filenames
+
+        memo = all_filenames(self)
         infos = [self._node_info(n, memo) for n in reversed(self.nodes.values())]
         infos += [NodeInfo(key=b.key, kind=BLOCK_BACKEND, name=b.name)
                   for b in self.backends.values()]

@@ -38,11 +38,12 @@ def blockdev_add(graph: BlockGraph, options: dict[str, Any]) -> Node:
 
 
 def open_node(graph: BlockGraph, opts: dict[str, Any], *, inherited: dict[str, Any],
-              role: str | None) -> Node:
+              role: str | None, header_backing: bool = True) -> Node:
     """Open one node (and its inline children); returns it unattached to any parent.
 
     ``inherited``: options the parent passes down (``read-only``, ``cache``,
-    ``force-share``); ``role``: the role this node will have under its parent.
+    ``force-share``); ``role``: the role this node will have under its parent;
+    ``header_backing`` False: leave the chain named in the image header to the caller.
     """
     driver = opts["driver"]
     if driver not in SUPPORTED_DRIVERS:
@@ -103,7 +104,7 @@ def open_node(graph: BlockGraph, opts: dict[str, Any], *, inherited: dict[str, A
         graph.refresh_perms([node])
         _open_image(graph, node, file_link_target)
 
-    if driver in rules.BACKING_DRIVERS:
+    if driver in rules.BACKING_DRIVERS and ("backing" in opts or header_backing):
         _open_backing(graph, node, opts, child_inherit)
     return node
 
@@ -208,21 +209,44 @@ def _open_backing(graph: BlockGraph, node: Node, opts: dict[str, Any],
         except (GraphError, rules.RuleViolation) as exc:
             raise GraphError(f"Could not open backing file: {exc}") from exc
         return
-    path = full_backing_path(node)
-    if path is None:
-        return
-    fmt = node.header_backing_format
-    try:
-        if fmt is None:
-            fmt = _probe(path)
-        backing_opts: dict[str, Any] = {"driver": fmt,
-                                        "file": {"driver": "file", "filename": path}}
-        backing = open_node(graph, backing_opts, inherited=inherit, role="backing")
-        graph.attach(node, backing, "backing", inherits=True)
-        graph.refresh_perms([node])
-    except (GraphError, rules.RuleViolation) as exc:
-        raise GraphError(f"Could not open backing file: {exc}") from exc
-    graph.set(node, "auto_backing_file", filename(backing, {}))
+    _open_header_chain(graph, node, inherit)
+
+
+def _open_header_chain(graph: BlockGraph, top: Node, inherit: dict[str, Any]) -> None:
+    """Open the backing chain named in the image headers below ``top``, read-only.
+
+    Iterative (chains may be thousands deep); an error at the k-th level carries k
+    ``Could not open backing file: `` prefixes, as QEMU's recursion produces.
+    """
+    opened: list[tuple[Node, Node]] = []
+    current, current_inherit, depth = top, inherit, 0
+    while True:
+        path = full_backing_path(current)
+        if path is None:
+            break
+        depth += 1
+        fmt = current.header_backing_format
+        try:
+            if fmt is None:
+                fmt = _probe(path)
+            backing_opts: dict[str, Any] = {"driver": fmt,
+                                            "file": {"driver": "file", "filename": path}}
+            backing = open_node(graph, backing_opts, inherited=current_inherit,
+                                role="backing", header_backing=False)
+            graph.attach(current, backing, "backing", inherits=True)
+            graph.refresh_perms([current])
+        except (GraphError, rules.RuleViolation) as exc:
+            raise GraphError("Could not open backing file: " * depth + str(exc)) from exc
+        opened.append((current, backing))
+        if backing.driver not in rules.BACKING_DRIVERS:
+            break
+        current = backing
+        current_inherit = {"read-only": backing.read_only, "force-share": backing.force_share,
+                           "cache": {"direct": backing.cache_direct,
+                                     "no-flush": backing.cache_no_flush}}
+    memo: dict[str, str] = {}
+    for parent, backing in reversed(opened):    # bottom-up: each chain is complete
+        graph.set(parent, "auto_backing_file", filename(backing, memo))
 
 
 def _probe(path: str) -> str:

@@ -11,22 +11,17 @@ import os
 from typing import Any
 
 from engine.graph import perms as P
-from engine.graph.filenames import filename
+from engine.graph.filenames import all_filenames, filename
 from engine.graph.model import JOB_FILTER_DRIVERS, Backend, BlockGraph, Node
 from engine.graph.opening import full_backing_path
-from engine.qmp.qdict import qdict_sorted
+from engine.qmp.qdict import qdict_order, qdict_sorted
 
 
 def image_info(node: Node, memo: dict[str, str], *, chain: bool) -> dict[str, Any]:
     """ImageInfo of one node (with ``backing-image`` recursively when ``chain``)."""
     info: dict[str, Any] = {"filename": filename(node, memo), "format": node.driver}
     img = node.image
-    raw_info: dict[str, Any] = {}
-    if img is not None:
-        try:
-            raw_info = dict(img.info())
-        except Exception:
-            raw_info = {}
+    raw_info = _format_info(img)
     data_node = _data_node(node)
     if node.driver not in ("null-co", "null-aio"):
         info["dirty-flag"] = bool(raw_info.get("dirty-flag", False))
@@ -48,8 +43,27 @@ def image_info(node: Node, memo: dict[str, str], *, chain: bool) -> dict[str, An
         if below is not None:
             info["backing-image"] = image_info(below, memo, chain=True)
     if "format-specific" in raw_info and node.driver == "qcow2":
-        info["format-specific"] = raw_info["format-specific"]
-    return info
+        info["format-specific"] = qdict_sorted(raw_info["format-specific"])
+    return ordered(info)
+
+
+def ordered(info: dict[str, Any]) -> dict[str, Any]:
+    """One level of a reply in QEMU's member order (nested values already ordered)."""
+    return {k: info[k] for k in qdict_order(info)}
+
+
+def _format_info(img: Any) -> dict[str, Any]:
+    """dirty-flag and format-specific data of an opened image (cheaply when possible)."""
+    if img is None:
+        return {}
+    try:
+        header = getattr(img, "header", None)
+        specific = getattr(img, "format_specific", None)
+        if header is not None and specific is not None:
+            return {"dirty-flag": bool(header.dirty), "format-specific": specific()}
+        return dict(img.info())
+    except Exception:   # a damaged image still gets a listing, as in QEMU
+        return {}
 
 
 def _data_node(node: Node) -> Node:
@@ -127,17 +141,16 @@ def block_device_info(node: Node, memo: dict[str, str], *, flat: bool) -> dict[s
         "detect_zeroes": node.detect_zeroes,
         "bps": 0, "bps_rd": 0, "bps_wr": 0, "iops": 0, "iops_rd": 0, "iops_wr": 0,
         "image": image_info(node, memo, chain=not flat),
-        "cache": {"writeback": True, "direct": node.cache_direct,
-                  "no-flush": node.cache_no_flush},
+        "cache": ordered({"writeback": True, "direct": node.cache_direct,
+                          "no-flush": node.cache_no_flush}),
         "write_threshold": node.write_threshold,
     })
-    return info
+    return ordered(info)
 
 
 def query_named_block_nodes(graph: BlockGraph, flat: bool) -> list[dict[str, Any]]:
-    memo: dict[str, str] = {}
-    return [qdict_sorted(block_device_info(n, memo, flat=flat))
-            for n in reversed(graph.nodes.values())]
+    memo = all_filenames(graph)
+    return [block_device_info(n, memo, flat=flat) for n in reversed(graph.nodes.values())]
 
 
 def debug_block_graph(graph: BlockGraph) -> dict[str, Any]:
@@ -180,9 +193,9 @@ def block_info(graph: BlockGraph, backend: Backend) -> dict[str, Any]:
         root = backend.root.child
         while root.implicit and root.child("file") is not None:
             root = root.child("file")  # type: ignore[assignment]
-        info["inserted"] = block_device_info(root, {}, flat=False)
+        info["inserted"] = block_device_info(root, all_filenames(graph), flat=False)
     if backend.removable:
         info["tray_open"] = backend.tray_open
     if backend.device_kind == "device":
         info["io-status"] = "ok"
-    return qdict_sorted(info)
+    return ordered(info)
