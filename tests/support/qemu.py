@@ -130,9 +130,18 @@ class QemuStorageDaemon:
                 out = self.proc.stdout.read().decode() if self.proc.stdout else ""
                 raise RuntimeError(f"qemu-storage-daemon did not start: {out}")
             time.sleep(0.01)
-        self.qmp = QEMUMonitorProtocol(self.socket_path)
-        self.qmp.connect(negotiate=True)
-        return self
+        # The socket file appears at bind(), a moment before the daemon listens: retry.
+        while True:
+            self.qmp = QEMUMonitorProtocol(self.socket_path)
+            try:
+                self.qmp.connect(negotiate=True)
+                return self
+            except Exception:
+                with contextlib.suppress(Exception):
+                    self.qmp.close()
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def execute(self, command: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send one command; return ``{"return": ...}`` or ``{"error": {...}}``."""
