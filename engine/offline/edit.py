@@ -1,0 +1,414 @@
+"""Editing chains on disk: rebase (safe/unsafe), flatten, stream into the top, commit.
+
+Each edit does what the named ``qemu-img`` command does, through
+:mod:`engine.formats` only, and returns an :class:`EditResult` carrying that command
+line (so the GUI can show it) and any warning the user must see.
+
+* :func:`rebase` safe mode (``qemu-img rebase -b NEW``): wherever the overlay holds no
+  data of its own and the old backing chain reads differently from the new one, the old
+  content is written into the overlay first; then the header is rewritten. The guest
+  view of the overlay is unchanged. Unsafe mode (``-u``) rewrites the header only.
+* :func:`stream_into_top` = safe rebase onto no backing file (``qemu-img rebase -b ''``).
+* :func:`flatten` writes the chain's guest view into a new image (``qemu-img convert``).
+* :func:`commit` copies what the layers above BASE define into BASE
+  (``qemu-img commit``); committing into the immediate backing file then empties the
+  top (unless ``drop=False``, ``-d``); committing through several layers (``-b``) leaves
+  the upper images alone, like qemu-img.
+
+Progress is reported as ``progress(done_bytes, total_bytes)`` on the caller's thread.
+Failures raise :class:`OfflineEditError` (or the :class:`ImageError` of the file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.formats import (
+    ChainReader,
+    allocation_map,
+    close_chain,
+    create_qcow2,
+    create_raw,
+    full_backing_filename,
+    open_chain,
+    open_image,
+)
+from engine.formats.errors import BackingChainError, ImageError
+from engine.formats.image import UNALLOCATED, Image
+from engine.offline.commands import commit_command, convert_command, rebase_command
+from engine.offline.inspect import Fix
+
+Progress = Callable[[int, int], None]
+
+#: bytes handled per step (also the progress granularity)
+CHUNK = 1 << 20
+
+
+class OfflineEditError(ImageError):
+    """An offline edit was refused or could not be done; nothing was changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class EditResult:
+    """What an offline edit did: the equivalent command, warnings, bytes copied."""
+
+    command: str
+    changed: tuple[str, ...]
+    copied_bytes: int = 0
+    warnings: tuple[str, ...] = ()
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _probe_format(path: str, who: str) -> str:
+    try:
+        with open_image(path) as img:
+            return img.format
+    except ImageError as exc:
+        raise OfflineEditError(f"cannot open the new backing file: {exc}", who) from exc
+
+
+def _is_zero(view: memoryview | bytes) -> bool:
+    return not any(view) if len(view) < 64 else bytes(view) == bytes(len(view))
+
+
+def _tick(progress: Progress | None, done: int, total: int) -> None:
+    if progress is not None:
+        progress(done, total)
+
+
+# -- rebase -------------------------------------------------------------------------------
+
+def rebase(image: str | os.PathLike[str], backing_file: str | None,
+           backing_format: str | None = None, *, safe: bool = True, fmt: str | None = None,
+           progress: Progress | None = None) -> EditResult:
+    """Point ``image``'s backing link at ``backing_file`` (None or '' = no backing file).
+
+    ``backing_file`` is written to the header as given; a relative name is resolved
+    against the image's directory (as QEMU does). ``backing_format`` None probes it.
+    Safe mode keeps the guest content; unsafe mode rewrites only the header and says so
+    in the result's warnings.
+    """
+    path = os.fspath(image)
+    backing_file = backing_file or None
+    new_path = full_backing_filename(path, backing_file) if backing_file else None
+    if new_path is not None:
+        if _same_file(new_path, path):
+            raise OfflineEditError(
+                f"cannot make '{backing_file}' the backing file of itself", path)
+        if backing_format is None:
+            backing_format = _probe_format(new_path, path)
+    if safe:
+        return _safe_rebase(path, backing_file, new_path, backing_format, fmt, progress)
+    with open_image(path, fmt, writable=True) as img:
+        _require_backing_support(img)
+        old = img.backing_file
+        img.set_backing(backing_file, backing_format if backing_file else None)
+        img.flush()
+        command = rebase_command(path, img.format, backing_file, backing_format, safe=False)
+    _tick(progress, 1, 1)
+    warning = (f"Unsafe rebase: only the header of {os.path.basename(path)} was rewritten "
+               f"(backing '{old or ''}' -> '{backing_file or ''}'). Guest data was not "
+               f"compared: wherever the image holds no data of its own, the guest now reads "
+               f"{'the new backing file' if backing_file else 'zeros'}.")
+    return EditResult(command, (path,), 0, (warning,))
+
+
+def _require_backing_support(img: Image) -> None:
+    if img.format != "qcow2":
+        raise OfflineEditError(f"{img.format} images cannot have a backing file", img.path)
+
+
+def _safe_rebase(path: str, backing_file: str | None, new_path: str | None,
+                 backing_format: str | None, fmt: str | None,
+                 progress: Progress | None) -> EditResult:
+    try:
+        old_chain = open_chain(path, fmt, writable=True)
+    except BackingChainError as exc:
+        raise OfflineEditError(
+            f"the current backing chain cannot be read ({exc.message}), so its content "
+            f"cannot be kept; use unsafe mode to rewrite only the header", path) from exc
+    new_chain: list[Image] = []
+    try:
+        top = old_chain[0]
+        _require_backing_support(top)
+        if new_path is not None:
+            try:
+                new_chain = open_chain(new_path, backing_format)
+            except ImageError as exc:
+                raise OfflineEditError(f"cannot open the new backing chain: {exc}",
+                                       path) from exc
+            if any(_same_file(im.path, path) for im in new_chain):
+                raise OfflineEditError(
+                    f"'{backing_file}' has {os.path.basename(path)} in its own backing "
+                    f"chain: the new link would create a loop", path)
+        old_reader = ChainReader(old_chain[1:]) if len(old_chain) > 1 else None
+        new_reader = ChainReader(new_chain) if new_chain else None
+        copied = _copy_differences(top, old_reader, new_reader, progress)
+        top.set_backing(backing_file, backing_format if backing_file else None)
+        top.flush()
+        command = rebase_command(path, top.format, backing_file, backing_format, safe=True)
+    finally:
+        close_chain(new_chain)
+        close_chain(old_chain)
+    return EditResult(command, (path,), copied)
+
+
+def _copy_differences(top: Image, old: ChainReader | None, new: ChainReader | None,
+                      progress: Progress | None) -> int:
+    """Write into ``top`` every unallocated cluster where old and new backing differ."""
+    size = top.virtual_size
+    unit = top.cluster_size or 512
+    step = max(CHUNK // unit, 1) * unit
+    copied = 0
+    for pos in range(0, size, step):
+        n = min(step, size - pos)
+        for ext in top.block_status(pos, n):
+            if ext.state != UNALLOCATED:
+                continue
+            old_buf = bytearray(ext.length)
+            new_buf = bytearray(ext.length)
+            if old is not None:
+                old.fill(ext.start, memoryview(old_buf))
+            if new is not None:
+                new.fill(ext.start, memoryview(new_buf))
+            copied += _write_runs(top, ext.start, old_buf, new_buf, unit)
+        _tick(progress, pos + n, size)
+    return copied
+
+
+def _write_runs(top: Image, start: int, old: bytearray, new: bytearray, unit: int) -> int:
+    """Write the clusters of ``old`` that differ from ``new``; zero runs as zeroes."""
+    copied = 0
+    view = memoryview(old)
+    run_start: int | None = None
+    run_zero = False
+
+    def flush(end: int) -> None:
+        nonlocal copied
+        assert run_start is not None
+        if run_zero:
+            top.write_zeroes(start + run_start, end - run_start)
+        else:
+            top.write(start + run_start, view[run_start:end])
+        copied += end - run_start
+
+    for off in range(0, len(old), unit):
+        end = min(off + unit, len(old))
+        differs = old[off:end] != new[off:end]
+        zero = differs and _is_zero(view[off:end])
+        if run_start is not None and (not differs or zero != run_zero):
+            flush(off)
+            run_start = None
+        if differs and run_start is None:
+            run_start, run_zero = off, zero
+    if run_start is not None:
+        flush(len(old))
+    return copied
+
+
+def stream_into_top(image: str | os.PathLike[str], *, fmt: str | None = None,
+                    progress: Progress | None = None) -> EditResult:
+    """Copy the whole backing chain into ``image`` and drop its backing file."""
+    return rebase(image, None, None, safe=True, fmt=fmt, progress=progress)
+
+
+# -- flatten ------------------------------------------------------------------------------
+
+def flatten(image: str | os.PathLike[str], output: str | os.PathLike[str], *,
+            fmt: str | None = None, output_format: str = "qcow2", overwrite: bool = False,
+            progress: Progress | None = None) -> EditResult:
+    """Write the guest view of ``image``'s chain into a new standalone image ``output``."""
+    path, out_path = os.fspath(image), os.fspath(output)
+    if output_format not in ("qcow2", "raw"):
+        raise OfflineEditError(f"unsupported output format '{output_format}'", out_path)
+    if os.path.exists(out_path) and not overwrite:
+        raise OfflineEditError("the output file already exists", out_path)
+    chain = open_chain(path, fmt)
+    try:
+        if any(_same_file(im.path, out_path) for im in chain if os.path.exists(out_path)):
+            raise OfflineEditError("the output file is part of the chain being flattened",
+                                   out_path)
+        top = chain[0]
+        size = top.virtual_size
+        tmp = _temp_beside(out_path)
+        try:
+            if output_format == "qcow2":
+                create_qcow2(tmp, size, cluster_size=top.cluster_size or 65536)
+            else:
+                create_raw(tmp, size)
+            copied = 0
+            reader = ChainReader(chain)
+            with open_image(tmp, output_format, writable=True) as out:
+                unit = out.cluster_size or 4096
+                for entry in allocation_map(chain):
+                    if not entry["data"]:
+                        continue       # zero or unallocated: a fresh image reads zeros
+                    copied += _copy_range(reader, out, entry["start"], entry["length"], unit)
+                    _tick(progress, entry["start"] + entry["length"], size)
+                out.flush()
+            os.replace(tmp, out_path)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        command = convert_command(path, top.format, out_path, output_format)
+    finally:
+        close_chain(chain)
+    _tick(progress, size, size)
+    return EditResult(command, (out_path,), copied)
+
+
+def _copy_range(reader: ChainReader, out: Image, start: int, length: int, unit: int) -> int:
+    """Copy guest bytes, skipping all-zero units (the output stays sparse)."""
+    copied = 0
+    pos, end = start, start + length
+    while pos < end:
+        n = min(CHUNK, end - pos)
+        buf = reader.read(pos, n)
+        view = memoryview(buf)
+        run: int | None = None
+        for off in range(0, n, unit):
+            stop = min(off + unit, n)
+            zero = _is_zero(view[off:stop])
+            if zero and run is not None:
+                out.write(pos + run, view[run:off])
+                copied += off - run
+                run = None
+            elif not zero and run is None:
+                run = off
+        if run is not None:
+            out.write(pos + run, view[run:n])
+            copied += n - run
+        pos += n
+    return copied
+
+
+def _temp_beside(path: str) -> str:
+    fd, tmp = tempfile.mkstemp(prefix=".blockgraph-", suffix=".tmp",
+                               dir=os.path.dirname(os.path.abspath(path)))
+    os.close(fd)
+    return tmp
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+# -- commit -------------------------------------------------------------------------------
+
+def commit(image: str | os.PathLike[str], base: str | os.PathLike[str] | None = None, *,
+           fmt: str | None = None, drop: bool = True,
+           progress: Progress | None = None) -> EditResult:
+    """Copy what the layers above ``base`` define into ``base`` (default: the backing file).
+
+    Committing into the immediate backing file empties ``image`` afterwards unless
+    ``drop`` is False; with a deeper ``base`` no upper image is changed.
+    """
+    path = os.fspath(image)
+    chain = open_chain(path, fmt)
+    try:
+        if len(chain) < 2:
+            raise OfflineEditError("the image has no backing file to commit into", path)
+        if base is None:
+            depth = 1
+        else:
+            base_path = os.fspath(base)
+            found = [i for i, im in enumerate(chain)
+                     if i > 0 and (_same_file(im.path, base_path)
+                                   or im.path == base_path)]
+            if not found:
+                raise OfflineEditError(
+                    f"'{base_path}' is not in the backing chain of {os.path.basename(path)}",
+                    path)
+            depth = found[0]
+        target = chain[depth]
+        top = chain[0]
+        if target.virtual_size < top.virtual_size:
+            raise OfflineEditError(
+                f"{os.path.basename(target.path)} ({target.virtual_size} bytes) is smaller "
+                f"than {os.path.basename(path)} ({top.virtual_size} bytes); resize it first",
+                target.path)
+        above = chain[:depth]
+        reader = ChainReader(chain)
+        copied = 0
+        with open_image(target.path, target.format, writable=True) as out:
+            for entry in allocation_map(above):
+                if not entry["present"]:
+                    continue
+                start, length = entry["start"], entry["length"]
+                if entry["zero"]:
+                    out.write_zeroes(start, length)
+                else:
+                    copied += _copy_all(reader, out, start, length)
+                copied += length if entry["zero"] else 0
+                _tick(progress, start + length, top.virtual_size)
+            out.flush()
+        empty_top = depth == 1 and drop
+        top_info = (top.virtual_size, top.cluster_size, getattr(top, "version", 3),
+                    _refcount_bits(top), top.backing_file, top.backing_format)
+        command = commit_command(path, top.format, None if base is None else os.fspath(base),
+                                 drop=drop or base is not None)
+    finally:
+        close_chain(chain)
+    if empty_top:
+        _make_empty(path, *top_info)
+    _tick(progress, top_info[0], top_info[0])
+    changed = (target.path, path) if empty_top else (target.path,)
+    return EditResult(command, changed, copied)
+
+
+def _copy_all(reader: ChainReader, out: Image, start: int, length: int) -> int:
+    pos, end = start, start + length
+    while pos < end:
+        n = min(CHUNK, end - pos)
+        out.write(pos, reader.read(pos, n))
+        pos += n
+    return length
+
+
+def _refcount_bits(img: Image) -> int:
+    header = getattr(img, "header", None)
+    return int(getattr(header, "refcount_bits", 16))
+
+
+def _make_empty(path: str, size: int, cluster_size: int | None, version: int,
+                refcount_bits: int, backing_file: str | None,
+                backing_format: str | None) -> None:
+    """Replace ``path`` by an empty qcow2 with the same settings and backing link.
+
+    This is what qemu-img's commit does to the top (the file returns to the fresh
+    four-cluster layout); the new file is written beside it and renamed over it.
+    """
+    tmp = _temp_beside(path)
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+        create_qcow2(tmp, size, backing_file=backing_file, backing_format=backing_format,
+                     cluster_size=cluster_size or 65536, version=version,
+                     refcount_bits=refcount_bits)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+# -- fixes --------------------------------------------------------------------------------
+
+def apply_fix(fix: Fix, *, progress: Progress | None = None) -> EditResult:
+    """Carry out a :class:`~engine.offline.inspect.Fix` offered for a broken link."""
+    result = rebase(fix.image, fix.backing_file, fix.backing_format, safe=fix.safe,
+                    fmt=fix.image_format, progress=progress)
+    if fix.warning and fix.warning not in result.warnings:
+        return EditResult(result.command, result.changed, result.copied_bytes,
+                          (*result.warnings, fix.warning))
+    return result
