@@ -56,3 +56,25 @@ def test_ruff_clean() -> None:
         pytest.fail("ruff is not installed (scripts/bootstrap.sh installs it)")
     proc = subprocess.run([ruff, "check", "--quiet", "."], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("package", ["gui/session", "gui/planner"])
+def test_session_and_planner_never_import_qt(package: str) -> None:
+    """Sessions (asyncio) and the planner (pure) run headless: no Qt, no qasync, no views."""
+    offenders = [
+        f"{path.relative_to(REPO)}: {name}"
+        for path in sorted((REPO / package).rglob("*.py"))
+        for name in _imports(path)
+        if name.split(".")[0] in QT_MODULES
+        or name.startswith(("gui.views", "gui.widgets", "gui.app"))
+    ]
+    assert offenders == []
+
+
+def test_importing_session_and_planner_loads_no_qt() -> None:
+    code = ("import gui.session, gui.planner, sys; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            f"{QT_MODULES!r}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
