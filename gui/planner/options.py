@@ -90,6 +90,8 @@ def _flags(node: NodeInfo) -> dict[str, Any]:
     dz = info.get("detect_zeroes")
     if isinstance(dz, str) and dz != "off":
         flags["detect-zeroes"] = dz
+        if dz == "unmap":           # only allowed with discard=unmap, so that is what it has
+            flags["discard"] = "unmap"
     return flags
 
 

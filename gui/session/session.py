@@ -271,6 +271,8 @@ class Session:
 
     async def _drop_client(self, client: LoggingQMPClient) -> None:
         """Stop this connection's tasks and close it; errors of a dead link are expected."""
+        if client is self._client:
+            self._client = None          # loops see this and stop even if a cancel is lost
         current = asyncio.current_task()
         tasks = [t for t in self._conn_tasks if t is not current]
         for task in tasks:
@@ -278,8 +280,6 @@ class Session:
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
-        if client is self._client:
-            self._client = None
         with contextlib.suppress(Exception):
             await client.disconnect()
 
@@ -394,9 +394,12 @@ class Session:
     async def _poll(self, client: QMPClient) -> None:
         """The refresh loop: wakes on graph events or every ``poll_interval`` seconds."""
         while client is self._client:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
             self._wake.clear()
+            if client is not self._client:
+                return
             try:
                 await self.refresh()
             except Disconnected:
@@ -477,8 +480,9 @@ class Session:
                 if remaining <= 0:
                     raise SessionError(f"timed out waiting for job {job_id} to become "
                                        f"{'/'.join(until)}")
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._job_changed.wait(), remaining)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(remaining):
+                        await self._job_changed.wait()
 
     # -- planning and execution -----------------------------------------------------------
     def plan_context(self) -> PlanContext:

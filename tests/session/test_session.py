@@ -16,7 +16,7 @@ from gui.session import (
     Session,
     parse_address,
 )
-from tests.session.conftest import Peer
+from tests.support.peer import Peer
 
 pytestmark = pytest.mark.qemu
 
