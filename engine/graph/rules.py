@@ -306,3 +306,109 @@ def check_delete(view: GraphView, node: str, *, monitor_owned: bool | None = Non
         raise NotMonitorOwned(node)
     if any(not e.parent.startswith(("job:", "backend:")) for e in parents):
         raise BlockDeviceInUse(node)
+
+
+# -- names, snapshots, stream and commit (the editor's preflight) ---------------------
+class InvalidNodeName(RuleViolation):
+    """A user-given node name QEMU rejects (``Invalid node-name: 'x'``, too long)."""
+
+
+class DuplicateNodeName(RuleViolation):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Duplicate nodes with node-name='{name}'")
+
+
+class NotInChain(RuleViolation):
+    """A base that is not below the streamed/committed node."""
+
+
+class DeviceNotFound(RuleViolation):
+    error_class = "DeviceNotFound"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Device '{name}' not found")
+
+
+def check_reopen_by_name(view: GraphView, node: str) -> None:
+    """Reopen names its node; an auto-generated name is not one of the node's options,
+    so QEMU refuses it with ``Cannot change the option 'node-name'``."""
+    find_node(view, node)
+    if node.startswith("#"):
+        raise OptionChange("node-name")
+
+
+def check_new_node_name(view: GraphView, name: str) -> None:
+    """A name for a node about to be added: valid (``names.check_node_name``) and free."""
+    from engine.graph.names import check_node_name
+
+    text = check_node_name(name)
+    if text is not None:
+        raise InvalidNodeName(text)
+    if view.node_info(name) is not None:
+        raise DuplicateNodeName(name)
+
+
+def check_snapshot_node(view: GraphView, node: str) -> None:
+    """``blockdev-snapshot``'s checks on ``node`` (spec §4.1 1–2): it exists and is not
+    the backing child of another node."""
+    info = view.node_info(node)
+    if info is None or info.kind != "block-node":
+        raise ReferenceNotFound(node, node)
+    for e in view.parents(node):
+        if e.role == "backing" and not e.parent.startswith(("job:", "backend:")):
+            raise NodeBusy(node, f"node is used as backing hd of '{e.parent}'")
+
+
+def _job_of(view: GraphView, node: str) -> str | None:
+    """The type of a block job holding ``node`` (its ``main``/``active`` node), if any."""
+    for e in view.parents(node):
+        if e.parent.startswith("job:") and e.role in ("main node", "active node"):
+            info = view.node_info(e.parent)
+            return info.driver if info is not None else ""
+    return None
+
+
+def _chain(view: GraphView, node: str) -> list[str]:
+    """The nodes below ``node`` along backing links (implicit filters skipped)."""
+    out: list[str] = []
+    cur = skip_implicit(view, view.child(node, "backing"))
+    while cur is not None and cur not in out:
+        out.append(cur)
+        cur = skip_implicit(view, view.child(cur, "backing"))
+    return out
+
+
+def check_stream(view: GraphView, device: str, base: str | None) -> None:
+    """``block-stream`` of ``device`` down to ``base`` (None: the whole chain), §5.2."""
+    info = view.node_info(device)
+    if info is None or info.kind != "block-node":
+        raise ReferenceNotFound(device, device)
+    if base is not None:
+        if view.node_info(base) is None:
+            raise ReferenceNotFound(base)
+        if base not in _chain(view, device):
+            raise NotInChain(f"Node '{base}' is not a backing image of '{device}'")
+    job = _job_of(view, device)
+    if job is not None:
+        raise NodeBusy(device, f"block device is in use by block job: {job}")
+
+
+def check_commit(view: GraphView, device: str, top: str, base: str | None) -> None:
+    """``block-commit`` on ``device`` (a root node) of ``top`` into ``base``, §6.2."""
+    info = view.node_info(device)
+    if info is None or info.kind != "block-node":
+        raise DeviceNotFound(device)
+    if any(not e.parent.startswith(("job:", "backend:")) for e in view.parents(device)):
+        raise RuleViolation("Need a root block node")
+    if view.node_info(top) is None:
+        raise ReferenceNotFound(top)
+    if base is not None:
+        if view.node_info(base) is None:
+            raise ReferenceNotFound(base)
+        if base == top:
+            raise RuleViolation("cannot commit an image into itself")
+        if base not in _chain(view, top):
+            raise NotInChain(f"'{base}' is not in this backing file chain")
+    job = _job_of(view, device)
+    if job is not None:
+        raise NodeBusy(device, f"block device is in use by block job: {job}")
