@@ -41,9 +41,12 @@ class PlanContext:
     commands: frozenset[str] = frozenset()
 
 
-def plan_intent(ctx: PlanContext, intent: Any) -> Plan:
-    """Plan ``intent`` on ``ctx.snapshot``; refused plans carry typed reasons, no steps."""
-    reasons = preflight.check(ctx, intent)
+def plan_intent(ctx: PlanContext, intent: Any, *, check: bool = True) -> Plan:
+    """Plan ``intent`` on ``ctx.snapshot``; refused plans carry typed reasons, no steps.
+
+    ``check=False`` skips preflight (to show or send what QEMU itself would refuse).
+    """
+    reasons = preflight.check(ctx, intent) if check else []
     if reasons:
         return refused(intent, describe(ctx.snapshot, intent), reasons)
     builder = _BUILDERS.get(type(intent))
@@ -345,22 +348,9 @@ def _plan_stream(ctx: PlanContext, intent: Stream) -> Plan:
     )
 
 
-def _root_above(graph: GraphSnapshot, key: str) -> str:
-    """The top of the chain containing ``key`` (following backing/file parents)."""
-    cur, seen = key, {key}
-    while True:
-        ups = [e.parent for e in graph.parents(cur)
-               if e.role in ("backing", "file") and e.parent in graph.nodes
-               and graph.nodes[e.parent].kind == "block-node"]
-        if not ups or ups[0] in seen:
-            return cur
-        cur = ups[0]
-        seen.add(cur)
-
-
 def _plan_commit(ctx: PlanContext, intent: Commit) -> Plan:
     graph = ctx.snapshot
-    device = _root_above(graph, intent.top)
+    device = preflight.root_above(graph, intent.top)
     job_id = intent.job_id or f"commit-{intent.top}"
     args: dict[str, Any] = {"job-id": job_id, "device": device}
     chain = _chain_below(graph, intent.top)

@@ -1,0 +1,68 @@
+"""Refused intents: refused before anything is sent, with the text QEMU itself gives
+(checked by sending the unchecked plan to qemu-storage-daemon 7.2 anyway)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gui.planner import plan_intent
+from gui.planner.intents import Delete, SetBacking
+from gui.session import CommandFailed, PreflightRefused, Session
+from tests.planner.test_links_qsd import add_by_reference, chain
+from tests.support.peer import Peer
+from tests.support.qemu import qemu_io
+
+pytestmark = pytest.mark.qemu
+
+
+async def refused_then_sent(session: Session, intent) -> tuple[str, str]:
+    """Preflight's text (asserting nothing was sent) and QEMU's answer to the real thing."""
+    plan = session.plan(intent)
+    assert not plan.ok and plan.steps == ()
+    mark = session.traffic.last_seq
+    with pytest.raises(PreflightRefused) as info:
+        await session.run_plan(plan)
+    assert [e for e in session.traffic.since(mark) if not e.background] == []
+    ours = str(info.value.reasons[0])
+    unchecked = plan_intent(session.plan_context(), intent, check=False)
+    assert unchecked.steps
+    with pytest.raises(CommandFailed) as qemu:
+        for cmd in unchecked.commands():
+            await session.execute(cmd.command, cmd.arguments)
+    return ours, str(qemu.value)
+
+
+async def test_cycle_is_refused_with_qemus_text(peer: Peer, session: Session,
+                                                tmp_path: Path) -> None:
+    add_by_reference(peer.ok, chain(tmp_path))
+    await session.refresh(force=True)
+    ours, qemu = await refused_then_sent(session, SetBacking("base", "top"))
+    assert ours == qemu == "Making 'top' a backing child of 'base' would create a cycle"
+
+
+async def test_deleting_a_node_in_use_is_refused(peer: Peer, session: Session,
+                                                 tmp_path: Path) -> None:
+    add_by_reference(peer.ok, chain(tmp_path))
+    await session.refresh(force=True)
+    ours, qemu = await refused_then_sent(session, Delete("mid"))
+    assert ours == qemu == "Node 'mid' is busy: node is used as backing hd of 'top'"
+
+
+async def test_backing_through_an_implicit_filter_is_refused(
+    peer: Peer, session: Session, tmp_path: Path
+) -> None:
+    files = chain(tmp_path)
+    qemu_io(files["base"], "write -P 0x11 0 1M")
+    add_by_reference(peer.ok, files)
+    # a slow stream puts an implicit (auto-named) copy-on-read filter above mid
+    peer.ok("block-stream", {"job-id": "s0", "device": "mid", "speed": 1})
+    snap = await session.refresh(force=True)
+    filt = snap.backing("top")
+    assert filt is not None and snap.nodes[filt].implicit
+    try:
+        ours, qemu = await refused_then_sent(session, SetBacking("top", "base"))
+        assert ours == qemu == "Cannot replace implicit backing child of top"
+    finally:
+        peer.execute("block-job-cancel", {"device": "s0", "force": True})  # may have ended
