@@ -1,5 +1,6 @@
-"""Fixtures: a restartable qemu-storage-daemon (``peer``) and a connected ``session``."""
+"""Fixtures: a restartable qemu-storage-daemon (``peer``) and a connected ``session``;
+``any_peer``/``any_session`` run a test against every peer kind (daemon, bundled engine)."""
 
-from tests.support.peer import peer, session
+from tests.support.peer import any_peer, any_session, peer, session
 
-__all__ = ["peer", "session"]
+__all__ = ["any_peer", "any_session", "peer", "session"]

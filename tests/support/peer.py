@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from gui.session import Session
+from gui.session import Endpoint, Session, socket_endpoint
 from tests.support.qemu import QSD
 
 
@@ -26,9 +26,12 @@ class RawMonitor:
     """A blocking QMP client on a plain socket: usable inside a running event loop
     (qemu.qmp's legacy client is not). Events are skipped."""
 
-    def __init__(self, path: str) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
+    def __init__(self, target: str | socket.socket) -> None:
+        if isinstance(target, socket.socket):
+            self.sock = target
+        else:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.connect(target)
         self.file = self.sock.makefile("rwb")
         self._read()                                   # greeting
         self.execute("qmp_capabilities")
@@ -59,6 +62,8 @@ class RawMonitor:
 class Peer:
     """A restartable qemu-storage-daemon: the session's socket path survives restarts."""
 
+    kind = "qemu-storage-daemon"
+
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.session_socket = str(workdir / "session.sock")
@@ -69,6 +74,10 @@ class Peer:
     @property
     def address(self) -> str:
         return f"unix:{self.session_socket}"
+
+    @property
+    def endpoint(self) -> Endpoint | str:
+        return self.address
 
     def start(self) -> None:
         for path in (self.session_socket, self.aux_socket):
@@ -120,6 +129,72 @@ class Peer:
         reply = self.execute(command, arguments)
         assert "return" in reply, reply
         return reply["return"]
+
+
+class EnginePeer(Peer):
+    """The bundled engine behind its in-process QMP server (socket pairs, same wire)."""
+
+    kind = "bundled engine"
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.server: object | None = None
+
+    @property
+    def endpoint(self) -> Endpoint | str:
+        assert self.server is not None
+        return socket_endpoint("bundled engine", self.server.connect)  # type: ignore[attr-defined]
+
+    def start(self) -> None:
+        from engine.server.inprocess import InProcessServer
+
+        self.server = InProcessServer()
+        self.aux = RawMonitor(self.server.connect())
+
+    def kill(self) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.aux is not None:
+            self.aux.close()
+            self.aux = None
+        if self.server is not None:
+            self.server.close()  # type: ignore[attr-defined]
+            self.server = None
+
+
+def engine_available() -> bool:
+    try:
+        import engine.server.inprocess  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+#: Peers the differential session/planner tests run against.
+PEER_KINDS = ["qsd", *(["engine"] if engine_available() else [])]
+
+
+@pytest.fixture(params=PEER_KINDS)
+def any_peer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Peer]:
+    workdir = tmp_path / "peer"
+    workdir.mkdir()
+    p = EnginePeer(workdir) if request.param == "engine" else Peer(workdir)
+    p.start()
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+@pytest.fixture
+async def any_session(any_peer: Peer) -> AsyncIterator[Session]:
+    s = Session(any_peer.endpoint, poll_interval=0.2, reconnect_delays=(0.05, 0.2))
+    await s.connect()
+    try:
+        yield s
+    finally:
+        await s.close()
 
 
 @pytest.fixture
