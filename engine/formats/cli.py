@@ -71,10 +71,22 @@ def format_human(info: dict[str, Any]) -> str:
     specific = info.get("format-specific")
     if specific:
         lines.append("Format specific information:")
-        for key, value in specific["data"].items():
-            shown = _bool(value) if isinstance(value, bool) else value
-            lines.append(f"    {key.replace('-', ' ')}: {shown}")
+        _dump(specific["data"], 1, lines)
     return "\n".join(lines)
+
+
+def _dump(value: Any, depth: int, lines: list[str]) -> None:
+    """Nested format-specific data, indented like qemu-img's human output."""
+    pad = "    " * depth
+    items = value.items() if isinstance(value, dict) else (
+        (f"[{i}]", v) for i, v in enumerate(value))
+    for key, item in items:
+        label = key.replace("-", " ") if isinstance(value, dict) else key
+        if isinstance(item, dict | list):
+            lines.append(f"{pad}{label}:")
+            _dump(item, depth + 1, lines)
+        else:
+            lines.append(f"{pad}{label}: {_bool(item) if isinstance(item, bool) else item}")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -311,6 +311,20 @@ class Qcow2Image(Image):
         table = self._pread(h.snapshots_offset, max(0, want))
         return parse_snapshots(table, h.nb_snapshots, h.snapshots_offset, self.path)
 
+    def bitmaps(self) -> list[hdr.Bitmap]:
+        """Persistent dirty bitmaps (only when the extension is marked consistent)."""
+        h = self.header
+        ext = h.extension(hdr.EXT_BITMAPS)
+        if ext is None or not h.autoclear_features & hdr.AUTOCLEAR_BITMAPS:
+            return []
+        count, size, offset = hdr.bitmap_directory_location(ext, self.path)
+        if not count:
+            return []
+        if size > 64 << 20 or offset % self.cluster_size or offset + size > self.file_size():
+            raise CorruptImageError(f"Bitmap directory at {offset:#x} ({size} bytes) is invalid",
+                                    self.path, ext.offset)
+        return hdr.parse_bitmap_directory(self._pread(offset, size), count, offset, self.path)
+
     def format_specific(self) -> dict[str, Any]:
         h = self.header
         data: dict[str, Any] = {
@@ -319,6 +333,9 @@ class Qcow2Image(Image):
         }
         if h.version == 3:
             data["lazy-refcounts"] = h.lazy_refcounts
+        bitmaps = self.bitmaps()
+        if bitmaps:
+            data["bitmaps"] = [b.info() for b in bitmaps]
         data["refcount-bits"] = h.refcount_bits
         if h.version == 3:
             data["corrupt"] = h.corrupt

@@ -439,3 +439,49 @@ def layout_cluster0(header: Qcow2Header, extensions: list[tuple[int, bytes]],
     if name:
         out[bfo:bfo + len(name)] = name
     return bytes(out), new
+
+
+BITMAP_IN_USE = 1 << 0
+BITMAP_AUTO = 1 << 1
+BITMAP_ENTRY_HEADER = 24
+
+
+@dataclass(frozen=True, slots=True)
+class Bitmap:
+    """One persistent dirty bitmap's directory entry (``flags_offset``: file offset)."""
+
+    name: str
+    granularity: int
+    flags: int
+    flags_offset: int
+
+    def info(self) -> dict[str, object]:
+        flags = (["in-use"] if self.flags & BITMAP_IN_USE else []) + (
+            ["auto"] if self.flags & BITMAP_AUTO else [])
+        return {"flags": flags, "name": self.name, "granularity": self.granularity}
+
+
+def bitmap_directory_location(ext: HeaderExtension, path: str) -> tuple[int, int, int]:
+    """(count, directory size, directory offset) from the bitmaps extension."""
+    if len(ext.data) < 24:
+        raise CorruptImageError("Bitmaps extension is too short", path, ext.offset)
+    count, _, size, offset = struct.unpack_from(">IIQQ", ext.data, 0)
+    return count, size, offset
+
+
+def parse_bitmap_directory(raw: bytes, count: int, base: int, path: str) -> list[Bitmap]:
+    out: list[Bitmap] = []
+    pos = 0
+    for _ in range(count):
+        if pos + BITMAP_ENTRY_HEADER > len(raw):
+            raise CorruptImageError("Bitmap directory runs past its end", path, base + pos)
+        (_table_off, _table_size, flags, _type, gran_bits, name_size,
+         extra) = struct.unpack_from(">QIIBBHI", raw, pos)
+        name_start = pos + BITMAP_ENTRY_HEADER + extra
+        end = name_start + name_size
+        if end > len(raw) or gran_bits > 63:
+            raise CorruptImageError("Bitmap directory entry is invalid", path, base + pos)
+        name = raw[name_start:end].decode("utf-8", errors="replace")
+        out.append(Bitmap(name, 1 << gran_bits, flags, base + pos + 12))
+        pos = end + ((-end) % 8)
+    return out

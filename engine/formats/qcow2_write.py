@@ -134,12 +134,24 @@ class Qcow2Writer:
             raise file_error(exc, self.path, "Could not flush") from exc
 
     def _clear_autoclear(self) -> None:
-        """A writer that does not maintain bitmaps must clear the autoclear bits first."""
+        """Before the first write: flag what this writer does not keep up to date.
+
+        Persistent bitmaps are not updated by guest writes here, so each one is
+        marked in-use (inconsistent: QEMU will not trust its content, and
+        ``qemu-img bitmap --remove`` drops it) while the extension itself stays
+        valid, so its clusters remain accounted for. Autoclear bits this writer
+        does not know are cleared, as the autoclear contract requires.
+        """
         h = self.img.header
-        if h.version == 3 and h.autoclear_features:
-            self._pwrite(struct.pack(">Q", 0), 88)
-            self.barrier()
-            self.img.header = h.with_fields(autoclear_features=0)
+        for bitmap in self.img.bitmaps():
+            if not bitmap.flags & hdr.BITMAP_IN_USE:
+                self._pwrite(struct.pack(">I", bitmap.flags | hdr.BITMAP_IN_USE),
+                             bitmap.flags_offset)
+        known = h.autoclear_features & hdr.AUTOCLEAR_BITMAPS
+        if h.version == 3 and h.autoclear_features != known:
+            self._pwrite(struct.pack(">Q", known), 88)
+            self.img.header = h.with_fields(autoclear_features=known)
+        self.barrier()
 
     # -- refcounts --------------------------------------------------------------------------
     def _block(self, t: int) -> bytearray | None:

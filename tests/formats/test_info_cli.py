@@ -30,6 +30,9 @@ def shared_equal(mine: Any, theirs: Any) -> None:
         for a, b in zip(mine, theirs, strict=True):
             shared_equal(a, b)
         return
+    if not isinstance(theirs, dict):
+        assert mine == theirs
+        return
     assert isinstance(mine, dict), mine
     for key, value in theirs.items():
         assert key in mine, f"missing {key!r}"
@@ -151,3 +154,18 @@ def test_dispatch_through_blockgraph_command(tmp_path: Path, capsys: pytest.Capt
     img = create(tmp_path / "x.qcow2", MiB)
     assert top_cli.main(["info", "--output=json", str(img)]) == 0
     assert json.loads(capsys.readouterr().out)["virtual-size"] == MiB
+
+
+def test_persistent_bitmaps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    img = create(tmp_path / "bm.qcow2", 4 * MiB)
+    qemu_img("bitmap", "--add", str(img), "bm0")
+    qemu_img("bitmap", "--add", "-g", "131072", "--disable", str(img), "other")
+    theirs = json.loads(qemu_img("info", "--output=json", str(img)).stdout)
+    assert len(theirs["format-specific"]["data"]["bitmaps"]) == 2
+    code, out, _ = ours(capsys, "--output=json", str(img))
+    assert code == 0
+    shared_equal(json.loads(out), theirs)
+    code, out, _ = ours(capsys, str(img))
+    their_lines = qemu_img("info", str(img)).stdout.splitlines()
+    assert [ln for ln in out.splitlines() if not ln.startswith("disk size")] == [
+        ln for ln in their_lines if not ln.startswith("disk size")]

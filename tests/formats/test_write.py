@@ -300,3 +300,16 @@ def test_refusals(tmp_path: Path) -> None:
         opened.write(0, b"x")
     with open_image(img) as opened, pytest.raises(ImageReadOnlyError):
         opened.write(0, b"x")
+
+
+def test_writes_mark_persistent_bitmaps_in_use(tmp_path: Path) -> None:
+    import json
+
+    img = create(tmp_path / "bm.qcow2", 4 * MiB, options="cluster_size=4096")
+    qemu_img("bitmap", "--add", str(img), "bm0")
+    with open_image(img, writable=True) as opened:
+        opened.write(5000, b"z" * 100_000)
+    check(img)
+    info = json.loads(qemu_img("info", "--output=json", str(img)).stdout)
+    assert info["format-specific"]["data"]["bitmaps"][0]["flags"] == ["in-use", "auto"]
+    qemu_io(img, "read -P 0x7a 5000 100000")
