@@ -135,6 +135,25 @@ class Image:
         """``qemu-img info --output=json`` fields for this image alone."""
         raise NotImplementedError
 
+    @property
+    def dirty(self) -> bool:
+        """Refcounts may be stale (qcow2 dirty bit)."""
+        return False
+
+    @property
+    def corrupt(self) -> bool:
+        """The image is marked corrupt (qcow2): it is only ever opened read-only."""
+        return False
+
+    @property
+    def incompatible_features(self) -> list[str]:
+        """Names of the incompatible feature bits set in the header."""
+        return []
+
+    @property
+    def snapshot_count(self) -> int:
+        return 0
+
     def actual_size(self) -> int:
         """Bytes allocated on the host for the file (what qemu-img calls disk size)."""
         try:

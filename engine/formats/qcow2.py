@@ -302,6 +302,23 @@ class Qcow2Image(Image):
         return out
 
     # -- description ------------------------------------------------------------------------
+    @property
+    def dirty(self) -> bool:
+        return self.header.dirty
+
+    @property
+    def corrupt(self) -> bool:
+        return self.header.corrupt
+
+    @property
+    def incompatible_features(self) -> list[str]:
+        bits = self.header.incompatible_features
+        return [hdr.INCOMPAT_NAMES.get(b, f"bit {b}") for b in range(64) if bits & (1 << b)]
+
+    @property
+    def snapshot_count(self) -> int:
+        return self.header.nb_snapshots
+
     def snapshots(self) -> list[hdr.Snapshot]:
         h = self.header
         if not h.nb_snapshots:

@@ -46,11 +46,12 @@ def shared_equal(mine: Any, theirs: Any) -> None:
 def build_chain(root: Path, depth: int) -> str:
     """A chain whose images live in nested directories, linked by relative names.
 
-    Image i lives in ``d{i % 3}/`` (with ``d1`` a sub-directory of ``d0``), so the
-    names use ``sub/``, ``../`` and plain file names; the top is returned as a path
-    relative to ``root`` (the test's CWD), like a user would type it.
+    Image i lives in the ``i % 3``-th of ``d0/d1``, ``d0``, ``d2``, so the names go
+    down into a sub-directory (``d1/img0.qcow2``), up (``../../d2/img2.qcow2``) and
+    across; the top is returned as a path relative to ``root`` (the test's CWD),
+    like a user would type it.
     """
-    dirs = [root / "d0", root / "d0" / "d1", root / "d2"]
+    dirs = [root / "d0" / "d1", root / "d0", root / "d2"]
     for d in dirs:
         d.mkdir(parents=True, exist_ok=True)
     paths = [dirs[i % 3] / f"img{i}.qcow2" for i in range(depth)]
@@ -72,6 +73,9 @@ def test_backing_chain_json_matches_qemu(tmp_path: Path, monkeypatch: pytest.Mon
     assert code == 0, err
     mine = json.loads(out)
     assert len(mine) == depth
+    names = {i.get("backing-filename", "") for i in mine}
+    if depth >= 3:
+        assert "d1/img0.qcow2" in names and any(n.startswith("../") for n in names)
     shared_equal(mine, theirs)
     # and one image alone
     theirs1 = json.loads(qemu_img("info", "--output=json", top).stdout)

@@ -163,3 +163,19 @@ def test_raw_image(tmp_path: Path) -> None:
 def _raw_map(raw: Path) -> list[dict[str, object]]:
     with open_image(raw) as img:
         return allocation_map([img])
+
+
+def test_description_attributes(tmp_path: Path) -> None:
+    img = create(tmp_path / "d.qcow2", 3 * MiB, options="cluster_size=8192,lazy_refcounts=on")
+    qemu_io(img, "write -P 1 0 100k")
+    qemu_img("snapshot", "-c", "one", str(img))
+    with open_image(img) as opened:
+        assert (opened.virtual_size, opened.cluster_size) == (3 * MiB, 8192)
+        assert (opened.dirty, opened.corrupt, opened.snapshot_count) == (False, False, 1)
+        assert opened.incompatible_features == []
+        assert opened.actual_size() == opened.info()["actual-size"] > 0
+    with img.open("r+b") as f:      # set the dirty bit by hand
+        f.seek(79)
+        f.write(b"\x01")
+    with open_image(img) as opened:
+        assert opened.dirty and opened.incompatible_features == ["dirty bit"]

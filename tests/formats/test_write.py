@@ -104,7 +104,9 @@ def test_growing_past_refcount_blocks_and_table(tmp_path: Path, refcount_bits: i
 
 
 @pytest.mark.parametrize("options", ["compat=0.10", "compat=1.1,refcount_bits=8",
-                                     "cluster_size=4096,refcount_bits=2"])
+                                     "cluster_size=4096,refcount_bits=2",
+                                     "preallocation=metadata", "preallocation=falloc",
+                                     "lazy_refcounts=on,cluster_size=8192"])
 def test_writing_into_images_qemu_made(tmp_path: Path, options: str) -> None:
     img = create(tmp_path / "q.qcow2", 16 * MiB, options=options)
     qemu_io(img, "write -P 0x11 0 3M", "write -z 5M 1M", "write -P 0x22 9M 100k")
