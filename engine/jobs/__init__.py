@@ -26,4 +26,5 @@ __all__ = [
 # Importing the package registers the job commands with the engine.
 from engine.jobs import commands as _commands  # noqa: F401
 from engine.jobs import commit as _commit  # noqa: F401
+from engine.jobs import create as _create  # noqa: F401
 from engine.jobs import stream as _stream  # noqa: F401

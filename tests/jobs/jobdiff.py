@@ -26,6 +26,7 @@ from tests.support.differential import (
     graph_signature,
     outcome,
     substitute,
+    unsubstitute,
 )
 from tests.support.qemu import check, compare, info
 
@@ -35,8 +36,10 @@ class Cmd:
     command: str
     arguments: dict[str, Any] | None = None
     compare_graph: bool = True
-    #: per-peer arguments overriding ``arguments`` ("qsd" / "engine")
+    #: run on one peer only ("qsd" / "engine"), e.g. QEMU's blkdebug setup
     only: str | None = None
+    #: the return values must be equal too (paths shown as ``{dir}``)
+    compare_return: bool = False
 
 
 @dataclass
@@ -185,6 +188,11 @@ def run_jobs(tmp_path: Path, setup: Callable[[Path], None], steps: Sequence[Step
                     if outs[0] != outs[1]:
                         raise Mismatch(f"{where}: replies differ: qsd={outs[0]} "
                                        f"engine={outs[1]}")
+                    rets = [unsubstitute(r.get("return"), p.dir)
+                            for r, p in zip(replies, peers, strict=True)]
+                    if step.compare_return and rets[0] != rets[1]:
+                        raise Mismatch(f"{where}: returns differ:\nqsd:    {rets[0]}\n"
+                                       f"engine: {rets[1]}")
             if step.compare_graph and not (isinstance(step, Cmd) and step.only):
                 graphs = [graph_signature(p.peer, p.dir) for p in peers]
                 if graphs[0] != graphs[1]:
