@@ -36,6 +36,7 @@ COMMAND_MODULES: list[str] = [
     "engine.qmp.commands_block",
     "engine.qmp.commands_backend",
     "engine.jobs",
+    "engine.snapshots",
 ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +60,9 @@ class EngineHook:
 
 
 Step = Cmd | WaitStatus | EngineHook
+
+
+_AUTO = re.compile(r"#block\d+")
 
 
 class _Peer:
@@ -188,7 +192,7 @@ def run_jobs(tmp_path: Path, setup: Callable[[Path], None], steps: Sequence[Step
                     if outs[0] != outs[1]:
                         raise Mismatch(f"{where}: replies differ: qsd={outs[0]} "
                                        f"engine={outs[1]}")
-                    rets = [unsubstitute(r.get("return"), p.dir)
+                    rets = [_AUTO.sub("#block?", json.dumps(unsubstitute(r.get("return"), p.dir)))
                             for r, p in zip(replies, peers, strict=True)]
                     if step.compare_return and rets[0] != rets[1]:
                         raise Mismatch(f"{where}: returns differ:\nqsd:    {rets[0]}\n"

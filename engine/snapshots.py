@@ -1,0 +1,185 @@
+"""External snapshots and ``transaction``: blockdev-snapshot, blockdev-snapshot-sync.
+
+A snapshot puts an overlay above a node: every parent of the node (exports,
+devices, filters, overlays) moves to the overlay, the node becomes the overlay's
+backing child and is reopened read-only. ``blockdev-snapshot`` takes an overlay
+that already exists; ``blockdev-snapshot-sync`` creates the image file (backing
+string = the node's filename, format = its driver) and opens it — that overlay
+is not monitor-owned and lives only through the parents it took over.
+
+``transaction`` runs its actions in order inside one graph transaction: the
+first failure (or an ``abort`` action) undoes every change and is the answer.
+Checks and texts follow QEMU 7.2 (``external_snapshot_prepare``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from engine.graph import rules
+from engine.graph.model import Backend, BlockGraph, GraphError, Node
+from engine.graph.opening import open_node
+from engine.jobs.errors import JobCommandError
+from engine.jobs.graphops import check_op, lookup_bs, node_filename, set_read_only
+from engine.qmp.errors import QMPError, generic
+from engine.qmp.registry import command
+from engine.qmp.schema import Enum, ListOf, Str, Struct, Union, members
+
+if TYPE_CHECKING:
+    from engine.qmp.engine import Engine
+
+BACKING_DRIVERS = rules.BACKING_DRIVERS
+
+BlockdevSnapshot = Struct("BlockdevSnapshot", members({"node": Str(), "overlay": Str()}))
+BlockdevSnapshotSync = Struct("BlockdevSnapshotSync", members({
+    "*device": Str(), "*node-name": Str(), "snapshot-file": Str(),
+    "*snapshot-node-name": Str(), "*format": Str(),
+    "*mode": Enum("NewImageMode", ["existing", "absolute-paths"]),
+}))
+
+ACTION_TYPES = ("abort", "block-dirty-bitmap-add", "block-dirty-bitmap-remove",
+                "block-dirty-bitmap-clear", "block-dirty-bitmap-enable",
+                "block-dirty-bitmap-disable", "block-dirty-bitmap-merge", "blockdev-backup",
+                "blockdev-snapshot", "blockdev-snapshot-internal-sync",
+                "blockdev-snapshot-sync", "drive-backup")
+TransactionAction = Union(
+    "TransactionAction",
+    members({"type": Enum("TransactionActionKind", ACTION_TYPES)}),
+    discriminator="type",
+    variants={
+        "abort": members({"*data": Struct("Abort", ())}),
+        "blockdev-snapshot": members({"data": BlockdevSnapshot}),
+        "blockdev-snapshot-sync": members({"data": BlockdevSnapshotSync}),
+    })
+TRANSACTION = Struct("transaction", members({
+    "actions": ListOf(TransactionAction),
+    "*properties": Struct("TransactionProperties", members({
+        "*completion-mode": Enum("ActionCompletionMode", ["individual", "grouped"])})),
+}))
+
+
+def _error(exc: Exception) -> QMPError:
+    if isinstance(exc, JobCommandError):
+        return QMPError(exc.error_class, exc.desc)
+    if isinstance(exc, rules.RuleViolation):
+        return QMPError(exc.error_class, str(exc))
+    return generic(str(exc))
+
+
+def append_overlay(graph: BlockGraph, node: Node, overlay: Node) -> None:
+    """QEMU's bdrv_append + the read-only reopen of the old node (checks done by callers)."""
+    if rules.reaches(graph, node.name, overlay.name):
+        raise rules.CycleViolation(node.name, "backing", overlay.name)
+    graph.insert_filter_above(overlay, node, "backing")
+    graph.refresh_perms([overlay])
+    set_read_only(graph, node, True)
+
+
+def check_overlay(overlay: Node) -> None:
+    if any(isinstance(link.parent, Backend) for link in overlay.parents):
+        raise JobCommandError("The overlay is already in use")
+    check_op(overlay, "external-snapshot")
+    if overlay.backing is not None:
+        raise JobCommandError("The overlay already has a backing image")
+    if overlay.driver not in BACKING_DRIVERS:
+        raise JobCommandError("The overlay does not support backing images")
+
+
+def snapshot(graph: BlockGraph, args: dict[str, Any]) -> None:
+    """blockdev-snapshot, inside the caller's graph transaction."""
+    node = lookup_bs(graph, args["node"], args["node"])
+    check_op(node, "external-snapshot")
+    overlay = lookup_bs(graph, args["overlay"], args["overlay"])
+    check_overlay(overlay)
+    append_overlay(graph, node, overlay)
+
+
+def snapshot_sync(graph: BlockGraph, args: dict[str, Any]) -> None:
+    """blockdev-snapshot-sync, inside the caller's graph transaction."""
+    device, node_name = args.get("device"), args.get("node-name")
+    node = lookup_bs(graph, device, node_name)
+    check_op(node, "external-snapshot")
+    new_name = args.get("snapshot-node-name")
+    if node_name is not None and new_name is None:
+        raise JobCommandError("New overlay node-name missing")
+    if new_name is not None and (graph.find(new_name) is not None
+                                 or new_name in graph.backend_names):
+        raise JobCommandError("New overlay node-name already in use")
+    fmt = args.get("format", "qcow2")
+    filename = args["snapshot-file"]
+    path = graph.host_path(filename)
+    if args.get("mode", "absolute-paths") != "existing":
+        _create_overlay_file(path, filename, fmt, node)
+    options: dict[str, Any] = {"driver": fmt, "file": {"driver": "file", "filename": filename}}
+    if fmt in BACKING_DRIVERS:
+        options["backing"] = None
+    if new_name is not None:
+        options["node-name"] = new_name
+    overlay = open_node(graph, options, inherited={}, role=None)
+    check_overlay(overlay)
+    append_overlay(graph, node, overlay)
+    if not overlay.parents:
+        graph.release(overlay)
+
+
+def _create_overlay_file(path: str, filename: str, fmt: str, node: Node) -> None:
+    from engine.formats import create_qcow2, create_raw
+    from engine.formats.errors import ImageError
+
+    size = node.image.virtual_size if node.image is not None else (node.size or 0)
+    try:
+        if fmt == "qcow2":
+            create_qcow2(path, size, backing_file=node_filename(node),
+                         backing_format=node.driver)
+        elif fmt == "raw":
+            create_raw(path, size)
+        else:
+            raise JobCommandError(f"Format '{fmt}' is not supported by the bundled engine")
+    except ImageError as exc:
+        raise JobCommandError(str(exc)) from exc
+    except OSError as exc:
+        raise JobCommandError(
+            f"Could not create '{filename}': {os.strerror(exc.errno or 0)}") from exc
+
+
+@command("blockdev-snapshot", BlockdevSnapshot)
+def blockdev_snapshot(engine: Engine, args: dict[str, Any]) -> Any:
+    try:
+        with engine.graph.transaction():
+            snapshot(engine.graph, args)
+    except (JobCommandError, GraphError, rules.RuleViolation) as exc:
+        raise _error(exc) from exc
+    return {}
+
+
+@command("blockdev-snapshot-sync", BlockdevSnapshotSync)
+def blockdev_snapshot_sync(engine: Engine, args: dict[str, Any]) -> Any:
+    try:
+        with engine.graph.transaction():
+            snapshot_sync(engine.graph, args)
+    except (JobCommandError, GraphError, rules.RuleViolation) as exc:
+        raise _error(exc) from exc
+    return {}
+
+
+@command("transaction", TRANSACTION)
+def transaction(engine: Engine, args: dict[str, Any]) -> Any:
+    """All actions or none: the first failure rolls every change back."""
+    graph = engine.graph
+    try:
+        with graph.transaction():
+            for action in args["actions"]:
+                kind = action["type"]
+                if kind == "abort":
+                    raise JobCommandError("Transaction aborted using Abort action")
+                if kind == "blockdev-snapshot":
+                    snapshot(graph, action["data"])
+                elif kind == "blockdev-snapshot-sync":
+                    snapshot_sync(graph, action["data"])
+                else:
+                    raise JobCommandError(
+                        f"Transaction action '{kind}' is not supported by the bundled engine")
+    except (JobCommandError, GraphError, rules.RuleViolation) as exc:
+        raise _error(exc) from exc
+    return {}
