@@ -13,7 +13,7 @@ VENV="${BLOCKGRAPH_VENV:-$BLOCKGRAPH_ROOT/.venv}"
 # (xcb for a real window, GL/EGL/fontconfig even for offscreen), Xvfb for
 # screenshots, Graphviz `dot` as a benchmark anchor.
 APT_PACKAGES=(
-  qemu-utils qemu-system-common xvfb graphviz python3-venv
+  qemu-utils qemu-system-common qemu-system-x86 xvfb graphviz python3-venv
   libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0
   libxcb-shape0 libxcb-randr0 libxcb-xkb1 libxkbcommon-x11-0
   libgl1 libegl1 libglib2.0-0 libfontconfig1 libxkbcommon0 libdbus-1-3

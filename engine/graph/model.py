@@ -147,9 +147,11 @@ class Node:
 
 @dataclass(eq=False)
 class Backend:
-    """A BlockBackend: a named device (disk / CD-ROM) or an anonymous user.
+    """A BlockBackend: a VM drive (disk / CD-ROM) or an anonymous user (export, job).
 
-    ``device_kind`` is ``'device'`` (a VM's drive), ``'export'`` or ``'job'``.
+    ``name`` is the BlockBackend name (a ``-drive id``; empty for drives created by a
+    device alone and for exports and job backends); ``qdev`` the device id it is
+    attached to. ``device_kind`` is ``'device'``, ``'export'`` or ``'job'``.
     """
 
     name: str
@@ -160,18 +162,22 @@ class Backend:
     locked: bool = False
     qdev: str | None = None
     root: Child | None = None
-    #: read-only flag remembered for a medium inserted later (change-medium).
     kind = BLOCK_BACKEND
 
     @property
+    def debug_name(self) -> str:
+        """The name x-debug-query-block-graph shows: the drive name, else the device id."""
+        return self.name or self.qdev or ""
+
+    @property
     def key(self) -> str:
-        if self.name:
-            return f"backend:{self.name}"
+        if self.debug_name:
+            return f"backend:{self.debug_name}"
         return f"backend:#{self.root.child.name if self.root else ''}"
 
     def describe(self) -> str:
-        if self.name:
-            return f"block device '{self.name}'"
+        if self.debug_name:
+            return f"block device '{self.debug_name}'"
         return "an unnamed block device"
 
 
@@ -461,15 +467,21 @@ class BlockGraph:
         self.record(undo)
 
     # -- backends and jobs ----------------------------------------------------------
+    def move_parents(self, src: Node, dst: Node) -> None:
+        """Point every parent link of ``src`` (nodes, backends, jobs) at ``dst`` instead —
+        what blockdev-snapshot does to the overlay and job completion to the base."""
+        for link in list(src.parents):
+            self._move_link(link, dst)
+
     def add_backend(self, backend: Backend, node: Node | None) -> Backend:
-        if backend.name:
-            self.backend_names[backend.name] = backend
+        if backend.debug_name:
+            self.backend_names[backend.debug_name] = backend
         self.backends[id(backend)] = backend
 
         def undo() -> None:
             self.backends.pop(id(backend), None)
-            if backend.name:
-                self.backend_names.pop(backend.name, None)
+            if backend.debug_name:
+                self.backend_names.pop(backend.debug_name, None)
 
         self.record(undo)
         self.g.add_node(backend.key)
@@ -480,7 +492,8 @@ class BlockGraph:
     def attach_backend_root(self, backend: Backend, node: Node) -> Child:
         """Insert ``node`` as the backend's medium / root (permissions refreshed)."""
         old_key = backend.key
-        fixed = P.backend_perms(backend.device_kind, backend.writable and not node.read_only)
+        fixed = P.backend_perms(backend.device_kind, backend.writable and not node.read_only,
+                                removable=backend.removable)
         link = Child(parent=backend, child=node, role="root", fixed=fixed,
                      perm=fixed[0], shared=fixed[1])
         if backend.key != old_key and self.g.has_node(old_key):
@@ -508,8 +521,8 @@ class BlockGraph:
         if backend.root is not None:
             self.detach(backend.root)
         self.backends.pop(id(backend), None)
-        if backend.name:
-            self.backend_names.pop(backend.name, None)
+        if backend.debug_name:
+            self.backend_names.pop(backend.debug_name, None)
         if self.g.has_node(backend.key):
             self.g.remove_node(backend.key)
 
@@ -685,7 +698,7 @@ class BlockGraph:
         if key.startswith("backend:"):
             for b in self.backends.values():
                 if b.key == key:
-                    return NodeInfo(key=key, kind=BLOCK_BACKEND, name=b.name)
+                    return NodeInfo(key=key, kind=BLOCK_BACKEND, name=b.debug_name)
         if key.startswith("job:"):
             job = self.jobs.get(key[4:])
             if job is not None:
@@ -699,7 +712,7 @@ class BlockGraph:
         return NodeInfo(
             key=node.name, kind=BLOCK_NODE, name=node.name, driver=node.driver,
             read_only=node.read_only, filename=filename(node, memo if memo is not None else {}),
-            virtual_size=getattr(img, "virtual_size", node.size),
+            virtual_size=virtual_size(node),
             cluster_size=getattr(img, "cluster_size", None),
             header_backing=node.header_backing,
             header_backing_format=node.header_backing_format,
@@ -755,7 +768,7 @@ class BlockGraph:
 
         memo = all_filenames(self)
         infos = [self._node_info(n, memo) for n in reversed(self.nodes.values())]
-        infos += [NodeInfo(key=b.key, kind=BLOCK_BACKEND, name=b.name)
+        infos += [NodeInfo(key=b.key, kind=BLOCK_BACKEND, name=b.debug_name)
                   for b in self.backends.values()]
         infos += [NodeInfo(key=j.key, kind=BLOCK_JOB, name=j.job_id, driver=j.job_type)
                   for j in self.jobs.values()]
@@ -778,6 +791,26 @@ class BlockGraph:
     def close(self) -> None:
         for node in self.nodes.values():
             self._close_image(node)
+
+
+def virtual_size(node: Node) -> int:
+    """The size a node presents, as QEMU reports it (host files in whole sectors)."""
+    seen = 0
+    while seen < 10000:
+        if node.image is not None:
+            return int(node.image.virtual_size)
+        if node.driver == "file" and node.host_path is not None:
+            try:
+                return -(-os.stat(node.host_path).st_size // 512) * 512
+            except OSError:
+                return 0
+        if node.size is not None:
+            return node.size
+        below = node.child("file")
+        if below is None:
+            return 0
+        node, seen = below, seen + 1
+    return 0
 
 
 def _links_of(owner: Owner) -> list[Child]:

@@ -119,7 +119,7 @@ def _assign_name(graph: BlockGraph, node: Node, name: str | None) -> None:
         raise GraphError(err)
     if name in graph.nodes:
         raise GraphError(f"Duplicate nodes with node-name='{name}'")
-    if name in graph.backend_names:
+    if any(b.name == name for b in graph.backends.values()):
         raise GraphError(f"node-name={name} is conflicting with a device id")
     node.name = name
 
@@ -228,7 +228,7 @@ def _open_header_chain(graph: BlockGraph, top: Node, inherit: dict[str, Any]) ->
         fmt = current.header_backing_format
         try:
             if fmt is None:
-                fmt = _probe(path)
+                fmt = probe_format(path)
             backing_opts: dict[str, Any] = {"driver": fmt,
                                             "file": {"driver": "file", "filename": path}}
             backing = open_node(graph, backing_opts, inherited=current_inherit,
@@ -249,7 +249,7 @@ def _open_header_chain(graph: BlockGraph, top: Node, inherit: dict[str, Any]) ->
         graph.set(parent, "auto_backing_file", filename(backing, memo))
 
 
-def _probe(path: str) -> str:
+def probe_format(path: str) -> str:
     try:
         with open(path, "rb") as f:
             return "qcow2" if f.read(4) == b"QFI\xfb" else "raw"

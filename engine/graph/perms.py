@@ -77,10 +77,17 @@ DEVICE_SHARED = CONSISTENT_READ | WRITE_UNCHANGED | RESIZE
 EXPORT_SHARED = CONSISTENT_READ | WRITE_UNCHANGED | WRITE
 
 
-def backend_perms(kind: str, writable: bool) -> tuple[int, int]:
-    """A device (disk, CD-ROM) or a writable export's permissions on its root node."""
+def backend_perms(kind: str, writable: bool, removable: bool = False) -> tuple[int, int]:
+    """A device's (disk, CD-ROM) or an export's permissions on its root node.
+
+    Observed in QEMU 7.2: a disk takes write + consistent-read and shares resize,
+    write-unchanged, consistent-read; a CD-ROM takes consistent-read and shares
+    write-unchanged, consistent-read.
+    """
     perm = CONSISTENT_READ | (WRITE if writable else 0)
-    return perm, (DEVICE_SHARED if kind == "device" else EXPORT_SHARED)
+    if kind == "device":
+        return perm, (CONSISTENT_READ | WRITE_UNCHANGED) if removable else DEVICE_SHARED
+    return perm, EXPORT_SHARED
 
 
 def lock_conflict(perm: int, shared: int, other_perm: int, other_shared: int) -> str | None:

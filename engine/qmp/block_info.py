@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.graph import perms as P
 from engine.graph.filenames import all_filenames, filename
-from engine.graph.model import JOB_FILTER_DRIVERS, Backend, BlockGraph, Node
+from engine.graph.model import JOB_FILTER_DRIVERS, Backend, BlockGraph, Node, virtual_size
 from engine.graph.opening import full_backing_path
 from engine.qmp.qdict import qdict_order, qdict_sorted
 
@@ -26,7 +26,7 @@ def image_info(node: Node, memo: dict[str, str], *, chain: bool) -> dict[str, An
     if node.driver not in ("null-co", "null-aio"):
         info["dirty-flag"] = bool(raw_info.get("dirty-flag", False))
     info["actual-size"] = _actual_size(data_node)
-    info["virtual-size"] = _virtual_size(node)
+    info["virtual-size"] = virtual_size(node)
     cluster = getattr(img, "cluster_size", None) if img is not None else None
     if cluster is None and node.driver in JOB_FILTER_DRIVERS | {"raw", "throttle"}:
         below = node.child("file")
@@ -86,20 +86,6 @@ def _actual_size(node: Node) -> int:
         except OSError:
             return 0
     return 0
-
-
-def _virtual_size(node: Node) -> int:
-    if node.image is not None:
-        return int(node.image.virtual_size)
-    if node.driver == "file" and node.host_path is not None:
-        try:   # QEMU reports lengths in whole 512-byte sectors
-            return -(-os.stat(node.host_path).st_size // 512) * 512
-        except OSError:
-            return 0
-    if node.size is not None:
-        return node.size
-    below = node.child("file")
-    return _virtual_size(below) if below is not None else 0
 
 
 def _backing_or_filtered(node: Node) -> Node | None:
@@ -173,7 +159,7 @@ def debug_block_graph(graph: BlockGraph) -> dict[str, Any]:
                           "shared-perm": list(P.qmp_names(link.shared))})
 
     for b in graph.backends.values():
-        visit(b, b.name, "block-backend", [b.root] if b.root else [])
+        visit(b, b.debug_name, "block-backend", [b.root] if b.root else [])
     for job in graph.jobs.values():
         visit(job, job.job_id, "block-job", list(reversed(job.links)))
     for n in graph.nodes.values():

@@ -2,13 +2,15 @@
 
 QEMU's storage daemon has no devices, so its ``query-block`` is ``[]``; in
 qemu-system every ``-drive``/``-device`` adds a BlockBackend. The engine can be
-started with backends (:meth:`add_backend` below, or the QMP-shaped
-``x-blockgraph-backend-add`` command) so the editor can show and exercise the same
-graph a VM would have: backends are ``block-backend`` vertices in
-``x-debug-query-block-graph``, entries of ``query-block``, and removable ones accept
-QEMU's media commands (``blockdev-open-tray``, ``blockdev-close-tray``,
-``blockdev-remove-medium``, ``blockdev-insert-medium``, ``blockdev-change-medium``,
-``eject``) with QEMU's texts.
+started with backends (:func:`add_backend` below, ``Engine.add_backend``, or the
+QMP-shaped ``x-blockgraph-device-add`` command) so the editor can show and exercise
+the same graph a VM would have. A backend behaves like a qemu-system drive made with
+``-device ide-cd,id=ID`` (removable) or a disk device: a ``block-backend`` vertex
+named ID in ``x-debug-query-block-graph``, a ``query-block`` entry with ``device``
+"" and ``qdev`` ID, and for removable ones QEMU's media commands
+(``blockdev-open-tray``, ``blockdev-close-tray``, ``blockdev-remove-medium``,
+``blockdev-insert-medium``, ``blockdev-change-medium``, ``eject``) with the texts and
+``DEVICE_TRAY_MOVED`` events observed on qemu-system-x86_64 7.2.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from engine.graph.model import Backend, BlockGraph, GraphError, Node
-from engine.graph.opening import blockdev_add as open_blockdev
+from engine.graph.opening import open_node, probe_format
 from engine.qmp.block_info import block_info
-from engine.qmp.block_schema import OnOffAuto
 from engine.qmp.errors import QMPError, generic
 from engine.qmp.registry import command
 from engine.qmp.schema import Bool, Enum, Str, Struct, members
@@ -27,54 +28,79 @@ if TYPE_CHECKING:
     from engine.qmp.engine import Engine
 
 
-def add_backend(graph: BlockGraph, name: str, node: str | None = None, *,
-                removable: bool = False, writable: bool | None = None) -> Backend:
-    """Add a named BlockBackend (a VM drive), optionally with ``node`` inserted.
+def add_backend(graph: BlockGraph, device_id: str, node: str | None = None, *,
+                removable: bool = False, writable: bool | None = None,
+                drive: str = "") -> Backend:
+    """Add a VM drive with device id ``device_id``, optionally with ``node`` inserted.
 
-    ``removable``: a CD-ROM-like drive with a tray (media commands allowed);
-    ``writable``: default True for disks, False for removable drives.
+    ``removable``: a CD-ROM-like drive with a tray (read-only unless ``writable``);
+    ``drive``: a BlockBackend name as ``-drive id=`` would give (default: none).
     """
-    if name in graph.backend_names:
-        raise GraphError(f"Duplicate ID '{name}' for drive")
-    if name in graph.nodes:
-        raise GraphError(f"node-name={name} is conflicting with a device id")
+    for taken in (device_id, drive):
+        if taken and taken in graph.backend_names:
+            raise GraphError(f"Duplicate device ID '{taken}'")
+    if drive and drive in graph.nodes:
+        raise GraphError(f"node-name={drive} is conflicting with a device id")
     target: Node | None = None
     if node is not None:
         target = graph.find(node)
         if target is None:
             raise GraphError(f"Cannot find device='' nor node-name='{node}'")
-    backend = Backend(name=name, removable=removable,
+    backend = Backend(name=drive, removable=removable,
                       writable=(not removable) if writable is None else writable,
-                      qdev=f"/machine/peripheral/{name}")
+                      qdev=device_id)
     with graph.transaction():
         graph.add_backend(backend, target)
+        if drive:
+            graph.backend_names[device_id] = backend
     return backend
 
 
-def _backend(graph: BlockGraph, device: str | None, qid: str | None = None) -> Backend:
-    name = device if device is not None else qid
-    if device is not None and qid is not None:
-        raise generic("Parameter 'id' and 'device' cannot both be set")   # hm
-    if name is None:
-        raise generic("Either 'device' or 'id' must be set")
-    backend = graph.backend_names.get(name)
-    if backend is None:
-        raise QMPError("DeviceNotFound", f"Device '{name}' not found")
-    return backend
+def _backend(graph: BlockGraph, device: str | None, qid: str | None) -> Backend:
+    if (device is None) == (qid is None):
+        raise generic("Need exactly one of 'device' and 'id'")
+    if device is not None:
+        found = next((b for b in graph.backends.values() if b.name == device), None)
+        if found is None:
+            raise QMPError("DeviceNotFound", f"Device '{device}' not found")
+        return found
+    assert qid is not None
+    found = next((b for b in graph.backends.values() if b.qdev == qid), None)
+    if found is None:
+        raise QMPError("DeviceNotFound", f"Device '{qid}' not found")
+    return found
 
 
 def _require_removable(backend: Backend) -> None:
     if not backend.removable:
-        raise generic(f"Device '{backend.name}' is not removable")
+        raise generic(f"Device '{backend.debug_name}' is not removable")
 
 
-@command("x-blockgraph-backend-add", Struct("x-blockgraph-backend-add", members({
-    "id": Str(), "*node-name": Str(), "*removable": Bool(), "*writable": Bool()})))
-def backend_add(engine: Engine, args: dict[str, Any]) -> Any:
-    """blockgraph's own: a VM drive (QEMU gets these from -drive/-device)."""
+def _tray_moved(engine: Engine, backend: Backend, tray_open: bool) -> None:
+    backend.tray_open = tray_open
+    engine.emit("DEVICE_TRAY_MOVED", {"device": backend.name, "tray-open": tray_open,
+                                      "id": backend.qdev or ""})
+
+
+def _open_tray(engine: Engine, backend: Backend, force: bool) -> None:
+    _require_removable(backend)
+    if backend.tray_open:
+        return
+    if backend.locked and not force:
+        raise generic(f"Device '{backend.debug_name}' is locked and force was not "
+                      "specified, wait for tray to open and try again")
+    _tray_moved(engine, backend, True)
+
+
+@command("x-blockgraph-device-add", Struct("x-blockgraph-device-add", members({
+    "id": Str(), "*node-name": Str(), "*removable": Bool(), "*writable": Bool(),
+    "*drive": Str()})))
+def device_add(engine: Engine, args: dict[str, Any]) -> Any:
+    """blockgraph's own: a VM drive (QEMU makes these from -drive/-device)."""
     try:
         add_backend(engine.graph, args["id"], args.get("node-name"),
-                    removable=args.get("removable", False), writable=args.get("writable"))
+                    removable=args.get("removable", False), writable=args.get("writable"),
+                    drive=args.get("drive", ""))
     except GraphError as exc:
         raise generic(str(exc)) from exc
     return {}
@@ -83,39 +109,27 @@ def backend_add(engine: Engine, args: dict[str, Any]) -> Any:
 @command("query-block")
 def query_block(engine: Engine, args: dict[str, Any]) -> Any:
     graph = engine.graph
-    return [block_info(graph, b) for b in graph.backends.values() if b.name]
+    return [block_info(graph, b) for b in graph.backends.values()
+            if b.device_kind == "device" and (b.name or b.qdev)]
 
 
-_TRAY = Struct("blockdev-open-tray", members({"*device": Str(), "*id": Str(),
-                                              "*force": Bool()}))
+_DEVICE_OR_ID = {"*device": Str(), "*id": Str()}
 
 
-@command("blockdev-open-tray", _TRAY)
+@command("blockdev-open-tray", Struct("blockdev-open-tray", members(
+    {**_DEVICE_OR_ID, "*force": Bool()})))
 def open_tray(engine: Engine, args: dict[str, Any]) -> Any:
     backend = _backend(engine.graph, args.get("device"), args.get("id"))
-    _require_removable(backend)
-    if backend.tray_open:
-        return {}
-    if backend.locked and not args.get("force", False):
-        # The guest has locked the tray: QEMU asks it to eject and reports that.
-        raise generic(f"Device '{backend.name}' is locked and force was not specified, "
-                      "wait for tray to open and try again")
-    backend.tray_open = True
-    engine.emit("DEVICE_TRAY_MOVED", {"device": backend.name, "id": backend.name,
-                                      "tray-open": True})
+    _open_tray(engine, backend, args.get("force", False))
     return {}
 
 
-@command("blockdev-close-tray", Struct("blockdev-close-tray", members(
-    {"*device": Str(), "*id": Str()})))
+@command("blockdev-close-tray", Struct("blockdev-close-tray", members(_DEVICE_OR_ID)))
 def close_tray(engine: Engine, args: dict[str, Any]) -> Any:
     backend = _backend(engine.graph, args.get("device"), args.get("id"))
     _require_removable(backend)
-    if not backend.tray_open:
-        return {}
-    backend.tray_open = False
-    engine.emit("DEVICE_TRAY_MOVED", {"device": backend.name, "id": backend.name,
-                                      "tray-open": False})
+    if backend.tray_open:
+        _tray_moved(engine, backend, False)
     return {}
 
 
@@ -129,7 +143,7 @@ def remove_medium(engine: Engine, args: dict[str, Any]) -> Any:
 def _remove_medium(engine: Engine, backend: Backend) -> None:
     _require_removable(backend)
     if not backend.tray_open:
-        raise generic(f"Tray of device '{backend.name}' is not open")
+        raise generic(f"Tray of device '{backend.debug_name}' is not open")
     if backend.root is None:
         return
     with engine.graph.transaction():
@@ -151,11 +165,11 @@ def insert_medium(engine: Engine, args: dict[str, Any]) -> Any:
 def _insert_medium(engine: Engine, backend: Backend, node: Node) -> None:
     _require_removable(backend)
     if not backend.tray_open:
-        raise generic(f"Tray of device '{backend.name}' is not open")
-    if backend.root is not None:
-        raise generic("There already is a medium in the device")
+        raise generic("Tray of the device is not open")
     if any(isinstance(link.parent, Backend) for link in node.parents):
         raise generic(f"Node '{node.name}' is already in use")
+    if backend.root is not None:
+        raise generic("There already is a medium in the device")
     try:
         with engine.graph.transaction():
             engine.graph.attach_backend_root(backend, node)
@@ -164,76 +178,40 @@ def _insert_medium(engine: Engine, backend: Backend, node: Node) -> None:
 
 
 @command("blockdev-change-medium", Struct("blockdev-change-medium", members({
-    "*device": Str(), "*id": Str(), "filename": Str(), "*format": Str(),
-    "*force": Bool(),
+    **_DEVICE_OR_ID, "filename": Str(), "*format": Str(), "*force": Bool(),
     "*read-only-mode": Enum("BlockdevChangeReadOnlyMode", ["retain", "read-only",
                                                             "read-write"]),
 })))
 def change_medium(engine: Engine, args: dict[str, Any]) -> Any:
-    """Open ``filename`` as a new medium: open the tray, swap the medium, close the tray."""
+    """Open ``filename`` as a new (auto-named) medium, swap it in, close the tray."""
     graph = engine.graph
     backend = _backend(graph, args.get("device"), args.get("id"))
     _require_removable(backend)
     mode = args.get("read-only-mode", "retain")
-    old_ro = backend.root.child.read_only if backend.root is not None else True
-    read_only = {"retain": old_ro, "read-only": True, "read-write": False}[mode]
-    fmt = args.get("format")
-    if fmt is None:
-        from engine.graph.opening import _probe
-
-        try:
-            fmt = _probe(graph.host_path(args["filename"]))
-        except GraphError as exc:
-            raise generic(str(exc)) from exc
-    name = f"blockgraph-medium-{backend.name}"
-    n = 0
-    while name in graph.nodes:
-        n += 1
-        name = f"blockgraph-medium-{backend.name}-{n}"
-    opts: dict[str, Any] = {"driver": fmt, "node-name": name, "read-only": read_only,
+    retained = (backend.root.child.read_only if backend.root is not None
+                else not backend.writable)
+    read_only = {"retain": retained, "read-only": True, "read-write": False}[mode]
+    opts: dict[str, Any] = {"driver": args.get("format") or "", "read-only": read_only,
                             "file": {"driver": "file", "filename": args["filename"]}}
     try:
         with graph.transaction(restore_names=False):
-            node = open_blockdev(graph, opts)
-            graph.set(node, "monitor_owned", False)
-            _open_tray_quietly(backend, engine, force=args.get("force", False))
+            if not opts["driver"]:
+                opts["driver"] = probe_format(graph.host_path(args["filename"]))
+            node = open_node(graph, opts, inherited={}, role=None)
+            _open_tray(engine, backend, args.get("force", False))
             if backend.root is not None:
                 graph.detach_backend_root(backend)
             graph.attach_backend_root(backend, node)
     except GraphError as exc:
         raise generic(str(exc)) from exc
     if backend.tray_open:
-        backend.tray_open = False
-        engine.emit("DEVICE_TRAY_MOVED", {"device": backend.name, "id": backend.name,
-                                          "tray-open": False})
+        _tray_moved(engine, backend, False)
     return {}
 
 
-def _open_tray_quietly(backend: Backend, engine: Engine, force: bool) -> None:
-    if backend.tray_open:
-        return
-    if backend.locked and not force:
-        raise GraphError(f"Device '{backend.name}' is locked and force was not specified, "
-                         "wait for tray to open and try again")
-    backend.tray_open = True
-    engine.emit("DEVICE_TRAY_MOVED", {"device": backend.name, "id": backend.name,
-                                      "tray-open": True})
-
-
-@command("eject", Struct("eject", members({"*device": Str(), "*id": Str(),
-                                           "*force": Bool()})))
+@command("eject", Struct("eject", members({**_DEVICE_OR_ID, "*force": Bool()})))
 def eject(engine: Engine, args: dict[str, Any]) -> Any:
     backend = _backend(engine.graph, args.get("device"), args.get("id"))
-    _require_removable(backend)
-    if not backend.tray_open:
-        if backend.locked and not args.get("force", False):
-            raise generic(f"Device '{backend.name}' is locked and force was not specified, "
-                          "wait for tray to open and try again")
-        backend.tray_open = True
-        engine.emit("DEVICE_TRAY_MOVED", {"device": backend.name, "id": backend.name,
-                                          "tray-open": True})
+    _open_tray(engine, backend, args.get("force", False))
     _remove_medium(engine, backend)
     return {}
-
-
-__all__ = ["OnOffAuto", "add_backend"]

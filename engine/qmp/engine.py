@@ -86,6 +86,21 @@ class Engine:
         return [c.name for c in reversed(registry.all_commands())
                 if not c.optional or c.name in self.enabled_optional]
 
+    def add_backend(self, device_id: str, node: str | None = None, *,
+                    removable: bool = False, writable: bool | None = None,
+                    drive: str = "") -> None:
+        """Attach a VM drive, as qemu-system's ``-device ide-cd,id=ID`` (``removable``)
+        or a disk device would; ``node`` is inserted as its medium / root.
+
+        Raises :class:`QMPError` (e.g. unknown node, duplicate id). The same is
+        available over QMP as ``x-blockgraph-device-add``.
+        """
+        self.execute("x-blockgraph-device-add", {
+            "id": device_id, **({"node-name": node} if node is not None else {}),
+            "removable": removable, **({"writable": writable} if writable is not None
+                                       else {}),
+            **({"drive": drive} if drive else {})})
+
     # -- events -------------------------------------------------------------------
     def add_listener(self, callback: Listener) -> Callable[[], None]:
         """Call ``callback(event_dict)`` for every event; returns an unsubscribe function."""

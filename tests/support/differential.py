@@ -5,7 +5,8 @@ it on two peers, each in its own directory holding its own copy of the images (s
 neither peer sees the other's locks or writes), and compares after every step:
 
 * the outcome: ok, or error with the same class and the same text;
-* the return value when the step asks for it (``Step(..., compare_return=True)``);
+* the return value when the step asks for it (``Step(..., compare_return=True)``),
+  with ``{dir}`` and auto node names (``#block?``) normalised, member order included;
 * the resulting graph (:func:`graph_signature`): for every node its driver, read-only
   flag, ``backing_file`` string, backing depth, and its children by role. Named nodes
   are compared by name; auto-named nodes (``#blockNNN``, whose digits are random) by
@@ -74,6 +75,53 @@ def QsdPeer(workdir: Path) -> QemuStorageDaemon:
     return QemuStorageDaemon(workdir).start()
 
 
+class QemuSystemPeer:
+    """qemu-system-x86_64 (q35, no defaults, paused) with extra arguments such as
+    ``-device ide-cd,id=cd0``: the peer for BlockBackend (drive) behaviour."""
+
+    def __init__(self, workdir: Path, *args: str) -> None:
+        import os
+        import subprocess
+        import time
+
+        from qemu.qmp.legacy import QEMUMonitorProtocol
+
+        sock = str(workdir / "qmp.sock")
+        self.proc = subprocess.Popen(
+            ["qemu-system-x86_64", "-M", "q35", "-nodefaults", "-S", "-display", "none",
+             "-qmp", f"unix:{sock},server=on,wait=off", *args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while True:
+            if os.path.exists(sock):
+                self.qmp = QEMUMonitorProtocol(sock)
+                try:
+                    self.qmp.connect(negotiate=True)
+                    break
+                except Exception:
+                    self.qmp.close()
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                raise RuntimeError("qemu-system-x86_64 did not start")
+            time.sleep(0.02)
+
+    def execute(self, command: str, arguments: dict[str, Any] | None = None,
+                ) -> dict[str, Any]:
+        reply = self.qmp.cmd_raw(command, arguments)
+        reply.pop("id", None)
+        return reply
+
+    def events(self) -> list[dict[str, Any]]:
+        evs = self.qmp.get_events(wait=False)
+        self.qmp.clear_events()
+        return evs
+
+    def stop(self) -> None:
+        self.qmp.close()
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
 @dataclass
 class Step:
     command: str
@@ -113,6 +161,17 @@ def unsubstitute(value: Any, directory: Path) -> Any:
 
 
 _AUTO_NAME = re.compile(r"#block\d+")
+
+
+def _anonymise(value: Any) -> Any:
+    """Auto node names (random digits) replaced by ``#block?`` everywhere."""
+    if isinstance(value, str):
+        return _AUTO_NAME.sub("#block?", value)
+    if isinstance(value, dict):
+        return {k: _anonymise(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_anonymise(v) for v in value]
+    return value
 
 
 def outcome(reply: dict[str, Any], directory: Path | None = None) -> tuple[str, ...]:
@@ -215,9 +274,9 @@ def _compare(i: int, step: Step, res: StepResult, peers: list[tuple[str, Any, Pa
     if step.expect is not None and outs[0][0] != step.expect:
         raise Mismatch(f"{where}: expected {step.expect}, both answered {outs[0]}")
     if step.compare_return:
-        rets = [unsubstitute(r.get("return"), p[2]) for r, p in zip(res.replies, peers,
-                                                                     strict=True)]
-        if any(r != rets[0] for r in rets):
+        rets = [_anonymise(unsubstitute(r.get("return"), p[2]))
+                for r, p in zip(res.replies, peers, strict=True)]
+        if any(json.dumps(r) != json.dumps(rets[0]) for r in rets):   # member order too
             raise Mismatch(f"{where}: return values differ:\n" + "\n".join(
                 f"{n}: {json.dumps(r)}" for n, r in zip(names, rets, strict=True)))
     if step.compare_graph and any(g != res.graphs[0] for g in res.graphs):
