@@ -225,6 +225,10 @@ def simulate(graph: GraphSnapshot, intents: Sequence[Any]) -> GraphSnapshot:
                 edges = [e for e in edges if not (e.parent == node and e.role == "backing")]
             case SetReadOnly(node, ro):
                 nodes[node] = replace(nodes[node], read_only=ro)
+                # an auto-named (inline) file child follows its parent, as in QEMU
+                for e in edges:
+                    if e.parent == node and e.role == "file" and nodes[e.child].auto_named:
+                        nodes[e.child] = replace(nodes[e.child], read_only=ro)
     return GraphSnapshot(nodes.values(), edges)
 
 

@@ -157,6 +157,14 @@ async def test_external_snapshot(any_peer: Peer, any_session: Session, tmp_path:
     overlay = tmp_path / "snap1.qcow2"
     intent = ExternalSnapshot("disk", "snap1", str(overlay))
     plan = any_session.plan(intent)
+    lacking = [c for c in ("blockdev-create", "blockdev-snapshot")
+               if not any_session.capabilities.has(c)]
+    if lacking:     # a peer without the commands: refused with its own answer
+        assert [str(r) for r in plan.refusals] == [
+            f"The command {lacking[0]} has not been found"]
+        with pytest.raises(CommandFailed, match=str(plan.refusals[0])):
+            await any_session.execute(lacking[0], {})
+        return
     assert [s.command for s in plan.commands()] == [
         "blockdev-create", "blockdev-add", "blockdev-create", "blockdev-add",
         "blockdev-snapshot"]
@@ -239,13 +247,39 @@ async def test_add_image_with_and_without_chain(any_peer: Peer, any_session: Ses
     assert shape(await any_session.refresh(force=True)) == shape(before)
 
 
-async def test_change_medium_needs_a_peer_with_devices(any_peer: Peer,
-                                                       any_session: Session) -> None:
-    """Neither peer here has removable devices: refused with the peer's own answer."""
-    plan = any_session.plan(ChangeMedium("cd0", "/nonexistent.iso"))
-    assert not plan.ok
+async def test_change_medium(any_peer: Peer, any_session: Session, tmp_path: Path) -> None:
+    """On a peer with removable drives: insert, swap back (undo), eject. On one without
+    (qemu-storage-daemon): refused with the peer's own answer to the command."""
+    caps = any_session.capabilities
+    if not caps.has_removable_media:
+        plan = any_session.plan(ChangeMedium("cd0", "/nonexistent.iso"))
+        assert not plan.ok
+        with pytest.raises(CommandFailed) as exc:
+            await any_session.execute("blockdev-change-medium",
+                                      {"id": "cd0", "filename": "/nonexistent.iso"})
+        assert str(plan.refusals[0]) == str(exc.value)
+        assert exc.value.error_class == plan.refusals[0].error_class == "CommandNotFound"
+        return
+    files = chain(tmp_path)
+    other = create(tmp_path / "disc2.qcow2", "1M")
+    missing = any_session.plan(ChangeMedium("cd0", str(files["base"]), "qcow2"))
     with pytest.raises(CommandFailed) as exc:
-        await any_session.execute("blockdev-change-medium",
-                                  {"id": "cd0", "filename": "/nonexistent.iso"})
-    assert str(plan.refusals[0]) == str(exc.value)
-    assert exc.value.error_class == plan.refusals[0].error_class == "CommandNotFound"
+        await any_session.execute("blockdev-change-medium", {
+            "id": "cd0", "filename": str(files["base"]), "format": "qcow2"})
+    assert [str(r) for r in missing.refusals] == [str(exc.value)]
+    any_peer.ok("x-blockgraph-backend-add", {"id": "cd0", "removable": True})
+    await any_session.refresh(force=True)
+
+    def medium(graph: GraphSnapshot) -> str | None:
+        root = graph.child("backend:cd0", "root")
+        return graph.nodes[root].filename if root else None
+
+    first = await run(any_session, ChangeMedium("cd0", str(files["base"]), "qcow2"))
+    assert medium(first) == str(files["base"])
+    plan = any_session.plan(ChangeMedium("cd0", str(other), "qcow2"))
+    second = (await any_session.run_plan(plan)).snapshot
+    assert medium(second) == str(other)
+    back = await any_session.run_plan(plan.inverse)
+    assert medium(back.snapshot) == str(files["base"])
+    ejected = await run(any_session, ChangeMedium("cd0", None))
+    assert medium(ejected) is None
