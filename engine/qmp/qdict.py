@@ -9,6 +9,7 @@ several unexpected arguments an error names first.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,8 +17,9 @@ _BUCKETS = 512
 _MASK = 0xFFFFFFFF
 
 
+@functools.lru_cache(maxsize=4096)
 def qdict_bucket(key: str) -> int:
-    """QEMU's bucket for ``key``."""
+    """QEMU's bucket for ``key`` (cached: replies reuse a small set of member names)."""
     data = key.encode()
     value = (0x238F13AF * len(data)) & _MASK
     for i, byte in enumerate(data):
@@ -27,9 +29,14 @@ def qdict_bucket(key: str) -> int:
 
 def qdict_order(keys: Iterable[str]) -> list[str]:
     """``keys`` (in insertion order) in the order QEMU iterates them."""
+    return list(_order(tuple(keys)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _order(keys: tuple[str, ...]) -> tuple[str, ...]:
     indexed = list(enumerate(keys))
     indexed.sort(key=lambda item: (qdict_bucket(item[1]), -item[0]))
-    return [k for _, k in indexed]
+    return tuple(k for _, k in indexed)
 
 
 def qdict_sorted(obj: Any) -> Any:
