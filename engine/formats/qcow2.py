@@ -416,9 +416,6 @@ class Qcow2Image(Image):
     def unsupported_for_writing(self) -> str | None:
         """Why this image must not be written, or None."""
         h = self.header
-        if h.dirty:
-            return ("the image is dirty (lazy refcounts were not written back); repair it "
-                    "with 'qemu-img check -r all' before writing")
         if h.nb_snapshots:
             return "writing to images with internal snapshots is not supported"
         return None

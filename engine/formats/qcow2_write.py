@@ -57,6 +57,10 @@ class Qcow2Writer:
 
     def __init__(self, img: Qcow2Image) -> None:
         require_writable_features(img)
+        if img.header.dirty:
+            from engine.formats.qcow2_repair import rebuild_refcounts
+
+            rebuild_refcounts(img)
         self.img = img
         self.path = img.path
         self.fd = img.fd
