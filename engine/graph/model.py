@@ -31,6 +31,9 @@ For jobs (stream, commit, snapshots) the API is:
 * :meth:`BlockGraph.set_read_only` — reopen a node read-write for a job (and back);
 * :meth:`BlockGraph.refresh_perms` — recompute permissions after such changes.
 
+The graph is not thread-safe by itself: code running outside a QMP command (a job's
+thread) must hold ``Engine.lock`` while it reads or changes the graph.
+
 The graph is also a *graph view* (see :mod:`engine.graph.view`), so the rules run
 on it exactly as on a :class:`~engine.graph.snapshot.GraphSnapshot`.
 """

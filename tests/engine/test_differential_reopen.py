@@ -215,3 +215,36 @@ def test_unsupported_driver_and_empty_list(tmp_path: Path) -> None:
         Step("blockdev-reopen", {"options": [5]}),
         Step("x-blockdev-reopen", {"driver": "qcow2", "node-name": "hd0", "file": "hd0-file"}),
     ])
+
+
+def auto_name(peer: object, filename_end: str, driver: str = "qcow2") -> str:
+    nodes = peer.execute("query-named-block-nodes", {"flat": True})["return"]  # type: ignore[attr-defined]
+    return next(n["node-name"] for n in nodes
+                if n["drv"] == driver and n["file"].endswith(filename_end))
+
+
+def test_auto_named_nodes_and_references(tmp_path: Path) -> None:
+    run_scenario(tmp_path, chain3, [
+        add(qcow2("hd2")),
+        # an auto-named node cannot be named in a reopen
+        Step("blockdev-reopen", lambda p: {"options": [{
+            "driver": "qcow2", "node-name": auto_name(p, "hd1.qcow2"), "backing": None,
+            "file": auto_name(p, "hd1.qcow2", "file")}]}),
+        # ... but may be referenced: the current child stays
+        Step("blockdev-reopen", lambda p: {"options": [qcow2(
+            "hd2", backing=auto_name(p, "hd1.qcow2"))]}),
+        add(qcow2("hd0", "hd0", backing=None, **{"read-only": True})),
+        # a child attached by reference cannot be reopened through a nested dict
+        reopen(qcow2("hd2", backing="hd0")),
+        reopen(qcow2("hd2", backing={"driver": "qcow2", "node-name": "hd0", "backing": None,
+                                     "file": "hd0-file"})),
+        # options given at open that cannot change cannot be reset either
+        add({"driver": "file", "node-name": "lk", "locking": "off",
+             "filename": "{dir}/hd1.qcow2", "read-only": True}),
+        reopen({"driver": "file", "node-name": "lk", "filename": "{dir}/hd1.qcow2",
+                "read-only": True}),
+        reopen({"driver": "file", "node-name": "lk", "filename": "{dir}/hd1.qcow2",
+                "locking": "off"}),
+        reopen({"driver": "file", "node-name": "lk", "filename": "{dir}/hd1.qcow2",
+                "locking": "on", "read-only": True}),
+    ])

@@ -132,3 +132,19 @@ def test_rules_module_has_no_qt() -> None:
                 for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Import | ast.ImportFrom)}
     assert not any(m and m.split(".")[0] in ("PySide6", "PyQt5", "PyQt6", "qasync")
                    for m in imported)
+
+
+def test_reopen_unsupported_driver_matches_qemu(chain: QemuStorageDaemon) -> None:
+    qsd = chain
+    snap = snapshot_of(qsd)
+    assert qsd.execute("block-stream", {"job-id": "s2", "device": "top", "speed": 1,
+                                        "filter-node-name": "sflt"}) == {"return": {}}
+    running = snapshot_of(qsd)
+    assert running.nodes["sflt"].driver == "copy-on-read"
+    assert not running.nodes["sflt"].implicit          # named filters are not implicit
+    expected = verdict(rules.check_reopen_driver, running, "sflt")
+    reply = qsd.execute("blockdev-reopen", {"options": [
+        {"driver": "copy-on-read", "node-name": "sflt", "file": "top"}]})
+    assert expected == reply["error"]["desc"] == (
+        "Block format 'copy-on-read' used by node 'sflt' does not support reopening files")
+    assert verdict(rules.check_reopen_driver, snap, "top") == "ok"

@@ -124,12 +124,17 @@ class QemuSystemPeer:
 
 @dataclass
 class Step:
+    """One command. ``arguments`` may be a callable ``(peer) -> dict`` for arguments
+    that depend on the peer's state (e.g. an auto-generated node name)."""
+
     command: str
-    arguments: dict[str, Any] | None = None
+    arguments: dict[str, Any] | Callable[[Any], dict[str, Any]] | None = None
     compare_return: bool = False
     compare_graph: bool = True
     #: Expected outcome on both peers: "ok", "error" or None (don't care, just equal).
     expect: str | None = None
+    #: Called with each peer after the step (e.g. to collect events).
+    after: Callable[[Any], None] | None = None
 
 
 @dataclass
@@ -250,11 +255,17 @@ def run_scenario(tmp_path: Path, setup: Callable[[Path], None] | None,
             step = raw if isinstance(raw, Step) else Step(*raw)
             res = StepResult(step)
             for _, peer, d in started:
-                reply = peer.execute(step.command, substitute(step.arguments, d))
+                args = step.arguments
+                if callable(args):      # arguments that depend on the peer's state
+                    args = args(peer)
+                reply = peer.execute(step.command, substitute(args, d))
                 res.replies.append(reply)
                 if step.compare_graph:
                     res.graphs.append(graph_signature(peer, d))
             _compare(i, step, res, started)
+            if step.after is not None:
+                for _, peer, _d in started:
+                    step.after(peer)
             results.append(res)
         return results
     finally:
@@ -267,7 +278,8 @@ def run_scenario(tmp_path: Path, setup: Callable[[Path], None] | None,
 def _compare(i: int, step: Step, res: StepResult, peers: list[tuple[str, Any, Path]]) -> None:
     names = [p[0] for p in peers]
     outs = [outcome(r, p[2]) for r, p in zip(res.replies, peers, strict=True)]
-    where = f"step {i} {step.command} {json.dumps(step.arguments)}"
+    shown = step.arguments if not callable(step.arguments) else "<computed>"
+    where = f"step {i} {step.command} {json.dumps(shown)}"
     if any(o != outs[0] for o in outs):
         raise Mismatch(f"{where}: replies differ: " + "; ".join(
             f"{n}={o}" for n, o in zip(names, outs, strict=True)))
