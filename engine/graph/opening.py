@@ -48,6 +48,10 @@ def open_node(graph: BlockGraph, opts: dict[str, Any], *, inherited: dict[str, A
     driver = opts["driver"]
     if driver not in SUPPORTED_DRIVERS:
         raise GraphError(f"Driver '{driver}' is not supported by the bundled engine")
+    for unsupported in ("data-file", "encrypt"):
+        if unsupported in opts:
+            raise GraphError(f"The bundled engine does not support the qcow2 option "
+                             f"'{unsupported}'")
     if "read-only" in opts:
         read_only, explicit = bool(opts["read-only"]), True
     elif role == "backing":

@@ -159,3 +159,20 @@ def test_job_api_filters_frozen_links_and_rw_for_job(engine: Engine, tmp_path: P
         graph.refresh_perms([hd2, hd1])
     assert graph.snapshot().backing("hd2") == "hd1"
     assert flt.name not in graph.nodes
+
+
+def test_unsupported_drivers_and_options_are_refused_cleanly(tmp_path: Path) -> None:
+    create(tmp_path / "a.qcow2", "1M")
+    eng = Engine()
+    for opts, text in [
+        ({"driver": "vmdk", "node-name": "v", "file": "x"},
+         "Driver 'vmdk' is not supported by the bundled engine"),
+        ({"driver": "qcow2", "node-name": "q", "data-file": "x",
+          "file": {"driver": "file", "filename": str(tmp_path / "a.qcow2")}},
+         "The bundled engine does not support the qcow2 option 'data-file'"),
+    ]:
+        with pytest.raises(QMPError) as err:
+            eng.execute("blockdev-add", opts)
+        assert err.value.desc == text
+    assert eng.execute("query-named-block-nodes") == []
+    eng.close()
