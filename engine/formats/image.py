@@ -7,7 +7,9 @@ reads the guest view through :meth:`Image.readinto` and its ``backing`` hook.
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +45,15 @@ class Extent:
         return self.start + self.length
 
 
+def locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run an Image method holding the image's lock."""
+    @functools.wraps(method)
+    def wrapper(self: Image, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
 def zero_fill(view: memoryview) -> None:
     """Overwrite a writable view with zeros."""
     if len(view):
@@ -74,6 +85,9 @@ class Image:
         self.fd = fd
         self.writable = writable
         self.closed = False
+        #: one request at a time per image: a write updates cached tables before it
+        #: publishes them on disk, and job threads may read while another writes
+        self.lock = threading.RLock()
 
     # -- reading ---------------------------------------------------------------------------
     def read(self, offset: int, length: int) -> bytes:
@@ -115,6 +129,7 @@ class Image:
             except OSError as exc:
                 raise file_error(exc, self.path, "Could not flush") from exc
 
+    @locked
     def close(self) -> None:
         if self.closed:
             return

@@ -36,6 +36,7 @@ from engine.formats.image import (
     Extent,
     Image,
     file_error,
+    locked,
     zero_fill,
 )
 from engine.formats.qcow2_header import Qcow2Header, parse_header, parse_snapshots
@@ -238,6 +239,7 @@ class Qcow2Image(Image):
         append((r_start, end - r_start, r_kind, r_host, r_entry))
         return out
 
+    @locked
     def block_status(self, offset: int, length: int) -> list[Extent]:
         self.check_request(offset, length)
         out: list[Extent] = []
@@ -256,6 +258,7 @@ class Qcow2Image(Image):
         return out
 
     # -- reading ----------------------------------------------------------------------------
+    @locked
     def readinto(self, offset: int, view: memoryview, backing: BackingReader | None = None,
                  *, prezeroed: bool = False) -> None:
         self.check_request(offset, len(view))
@@ -391,23 +394,27 @@ class Qcow2Image(Image):
             self._writer = Qcow2Writer(self)
         return self._writer
 
+    @locked
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data).cast("B")
         self.check_request(offset, len(view))
         if len(view):
             self._get_writer().write(offset, view)
 
+    @locked
     def write_zeroes(self, offset: int, length: int) -> None:
         self.check_request(offset, length)
         if length:
             self._get_writer().write_zeroes(offset, length)
 
+    @locked
     def set_backing(self, backing_file: str | None, backing_format: str | None) -> None:
         self.check_writable()
         from engine.formats.qcow2_backing import rewrite_backing
 
         rewrite_backing(self, backing_file, backing_format)
 
+    @locked
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()

@@ -14,6 +14,7 @@ from engine.formats.image import (
     Extent,
     Image,
     file_error,
+    locked,
     zero_fill,
 )
 
@@ -29,6 +30,7 @@ class RawImage(Image):
         super().__init__(path, fd, writable)
         self.virtual_size = self.file_size()
 
+    @locked
     def readinto(self, offset: int, view: memoryview, backing: BackingReader | None = None,
                  *, prezeroed: bool = False) -> None:
         self.check_request(offset, len(view))
@@ -44,6 +46,7 @@ class RawImage(Image):
                 return
             done += n
 
+    @locked
     def block_status(self, offset: int, length: int) -> list[Extent]:
         """Data vs holes (SEEK_DATA/SEEK_HOLE); the whole range is defined by this layer."""
         self.check_request(offset, length)
@@ -71,6 +74,7 @@ class RawImage(Image):
             pos = hole
         return out
 
+    @locked
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         self.check_writable()
         self.check_request(offset, len(data))
@@ -82,6 +86,7 @@ class RawImage(Image):
             except OSError as exc:
                 raise file_error(exc, self.path, "Could not write", offset + done) from exc
 
+    @locked
     def write_zeroes(self, offset: int, length: int) -> None:
         self.check_writable()
         self.check_request(offset, length)

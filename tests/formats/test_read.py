@@ -179,3 +179,62 @@ def test_description_attributes(tmp_path: Path) -> None:
         f.write(b"\x01")
     with open_image(img) as opened:
         assert opened.dirty and opened.incompatible_features == ["dirty bit"]
+
+
+def test_readinto_overwrites_every_byte_of_a_dirty_buffer(tmp_path: Path) -> None:
+    base = create(tmp_path / "base.qcow2", 2 * MiB, options="cluster_size=4096")
+    qemu_io(base, "write -P 0x31 0 1M")
+    top = create(tmp_path / "top.qcow2", 2 * MiB, backing="base.qcow2",
+                 options="cluster_size=65536")
+    qemu_io(top, "write -z 64k 64k", "write -P 0x32 300k 10k")
+    expected = raw_of(top, tmp_path)
+    chain = open_chain(top)
+    try:
+        buf = bytearray(b"\xff" * (2 * MiB))
+        ChainReader(chain).readinto(0, memoryview(buf))
+        assert buf == expected
+        layer = bytearray(b"\xee" * (2 * MiB))
+        chain[0].readinto(0, memoryview(layer))
+        assert layer == chain[0].read(0, 2 * MiB)
+    finally:
+        for img in chain:
+            img.close()
+
+
+def test_a_read_waits_for_a_write_in_progress(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write updates its cached L2 entries before the data is on disk; a reader
+    on another thread (a job) must not see that half-done state."""
+    import os
+    import threading
+
+    from engine.formats import create_qcow2
+
+    path = tmp_path / "t.qcow2"
+    create_qcow2(path, 8 * MiB, cluster_size=4096)
+    img = open_image(path, writable=True)
+    seen: list[object] = []
+    real_pwritev = os.pwritev
+    started = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def reader() -> None:
+        started.set()
+        try:
+            seen.append(img.read(0, 4096))
+        except Exception as exc:
+            seen.append(exc)
+
+    def pwritev(fd: int, bufs: list, offset: int) -> int:
+        if fd == img.fd and not started.is_set():   # the data write of our request
+            t = threading.Thread(target=reader)
+            threads.append(t)
+            t.start()
+            t.join(0.3)          # give the reader every chance to overtake
+        return real_pwritev(fd, bufs, offset)
+
+    monkeypatch.setattr(os, "pwritev", pwritev)
+    img.write(0, b"\x07" * 8192)
+    threads[0].join(5)
+    img.close()
+    assert seen == [b"\x07" * 4096]
