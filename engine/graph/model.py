@@ -570,25 +570,34 @@ class BlockGraph:
         self.freeze_chain(top, base, frozen=False)
 
     def set_read_only(self, node: Node, read_only: bool) -> None:
-        """Change a node's read-only flag (images are reopened when the change commits)."""
+        """Change a node's read-only flag, reopening its image file at once.
+
+        The new file handle is opened now, so a failure (a file that cannot be opened
+        read-write) is an ordinary error the transaction rolls back; the old handle
+        is closed only when the transaction commits.
+        """
         if node.read_only == read_only:
             return
+        from engine.graph import images
+
         self.ro_before.setdefault(node.name, node.read_only)
+        old = node.image
+        if old is not None:
+            if getattr(old, "writable", False):
+                old.flush()
+            new = images.open_format_image(old.path, node.driver, writable=not read_only)
+            self.set(node, "image", new)
+            self.record(lambda: self._close_image_object(new))
+            self.on_commit(lambda: self._close_image_object(old))
+        elif node.driver == "file" and node.host_path is not None and not read_only:
+            images.check_host_file(str(node.options.get("filename", node.host_path)),
+                                   node.host_path, writable=True)
         self.set(node, "read_only", read_only)
-        self.on_commit(lambda: self._reopen_image(node))
 
-    def _reopen_image(self, node: Node) -> None:
-        img = node.image
-        if img is None or node.name not in self.nodes:
-            return
-        if bool(getattr(img, "writable", not node.read_only)) == (not node.read_only):
-            return
-        from engine.graph.images import open_format_image
-
-        new = open_format_image(img.path, node.driver, writable=not node.read_only)
+    @staticmethod
+    def _close_image_object(image: Any) -> None:
         with contextlib.suppress(Exception):
-            img.close()
-        node.image = new
+            image.close()
 
     # -- permissions ----------------------------------------------------------------
     def refresh_perms(self, seeds: list[Node]) -> None:
