@@ -20,7 +20,7 @@ import os
 import sys
 import zlib
 from array import array
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.formats import qcow2_header as hdr
 from engine.formats.errors import (
@@ -40,6 +40,9 @@ from engine.formats.image import (
     zero_fill,
 )
 from engine.formats.qcow2_header import Qcow2Header, parse_header, parse_snapshots
+
+if TYPE_CHECKING:
+    from engine.formats.qcow2_write import Qcow2Writer
 
 OFFSET_MASK = 0x00FF_FFFF_FFFF_FE00      # bits 9..55 of L1 and standard L2 entries
 OFLAG_COPIED = 1 << 63
@@ -104,7 +107,7 @@ class Qcow2Image(Image):
         self._l2_cache: dict[int, array] = {}
         self._l2_cache_max = max(16, L2_CACHE_BYTES // h.cluster_size)
         self._compressed_cache: tuple[int, bytes] | None = None
-        self._writer: Any = None   # Qcow2Writer, created on the first write
+        self._writer: Qcow2Writer | None = None   # created on the first write
 
     # -- low-level file access ------------------------------------------------------------
     def _pread(self, offset: int, length: int) -> bytes:
@@ -386,7 +389,7 @@ class Qcow2Image(Image):
         return out
 
     # -- writing ----------------------------------------------------------------------------
-    def _get_writer(self) -> Any:
+    def _get_writer(self) -> Qcow2Writer:
         self.check_writable()
         if self._writer is None:
             from engine.formats.qcow2_write import Qcow2Writer

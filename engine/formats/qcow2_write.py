@@ -46,6 +46,7 @@ from engine.formats.qcow2_refcount import fill_refcounts, get_refcount, set_refc
 
 if TYPE_CHECKING:
     from engine.formats.chain import ChainReader
+    from engine.formats.image import Image
     from engine.formats.qcow2 import Qcow2Image
 
 REFTABLE_OFFSET_MASK = ~0x1FF & ((1 << 64) - 1)
@@ -71,7 +72,7 @@ class Qcow2Writer:
         self.rbe = self.cs * 8 // self.rc_bits
         self.rbe_bits = self.rbe.bit_length() - 1
         self.rc_max = (1 << self.rc_bits) - 1
-        self._backing_chain: list | None = None
+        self._backing_chain: list[Image] | None = None
         self._backing: ChainReader | None = None
         self._load()
         self._clear_autoclear()

@@ -238,3 +238,42 @@ def test_a_read_waits_for_a_write_in_progress(tmp_path: Path,
     threads[0].join(5)
     img.close()
     assert seen == [b"\x07" * 4096]
+
+
+def test_map_of_compressed_and_zero_clusters(tmp_path: Path) -> None:
+    src = create(tmp_path / "m1.qcow2", 4 * MiB)
+    qemu_io(src, "write -P 1 0 1M", "write -P 2 2M 64k")
+    img = tmp_path / "m2.qcow2"
+    qemu_img("convert", "-c", "-O", "qcow2", str(src), str(img))
+    # plain zero clusters over compressed ones, and a preallocated zero cluster
+    qemu_io(img, "write -z 0 64k", "write -z 128k 64k", "write -P 3 3M 64k", "write -z 3M 64k")
+    chain = open_chain(img)
+    try:
+        ours = allocation_map(chain)
+    finally:
+        for i in chain:
+            i.close()
+    assert ours == map_json(img)
+    assert any("offset" in e and e["zero"] for e in ours)
+
+
+def test_map_of_images_we_wrote(tmp_path: Path) -> None:
+    from engine.formats import create_qcow2
+
+    base = tmp_path / "base.qcow2"
+    create_qcow2(base, 4 * MiB, cluster_size=4096)
+    top = tmp_path / "top.qcow2"
+    create_qcow2(top, 4 * MiB, backing_file="base.qcow2", backing_format="qcow2")
+    with open_image(base, writable=True) as img:
+        img.write(0, b"b" * 300_000)
+        img.write_zeroes(2 * MiB, 8192)
+    with open_image(top, writable=True) as img:
+        img.write(100_000, b"t" * 70_000)
+        img.write_zeroes(MiB, 2 * 65536)
+        img.write(3 * MiB + 5, b"u")
+    chain = open_chain(top)
+    try:
+        assert allocation_map(chain) == map_json(top)
+    finally:
+        for i in chain:
+            i.close()
