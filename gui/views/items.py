@@ -1,0 +1,578 @@
+"""Graphics items of the canvas: node cards, edges by role, the live drag edge.
+
+Items are projections of :class:`~engine.graph.snapshot.NodeInfo` and
+:class:`~engine.graph.snapshot.EdgeInfo`: the scene creates, updates and removes
+them from snapshot diffs, and nothing else changes them. Painting keeps a
+level of detail: zoomed far out a card is one filled rectangle, so thousands of
+nodes repaint quickly; the text a card shows is laid out once per update, not
+per paint.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QFontMetricsF,
+    QPainter,
+    QPainterPath,
+    QPainterPathStroker,
+    QPen,
+    QPolygonF,
+)
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+
+from gui.views.layout import Geometry
+
+if TYPE_CHECKING:
+    from engine.graph.snapshot import EdgeInfo, NodeInfo
+    from gui.views.palette import Scheme
+
+NODE_Z = 10.0
+EDGE_Z = 1.0
+DRAG_Z = 50.0
+
+PROTOCOL_DRIVERS = frozenset({
+    "file", "host_device", "host_cdrom", "null-co", "null-aio", "nbd", "iscsi", "nfs",
+    "ssh", "http", "https", "ftp", "ftps", "gluster", "rbd", "nvme", "io_uring",
+})
+FILTER_DRIVERS = frozenset({
+    "throttle", "copy-on-read", "compress", "preallocate", "blkdebug", "blkverify",
+    "blklogwrites", "copy-before-write", "snapshot-access", "commit_top", "mirror_top",
+    "quorum", "replication",
+})
+
+_FONTS: dict[str, QFont] = {}
+
+
+def font(kind: str) -> QFont:
+    """Shared fonts for card text (created once; QFont construction is not free)."""
+    if kind not in _FONTS:
+        f = QFont()
+        if kind == "title":
+            f.setPointSizeF(10.0)
+            f.setBold(True)
+        elif kind == "auto":
+            f.setPointSizeF(10.0)
+            f.setItalic(True)
+        elif kind == "small":
+            f.setPointSizeF(8.0)
+        elif kind == "badge":
+            f.setPointSizeF(7.5)
+            f.setBold(True)
+        else:
+            f.setPointSizeF(8.5)
+        _FONTS[kind] = f
+    return _FONTS[kind]
+
+
+def human_size(n: int | None) -> str:
+    """1536 -> '1.5 KiB' (binary units, like qemu-img)."""
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" or size == int(size) else (
+                f"{size:.1f} {unit}")
+        size /= 1024
+    return f"{n} B"  # pragma: no cover - loop always returns
+
+
+def header_purpose(info: NodeInfo) -> str:
+    """Which scheme colour the card's header strip uses."""
+    if info.kind == "block-backend":
+        return "backend_header"
+    if info.kind == "block-job":
+        return "job_header"
+    if info.driver in PROTOCOL_DRIVERS:
+        return "protocol_header"
+    if info.driver in FILTER_DRIVERS:
+        return "filter_header"
+    return "format_header"
+
+
+def display_name(info: NodeInfo) -> str:
+    if info.kind == "block-backend":
+        return info.name or "(anonymous backend)"
+    return info.name
+
+
+class NodeItem(QGraphicsItem):
+    """A card for one node: name, driver, file, size, read-only, allocation, job badge."""
+
+    def __init__(self, info: NodeInfo, scheme: Scheme, geometry: Geometry, beside: bool) -> None:
+        super().__init__()
+        self.key = info.key
+        self.scheme = scheme
+        self.geometry = geometry
+        self.beside = beside
+        self.edges: list[EdgeItem] = []
+        self.job_badge: str = ""
+        self.highlighted = False
+        self.drop_state: bool | None = None  # True/False while a drag hovers this node
+        w, h = geometry.size(info.kind, beside)
+        self._rect = QRectF(0, 0, w, h)
+        self._bounds = self._rect.adjusted(-4, -12, 4, 8)
+        self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
+                      | QGraphicsItem.GraphicsItemFlag.ItemIsMovable
+                      | QGraphicsItem.GraphicsItemFlag.ItemIsFocusable
+                      | QGraphicsItem.GraphicsItemFlag.ItemSendsScenePositionChanges)
+        self.setZValue(NODE_Z)
+        self.setAcceptHoverEvents(True)
+        self.set_info(info)
+
+    # -- model --------------------------------------------------------------------
+    def set_info(self, info: NodeInfo) -> None:
+        """Take a new NodeInfo for this key and re-lay the card's text."""
+        self.info = info
+        w = self._rect.width() - 16
+        title_font = font("auto" if info.auto_named else "title")
+        fm_title = QFontMetricsF(title_font)
+        fm = QFontMetricsF(font("body"))
+        name = display_name(info)
+        self._title = fm_title.elidedText(name, Qt.TextElideMode.ElideMiddle, w - 30)
+        lines: list[str] = []
+        if info.kind == "block-node":
+            base = os.path.basename(info.filename) if info.filename and not info.filename.startswith(
+                "json:") else info.filename
+            if base:
+                lines.append(fm.elidedText(base, Qt.TextElideMode.ElideMiddle, w))
+            if not self.beside:
+                bits = [human_size(info.virtual_size)]
+                if info.cluster_size:
+                    bits.append(f"{human_size(info.cluster_size)} clusters")
+                lines.append("  ·  ".join(bits))
+        elif info.kind == "block-job":
+            st = info.info.get("status", "")
+            lines.append(f"{info.driver or 'job'}  ·  {st}" if st else info.driver)
+        else:
+            lines.append("block backend" if info.name else "export / internal user")
+        self._lines = lines
+        self.setToolTip(self._tooltip())
+        self.update()
+
+    def _tooltip(self) -> str:
+        i = self.info
+        rows = [f"<b>{display_name(i)}</b>" + (" <i>(auto-named)</i>" if i.auto_named else "")]
+        if i.kind == "block-node":
+            rows.append(f"driver: {i.driver}")
+            if i.filename:
+                rows.append(f"file: {i.filename}")
+            rows.append(f"virtual size: {human_size(i.virtual_size)}")
+            if i.actual_size is not None:
+                rows.append(f"allocated on host: {human_size(i.actual_size)}")
+            if i.header_backing:
+                rows.append(f"header backing: {i.header_backing}")
+            rows.append("read-only" if i.read_only else "read-write")
+        elif i.kind == "block-job":
+            for k in ("type", "status", "offset", "len", "speed"):
+                if k in i.info:
+                    rows.append(f"{k}: {i.info[k]}")
+        if self.job_badge:
+            rows.append(f"in job {self.job_badge}")
+        return "<br>".join(rows)
+
+    def set_job_badge(self, text: str) -> None:
+        if text != self.job_badge:
+            self.job_badge = text
+            self.setToolTip(self._tooltip())
+            self.update()
+
+    def set_scheme(self, scheme: Scheme) -> None:
+        self.scheme = scheme
+        self.update()
+
+    # -- geometry -----------------------------------------------------------------
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
+        return self._bounds
+
+    def shape(self) -> QPainterPath:
+        path = QPainterPath()
+        path.addRoundedRect(self._rect, 6, 6)
+        return path
+
+    @property
+    def width(self) -> float:
+        return self._rect.width()
+
+    @property
+    def height(self) -> float:
+        return self._rect.height()
+
+    def top_port(self) -> QPointF:
+        return self.scenePos() + QPointF(self._rect.width() / 2, 0)
+
+    def bottom_port(self) -> QPointF:
+        return self.scenePos() + QPointF(self._rect.width() / 2, self._rect.height())
+
+    def right_port(self) -> QPointF:
+        return self.scenePos() + QPointF(self._rect.width(), self._rect.height() / 2)
+
+    def left_port(self) -> QPointF:
+        return self.scenePos() + QPointF(0, self._rect.height() / 2)
+
+    def has_backing_port(self) -> bool:
+        """Format nodes (and filters) can take a backing link: they get a drag handle."""
+        return self.info.kind == "block-node" and not self.beside and (
+            self.info.driver not in PROTOCOL_DRIVERS)
+
+    def backing_port_rect(self) -> QRectF:
+        """The handle below the card to drag a backing link from (item coordinates)."""
+        r = self._rect
+        return QRectF(r.width() / 2 - 7, r.height() - 7, 14, 14)
+
+    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:  # noqa: N802
+        if change == QGraphicsItem.GraphicsItemChange.ItemScenePositionHasChanged:
+            for e in self.edges:
+                e.adjust()
+        return super().itemChange(change, value)
+
+    # -- painting -----------------------------------------------------------------
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        s = self.scheme
+        r = self._rect
+        header = s.color(header_purpose(self.info))
+        selected = self.isSelected()
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        if lod < 0.3:
+            painter.fillRect(r, QColor(s.selected) if selected else header)
+            return
+        border = QPen(s.color("selected") if selected else s.color("card_border"),
+                      2.4 if selected else 1.0)
+        if self.drop_state is not None:
+            border = QPen(s.color("drag_ok" if self.drop_state else "drag_refused"), 3.0)
+        if self.highlighted:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(s.color("highlight"))
+            painter.drawRoundedRect(r.adjusted(-4, -4, 4, 4), 9, 9)
+        painter.setPen(border)
+        painter.setBrush(s.color("card"))
+        painter.drawRoundedRect(r, 6, 6)
+        # header strip
+        hh = 22.0
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(header)
+        painter.drawRoundedRect(QRectF(r.x() + 0.5, r.y() + 0.5, r.width() - 1, hh), 5.5, 5.5)
+        painter.drawRect(QRectF(r.x() + 0.5, r.y() + hh / 2, r.width() - 1, hh / 2 + 0.5))
+        painter.setPen(QColor("#ffffff") if not self.info.auto_named else QColor("#e6e9ef"))
+        painter.setFont(font("auto" if self.info.auto_named else "title"))
+        painter.drawText(QRectF(8, 0, r.width() - 16, hh),
+                         Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, self._title)
+        if lod < 0.55:
+            return
+        # driver chip on the right of the header
+        info = self.info
+        painter.setFont(font("small"))
+        chip = info.driver if info.kind != "block-backend" else "backend"
+        if chip:
+            fm = QFontMetricsF(font("small"))
+            cw = fm.horizontalAdvance(chip) + 10
+            crect = QRectF(r.width() - cw - 5, 4, cw, hh - 8)
+            painter.setBrush(QColor(255, 255, 255, 60))
+            painter.drawRoundedRect(crect, 6, 6)
+            painter.setPen(QColor("#ffffff"))
+            painter.drawText(crect, Qt.AlignmentFlag.AlignCenter, chip)
+        painter.setPen(s.color("text"))
+        painter.setFont(font("body"))
+        y = hh + 3
+        for line in self._lines:
+            painter.drawText(QRectF(8, y, r.width() - 16, 16),
+                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, line)
+            painter.setPen(s.color("text_dim"))
+            y += 16
+        if info.kind == "block-node" and not self.beside:
+            self._paint_allocation(painter, r, y + 2)
+            if info.read_only:
+                self._paint_pill(painter, QPointF(r.width() - 8, r.height() - 22), "read-only",
+                                 s.color("read_only"), right=True)
+            else:
+                self._paint_pill(painter, QPointF(r.width() - 8, r.height() - 22), "rw",
+                                 s.color("drag_ok"), right=True)
+            if self.has_backing_port():
+                pr = self.backing_port_rect()
+                painter.setPen(QPen(s.color("edge_backing"), 1.5))
+                painter.setBrush(s.color("card"))
+                painter.drawEllipse(pr)
+        elif info.kind == "block-node" and info.read_only:
+            self._paint_pill(painter, QPointF(r.width() - 8, r.height() - 20), "ro",
+                             s.color("read_only"), right=True)
+        if info.kind == "block-job":
+            self._paint_job_progress(painter, r)
+        if self.job_badge:
+            self._paint_pill(painter, QPointF(r.width() - 6, -9), self.job_badge,
+                             s.color("badge"), right=True, filled=True)
+
+    def _paint_allocation(self, painter: QPainter, r: QRectF, y: float) -> None:
+        info = self.info
+        if not info.virtual_size or info.actual_size is None:
+            return
+        frac = max(0.0, min(1.0, info.actual_size / info.virtual_size))
+        bar = QRectF(8, r.height() - 14, r.width() * 0.5, 6)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(self.scheme.color("alloc_bg"))
+        painter.drawRoundedRect(bar, 3, 3)
+        if frac > 0:
+            painter.setBrush(self.scheme.color("alloc_fill"))
+            painter.drawRoundedRect(QRectF(bar.x(), bar.y(), max(3.0, bar.width() * frac), 6),
+                                    3, 3)
+        painter.setPen(self.scheme.color("text_dim"))
+        painter.setFont(font("small"))
+        painter.drawText(QRectF(bar.right() + 6, bar.y() - 5, 70, 16),
+                         Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                         f"{human_size(info.actual_size)} used")
+
+    def _paint_job_progress(self, painter: QPainter, r: QRectF) -> None:
+        total = self.info.info.get("len") or 0
+        done = self.info.info.get("offset") or 0
+        frac = (done / total) if total else 0.0
+        bar = QRectF(8, r.height() - 11, r.width() - 16, 5)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(self.scheme.color("alloc_bg"))
+        painter.drawRoundedRect(bar, 2.5, 2.5)
+        painter.setBrush(self.scheme.color("job_header"))
+        painter.drawRoundedRect(QRectF(bar.x(), bar.y(), bar.width() * frac, 5), 2.5, 2.5)
+
+    def _paint_pill(self, painter: QPainter, at: QPointF, text: str, color: QColor, *,
+                    right: bool = False, filled: bool = False) -> None:
+        f = font("badge")
+        fm = QFontMetricsF(f)
+        w = fm.horizontalAdvance(text) + 12
+        x = at.x() - w if right else at.x()
+        rect = QRectF(x, at.y(), w, 15)
+        painter.setFont(f)
+        if filled:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(color)
+            painter.drawRoundedRect(rect, 7.5, 7.5)
+            painter.setPen(QColor("#ffffff"))
+        else:
+            painter.setPen(QPen(color, 1.0))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(rect, 7.5, 7.5)
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+
+
+class EdgeItem(QGraphicsItem):
+    """A child link drawn by role: backing bold with an arrow, file thin and dashed,
+    backend roots green, job links dotted orange; permissions on demand."""
+
+    def __init__(self, info: EdgeInfo, parent_item: NodeItem, child_item: NodeItem,
+                 scheme: Scheme) -> None:
+        super().__init__()
+        self.info = info
+        self.src = parent_item
+        self.dst = child_item
+        self.scheme = scheme
+        self.show_perms = False
+        self.hover = False
+        self._path = QPainterPath()
+        self._bounds = QRectF()
+        self._arrow = QPolygonF()
+        self._label_at = QPointF()
+        self.setZValue(EDGE_Z)
+        self.setAcceptHoverEvents(True)
+        parent_item.edges.append(self)
+        child_item.edges.append(self)
+        self.setToolTip(self._tooltip())
+        self.adjust()
+
+    @property
+    def sideways(self) -> bool:
+        return self.dst.beside and self.info.role == "file"
+
+    def _tooltip(self) -> str:
+        e = self.info
+        perm = ", ".join(e.perm) or "none"
+        shared = ", ".join(e.shared_perm) or "none"
+        frozen = "<br><i>frozen by a running job</i>" if getattr(e, "frozen", False) else ""
+        drag = ("<br>Drag the arrow's end onto another node to re-point it; "
+                "drop it on empty canvas to detach.") if e.role == "backing" else ""
+        return (f"<b>{e.parent}</b> —{e.role}→ <b>{e.child}</b><br>"
+                f"perm: {perm}<br>shared: {shared}{frozen}{drag}")
+
+    def set_info(self, info: EdgeInfo) -> None:
+        self.info = info
+        self.setToolTip(self._tooltip())
+        self.update()
+
+    def detach(self) -> None:
+        """Forget the endpoints (before removal from the scene)."""
+        for item in (self.src, self.dst):
+            if self in item.edges:
+                item.edges.remove(self)
+
+    def purpose(self) -> str:
+        role = self.info.role
+        if self.src.info.kind == "block-job":
+            return "edge_job"
+        if role == "backing":
+            return "edge_backing"
+        if role == "file":
+            return "edge_file"
+        if role == "root":
+            return "edge_root"
+        return "edge_other"
+
+    def endpoints(self) -> tuple[QPointF, QPointF]:
+        if self.sideways:
+            return self.src.right_port(), self.dst.left_port()
+        return self.src.bottom_port(), self.dst.top_port()
+
+    def adjust(self) -> None:
+        self.prepareGeometryChange()
+        a, b = self.endpoints()
+        path = QPainterPath(a)
+        if self.sideways:
+            path.lineTo(b)
+            self._arrow = QPolygonF()
+        else:
+            dy = max(30.0, abs(b.y() - a.y()) / 2)
+            path.cubicTo(QPointF(a.x(), a.y() + dy), QPointF(b.x(), b.y() - dy), b)
+            self._arrow = QPolygonF([b, QPointF(b.x() - 5, b.y() - 9), QPointF(b.x() + 5,
+                                                                                b.y() - 9)])
+        self._path = path
+        self._label_at = path.pointAtPercent(0.5)
+        self._bounds = path.boundingRect().adjusted(-10, -10, 10, 10).united(
+            QRectF(self._label_at.x() - 90, self._label_at.y() - 30, 180, 60))
+
+    def child_end(self) -> QPointF:
+        return self.endpoints()[1]
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
+        return self._bounds
+
+    def shape(self) -> QPainterPath:
+        stroker = QPainterPathStroker()
+        stroker.setWidth(10)
+        return stroker.createStroke(self._path)
+
+    def hoverEnterEvent(self, event: Any) -> None:  # noqa: N802
+        self.hover = True
+        self.update()
+
+    def hoverLeaveEvent(self, event: Any) -> None:  # noqa: N802
+        self.hover = False
+        self.update()
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        purpose = self.purpose()
+        color = self.scheme.color(purpose)
+        width = {"edge_backing": 2.6, "edge_file": 1.2, "edge_root": 2.0}.get(purpose, 1.6)
+        if self.hover:
+            width += 1.5
+        pen = QPen(color, width)
+        if purpose == "edge_file":
+            pen.setStyle(Qt.PenStyle.DashLine)
+        elif purpose == "edge_job":
+            pen.setStyle(Qt.PenStyle.DotLine)
+        if getattr(self.info, "frozen", False):
+            pen.setStyle(Qt.PenStyle.DashDotLine)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawPath(self._path)
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        if not self._arrow.isEmpty():
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(color)
+            painter.drawPolygon(self._arrow)
+        if lod < 0.55:
+            return
+        label = "" if purpose in ("edge_backing", "edge_file", "edge_root") else self.info.role
+        if self.show_perms:
+            perm = "/".join(_short_perm(p) for p in self.info.perm) or "-"
+            shared = "/".join(_short_perm(p) for p in self.info.shared_perm) or "-"
+            label = (f"{self.info.role}  " if label else "") + f"perm {perm}  shared {shared}"
+        if label:
+            painter.setFont(font("small"))
+            fm = QFontMetricsF(font("small"))
+            w = fm.horizontalAdvance(label) + 10
+            rect = QRectF(self._label_at.x() - w / 2, self._label_at.y() - 8, w, 16)
+            painter.setPen(QPen(color, 1.0))
+            painter.setBrush(self.scheme.color("card"))
+            painter.drawRoundedRect(rect, 4, 4)
+            painter.setPen(self.scheme.color("text"))
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, label)
+
+
+_PERM_SHORT = {"consistent-read": "r", "write": "w", "write-unchanged": "wu", "resize": "rs",
+               "graph-mod": "gm"}
+
+
+def _short_perm(p: str) -> str:
+    return _PERM_SHORT.get(p, p)
+
+
+class DragEdgeItem(QGraphicsItem):
+    """The edge that follows the cursor while a backing link is dragged.
+
+    Coloured green when the drop would be accepted and red when refused, with the
+    reason written beside the cursor (the same text the status bar shows).
+    """
+
+    def __init__(self, start: QPointF, scheme: Scheme) -> None:
+        super().__init__()
+        self.scheme = scheme
+        self.start = start
+        self.end = start
+        self.ok: bool | None = None
+        self.reason = ""
+        self._bounds = QRectF()
+        self.setZValue(DRAG_Z)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        self._recompute()
+
+    def set_end(self, end: QPointF, ok: bool | None, reason: str) -> None:
+        self.prepareGeometryChange()
+        self.end, self.ok, self.reason = end, ok, reason
+        self._recompute()
+        self.update()
+
+    def _path(self) -> QPainterPath:
+        a, b = self.start, self.end
+        path = QPainterPath(a)
+        dy = max(30.0, abs(b.y() - a.y()) / 2)
+        path.cubicTo(QPointF(a.x(), a.y() + dy), QPointF(b.x(), b.y() - dy), b)
+        return path
+
+    def _recompute(self) -> None:
+        r = self._path().boundingRect().adjusted(-12, -12, 12, 12)
+        self._bounds = r.united(QRectF(self.end.x(), self.end.y(), 460, 60))
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
+        return self._bounds
+
+    def color(self) -> QColor:
+        if self.ok is None:
+            return self.scheme.color("edge_backing")
+        return self.scheme.color("drag_ok" if self.ok else "drag_refused")
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        color = self.color()
+        pen = QPen(color, 3.0)
+        pen.setStyle(Qt.PenStyle.DashLine if self.ok is None else Qt.PenStyle.SolidLine)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawPath(self._path())
+        painter.setBrush(QBrush(color))
+        painter.drawEllipse(self.end, 5, 5)
+        if self.reason:
+            f = font("body")
+            fm = QFontMetricsF(f)
+            text = self.reason if len(self.reason) < 90 else self.reason[:87] + "…"
+            w = fm.horizontalAdvance(text) + 16
+            rect = QRectF(self.end.x() + 14, self.end.y() + 10, w, 22)
+            painter.setPen(QPen(color, 1.5))
+            painter.setBrush(self.scheme.color("card"))
+            painter.drawRoundedRect(rect, 5, 5)
+            painter.setPen(self.scheme.color("text"))
+            painter.setFont(f)
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)

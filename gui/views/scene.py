@@ -1,0 +1,203 @@
+"""The graph scene: a projection of the latest GraphSnapshot, updated by diffs.
+
+:meth:`GraphScene.show_snapshot` compares the new snapshot with the one on
+screen (:meth:`GraphSnapshot.diff`) and adds, updates and removes only the
+items that changed; positions of surviving nodes are kept and new nodes are
+placed next to their neighbours (:func:`gui.views.layout.layout`). Nothing but
+this method changes node and edge items, so the canvas always shows exactly
+one snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from PySide6.QtCore import QLineF, QPointF, QRectF, Signal
+from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtWidgets import QGraphicsScene
+
+from engine.graph.snapshot import EdgeInfo, GraphSnapshot
+from gui.views import layout as layout_mod
+from gui.views.items import EdgeItem, NodeItem
+from gui.views.layout import DEFAULT_GEOMETRY, Geometry, Point
+from gui.views.palette import LIGHT, Scheme
+
+EdgeKey = tuple[str, str, str]  # parent, role, child
+
+
+def edge_key(e: EdgeInfo) -> EdgeKey:
+    return (e.parent, e.role, e.child)
+
+
+class GraphScene(QGraphicsScene):
+    """Holds one item per node and per edge of the snapshot on screen."""
+
+    #: emitted after every applied snapshot with the diff (None for the first)
+    snapshotShown = Signal(object)  # noqa: N815 - Qt signal naming
+
+    def __init__(self, scheme: Scheme = LIGHT, geometry: Geometry = DEFAULT_GEOMETRY,
+                 parent: object | None = None) -> None:
+        super().__init__(parent)
+        self.scheme = scheme
+        self.geometry = geometry
+        self.snapshot: GraphSnapshot | None = None
+        self.nodes: dict[str, NodeItem] = {}
+        self.edges: dict[EdgeKey, EdgeItem] = {}
+        self.show_permissions = False
+        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
+        self.setBackgroundBrush(scheme.color("background"))
+
+    # -- projection -----------------------------------------------------------------
+    def show_snapshot(self, snapshot: GraphSnapshot) -> None:
+        """Make the scene show ``snapshot``, touching only what changed."""
+        old = self.snapshot
+        if old is None:
+            self._build(snapshot)
+            self.snapshot = snapshot
+            self.snapshotShown.emit(None)
+            return
+        diff = old.diff(snapshot)
+        if diff.empty:
+            self.snapshot = snapshot
+            return
+        for e in diff.removed_edges:
+            item = self.edges.pop(edge_key(e), None)
+            if item is not None:
+                item.detach()
+                self.removeItem(item)
+        for k in diff.removed_nodes:
+            node = self.nodes.pop(k, None)
+            if node is not None:
+                for e in list(node.edges):
+                    e.detach()
+                    self.edges.pop(edge_key(e.info), None)
+                    self.removeItem(e)
+                self.removeItem(node)
+        beside = self._beside(snapshot) if diff.added_nodes or diff.added_edges else None
+        if diff.added_nodes:
+            previous = {k: (n.pos().x(), n.pos().y()) for k, n in self.nodes.items()}
+            positions = layout_mod.layout(snapshot, previous, self.geometry)
+            assert beside is not None
+            for k in diff.added_nodes:
+                self._add_node(snapshot, k, positions[k], k in beside)
+        for k in diff.changed_nodes:
+            self.nodes[k].set_info(snapshot.nodes[k])
+        for e in diff.added_edges:
+            self._add_edge(e)
+        self.snapshot = snapshot
+        self._update_badges(snapshot, old)
+        self.snapshotShown.emit(diff)
+
+    def _build(self, snapshot: GraphSnapshot) -> None:
+        self.clear()
+        self.nodes.clear()
+        self.edges.clear()
+        positions = layout_mod.full_layout(snapshot, self.geometry)
+        beside = self._beside(snapshot)
+        for k in snapshot.nodes:
+            self._add_node(snapshot, k, positions[k], k in beside)
+        for e in snapshot.edges:
+            self._add_edge(e)
+        self._update_badges(snapshot, None)
+
+    def relayout(self) -> None:
+        """Lay every node out again from scratch (View → Re-layout)."""
+        if self.snapshot is None:
+            return
+        positions = layout_mod.full_layout(self.snapshot, self.geometry)
+        for k, item in self.nodes.items():
+            item.setPos(*positions[k])
+
+    def positions(self) -> dict[str, Point]:
+        return {k: (n.pos().x(), n.pos().y()) for k, n in self.nodes.items()}
+
+    @staticmethod
+    def _beside(snapshot: GraphSnapshot) -> set[str]:
+        return set(layout_mod.analyse(snapshot).beside_of)
+
+    def _add_node(self, snapshot: GraphSnapshot, key: str, pos: Point, beside: bool) -> None:
+        item = NodeItem(snapshot.nodes[key], self.scheme, self.geometry, beside)
+        item.setPos(*pos)
+        self.addItem(item)
+        self.nodes[key] = item
+
+    def _add_edge(self, e: EdgeInfo) -> None:
+        src, dst = self.nodes.get(e.parent), self.nodes.get(e.child)
+        if src is None or dst is None:
+            return
+        old = self.edges.pop(edge_key(e), None)
+        if old is not None:  # same link with new permissions
+            old.detach()
+            self.removeItem(old)
+        item = EdgeItem(e, src, dst, self.scheme)
+        item.show_perms = self.show_permissions
+        self.addItem(item)
+        self.edges[edge_key(e)] = item
+
+    def _update_badges(self, snapshot: GraphSnapshot, old: GraphSnapshot | None) -> None:
+        """Badge every node a running job holds with the job's id (and progress)."""
+        badges: dict[str, str] = {}
+        for key, n in snapshot.nodes.items():
+            if n.kind != "block-job":
+                continue
+            total = n.info.get("len") or 0
+            pct = f" {100 * (n.info.get('offset') or 0) // total}%" if total else ""
+            for e in snapshot.children(key):
+                badges.setdefault(e.child, f"{n.name}{pct}")
+        stale = set()
+        if old is not None:
+            stale = {e.child for e in old.edges if e.parent.startswith("job:")}
+        for key in stale | set(badges):
+            item = self.nodes.get(key)
+            if item is not None:
+                item.set_job_badge(badges.get(key, ""))
+
+    # -- presentation ---------------------------------------------------------------
+    def set_scheme(self, scheme: Scheme) -> None:
+        self.scheme = scheme
+        self.setBackgroundBrush(scheme.color("background"))
+        for item in self._all_items():
+            item.scheme = scheme
+            item.update()
+        self.update()
+
+    def set_show_permissions(self, on: bool) -> None:
+        self.show_permissions = on
+        for e in self.edges.values():
+            e.show_perms = on
+            e.update()
+
+    def _all_items(self) -> Iterable[NodeItem | EdgeItem]:
+        yield from self.nodes.values()
+        yield from self.edges.values()
+
+    def node_at(self, pos: QPointF) -> NodeItem | None:
+        for item in self.items(pos):
+            if isinstance(item, NodeItem):
+                return item
+        return None
+
+    def graph_rect(self) -> QRectF:
+        """Bounding rectangle of the graph with a margin (fit-to-view, export)."""
+        rect = self.itemsBoundingRect()
+        return rect.adjusted(-40, -40, 40, 40)
+
+    def drawBackground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
+        super().drawBackground(painter, rect)
+        lod = painter.worldTransform().m11()
+        if lod < 0.5:
+            return
+        step = 32.0
+        painter.setPen(QPen(QColor(self.scheme.grid), 1.0))
+        left = int(rect.left() // step) * step
+        top = int(rect.top() // step) * step
+        x = left
+        lines = []
+        while x < rect.right():
+            lines.append(QLineF(x, rect.top(), x, rect.bottom()))
+            x += step
+        y = top
+        while y < rect.bottom():
+            lines.append(QLineF(rect.left(), y, rect.right(), y))
+            y += step
+        painter.drawLines(lines)
