@@ -139,8 +139,8 @@ class NodeItem(QGraphicsItem):
         self._title = fm_title.elidedText(name, Qt.TextElideMode.ElideMiddle, w - 30)
         lines: list[str] = []
         if info.kind == "block-node":
-            base = os.path.basename(info.filename) if info.filename and not info.filename.startswith(
-                "json:") else info.filename
+            fn = info.filename
+            base = os.path.basename(fn) if fn and not fn.startswith("json:") else fn
             if base:
                 lines.append(fm.elidedText(base, Qt.TextElideMode.ElideMiddle, w))
             if not self.beside:
@@ -189,7 +189,7 @@ class NodeItem(QGraphicsItem):
         self.update()
 
     # -- geometry -----------------------------------------------------------------
-    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
+    def boundingRect(self) -> QRectF:
         return self._bounds
 
     def shape(self) -> QPainterPath:
@@ -227,7 +227,7 @@ class NodeItem(QGraphicsItem):
         r = self._rect
         return QRectF(r.width() / 2 - 7, r.height() - 7, 14, 14)
 
-    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:  # noqa: N802
+    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:
         if change == QGraphicsItem.GraphicsItemChange.ItemScenePositionHasChanged:
             for e in self.edges:
                 e.adjust()
@@ -445,7 +445,7 @@ class EdgeItem(QGraphicsItem):
     def child_end(self) -> QPointF:
         return self.endpoints()[1]
 
-    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
+    def boundingRect(self) -> QRectF:
         return self._bounds
 
     def shape(self) -> QPainterPath:
@@ -453,11 +453,11 @@ class EdgeItem(QGraphicsItem):
         stroker.setWidth(10)
         return stroker.createStroke(self._path)
 
-    def hoverEnterEvent(self, event: Any) -> None:  # noqa: N802
+    def hoverEnterEvent(self, event: Any) -> None:
         self.hover = True
         self.update()
 
-    def hoverLeaveEvent(self, event: Any) -> None:  # noqa: N802
+    def hoverLeaveEvent(self, event: Any) -> None:
         self.hover = False
         self.update()
 
@@ -546,7 +546,7 @@ class DragEdgeItem(QGraphicsItem):
         r = self._path().boundingRect().adjusted(-12, -12, 12, 12)
         self._bounds = r.united(QRectF(self.end.x(), self.end.y(), 460, 60))
 
-    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
+    def boundingRect(self) -> QRectF:
         return self._bounds
 
     def color(self) -> QColor:

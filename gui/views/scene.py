@@ -33,7 +33,7 @@ class GraphScene(QGraphicsScene):
     """Holds one item per node and per edge of the snapshot on screen."""
 
     #: emitted after every applied snapshot with the diff (None for the first)
-    snapshotShown = Signal(object)  # noqa: N815 - Qt signal naming
+    snapshotShown = Signal(object)
 
     def __init__(self, scheme: Scheme = LIGHT, geometry: Geometry = DEFAULT_GEOMETRY,
                  parent: object | None = None) -> None:
@@ -182,7 +182,7 @@ class GraphScene(QGraphicsScene):
         rect = self.itemsBoundingRect()
         return rect.adjusted(-40, -40, 40, 40)
 
-    def drawBackground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
+    def drawBackground(self, painter: QPainter, rect: QRectF) -> None:
         super().drawBackground(painter, rect)
         lod = painter.worldTransform().m11()
         if lod < 0.5:
