@@ -60,11 +60,14 @@ def _probe_backing_format(path: str, backing_file: str) -> str:
 
 def create_qcow2(path: str | os.PathLike[str], size: int, *, backing_file: str | None = None,
                  backing_format: str | None = None, cluster_size: int = 65536,
-                 version: int = 3, refcount_bits: int = 16) -> None:
+                 version: int = 3, refcount_bits: int = 16,
+                 lazy_refcounts: bool = False) -> None:
     """Create an empty qcow2 image (an existing file is overwritten).
 
     Without ``backing_format`` the backing file is probed, so the header always
     carries the backing-format extension (QEMU otherwise probes at every open).
+    ``lazy_refcounts`` only sets the compatible feature bit for QEMU's benefit: this
+    engine always updates refcounts at once.
     """
     path = os.fspath(path)
     size = _check_size(path, size)
@@ -84,6 +87,10 @@ def create_qcow2(path: str | os.PathLike[str], size: int, *, backing_file: str |
         raise UnsupportedImageError(
             "Different refcount widths than 16 bits require compatibility level 1.1 or above "
             "(use version=3)", path, feature="refcount width")
+    if lazy_refcounts and version == 2:
+        raise UnsupportedImageError(
+            "Lazy refcounts only supported with compatibility level 1.1 and above (use "
+            "version=3)", path, feature="lazy refcounts")
     if backing_format is not None and backing_format not in ("qcow2", "raw"):
         raise UnsupportedImageError(f"Unknown backing format '{backing_format}'", path,
                                     feature=f"format {backing_format}")
@@ -117,6 +124,7 @@ def create_qcow2(path: str | os.PathLike[str], size: int, *, backing_file: str |
         size=size, crypt_method=0, l1_size=l1_size, l1_table_offset=l1_off,
         refcount_table_offset=rt_off, refcount_table_clusters=rt_clusters, nb_snapshots=0,
         snapshots_offset=0, refcount_order=refcount_bits.bit_length() - 1,
+        compatible_features=hdr.COMPAT_LAZY_REFCOUNTS if lazy_refcounts else 0,
         header_length=hdr.QEMU_V3_HEADER_LENGTH if version == 3 else hdr.V2_HEADER_LENGTH,
         trailing=bytes(8) if version == 3 else b"")
     exts = [(hdr.EXT_BACKING_FORMAT, backing_format.encode())] if backing_format else []

@@ -190,14 +190,16 @@ def test_create_matches_qemu_img_info(tmp_path: Path) -> None:
 
     cases = [dict(size=GiB), dict(size=5 * MiB, version=2), dict(size=MiB, cluster_size=512),
              dict(size=3 * GiB, cluster_size=2 * MiB, refcount_bits=64),
-             dict(size=10 * GiB, cluster_size=512, refcount_bits=1)]
+             dict(size=10 * GiB, cluster_size=512, refcount_bits=1),
+             dict(size=MiB, lazy_refcounts=True)]
     for i, case in enumerate(cases):
         ours = tmp_path / f"ours{i}.qcow2"
         create_qcow2(ours, **case)
         check(ours)
         opts = [f"cluster_size={case.get('cluster_size', 65536)}",
                 f"refcount_bits={case.get('refcount_bits', 16)}",
-                f"compat={'0.10' if case.get('version') == 2 else '1.1'}"]
+                f"compat={'0.10' if case.get('version') == 2 else '1.1'}",
+                f"lazy_refcounts={'on' if case.get('lazy_refcounts') else 'off'}"]
         theirs = create(tmp_path / f"theirs{i}.qcow2", case["size"], options=",".join(opts))
         a = json.loads(qemu_img("info", "--output=json", str(ours)).stdout)
         b = json.loads(qemu_img("info", "--output=json", str(theirs)).stdout)
