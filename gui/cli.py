@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "render": ("gui.render", "draw a graph to SVG/PNG/DOT/JSON without a window"),
     "tour": ("gui.tour", "run a guided tour of QMP block operations"),
     "replay": ("gui.replay", "replay a recorded QMP script against an endpoint"),
+    "offline": ("gui.offline", "show image files' backing chains and fix them, without QEMU"),
 }
 
 USAGE = """\

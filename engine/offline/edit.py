@@ -44,8 +44,9 @@ from engine.offline.inspect import Fix
 
 Progress = Callable[[int, int], None]
 
-#: bytes handled per step (also the progress granularity)
-CHUNK = 1 << 20
+#: bytes handled per request (also the progress granularity). Large, because every
+#: allocating qcow2 write ends with a flush barrier (crash-safe ordering)
+CHUNK = 16 << 20
 
 
 class OfflineEditError(ImageError):
@@ -153,7 +154,8 @@ def _safe_rebase(path: str, backing_file: str | None, new_path: str | None,
                     f"chain: the new link would create a loop", path)
         old_reader = ChainReader(old_chain[1:]) if len(old_chain) > 1 else None
         new_reader = ChainReader(new_chain) if new_chain else None
-        copied = _copy_differences(top, old_reader, new_reader, progress)
+        suspects = _differing_candidates(top, old_chain[1:], new_chain)
+        copied = _copy_differences(top, old_reader, new_reader, suspects, progress)
         top.set_backing(backing_file, backing_format if backing_file else None)
         top.flush()
         command = rebase_command(path, top.format, backing_file, backing_format, safe=True)
@@ -163,26 +165,75 @@ def _safe_rebase(path: str, backing_file: str | None, new_path: str | None,
     return EditResult(command, (path,), copied)
 
 
+def _above_common(old: list[Image], new: list[Image]) -> tuple[list[Image], list[Image]]:
+    """The layers of each chain above the first image both chains share (if any).
+
+    Below a shared image both chains read the same bytes, so only ranges that a layer
+    above it defines can differ (this is how qemu-img rebase avoids reading them).
+    """
+    for j, n_img in enumerate(new):
+        for i, o_img in enumerate(old):
+            if _same_file(o_img.path, n_img.path):
+                return old[:i], new[:j]
+    return old, new
+
+
+def _differing_candidates(top: Image, old: list[Image],
+                          new: list[Image]) -> list[tuple[int, int]]:
+    """Guest ranges where the old and the new backing may read differently.
+
+    Those are the ranges some layer above the shared part defines (data or zero), plus
+    any range past the end of such a layer (it reads zeros there, not what is below).
+    Merged, sorted ``(start, end)`` pairs within the top's size.
+    """
+    size = top.virtual_size
+    old_above, new_above = _above_common(old, new)
+    ranges: list[tuple[int, int]] = []
+    for img in (*old_above, *new_above):
+        inside = min(size, img.virtual_size)
+        if inside:
+            ranges += [(e.start, e.end) for e in img.block_status(0, inside)
+                       if e.state != UNALLOCATED]
+        if inside < size:
+            ranges.append((inside, size))
+    ranges.sort()
+    merged: list[tuple[int, int]] = []
+    for a, b in ranges:
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
 def _copy_differences(top: Image, old: ChainReader | None, new: ChainReader | None,
-                      progress: Progress | None) -> int:
-    """Write into ``top`` every unallocated cluster where old and new backing differ."""
+                      suspects: list[tuple[int, int]], progress: Progress | None) -> int:
+    """Write into ``top`` every unallocated cluster where old and new backing differ.
+
+    Only the ``suspects`` ranges are read; everywhere else both read the same.
+    """
     size = top.virtual_size
     unit = top.cluster_size or 512
     step = max(CHUNK // unit, 1) * unit
     copied = 0
-    for pos in range(0, size, step):
-        n = min(step, size - pos)
-        for ext in top.block_status(pos, n):
-            if ext.state != UNALLOCATED:
-                continue
-            old_buf = bytearray(ext.length)
-            new_buf = bytearray(ext.length)
-            if old is not None:
-                old.fill(ext.start, memoryview(old_buf))
-            if new is not None:
-                new.fill(ext.start, memoryview(new_buf))
-            copied += _write_runs(top, ext.start, old_buf, new_buf, unit)
-        _tick(progress, pos + n, size)
+    for a, b in suspects:
+        a = a // unit * unit                     # whole clusters of the top
+        b = min(size, -(-b // unit) * unit)
+        for pos in range(a, b, step):
+            n = min(step, b - pos)
+            for ext in top.block_status(pos, n):
+                if ext.state != UNALLOCATED:
+                    continue
+                old_buf = bytearray(ext.length)
+                new_buf = bytearray(ext.length)
+                if old is not None:
+                    old.fill(ext.start, memoryview(old_buf))
+                if new is not None:
+                    new.fill(ext.start, memoryview(new_buf))
+                if old_buf != new_buf:
+                    copied += _write_runs(top, ext.start, old_buf, new_buf, unit)
+            _tick(progress, pos + n, size)
+    _tick(progress, size, size)
     return copied
 
 

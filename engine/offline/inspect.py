@@ -129,6 +129,7 @@ class ChainReport:
 
     layers: tuple[Layer, ...]
     problems: tuple[LinkProblem, ...] = ()
+    #: like ``qemu-img map`` over the layers that opened (``depth`` indexes ``layers``)
     provider_map: tuple[dict[str, Any], ...] = field(default=(), compare=False)
 
     @property
@@ -238,7 +239,8 @@ def inspect_chain(path: str | os.PathLike[str], fmt: str | None = None, *,
                 break
             img = nxt
         pmap: tuple[dict[str, Any], ...] = ()
-        if with_extents and not (problems and not problems[-1].continues):
+        if with_extents:
+            # with a broken link this covers the layers that opened: what they serve
             pmap = tuple(allocation_map(opened))
         return ChainReport(tuple(layers), tuple(problems), pmap)
     finally:

@@ -116,7 +116,7 @@ def offline_snapshot(paths: Iterable[str | os.PathLike[str]]) -> OfflineGraph:
                 target = f"{problem.kind}:{os.path.abspath(problem.resolved)}"
                 placeholders.setdefault(target, NodeInfo(
                     key=target, kind="block-node", name=os.path.basename(problem.backing),
-                    driver=problem.kind, filename=problem.resolved, read_only=True,
+                    driver=problem.kind, filename=problem.resolved,
                     info=MappingProxyType({"offline": True, "placeholder": True,
                                            "problems": (problem.message,)})))
             elif problem.kind in (LOOP, FORMAT):
@@ -164,7 +164,7 @@ def _unique_names(paths: list[str]) -> dict[str, str]:
 
 def _node(key: str, layer: Layer, name: str, problems: list[LinkProblem]) -> NodeInfo:
     return NodeInfo(
-        key=key, kind="block-node", name=name, driver=layer.format, read_only=True,
+        key=key, kind="block-node", name=name, driver=layer.format,
         filename=layer.path, virtual_size=layer.virtual_size, actual_size=layer.actual_size,
         cluster_size=layer.cluster_size, header_backing=layer.backing_file,
         header_backing_format=layer.backing_format,

@@ -145,3 +145,18 @@ def test_compare_live_graph_with_disk(chain_dirs: tuple[Path, Path, Path]) -> No
             img.set_backing("base.qcow2", "qcow2")
         kinds = {(d.node, d.kind) for d in compare_with_disk(snap())}
         assert ("alt", "header") in kinds and ("alt", "link") in kinds
+
+
+def test_offline_check_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gui.cli import main
+
+    create(tmp_path / "base.qcow2", "1M")
+    create(tmp_path / "top.qcow2", "1M", backing="base.qcow2")
+    assert main(["offline", "--check", str(tmp_path / "top.qcow2")]) == 0
+    out = capsys.readouterr().out
+    assert "[0] top.qcow2 (qcow2, 1048576 bytes)" in out and "-> base.qcow2" in out
+    (tmp_path / "base.qcow2").unlink()
+    assert main(["offline", "--check", str(tmp_path / "top.qcow2")]) == 1
+    out = capsys.readouterr().out
+    assert "BROKEN: top.qcow2: backing file 'base.qcow2' is missing" in out
+    assert "fix: Detach the backing file (header only): qemu-img rebase -u -f qcow2 -b ''" in out

@@ -1,0 +1,301 @@
+"""A compact, read-only drawing of a GraphSnapshot for tours and offline chains.
+
+The editor's canvas is for editing; this view only shows: each block node as a box
+(name, driver, file name), parents above children, backing links as solid arrows and
+other links as thin ones. Protocol nodes (``file``) are folded into their format
+node's caption so chains stay readable. Nodes can be highlighted (a tour step points
+at them), marked as having a problem, and edges drawn as broken (offline chains).
+
+``show_snapshot(snapshot)`` and ``set_highlight(keys)`` are the same calls the tour
+panel makes on any canvas; ``set_problems(node_keys, broken_edges)`` marks an
+offline chain's broken links. ``nodeContextMenuRequested(key, global_pos)`` lets the
+owner offer actions (the offline window offers fixes there).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import networkx as nx
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPainterPath, QPen, QPolygonF
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsPathItem,
+    QGraphicsRectItem,
+    QGraphicsScene,
+    QGraphicsSimpleTextItem,
+    QGraphicsView,
+    QWidget,
+)
+
+from engine.graph.snapshot import GraphSnapshot, NodeInfo
+
+BOX_W, BOX_H, GAP_X, GAP_Y = 190.0, 58.0, 36.0, 54.0
+COLOURS = {
+    "background": "#fafafa", "box": "#ffffff", "border": "#5f6b7a", "text": "#1f2933",
+    "muted": "#6b7785", "highlight": "#ffe082", "highlight_border": "#e6a700",
+    "problem": "#fdecea", "problem_border": "#c62828", "broken": "#c62828",
+    "backing": "#37474f", "other": "#90a4ae", "backend": "#e3f2fd", "job": "#ede7f6",
+    "placeholder": "#fff5f5",
+}
+EdgeKey = tuple[str, str, str]
+
+
+def _c(name: str) -> QColor:
+    return QColor(COLOURS[name])
+
+
+def _folded(snapshot: GraphSnapshot) -> dict[str, str]:
+    """Protocol nodes shown inside their parent: child key -> parent key."""
+    folded = {}
+    for key, info in snapshot.nodes.items():
+        if info.driver == "file" and info.kind == "block-node":
+            parents = snapshot.parents(key)
+            if len(parents) == 1 and parents[0].role == "file":
+                folded[key] = parents[0].parent
+    return folded
+
+
+def layered_positions(snapshot: GraphSnapshot, hidden: Iterable[str] = ()) -> dict[str, QPointF]:
+    """Parents above children: row = longest path from a root; loops are collapsed."""
+    hidden = set(hidden)
+    g = nx.DiGraph()
+    g.add_nodes_from(k for k in snapshot.nodes if k not in hidden)
+    g.add_edges_from((e.parent, e.child) for e in snapshot.edges
+                     if e.parent not in hidden and e.child not in hidden)
+    cond = nx.condensation(g)
+    depth: dict[int, int] = {}
+    for c in nx.topological_sort(cond):
+        preds = list(cond.predecessors(c))
+        depth[c] = max((depth[p] + 1 for p in preds), default=0)
+    rows: dict[int, list[str]] = {}
+    order = {k: i for i, k in enumerate(snapshot.nodes)}
+    for c, members in cond.nodes(data="members"):
+        for k in sorted(members, key=order.__getitem__):
+            rows.setdefault(depth[c], []).append(k)
+    pos: dict[str, QPointF] = {}
+    for row, keys in rows.items():
+        keys.sort(key=order.__getitem__, reverse=True)   # oldest first, left to right
+        width = len(keys) * BOX_W + (len(keys) - 1) * GAP_X
+        for i, k in enumerate(keys):
+            pos[k] = QPointF(-width / 2 + i * (BOX_W + GAP_X), row * (BOX_H + GAP_Y))
+    return pos
+
+
+class NodeBox(QGraphicsRectItem):
+    def __init__(self, info: NodeInfo, caption: str) -> None:
+        super().__init__(0, 0, BOX_W, BOX_H)
+        self.info = info
+        self.highlighted = False
+        self.problem = False
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable, True)
+        self.setToolTip(_tooltip(info))
+        title = QGraphicsSimpleTextItem(_title(info), self)
+        f = QFont()
+        f.setBold(True)
+        f.setPointSizeF(10.5)
+        title.setFont(f)
+        title.setBrush(_c("text"))
+        title.setPos(10, 7)
+        sub = QGraphicsSimpleTextItem(caption, self)
+        sf = QFont()
+        sf.setPointSizeF(8.5)
+        sub.setFont(sf)
+        sub.setBrush(_c("muted"))
+        sub.setPos(10, 32)
+        self._restyle()
+
+    def set_state(self, highlighted: bool, problem: bool) -> None:
+        self.highlighted, self.problem = highlighted, problem
+        self._restyle()
+
+    def _restyle(self) -> None:
+        fill, border, width = "box", "border", 1.4
+        if self.info.kind == "block-backend":
+            fill = "backend"
+        elif self.info.kind == "block-job":
+            fill = "job"
+        if self.info.driver in ("missing", "unreadable"):
+            fill, border = "placeholder", "problem_border"
+        if self.problem:
+            fill, border, width = "problem", "problem_border", 2.2
+        if self.highlighted:
+            fill, width = "highlight", 3.0
+            border = "problem_border" if self.problem else "highlight_border"
+        pen = QPen(_c(border), width)
+        if self.info.driver in ("missing", "unreadable"):
+            pen.setStyle(Qt.PenStyle.DashLine)
+        self.setPen(pen)
+        self.setBrush(QBrush(_c(fill)))
+
+
+def _title(info: NodeInfo) -> str:
+    name = info.name or info.key
+    if len(name) > 24:
+        name = "…" + name[-23:]
+    return name
+
+
+def _caption(info: NodeInfo, file_child: NodeInfo | None) -> str:
+    parts = [info.driver or info.kind]
+    if info.virtual_size:
+        parts.append(_size(info.virtual_size))
+    source = file_child.filename if file_child is not None else info.filename
+    if source and not source.startswith("json:"):
+        parts.append(os.path.basename(source))
+    if info.read_only and info.kind == "block-node":
+        parts.append("ro")
+    text = " · ".join(parts)
+    return text if len(text) <= 34 else text[:33] + "…"
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("G", 30), ("M", 20), ("k", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift}{unit}"
+    return str(n)
+
+
+def _tooltip(info: NodeInfo) -> str:
+    lines = [f"{info.name or info.key} ({info.driver or info.kind})"]
+    if info.filename:
+        lines.append(info.filename)
+    if info.header_backing:
+        lines.append(f"header backing: {info.header_backing}")
+    for p in info.info.get("problems", ()) if info.info else ():
+        lines.append(f"⚠ {p}")
+    return "\n".join(lines)
+
+
+class EdgeLine(QGraphicsPathItem):
+    def __init__(self, key: EdgeKey, start: QPointF, end: QPointF, broken: bool) -> None:
+        super().__init__()
+        self.key = key
+        self.broken = broken
+        role = key[1]
+        path = QPainterPath(start)
+        mid_y = (start.y() + end.y()) / 2
+        path.cubicTo(QPointF(start.x(), mid_y), QPointF(end.x(), mid_y), end)
+        self.setPath(path)
+        colour = _c("broken") if broken else _c("backing" if role == "backing" else "other")
+        pen = QPen(colour, 2.6 if broken else (2.0 if role == "backing" else 1.2))
+        if broken:
+            pen.setStyle(Qt.PenStyle.DashLine)
+        self.setPen(pen)
+        self.setZValue(-1)
+        head = QPolygonF([end, end + QPointF(-6, -11), end + QPointF(6, -11)])
+        arrow = QGraphicsPathItem(self)
+        ap = QPainterPath()
+        ap.addPolygon(head)
+        ap.closeSubpath()
+        arrow.setPath(ap)
+        arrow.setBrush(colour)
+        arrow.setPen(QPen(colour, 1))
+        label = QGraphicsSimpleTextItem(("✘ " if broken else "") + role, self)
+        lf = QFont()
+        lf.setPointSizeF(8)
+        label.setFont(lf)
+        label.setBrush(colour)
+        label.setPos((start + end) / 2 + QPointF(6, -8))
+
+
+class CompactGraphView(QGraphicsView):
+    """Draws one snapshot; redraws from scratch on every change (graphs are small)."""
+
+    nodeContextMenuRequested = Signal(str, QPoint)
+    nodeActivated = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None, *, fold_protocol: bool = True) -> None:
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.setRenderHint(QPainter.RenderHint.Antialiasing)
+        self.setBackgroundBrush(_c("background"))
+        self.fold_protocol = fold_protocol
+        self.snapshot: GraphSnapshot | None = None
+        self.highlight: tuple[str, ...] = ()
+        self.problem_nodes: set[str] = set()
+        self.broken_edges: set[EdgeKey] = set()
+        self.boxes: dict[str, NodeBox] = {}
+        self.lines: dict[EdgeKey, EdgeLine] = {}
+
+    # -- the canvas calls -----------------------------------------------------------------
+    def show_snapshot(self, snapshot: GraphSnapshot) -> None:
+        self.snapshot = snapshot
+        self._rebuild()
+
+    def set_highlight(self, keys: Iterable[str]) -> None:
+        self.highlight = tuple(keys)
+        for k, box in self.boxes.items():
+            box.set_state(k in self.highlight, k in self.problem_nodes)
+
+    def set_problems(self, node_keys: Iterable[str], broken_edges: Iterable[EdgeKey]) -> None:
+        self.problem_nodes = set(node_keys)
+        self.broken_edges = set(broken_edges)
+        self._rebuild()
+
+    # -- drawing --------------------------------------------------------------------------
+    def _rebuild(self) -> None:
+        scene = self.scene()
+        scene.clear()
+        self.boxes, self.lines = {}, {}
+        snap = self.snapshot
+        if snap is None:
+            return
+        folded = _folded(snap) if self.fold_protocol else {}
+        file_child = {parent: snap.nodes[child] for child, parent in folded.items()}
+        pos = layered_positions(snap, folded)
+        for key, p in pos.items():
+            info = snap.nodes[key]
+            box = NodeBox(info, _caption(info, file_child.get(key)))
+            box.setPos(p)
+            box.set_state(key in self.highlight, key in self.problem_nodes)
+            scene.addItem(box)
+            self.boxes[key] = box
+        for e in snap.edges:
+            if e.parent not in pos or e.child not in pos:
+                continue
+            a, b = pos[e.parent], pos[e.child]
+            start = a + QPointF(BOX_W / 2, BOX_H)
+            end = b + QPointF(BOX_W / 2, 0)
+            if b.y() <= a.y():      # a link closing a loop: go round the side
+                start = a + QPointF(BOX_W, BOX_H / 2)
+                end = b + QPointF(BOX_W, BOX_H / 2 + 6)
+            key = (e.parent, e.role, e.child)
+            line = EdgeLine(key, start, end, key in self.broken_edges)
+            scene.addItem(line)
+            self.lines[key] = line
+        rect = scene.itemsBoundingRect().adjusted(-30, -30, 30, 30)
+        scene.setSceneRect(rect)
+        self.fit()
+
+    def fit(self) -> None:
+        if self.scene() is not None and not self.scene().sceneRect().isEmpty():
+            self.fitInView(self.scene().sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
+            if self.transform().m11() > 1.0:
+                self.resetTransform()
+
+    def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+        super().resizeEvent(event)
+        self.fit()
+
+    def _key_at(self, pos: QPoint) -> str | None:
+        item = self.itemAt(pos)
+        while item is not None and not isinstance(item, NodeBox):
+            item = item.parentItem()
+        return item.info.key if isinstance(item, NodeBox) else None
+
+    def contextMenuEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+        key = self._key_at(event.pos())
+        if key is not None:
+            self.nodeContextMenuRequested.emit(key, event.globalPos())
+
+    def mouseDoubleClickEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+        key = self._key_at(event.position().toPoint())
+        if key is not None:
+            self.nodeActivated.emit(key)
+        super().mouseDoubleClickEvent(event)
+
+    def box_rect(self, key: str) -> QRectF:
+        return self.boxes[key].sceneBoundingRect()

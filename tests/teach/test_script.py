@@ -1,0 +1,142 @@
+"""The QMP script formats: JSON lines (log export) and qmp-shell, both ways."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from gui.scripting import (
+    Expected,
+    ScriptCommand,
+    ScriptError,
+    ScriptWait,
+    dump_jsonl,
+    dump_qmp_shell,
+    parse_qmp_shell,
+    parse_script,
+    script_from_traffic,
+    to_qmp_shell,
+)
+
+ADD = {"driver": "qcow2", "node-name": "top",
+       "file": {"driver": "file", "filename": "/tmp/a b/top.qcow2"}, "backing": None,
+       "read-only": False, "cache": {"direct": True}}
+
+
+def test_qmp_shell_round_trip() -> None:
+    line = to_qmp_shell("blockdev-add", ADD)
+    assert line.startswith("blockdev-add driver=qcow2 node-name=top file={")
+    assert parse_qmp_shell(line) == ("blockdev-add", ADD)
+
+
+def test_qmp_shell_reads_dotted_keys_and_bare_values() -> None:
+    cmd, args = parse_qmp_shell(
+        'blockdev-add driver=qcow2 node-name=n1 file.driver=file file.filename=/x/y.qcow2 '
+        'read-only=true cache.direct=false size=1048576 name="two words" job-id=123abc')
+    assert cmd == "blockdev-add"
+    assert args == {"driver": "qcow2", "node-name": "n1",
+                    "file": {"driver": "file", "filename": "/x/y.qcow2"},
+                    "read-only": True, "cache": {"direct": False}, "size": 1048576,
+                    "name": "two words", "job-id": "123abc"}
+
+
+def test_qmp_shell_numeric_strings_stay_strings() -> None:
+    line = to_qmp_shell("job-dismiss", {"id": "123"})
+    assert parse_qmp_shell(line) == ("job-dismiss", {"id": "123"})
+
+
+@pytest.mark.parametrize("bad", ["blockdev-add driver", "x a=1 a=2", "x a=1 a.b=2"])
+def test_qmp_shell_rejects_malformed_lines(bad: str) -> None:
+    with pytest.raises(ValueError):
+        parse_qmp_shell(bad)
+
+
+def test_jsonl_replies_become_expectations_and_job_events_become_waits() -> None:
+    text = "\n".join(json.dumps(m) for m in [
+        {"QMP": {"version": {}, "capabilities": []}},
+        {"execute": "blockdev-add", "arguments": {"driver": "null-co", "node-name": "n"},
+         "id": 5},
+        {"return": {}, "id": 5},
+        {"execute": "block-stream", "arguments": {"job-id": "s", "device": "n"}},
+        {"event": "JOB_STATUS_CHANGE", "data": {"id": "s", "status": "created"}},
+        {"event": "JOB_STATUS_CHANGE", "data": {"id": "s", "status": "running"}},
+        {"return": {}},
+        {"event": "JOB_STATUS_CHANGE", "data": {"id": "s", "status": "concluded"}},
+        {"event": "JOB_STATUS_CHANGE", "data": {"id": "s", "status": "null"}},
+        {"execute": "blockdev-del", "arguments": {"node-name": "nope"}},
+        {"error": {"class": "GenericError",
+                   "desc": "Failed to find node with node-name='nope'"}},
+        {"wait": {"job": "j2", "until": "ready", "timeout": 5}},
+    ])
+    script = parse_script(text, "rec.jsonl")
+    assert script.steps == (
+        ScriptCommand("blockdev-add", {"driver": "null-co", "node-name": "n"}, Expected(), 2),
+        ScriptCommand("block-stream", {"job-id": "s", "device": "n"}, Expected(), 4),
+        ScriptWait("s", ("null",), line=10),
+        ScriptCommand("blockdev-del", {"node-name": "nope"},
+                      Expected("GenericError", "Failed to find node with node-name='nope'"),
+                      10),
+        ScriptWait("j2", ("ready",), 5.0, 12),
+    )
+    # and back: dumping and parsing again keeps the steps
+    again = parse_script(dump_jsonl(script))
+    assert [(type(s), getattr(s, "command", None)) for s in again.steps] == [
+        (type(s), getattr(s, "command", None)) for s in script.steps]
+    assert again.steps[3].expected == script.steps[3].expected
+
+
+def test_qmp_shell_directives() -> None:
+    text = ("# a comment\n"
+            "block-commit job-id=c device=top\n"
+            "# wait for job c to become ready\n"
+            "job-complete id=c\n"
+            "# wait for job c to become null\n"
+            "blockdev-del node-name=x\n"
+            "# expect error: Failed to find node with node-name='x'\n"
+            '{"execute": "query-version"}\n')
+    script = parse_script(text)
+    kinds = [(type(s).__name__, getattr(s, "command", getattr(s, "until", None)))
+             for s in script.steps]
+    assert kinds == [("ScriptCommand", "block-commit"), ("ScriptWait", ("ready",)),
+                     ("ScriptCommand", "job-complete"), ("ScriptWait", ("null",)),
+                     ("ScriptCommand", "blockdev-del"), ("ScriptCommand", "query-version")]
+    assert script.steps[4].expected == Expected(None, "Failed to find node with node-name='x'")
+    # writing qmp-shell and reading it back gives the same steps (line numbers aside)
+    def strip(steps: tuple) -> list:
+        return [dataclasses.replace(s, line=None) for s in steps]
+
+    assert strip(parse_script(dump_qmp_shell(script)).steps) == strip(script.steps)
+
+
+def test_bad_json_line_names_the_line() -> None:
+    with pytest.raises(ScriptError, match=r"rec.jsonl:2: not JSON"):
+        parse_script('{"execute": "a"}\n{"execute": \n', "rec.jsonl")
+
+
+@dataclass
+class Entry:
+    direction: str
+    message: dict[str, Any]
+    background: bool = False
+
+
+def test_script_from_traffic_skips_background_and_queries() -> None:
+    entries = [
+        Entry("received", {"QMP": {}}),
+        Entry("sent", {"execute": "qmp_capabilities", "id": "1"}),
+        Entry("received", {"return": {}, "id": "1"}),
+        Entry("sent", {"execute": "x-debug-query-block-graph", "id": "2"}, True),
+        Entry("received", {"return": {"nodes": []}, "id": "2"}, True),
+        Entry("sent", {"execute": "query-jobs", "id": "3"}),
+        Entry("received", {"return": [], "id": "3"}),
+        Entry("sent", {"execute": "blockdev-add", "arguments": {"driver": "null-co",
+                                                                 "node-name": "n"}, "id": "4"}),
+        Entry("received", {"return": {}, "id": "4"}),
+    ]
+    script = script_from_traffic(entries)
+    assert [s.command for s in script.commands] == ["blockdev-add"]
+    assert script.commands[0].expected == Expected()
