@@ -39,10 +39,22 @@ def _order(keys: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(k for _, k in indexed)
 
 
+class QEMUOrdered(dict):  # type: ignore[type-arg]
+    """A dict that already iterates in QEMU's member order.
+
+    Sorting is not idempotent (two keys in one bucket swap places each time), so
+    serializers that order plain dicts by the rule leave these as they are.
+    """
+
+    __slots__ = ()
+
+
 def qdict_sorted(obj: Any) -> Any:
     """A copy of ``obj`` whose dicts (recursively) iterate in QEMU's member order."""
+    if isinstance(obj, QEMUOrdered):
+        return obj
     if isinstance(obj, dict):
-        return {k: qdict_sorted(obj[k]) for k in qdict_order(obj)}
+        return QEMUOrdered((k, qdict_sorted(obj[k])) for k in qdict_order(obj))
     if isinstance(obj, list):
         return [qdict_sorted(v) for v in obj]
     return obj

@@ -37,6 +37,7 @@ COMMAND_MODULES: list[str] = [
     "engine.qmp.commands_backend",
     "engine.jobs",
     "engine.snapshots",
+    "engine.server.commands",
 ]
 
 
