@@ -126,9 +126,7 @@ class JSONStream:
                 break
             kind, text = token
             pos += len(text)
-            message = self._collect(kind, text)
-            if message is not None:
-                out.append(message)
+            self._collect(kind, text, out)
         self._buf = buf[pos:]
         return out
 
@@ -157,7 +155,8 @@ class JSONStream:
         raise _LexError(buf[pos:pos + 1])
 
     # -- streamer ---------------------------------------------------------------------
-    def _collect(self, kind: str, text: bytes) -> Any | JSONParseError | None:
+    def _collect(self, kind: str, text: bytes, out: list[Any | JSONParseError]) -> None:
+        """Add a token to the message being built; append the message once complete."""
         if kind == LCURLY:
             self._braces += 1
         elif kind == RCURLY:
@@ -172,7 +171,8 @@ class JSONStream:
                                                       and self._brackets == 0):
             tokens = self._tokens
             self._reset_message()
-            return parse_tokens(tokens)
+            out.append(parse_tokens(tokens))
+            return
         error = None
         if self._size > self.max_token_size:
             error = "JSON token size limit exceeded"
@@ -182,8 +182,7 @@ class JSONStream:
             error = "JSON nesting depth limit exceeded"
         if error is not None:
             self._reset_message()
-            return JSONParseError(error)
-        return None
+            out.append(JSONParseError(error))
 
 
 def _lex_number(buf: bytes, pos: int) -> tuple[str, bytes] | None:
@@ -241,80 +240,108 @@ _HEX4 = re.compile(rb"[0-9a-fA-F]{4}")
 
 
 def parse_tokens(tokens: list[tuple[str, bytes]]) -> Any | JSONParseError:
-    """One message's tokens as a Python value, or QEMU's parse error."""
+    """One message's tokens as a Python value, or QEMU's parse error.
+
+    Iterative (an explicit stack, not recursion), so the nesting limit is the only
+    limit on depth.
+    """
     try:
-        value, _ = _parse_value(tokens, 0, 0)
+        return _parse(tokens)
     except _ParseError as exc:
         return JSONParseError(f"JSON parse error, {exc}")
-    return value
 
 
-def _parse_value(tokens: list[tuple[str, bytes]], i: int, depth: int) -> tuple[Any, int]:
-    if i >= len(tokens):
-        raise _ParseError("premature EOI")
-    kind, text = tokens[i]
-    if kind == LCURLY:
-        return _parse_object(tokens, i + 1, depth + 1)
-    if kind == LSQUARE:
-        return _parse_array(tokens, i + 1, depth + 1)
+def _scalar(kind: str, text: bytes) -> Any:
     if kind == STRING:
-        return _parse_string(text), i + 1
+        return _parse_string(text)
     if kind == INTEGER:
         value = int(text)
-        if _INT64_MIN <= value <= _UINT64_MAX:
-            return value, i + 1
-        return float(text), i + 1
+        return value if _INT64_MIN <= value <= _UINT64_MAX else float(text)
     if kind == FLOAT:
-        return float(text), i + 1
+        return float(text)
     if kind == KEYWORD:
         if text == b"true":
-            return True, i + 1
+            return True
         if text == b"false":
-            return False, i + 1
+            return False
         if text == b"null":
-            return None, i + 1
+            return None
         raise _ParseError(f"invalid keyword '{text.decode()}'")
     raise _ParseError("expecting value")
 
 
-def _parse_object(tokens: list[tuple[str, bytes]], i: int, depth: int) -> tuple[Any, int]:
-    result: dict[str, Any] = {}
-    if i < len(tokens) and tokens[i][0] == RCURLY:
-        return result, i + 1
+def _parse(tokens: list[tuple[str, bytes]]) -> Any:
+    # stack entries: [container, pending key (objects only)]
+    stack: list[list[Any]] = []
+    n = len(tokens)
+    i = 0
     while True:
-        start = i
-        key, i = _parse_value(tokens, i, depth)
-        if tokens[start][0] != STRING:
-            raise _ParseError("key is not a string in object")
-        if i >= len(tokens) or tokens[i][0] != COLON:
-            raise _ParseError("missing : in object pair")
-        value, i = _parse_value(tokens, i + 1, depth)
-        if key in result:
-            raise _ParseError("duplicate key")
-        result[key] = value
-        if i >= len(tokens):
+        # -- parse a value at i (opening containers push onto the stack) ------------
+        if i >= n:
             raise _ParseError("premature EOI")
-        if tokens[i][0] == RCURLY:
-            return result, i + 1
-        if tokens[i][0] != COMMA:
-            raise _ParseError("expected separator in dict")
+        kind, text = tokens[i]
         i += 1
+        value: Any
+        if kind in (LCURLY, LSQUARE):
+            container: Any = {} if kind == LCURLY else []
+            close = RCURLY if kind == LCURLY else RSQUARE
+            if i < n and tokens[i][0] == close:
+                i += 1
+                value = container
+            else:
+                stack.append([container, None])
+                if kind == LCURLY:
+                    i = _object_key(tokens, i, stack[-1])
+                continue
+        else:
+            value = _scalar(kind, text)
+        # -- store the value in its container; close finished containers -----------
+        while True:
+            if not stack:
+                return value
+            frame = stack[-1]
+            container = frame[0]
+            if isinstance(container, dict):
+                if frame[1] in container:
+                    raise _ParseError("duplicate key")
+                container[frame[1]] = value
+                if i >= n:
+                    raise _ParseError("premature EOI")
+                sep = tokens[i][0]
+                i += 1
+                if sep == COMMA:
+                    i = _object_key(tokens, i, frame)
+                    break
+                if sep != RCURLY:
+                    raise _ParseError("expected separator in dict")
+            else:
+                container.append(value)
+                if i >= n:
+                    raise _ParseError("premature EOI")
+                sep = tokens[i][0]
+                i += 1
+                if sep == COMMA:
+                    break
+                if sep != RSQUARE:
+                    raise _ParseError("expected separator in list")
+            stack.pop()
+            value = container
 
 
-def _parse_array(tokens: list[tuple[str, bytes]], i: int, depth: int) -> tuple[Any, int]:
-    result: list[Any] = []
-    if i < len(tokens) and tokens[i][0] == RSQUARE:
-        return result, i + 1
-    while True:
-        value, i = _parse_value(tokens, i, depth)
-        result.append(value)
-        if i >= len(tokens):
-            raise _ParseError("premature EOI")
-        if tokens[i][0] == RSQUARE:
-            return result, i + 1
-        if tokens[i][0] != COMMA:
-            raise _ParseError("expected separator in list")
-        i += 1
+def _object_key(tokens: list[tuple[str, bytes]], i: int, frame: list[Any]) -> int:
+    """Read ``"key" :`` at ``i`` into ``frame``; return where the value starts."""
+    if i >= len(tokens):
+        raise _ParseError("premature EOI")
+    kind, text = tokens[i]
+    if kind in (LCURLY, LSQUARE):
+        raise _ParseError("key is not a string in object")
+    key = _scalar(kind, text)
+    if kind != STRING:
+        raise _ParseError("key is not a string in object")
+    if i + 1 >= len(tokens) or tokens[i + 1][0] != COLON:
+        raise _ParseError("missing : in object pair")
+    frame[1] = key
+    return i + 2
 
 
 def _parse_string(text: bytes) -> str:

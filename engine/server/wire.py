@@ -67,49 +67,65 @@ def member_order(obj: dict[str, Any]) -> list[str]:
     return order
 
 
-def _encode(value: Any, out: list[str]) -> None:
-    if isinstance(value, str):
-        out.append(encode_string(value))
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
-    elif value is None:
-        out.append("null")
-    elif isinstance(value, int):
-        out.append(str(int(value)))
-    elif isinstance(value, float):
-        out.append(encode_float(value))
-    elif isinstance(value, dict):
-        if not value:
-            out.append("{}")
-            return
-        out.append("{")
-        for i, key in enumerate(member_order(value)):
-            if i:
-                out.append(", ")
-            out.append(encode_string(str(key)))
-            out.append(": ")
-            _encode(value[key], out)
-        out.append("}")
-    elif isinstance(value, list | tuple):
-        if not value:
-            out.append("[]")
-            return
-        out.append("[")
-        for i, item in enumerate(value):
-            if i:
-                out.append(", ")
-            _encode(item, out)
-        out.append("]")
-    else:
-        raise TypeError(f"cannot encode {type(value).__name__} as QMP JSON")
+class _Raw:
+    """Text to emit as is (punctuation between the values on the work stack)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+_CLOSE_OBJECT, _CLOSE_ARRAY, _COMMA = _Raw("}"), _Raw("]"), _Raw(", ")
 
 
 def dumps(value: Any) -> str:
-    """``value`` as QEMU's JSON text (no line terminator)."""
+    """``value`` as QEMU's JSON text (no line terminator).
+
+    Iterative, so an echoed ``id`` nested as deep as the input limit allows (1024)
+    cannot exhaust the interpreter's stack.
+    """
     out: list[str] = []
-    _encode(value, out)
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Raw):
+            out.append(item.text)
+        elif isinstance(item, str):
+            out.append(encode_string(item))
+        elif item is True:
+            out.append("true")
+        elif item is False:
+            out.append("false")
+        elif item is None:
+            out.append("null")
+        elif isinstance(item, int):
+            out.append(str(int(item)))
+        elif isinstance(item, float):
+            out.append(encode_float(item))
+        elif isinstance(item, dict):
+            if not item:
+                out.append("{}")
+                continue
+            out.append("{")
+            stack.append(_CLOSE_OBJECT)
+            keys = member_order(item)
+            for n, key in enumerate(reversed(keys)):
+                stack.append(item[key])
+                prefix = "" if n == len(keys) - 1 else ", "
+                stack.append(_Raw(prefix + encode_string(str(key)) + ": "))
+        elif isinstance(item, list | tuple):
+            if not item:
+                out.append("[]")
+                continue
+            out.append("[")
+            stack.append(_CLOSE_ARRAY)
+            for n, element in enumerate(reversed(item)):
+                stack.append(element)
+                if n != len(item) - 1:
+                    stack.append(_COMMA)
+        else:
+            raise TypeError(f"cannot encode {type(item).__name__} as QMP JSON")
     return "".join(out)
 
 

@@ -1,0 +1,81 @@
+"""The bundled engine reached through qemu.qmp over an in-process socket pair."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from qemu.qmp import EventListener, ExecuteError, QMPClient
+
+from engine.server.inprocess import InProcessServer
+from tests.server.support import RawClient
+from tests.support.qemu import create
+
+
+async def test_qmpclient_connects_to_a_socket_pair(tmp_path: Path) -> None:
+    img = create(tmp_path / "disk.qcow2", "1M")
+    with InProcessServer() as server:
+        client = QMPClient("bundled")
+        await client.connect(server.connect())
+        try:
+            assert client.greeting is not None
+            assert client.greeting.QMP.version["qemu"]["major"] == 7
+            assert "oob" in client.greeting.QMP.capabilities
+            await client.execute("blockdev-add", {
+                "driver": "qcow2", "node-name": "d",
+                "file": {"driver": "file", "filename": str(img)}})
+            nodes = await client.execute("query-named-block-nodes", {"flat": True})
+            assert {n["node-name"] for n in nodes} == {"d"} | {
+                n["node-name"] for n in nodes if n["drv"] == "file"}
+            with pytest.raises(ExecuteError) as err:
+                await client.execute("blockdev-del", {"node-name": "nope"})
+            assert err.value.error_class == "GenericError"
+            # events arrive through qemu.qmp's listener machinery as from QEMU
+            await client.execute("x-blockgraph-backend-add", {"id": "cd", "removable": True})
+            listener = EventListener()
+            with client.listen(listener):
+                await client.execute("blockdev-open-tray", {"id": "cd"})
+                event = await asyncio.wait_for(listener.get(), 10)
+            assert event["event"] == "DEVICE_TRAY_MOVED"
+        finally:
+            await client.disconnect()
+    assert not server.running
+
+
+def test_two_clients_share_one_engine_and_close_stops_everything() -> None:
+    server = InProcessServer()
+    a = RawClient(server.connect()).negotiate()
+    b = RawClient(server.connect()).negotiate()
+    assert a.cmd("x-blockgraph-backend-add", {"id": "d0"}) == {"return": {}}
+    assert [d["device"] for d in b.cmd("query-block")["return"]] == ["d0"]
+    server.close()
+    assert not server.running
+    assert a.line() == b"" and b.line() == b""
+    with pytest.raises(RuntimeError):
+        server.connect()
+    a.close()
+    b.close()
+
+
+def test_quit_over_the_socket_pair_closes_the_engine() -> None:
+    closed: list[bool] = []
+
+    class Engine:
+        def execute(self, command: str, arguments: dict | None = None) -> object:
+            return {"qemu": {"major": 7, "minor": 2, "micro": 0}, "package": ""} \
+                if command == "query-version" else {}
+
+        def add_listener(self, callback: object) -> object:
+            return lambda: None
+
+        def close(self) -> None:
+            closed.append(True)
+
+    server = InProcessServer(Engine())
+    with RawClient(server.connect()) as c:
+        c.negotiate()
+        assert c.cmd("quit") == {"return": {}}
+        assert c.line() == b""
+    server.close()
+    assert closed == [True]

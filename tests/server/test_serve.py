@@ -1,0 +1,272 @@
+"""``blockgraph serve`` as a process: wire format, negotiation, clients, events, exit."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.server.cli import parse_tcp_address
+from tests.server.support import REPO, RawClient, ServeProcess
+from tests.support.qemu import check, create
+
+pytestmark = pytest.mark.qemu
+
+
+def _qcow2(path: Path, **opts: object) -> dict[str, object]:
+    return {"driver": "qcow2", "file": {"driver": "file", "filename": str(path)}, **opts}
+
+
+def _open_files(pid: int) -> list[str]:
+    fd_dir = Path(f"/proc/{pid}/fd")
+    names = []
+    for fd in fd_dir.iterdir():
+        with contextlib.suppress(OSError):
+            names.append(os.readlink(fd))
+    return names
+
+
+def test_greeting_negotiation_and_id_echo_bytes(serve: ServeProcess) -> None:
+    with RawClient(serve.socket_path) as c:
+        assert re.fullmatch(
+            rb'\{"QMP": \{"version": \{"qemu": \{"micro": \d+, "minor": \d+, "major": \d+\}, '
+            rb'"package": "[^"]*"\}, "capabilities": \["oob"\]\}\}\r\n', c.greeting)
+        c.send(b'{"execute":"query-version","id":1}')
+        assert c.line() == (b'{"id": 1, "error": {"class": "CommandNotFound", "desc": '
+                            b'"Expecting capabilities negotiation with \'qmp_capabilities\'"}}\r\n')
+        c.send(b'{"execute":"qmp_capabilities"}')
+        assert c.line() == b'{"return": {}}\r\n'
+        c.send(b'{"execute":"qmp_capabilities","id":"x"}')
+        assert c.line() == (b'{"id": "x", "error": {"class": "CommandNotFound", "desc": '
+                            b'"Capabilities negotiation is already complete, command ignored"}}'
+                            b'\r\n')
+        version = json.loads(c.greeting)["QMP"]["version"]
+        c.send(b'{"execute":"query-version","id":{"a":[1,"b"]}}')
+        reply = c.line()
+        assert reply.endswith(b', "id": {"a": [1, "b"]}}\r\n')
+        assert json.loads(reply)["return"] == version
+        c.send(b'{"execute":"no-such-command"}')
+        assert c.line() == (b'{"error": {"class": "CommandNotFound", "desc": '
+                            b'"The command no-such-command has not been found"}}\r\n')
+
+
+def test_bad_input_gets_qemu_answers_and_the_connection_lives(serve: ServeProcess) -> None:
+    with RawClient(serve.socket_path) as c:
+        c.negotiate()
+        for data, desc in [
+            (b"garbage\n", "JSON parse error, invalid keyword 'garbage'"),
+            (b"[1,2]", "QMP input must be a JSON object"),
+            (b'{"foo":1}', "QMP input member 'foo' is unexpected"),
+            (b'{"execute":1}', "QMP input member 'execute' must be a string"),
+            (b'{"execute":"query-version","arguments":[]}',
+             "QMP input member 'arguments' must be an object"),
+            (b'{"arguments":{}}', "QMP input lacks member 'execute'"),
+            (b'{"exec-oob":"query-version"}', "QMP input member 'exec-oob' is unexpected"),
+            (b'{"execute":"query-named-block-nodes","arguments":{"flat":"yes"}}',
+             "Invalid parameter type for 'flat', expected: boolean"),
+        ]:
+            c.send(data)
+            assert c.message() == {"error": {"class": "GenericError", "desc": desc}}, data
+        assert "return" in c.cmd("query-named-block-nodes")
+
+
+def test_several_clients_and_events_after_negotiation_only(serve: ServeProcess) -> None:
+    a = RawClient(serve.socket_path).negotiate()
+    b = RawClient(serve.socket_path).negotiate()
+    late = RawClient(serve.socket_path)  # connected, not negotiated
+    try:
+        assert a.cmd("x-blockgraph-backend-add", {"id": "cd", "removable": True}) == {
+            "return": {}}
+        a.send(b'{"execute":"blockdev-open-tray","arguments":{"id":"cd"},"id":7}')
+        # the event comes before the reply on the client that caused it...
+        event = a.message()
+        assert event["event"] == "DEVICE_TRAY_MOVED"
+        assert event["data"] == {"device": "cd", "id": "cd", "tray-open": True}
+        assert set(event["timestamp"]) == {"seconds", "microseconds"}
+        assert a.message() == {"return": {}, "id": 7}
+        # ...and reaches every other negotiated client
+        assert b.message() == event
+        # the unnegotiated client got nothing: its next line answers its own command
+        late.send(b'{"execute":"qmp_capabilities"}')
+        assert late.message() == {"return": {}}
+        b.send(b'{"execute":"blockdev-close-tray","arguments":{"id":"cd"}}')
+        for client in (a, b, late):
+            assert client.message()["data"]["tray-open"] is False
+        assert b.message() == {"return": {}}
+    finally:
+        for c in (a, b, late):
+            c.close()
+
+
+def test_quit_closes_images_and_removes_the_socket(tmp_path: Path) -> None:
+    img = create(tmp_path / "disk.qcow2", "1M")
+    with ServeProcess(tmp_path) as srv:
+        with RawClient(srv.socket_path) as c:
+            c.negotiate()
+            assert c.cmd("blockdev-add", _qcow2(img, **{"node-name": "d"})) == {"return": {}}
+            assert str(img) in _open_files(srv.pid)
+            c.send(b'{"execute":"quit","id":"q"}')
+            assert c.line() == b'{"return": {}, "id": "q"}\r\n'
+            assert c.line() == b""  # then the server hangs up
+        assert srv.wait() == 0
+    assert not os.path.exists(srv.socket_path)
+    check(img)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_cleanly(tmp_path: Path, sig: int) -> None:
+    img = create(tmp_path / "disk.qcow2", "1M")
+    with ServeProcess(tmp_path) as srv:
+        c = RawClient(srv.socket_path).negotiate()
+        assert c.cmd("blockdev-add", _qcow2(img, **{"node-name": "d"})) == {"return": {}}
+        srv.signal(sig)
+        assert srv.wait() == 0
+        assert c.line() == b""
+        c.close()
+    assert not os.path.exists(srv.socket_path)
+    check(img)
+
+
+def test_blockdev_reopen_with_empty_list_does_not_kill_the_server(serve: ServeProcess) -> None:
+    # qemu-storage-daemon 7.2 aborts on this input; the engine answers and lives on
+    with RawClient(serve.socket_path) as c:
+        c.negotiate()
+        reply = c.cmd("blockdev-reopen", {"options": []})
+        assert reply == {"return": {}} or reply["error"]["class"] == "GenericError"
+        assert c.cmd("query-named-block-nodes") == {"return": []}
+    assert serve.proc is not None and serve.proc.poll() is None
+
+
+def test_socket_is_owner_only(serve: ServeProcess) -> None:
+    mode = os.stat(serve.socket_path).st_mode
+    assert stat.S_ISSOCK(mode)
+    assert stat.S_IMODE(mode) == 0o600
+
+
+def test_socket_never_appears_with_wider_permissions(tmp_path: Path) -> None:
+    """Even under a permissive umask the socket is created private (not chmod-ed later)."""
+    code = ("import os, asyncio\n"
+            "os.umask(0)\n"
+            "from engine.server.server import bind_private_unix_socket\n"
+            f"s = bind_private_unix_socket({str(tmp_path / 's.sock')!r})\n"
+            f"print(oct(os.stat({str(tmp_path / 's.sock')!r}).st_mode & 0o777))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "0o600"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.sock"]  # no leftovers
+
+
+def test_refuses_a_live_socket_and_replaces_a_stale_one(tmp_path: Path) -> None:
+    with ServeProcess(tmp_path) as first:
+        proc = subprocess.run([sys.executable, "-m", "gui.cli", "serve", "--socket",
+                               first.socket_path], cwd=REPO, capture_output=True, text=True,
+                              timeout=30)
+        assert proc.returncode == 1
+        assert "in use by another server" in proc.stderr
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(tmp_path / "bg.sock"))
+    stale.close()  # leaves a socket file nobody listens on
+    with ServeProcess(tmp_path) as second, RawClient(second.socket_path) as c:
+        c.negotiate()
+
+
+def test_tcp_address_parsing() -> None:
+    assert parse_tcp_address(":4444") == ("127.0.0.1", 4444)
+    assert parse_tcp_address("localhost:0") == ("localhost", 0)
+    assert parse_tcp_address("0.0.0.0:5") == ("0.0.0.0", 5)
+    assert parse_tcp_address("[::1]:7") == ("::1", 7)
+
+
+def _listening_tcp(pid_port: int) -> list[str]:
+    """Local addresses (hex 'ADDR:PORT') of IPv4 listeners on ``pid_port``."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    found = []
+    for row in rows:
+        fields = row.split()
+        local, state = fields[1], fields[3]
+        if state == "0A" and int(local.split(":")[1], 16) == pid_port:
+            found.append(local)
+    return found
+
+
+def test_tcp_binds_loopback_by_default(tmp_path: Path) -> None:
+    with ServeProcess(tmp_path, "--tcp", ":0") as srv:
+        assert srv.proc is not None and srv.proc.stderr is not None
+        port = None
+        for _ in range(5):
+            m = re.search(r"listening on tcp:([\d.]+):(\d+)", srv.proc.stderr.readline())
+            if m:
+                assert m.group(1) == "127.0.0.1"
+                port = int(m.group(2))
+                break
+        assert port is not None
+        assert _listening_tcp(port) == [f"0100007F:{port:04X}"]
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        with RawClient(sock) as c:
+            c.negotiate()
+            assert "return" in c.cmd("query-version")
+
+
+def test_root_confines_files(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    outside = create(tmp_path / "outside.qcow2", "1M")
+    inside = create(root / "in.qcow2", "1M")
+    (root / "link.qcow2").symlink_to(outside)
+    with ServeProcess(tmp_path, "--root", str(root)) as srv, RawClient(srv.socket_path) as c:
+        c.negotiate()
+        for i, name in enumerate([str(root / "sub" / ".." / ".." / "outside.qcow2"),
+                                  str(root / "link.qcow2"), str(outside)]):
+            reply = c.cmd("blockdev-add", _qcow2(Path(name), **{"node-name": f"n{i}"}))
+            assert reply["error"]["class"] == "GenericError", name
+            assert "Permission denied" in reply["error"]["desc"], reply
+        assert c.cmd("blockdev-add", _qcow2(inside, **{"node-name": "ok"})) == {"return": {}}
+        names = [n["node-name"] for n in c.cmd("query-named-block-nodes")["return"]]
+        assert "ok" in names and not any(n.startswith("n") for n in names)
+
+
+def test_cli_help_version_and_usage_errors() -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "gui.cli", "serve", *args], cwd=REPO,
+                              capture_output=True, text=True, timeout=30)
+
+    helped = run("--help")
+    assert helped.returncode == 0 and "--socket" in helped.stdout and "--root" in helped.stdout
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.startswith("blockgraph serve ")
+    nothing = run()
+    assert nothing.returncode == 2 and "nothing to listen on" in nothing.stderr
+    bad_tcp = run("--tcp", "nohost")
+    assert bad_tcp.returncode == 2 and "HOST:PORT" in bad_tcp.stderr
+
+
+def test_a_client_dropping_mid_message_or_sending_floods_harms_no_one(
+        serve: ServeProcess) -> None:
+    with RawClient(serve.socket_path) as steady:
+        steady.negotiate()
+        fds = serve.fds()
+        with RawClient(serve.socket_path) as rude:
+            rude.negotiate()
+            rude.send(b"[" * 1025)
+            assert rude.message() == {"error": {"class": "GenericError",
+                                                "desc": "JSON nesting depth limit exceeded"}}
+            assert "return" in steady.cmd("query-version")
+            rude.send(b'{"execute":"query-version","arguments":{"a":"' + b"x" * (1 << 20))
+            assert "return" in steady.cmd("query-named-block-nodes")
+        # the rude client is gone mid-message; the server cleans up after it
+        for _ in range(100):
+            if serve.fds() == fds:
+                break
+            time.sleep(0.05)
+        assert serve.fds() == fds
+        assert "return" in steady.cmd("query-version")

@@ -1,0 +1,92 @@
+"""The wire serializer against bytes qemu-storage-daemon 7.2 was seen to write."""
+
+from __future__ import annotations
+
+from engine.qmp.qdict import qdict_sorted
+from engine.server import wire
+
+QEMU_VERSION = {"qemu": {"major": 7, "minor": 2, "micro": 22},
+                "package": "Debian 1:7.2+dfsg-7+deb12u18+b3"}
+
+
+def test_greeting_bytes() -> None:
+    assert wire.encode(wire.greeting(QEMU_VERSION, ["oob"])) == (
+        b'{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, '
+        b'"package": "Debian 1:7.2+dfsg-7+deb12u18+b3"}, "capabilities": ["oob"]}}\r\n')
+
+
+def test_envelopes_with_and_without_id() -> None:
+    assert wire.encode(wire.success({})) == b'{"return": {}}\r\n'
+    assert wire.encode(wire.success({}, "q", has_id=True)) == b'{"return": {}, "id": "q"}\r\n'
+    assert wire.encode(wire.success(QEMU_VERSION, 9, has_id=True)) == (
+        b'{"return": {"qemu": {"micro": 22, "minor": 2, "major": 7}, '
+        b'"package": "Debian 1:7.2+dfsg-7+deb12u18+b3"}, "id": 9}\r\n')
+    assert wire.encode(wire.failure("GenericError", "x", 5, has_id=True)) == (
+        b'{"id": 5, "error": {"class": "GenericError", "desc": "x"}}\r\n')
+    # an explicit null id is echoed too
+    assert wire.encode(wire.failure("GenericError", "x", None, has_id=True)) == (
+        b'{"id": null, "error": {"class": "GenericError", "desc": "x"}}\r\n')
+
+
+def test_event_envelope() -> None:
+    ev = {"event": "JOB_STATUS_CHANGE", "data": {"id": "j", "status": "created"},
+          "timestamp": {"seconds": 1, "microseconds": 2}}
+    assert wire.encode(wire.event(ev)) == (
+        b'{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "JOB_STATUS_CHANGE", '
+        b'"data": {"status": "created", "id": "j"}}\r\n')
+
+
+def test_block_device_info_member_order_from_spec() -> None:
+    schema_order = ["node-name", "drv", "backing_file", "backing_file_depth", "encrypted",
+                    "ro", "detect_zeroes", "bps", "bps_rd", "bps_wr", "iops", "iops_rd",
+                    "iops_wr", "cache", "write_threshold", "image", "file"]
+    assert wire.member_order(dict.fromkeys(schema_order)) == [
+        "iops_rd", "detect_zeroes", "image", "iops_wr", "ro", "node-name",
+        "backing_file_depth", "drv", "iops", "bps_wr", "write_threshold", "backing_file",
+        "encrypted", "bps", "bps_rd", "cache", "file"]
+
+
+def test_already_ordered_dicts_are_not_sorted_again() -> None:
+    # 'a' and 'A'-keys that share a bucket would swap on every sort; find two.
+    from engine.qmp.qdict import qdict_bucket
+
+    seen: dict[int, str] = {}
+    pair = None
+    for i in range(5000):
+        key = f"k{i}"
+        b = qdict_bucket(key)
+        if b in seen:
+            pair = (seen[b], key)
+            break
+        seen[b] = key
+    assert pair is not None
+    ordered = qdict_sorted(dict.fromkeys(pair, 0))
+    assert list(ordered) == [pair[1], pair[0]]          # later insertion first
+    text = wire.dumps(ordered)
+    assert text.index(pair[1]) < text.index(pair[0])    # kept, not re-sorted
+
+
+def test_json_pseudo_filename_order_matches_spec() -> None:
+    opts = {"driver": "qcow2", "file": {"driver": "file", "filename": "/images/top.qcow2"},
+            "backing": None}
+    assert wire.dumps(opts) == ('{"backing": null, "driver": "qcow2", "file": '
+                                '{"driver": "file", "filename": "/images/top.qcow2"}}')
+
+
+def test_strings_escape_like_qemu() -> None:
+    assert wire.dumps("a/b\x7f\U0001F600é\x01\x1f~") == (
+        '"a/b\\u007F\\uD83D\\uDE00\\u00E9\\u0001\\u001F~"')
+    assert wire.dumps('q"\\\b\f\n\r\t') == '"q\\"\\\\\\b\\f\\n\\r\\t"'
+    assert wire.dumps("\x00") == '"\\u0000"'
+
+
+def test_numbers_like_qemu() -> None:
+    assert wire.dumps([1.0, 1e20, 1e-7, 2.5, 0.1, -0.0, float("inf"),
+                       18446744073709551615, -5, True, False, None]) == (
+        "[1, 1e+20, 9.9999999999999995e-08, 2.5, 0.10000000000000001, -0, inf, "
+        "18446744073709551615, -5, true, false, null]")
+
+
+def test_empty_containers_and_nesting() -> None:
+    assert wire.dumps({"a": [], "b": {}}) in ('{"a": [], "b": {}}', '{"b": {}, "a": []}')
+    assert wire.encode({"return": [[], [{}]]}) == b'{"return": [[], [{}]]}\r\n'
