@@ -51,8 +51,8 @@ class QEMUOrdered(dict):  # type: ignore[type-arg]
 
 def qdict_sorted(obj: Any) -> Any:
     """A copy of ``obj`` whose dicts (recursively) iterate in QEMU's member order."""
-    if isinstance(obj, QEMUOrdered):
-        return obj
+    if isinstance(obj, QEMUOrdered):  # a copy, in the order it already has
+        return QEMUOrdered((k, qdict_sorted(v)) for k, v in obj.items())
     if isinstance(obj, dict):
         return QEMUOrdered((k, qdict_sorted(obj[k])) for k in qdict_order(obj))
     if isinstance(obj, list):
