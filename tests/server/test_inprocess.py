@@ -32,23 +32,27 @@ async def test_qmpclient_connects_to_a_socket_pair(tmp_path: Path) -> None:
                 await client.execute("blockdev-del", {"node-name": "nope"})
             assert err.value.error_class == "GenericError"
             # events arrive through qemu.qmp's listener machinery as from QEMU
-            await client.execute("x-blockgraph-backend-add", {"id": "cd", "removable": True})
             listener = EventListener()
             with client.listen(listener):
-                await client.execute("blockdev-open-tray", {"id": "cd"})
+                await client.execute("blockdev-create", {"job-id": "c1", "options": {
+                    "driver": "file", "filename": str(tmp_path / "new.img"), "size": 0}})
                 event = await asyncio.wait_for(listener.get(), 10)
-            assert event["event"] == "DEVICE_TRAY_MOVED"
+            assert event["event"] == "JOB_STATUS_CHANGE"
+            assert event["data"] == {"id": "c1", "status": "created"}
         finally:
             await client.disconnect()
     assert not server.running
 
 
-def test_two_clients_share_one_engine_and_close_stops_everything() -> None:
+def test_two_clients_share_one_engine_and_close_stops_everything(tmp_path: Path) -> None:
+    img = create(tmp_path / "disk.qcow2", "1M")
     server = InProcessServer()
     a = RawClient(server.connect()).negotiate()
     b = RawClient(server.connect()).negotiate()
-    assert a.cmd("x-blockgraph-backend-add", {"id": "d0"}) == {"return": {}}
-    assert [d["device"] for d in b.cmd("query-block")["return"]] == ["d0"]
+    assert a.cmd("blockdev-add", {"driver": "qcow2", "node-name": "d0", "file": {
+        "driver": "file", "filename": str(img)}}) == {"return": {}}
+    nodes = b.cmd("query-named-block-nodes")["return"]
+    assert [n["node-name"] for n in nodes if n["drv"] == "qcow2"] == ["d0"]
     server.close()
     assert not server.running
     assert a.line() == b"" and b.line() == b""

@@ -18,7 +18,7 @@ import pytest
 
 from engine.server.cli import parse_tcp_address
 from tests.server.support import REPO, RawClient, ServeProcess
-from tests.support.qemu import check, create
+from tests.support.qemu import check, create, qemu_io
 
 pytestmark = pytest.mark.qemu
 
@@ -80,32 +80,67 @@ def test_bad_input_gets_qemu_answers_and_the_connection_lives(serve: ServeProces
         assert "return" in c.cmd("query-named-block-nodes")
 
 
-def test_several_clients_and_events_after_negotiation_only(serve: ServeProcess) -> None:
+def test_several_clients_and_events_after_negotiation_only(serve: ServeProcess,
+                                                          tmp_path: Path) -> None:
     a = RawClient(serve.socket_path).negotiate()
     b = RawClient(serve.socket_path).negotiate()
     late = RawClient(serve.socket_path)  # connected, not negotiated
     try:
-        assert a.cmd("x-blockgraph-backend-add", {"id": "cd", "removable": True}) == {
-            "return": {}}
-        a.send(b'{"execute":"blockdev-open-tray","arguments":{"id":"cd"},"id":7}')
-        # the event comes before the reply on the client that caused it...
-        event = a.message()
-        assert event["event"] == "DEVICE_TRAY_MOVED"
-        assert event["data"] == {"device": "cd", "id": "cd", "tray-open": True}
-        assert set(event["timestamp"]) == {"seconds", "microseconds"}
-        assert a.message() == {"return": {}, "id": 7}
-        # ...and reaches every other negotiated client
-        assert b.message() == event
+        a.send(json.dumps({"execute": "blockdev-create", "id": 7, "arguments": {
+            "job-id": "c1", "options": {"driver": "file", "filename": str(tmp_path / "new.img"),
+                                        "size": 0}}}).encode())
+        seen_a = []
+        while True:
+            msg = a.message()
+            if "event" not in msg:
+                assert msg == {"return": {}, "id": 7}
+                break
+            seen_a.append(msg)
+        statuses = ["created", "running", "waiting", "pending", "concluded"]
+        while len(seen_a) < len(statuses):
+            seen_a.append(a.message())
+        # events reach every negotiated client, in order, identical
+        seen_b = [b.message() for _ in statuses]
+        assert seen_b == seen_a
+        assert [e["data"]["status"] for e in seen_a] == statuses
+        assert all(e["event"] == "JOB_STATUS_CHANGE" and e["data"]["id"] == "c1"
+                   and set(e["timestamp"]) == {"seconds", "microseconds"} for e in seen_a)
         # the unnegotiated client got nothing: its next line answers its own command
         late.send(b'{"execute":"qmp_capabilities"}')
         assert late.message() == {"return": {}}
-        b.send(b'{"execute":"blockdev-close-tray","arguments":{"id":"cd"}}')
+        b.send(b'{"execute":"job-dismiss","arguments":{"id":"c1"}}')
         for client in (a, b, late):
-            assert client.message()["data"]["tray-open"] is False
+            assert client.message()["data"] == {"status": "null", "id": "c1"}
         assert b.message() == {"return": {}}
     finally:
         for c in (a, b, late):
             c.close()
+
+
+def test_a_job_outlives_the_client_that_started_it(tmp_path: Path) -> None:
+    base = create(tmp_path / "base.qcow2", "4M")
+    qemu_io(base, "write -P 0x5a 0 4M")
+    top = create(tmp_path / "top.qcow2", "4M", backing=str(base))
+    with ServeProcess(tmp_path) as srv:
+        watcher = RawClient(srv.socket_path).negotiate()
+        with RawClient(srv.socket_path) as starter:
+            starter.negotiate()
+            assert starter.cmd("blockdev-add", _qcow2(top, **{"node-name": "top"})) == {
+                "return": {}}
+            starter.send(json.dumps({"execute": "block-stream", "arguments": {
+                "job-id": "s1", "device": "top", "speed": 8 << 20}}).encode())
+        # the starter hung up right after sending; the job runs on and completes
+        while True:
+            msg = watcher.message()
+            if msg.get("event") == "BLOCK_JOB_COMPLETED":
+                break
+        assert msg["data"]["device"] == "s1" and "error" not in msg["data"]
+        assert msg["data"]["offset"] == msg["data"]["len"] == 4 << 20
+        nodes = watcher.cmd("query-named-block-nodes", {"flat": True})["return"]
+        assert next(n for n in nodes if n["node-name"] == "top").get("backing_file") is None
+        watcher.close()
+    check(top)
+    assert qemu_io(top, "read -P 0x5a 0 4M").returncode == 0
 
 
 def test_quit_closes_images_and_removes_the_socket(tmp_path: Path) -> None:
