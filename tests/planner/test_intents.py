@@ -117,9 +117,10 @@ async def test_read_only(any_peer: Peer, any_session: Session, tmp_path: Path) -
 #: Known engine difference, seen once the engine peer runs these tests: making a node
 #: read-write again while naming its inline ``file`` child by reference leaves the child
 #: read-only in the engine ("Block node is read-only", as spec §3.5 describes), but
-#: qemu-storage-daemon 7.2 accepts the undo of an external snapshot. To be settled in engine/graph/reopen.py.
+#: qemu-storage-daemon 7.2 accepts the undo of an external snapshot. To be settled in
+#: engine/graph/reopen.py.
 REFERENCED_CHILD_BACK_TO_RW = pytest.mark.xfail(
-    reason="engine: referenced inline child does not follow its parent back to read-write",
+    reason="engine: referenced inline child stays read-only when its parent goes back to rw",
     strict=False)
 
 
