@@ -75,6 +75,8 @@ def x_blockdev_reopen(engine: Engine, args: dict[str, Any]) -> Any:
         reopen(engine.graph, [args])
     except rules.NodeNotFound as exc:
         raise generic(f"Cannot find node named '{exc.name}'") from exc
+    except rules.ReferenceNotFound as exc:
+        raise generic(f"Cannot find device= nor node_name={exc.name}") from exc
     except (GraphError, rules.RuleViolation) as exc:
         text = str(exc)
         raise generic(_OLD_TEXTS.get(text, text)) from exc

@@ -106,6 +106,11 @@ def test_empty_list_and_x_blockdev_reopen(tmp_path: Path, engine: Engine) -> Non
                                              "read-only": True}) == {}
     with pytest.raises(QMPError, match="Cannot find node named 'zz'"):
         old.execute("x-blockdev-reopen", {"driver": "null-co", "node-name": "zz"})
+    old.execute("blockdev-add", {"driver": "raw", "node-name": "r", "file": "n"})
+    with pytest.raises(QMPError, match="Cannot find device= nor node_name=zz"):
+        old.execute("x-blockdev-reopen", {"driver": "raw", "node-name": "r", "file": "zz"})
+    with pytest.raises(QMPError, match="Node name not specified"):
+        old.execute("x-blockdev-reopen", {"driver": "raw", "file": "n"})
     old.close()
 
 
