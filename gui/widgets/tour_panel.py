@@ -12,7 +12,9 @@ the graph itself: it emits
   the tour says).
 
 ``attach_canvas(canvas)`` connects the first two to any object with
-``show_snapshot(snapshot)`` and ``set_highlight(keys)`` methods.
+``show_snapshot(snapshot)`` and ``set_highlight(keys)`` methods; the editor's
+:class:`gui.views.scene.GraphScene` gets them through :class:`SceneCanvas`
+(``panel.attach_canvas(SceneCanvas(window.scene))``).
 """
 
 from __future__ import annotations
@@ -285,12 +287,42 @@ class TourPanel(QDockWidget):
         self._update_buttons()
 
 
+class SceneCanvas:
+    """The editor's graph scene as a tour canvas: its projection and its node highlight.
+
+    ``GraphScene.show_snapshot`` draws the tour's graph; highlighting sets the
+    ``highlighted`` flag of the scene's node items (the halo the editor draws).
+    """
+
+    def __init__(self, scene: Any) -> None:
+        self.scene = scene
+        self.keys: tuple[str, ...] = ()
+
+    def show_snapshot(self, snapshot: Any) -> None:
+        self.scene.show_snapshot(snapshot)
+        self._apply()
+
+    def set_highlight(self, keys: Any) -> None:
+        self.keys = tuple(keys)
+        self._apply()
+
+    def _apply(self) -> None:
+        for key, item in self.scene.nodes.items():
+            on = key in self.keys
+            if item.highlighted != on:
+                item.highlighted = on
+                item.update()
+
+
 def dock_tour_panel(window: Any, canvas: Any | None = None, *,
                     tour: str | None = None) -> TourPanel:
-    """Create a tour panel docked on ``window`` (a QMainWindow), optionally on ``canvas``."""
+    """Create a tour panel docked on ``window`` (a QMainWindow), optionally on ``canvas``
+    (a canvas object, or the editor's GraphScene, which is wrapped in SceneCanvas)."""
     panel = TourPanel(window)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel)
     if canvas is not None:
+        if not hasattr(canvas, "set_highlight") and hasattr(canvas, "nodes"):
+            canvas = SceneCanvas(canvas)
         panel.attach_canvas(canvas)
     if tour is not None:
         panel.select_tour(tour)

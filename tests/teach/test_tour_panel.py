@@ -117,3 +117,28 @@ def test_panel_on_qemu_storage_daemon(qsd_address: str, qtbot, qloop) -> None:  
     panel, _ = _panel(qtbot, factory)
     assert _drive(qtbot, panel, "atomic-reopen") == [True]
     _shutdown(qtbot, qloop, panel)
+
+
+def test_tour_drives_the_editors_scene(qtbot, qloop) -> None:  # type: ignore[no-untyped-def]
+    """The panel on the editor's GraphScene: the graph drawn, the step's nodes haloed."""
+    from PySide6.QtCore import Qt
+
+    from gui.views.scene import GraphScene
+    from gui.widgets.tour_panel import SceneCanvas, TourPanel
+
+    scene = GraphScene()
+    panel = TourPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.attach_canvas(SceneCanvas(scene))
+    panel.select_tour("reopen-backing")
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not panel.busy and panel.runner is not None
+                    and panel.runner.peer is not None, timeout=20000)
+    for _ in range(3):
+        qtbot.mouseClick(panel.next_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: not panel.busy, timeout=20000)
+    assert {"top", "base"} <= set(scene.nodes)
+    lit = {k for k, item in scene.nodes.items() if item.highlighted}
+    assert lit == {"top", "base"}
+    _shutdown(qtbot, qloop, panel)
