@@ -65,6 +65,7 @@ class TourPanel(QDockWidget):
         self.busy = False
         self.error: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._canvases: list[Any] = []
 
         body = QWidget(self)
         layout = QVBoxLayout(body)
@@ -110,7 +111,12 @@ class TourPanel(QDockWidget):
         self._show_intro(self.current_tour())
 
     def attach_canvas(self, canvas: Any) -> None:
-        """Show the tour's graph and highlights on ``canvas`` (see module docstring)."""
+        """Show the tour's graph and highlights on ``canvas`` (see module docstring).
+
+        The panel keeps ``canvas`` alive: Qt holds only weak references to the bound
+        methods of plain Python objects.
+        """
+        self._canvases.append(canvas)
         self.snapshotChanged.connect(canvas.show_snapshot)
         self.highlightChanged.connect(canvas.set_highlight)
 
