@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from gui.scripting.peer import open_peer
+from gui.scripting.peer import PeerError, open_peer
 from gui.scripting.replay import StepReport, replay
 from gui.scripting.script import ScriptCommand, ScriptError, load_script
 from gui.scripting.signature import describe_signature, graph_signature
@@ -68,7 +68,7 @@ async def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     try:
         peer = await open_peer(args.connect)
-    except (SessionError, OSError, ValueError) as exc:
+    except (SessionError, PeerError, OSError, ValueError) as exc:
         print(f"blockgraph replay: cannot connect: {exc}", file=sys.stderr)
         return 2
     try:

@@ -108,7 +108,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"blockgraph tour: {exc}", file=sys.stderr)
         return 2
     if args.headless:
-        return asyncio.run(run_headless(args.name, args.connect, args.dir))
+        from gui.scripting.peer import PeerError
+        from gui.session import SessionError
+
+        try:
+            return asyncio.run(run_headless(args.name, args.connect, args.dir))
+        except (PeerError, SessionError, OSError) as exc:
+            print(f"blockgraph tour: {exc}", file=sys.stderr)
+            return 2
     from gui.widgets.tour_window import main as window_main
 
     return window_main(args.name)

@@ -168,7 +168,11 @@ async def open_peer(address: str | None = None, *, poll_interval: float | None =
     if address is None:
         from pathlib import Path
 
-        from engine.server.inprocess import InProcessServer
+        try:
+            from engine.server.inprocess import InProcessServer
+        except ImportError as exc:
+            raise PeerError("the bundled engine's QMP server is not available in this "
+                            "build; connect to a QEMU peer instead") from exc
 
         server = InProcessServer(root=Path(root) if root else None)
         endpoint: Any = socket_endpoint("bundled engine", server.connect)

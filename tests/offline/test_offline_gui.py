@@ -130,3 +130,17 @@ def test_compare_dialog_marks_in_memory_links(qtbot, chain_dirs) -> None:  # typ
     assert dialog.list.item(0).text().startswith("top: in memory its backing is alt")
     with open_image(ours / "top.qcow2") as img:
         assert img.backing_file == "mid.qcow2"
+
+
+def test_editor_scene_draws_the_offline_graph(qtbot, broken_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    """The offline graph source feeds the editor's canvas like a live peer does."""
+    from engine.offline import offline_snapshot
+    from gui.views.scene import GraphScene
+
+    graph = offline_snapshot([broken_dir / "top.qcow2", broken_dir / "alt.qcow2"])
+    scene = GraphScene()
+    scene.show_snapshot(graph.snapshot)
+    assert set(scene.nodes) == set(graph.snapshot.nodes)
+    assert len(scene.edges) == len(graph.snapshot.edges) == 2
+    (parent, role, child), = graph.broken_edges
+    assert (parent, role, child) in scene.edges and child.startswith("missing:")
