@@ -83,3 +83,11 @@ def test_unknown_tour_and_malformed_files(tmp_path: Path,
     with pytest.raises(TourError, match=r"unknown member\(s\) bogus"):
         parse_tour({"name": "x", "title": "t", "bogus": 1,
                     "steps": [{"title": "a", "explain": "b"}]})
+
+
+def test_unreachable_peer_is_a_clear_error(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert tour_cli.main(["stream", "--headless", "--connect",
+                          f"unix:{tmp_path}/no.sock"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("blockgraph tour: ") and "no.sock" in err
