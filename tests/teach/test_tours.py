@@ -91,3 +91,16 @@ def test_unreachable_peer_is_a_clear_error(tmp_path: Path,
                           f"unix:{tmp_path}/no.sock"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("blockgraph tour: ") and "no.sock" in err
+
+
+@pytest.mark.parametrize("name", TOURS)
+def test_tour_headless_on_the_bundled_engine(name: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """``blockgraph tour NAME --headless``: a fresh bundled engine, every step as promised."""
+    from gui.cli import main
+
+    status = main(["tour", name, "--headless"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "Peer: bundled engine" in out
+    assert f"All {out.count('] ')} steps went as the tour says" in out
