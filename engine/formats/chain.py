@@ -28,8 +28,8 @@ def _identity(path: str) -> tuple[int, int] | str:
     try:
         st = os.stat(path)
         return (st.st_dev, st.st_ino)
-    except OSError:
-        return os.path.realpath(path)
+    except (OSError, ValueError):   # ValueError: a NUL byte; open_image reports it
+        return path
 
 
 def open_chain(path: str | os.PathLike[str], fmt: str | None = None, *,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from engine.formats import fileio
 from engine.formats import qcow2_header as hdr
 from engine.formats.errors import ImageError, RequestError, UnsupportedImageError
 from engine.formats.image import file_error
@@ -37,7 +38,7 @@ def create_raw(path: str | os.PathLike[str], size: int) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
-            os.ftruncate(fd, size)
+            fileio.ftruncate(fd, size)
         finally:
             os.close(fd)
     except OSError as exc:
@@ -153,11 +154,11 @@ def create_qcow2(path: str | os.PathLike[str], size: int, *, backing_file: str |
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
-            os.pwrite(fd, cluster0, 0)
-            os.pwrite(fd, bytes(reftable), rt_off)
-            os.pwrite(fd, bytes(refblocks), rb_off)
-            os.ftruncate(fd, l1_off + l1_size * 8)
-            os.fdatasync(fd)
+            fileio.pwrite(fd, cluster0, 0)
+            fileio.pwrite(fd, bytes(reftable), rt_off)
+            fileio.pwrite(fd, bytes(refblocks), rb_off)
+            fileio.ftruncate(fd, l1_off + l1_size * 8)
+            fileio.fdatasync(fd)
         finally:
             os.close(fd)
     except OSError as exc:

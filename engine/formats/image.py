@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from engine.formats import fileio
 from engine.formats.errors import ImageIOError, ImageReadOnlyError, RequestError
 
 #: state names used by :class:`Extent` (the contract's vocabulary)
@@ -125,7 +126,7 @@ class Image:
         """Make everything written so far durable."""
         if self.writable and not self.closed:
             try:
-                os.fdatasync(self.fd)
+                fileio.fdatasync(self.fd)
             except OSError as exc:
                 raise file_error(exc, self.path, "Could not flush") from exc
 

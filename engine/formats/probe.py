@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
-from engine.formats.errors import CorruptImageError, ImageError, UnsupportedImageError
+from engine.formats import fileio
+from engine.formats.errors import (
+    CorruptImageError,
+    ImageError,
+    ImageIOError,
+    UnsupportedImageError,
+)
 from engine.formats.image import Image, file_error
 from engine.formats.qcow2_header import MAGIC
 
@@ -22,6 +29,9 @@ def open_image(path: str | os.PathLike[str], fmt: str | None = None,
     path = os.fspath(path)
     if fmt is not None and fmt not in FORMATS:
         raise UnsupportedImageError(f"Unknown driver '{fmt}'", path, feature=f"format {fmt}")
+    if "\0" in path:   # a header's backing name can hold one; the OS cannot take it
+        raise ImageIOError(f"Could not open '{path}': the file name contains a NUL byte",
+                           path, errno=errno.EINVAL)
     try:
         fd = os.open(path, (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC)
     except OSError as exc:
@@ -31,11 +41,11 @@ def open_image(path: str | os.PathLike[str], fmt: str | None = None,
         if stat.S_ISDIR(st.st_mode):
             raise ImageError(f"Could not open '{path}': Is a directory", path)
         if fmt is None:
-            fmt = "qcow2" if os.pread(fd, 4, 0) == MAGIC else "raw"
+            fmt = "qcow2" if fileio.pread(fd, 4, 0) == MAGIC else "raw"
         if fmt == "qcow2":
             from engine.formats.qcow2 import Qcow2Image
 
-            if os.pread(fd, 4, 0) != MAGIC:
+            if fileio.pread(fd, 4, 0) != MAGIC:
                 raise CorruptImageError("Image is not in qcow2 format", path, 0)
             return Qcow2Image(path, fd, writable)
         from engine.formats.raw import RawImage

@@ -16,12 +16,12 @@ leaked clusters, never a reference to an uncounted or unwritten cluster.
 
 from __future__ import annotations
 
-import os
 import sys
 import zlib
 from array import array
 from typing import TYPE_CHECKING, Any
 
+from engine.formats import fileio
 from engine.formats import qcow2_header as hdr
 from engine.formats.errors import (
     CorruptImageError,
@@ -112,7 +112,7 @@ class Qcow2Image(Image):
     # -- low-level file access ------------------------------------------------------------
     def _pread(self, offset: int, length: int) -> bytes:
         try:
-            return os.pread(self.fd, length, offset)
+            return fileio.pread(self.fd, length, offset)
         except OSError as exc:
             raise file_error(exc, self.path, "Could not read", offset) from exc
 
@@ -122,7 +122,7 @@ class Qcow2Image(Image):
         total = len(view)
         while done < total:
             try:
-                n = os.preadv(self.fd, [view[done:]], offset + done)
+                n = fileio.preadv(self.fd, [view[done:]], offset + done)
             except OSError as exc:
                 raise file_error(exc, self.path, "Could not read", offset + done) from exc
             if n == 0:

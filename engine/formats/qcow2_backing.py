@@ -27,9 +27,9 @@ ordered, non-atomic writes (name first, then the area, then the header).
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
+from engine.formats import fileio
 from engine.formats import qcow2_header as hdr
 from engine.formats.errors import ImageError
 from engine.formats.image import file_error
@@ -103,7 +103,7 @@ def rewrite_backing(img: Qcow2Image, backing_file: str | None,
     h: hdr.Qcow2Header = img.header
     cs = h.cluster_size
     try:
-        old = os.pread(img.fd, cs, 0).ljust(cs, b"\0")
+        old = fileio.pread(img.fd, cs, 0).ljust(cs, b"\0")
     except OSError as exc:
         raise file_error(exc, path, "Could not read the header", 0) from exc
     others = [(e.type, e.data) for e in h.extensions
@@ -126,13 +126,13 @@ def rewrite_backing(img: Qcow2Image, backing_file: str | None,
         #    name (atomic plan), or the whole tail (fallback plan)
         if atomic and nlen and at >= sector:
             _pwrite(img.fd, data[at:at + nlen], at)
-            os.fdatasync(img.fd)
+            fileio.fdatasync(img.fd)
         elif not atomic and len(data) > sector:
             _pwrite(img.fd, data[sector:], sector)
-            os.fdatasync(img.fd)
+            fileio.fdatasync(img.fd)
         # 2. the switch: one aligned write of the first sector
         _pwrite(img.fd, data[:sector].ljust(sector, b"\0"), 0)
-        os.fdatasync(img.fd)
+        fileio.fdatasync(img.fd)
         # 3. tidy up: the new bytes beyond the sector, zeros where only the old header was
         if len(data) > sector:
             _pwrite(img.fd, data[sector:], sector)
@@ -141,7 +141,7 @@ def rewrite_backing(img: Qcow2Image, backing_file: str | None,
             _pwrite(img.fd, bytes(stale_end - tidy_from), tidy_from)
     except OSError as exc:
         raise file_error(exc, path, "Could not rewrite the header", 0) from exc
-    new_cluster0 = os.pread(img.fd, cs, 0)
+    new_cluster0 = fileio.pread(img.fd, cs, 0)
     img.header = hdr.parse_header(new_cluster0.ljust(cs, b"\0"), path, img.file_size())
     img.cluster_0 = bytes(new_cluster0[:cs])
     img.backing_file = img.header.backing_file
@@ -155,4 +155,4 @@ def _pwrite(fd: int, data: bytes, offset: int) -> None:
     view = memoryview(data)
     done = 0
     while done < len(view):
-        done += os.pwrite(fd, view[done:], offset + done)
+        done += fileio.pwrite(fd, view[done:], offset + done)

@@ -331,7 +331,7 @@ def _parse_extensions(buf: bytes, start: int, limit: int, cluster_size: int, pat
         if ext_type == EXT_BACKING_FORMAT and length > 15 and strict:
             raise CorruptImageError(f"Backing format name too long ({length} bytes)", path, pos)
         if ext_type == EXT_FEATURE_TABLE:
-            for i in range(0, length - 47, 48):
+            for i in range(0, len(data) - 47, 48):   # data may end early (short file)
                 ftype, bit = data[i], data[i + 1]
                 names[(ftype, bit)] = data[i + 2:i + 48].rstrip(b"\0").decode(
                     "utf-8", errors="replace")

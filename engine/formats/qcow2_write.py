@@ -19,12 +19,12 @@ allocated as one contiguous run, so a sequential write becomes one ``pwritev``.
 
 from __future__ import annotations
 
-import os
 import struct
 from array import array
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from engine.formats import fileio
 from engine.formats import qcow2_header as hdr
 from engine.formats.errors import (
     BackingChainError,
@@ -102,7 +102,7 @@ class Qcow2Writer:
 
     def _pread(self, offset: int, length: int) -> bytes:
         try:
-            return os.pread(self.fd, length, offset)
+            return fileio.pread(self.fd, length, offset)
         except OSError as exc:
             raise file_error(exc, self.path, "Could not read", offset) from exc
 
@@ -111,7 +111,7 @@ class Qcow2Writer:
         done = 0
         try:
             while done < len(view):
-                done += os.pwrite(self.fd, view[done:], offset + done)
+                done += fileio.pwrite(self.fd, view[done:], offset + done)
         except OSError as exc:
             raise file_error(exc, self.path, "Could not write", offset + done) from exc
 
@@ -120,7 +120,7 @@ class Qcow2Writer:
             part = bufs[i:i + IOV_MAX]
             total = sum(len(b) for b in part)
             try:
-                n = os.pwritev(self.fd, part, offset)
+                n = fileio.pwritev(self.fd, part, offset)
             except OSError as exc:
                 raise file_error(exc, self.path, "Could not write", offset) from exc
             if n < total:   # rare short write: finish it piece by piece
@@ -134,7 +134,7 @@ class Qcow2Writer:
 
     def barrier(self) -> None:
         try:
-            os.fdatasync(self.fd)
+            fileio.fdatasync(self.fd)
         except OSError as exc:
             raise file_error(exc, self.path, "Could not flush") from exc
 

@@ -6,6 +6,7 @@ import errno
 import os
 from typing import Any
 
+from engine.formats import fileio
 from engine.formats.errors import ImageIOError
 from engine.formats.image import (
     DATA,
@@ -37,7 +38,7 @@ class RawImage(Image):
         done = 0
         while done < len(view):
             try:
-                n = os.preadv(self.fd, [view[done:]], offset + done)
+                n = fileio.preadv(self.fd, [view[done:]], offset + done)
             except OSError as exc:
                 raise file_error(exc, self.path, "Could not read", offset + done) from exc
             if n == 0:  # the file shrank under us: what is gone reads as zeros
@@ -82,7 +83,7 @@ class RawImage(Image):
         done = 0
         while done < len(view):
             try:
-                done += os.pwrite(self.fd, view[done:], offset + done)
+                done += fileio.pwrite(self.fd, view[done:], offset + done)
             except OSError as exc:
                 raise file_error(exc, self.path, "Could not write", offset + done) from exc
 

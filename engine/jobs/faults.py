@@ -5,6 +5,13 @@ under an image. The engine has a smaller seam: a :class:`FaultInjector` holds
 rules (file path, read or write, byte range, errno, once), and jobs wrap each
 image they touch in :class:`FaultyImage`, which raises the configured error
 before the real I/O happens. Images without a matching rule are not wrapped.
+
+The same rules also work one level down, on the image *file*: install
+:meth:`FaultInjector.check` as the hook of :mod:`engine.formats.fileio` (the one
+seam every read, write, sync and truncate of an image file goes through) and a
+rule's offsets are host file offsets, so a qcow2 metadata update, a header
+rewrite or an image creation can be failed half-way (ops ``"flush"`` and
+``"truncate"`` exist only there).
 """
 
 from __future__ import annotations
@@ -15,10 +22,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+#: what a rule can fail; "flush" and "truncate" only at the file level (engine.formats.fileio)
+OPS = ("read", "write", "flush", "truncate")
+
 
 @dataclass
 class FaultRule:
-    """Fail ``op`` ("read" or "write") on ``path`` overlapping ``[offset, offset+length)``."""
+    """Fail ``op`` (one of :data:`OPS`) on ``path`` overlapping ``[offset, offset+length)``."""
 
     path: str
     op: str
@@ -50,8 +60,8 @@ class FaultInjector:
 
     def add(self, path: str | os.PathLike[str], op: str = "read", *, errno: int = errno_mod.EIO,
             offset: int = 0, length: int | None = None, once: bool = False) -> FaultRule:
-        if op not in ("read", "write"):
-            raise ValueError(f"op must be 'read' or 'write', not {op!r}")
+        if op not in OPS:
+            raise ValueError(f"op must be one of {', '.join(OPS)}, not {op!r}")
         rule = FaultRule(os.fspath(path), op, errno, offset, length, once)
         with self._lock:
             self._rules.append(rule)
