@@ -1,0 +1,64 @@
+"""Cases the fuzzers found, kept as plain tests (each failed before its fix)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+
+from engine.formats import open_chain, open_image
+from engine.formats.cli import main as info_main
+from engine.formats.errors import BackingChainError, ImageError, ImageIOError
+from tests.fuzz.images import CORPUS, Mutation, exercise, materialise
+
+
+def _copy(tmp_path: Path, name: str) -> Path:
+    for p in CORPUS.iterdir():
+        shutil.copyfile(p, tmp_path / p.name)
+    return tmp_path / name
+
+
+def test_nul_byte_in_backing_name_is_a_typed_error(tmp_path: Path) -> None:
+    """Was: ValueError('embedded null byte') from os.stat in open_chain."""
+    path = _copy(tmp_path, "overlay.qcow2")
+    data = bytearray(path.read_bytes())
+    bfo, bfs = struct.unpack_from(">QI", data, 8)
+    assert data[bfo:bfo + bfs] == b"base.raw"
+    data[bfo + 4] = 0
+    path.write_bytes(bytes(data))
+    with pytest.raises(BackingChainError, match="NUL byte"):
+        open_chain(path)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert info_main([str(path), "--backing-chain"]) == 1
+    assert "internal error" not in err.getvalue()
+    assert "NUL byte" in err.getvalue()
+
+
+def test_refcount_block_offset_beyond_off_t_is_a_typed_error(tmp_path: Path) -> None:
+    """Was: OverflowError from os.pread when a write looked up that refcount block."""
+    path = _copy(tmp_path, "v3-512.qcow2")
+    data = bytearray(path.read_bytes())
+    rt_off = struct.unpack_from(">Q", data, 48)[0]
+    struct.pack_into(">Q", data, rt_off, 0xFFFF_FFFF_FFFF_FE00)
+    path.write_bytes(bytes(data))
+    img = open_image(path, writable=True)
+    try:
+        with pytest.raises(ImageIOError, match="out of range"):
+            img.write(0x8000, b"x" * 512)
+    finally:
+        with contextlib.suppress(ImageError):
+            img.close()
+
+
+def test_feature_table_cut_short_by_end_of_file(tmp_path: Path) -> None:
+    """Was: IndexError parsing a feature name table that the file's end cuts off."""
+    seed = CORPUS / "extl2.qcow2"
+    path = materialise(seed, [Mutation(120, 0, 0)], tmp_path)
+    with pytest.raises(ImageError):
+        open_image(path)
+    exercise(path)
