@@ -402,6 +402,8 @@ def check_commit(view: GraphView, device: str, top: str, base: str | None) -> No
         raise RuleViolation("Need a root block node")
     if view.node_info(top) is None:
         raise ReferenceNotFound(top)
+    if top != device and top not in _chain(view, device):
+        raise NotInChain(f"'{top}' is not in this backing file chain")
     if base is not None:
         if view.node_info(base) is None:
             raise ReferenceNotFound(base)
