@@ -377,6 +377,10 @@ class Job:
             except JobFailed as exc:
                 self.ret = -exc.errno
                 self.error = exc.message or os.strerror(exc.errno)
+            except Exception as exc:  # e.g. a graph refusal: fail the job, never strand it
+                log.exception("job %s: prepare failed", self.id)
+                self.ret = -errno.EIO
+                self.error = str(exc) or os.strerror(errno.EIO)
         self._finalize_single()
 
     def _finalize_single(self) -> None:
