@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from tests.fuzz.images import (
     INTERESTING_U32,
@@ -93,3 +94,35 @@ def describe_image_case(data: bytes) -> str:
 
 
 TARGETS = {"formats": (formats_target, describe_image_case)}
+
+
+def decode_planner_case(data: bytes) -> tuple[Any, list[tuple[int, int, int, bool]]]:
+    from tests.fuzz.planner_cases import CHAINS, GraphRecipe, StackRecipe
+
+    b = Bytes(data)
+    stacks = tuple(StackRecipe(b.take(1) % len(CHAINS), bool(b.take(1) & 1),
+                               bool(b.take(1) & 1), bool(b.take(1) & 1))
+                   for _ in range(1 + b.take(1) % 4))
+    intents = [(b.take(1) % 7, b.take(1), b.take(1), bool(b.take(1) & 1))
+               for _ in range(1 + b.take(1) % 5)]
+    return GraphRecipe(stacks), intents
+
+
+def planner_target(data: bytes) -> None:
+    """Build a graph on the engine, plan intents, execute accepted plans (see planner_cases)."""
+    from tests.fuzz.planner_cases import check_case
+
+    recipe, intents = decode_planner_case(data)
+    work = Path(tempfile.mkdtemp(prefix="bgfuzz-"))
+    try:
+        check_case(recipe, intents, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def describe_planner_case(data: bytes) -> str:
+    recipe, intents = decode_planner_case(data)
+    return f"{recipe} intents {intents}"
+
+
+TARGETS["planner"] = (planner_target, describe_planner_case)

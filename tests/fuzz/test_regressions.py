@@ -62,3 +62,47 @@ def test_feature_table_cut_short_by_end_of_file(tmp_path: Path) -> None:
     with pytest.raises(ImageError):
         open_image(path)
     exercise(path)
+
+
+def test_commit_of_a_node_outside_the_chain_is_refused_by_preflight(tmp_path: Path) -> None:
+    """Was: preflight accepted Commit(top=<a protocol node>) and the planner crashed
+    (StopIteration) looking for its overlay; the engine refuses it with this text."""
+    from engine.qmp import Engine, QMPError
+    from gui.planner.intents import Commit
+    from gui.planner.planner import PlanContext, plan_intent
+    from tests.fuzz.planner_cases import GraphRecipe, StackRecipe, build, make_files, snapshot
+
+    make_files(tmp_path)
+    engine = Engine(rng_seed=1)
+    try:
+        build(engine, GraphRecipe((StackRecipe(0, True, False, False),)), tmp_path)
+        plan = plan_intent(PlanContext(snapshot(engine)), Commit("n0l1-file", None, "c"))
+        assert [str(r) for r in plan.refusals] == [
+            "'n0l1-file' is not in this backing file chain"]
+        with pytest.raises(QMPError) as err:
+            engine.execute("block-commit", {"job-id": "c", "device": "n0l0",
+                                            "top-node": "n0l1-file"})
+        assert err.value.desc == "'n0l1-file' is not in this backing file chain"
+    finally:
+        engine.close()
+
+
+def test_a_job_whose_completion_is_refused_fails_instead_of_hanging(tmp_path: Path) -> None:
+    """Was: active commit of a read-only top raised in the job thread at completion and
+    the job stayed 'pending' forever. Now it concludes with the refusal as its error."""
+    from engine.qmp import Engine
+    from tests.fuzz.planner_cases import GraphRecipe, StackRecipe, build, make_files, wait_job
+
+    make_files(tmp_path)
+    engine = Engine(rng_seed=1)
+    try:
+        build(engine, GraphRecipe((StackRecipe(0, False, True, False),)), tmp_path)
+        engine.execute("block-commit", {"job-id": "c", "device": "n0l0",
+                                        "auto-dismiss": False})
+        wait_job(engine, "c", ("ready", "concluded"))
+        engine.execute("job-complete", {"id": "c"})
+        wait_job(engine, "c", ("concluded",))
+        [job] = engine.execute("query-jobs")
+        assert "cannot support read-write users" in job["error"]
+    finally:
+        engine.close()
