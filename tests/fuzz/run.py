@@ -115,9 +115,12 @@ def atheris_child(target: str, seconds: float, stats_path: Path) -> None:
     """Runs in its own process: libFuzzer exits the process when time is up."""
     import atheris
 
-    with atheris.instrument_imports(include=["engine"]):
+    with atheris.instrument_imports(include=["engine", "gui.planner"]):
         import engine.formats
-        import engine.graph.rules  # noqa: F401
+        import engine.graph.rules
+        import engine.qmp
+        import engine.server  # noqa: F401
+        import gui.planner  # noqa: F401
     stats = Stats(target, stats_path)
     stats.save()
 
@@ -126,7 +129,7 @@ def atheris_child(target: str, seconds: float, stats_path: Path) -> None:
 
     corpus = OUT / f"corpus-{target}"
     corpus.mkdir(parents=True, exist_ok=True)
-    atheris.Setup([sys.argv[0], str(corpus), f"-max_total_time={int(seconds)}", "-timeout=0",
+    atheris.Setup([sys.argv[0], str(corpus), f"-max_total_time={int(seconds)}", "-timeout=300",
                    "-max_len=256", "-print_final_stats=1"], one_input)
     atheris.Fuzz()
 

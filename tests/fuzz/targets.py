@@ -126,3 +126,41 @@ def describe_planner_case(data: bytes) -> str:
 
 
 TARGETS["planner"] = (planner_target, describe_planner_case)
+
+
+def decode_qmp_case(data: bytes, root: Path) -> list[bytes]:
+    import json
+
+    from tests.fuzz.qmp_cases import mutate, raw_chunks, templates
+
+    b = Bytes(data)
+    temps = templates(root)
+    chunks = [b'{"execute": "qmp_capabilities"}'] if b.take(1) % 4 else []
+    for _ in range(1 + b.take(1) % 6):
+        kind, msg = b.take(1) % 4, b.pick(temps)
+        if kind == 0:
+            chunks.append(json.dumps(msg).encode())
+        elif kind in (1, 2):
+            choices = [b.take(2) for _ in range(b.take(1) % 9)]
+            chunks.append(json.dumps(mutate(msg, choices)).encode())
+        else:
+            chunks.append(raw_chunks(b.take(1), b.take(2), json.dumps(msg).encode()))
+    return chunks
+
+
+def qmp_target(data: bytes) -> None:
+    """A hostile client's chunks against a fresh in-process server (see qmp_cases)."""
+    from tests.fuzz.qmp_cases import check_case
+
+    work = Path(tempfile.mkdtemp(prefix="bgfuzz-"))
+    try:
+        check_case(decode_qmp_case(data, work), work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def describe_qmp_case(data: bytes) -> str:
+    return repr(decode_qmp_case(data, Path("/ROOT")))[:500]
+
+
+TARGETS["qmp"] = (qmp_target, describe_qmp_case)
