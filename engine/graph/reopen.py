@@ -3,7 +3,7 @@
 1. *Queue*: every entry names a node (``node-name not specified`` /
    ``Failed to find node with node-name='X'``); nested child dicts queue the existing
    inline children they describe; inline children not described by a dict are queued
-   too, to follow their parent to read-only. The same node listed twice: the later
+   too, to follow their parent's explicit ``read-only``. The same node listed twice: the later
    options win (QEMU 7.2 accepts it).
 2. *Prepare*, in queue order, each entry against the graph *as changed by the
    earlier entries*: the checks of :mod:`engine.graph.rules` in QEMU's order, then the
@@ -85,11 +85,26 @@ def _enqueue(queue: dict[str, Entry], node: Node, opts: dict[str, Any] | None,
 
 
 def _follow_parent(graph: BlockGraph, entry: Entry, seeds: list[Node]) -> None:
-    """An inline child given by reference follows its parent to read-only only."""
-    parent = entry.parent
-    if parent is not None and parent.node.read_only and not entry.node.read_only:
-        graph.set_read_only(entry.node, True)
-        seeds.append(entry.node)
+    """An inline child not described by a dict (given by reference, or not named at
+    all) keeps its old options and inherits only what its parent states (QEMU's
+    ``keep_old_opts``): its own explicit ``read-only`` wins; a ``backing`` child
+    defaults to read-only; a ``file`` child takes the ``read-only`` its parent's options
+    name explicitly, and otherwise stays as it is — so it follows ``read-only: true``
+    and ``read-only: false`` but not a reopen that leaves ``read-only`` out."""
+    parent, node = entry.parent, entry.node
+    if parent is None or node.read_only_explicit:
+        return
+    if entry.role == "backing":
+        want = True
+    elif parent.opts is None:                 # the parent follows too: its final state
+        want = parent.node.read_only
+    elif "read-only" in parent.opts:
+        want = bool(parent.opts["read-only"])
+    else:
+        return
+    if want != node.read_only:
+        graph.set_read_only(node, want)
+        seeds.append(node)
 
 
 def _default_read_only(entry: Entry) -> bool:

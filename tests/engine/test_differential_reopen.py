@@ -86,6 +86,11 @@ def test_read_only_propagation(tmp_path: Path) -> None:
         reopen({"driver": "qcow2", "node-name": "hd0", "file": "hd0-file", "backing": None,
                 "read-only": True}),
         reopen({"driver": "qcow2", "node-name": "hd0", "file": "hd0-file", "backing": None}),
+        # ... unless the parent states read-only: false explicitly
+        reopen({"driver": "qcow2", "node-name": "hd0", "file": "hd0-file", "backing": None,
+                "read-only": False}),
+        reopen({"driver": "qcow2", "node-name": "hd0", "file": "hd0-file", "backing": None,
+                "read-only": True}),
         reopen(qcow2("hd0", backing=None)),
         # explicit read-only in the child dict wins
         reopen({"driver": "qcow2", "node-name": "hd0", "backing": None,
