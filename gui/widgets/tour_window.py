@@ -1,4 +1,8 @@
-"""A window for one tour: the tour panel beside a compact drawing of the tour's graph.
+"""A window for one tour: the tour panel beside the tour's graph, on the editor's scene.
+
+The graph is drawn by the editor's :class:`~gui.views.scene.GraphScene` (the canvas
+the editor uses for live graphs), with the step's nodes haloed through
+:class:`~gui.widgets.tour_panel.SceneCanvas`; the view refits after every step.
 
 ``blockgraph tour NAME`` (without ``--headless``) opens it. Inside the editor the same
 :class:`~gui.widgets.tour_panel.TourPanel` docks next to the editor's canvas instead
@@ -9,13 +13,31 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import QApplication, QGraphicsView, QMainWindow, QWidget
 
 from gui.tours.runner import PeerFactory
-from gui.widgets.compact_graph import CompactGraphView
-from gui.widgets.tour_panel import TourPanel
+from gui.views.scene import GraphScene
+from gui.widgets.tour_panel import SceneCanvas, TourPanel
+
+
+class _FittingCanvas(SceneCanvas):
+    """SceneCanvas that keeps the whole graph in view."""
+
+    def __init__(self, scene: GraphScene, view: QGraphicsView) -> None:
+        super().__init__(scene)
+        self.view = view
+
+    def show_snapshot(self, snapshot: Any) -> None:
+        super().show_snapshot(snapshot)
+        rect = self.scene.itemsBoundingRect().adjusted(-40, -40, 40, 40)
+        self.scene.setSceneRect(rect)
+        self.view.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+        if self.view.transform().m11() > 1.0:
+            self.view.resetTransform()
 
 
 class TourWindow(QMainWindow):
@@ -23,11 +45,13 @@ class TourWindow(QMainWindow):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("blockgraph — guided tour")
-        self.view = CompactGraphView(self)
+        self.scene = GraphScene()
+        self.view = QGraphicsView(self.scene, self)
+        self.view.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.setCentralWidget(self.view)
         self.panel = TourPanel(self, peer_factory=peer_factory)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.panel)
-        self.panel.attach_canvas(self.view)
+        self.panel.attach_canvas(_FittingCanvas(self.scene, self.view))
         if tour is not None:
             self.panel.select_tour(tour)
         self.resize(1280, 760)

@@ -142,3 +142,48 @@ def test_tour_drives_the_editors_scene(qtbot, qloop) -> None:  # type: ignore[no
     lit = {k for k, item in scene.nodes.items() if item.highlighted}
     assert lit == {"top", "base"}
     _shutdown(qtbot, qloop, panel)
+
+
+def test_tour_window_shows_the_tour_on_the_editors_scene(qtbot, qloop) -> None:  # type: ignore[no-untyped-def]
+    from gui.widgets.tour_window import TourWindow
+
+    window = TourWindow("stream")
+    qtbot.addWidget(window)
+    window.show()
+    panel = window.panel
+    panel.start()
+    qtbot.waitUntil(lambda: not panel.busy and panel.runner is not None
+                    and panel.runner.peer is not None, timeout=20000)
+    for _ in range(5):
+        panel._on_next()
+        qtbot.waitUntil(lambda: not panel.busy, timeout=20000)
+    assert panel.error is None and panel.runner.last.ok
+    assert panel.runner.last.step.title == "Stream to a base: drop mid"
+    lit = {k for k, item in window.scene.nodes.items() if item.highlighted}
+    assert lit == {"top", "base"}
+    assert window.scene.snapshot is not None and window.scene.snapshot.backing("top") == "base"
+    _shutdown(qtbot, qloop, panel)
+
+
+def test_install_teaching_adds_menu_entries(qtbot, qloop, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QMainWindow
+
+    from engine.formats import create_qcow2
+    from gui.teaching import install_teaching, open_offline
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    window.menuBar().addMenu("&File")
+    actions = install_teaching(window)
+    titles = [a.text().replace("&", "") for a in window.menuBar().actions()]
+    assert titles == ["File", "Help"]                      # reuses File, adds Help
+    assert actions["tours"].parent() is window
+    create_qcow2(tmp_path / "a.qcow2", 1 << 20)
+    ow = open_offline(window, [str(tmp_path / "a.qcow2")])
+    assert str(tmp_path / "a.qcow2") in ow.graph.snapshot.nodes
+    assert window.teaching_windows == [ow]
+    actions["tours"].trigger()
+    tw = window.teaching_windows[-1]
+    qtbot.waitUntil(lambda: tw.panel.runner is not None and not tw.panel.busy, timeout=20000)
+    assert tw.panel.runner.peer is not None
+    _shutdown(qtbot, qloop, tw.panel)
