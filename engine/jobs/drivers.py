@@ -20,6 +20,7 @@ from engine.formats import ChainReader
 from engine.jobs.copy import (
     CHUNK,
     CopyError,
+    WriteBatch,
     commit_step,
     copy_runs,
     dirty_runs,
@@ -52,6 +53,23 @@ class _Copy:
     first_error: int = 0
     #: commit retries an ignored failure (QEMU's commit loop does), stream skips it
     retry_ignored: bool = False
+
+    def drain(self, job: Job, batch: WriteBatch) -> Iterator[Any]:
+        """Write what the batch still holds, with the job's on-error policy."""
+        while True:
+            try:
+                batch.flush()
+                return
+            except CopyError as exc:
+                action = job.error_action(False, exc.errno)
+                if action == ErrorAction.REPORT:
+                    raise JobFailed(exc.errno) from exc
+                if action == ErrorAction.IGNORE:
+                    self.first_error = self.first_error or exc.errno
+                    return
+                yield  # stopped: resume retries the write
+                if job.cancel_requested:
+                    return
 
     def loop(self, job: Job, do_step: Any) -> Iterator[Any]:
         """``do_step(offset, max_len) -> (done, copied)`` until the whole length is done."""
@@ -110,7 +128,11 @@ class StreamDriver(JobDriver):
         inter = [wrap(i) for i in self.intermediates]
         reader = ChainReader([wrap(i) for i in self.below_top])
         copy = _Copy(self.top.virtual_size, self.chunk)
-        yield from copy.loop(job, lambda off, n: stream_step(top, inter, reader, off, n))
+        batch = WriteBatch(top)
+        yield from copy.loop(job, lambda off, n: stream_step(top, inter, reader, off, n, batch))
+        if job.cancel_requested:
+            return
+        yield from copy.drain(job, batch)
         _flush(self.top)
         if copy.first_error:
             raise JobFailed(copy.first_error)
@@ -154,12 +176,15 @@ class CommitDriver(JobDriver):
         base = wrap(self.base)
         reader = ChainReader([wrap(i) for i in self.top_chain])
         copy = _Copy(self.top_chain[0].virtual_size, self.chunk, retry_ignored=True)
+        batch = WriteBatch(base)
         if self.active:
-            yield from self._mirror(job, copy, layers, base, reader)
+            yield from self._mirror(job, copy, batch, reader)
         else:
-            yield from copy.loop(job, lambda off, n: commit_step(layers, base, reader, off, n))
+            yield from copy.loop(job, lambda off, n: commit_step(layers, base, reader, off, n,
+                                                                 batch))
         if job.cancel_requested:
             return
+        yield from copy.drain(job, batch)
         _flush(self.base)
         if copy.first_error:
             raise JobFailed(copy.first_error)
@@ -168,12 +193,12 @@ class CommitDriver(JobDriver):
             while not (self.should_complete or job.cancel_requested):
                 yield Job.WAIT
 
-    def _mirror(self, job: Job, copy: _Copy, layers: list[Any], base: Any,
+    def _mirror(self, job: Job, copy: _Copy, batch: WriteBatch,
                 reader: ChainReader) -> Iterator[Any]:
         """Active commit copies like QEMU's mirror: only the ranges allocated above the
         base count as work (len = those bytes, at the base's cluster granularity)."""
         granularity = self.base.cluster_size or 65536
-        runs = dirty_runs(layers, self.top_chain[0].virtual_size, granularity)
+        runs = dirty_runs(self.above_base, self.top_chain[0].virtual_size, granularity)
         job.set_remaining(sum(e - s for s, e in runs))
         for start, end in runs:
             offset = start
@@ -183,7 +208,7 @@ class CommitDriver(JobDriver):
                     return
                 n = min(copy.chunk, end - offset)
                 try:
-                    copy_runs(reader, base, [(offset, offset + n)])
+                    copy_runs(reader, batch, [(offset, offset + n)])
                 except CopyError as exc:
                     action = job.error_action(exc.is_read, exc.errno)
                     if action == ErrorAction.REPORT:

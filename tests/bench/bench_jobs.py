@@ -1,0 +1,149 @@
+"""Job throughput: stream and commit 512 MiB through the engine and qemu-storage-daemon.
+
+Both peers get their own copy of the same chain and run the same QMP:
+
+- **stream**: ``top`` (empty) <- ``mid`` (512 MiB of data) <- ``base`` (empty);
+  ``block-stream device=top base-node=<base>`` copies the 512 MiB up into top;
+- **commit**: the same chain, ``block-commit device=top top-node=mid`` writes the
+  512 MiB down into base (intermediate commit, header rewrite at the end);
+- **active commit**: ``top`` (512 MiB) <- ``base``; ``block-commit device=top``,
+  timed until READY (all data copied into base), then ``job-complete``.
+
+Timed from the command to the job's ``concluded``/``ready`` event (the engine's
+own listener, the daemon's QMP events), warm page cache for both, best of two
+runs per peer (alternating). Figures are
+MiB/s of guest data moved. Target: at least QEMU's throughput; below half is a bug.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.qmp import Engine
+from tests.bench.report import Report
+from tests.support.qemu import QemuStorageDaemon, create, qemu_io
+
+SIZE = 512 << 20
+BENCH = "jobs"
+TARGET = ">= 1x (< 0.5x is a bug)"
+
+
+def _chain(d: Path, data_in: str) -> None:
+    create(d / "base.qcow2", SIZE)
+    if data_in == "mid":
+        create(d / "mid.qcow2", SIZE, backing=str(d / "base.qcow2"))
+        qemu_io(d / "mid.qcow2", f"write -P 0x5a 0 {SIZE}")
+        create(d / "top.qcow2", SIZE, backing=str(d / "mid.qcow2"))
+    else:
+        create(d / "top.qcow2", SIZE, backing=str(d / "base.qcow2"))
+        qemu_io(d / "top.qcow2", f"write -P 0x5a 0 {SIZE}")
+
+
+def _add_top(execute: Callable[[str, dict[str, Any]], Any], d: Path) -> None:
+    execute("blockdev-add", {"driver": "qcow2", "node-name": "top",
+                             "file": {"driver": "file", "filename": str(d / "top.qcow2")}})
+
+
+def _engine_run(d: Path, command: str, args: dict[str, Any], until: str) -> float:
+    eng = Engine()
+    reached = threading.Event()
+
+    def listen(ev: dict[str, Any]) -> None:
+        if ev["event"] == "JOB_STATUS_CHANGE" and ev["data"]["status"] == until:
+            reached.set()
+
+    eng.add_listener(listen)
+    try:
+        _add_top(eng.execute, d)
+        t0 = time.perf_counter()
+        eng.execute(command, args)
+        if not reached.wait(600):
+            raise RuntimeError(f"engine job never reached {until}")
+        seconds = time.perf_counter() - t0
+        if until == "ready":
+            eng.execute("job-complete", {"id": args["job-id"]})
+        return seconds
+    finally:
+        time.sleep(0.05)
+        eng.close()
+
+
+def _qsd_run(d: Path, command: str, args: dict[str, Any], until: str) -> float:
+    with QemuStorageDaemon() as qsd:
+        def execute(cmd: str, a: dict[str, Any]) -> Any:
+            reply = qsd.execute(cmd, a)
+            if "error" in reply:
+                raise RuntimeError(f"{cmd}: {reply['error']}")
+            return reply["return"]
+
+        _add_top(execute, d)
+        assert qsd.qmp is not None
+        t0 = time.perf_counter()
+        execute(command, args)
+        deadline = time.monotonic() + 600
+        while True:
+            ev = qsd.qmp.pull_event(wait=True)
+            if (ev and ev["event"] == "JOB_STATUS_CHANGE"
+                    and ev["data"]["status"] == until):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"daemon job never reached {until}")
+        seconds = time.perf_counter() - t0
+        if until == "ready":
+            execute("job-complete", {"id": args["job-id"]})
+            time.sleep(0.2)
+        return seconds
+
+
+def _measure(report: Report, what: str, data_in: str, command: str,
+             args_for: Callable[[Path], dict[str, Any]], until: str) -> None:
+    work = Path(tempfile.mkdtemp(prefix="bg-bench-jobs-"))
+    try:
+        master = work / "master"
+        master.mkdir()
+        _chain(master, data_in)
+        times: dict[str, float] = {}
+        # best of two, alternating peers, so page-cache and machine noise hit both alike
+        for _ in range(2):
+            for peer, run in (("qsd", _qsd_run), ("engine", _engine_run)):
+                d = work / peer
+                shutil.copytree(master, d)
+                # the headers name master's files: point them at this copy
+                _rebase_copy(d, data_in)
+                seconds = run(d, command, args_for(d), until)
+                times[peer] = min(times.get(peer, seconds), seconds)
+                shutil.rmtree(d)
+        mib = SIZE / (1 << 20)
+        report.add(BENCH, what, mib / times["engine"], "MiB/s", anchor=mib / times["qsd"],
+                   anchor_name="qemu-storage-daemon", higher_is_better=True, target=TARGET)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _rebase_copy(d: Path, data_in: str) -> None:
+    from tests.support.qemu import qemu_img
+
+    if data_in == "mid":
+        qemu_img("rebase", "-u", "-b", str(d / "base.qcow2"), "-F", "qcow2",
+                 str(d / "mid.qcow2"))
+        qemu_img("rebase", "-u", "-b", str(d / "mid.qcow2"), "-F", "qcow2",
+                 str(d / "top.qcow2"))
+    else:
+        qemu_img("rebase", "-u", "-b", str(d / "base.qcow2"), "-F", "qcow2",
+                 str(d / "top.qcow2"))
+
+
+def run(report: Report) -> None:
+    _measure(report, "block-stream 512 MiB (mid -> top)", "mid", "block-stream",
+             lambda d: {"job-id": "j", "device": "top"}, "concluded")
+    _measure(report, "block-commit 512 MiB (mid -> base)", "mid", "block-commit",
+             lambda d: {"job-id": "j", "device": "top", "top": str(d / "mid.qcow2")},
+             "concluded")
+    _measure(report, "active commit 512 MiB (top -> base, to READY)", "top", "block-commit",
+             lambda d: {"job-id": "j", "device": "top"}, "ready")
