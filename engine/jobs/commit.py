@@ -49,7 +49,7 @@ from engine.jobs.graphops import (
     skip_filters,
 )
 from engine.jobs.job import Job
-from engine.jobs.stream import ON_ERROR, device_name, on_error_of
+from engine.jobs.stream import ON_ERROR, device_name, new_job
 from engine.qmp.errors import QMPError
 from engine.qmp.registry import command
 from engine.qmp.schema import Bool, Int, Str, Struct, members
@@ -210,10 +210,7 @@ def block_commit(engine: Engine, args: dict[str, Any]) -> Any:
             raise JobCommandError(f"Can't find '{base_name}' in the backing chain")
         base = found_base
     else:
-        below = chain_from(top)
-        if len(below) < 2:
-            raise JobCommandError("There is no backimg image")
-        base = below[-1]
+        base = chain_from(top)[-1]  # QEMU's bdrv_find_base: the top itself without backing
 
     node: Node | None = top
     stop = filter_or_cow(base)
@@ -236,8 +233,6 @@ def block_commit(engine: Engine, args: dict[str, Any]) -> Any:
         overlay = find_overlay(device, top)
         if overlay is not None:
             check_op(overlay, "commit-target")
-    speed = args.get("speed", 0)
-
     intermediates: list[Node] = []
     node = filter_or_cow(top) if active else top
     while node is not None and node is not base:
@@ -246,18 +241,20 @@ def block_commit(engine: Engine, args: dict[str, Any]) -> Any:
 
     base_was_ro = base.read_only
     footprint = JobFootprint()
+    driver = CommitDriver(above_base=[], base=None, top_chain=[], faults=mgr.faults,
+                          active=bool(active))
+    job: Job | None = None
     try:
         with graph.transaction(restore_names=False):
-            mgr.check_new_id(job_id)
-            if speed < 0:
-                raise JobCommandError("Parameter 'speed' expects a non-negative value")
             if active:
+                # commit_active_start: base read-write, the filter, then the job
                 if base_was_ro:
                     set_read_only(graph, base, False)
                 flt = new_filter(graph, "mirror_top", args.get("filter-node-name"))
                 graph.add_node(flt)
                 graph.insert_filter_above(flt, top, "backing")
                 graph.refresh_perms([flt])
+                job = new_job(mgr, job_id, driver, args)
                 footprint.backends.append(job_backend(graph, base, PERM_W,
                                                       PERM_WU | PERM_CR | PERM_W))
                 footprint.parent = graph.add_job(JobParent(job_id, "commit"), [
@@ -270,6 +267,8 @@ def block_commit(engine: Engine, args: dict[str, Any]) -> Any:
                       for n in intermediates],
                 ])
             else:
+                # commit_start: the job, base read-write, then the filter
+                job = new_job(mgr, job_id, driver, args)
                 if base_was_ro:
                     set_read_only(graph, base, False)
                 flt = new_filter(graph, "commit_top", args.get("filter-node-name"))
@@ -287,19 +286,24 @@ def block_commit(engine: Engine, args: dict[str, Any]) -> Any:
                 ])
             graph.freeze_chain(flt, base)
             footprint.frozen = (flt, base)
+    except JobCommandError:
+        if job is not None:
+            job.early_fail()
+        raise
     except GraphError as exc:
+        if job is not None:
+            job.early_fail()
         raise JobCommandError(str(exc)) from exc
 
+    # Images are taken after the transaction: a read-write reopen replaces them.
     above_base = [top, *intermediates] if active else intermediates
-    driver = CommitDriver(
-        above_base=layer_images(above_base), base=base.image,
-        top_chain=layer_images(chain_from(top)), faults=mgr.faults, active=bool(active))
+    driver.above_base = layer_images(above_base)
+    driver.base = base.image
+    driver.top_chain = layer_images(chain_from(top))
     hooks = CommitGraph(graph, top, base, flt, footprint, base_was_ro, backing_file,
                         bool(active), driver)
     hooks.intermediates = intermediates
     driver.hooks = hooks
-    job = mgr.create(job_id, driver, auto_finalize=args.get("auto-finalize", True),
-                     auto_dismiss=args.get("auto-dismiss", True), speed=speed,
-                     on_error=on_error_of(args))
+    assert job is not None
     job.start()
     return {}

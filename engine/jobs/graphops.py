@@ -80,12 +80,30 @@ def node_filename(node: Node) -> str:
 
 
 def find_backing_image(top: Node, name: str) -> Node | None:
-    """A node below ``top`` whose filename is ``name`` (QEMU's bdrv_find_backing_image)."""
-    node = filter_or_cow(top)
-    while node is not None:
-        if node.driver not in JOB_FILTER_DRIVERS and node_filename(node) == name:
-            return node
-        node = filter_or_cow(node)
+    """A node below ``top`` named by ``name`` (QEMU's bdrv_find_backing_image).
+
+    The name matches an overlay's header string as written, or — resolved against
+    the overlay's directory when relative — the backing node's filename.
+    """
+    import os
+
+    overlay: Node | None = top
+    while overlay is not None:
+        below = filter_or_cow(overlay)
+        if below is None:
+            return None
+        if below.driver not in JOB_FILTER_DRIVERS:
+            if overlay.header_backing == name:
+                return below
+            target = node_filename(below)
+            if not target.startswith("json:"):
+                if os.path.isabs(name):
+                    wanted = name
+                else:
+                    wanted = os.path.join(os.path.dirname(node_filename(overlay)), name)
+                if os.path.realpath(wanted) == os.path.realpath(target):
+                    return below
+        overlay = below
     return None
 
 
@@ -198,17 +216,20 @@ def job_backend(graph: BlockGraph, node: Node, perm: int, shared: int) -> Backen
 
 
 def new_filter(graph: BlockGraph, driver: str, name: str | None,
-               options: dict[str, Any] | None = None) -> Node:
-    """A job filter node: named by ``filter-node-name`` or auto-named and implicit."""
+               options: dict[str, Any] | None = None, prefix: str = "") -> Node:
+    """A job filter node: named by ``filter-node-name`` or auto-named and implicit.
+
+    ``prefix``: stream's filter is opened like a blockdev-add (errors read "Could
+    not create node: ..."), commit's filters are created directly (no prefix).
+    """
     if name is not None:
         from engine.graph.names import check_node_name
 
         err = check_node_name(name)
         if err:
-            raise JobCommandError(f"Could not create node: {err}")
+            raise JobCommandError(f"{prefix}{err}")
         if name in graph.nodes:
-            raise JobCommandError(
-                f"Could not create node: Duplicate nodes with node-name='{name}'")
+            raise JobCommandError(f"{prefix}Duplicate nodes with node-name='{name}'")
     node = Node(name=name or graph.new_name(), driver=driver, auto_named=name is None,
                 options=dict(options or {}), implicit=name is None)
     return node

@@ -267,6 +267,11 @@ class Job:
         """Enter ``created`` (the caller registered the job)."""
         self._transition(S.CREATED)
 
+    def early_fail(self) -> None:
+        """The command that created the job failed before starting it: ``null``, gone."""
+        self._transition(S.NULL)
+        self.manager.forget(self)
+
     def start(self) -> None:
         """Enter ``running`` and start the driver (on a thread unless the manager is manual)."""
         self.started = True

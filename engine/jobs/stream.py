@@ -42,7 +42,8 @@ from engine.jobs.graphops import (
     refresh_survivors,
     set_read_only,
 )
-from engine.jobs.job import Job, OnError
+from engine.jobs.job import Job, JobDriver, OnError
+from engine.jobs.manager import JobManager
 from engine.qmp.registry import command
 from engine.qmp.schema import Bool, Enum, Int, Str, Struct, members
 
@@ -61,6 +62,21 @@ BLOCK_STREAM = Struct("block-stream", members({
 def on_error_of(args: dict[str, Any]) -> OnError:
     value = args.get("on-error", "report")
     return OnError.ENOSPC if value == "auto" else OnError(value)
+
+
+def new_job(mgr: JobManager, job_id: str, driver: JobDriver, args: dict[str, Any]) -> Job:
+    """QEMU's block_job_create: the id checks, ``created``, then the speed (a negative
+    speed fails the new job at once: ``created`` then ``null``)."""
+    job = mgr.create(job_id, driver, auto_finalize=args.get("auto-finalize", True),
+                     auto_dismiss=args.get("auto-dismiss", True), on_error=on_error_of(args))
+    speed = args.get("speed", 0)
+    if speed:
+        try:
+            job.set_speed(speed)
+        except JobCommandError:
+            job.early_fail()
+            raise
+    return job
 
 
 def device_name(graph: BlockGraph, node: Node) -> str:
@@ -196,19 +212,19 @@ def block_stream(engine: Engine, args: dict[str, Any]) -> Any:
 
     device_was_ro = device.read_only
     footprint = JobFootprint()
+    driver = StreamDriver(top=None, intermediates=[], below_top=[], faults=mgr.faults)
+    job: Job | None = None
     try:
         with graph.transaction(restore_names=False):
             if device_was_ro:
                 set_read_only(graph, device, False)
             filter_node = new_filter(graph, "copy-on-read", args.get("filter-node-name"),
-                                     {"bottom": base_overlay.name})
+                                     {"bottom": base_overlay.name},
+                                     prefix="Could not create node: ")
             graph.add_node(filter_node)
             graph.insert_filter_above(filter_node, device, "file")
             graph.refresh_perms([filter_node])
-            mgr.check_new_id(job_id)
-            speed = args.get("speed", 0)
-            if speed < 0:
-                raise JobCommandError("Parameter 'speed' expects a non-negative value")
+            job = new_job(mgr, job_id, driver, args)
             footprint.backends.append(job_backend(graph, filter_node, PERM_CR,
                                                   PERM_CR | PERM_WU | PERM_W))
             footprint.parent = graph.add_job(JobParent(job_id, "stream"), [
@@ -218,20 +234,22 @@ def block_stream(engine: Engine, args: dict[str, Any]) -> Any:
             ])
             graph.freeze_chain(filter_node, base_overlay)
             footprint.frozen = (filter_node, base_overlay)
+    except JobCommandError:
+        if job is not None:
+            job.early_fail()
+        raise
     except GraphError as exc:
+        if job is not None:
+            job.early_fail()
         raise JobCommandError(str(exc)) from exc
 
-    hooks = StreamGraph(graph, device, base, base_overlay, backing_file, filter_node,
-                        footprint, device_was_ro)
-    chain_below = chain_from(device.backing)
+    # Images are taken after the transaction: a read-write reopen replaces them.
     nothing = device.backing is None or base_overlay is device
-    driver = StreamDriver(
-        top=device.image,
-        intermediates=[] if nothing else layer_images(intermediates),
-        below_top=layer_images(chain_below),
-        hooks=hooks, faults=mgr.faults)
-    job = mgr.create(job_id, driver, auto_finalize=args.get("auto-finalize", True),
-                     auto_dismiss=args.get("auto-dismiss", True), speed=speed,
-                     on_error=on_error_of(args))
+    driver.top = device.image
+    driver.intermediates = [] if nothing else layer_images(intermediates)
+    driver.below_top = layer_images(chain_from(device.backing))
+    driver.hooks = StreamGraph(graph, device, base, base_overlay, backing_file, filter_node,
+                               footprint, device_was_ro)
+    assert job is not None
     job.start()
     return {}

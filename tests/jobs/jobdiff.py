@@ -70,6 +70,7 @@ class _Peer:
         self.name = name
         self.dir = directory
         self.events: list[dict[str, Any]] = []
+        self.log: list[tuple[str, dict[str, Any]]] = []
         self.engine: Engine | None = None
         if name == "qsd":
             self.qsd = QsdPeer(directory)
@@ -81,6 +82,7 @@ class _Peer:
 
     def execute(self, command: str, arguments: dict[str, Any] | None) -> dict[str, Any]:
         reply = self.peer.execute(command, arguments)
+        self.log.append((command, reply))
         self.pull()
         return reply
 
@@ -105,7 +107,8 @@ class _Peer:
                 return
             time.sleep(0.01)
         raise Mismatch(f"{self.name}: job {job_id} never reached {status}; events: "
-                       + json.dumps(event_sequence(self.events)))
+                       + json.dumps(event_sequence(self.events))
+                       + f"; last replies: {self.log[-2:]}")
 
     def stop(self) -> None:
         if self.name == "qsd":
