@@ -296,8 +296,13 @@ def _plan_snapshot(ctx: PlanContext, intent: ExternalSnapshot) -> Plan:
             QmpCommand("blockdev-del", {"node-name": file_node}),
         ]
         if not node.read_only and not node.auto_named:
-            opts = current_options(graph, intent.node, ctx.known_options)
-            steps_inv += reopen_commands(ctx, {intent.node: opts})
+            # blockdev-snapshot made the node (and its inline children) read-only; plan
+            # the way back on that graph so inline children are reopened with it
+            ro_graph = simulate(graph, [SetReadOnly(intent.node, True)])
+            ro_ctx = PlanContext(ro_graph, ctx.reopen_command, ctx.known_options,
+                                 ctx.commands)
+            entries = reopen_entries(ro_ctx, [SetReadOnly(intent.node, False)])
+            steps_inv += reopen_commands(ro_ctx, entries)
         inverse = Plan(
             intent=Delete(intent.overlay),
             summary=f"Undo: remove overlay {intent.overlay} (the file {intent.filename} stays)",

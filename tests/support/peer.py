@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.server.inprocess import InProcessServer
 from gui.session import Endpoint, Session, socket_endpoint
 from tests.support.qemu import QSD
 
@@ -138,16 +139,14 @@ class EnginePeer(Peer):
 
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
-        self.server: object | None = None
+        self.server: InProcessServer | None = None
 
     @property
     def endpoint(self) -> Endpoint | str:
         assert self.server is not None
-        return socket_endpoint("bundled engine", self.server.connect)  # type: ignore[attr-defined]
+        return socket_endpoint("bundled engine", self.server.connect)
 
     def start(self) -> None:
-        from engine.server.inprocess import InProcessServer
-
         self.server = InProcessServer()
         self.aux = RawMonitor(self.server.connect())
 
@@ -159,20 +158,12 @@ class EnginePeer(Peer):
             self.aux.close()
             self.aux = None
         if self.server is not None:
-            self.server.close()  # type: ignore[attr-defined]
+            self.server.close()
             self.server = None
 
 
-def engine_available() -> bool:
-    try:
-        import engine.server.inprocess  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 #: Peers the differential session/planner tests run against.
-PEER_KINDS = ["qsd", *(["engine"] if engine_available() else [])]
+PEER_KINDS = ["qsd", "engine"]
 
 
 @pytest.fixture(params=PEER_KINDS)
