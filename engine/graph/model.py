@@ -29,7 +29,11 @@ For jobs (stream, commit, snapshots) the API is:
   with links (role, node, perm, shared) so the job shows in the graph and guards
   its nodes; :meth:`BlockGraph.freeze_chain` / :meth:`unfreeze_chain` — frozen links;
 * :meth:`BlockGraph.set_read_only` — reopen a node read-write for a job (and back);
-* :meth:`BlockGraph.refresh_perms` — recompute permissions after such changes.
+* :meth:`BlockGraph.refresh_perms` — recompute permissions after such changes;
+* :attr:`BlockGraph.drain_listeners` — ``callback(node_names, begin)`` around every
+  ``blockdev-reopen`` (QEMU drains the reopened subtrees, so a running job on those
+  nodes pauses and resumes — ``JOB_STATUS_CHANGE`` paused/running — even when the
+  reopen then fails).
 
 The graph is not thread-safe by itself: code running outside a QMP command (a job's
 thread) must hold ``Engine.lock`` while it reads or changes the graph.
@@ -225,6 +229,8 @@ class BlockGraph:
         self._on_commit: list[Callable[[], None]] = []
         self.ro_before: dict[str, bool] = {}
         self.files: dict[str, list[Node]] = {}    # host path -> file nodes (image locking)
+        #: Called as ``listener(node_names, begin)`` when a reopen drains subtrees.
+        self.drain_listeners: list[Callable[[frozenset[str], bool], None]] = []
 
     # -- transactions ---------------------------------------------------------------
     @contextlib.contextmanager
@@ -277,6 +283,25 @@ class BlockGraph:
             return
         setattr(obj, attr, value)
         self.record(lambda: setattr(obj, attr, old))
+
+    @contextlib.contextmanager
+    def drained(self, roots: list[Node]) -> Iterator[None]:
+        """Tell the drain listeners that ``roots`` and everything below are drained."""
+        if not self.drain_listeners or not roots:
+            yield
+            return
+        names: set[str] = set()
+        for root in roots:
+            names.add(root.name)
+            names.update(k for k in nx.descendants(self.g, root.name) if k in self.nodes)
+        frozen = frozenset(names)
+        for listener in list(self.drain_listeners):
+            listener(frozen, True)
+        try:
+            yield
+        finally:
+            for listener in list(self.drain_listeners):
+                listener(frozen, False)
 
     # -- nodes ----------------------------------------------------------------------
     def new_name(self) -> str:

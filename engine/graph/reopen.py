@@ -41,7 +41,9 @@ def reopen(graph: BlockGraph, options_list: list[dict[str, Any]]) -> None:
     GraphError with QEMU's text)."""
     if not options_list:
         return
-    with graph.transaction(restore_names=True):
+    named = [graph.find(o["node-name"]) for o in options_list if "node-name" in o]
+    with graph.drained([n for n in named if n is not None]), \
+            graph.transaction(restore_names=True):
         queue = build_queue(graph, options_list)
         seeds: list[Node] = []
         for entry in queue:

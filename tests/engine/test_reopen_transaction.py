@@ -206,3 +206,20 @@ def test_image_that_cannot_be_reopened_rolls_back(engine: Engine, tmp_path: Path
             qcow2(tmp_path, "hd2", backing="hd1"), qcow2(tmp_path, "hd0", backing=None)]})
     assert hd0.image is image_before and hd0.read_only
     assert engine.graph.snapshot() == snap_before and _fds() == fds
+
+
+def test_reopen_drains_the_reopened_subtrees(engine: Engine, tmp_path: Path) -> None:
+    calls: list[tuple[frozenset[str], bool]] = []
+    engine.graph.drain_listeners.append(lambda names, begin: calls.append((names, begin)))
+    engine.execute("blockdev-reopen", {"options": [qcow2(tmp_path, "hd2", backing="hd1")]})
+    assert calls == [(frozenset({"hd2", "hd2-file"}), True),
+                     (frozenset({"hd2", "hd2-file"}), False)]
+    calls.clear()
+    with pytest.raises(QMPError):       # drained (and resumed) even when it fails
+        engine.execute("blockdev-reopen", {"options": [qcow2(tmp_path, "hd0",
+                                                             backing="nonexist")]})
+    assert [b for _, b in calls] == [True, False]
+    calls.clear()
+    engine.execute("blockdev-reopen", {"options": [{"driver": "null-co",
+                                                    "node-name": "n0"}]})
+    assert calls == [(frozenset({"n0"}), True), (frozenset({"n0"}), False)]
