@@ -14,7 +14,7 @@ from engine.graph import perms as P
 from engine.graph.filenames import all_filenames, filename
 from engine.graph.model import JOB_FILTER_DRIVERS, Backend, BlockGraph, Node, virtual_size
 from engine.graph.opening import full_backing_path
-from engine.qmp.qdict import qdict_order, qdict_sorted
+from engine.qmp.qdict import QEMUOrdered, qdict_order, qdict_sorted
 
 
 def image_info(node: Node, memo: dict[str, str], *, chain: bool) -> dict[str, Any]:
@@ -48,8 +48,11 @@ def image_info(node: Node, memo: dict[str, str], *, chain: bool) -> dict[str, An
 
 
 def ordered(info: dict[str, Any]) -> dict[str, Any]:
-    """One level of a reply in QEMU's member order (nested values already ordered)."""
-    return {k: info[k] for k in qdict_order(info)}
+    """One level of a reply in QEMU's member order (nested values already ordered).
+
+    Marked :class:`QEMUOrdered` so the QMP server writes it as it is.
+    """
+    return QEMUOrdered((k, info[k]) for k in qdict_order(info))
 
 
 def _format_info(img: Any) -> dict[str, Any]:
