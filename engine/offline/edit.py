@@ -400,8 +400,8 @@ def commit(image: str | os.PathLike[str], base: str | os.PathLike[str] | None = 
                 if entry["zero"]:
                     out.write_zeroes(start, length)
                 else:
-                    copied += _copy_all(reader, out, start, length)
-                copied += length if entry["zero"] else 0
+                    _copy_all(reader, out, start, length)
+                copied += length
                 _tick(progress, start + length, top.virtual_size)
             out.flush()
         empty_top = depth == 1 and drop
@@ -418,13 +418,12 @@ def commit(image: str | os.PathLike[str], base: str | os.PathLike[str] | None = 
     return EditResult(command, changed, copied)
 
 
-def _copy_all(reader: ChainReader, out: Image, start: int, length: int) -> int:
+def _copy_all(reader: ChainReader, out: Image, start: int, length: int) -> None:
     pos, end = start, start + length
     while pos < end:
         n = min(CHUNK, end - pos)
         out.write(pos, reader.read(pos, n))
         pos += n
-    return length
 
 
 def _refcount_bits(img: Image) -> int:

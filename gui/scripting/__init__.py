@@ -15,9 +15,11 @@ from gui.scripting.script import (
     ScriptWait,
     dump_jsonl,
     dump_qmp_shell,
+    export_traffic,
     load_script,
     parse_qmp_shell,
     parse_script,
+    save_script,
     script_from_traffic,
     to_qmp_shell,
 )
@@ -30,9 +32,11 @@ __all__ = [
     "ScriptWait",
     "dump_jsonl",
     "dump_qmp_shell",
+    "export_traffic",
     "load_script",
     "parse_qmp_shell",
     "parse_script",
+    "save_script",
     "script_from_traffic",
     "to_qmp_shell",
 ]

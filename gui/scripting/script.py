@@ -318,6 +318,20 @@ def dump_qmp_shell(script: Script | Sequence[Step]) -> str:
     return "\n".join(out) + ("\n" if out else "")
 
 
+def save_script(script: Script, path: str | Path) -> None:
+    """Write ``script`` to ``path``: qmp-shell for ``*.qmp``/``*.txt``, else JSON lines."""
+    path = Path(path)
+    text = dump_qmp_shell(script) if path.suffix in (".qmp", ".txt") else dump_jsonl(script)
+    path.write_text(text, encoding="utf-8")
+
+
+def export_traffic(entries: Iterable[TrafficLike], path: str | Path) -> Script:
+    """Save a QMP log as a replayable script (what the log dock's export does)."""
+    script = script_from_traffic(entries)
+    save_script(script, path)
+    return script
+
+
 class TrafficLike(Protocol):
     """What a QMP traffic-log entry offers (``gui.session.TrafficEntry`` does)."""
 

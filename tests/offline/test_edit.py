@@ -173,3 +173,23 @@ def test_commit_without_backing_is_refused(chain_dirs: tuple[Path, Path, Path]) 
         commit(ours / "base.qcow2")
     with open_image(ours / "base.qcow2") as img:
         assert img.backing_file is None
+
+
+def test_safe_rebase_of_a_standalone_image_onto_a_shorter_backing(tmp_path: Path) -> None:
+    """No old backing at all, and a new backing smaller than the image: like qemu-img."""
+    from tests.support.qemu import create, qemu_io
+
+    for d in ("ours", "ref"):
+        (tmp_path / d).mkdir()
+        create(tmp_path / d / "img.qcow2", "4M")
+        qemu_io(tmp_path / d / "img.qcow2", "write -P 0x11 1M 64k")
+        create(tmp_path / d / "small.qcow2", "2M")
+        qemu_io(tmp_path / d / "small.qcow2", "write -P 0x22 0 2M")
+    rebase(tmp_path / "ours" / "img.qcow2", "small.qcow2")
+    qemu_img("rebase", "-f", "qcow2", "-b", "small.qcow2", "-F", "qcow2",
+             tmp_path / "ref" / "img.qcow2")
+    check(tmp_path / "ours" / "img.qcow2")
+    assert compare(tmp_path / "ours" / "img.qcow2", tmp_path / "ref" / "img.qcow2")
+    with open_image(tmp_path / "ours" / "img.qcow2") as img:
+        assert img.read(0, 64) == bytes(64)                # still zeros, not 0x22
+        assert img.read(1 << 20, 4) == b"\x11" * 4

@@ -140,3 +140,20 @@ def test_script_from_traffic_skips_background_and_queries() -> None:
     script = script_from_traffic(entries)
     assert [s.command for s in script.commands] == ["blockdev-add"]
     assert script.commands[0].expected == Expected()
+
+
+def test_export_traffic_writes_a_replayable_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from gui.scripting import export_traffic, load_script
+
+    entries = [
+        Entry("sent", {"execute": "blockdev-del", "arguments": {"node-name": "x"}, "id": 1}),
+        Entry("received", {"error": {"class": "GenericError",
+                                     "desc": "Failed to find node with node-name='x'"},
+                           "id": 1}),
+    ]
+    for name in ("log.jsonl", "log.qmp"):
+        export_traffic(entries, tmp_path / name)
+        (cmd,) = load_script(tmp_path / name).steps
+        assert cmd.command == "blockdev-del" and cmd.arguments == {"node-name": "x"}
+        assert cmd.expected.error == "Failed to find node with node-name='x'"
+    assert (tmp_path / "log.qmp").read_text().startswith("blockdev-del node-name=x\n# expect")
