@@ -157,3 +157,13 @@ def test_export_traffic_writes_a_replayable_file(tmp_path) -> None:  # type: ign
         assert cmd.command == "blockdev-del" and cmd.arguments == {"node-name": "x"}
         assert cmd.expected.error == "Failed to find node with node-name='x'"
     assert (tmp_path / "log.qmp").read_text().startswith("blockdev-del node-name=x\n# expect")
+
+
+def test_json_quoted_values_as_the_log_dock_copies_them() -> None:
+    """``key=<JSON>`` for every value (strings quoted) reads back the same."""
+    line = ('blockdev-add driver="qcow2" node-name="top" '
+            'file={"driver":"file","filename":"/tmp/a b.qcow2"} backing=null read-only=false')
+    assert parse_qmp_shell(line) == ("blockdev-add", {
+        "driver": "qcow2", "node-name": "top",
+        "file": {"driver": "file", "filename": "/tmp/a b.qcow2"}, "backing": None,
+        "read-only": False})
