@@ -7,7 +7,8 @@ status before going on). Two file formats hold it; :func:`load_script` tells the
 **JSON lines** (``*.jsonl``; what the QMP log exports). One JSON object per line:
 
 * ``{"execute": "blockdev-add", "arguments": {...}}`` — a command, as on the wire
-  (an ``id`` member is ignored);
+  (an ``id`` member is ignored; ``qmp_capabilities`` is skipped: each connection
+  negotiates for itself);
 * ``{"return": ...}`` / ``{"error": {"class": ..., "desc": ...}}`` — the reply the
   *preceding* command got when recorded: replay checks it ended the same way (an error
   must come back with the same ``desc``);
@@ -197,6 +198,7 @@ def _parse_jsonl(text: str, source: str) -> Script:
     steps: list[Step] = []
     pending_jobs: dict[str, str] = {}   # job id -> last settled status since the last command
     last_cmd: int | None = None          # index in steps of the last command without outcome
+    skip_reply = False
 
     def flush_waits(lineno: int) -> None:
         for job, status in pending_jobs.items():
@@ -219,10 +221,16 @@ def _parse_jsonl(text: str, source: str) -> Script:
             if not isinstance(name, str) or (args is not None and not isinstance(args, dict)):
                 raise ScriptError("a command needs a string 'execute' and object 'arguments'",
                                   lineno, source)
+            if name == "qmp_capabilities":   # negotiation belongs to the connection
+                last_cmd = None
+                skip_reply = True
+                continue
             steps.append(ScriptCommand(name, args, None, lineno))
             last_cmd = len(steps) - 1
+            skip_reply = False
         elif "return" in msg or "error" in msg:
-            if last_cmd is None:
+            if last_cmd is None or skip_reply:
+                skip_reply = False
                 continue       # a reply to something not in the script (e.g. negotiation)
             cmd = steps[last_cmd]
             assert isinstance(cmd, ScriptCommand)

@@ -167,3 +167,19 @@ def test_json_quoted_values_as_the_log_dock_copies_them() -> None:
         "driver": "qcow2", "node-name": "top",
         "file": {"driver": "file", "filename": "/tmp/a b.qcow2"}, "backing": None,
         "read-only": False})
+
+
+def test_a_copied_log_with_negotiation_and_ids_loads() -> None:
+    """What the QMP log's Copy JSON gives: every visible message, ids, the greeting."""
+    text = "\n".join(json.dumps(m) for m in [
+        {"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}}, "capabilities": []}},
+        {"execute": "qmp_capabilities", "id": "__qmp#00000"},
+        {"return": {}, "id": "__qmp#00000"},
+        {"execute": "job-dismiss", "arguments": {"id": "j"}, "id": "__qmp#00007"},
+        {"timestamp": {"seconds": 1, "microseconds": 2}, "event": "JOB_STATUS_CHANGE",
+         "data": {"status": "null", "id": "j"}},
+        {"return": {}, "id": "__qmp#00007"},
+    ])
+    script = parse_script(text)
+    assert script.steps == (ScriptCommand("job-dismiss", {"id": "j"}, Expected(), 4),
+                            ScriptWait("j", ("null",), line=7))
