@@ -210,7 +210,11 @@ class OfflineWindow(QMainWindow):
             return []
         info = self.graph.snapshot.nodes[key]
         entries: list[tuple[str, Callable[[], object]]] = []
-        for problem in self.graph.problems.get(key, ()):
+        owners = [key]
+        if info.driver in ("missing", "unreadable"):   # the fixes live on the overlays
+            owners = [e.parent for e in self.graph.snapshot.parents(key)]
+        problems = [p for k in owners for p in self.graph.problems.get(k, ())]
+        for problem in problems:
             for fix in problem.fixes:
                 entries.append((f"Fix: {fix.label}", lambda f=fix: self.run_fix(f)))
         if info.driver != "qcow2":

@@ -51,6 +51,8 @@ def test_broken_link_is_drawn_and_fixed_from_the_context_menu(qtbot, broken_dir:
 
     labels = [label for label, _ in w.actions_for(mid)]
     assert labels[0] == "Fix: Detach the backing file (header only)"
+    # the placeholder of the missing file offers the same fixes
+    assert [label for label, _ in w.actions_for(missing)] == [labels[0]]
     # put the base back under another name and re-point the header there (unsafe fix)
     shutil.copy(broken_dir / "old" / "base.qcow2", broken_dir / "base2.qcow2")
     result = w.run_rebase(mid, "base2.qcow2", safe=False)
