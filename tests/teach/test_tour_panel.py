@@ -69,6 +69,10 @@ def test_every_tour_runs_through_the_panel(qtbot, qloop, name: str) -> None:  # 
     runner = panel.runner
     problems = [(r.index, r.problems) for r in runner.results if not r.ok]
     assert problems == []
+    # every step highlights nodes that exist in the graph after it
+    missing = [(r.index, h) for r in runner.results for h in r.step.highlight
+               if h not in r.snapshot.nodes]
+    assert missing == []
     assert finished == [True]
     assert "As the tour says" in panel.text.toPlainText()
     assert "End of the tour" in panel.text.toPlainText()
