@@ -101,12 +101,13 @@ class JobWatcher:
         async with self._changed:
             while True:
                 seen = self.history.get(job_id, [])
-                for status in seen:
-                    if status in until:
-                        return status
+                # a job that failed or was cancelled does not count as having got there
                 if job_id in self.errors and ("concluded" in seen or "null" in seen):
                     raise PeerJobError(job_id, f"job {job_id} ended with an error: "
                                                f"{self.errors[job_id]}")
+                for status in seen:
+                    if status in until:
+                        return status
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise PeerJobError(job_id, f"job {job_id} did not become "

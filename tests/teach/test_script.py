@@ -183,3 +183,23 @@ def test_a_copied_log_with_negotiation_and_ids_loads() -> None:
     script = parse_script(text)
     assert script.steps == (ScriptCommand("job-dismiss", {"id": "j"}, Expected(), 4),
                             ScriptWait("j", ("null",), line=7))
+
+
+async def test_job_watcher_reports_failure_before_the_awaited_status() -> None:
+    from gui.scripting.peer import JobWatcher, PeerJobError
+
+    w = JobWatcher()
+    for status in ("created", "running", "aborting"):
+        await w.on_event({"event": "JOB_STATUS_CHANGE", "data": {"id": "s", "status": status}})
+    await w.on_event({"event": "BLOCK_JOB_COMPLETED",
+                      "data": {"device": "s", "error": "Input/output error"}})
+    for status in ("concluded", "null"):
+        await w.on_event({"event": "JOB_STATUS_CHANGE", "data": {"id": "s", "status": status}})
+    with pytest.raises(PeerJobError, match="Input/output error"):
+        await w.wait("s", ["null"], 1.0)
+    # a new job with the same id starts a fresh history
+    await w.on_event({"event": "JOB_STATUS_CHANGE", "data": {"id": "s", "status": "created"}})
+    await w.on_event({"event": "JOB_STATUS_CHANGE", "data": {"id": "s", "status": "ready"}})
+    assert await w.wait("s", ["ready"], 1.0) == "ready"
+    with pytest.raises(PeerJobError, match="did not become null"):
+        await w.wait("s", ["null"], 0.05)
