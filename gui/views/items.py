@@ -442,6 +442,10 @@ class EdgeItem(QGraphicsItem):
         self._bounds = path.boundingRect().adjusted(-10, -10, 10, 10).united(
             QRectF(self._label_at.x() - 90, self._label_at.y() - 30, 180, 60))
 
+    def point_at(self, t: float) -> QPointF:
+        """A point along the drawn path (0 = parent end, 1 = child end)."""
+        return self._path.pointAtPercent(t)
+
     def child_end(self) -> QPointF:
         return self.endpoints()[1]
 

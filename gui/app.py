@@ -1,0 +1,77 @@
+"""``blockgraph`` with no subcommand: the editor window, on qasync's Qt event loop.
+
+    blockgraph                          the bundled engine with the demo chains
+    blockgraph --connect unix:PATH      a remote QEMU / qemu-storage-daemon
+    blockgraph IMAGE ...                the bundled engine with these images open
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import qasync
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="blockgraph", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--connect", metavar="ADDR", help="unix:PATH or tcp:HOST:PORT")
+    parser.add_argument("--demo", action="store_true", help="the bundled engine with the "
+                        "demo chains (the default without --connect or images)")
+    parser.add_argument("--demo-dir", type=Path, help="where to write the demo images")
+    parser.add_argument("--dark", action="store_true", help="dark colours")
+    parser.add_argument("--settings", type=Path, help="settings file (default: the user's)")
+    parser.add_argument("images", nargs="*", help="image files to open on the bundled engine")
+    return parser.parse_args(argv)
+
+
+async def start(window: object, args: argparse.Namespace) -> None:
+    from gui.main_window import MainWindow
+
+    assert isinstance(window, MainWindow)
+    if args.connect:
+        await window.open_remote(args.connect)
+    elif args.images:
+        if await window.open_bundled(demo=False):
+            for path in args.images:
+                window.open_image(path)
+    else:
+        await window.open_bundled(args.demo_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("blockgraph")
+    app.setOrganizationName("blockgraph")
+    app.setDesktopFileName("blockgraph")
+    from gui.main_window import MainWindow
+
+    settings = (QSettings(str(args.settings), QSettings.Format.IniFormat) if args.settings
+                else QSettings())
+    window = MainWindow(settings, scheme="dark" if args.dark else None)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    closed = asyncio.Event()
+    app.aboutToQuit.connect(closed.set)
+    window.show()
+
+    async def run() -> None:
+        window.spawn(start(window, args), "start")
+        await closed.wait()
+        await window.close_session()
+
+    with loop:
+        loop.run_until_complete(run())
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("QT_API", "pyside6")
+    sys.exit(main())

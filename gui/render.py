@@ -1,0 +1,232 @@
+"""``blockgraph render``: draw a graph to SVG, PNG, DOT or JSON without a window.
+
+    blockgraph render --demo -o demo.svg
+    blockgraph render --connect unix:/run/qsd.sock -o graph.png
+    blockgraph render disk.qcow2 -o chain.dot
+
+The same layers as the editor: a session (bundled engine or remote QEMU) reads the
+graph, the layout places it, the scene draws it. The format follows the output's
+extension. The export functions here also serve File → Export in the editor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+FORMATS = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot", ".json": "json"}
+
+
+def format_for(path: str | os.PathLike[str]) -> str:
+    ext = Path(path).suffix.lower()
+    if ext not in FORMATS:
+        raise ValueError(f"cannot tell the format of {os.fspath(path)!r}: "
+                         "use .svg, .png, .dot or .json")
+    return FORMATS[ext]
+
+
+# -- exports (need a QApplication for svg/png) -------------------------------------------
+def export(scene: Any, path: str | os.PathLike[str]) -> None:
+    """Write ``scene`` (a GraphScene) to ``path`` in the format its extension names."""
+    fmt = format_for(path)
+    if fmt == "svg":
+        write_svg(scene, path)
+    elif fmt == "png":
+        write_png(scene, path)
+    elif fmt == "dot":
+        Path(path).write_text(to_dot(scene.snapshot, scene.positions()))
+    else:
+        Path(path).write_text(json.dumps(to_json(scene.snapshot, scene.positions()), indent=2)
+                              + "\n")
+
+
+def write_svg(scene: Any, path: str | os.PathLike[str]) -> None:
+    from PySide6.QtCore import QRectF, QSize
+    from PySide6.QtGui import QPainter
+    from PySide6.QtSvg import QSvgGenerator
+
+    rect = scene.graph_rect()
+    gen = QSvgGenerator()
+    gen.setFileName(os.fspath(path))
+    gen.setSize(QSize(int(rect.width()), int(rect.height())))
+    gen.setViewBox(QRectF(0, 0, rect.width(), rect.height()))
+    gen.setTitle("blockgraph")
+    gen.setDescription("QEMU block graph drawn by blockgraph")
+    painter = QPainter(gen)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    scene.render(painter, QRectF(0, 0, rect.width(), rect.height()), rect)
+    painter.end()
+
+
+def write_png(scene: Any, path: str | os.PathLike[str], max_side: int = 8000) -> None:
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QImage, QPainter
+
+    rect = scene.graph_rect()
+    scale = min(1.0, max_side / max(rect.width(), rect.height(), 1))
+    img = QImage(max(1, int(rect.width() * scale)), max(1, int(rect.height() * scale)),
+                 QImage.Format.Format_ARGB32)
+    img.fill(scene.backgroundBrush().color())
+    painter = QPainter(img)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+    scene.render(painter, QRectF(0, 0, img.width(), img.height()), rect)
+    painter.end()
+    if not img.save(os.fspath(path), "PNG"):
+        raise OSError(f"cannot write {os.fspath(path)}")
+
+
+def _dot_id(key: str) -> str:
+    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_dot(snapshot: Any, positions: dict[str, tuple[float, float]] | None = None) -> str:
+    """Graphviz DOT of the graph; positions (points, y up) when given."""
+    lines = ["digraph blockgraph {", "  rankdir=TB;", '  node [shape=box, style="rounded"];']
+    for key, n in snapshot.nodes.items():
+        label = [n.name or "(anonymous)", n.driver or n.kind]
+        if n.filename and not n.filename.startswith("json:"):
+            label.append(os.path.basename(n.filename))
+        attrs = [f'label="{chr(92).join(x.replace(chr(34), "") + "n" for x in label)}"']
+        if n.read_only:
+            attrs.append('color="#a05a00"')
+        if n.kind != "block-node":
+            attrs.append('shape="ellipse"')
+        if positions and key in positions:
+            x, y = positions[key]
+            attrs.append(f'pos="{x / 1.0:.0f},{-y:.0f}!"')
+        lines.append(f"  {_dot_id(key)} [{', '.join(attrs)}];")
+    styles = {"backing": "bold", "file": "dashed"}
+    for e in snapshot.edges:
+        style = styles.get(e.role, "dotted" if e.parent.startswith("job:") else "solid")
+        lines.append(f'  {_dot_id(e.parent)} -> {_dot_id(e.child)} '
+                     f'[label="{e.role}", style={style}];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def to_json(snapshot: Any, positions: dict[str, tuple[float, float]] | None = None
+            ) -> dict[str, Any]:
+    """The graph as plain JSON: nodes (with position) and edges with permissions."""
+    nodes = []
+    for key, n in snapshot.nodes.items():
+        entry: dict[str, Any] = {
+            "key": key, "kind": n.kind, "name": n.name, "driver": n.driver,
+            "read-only": n.read_only, "filename": n.filename,
+            "virtual-size": n.virtual_size, "actual-size": n.actual_size,
+        }
+        if positions and key in positions:
+            entry["x"], entry["y"] = positions[key]
+        nodes.append(entry)
+    edges = [{"parent": e.parent, "child": e.child, "role": e.role, "perm": list(e.perm),
+              "shared-perm": list(e.shared_perm)} for e in snapshot.edges]
+    return {"nodes": nodes, "edges": edges}
+
+
+# -- the command -------------------------------------------------------------------------
+async def read_snapshot(args: argparse.Namespace) -> Any:
+    """Connect as the editor would, build the demo / open the image, return the graph."""
+    from gui.peers import BundledPeer, remote_endpoint
+    from gui.session import Session
+
+    bundled = None
+    if args.connect:
+        endpoint = remote_endpoint(args.connect)
+    else:
+        bundled = BundledPeer()
+        endpoint = bundled.endpoint
+    session = Session(endpoint, auto_reconnect=False, poll_interval=None)
+    try:
+        await session.connect()
+        if args.demo:
+            from gui.demo import build_demo
+
+            await build_demo(session, Path(tempfile.mkdtemp(prefix="blockgraph-render-")))
+        for i, image in enumerate(args.images):
+            from gui.planner.intents import AddImage
+
+            fmt = _probe_format(image)
+            plan = session.plan(AddImage(_node_name(image, i), os.path.abspath(image), fmt))
+            if not plan.ok:
+                raise ValueError("; ".join(str(r) for r in plan.refusals))
+            await session.run_plan(plan)
+        return await session.refresh(force=True)
+    finally:
+        await session.close()
+        if bundled is not None:
+            bundled.close()
+
+
+def _probe_format(path: str) -> str:
+    from engine.formats import open_image
+
+    img = open_image(path)
+    try:
+        return str(img.format)
+    finally:
+        img.close()
+
+
+def _node_name(path: str, index: int) -> str:
+    stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(path).stem)
+    if not stem or not stem[0].isalpha():
+        stem = f"img{index}-{stem}".rstrip("-")
+    return stem[:31]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="blockgraph render", description=__doc__.split(
+        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--connect", metavar="ADDR", help="unix:PATH or tcp:HOST:PORT")
+    source.add_argument("--demo", action="store_true", help="the demo chains on the bundled "
+                        "engine")
+    source.add_argument("images", nargs="*", default=[], metavar="IMAGE",
+                        help="image files to open (with their backing chains)")
+    parser.add_argument("-o", "--output", required=True, help="FILE.svg|.png|.dot|.json")
+    parser.add_argument("--dark", action="store_true", help="dark colours (SVG/PNG)")
+    parser.add_argument("--permissions", action="store_true",
+                        help="label edges with their permissions")
+    args = parser.parse_args(argv)
+    if not (args.connect or args.demo or args.images):
+        parser.error("give --connect ADDR, --demo or IMAGE")
+    try:
+        fmt = format_for(args.output)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        snapshot = asyncio.run(read_snapshot(args))
+    except Exception as exc:  # every failure becomes one clear line, no traceback
+        print(f"blockgraph render: {exc}", file=sys.stderr)
+        return 1
+    if fmt in ("dot", "json"):
+        from gui.views.layout import full_layout
+
+        positions = full_layout(snapshot)
+        text = (to_dot(snapshot, positions) if fmt == "dot"
+                else json.dumps(to_json(snapshot, positions), indent=2) + "\n")
+        Path(args.output).write_text(text)
+        return 0
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from gui.views.palette import DARK, LIGHT
+    from gui.views.scene import GraphScene
+
+    app = QApplication.instance() or QApplication([])
+    scene = GraphScene(DARK if args.dark else LIGHT)
+    scene.show_snapshot(snapshot)
+    scene.set_show_permissions(args.permissions)
+    try:
+        export(scene, args.output)
+    except OSError as exc:
+        print(f"blockgraph render: {exc}", file=sys.stderr)
+        return 1
+    del app
+    return 0

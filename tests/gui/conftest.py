@@ -1,0 +1,108 @@
+"""GUI test fixtures: the real main window on a qasync loop, with scripted answers.
+
+The window runs on the offscreen platform; asyncio runs on a ``qasync.QEventLoop``
+created ``already_running`` so that pytest-qt's ``waitUntil`` (which spins Qt's
+event loop) also drives the session's coroutines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import qasync  # after PySide6
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+
+from gui.main_window import MainWindow
+from gui.planner.plan import Plan
+from gui.widgets.dialogs import Prompter
+from tests.support.peer import EnginePeer, Peer, engine_available
+
+
+class ScriptedPrompter(Prompter):
+    """Answers questions without dialogs; records what was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str]] = []
+        self.errors: list[tuple[str, str]] = []
+        self.previews: list[Plan] = []
+        self.confirm_answer = True
+        self.text_answer: str | None = None  # None: accept the suggestion
+        self.choice: str | None = None  # None: accept the default
+        self.file: str | None = None
+
+    def confirm(self, title: str, text: str) -> bool:
+        self.asked.append(("confirm", text))
+        return self.confirm_answer
+
+    def preview(self, plan: Plan) -> bool:
+        self.previews.append(plan)
+        return True
+
+    def ask_text(self, title: str, label: str, default: str) -> str | None:
+        self.asked.append(("text", default))
+        return self.text_answer or default
+
+    def choose(self, title: str, label: str, options: list[str], default: int = 0
+               ) -> str | None:
+        self.asked.append(("choose", "|".join(options)))
+        return self.choice if self.choice is not None else options[default]
+
+    def open_file(self, title: str, directory: str = "") -> str | None:
+        return self.file
+
+    def error(self, title: str, text: str) -> None:
+        self.errors.append((title, text))
+
+
+_LOOP: list[asyncio.AbstractEventLoop] = []
+
+
+@pytest.fixture
+def aloop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
+    """One qasync loop for every GUI test (a second loop on one QApplication stalls)."""
+    if not _LOOP:
+        _LOOP.append(qasync.QEventLoop(qapp, already_running=True))
+    loop = _LOOP[0]
+    asyncio.set_event_loop(loop)
+    yield loop
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def window(qtbot: Any, aloop: Any, tmp_path: Path) -> Iterator[MainWindow]:
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    prompter = ScriptedPrompter()
+    win = MainWindow(settings, prompter=prompter, scheme="light")
+    win.resize(1400, 900)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    task = aloop.create_task(win.close_session())
+    qtbot.waitUntil(task.done, timeout=10000)
+
+
+PEERS = ["qsd", *(["engine"] if engine_available() else [])]
+
+
+@pytest.fixture(params=PEERS)
+def gui_peer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Peer]:
+    workdir = tmp_path / "peer"
+    workdir.mkdir()
+    peer = EnginePeer(workdir) if request.param == "engine" else Peer(workdir)
+    peer.start()
+    try:
+        yield peer
+    finally:
+        peer.stop()
+
+
+def run(qtbot: Any, loop: asyncio.AbstractEventLoop, coro: Any, timeout: int = 20000) -> Any:
+    """Run ``coro`` on the qasync loop while Qt processes events; return its result."""
+    task = loop.create_task(coro)
+    qtbot.waitUntil(task.done, timeout=timeout)
+    return task.result()
