@@ -83,8 +83,8 @@ def blockdev_add_arguments(name: str, path: Path, backing: str | None,
         "driver": "qcow2",
         "node-name": name,
         "read-only": read_only,
-        "file": {"driver": "file", "node-name": f"{name}-file", "filename": str(path),
-                 "read-only": read_only},
+        # the file child inherits read-only, so a job can later reopen the layer read-write
+        "file": {"driver": "file", "node-name": f"{name}-file", "filename": str(path)},
         "backing": backing,
     }
 

@@ -671,13 +671,27 @@ class MainWindow(QMainWindow):
             cur = snap.backing(cur)
         return out
 
+    def image_path(self, key: str) -> str:
+        """The host file behind ``key`` (through its ``file`` child if its own name is json:)."""
+        snap = self.scene.snapshot
+        seen = 0
+        while snap is not None and key in snap.nodes and seen < 8:
+            fn = snap.nodes[key].filename
+            if fn and not fn.startswith("json:"):
+                return fn
+            child = snap.child(key, "file")
+            if child is None:
+                return ""
+            key, seen = child, seen + 1
+        return ""
+
     def action_snapshot(self, key: str | None = None) -> None:
         key = key or self.selected_node()
         snap = self.scene.snapshot
         if key is None or snap is None:
             return
         node = snap.nodes[key]
-        base = node.filename if node.filename and not node.filename.startswith("json:") else ""
+        base = self.image_path(key)
         directory = os.path.dirname(base) if base else str(Path.cwd())
         stem = (node.name.lstrip("#") or "node")
         n = 1

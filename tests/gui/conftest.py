@@ -79,11 +79,17 @@ def window(qtbot: Any, aloop: Any, tmp_path: Path) -> Iterator[MainWindow]:
     prompter = ScriptedPrompter()
     win = MainWindow(settings, prompter=prompter, scheme="light")
     win.resize(1400, 900)
-    qtbot.addWidget(win)
     win.show()
     yield win
     task = aloop.create_task(win.close_session())
     qtbot.waitUntil(task.done, timeout=10000)
+    win.close()
+    win.deleteLater()
+    qtbot.wait(10)
+    # Collect now: finalizers of Qt/asyncio objects must not run at a random later
+    # point (Python 3.11 miscounts recursion if one runs inside the compiler).
+    import gc
+    gc.collect()
 
 
 PEERS = ["qsd", *(["engine"] if engine_available() else [])]
