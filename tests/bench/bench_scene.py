@@ -1,0 +1,154 @@
+"""Editor canvas benchmarks: layout, first paint, one-edge updates, memory.
+
+* Graphs of 100, 1,000 and 5,000 nodes (VM chains over shared bases, every image
+  with its protocol node; ``tests/support/graphs.py``): our layered layout alone,
+  and layout + building the scene + the first paint of the whole graph fitted into
+  a 1600×1000 frame, each beside Graphviz ``dot -Tsvg`` on the same graph (the
+  time to lay out and draw it). Target: 10× faster than dot at every size.
+* A one-edge change (a backing link re-pointed) applied to the 1,000-node scene
+  from the snapshot diff. Target: < 16 ms (one frame).
+* Peak memory (max RSS) of the editor's main window with the 5,000-node graph open
+  and painted, in a fresh process. Target: < 400 MiB.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.bench.report import Report, best_of, timed
+from tests.support.graphs import to_dot, vm_farm
+
+SIZES = (100, 1000, 5000)
+DOT_TIMEOUT = 120.0
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _dot_seconds(dot_text: str) -> float | None:
+    """Wall time of ``dot -Tsvg``; None when it exceeds DOT_TIMEOUT."""
+    dot = shutil.which("dot")
+    if dot is None:
+        return None
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d) / "g.dot"
+        src.write_text(dot_text)
+        t0 = time.perf_counter()
+        try:
+            subprocess.run([dot, "-Tsvg", str(src), "-o", str(Path(d) / "g.svg")], check=True,
+                           timeout=DOT_TIMEOUT, capture_output=True)
+        except subprocess.TimeoutExpired:
+            return None
+        return time.perf_counter() - t0
+
+
+def _first_paint(snapshot: object) -> float:
+    from PySide6.QtCore import QRectF, Qt
+    from PySide6.QtGui import QImage, QPainter
+
+    from gui.views.scene import GraphScene
+
+    def go() -> None:
+        scene = GraphScene()
+        scene.show_snapshot(snapshot)  # type: ignore[arg-type]
+        img = QImage(1600, 1000, QImage.Format.Format_ARGB32_Premultiplied)
+        img.fill(Qt.GlobalColor.white)
+        p = QPainter(img)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = scene.graph_rect()
+        scene.render(p, QRectF(0, 0, 1600, 1000), rect, Qt.AspectRatioMode.KeepAspectRatio)
+        p.end()
+
+    return best_of(3, go)
+
+
+def _one_edge_change(n: int) -> float:
+    from engine.graph.snapshot import GraphSnapshot
+    from gui.views.scene import GraphScene
+
+    snap = vm_farm(n)
+    scene = GraphScene()
+    scene.show_snapshot(snap)
+    # re-point the backing link of one top-level overlay to another base/overlay
+    edge = next(e for e in snap.edges if e.role == "backing" and e.parent.endswith("-top"))
+    other = next(k for k in snap.nodes if k.startswith("base") and k != edge.child
+                 and not k.endswith("-file")) if n >= 300 else edge.child
+    if other == edge.child:
+        other = next(e.parent for e in snap.edges
+                     if e.role == "backing" and e.parent != edge.parent)
+    moved = GraphSnapshot(snap.nodes.values(),
+                          [dataclasses.replace(e, child=other) if e == edge else e
+                           for e in snap.edges])
+    times = []
+    for _ in range(20):
+        t, _r = timed(lambda: scene.show_snapshot(moved))
+        times.append(t)
+        t, _r = timed(lambda: scene.show_snapshot(snap))
+        times.append(t)
+    assert scene.snapshot is snap
+    times.sort()
+    return times[len(times) // 2]
+
+
+MEMORY_SCRIPT = """
+import os, resource, sys
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from gui.main_window import MainWindow
+from tests.support.graphs import vm_farm
+settings = QSettings(sys.argv[1], QSettings.Format.IniFormat)
+w = MainWindow(settings)
+w.resize(1600, 1000)
+w.show()
+w.show_snapshot(vm_farm(5000))
+w.view.fit()
+for _ in range(5):
+    app.processEvents()
+w.minimap.rebuild()
+w.view.viewport().repaint()
+app.processEvents()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def _peak_memory_mib() -> float:
+    with tempfile.TemporaryDirectory() as d:
+        env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(REPO))
+        out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(Path(d) / "s.ini")],
+                             cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024
+
+
+def run(report: Report) -> None:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from gui.views.layout import full_layout
+
+    app = QApplication.instance() or QApplication([])
+    for n in SIZES:
+        snap = vm_farm(n)
+        layout_s = best_of(3, lambda s=snap: full_layout(s))
+        paint_s = _first_paint(snap)
+        dot_s = _dot_seconds(to_dot(snap))
+        anchor = dot_s if dot_s is not None else None
+        name = "dot -Tsvg" if dot_s is not None else f"dot -Tsvg (> {DOT_TIMEOUT:.0f} s, timed out)"
+        report.add("scene", f"layout, {n} nodes", layout_s * 1000, "ms",
+                   anchor=None if anchor is None else anchor * 1000, anchor_name=name,
+                   target="10x faster than dot")
+        report.add("scene", f"layout + scene + first paint, {n} nodes", paint_s * 1000, "ms",
+                   anchor=None if anchor is None else anchor * 1000, anchor_name=name,
+                   target="10x faster than dot")
+    change = _one_edge_change(1000)
+    report.add("scene", "one-edge change on the 1,000-node scene (median)", change * 1000, "ms",
+               target="< 16 ms")
+    report.add("scene", "editor peak memory, 5,000-node graph open", _peak_memory_mib(), "MiB",
+               target="< 400 MiB")
+    del app
