@@ -565,6 +565,7 @@ class MainWindow(QMainWindow):
                 pos = self._pending_positions.pop(key, None)
                 if pos is not None and key in self.scene.nodes:
                     self.scene.nodes[key].setPos(pos)
+                    self.scene.nodes[key].adjust_edges()
         self.view.update_scene_rect()
         key = self.inspector.key
         self.inspector.show_node(snap, key if key in snap.nodes else None)

@@ -48,6 +48,11 @@ FILTER_DRIVERS = frozenset({
 })
 
 _FONTS: dict[str, QFont] = {}
+_METRICS: dict[str, QFontMetricsF] = {}
+
+_NODE_FLAGS = (QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
+               | QGraphicsItem.GraphicsItemFlag.ItemIsMovable
+               | QGraphicsItem.GraphicsItemFlag.ItemIsFocusable)
 
 
 def font(kind: str) -> QFont:
@@ -69,6 +74,12 @@ def font(kind: str) -> QFont:
             f.setPointSizeF(8.5)
         _FONTS[kind] = f
     return _FONTS[kind]
+
+
+def metrics(kind: str) -> QFontMetricsF:
+    if kind not in _METRICS:
+        _METRICS[kind] = QFontMetricsF(font(kind))
+    return _METRICS[kind]
 
 
 def human_size(n: int | None) -> str:
@@ -119,24 +130,26 @@ class NodeItem(QGraphicsItem):
         w, h = geometry.size(info.kind, beside)
         self._rect = QRectF(0, 0, w, h)
         self._bounds = self._rect.adjusted(-4, -12, 4, 8)
-        self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
-                      | QGraphicsItem.GraphicsItemFlag.ItemIsMovable
-                      | QGraphicsItem.GraphicsItemFlag.ItemIsFocusable
-                      | QGraphicsItem.GraphicsItemFlag.ItemSendsScenePositionChanges)
+        self.setFlags(_NODE_FLAGS)
         self.setZValue(NODE_Z)
         self.setAcceptHoverEvents(True)
         self.set_info(info)
 
     # -- model --------------------------------------------------------------------
     def set_info(self, info: NodeInfo) -> None:
-        """Take a new NodeInfo for this key and re-lay the card's text."""
+        """Take a new NodeInfo for this key; the card's text is laid out at the next paint."""
         self.info = info
+        self._lines: list[str] | None = None
+        self.update()
+
+    def _layout_text(self) -> list[str]:
+        """Elide the card's lines to its width (once per update, not per paint)."""
+        info = self.info
         w = self._rect.width() - 16
-        title_font = font("auto" if info.auto_named else "title")
-        fm_title = QFontMetricsF(title_font)
-        fm = QFontMetricsF(font("body"))
-        name = display_name(info)
-        self._title = fm_title.elidedText(name, Qt.TextElideMode.ElideMiddle, w - 30)
+        fm_title = metrics("auto" if info.auto_named else "title")
+        fm = metrics("body")
+        self._title = fm_title.elidedText(display_name(info), Qt.TextElideMode.ElideMiddle,
+                                          w - 30)
         lines: list[str] = []
         if info.kind == "block-node":
             fn = info.filename
@@ -154,8 +167,20 @@ class NodeItem(QGraphicsItem):
         else:
             lines.append("block backend" if info.name else "export / internal user")
         self._lines = lines
+        return lines
+
+    def hoverEnterEvent(self, event: Any) -> None:
+        # tooltips are built when the pointer arrives, not for every node up front
         self.setToolTip(self._tooltip())
-        self.update()
+        super().hoverEnterEvent(event)
+
+    def mouseMoveEvent(self, event: Any) -> None:
+        super().mouseMoveEvent(event)
+        scene = self.scene()
+        moved = scene.selectedItems() if scene is not None else []
+        for item in {self, *moved}:
+            for e in getattr(item, "edges", ()):
+                e.adjust()
 
     def _tooltip(self) -> str:
         i = self.info
@@ -181,7 +206,6 @@ class NodeItem(QGraphicsItem):
     def set_job_badge(self, text: str) -> None:
         if text != self.job_badge:
             self.job_badge = text
-            self.setToolTip(self._tooltip())
             self.update()
 
     def set_scheme(self, scheme: Scheme) -> None:
@@ -227,11 +251,10 @@ class NodeItem(QGraphicsItem):
         r = self._rect
         return QRectF(r.width() / 2 - 7, r.height() - 7, 14, 14)
 
-    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:
-        if change == QGraphicsItem.GraphicsItemChange.ItemScenePositionHasChanged:
-            for e in self.edges:
-                e.adjust()
-        return super().itemChange(change, value)
+    def adjust_edges(self) -> None:
+        """Re-route this node's edges (after it moved)."""
+        for e in self.edges:
+            e.adjust()
 
     # -- painting -----------------------------------------------------------------
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
@@ -261,6 +284,7 @@ class NodeItem(QGraphicsItem):
         painter.setBrush(header)
         painter.drawRoundedRect(QRectF(r.x() + 0.5, r.y() + 0.5, r.width() - 1, hh), 5.5, 5.5)
         painter.drawRect(QRectF(r.x() + 0.5, r.y() + hh / 2, r.width() - 1, hh / 2 + 0.5))
+        lines = self._lines if self._lines is not None else self._layout_text()
         painter.setPen(QColor("#ffffff") if not self.info.auto_named else QColor("#e6e9ef"))
         painter.setFont(font("auto" if self.info.auto_named else "title"))
         painter.drawText(QRectF(8, 0, r.width() - 16, hh),
@@ -282,7 +306,7 @@ class NodeItem(QGraphicsItem):
         painter.setPen(s.color("text"))
         painter.setFont(font("body"))
         y = hh + 3
-        for line in self._lines:
+        for line in lines:
             painter.drawText(QRectF(8, y, r.width() - 16, 16),
                              Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, line)
             painter.setPen(s.color("text_dim"))
@@ -376,11 +400,12 @@ class EdgeItem(QGraphicsItem):
         self._bounds = QRectF()
         self._arrow = QPolygonF()
         self._label_at = QPointF()
+        self._ends = ((0.0, 0.0), (0.0, 0.0))
+        self._purpose: str | None = None
         self.setZValue(EDGE_Z)
         self.setAcceptHoverEvents(True)
         parent_item.edges.append(self)
         child_item.edges.append(self)
-        self.setToolTip(self._tooltip())
         self.adjust()
 
     @property
@@ -399,7 +424,6 @@ class EdgeItem(QGraphicsItem):
 
     def set_info(self, info: EdgeInfo) -> None:
         self.info = info
-        self.setToolTip(self._tooltip())
         self.update()
 
     def detach(self) -> None:
@@ -409,6 +433,11 @@ class EdgeItem(QGraphicsItem):
                 item.edges.remove(self)
 
     def purpose(self) -> str:
+        if self._purpose is None:
+            self._purpose = self._compute_purpose()
+        return self._purpose
+
+    def _compute_purpose(self) -> str:
         role = self.info.role
         if self.src.info.kind == "block-job":
             return "edge_job"
@@ -421,33 +450,43 @@ class EdgeItem(QGraphicsItem):
         return "edge_other"
 
     def endpoints(self) -> tuple[QPointF, QPointF]:
-        if self.sideways:
-            return self.src.right_port(), self.dst.left_port()
-        return self.src.bottom_port(), self.dst.top_port()
+        return QPointF(*self._ends[0]), QPointF(*self._ends[1])
 
     def adjust(self) -> None:
+        """Re-route after an endpoint moved (plain float arithmetic: this runs per edge)."""
         self.prepareGeometryChange()
-        a, b = self.endpoints()
-        path = QPainterPath(a)
+        src, dst = self.src, self.dst
+        sp, dp = src.pos(), dst.pos()
         if self.sideways:
-            path.lineTo(b)
+            ax, ay = sp.x() + src.width, sp.y() + src.height / 2
+            bx, by = dp.x(), dp.y() + dst.height / 2
+        else:
+            ax, ay = sp.x() + src.width / 2, sp.y() + src.height
+            bx, by = dp.x() + dst.width / 2, dp.y()
+        self._ends = ((ax, ay), (bx, by))
+        path = QPainterPath(QPointF(ax, ay))
+        if self.sideways:
+            path.lineTo(bx, by)
             self._arrow = QPolygonF()
         else:
-            dy = max(30.0, abs(b.y() - a.y()) / 2)
-            path.cubicTo(QPointF(a.x(), a.y() + dy), QPointF(b.x(), b.y() - dy), b)
-            self._arrow = QPolygonF([b, QPointF(b.x() - 5, b.y() - 9), QPointF(b.x() + 5,
-                                                                                b.y() - 9)])
+            dy = max(30.0, abs(by - ay) / 2)
+            path.cubicTo(ax, ay + dy, bx, by - dy, bx, by)
+            self._arrow = QPolygonF([QPointF(bx, by), QPointF(bx - 5, by - 9),
+                                     QPointF(bx + 5, by - 9)])
         self._path = path
-        self._label_at = path.pointAtPercent(0.5)
-        self._bounds = path.boundingRect().adjusted(-10, -10, 10, 10).united(
-            QRectF(self._label_at.x() - 90, self._label_at.y() - 30, 180, 60))
+        mx, my = (ax + bx) / 2, (ay + by) / 2  # the curve is symmetric: t=0.5 is the midpoint
+        self._label_at = QPointF(mx, my)
+        left, right = min(ax, bx, mx - 90), max(ax, bx, mx + 90)
+        top = min(ay, by - 40, my - 30) if not self.sideways else min(ay, by, my - 30)
+        bottom = max(ay + 40, by, my + 30)
+        self._bounds = QRectF(left - 10, top - 10, right - left + 20, bottom - top + 20)
 
     def point_at(self, t: float) -> QPointF:
         """A point along the drawn path (0 = parent end, 1 = child end)."""
         return self._path.pointAtPercent(t)
 
     def child_end(self) -> QPointF:
-        return self.endpoints()[1]
+        return QPointF(*self._ends[1])
 
     def boundingRect(self) -> QRectF:
         return self._bounds
@@ -468,17 +507,9 @@ class EdgeItem(QGraphicsItem):
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
         purpose = self.purpose()
-        color = self.scheme.color(purpose)
-        width = {"edge_backing": 2.6, "edge_file": 1.2, "edge_root": 2.0}.get(purpose, 1.6)
-        if self.hover:
-            width += 1.5
-        pen = QPen(color, width)
-        if purpose == "edge_file":
-            pen.setStyle(Qt.PenStyle.DashLine)
-        elif purpose == "edge_job":
-            pen.setStyle(Qt.PenStyle.DotLine)
-        if getattr(self.info, "frozen", False):
-            pen.setStyle(Qt.PenStyle.DashDotLine)
+        frozen = getattr(self.info, "frozen", False)
+        pen = _edge_pen(self.scheme, purpose, self.hover, frozen)
+        color = pen.color()
         painter.setPen(pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawPath(self._path)
@@ -504,6 +535,26 @@ class EdgeItem(QGraphicsItem):
             painter.drawRoundedRect(rect, 4, 4)
             painter.setPen(self.scheme.color("text"))
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, label)
+
+
+_PENS: dict[tuple[str, str, bool, bool], QPen] = {}
+
+
+def _edge_pen(scheme: Scheme, purpose: str, hover: bool, frozen: bool) -> QPen:
+    """Pens by (scheme, role purpose, hover, frozen), made once."""
+    key = (scheme.name, purpose, hover, frozen)
+    pen = _PENS.get(key)
+    if pen is None:
+        width = {"edge_backing": 2.6, "edge_file": 1.2, "edge_root": 2.0}.get(purpose, 1.6)
+        pen = QPen(scheme.color(purpose), width + (1.5 if hover else 0.0))
+        if frozen:
+            pen.setStyle(Qt.PenStyle.DashDotLine)
+        elif purpose == "edge_file":
+            pen.setStyle(Qt.PenStyle.DashLine)
+        elif purpose == "edge_job":
+            pen.setStyle(Qt.PenStyle.DotLine)
+        _PENS[key] = pen
+    return pen
 
 
 _PERM_SHORT = {"consistent-read": "r", "write": "w", "write-unchanged": "wu", "resize": "rs",

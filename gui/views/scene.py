@@ -94,10 +94,13 @@ class GraphScene(QGraphicsScene):
         self.edges.clear()
         positions = layout_mod.full_layout(snapshot, self.geometry)
         beside = self._beside(snapshot)
+        # bulk insert without maintaining the BSP tree, which is built once afterwards
+        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
         for k in snapshot.nodes:
             self._add_node(snapshot, k, positions[k], k in beside)
         for e in snapshot.edges:
             self._add_edge(e)
+        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
         self._update_badges(snapshot, None)
 
     def relayout(self) -> None:
@@ -107,6 +110,8 @@ class GraphScene(QGraphicsScene):
         positions = layout_mod.full_layout(self.snapshot, self.geometry)
         for k, item in self.nodes.items():
             item.setPos(*positions[k])
+        for e in self.edges.values():
+            e.adjust()
 
     def positions(self) -> dict[str, Point]:
         return {k: (n.pos().x(), n.pos().y()) for k, n in self.nodes.items()}

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QApplication
 from gui.main_window import MainWindow
 from gui.planner.plan import Plan
 from gui.widgets.dialogs import Prompter
-from tests.support.peer import EnginePeer, Peer, engine_available
+from tests.support.peer import PEER_KINDS, EnginePeer, Peer
 
 
 class ScriptedPrompter(Prompter):
@@ -92,10 +92,7 @@ def window(qtbot: Any, aloop: Any, tmp_path: Path) -> Iterator[MainWindow]:
     gc.collect()
 
 
-PEERS = ["qsd", *(["engine"] if engine_available() else [])]
-
-
-@pytest.fixture(params=PEERS)
+@pytest.fixture(params=PEER_KINDS)
 def gui_peer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Peer]:
     workdir = tmp_path / "peer"
     workdir.mkdir()
