@@ -146,6 +146,8 @@ class MainWindow(QMainWindow):
             self.docks[name] = dock
         self.tabifyDockWidget(self.docks["jobs"], self.docks["log"])
         self.docks["jobs"].raise_()
+        self.resizeDocks([self.docks["jobs"]], [190], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["inspector"]], [330], Qt.Orientation.Horizontal)
 
     def _build_status(self) -> None:
         bar = self.statusBar()

@@ -10,6 +10,7 @@ per paint.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +109,22 @@ def header_purpose(info: NodeInfo) -> str:
     return "format_header"
 
 
+def display_file(filename: str) -> str:
+    """What a card shows for a filename: the base name; for ``json:`` names, the base
+    name of the innermost ``file`` child's filename (what the user opened)."""
+    if filename.startswith("json:"):
+        try:
+            opts = json.loads(filename[5:])
+        except ValueError:
+            return filename
+        while isinstance(opts, dict):
+            if isinstance(opts.get("filename"), str):
+                return os.path.basename(opts["filename"])
+            opts = opts.get("file")
+        return filename
+    return os.path.basename(filename)
+
+
 def display_name(info: NodeInfo) -> str:
     if info.kind == "block-backend":
         return info.name or "(anonymous backend)"
@@ -152,14 +169,13 @@ class NodeItem(QGraphicsItem):
                                           w - 30)
         lines: list[str] = []
         if info.kind == "block-node":
-            fn = info.filename
-            base = os.path.basename(fn) if fn and not fn.startswith("json:") else fn
+            base = display_file(info.filename) if info.filename else ""
             if base:
                 lines.append(fm.elidedText(base, Qt.TextElideMode.ElideMiddle, w))
             if not self.beside:
                 bits = [human_size(info.virtual_size)]
                 if info.cluster_size:
-                    bits.append(f"{human_size(info.cluster_size)} clusters")
+                    bits.append(f"{human_size(info.cluster_size)} cl.")
                 lines.append("  ·  ".join(bits))
         elif info.kind == "block-job":
             st = info.info.get("status", "")
@@ -313,12 +329,11 @@ class NodeItem(QGraphicsItem):
             y += 16
         if info.kind == "block-node" and not self.beside:
             self._paint_allocation(painter, r, y + 2)
+            pill_at = QPointF(r.width() - 8, hh + 3 + 16 + 1)
             if info.read_only:
-                self._paint_pill(painter, QPointF(r.width() - 8, r.height() - 22), "read-only",
-                                 s.color("read_only"), right=True)
+                self._paint_pill(painter, pill_at, "read-only", s.color("read_only"), right=True)
             else:
-                self._paint_pill(painter, QPointF(r.width() - 8, r.height() - 22), "rw",
-                                 s.color("drag_ok"), right=True)
+                self._paint_pill(painter, pill_at, "read-write", s.color("drag_ok"), right=True)
             if self.has_backing_port():
                 pr = self.backing_port_rect()
                 painter.setPen(QPen(s.color("edge_backing"), 1.5))
@@ -338,7 +353,7 @@ class NodeItem(QGraphicsItem):
         if not info.virtual_size or info.actual_size is None:
             return
         frac = max(0.0, min(1.0, info.actual_size / info.virtual_size))
-        bar = QRectF(8, r.height() - 14, r.width() * 0.5, 6)
+        bar = QRectF(8, r.height() - 14, r.width() * 0.45, 6)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(self.scheme.color("alloc_bg"))
         painter.drawRoundedRect(bar, 3, 3)
@@ -348,9 +363,9 @@ class NodeItem(QGraphicsItem):
                                     3, 3)
         painter.setPen(self.scheme.color("text_dim"))
         painter.setFont(font("small"))
-        painter.drawText(QRectF(bar.right() + 6, bar.y() - 5, 70, 16),
+        painter.drawText(QRectF(bar.right() + 6, bar.y() - 5, r.width() - bar.right() - 30, 16),
                          Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
-                         f"{human_size(info.actual_size)} used")
+                         human_size(info.actual_size))
 
     def _paint_job_progress(self, painter: QPainter, r: QRectF) -> None:
         total = self.info.info.get("len") or 0
