@@ -283,6 +283,9 @@ class MainWindow(QMainWindow):
         tb.addWidget(spacer)
         tb.addWidget(self.search)
         self.addToolBar(tb)
+        from gui.teaching import install_teaching
+
+        self.teaching_actions = install_teaching(self)
         self.node_actions = [self.act_snapshot, self.act_stream, self.act_commit,
                              self.act_delete, self.act_ro, self.act_detach, self.act_copy_qmp]
         self._update_node_actions()

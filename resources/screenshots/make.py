@@ -19,11 +19,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import qasync  # after PySide6
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
-
-import qasync  # after PySide6
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))

@@ -8,6 +8,7 @@ event loop) also drives the session's coroutines.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,17 +61,28 @@ class ScriptedPrompter(Prompter):
 
 
 _LOOP: list[asyncio.AbstractEventLoop] = []
+_OTHER_HOOKS: list[object] = []
 
 
 @pytest.fixture
 def aloop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
-    """One qasync loop for every GUI test (a second loop on one QApplication stalls)."""
+    """One qasync loop for every GUI test (a second loop on one QApplication stalls).
+
+    It counts as the running loop only while a GUI test runs: other tests in the same
+    process use their own loops (asyncio.run, pytest-asyncio).
+    """
     if not _LOOP:
+        _OTHER_HOOKS.append(sys.get_asyncgen_hooks())
         _LOOP.append(qasync.QEventLoop(qapp, already_running=True))
     loop = _LOOP[0]
+    asyncio.events._set_running_loop(loop)
+    sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook,  # type: ignore[attr-defined]
+                           finalizer=loop._asyncgen_finalizer_hook)  # type: ignore[attr-defined]
     asyncio.set_event_loop(loop)
     yield loop
     asyncio.set_event_loop(None)
+    asyncio.events._set_running_loop(None)
+    sys.set_asyncgen_hooks(*_OTHER_HOOKS[0])  # type: ignore[misc]
 
 
 @pytest.fixture
