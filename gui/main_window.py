@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
         self.address = ""
         self._pending_positions: dict[str, QPointF] = {}
         self._search_index = 0
+        self._search_text = ""
         self._background: set[Any] = set()
         self.dialog_prompter = DialogPrompter(
             self, bool(self.settings.value("preview_plans", True, type=bool)))
@@ -609,7 +610,10 @@ class MainWindow(QMainWindow):
         if exact:
             key = exact[0]
         else:
-            self._search_index = (self._search_index + 1) % len(matches)
+            if text != self._search_text:
+                self._search_text, self._search_index = text, 0
+            else:  # Enter again: the next match
+                self._search_index = (self._search_index + 1) % len(matches)
             key = matches[self._search_index]
         self.view.center_on_node(key)
         self.view.setFocus()

@@ -301,7 +301,8 @@ class NodeItem(QGraphicsItem):
         painter.drawRoundedRect(QRectF(r.x() + 0.5, r.y() + 0.5, r.width() - 1, hh), 5.5, 5.5)
         painter.drawRect(QRectF(r.x() + 0.5, r.y() + hh / 2, r.width() - 1, hh / 2 + 0.5))
         lines = self._lines if self._lines is not None else self._layout_text()
-        painter.setPen(QColor("#ffffff") if not self.info.auto_named else QColor("#e6e9ef"))
+        # auto-named nodes (#block123): italic and dimmed, names QEMU made up
+        painter.setPen(QColor(255, 255, 255, 170 if self.info.auto_named else 255))
         painter.setFont(font("auto" if self.info.auto_named else "title"))
         painter.drawText(QRectF(8, 0, r.width() - 16, hh),
                          Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, self._title)

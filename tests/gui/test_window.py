@@ -1,0 +1,103 @@
+"""Window behaviour that needs no peer: search, keyboard walk, settings, log, export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtTest import QTest
+
+from gui.main_window import MainWindow
+from gui.session import TrafficLog
+from gui.widgets.qmp_log import qmp_shell_line
+from tests.gui.test_layout import chains
+
+pytestmark = pytest.mark.gui
+
+
+def test_search_and_keyboard_walk(window: MainWindow) -> None:
+    window.show_snapshot(chains())
+    assert window.find_node("mid") == "mid1"
+    assert window.view.selected_key() == "mid1"
+    window.view.setFocus()
+    QTest.keyClick(window.view, Qt.Key.Key_Down)
+    assert window.view.selected_key() == "base"
+    QTest.keyClick(window.view, Qt.Key.Key_Up)
+    assert window.view.selected_key() in ("mid1", "top2")
+    assert window.find_node("no-such-node") is None
+    assert "no node matches" in window.error_label.text()
+    # the inspector follows the selection
+    window.view.center_on_node("top1")
+    assert "top1" in window.inspector.text.toPlainText()
+
+
+def test_context_menus_offer_the_node_edits(window: MainWindow) -> None:
+    window.show_snapshot(chains())
+    window.view.center_on_node("mid1")
+    texts = [a.text() for a in window.build_context_menu("mid1", window.view.mapToScene(0, 0))
+             .actions()]
+    for wanted in ("&Snapshot…", "S&tream into this node…", "&Commit down to…",
+                   "&Delete node", "Copy as &QMP"):
+        assert wanted in texts
+    empty = [a.text() for a in window.build_context_menu(None, window.view.mapToScene(0, 0))
+             .actions()]
+    assert "Open image here…" in empty
+    copied = json.loads(window.copy_as_qmp_text("mid1"))
+    assert copied["execute"] == "blockdev-add"
+    assert copied["arguments"]["node-name"] == "mid1"
+    assert copied["arguments"]["backing"] == "base"
+
+
+def test_settings_are_remembered(qtbot: Any, aloop: Any, tmp_path: Path) -> None:
+    path = str(tmp_path / "s.ini")
+    first = MainWindow(QSettings(path, QSettings.Format.IniFormat), scheme="light")
+    first.resize(640, 480)  # within the offscreen screen (800x600)
+    first.show()
+    first._remember("unix:/tmp/a.sock")
+    first._remember("tcp:localhost:4444")
+    first.set_dark(True)
+    first.close()
+    second = MainWindow(QSettings(path, QSettings.Format.IniFormat))
+    second.show()
+    assert (second.width(), second.height()) == (640, 480)
+    assert second.recent() == ["tcp:localhost:4444", "unix:/tmp/a.sock"]
+    assert second.scheme.name == "dark"
+    assert [a.text() for a in second.recent_menu.actions()] == second.recent()
+    second.close()
+    for w in (first, second):
+        w.deleteLater()
+
+
+def test_qmp_log_filters_highlights_and_copies(window: MainWindow) -> None:
+    log = TrafficLog()
+    cmd = {"execute": "blockdev-del", "arguments": {"node-name": "a b"}}
+    entries = [log.record("sent", cmd),
+               log.record("received", {"error": {"class": "GenericError", "desc": "boom"}}),
+               log.record("sent", {"execute": "query-named-block-nodes"}, background=True),
+               log.record("received", {"event": "JOB_STATUS_CHANGE", "data": {}})]
+    for e in entries:
+        window.qmp_log.add(e)
+    assert window.qmp_log.visible_count() == 3  # background poll hidden
+    window.qmp_log.show_background.setChecked(True)
+    assert window.qmp_log.visible_count() == 4
+    window.qmp_log.filter.setText("boom")
+    assert window.qmp_log.visible_count() == 1
+    window.qmp_log.filter.setText("")
+    window.qmp_log.show_background.setChecked(False)
+    shell = window.qmp_log.selection_text(as_shell=True)
+    assert shell == qmp_shell_line(cmd) == 'blockdev-del node-name="a b"'
+    assert json.loads(window.qmp_log.selection_text(as_shell=False).splitlines()[0]) == cmd
+    error_item = window.qmp_log.tree.topLevelItem(1)
+    assert error_item.foreground(3).color().name() == "#d03b3b"
+
+
+def test_export_every_format(window: MainWindow, tmp_path: Path) -> None:
+    window.show_snapshot(chains())
+    for ext in ("svg", "png", "dot", "json"):
+        out = tmp_path / f"g.{ext}"
+        window.export_to(str(out))
+        assert out.stat().st_size > 100, ext
+    assert json.loads((tmp_path / "g.json").read_text())["nodes"]
