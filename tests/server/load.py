@@ -127,13 +127,19 @@ def _client(path: str, image: Path, node: str, count: int, result: LoadResult,
             result.kinds[k] = result.kinds.get(k, 0) + v
 
 
-def run_load(socket_path: str, images: list[Path], commands: int) -> LoadResult:
-    """Run ``commands`` commands split over one client per image, concurrently."""
+def run_load(sockets: str | list[str], images: list[Path], commands: int) -> LoadResult:
+    """Run ``commands`` commands split over one client per image, concurrently.
+
+    ``sockets``: one path for all clients, or one per client (qemu-storage-daemon
+    serves one client per monitor socket, so it gets one monitor per client).
+    """
+    paths = [sockets] * len(images) if isinstance(sockets, str) else list(sockets)
+    assert len(paths) == len(images)
     result = LoadResult()
     lock = threading.Lock()
     start = threading.Barrier(len(images) + 1)
     share = commands // len(images)
-    threads = [threading.Thread(target=_client, args=(socket_path, img, f"load{i}",
+    threads = [threading.Thread(target=_client, args=(paths[i], img, f"load{i}",
                                                       share + (i < commands % len(images)),
                                                       result, lock, start))
                for i, img in enumerate(images)]
