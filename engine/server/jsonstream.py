@@ -366,7 +366,7 @@ def _parse_string(text: bytes) -> str:
             break
         esc = body[j + 1]
         if esc == ord("u"):
-            cp, i = _parse_unicode_escape(body, j)
+            cp, i = _parse_unicode_escape(body, j, text[1:])
             out.append(chr(cp))
             continue
         simple = _ESCAPES.get(esc)
@@ -377,11 +377,16 @@ def _parse_string(text: bytes) -> str:
     return "".join(out)
 
 
-def _parse_unicode_escape(body: bytes, j: int) -> tuple[int, int]:
-    """The code point of ``\\uXXXX`` (or a surrogate pair) at ``j``; and where it ends."""
+def _parse_unicode_escape(body: bytes, j: int, rest: bytes) -> tuple[int, int]:
+    """The code point of ``\\uXXXX`` (or a surrogate pair) at ``j``; and where it ends.
+
+    ``rest`` is the token after its opening quote: QEMU's error quotes the six
+    characters from the backslash, the closing quote included if it comes sooner.
+    """
     m = _HEX4.match(body, j + 2)
     if not m:
-        raise _ParseError("invalid hex escape sequence in string")
+        shown = rest[j:j + 6].decode("utf-8", "replace")
+        raise _ParseError(f"{shown} is not a valid Unicode character")
     cp = int(m.group(0), 16)
     end = j + 6
     if 0xD800 <= cp < 0xDC00:

@@ -65,6 +65,12 @@ SCENARIOS: list[Scenario] = [
         Raw(b'{"id":"\\ud800"}'),
         Raw(b'{"id":"a\tb"}'),
         Raw(b'@junk {"execute":"query-named-block-nodes","id":3}'),
+        Raw(b'{"execute":"query-version","id":"\xc3("}'),
+        Raw(b'{"execute":"query-version","id":"\xed\xa0\x80"}'),
+        Raw(b'{"execute":"query-version","id":"\xc0\xaf"}'),
+        Raw(b"\xc3\xa9\n"),
+        Raw(b'{"execute":"query-version","id":"\\u00"}'),
+        Raw(b'{"execute":"query-version","id":"\\u12x4"}'),
     )),
     Scenario("not-a-command", (
         Raw(b"[1,2]"),
