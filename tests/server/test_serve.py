@@ -268,6 +268,21 @@ def test_root_confines_files(tmp_path: Path) -> None:
         assert c.cmd("blockdev-add", _qcow2(inside, **{"node-name": "ok"})) == {"return": {}}
         names = [n["node-name"] for n in c.cmd("query-named-block-nodes")["return"]]
         assert "ok" in names and not any(n.startswith("n") for n in names)
+        # files the engine would create are confined too
+        for target in (tmp_path / "snap.qcow2", root / ".." / "snap2.qcow2"):
+            reply = c.cmd("blockdev-snapshot-sync", {"node-name": "ok", "snapshot-file":
+                                                     str(target), "snapshot-node-name": "s"})
+            assert "Permission denied" in reply["error"]["desc"]
+        assert c.cmd("blockdev-create", {"job-id": "c1", "options": {
+            "driver": "file", "filename": str(tmp_path / "new.img"), "size": 0}}) == {
+            "return": {}}
+        while True:
+            jobs = c.cmd("query-jobs")["return"]
+            if jobs and jobs[0]["status"] == "concluded":
+                break
+            time.sleep(0.02)
+        assert "Permission denied" in jobs[0]["error"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outside.qcow2", "root"]
 
 
 def test_cli_help_version_and_usage_errors() -> None:
@@ -283,6 +298,23 @@ def test_cli_help_version_and_usage_errors() -> None:
     assert nothing.returncode == 2 and "nothing to listen on" in nothing.stderr
     bad_tcp = run("--tcp", "nohost")
     assert bad_tcp.returncode == 2 and "HOST:PORT" in bad_tcp.stderr
+
+
+def test_a_command_completes_when_its_client_hangs_up_at_once(serve: ServeProcess,
+                                                              tmp_path: Path) -> None:
+    img = create(tmp_path / "disk.qcow2", "1M")
+    with RawClient(serve.socket_path) as c:
+        c.negotiate()
+        c.send(json.dumps({"execute": "blockdev-add",
+                           "arguments": _qcow2(img, **{"node-name": "d"})}).encode())
+    with RawClient(serve.socket_path) as other:
+        other.negotiate()
+        for _ in range(200):
+            nodes = other.cmd("query-named-block-nodes", {"flat": True})["return"]
+            if nodes:
+                break
+            time.sleep(0.02)
+        assert [n["node-name"] for n in nodes if n["drv"] == "qcow2"] == ["d"]
 
 
 def test_a_client_dropping_mid_message_or_sending_floods_harms_no_one(
