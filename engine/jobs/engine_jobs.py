@@ -29,6 +29,7 @@ def jobs_of(engine: Engine) -> JobManager:
 
         mgr = JobManager(engine.lock, emitter=emit)
         _MANAGERS[engine] = mgr
+        engine.on_close.append(mgr.cancel_all)
     return mgr
 
 

@@ -54,6 +54,8 @@ class Engine:
         self.lock = threading.RLock()
         self.enabled_optional = {"x-blockdev-reopen"} if x_blockdev_reopen else set()
         self._listeners: list[Listener] = []
+        #: called by :meth:`close` before images are closed (e.g. cancel running jobs)
+        self.on_close: list[Callable[[], None]] = []
         self._listeners_lock = threading.Lock()
         self.graph = self._make_graph(rng_seed)
         self.closed = False
@@ -130,7 +132,13 @@ class Engine:
 
     # -- lifecycle ----------------------------------------------------------------
     def close(self) -> None:
-        """Close every image cleanly; later commands fail."""
+        """Close every image cleanly; later commands fail.
+
+        ``on_close`` callbacks run first, without the lock (background jobs need it
+        to wind down: the job manager cancels and joins its jobs there).
+        """
+        for callback in list(self.on_close):
+            callback()
         with self.lock:
             if self.closed:
                 return

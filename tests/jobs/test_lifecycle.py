@@ -372,3 +372,23 @@ def test_threaded_job_pause_cancel(rec: Recorder) -> None:
     assert job.finished.wait(5)
     assert rec.seq() == ["created", "running", "paused", "running", "aborting", "CANCELLED",
                          "concluded", "null"]
+
+
+def test_engine_close_cancels_running_jobs(tmp_path) -> None:
+    """Closing the engine stops a throttled stream cleanly before the images close."""
+    from engine.qmp import Engine
+    from tests.support.qemu import create, qemu_io
+
+    create(tmp_path / "base.qcow2", "4M")
+    qemu_io(tmp_path / "base.qcow2", "write -P 1 0 4M")
+    create(tmp_path / "top.qcow2", "4M", backing=str(tmp_path / "base.qcow2"))
+    eng = Engine()
+    events: list[dict[str, Any]] = []
+    eng.add_listener(events.append)
+    eng.execute("blockdev-add", {"driver": "qcow2", "node-name": "top", "file": {
+        "driver": "file", "filename": str(tmp_path / "top.qcow2")}})
+    eng.execute("block-stream", {"job-id": "s", "device": "top", "speed": 1})
+    eng.close()
+    statuses = [e["data"]["status"] for e in events if e["event"] == "JOB_STATUS_CHANGE"]
+    assert statuses == ["created", "running", "aborting", "concluded", "null"]
+    assert [e["event"] for e in events].count("BLOCK_JOB_CANCELLED") == 1
