@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -130,18 +131,23 @@ class QemuStorageDaemon:
                 out = self.proc.stdout.read().decode() if self.proc.stdout else ""
                 raise RuntimeError(f"qemu-storage-daemon did not start: {out}")
             time.sleep(0.01)
-        # The socket file appears at bind(), a moment before the daemon listens: retry.
+        # The socket file appears at bind(), a moment before the daemon listens. Probe
+        # with a plain socket until the connect is accepted, then speak QMP on that very
+        # socket: a failed QMP connect attempt can leave a half-open connection that
+        # holds the daemon's only monitor slot, and the next attempt then waits forever.
         while True:
-            self.qmp = QEMUMonitorProtocol(self.socket_path)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                self.qmp.connect(negotiate=True)
-                return self
-            except Exception:
-                with contextlib.suppress(Exception):
-                    self.qmp.close()
+                sock.connect(self.socket_path)
+                break
+            except OSError:
+                sock.close()
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise
                 time.sleep(0.02)
+        self.qmp = QEMUMonitorProtocol(sock)
+        self.qmp.connect(negotiate=True)
+        return self
 
     def execute(self, command: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send one command; return ``{"return": ...}`` or ``{"error": {...}}``."""
