@@ -24,9 +24,14 @@ from PySide6.QtGui import (
     QPainterPath,
     QPainterPathStroker,
     QPen,
-    QPolygonF,
 )
-from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsPathItem,
+    QGraphicsSimpleTextItem,
+    QStyleOptionGraphicsItem,
+    QWidget,
+)
 
 from gui.views.layout import Geometry
 
@@ -399,9 +404,13 @@ class NodeItem(QGraphicsItem):
         painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
 
 
-class EdgeItem(QGraphicsItem):
+class EdgeItem(QGraphicsPathItem):
     """A child link drawn by role: backing bold with an arrow, file thin and dashed,
-    backend roots green, job links dotted orange; permissions on demand."""
+    backend roots green, job links dotted orange; permissions on demand.
+
+    Painted by Qt itself (a path item with a per-role pen; the arrow head is part of
+    the path): thousands of edges repaint without a Python call each.
+    """
 
     def __init__(self, info: EdgeInfo, parent_item: NodeItem, child_item: NodeItem,
                  scheme: Scheme) -> None:
@@ -412,17 +421,18 @@ class EdgeItem(QGraphicsItem):
         self.scheme = scheme
         self.show_perms = False
         self.hover = False
-        self._path = QPainterPath()
-        self._bounds = QRectF()
-        self._arrow = QPolygonF()
-        self._label_at = QPointF()
+        self._label: QGraphicsSimpleTextItem | None = None
         self._ends = ((0.0, 0.0), (0.0, 0.0))
         self._purpose: str | None = None
+        self._shape: QPainterPath | None = None
         self.setZValue(EDGE_Z)
         self.setAcceptHoverEvents(True)
         parent_item.edges.append(self)
         child_item.edges.append(self)
+        self._apply_pen()
         self.adjust()
+        if self.purpose() in ("edge_job", "edge_other"):
+            self._update_label()
 
     @property
     def sideways(self) -> bool:
@@ -440,7 +450,51 @@ class EdgeItem(QGraphicsItem):
 
     def set_info(self, info: EdgeInfo) -> None:
         self.info = info
-        self.update()
+        self._apply_pen()
+        self._update_label()
+
+    def set_scheme(self, scheme: Scheme) -> None:
+        self.scheme = scheme
+        self._apply_pen()
+        self._update_label()
+
+    def set_show_perms(self, on: bool) -> None:
+        self.show_perms = on
+        self._update_label()
+
+    def _apply_pen(self) -> None:
+        self.setPen(_edge_pen(self.scheme, self.purpose(), self.hover,
+                              getattr(self.info, "frozen", False)))
+
+    def label_text(self) -> str:
+        purpose = self.purpose()
+        label = "" if purpose in ("edge_backing", "edge_file", "edge_root") else self.info.role
+        if self.show_perms:
+            perm = "/".join(_short_perm(p) for p in self.info.perm) or "-"
+            shared = "/".join(_short_perm(p) for p in self.info.shared_perm) or "-"
+            label = (f"{self.info.role}  " if label else "") + f"perm {perm} · shared {shared}"
+        return label
+
+    def _update_label(self) -> None:
+        text = self.label_text()
+        if not text:
+            if self._label is not None:
+                self._label.setVisible(False)
+            return
+        if self._label is None:
+            self._label = QGraphicsSimpleTextItem(self)
+            self._label.setFont(font("small"))
+        self._label.setText(text)
+        self._label.setBrush(self.scheme.color("text"))
+        self._label.setVisible(True)
+        self._place_label()
+
+    def _place_label(self) -> None:
+        if self._label is None:
+            return
+        (ax, ay), (bx, by) = self._ends
+        r = self._label.boundingRect()
+        self._label.setPos((ax + bx) / 2 - r.width() / 2, (ay + by) / 2 - r.height() / 2)
 
     def detach(self) -> None:
         """Forget the endpoints (before removal from the scene)."""
@@ -470,7 +524,6 @@ class EdgeItem(QGraphicsItem):
 
     def adjust(self) -> None:
         """Re-route after an endpoint moved (plain float arithmetic: this runs per edge)."""
-        self.prepareGeometryChange()
         src, dst = self.src, self.dst
         sp, dp = src.pos(), dst.pos()
         if self.sideways:
@@ -483,74 +536,49 @@ class EdgeItem(QGraphicsItem):
         path = QPainterPath(QPointF(ax, ay))
         if self.sideways:
             path.lineTo(bx, by)
-            self._arrow = QPolygonF()
         else:
             dy = max(30.0, abs(by - ay) / 2)
             path.cubicTo(ax, ay + dy, bx, by - dy, bx, by)
-            self._arrow = QPolygonF([QPointF(bx, by), QPointF(bx - 5, by - 9),
-                                     QPointF(bx + 5, by - 9)])
-        self._path = path
-        mx, my = (ax + bx) / 2, (ay + by) / 2  # the curve is symmetric: t=0.5 is the midpoint
-        self._label_at = QPointF(mx, my)
-        left, right = min(ax, bx, mx - 90), max(ax, bx, mx + 90)
-        top = min(ay, by - 40, my - 30) if not self.sideways else min(ay, by, my - 30)
-        bottom = max(ay + 40, by, my + 30)
-        self._bounds = QRectF(left - 10, top - 10, right - left + 20, bottom - top + 20)
+            # the arrow head, drawn with the same pen
+            path.moveTo(bx - 5, by - 8)
+            path.lineTo(bx, by)
+            path.lineTo(bx + 5, by - 8)
+        self.setPath(path)
+        self._shape: QPainterPath | None = None
+        self._place_label()
+
+    def shape(self) -> QPainterPath:
+        """A 10-unit band along the curve (Qt's default would include the area
+        between the curve and its chord): hover, tooltips and grabbing use it."""
+        if self._shape is None:
+            stroker = QPainterPathStroker()
+            stroker.setWidth(10)
+            self._shape = stroker.createStroke(self.path())
+        return self._shape
 
     def point_at(self, t: float) -> QPointF:
-        """A point along the drawn path (0 = parent end, 1 = child end)."""
-        return self._path.pointAtPercent(t)
+        """A point along the link's curve (0 = parent end, 1 = child end)."""
+        (ax, ay), (bx, by) = self._ends
+        if self.sideways:
+            return QPointF(ax + (bx - ax) * t, ay + (by - ay) * t)
+        dy = max(30.0, abs(by - ay) / 2)
+        u = 1 - t
+        x = u ** 3 * ax + 3 * u * u * t * ax + 3 * u * t * t * bx + t ** 3 * bx
+        y = (u ** 3 * ay + 3 * u * u * t * (ay + dy) + 3 * u * t * t * (by - dy)
+             + t ** 3 * by)
+        return QPointF(x, y)
 
     def child_end(self) -> QPointF:
         return QPointF(*self._ends[1])
 
-    def boundingRect(self) -> QRectF:
-        return self._bounds
-
-    def shape(self) -> QPainterPath:
-        stroker = QPainterPathStroker()
-        stroker.setWidth(10)
-        return stroker.createStroke(self._path)
-
     def hoverEnterEvent(self, event: Any) -> None:
         self.hover = True
-        self.update()
+        self.setToolTip(self._tooltip())
+        self._apply_pen()
 
     def hoverLeaveEvent(self, event: Any) -> None:
         self.hover = False
-        self.update()
-
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
-              widget: QWidget | None = None) -> None:
-        purpose = self.purpose()
-        frozen = getattr(self.info, "frozen", False)
-        pen = _edge_pen(self.scheme, purpose, self.hover, frozen)
-        color = pen.color()
-        painter.setPen(pen)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawPath(self._path)
-        lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        if not self._arrow.isEmpty():
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(color)
-            painter.drawPolygon(self._arrow)
-        if lod < 0.55:
-            return
-        label = "" if purpose in ("edge_backing", "edge_file", "edge_root") else self.info.role
-        if self.show_perms:
-            perm = "/".join(_short_perm(p) for p in self.info.perm) or "-"
-            shared = "/".join(_short_perm(p) for p in self.info.shared_perm) or "-"
-            label = (f"{self.info.role}  " if label else "") + f"perm {perm}  shared {shared}"
-        if label:
-            painter.setFont(font("small"))
-            fm = QFontMetricsF(font("small"))
-            w = fm.horizontalAdvance(label) + 10
-            rect = QRectF(self._label_at.x() - w / 2, self._label_at.y() - 8, w, 16)
-            painter.setPen(QPen(color, 1.0))
-            painter.setBrush(self.scheme.color("card"))
-            painter.drawRoundedRect(rect, 4, 4)
-            painter.setPen(self.scheme.color("text"))
-            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, label)
+        self._apply_pen()
 
 
 _PENS: dict[tuple[str, str, bool, bool], QPen] = {}

@@ -207,9 +207,10 @@ def _barycentre_sweeps(st: Structure, rows: list[list[str]], sweeps: int = 2) ->
                     index[k] = i
 
 
-def full_layout(snapshot: SnapshotLike, geometry: Geometry = DEFAULT_GEOMETRY) -> dict[str, Point]:
+def full_layout(snapshot: SnapshotLike, geometry: Geometry = DEFAULT_GEOMETRY,
+                structure: Structure | None = None) -> dict[str, Point]:
     """Lay out every node from scratch; returns the top-left corner of each card."""
-    st = analyse(snapshot)
+    st = structure or analyse(snapshot)
     rank = ranks(st)
     rows = _initial_order(st, rank)
     _barycentre_sweeps(st, rows)

@@ -10,7 +10,9 @@ one snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import gc
+from collections.abc import Iterable, Iterator
 
 from PySide6.QtCore import QLineF, QPointF, QRectF, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
@@ -23,6 +25,19 @@ from gui.views.layout import DEFAULT_GEOMETRY, Geometry, Point
 from gui.views.palette import LIGHT, Scheme
 
 EdgeKey = tuple[str, str, str]  # parent, role, child
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Building thousands of items allocates many small objects; the cyclic collector
+    would otherwise walk every live object over and over (most of the build time)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def edge_key(e: EdgeInfo) -> EdgeKey:
@@ -89,11 +104,16 @@ class GraphScene(QGraphicsScene):
         self.snapshotShown.emit(diff)
 
     def _build(self, snapshot: GraphSnapshot) -> None:
+        with _gc_paused():
+            self._build_all(snapshot)
+
+    def _build_all(self, snapshot: GraphSnapshot) -> None:
         self.clear()
         self.nodes.clear()
         self.edges.clear()
-        positions = layout_mod.full_layout(snapshot, self.geometry)
-        beside = self._beside(snapshot)
+        structure = layout_mod.analyse(snapshot)
+        positions = layout_mod.full_layout(snapshot, self.geometry, structure)
+        beside = set(structure.beside_of)
         # bulk insert without maintaining the BSP tree, which is built once afterwards
         self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
         for k in snapshot.nodes:
@@ -135,7 +155,8 @@ class GraphScene(QGraphicsScene):
             old.detach()
             self.removeItem(old)
         item = EdgeItem(e, src, dst, self.scheme)
-        item.show_perms = self.show_permissions
+        if self.show_permissions:
+            item.set_show_perms(True)
         self.addItem(item)
         self.edges[edge_key(e)] = item
 
@@ -161,16 +182,16 @@ class GraphScene(QGraphicsScene):
     def set_scheme(self, scheme: Scheme) -> None:
         self.scheme = scheme
         self.setBackgroundBrush(scheme.color("background"))
-        for item in self._all_items():
-            item.scheme = scheme
-            item.update()
+        for node in self.nodes.values():
+            node.set_scheme(scheme)
+        for edge in self.edges.values():
+            edge.set_scheme(scheme)
         self.update()
 
     def set_show_permissions(self, on: bool) -> None:
         self.show_permissions = on
         for e in self.edges.values():
-            e.show_perms = on
-            e.update()
+            e.set_show_perms(on)
 
     def _all_items(self) -> Iterable[NodeItem | EdgeItem]:
         yield from self.nodes.values()
