@@ -205,8 +205,18 @@ class GraphScene(QGraphicsScene):
 
     def graph_rect(self) -> QRectF:
         """Bounding rectangle of the graph with a margin (fit-to-view, export)."""
-        rect = self.itemsBoundingRect()
-        return rect.adjusted(-40, -40, 40, 40)
+        if not self.nodes:
+            return QRectF()
+        # from the cards alone (edges lie between them): itemsBoundingRect() would ask
+        # every item, through Python, for its bounds
+        left = top = float("inf")
+        right = bottom = float("-inf")
+        for item in self.nodes.values():
+            p = item.pos()
+            x, y = p.x(), p.y()
+            left, top = min(left, x), min(top, y)
+            right, bottom = max(right, x + item.width), max(bottom, y + item.height)
+        return QRectF(left - 60, top - 60, right - left + 120, bottom - top + 120)
 
     def drawBackground(self, painter: QPainter, rect: QRectF) -> None:
         super().drawBackground(painter, rect)
