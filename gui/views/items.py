@@ -150,12 +150,14 @@ class NodeItem(QGraphicsItem):
         self.highlighted = False
         self.drop_state: bool | None = None  # True/False while a drag hovers this node
         w, h = geometry.size(info.kind, beside)
+        self.width, self.height = w, h
         self._rect = QRectF(0, 0, w, h)
         self._bounds = self._rect.adjusted(-4, -12, 4, 8)
         self.setFlags(_NODE_FLAGS)
         self.setZValue(NODE_Z)
         self.setAcceptHoverEvents(True)
-        self.set_info(info)
+        self.info = info
+        self._lines: list[str] | None = None
 
     # -- model --------------------------------------------------------------------
     def set_info(self, info: NodeInfo) -> None:
@@ -241,14 +243,6 @@ class NodeItem(QGraphicsItem):
         path = QPainterPath()
         path.addRoundedRect(self._rect, 6, 6)
         return path
-
-    @property
-    def width(self) -> float:
-        return self._rect.width()
-
-    @property
-    def height(self) -> float:
-        return self._rect.height()
 
     def top_port(self) -> QPointF:
         return self.scenePos() + QPointF(self._rect.width() / 2, 0)

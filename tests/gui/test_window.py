@@ -101,3 +101,21 @@ def test_export_every_format(window: MainWindow, tmp_path: Path) -> None:
         window.export_to(str(out))
         assert out.stat().st_size > 100, ext
     assert json.loads((tmp_path / "g.json").read_text())["nodes"]
+
+
+def test_blockgraph_without_arguments_opens_the_demo_on_the_bundled_engine(
+        qtbot: Any, aloop: Any, window: MainWindow, tmp_path: Path) -> None:
+    from gui import app
+    from tests.gui.conftest import run
+
+    args = app.parse_args(["--demo-dir", str(tmp_path / "demo")])
+    run(qtbot, aloop, app.start(window, args))
+    snap = window.scene.snapshot
+    assert {"base", "vm1-mid", "vm1-top", "vm2-top", "vm3-top", "spare"} <= set(snap.nodes)
+    assert {"backend:vm1", "backend:vm2", "backend:vm3"} <= set(snap.nodes)
+    assert snap.backing("vm2-top") == "base" and snap.backing("vm1-top") == "vm1-mid"
+    assert window.peer_label.text().startswith("QEMU 7.2")
+    assert "connected" in window.conn_label.text()
+    # the demo was built with plain QMP, visible in the log
+    sent = window.bridge.session.traffic.sent_commands(0)
+    assert sent.count("blockdev-add") == 6
