@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 from PySide6.QtCore import QLineF, QPointF, QRectF, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
@@ -192,10 +192,6 @@ class GraphScene(QGraphicsScene):
         self.show_permissions = on
         for e in self.edges.values():
             e.set_show_perms(on)
-
-    def _all_items(self) -> Iterable[NodeItem | EdgeItem]:
-        yield from self.nodes.values()
-        yield from self.edges.values()
 
     def node_at(self, pos: QPointF) -> NodeItem | None:
         for item in self.items(pos):

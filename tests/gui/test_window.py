@@ -119,3 +119,20 @@ def test_blockgraph_without_arguments_opens_the_demo_on_the_bundled_engine(
     # the demo was built with plain QMP, visible in the log
     sent = window.bridge.session.traffic.sent_commands(0)
     assert sent.count("blockdev-add") == 6
+
+
+def test_plan_preview_shows_the_qmp(qapp: Any) -> None:
+    from PySide6.QtWidgets import QPlainTextEdit
+
+    from gui.planner import PlanContext, plan_intent
+    from gui.planner.intents import SetBacking
+    from gui.widgets.dialogs import PlanPreviewDialog, plan_json
+
+    plan = plan_intent(PlanContext(chains()), SetBacking("top2", "mid1"))
+    assert plan.ok, plan.refusals
+    dialog = PlanPreviewDialog(plan)
+    text = dialog.findChild(QPlainTextEdit).toPlainText()
+    assert text == plan_json(plan)
+    assert '"execute": "blockdev-reopen"' in text and '"backing": "mid1"' in text
+    assert dialog.skip.text().startswith("Don't preview")
+    dialog.deleteLater()
