@@ -34,7 +34,8 @@ class InProcessServer:
     """An engine and its QMP server on a private thread; ``connect()`` for clients."""
 
     def __init__(self, engine: Any | None = None, *, root: Path | None = None,
-                 close_engine: bool = True) -> None:
+                 close_engine: bool = True, **server_options: int) -> None:
+        """``server_options`` go to :class:`~engine.server.server.QMPServer` (limits)."""
         if engine is None:
             from engine.qmp import Engine
 
@@ -42,7 +43,7 @@ class InProcessServer:
         self.engine = engine
         self._close_engine = close_engine
         self._loop = asyncio.new_event_loop()
-        self._server = QMPServer(engine)
+        self._server = QMPServer(engine, **server_options)
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="blockgraph-qmp", daemon=True)

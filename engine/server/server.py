@@ -54,15 +54,17 @@ class ServeError(Exception):
 
 
 class _Connection:
-    def __init__(self, writer: asyncio.StreamWriter, session: QMPSession) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, session: QMPSession,
+                 max_output_buffer: int) -> None:
         self.writer = writer
         self.session = session
+        self.max_output_buffer = max_output_buffer
 
     def send(self, data: bytes) -> None:
         transport = self.writer.transport
         if transport.is_closing():
             return
-        if transport.get_write_buffer_size() > MAX_OUTPUT_BUFFER:
+        if transport.get_write_buffer_size() > self.max_output_buffer:
             log.warning("dropping a QMP client that does not read its replies")
             transport.abort()
             return
@@ -72,8 +74,12 @@ class _Connection:
 class QMPServer:
     """Serve one engine to any number of QMP clients on the running event loop."""
 
-    def __init__(self, engine: ServedEngine, **stream_limits: int) -> None:
+    def __init__(self, engine: ServedEngine, *, max_output_buffer: int = MAX_OUTPUT_BUFFER,
+                 **stream_limits: int) -> None:
+        """``stream_limits``: :class:`~engine.server.jsonstream.JSONStream` limits
+        (``max_nesting``, ``max_token_size``, ``max_token_count``)."""
         self.engine = engine
+        self._max_output_buffer = max_output_buffer
         self._stream_limits = stream_limits
         self._connections: set[_Connection] = set()
         self._listeners: list[asyncio.AbstractServer] = []
@@ -167,7 +173,7 @@ class QMPServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert self._loop is not None
         commands = getattr(self.engine, "commands", None)
-        conn = _Connection(writer, QMPSession(self.engine, commands))
+        conn = _Connection(writer, QMPSession(self.engine, commands), self._max_output_buffer)
         self._connections.add(conn)
         stream = JSONStream(**self._stream_limits)
         try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,36 @@ def test_quit_over_the_socket_pair_closes_the_engine() -> None:
         assert c.line() == b""
     server.close()
     assert closed == [True]
+
+
+def test_a_client_that_never_reads_is_held_back_or_dropped(tmp_path: Path) -> None:
+    img = create(tmp_path / "disk.qcow2", "1M")
+    with InProcessServer(max_output_buffer=64 << 10) as server:
+        hog = server.connect()
+        hog.sendall(b'{"execute":"qmp_capabilities"}')
+        hog.sendall(json.dumps({"execute": "blockdev-add", "arguments": {
+            "driver": "qcow2", "node-name": "d", "file": {"driver": "file",
+                                                            "filename": str(img)}}}).encode())
+        # commands whose replies it never reads: the server stops reading from it
+        # (back-pressure) instead of queueing megabytes of replies
+        hog.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            for _ in range(4000):
+                hog.sendall(b'{"execute":"query-named-block-nodes"}')
+        polite = RawClient(server.connect()).negotiate()
+        assert len(polite.cmd("query-named-block-nodes")["return"]) == 2
+        # events are pushed regardless; past the limit the hog is disconnected
+        blob = "x" * 10_000
+        for i in range(300):  # the polite client keeps up; the hog does not read
+            server.engine.emit("BLOCKGRAPH_TEST", {"n": i, "blob": blob})
+            assert polite.message()["data"]["n"] == i
+        assert "return" in polite.cmd("query-version")
+        hog.setblocking(True)
+        hog.settimeout(10)
+        received = 0
+        with contextlib.suppress(OSError):
+            while chunk := hog.recv(1 << 20):
+                received += len(chunk)
+        hog.close()
+        assert received < 300 * 10_000  # cut off: the events did not all pile up for it
+        polite.close()
