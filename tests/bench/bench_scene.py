@@ -31,8 +31,13 @@ DOT_TIMEOUT = 120.0
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _dot_seconds(dot_text: str) -> float | None:
-    """Wall time of ``dot -Tsvg``; None when it exceeds DOT_TIMEOUT."""
+def _dot_seconds(dot_text: str, runs: int = 1) -> float | None:
+    """Best wall time of ``dot -Tsvg`` over ``runs``; None when it exceeds DOT_TIMEOUT."""
+    times = [_dot_once(dot_text) for _ in range(runs)]
+    return None if None in times else min(t for t in times if t is not None)
+
+
+def _dot_once(dot_text: str) -> float | None:
     dot = shutil.which("dot")
     if dot is None:
         return None
@@ -145,7 +150,7 @@ def run(report: Report) -> None:
         snap = vm_farm(n)
         layout_s = best_of(3, lambda s=snap: full_layout(s))
         paint_s = _first_paint(snap)
-        dot_s = _dot_seconds(to_dot(snap))
+        dot_s = _dot_seconds(to_dot(snap), runs=3 if n <= 1000 else 1)  # best of, like ours
         anchor = dot_s if dot_s is not None else None
         name = "dot -Tsvg" if dot_s is not None else f"dot -Tsvg (> {DOT_TIMEOUT:.0f} s, timed out)"
         report.add("scene", f"layout, {n} nodes", layout_s * 1000, "ms",
