@@ -25,7 +25,7 @@ from gui.planner.intents import (
 )
 from gui.planner.planner import plan_links, plan_staged
 from gui.session import CommandFailed, Session
-from tests.planner.test_links_qsd import add_by_reference, chain
+from tests.planner.test_links import add_by_reference, chain
 from tests.support.peer import Peer
 from tests.support.qemu import create, qemu_img, qemu_io
 

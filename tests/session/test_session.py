@@ -109,8 +109,11 @@ async def test_poll_picks_up_changes_by_other_clients_and_skips_when_idle(
     assert len(seen) == 1
 
 
-async def test_job_events_report_progress_and_refresh(peer: Peer, session: Session,
+async def test_job_events_report_progress_and_refresh(any_session: Session,
                                                       tmp_path: Path) -> None:
+    session = any_session
+    caps = session.capabilities
+    assert caps.reopen_command == "blockdev-reopen" and caps.has_debug_graph
     jobs = []
     session.on_job_progress(jobs.append)
     target = tmp_path / "new.img"
@@ -170,3 +173,44 @@ async def test_explicit_reconnect_rereads_graph(peer: Peer, session: Session) ->
     peer.ok("blockdev-add", {"driver": "null-co", "node-name": "x1"})
     snapshot = await session.reconnect()
     assert "x1" in snapshot.nodes and session.connected
+
+
+async def test_connects_over_tcp(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    from tests.support.qemu import QSD
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [QSD, "--chardev", f"socket,host=127.0.0.1,port={port},server=on,wait=off,id=t0",
+         "--monitor", "chardev=t0"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    s = Session(f"tcp:127.0.0.1:{port}", poll_interval=None, auto_reconnect=False)
+    try:
+        for _ in range(200):                       # until the daemon listens
+            try:
+                snapshot = await s.connect()
+                break
+            except ConnectFailed:
+                await asyncio.sleep(0.02)
+        assert s.connected and snapshot.nodes == {}
+        assert s.state.address == f"tcp:127.0.0.1:{port}"
+        await s.execute("blockdev-add", {"driver": "null-co", "node-name": "t"})
+        assert "t" in (await s.refresh()).nodes
+    finally:
+        await s.close()
+        proc.terminate()
+        proc.wait(5)
+
+
+def test_traffic_log_is_bounded() -> None:
+    from gui.session import TrafficLog
+
+    log = TrafficLog(limit=3)
+    for i in range(5):
+        log.record("sent", {"execute": f"c{i}"})
+    assert [e.summary for e in log] == ["c2", "c3", "c4"]
+    assert [e.seq for e in log.since(3)] == [4, 5] and log.last_seq == 5

@@ -1,5 +1,6 @@
-"""Refused intents: refused before anything is sent, with the text QEMU itself gives
-(checked by sending the unchecked plan to qemu-storage-daemon 7.2 anyway)."""
+"""Refused intents: refused before anything is sent, with the text the peer itself gives
+(checked by sending the unchecked plan anyway — to qemu-storage-daemon 7.2 and to the
+bundled engine)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from gui.planner import plan_intent
 from gui.planner.intents import Delete, SetBacking
 from gui.session import CommandFailed, PreflightRefused, Session
-from tests.planner.test_links_qsd import add_by_reference, chain
+from tests.planner.test_links import add_by_reference, chain
 from tests.support.peer import Peer
 from tests.support.qemu import qemu_io
 
@@ -34,35 +35,35 @@ async def refused_then_sent(session: Session, intent) -> tuple[str, str]:
     return ours, str(qemu.value)
 
 
-async def test_cycle_is_refused_with_qemus_text(peer: Peer, session: Session,
+async def test_cycle_is_refused_with_qemus_text(any_peer: Peer, any_session: Session,
                                                 tmp_path: Path) -> None:
-    add_by_reference(peer.ok, chain(tmp_path))
-    await session.refresh(force=True)
-    ours, qemu = await refused_then_sent(session, SetBacking("base", "top"))
+    add_by_reference(any_peer.ok, chain(tmp_path))
+    await any_session.refresh(force=True)
+    ours, qemu = await refused_then_sent(any_session, SetBacking("base", "top"))
     assert ours == qemu == "Making 'top' a backing child of 'base' would create a cycle"
 
 
-async def test_deleting_a_node_in_use_is_refused(peer: Peer, session: Session,
+async def test_deleting_a_node_in_use_is_refused(any_peer: Peer, any_session: Session,
                                                  tmp_path: Path) -> None:
-    add_by_reference(peer.ok, chain(tmp_path))
-    await session.refresh(force=True)
-    ours, qemu = await refused_then_sent(session, Delete("mid"))
+    add_by_reference(any_peer.ok, chain(tmp_path))
+    await any_session.refresh(force=True)
+    ours, qemu = await refused_then_sent(any_session, Delete("mid"))
     assert ours == qemu == "Node 'mid' is busy: node is used as backing hd of 'top'"
 
 
 async def test_backing_through_an_implicit_filter_is_refused(
-    peer: Peer, session: Session, tmp_path: Path
+    any_peer: Peer, any_session: Session, tmp_path: Path
 ) -> None:
     files = chain(tmp_path)
     qemu_io(files["base"], "write -P 0x11 0 1M")
-    add_by_reference(peer.ok, files)
+    add_by_reference(any_peer.ok, files)
     # a slow stream puts an implicit (auto-named) copy-on-read filter above mid
-    peer.ok("block-stream", {"job-id": "s0", "device": "mid", "speed": 1})
-    snap = await session.refresh(force=True)
+    any_peer.ok("block-stream", {"job-id": "s0", "device": "mid", "speed": 1})
+    snap = await any_session.refresh(force=True)
     filt = snap.backing("top")
     assert filt is not None and snap.nodes[filt].implicit
     try:
-        ours, qemu = await refused_then_sent(session, SetBacking("top", "base"))
+        ours, qemu = await refused_then_sent(any_session, SetBacking("top", "base"))
         assert ours == qemu == "Cannot replace implicit backing child of top"
     finally:
-        peer.execute("block-job-cancel", {"device": "s0", "force": True})  # may have ended
+        any_peer.execute("block-job-cancel", {"device": "s0", "force": True})  # may have ended

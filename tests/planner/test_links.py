@@ -1,4 +1,4 @@
-"""Link edits planned on a real qemu-storage-daemon 7.2 graph, executed, re-read, undone."""
+"""Link edits planned on a live graph, executed, re-read and undone; options survive."""
 
 from __future__ import annotations
 
@@ -77,21 +77,22 @@ async def test_detach_and_reattach(peer: Peer, session: Session, tmp_path: Path)
 
 @pytest.mark.parametrize("added_by", ["session", "other client"])
 async def test_rebase_keeps_non_default_options(
-    peer: Peer, session: Session, added_by: str, tmp_path: Path
+    any_peer: Peer, any_session: Session, added_by: str, tmp_path: Path
 ) -> None:
-    """cache.direct, detect-zeroes/discard and read-only survive a re-point of the backing."""
+    """cache.direct, detect-zeroes/discard and read-only survive a re-point of the backing
+    (on both peers; checked with the peer's own query afterwards)."""
     options = {"cache": {"direct": True, "no-flush": False}, "discard": "unmap",
                "detect-zeroes": "unmap", "read-only": True}
     files = chain(tmp_path)
     for cmd, args in _adds(files, options):
         if added_by == "session":
-            await session.execute(cmd, args)
+            await any_session.execute(cmd, args)
         else:
-            peer.ok(cmd, args)
-    await session.refresh(force=True)
-    report = await session.run_plan(session.plan(SetBacking("top", "base")))
+            any_peer.ok(cmd, args)
+    await any_session.refresh(force=True)
+    report = await any_session.run_plan(any_session.plan(SetBacking("top", "base")))
     assert report.as_expected, report.mismatches
-    nodes = {n["node-name"]: n for n in peer.ok("query-named-block-nodes", {"flat": True})}
+    nodes = {n["node-name"]: n for n in any_peer.ok("query-named-block-nodes", {"flat": True})}
     top = nodes["top"]
     assert top["backing_file"] == str(files["base"])
     assert top["cache"]["direct"] is True
