@@ -9,6 +9,7 @@
     plan = plan_intent(ctx, SetBacking("top", "base"))
     plan.ok, plan.refusals        # refused plans have reasons and no steps
     plan.summary                  # one line for humans
+    plan.warnings                 # allowed, but confirm: data a commit changes for others
     plan.steps                    # QmpCommand(command, arguments) and WaitJob(job_id, until)
     plan.as_json(), plan.as_qmp_shell()   # copy-as-JSON / copy-as-qmp-shell
     plan.expected.mismatches(graph_after) # what the real graph contradicts
@@ -16,6 +17,7 @@
 
     staged = plan_staged(ctx, [SetBacking("a", "b"), SetReadOnly("c", True)])
     # -> one atomic blockdev-reopen carrying every touched node's full options
+    #    (only link/read-only intents stage; others raise ValueError)
 
 Link changes become ``blockdev-reopen`` transactions that repeat each node's full option
 set (reopen resets what it is not given) — see :mod:`gui.planner.options`.

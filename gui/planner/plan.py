@@ -137,6 +137,8 @@ class Plan:
     inverse: Plan | None = None
     irreversible: str | None = None
     refusals: tuple[Exception, ...] = ()
+    #: allowed by QEMU but worth a confirmation: data the edit drops or changes
+    warnings: tuple[str, ...] = ()
     #: options each reopened node will have afterwards (node-name -> BlockdevOptions)
     reopened: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: node-name -> options of nodes this plan adds with blockdev-add

@@ -15,6 +15,7 @@ from typing import Any
 from engine.graph.snapshot import GraphSnapshot
 from gui.planner import preflight
 from gui.planner.intents import (
+    LINK_INTENTS,
     AddImage,
     ChangeMedium,
     Commit,
@@ -191,9 +192,14 @@ def plan_links(ctx: PlanContext, intents: Sequence[Any], summary: str) -> Plan:
         irreversible="already an undo step",
         reopened=inv_entries,
     )
+    warnings: tuple[str, ...] = ()
+    if ctx.reopen_command == "x-blockdev-reopen" and len(entries) > 1:
+        warnings = ("this peer only has x-blockdev-reopen: the nodes are reopened one "
+                    "by one, not atomically",)
     return Plan(
         intent=tuple(intents) if len(intents) > 1 else intents[0],
         summary=summary,
+        warnings=warnings,
         steps=tuple(reopen_commands(ctx, entries)),
         preconditions=tuple(f"{n} exists and is reopenable" for n in entries),
         expected=_link_facts(graph, intents),
@@ -245,7 +251,14 @@ def _plan_read_only(ctx: PlanContext, intent: SetReadOnly) -> Plan:
 
 
 def plan_staged(ctx: PlanContext, intents: Sequence[Any]) -> Plan:
-    """Several link/flag edits as ONE atomic ``blockdev-reopen`` (preview it as JSON)."""
+    """Several link/flag edits as ONE atomic ``blockdev-reopen`` (preview it as JSON).
+
+    Only link and flag intents stage (:data:`LINK_INTENTS`); other edits run as jobs or
+    separate commands and are planned one by one.
+    """
+    others = [i for i in intents if not isinstance(i, LINK_INTENTS)]
+    if others:
+        raise ValueError(f"only link and read-only edits can be staged, not {others[0]!r}")
     reasons = preflight.check_staged(ctx, list(intents))
     summary = "; ".join(describe(ctx.snapshot, i) for i in intents)
     if reasons:
@@ -387,11 +400,31 @@ def _plan_commit(ctx: PlanContext, intent: Commit) -> Plan:
     return Plan(
         intent=intent,
         summary=describe(graph, intent) + f" ({kind})",
+        warnings=_commit_warnings(graph, intent.top, base, dropped),
         steps=steps,
         preconditions=(f"{base} is below {intent.top}", f"{device} is not in a job"),
         expected=expected,
         irreversible=f"the data of {', '.join(dropped)} is written into {base}",
     )
+
+
+def _commit_warnings(graph: GraphSnapshot, top: str, base: str | None,
+                     dropped: Sequence[str]) -> tuple[str, ...]:
+    """Data a commit changes for others: overlays outside the chain that share a node
+    whose content changes (base) or that reads through a committed layer."""
+    out: list[str] = []
+    chain = {top, *dropped}
+    for key in [base, *dropped[1:]] if base else dropped[1:]:
+        if key is None:
+            continue
+        others = [e.parent for e in graph.parents(key)
+                  if e.role == "backing" and e.parent not in chain]
+        if others and key == base:
+            out.append(f"{base} is also the backing of {', '.join(others)}: what they read "
+                       f"changes when {top}'s data is written into it")
+        elif others:
+            out.append(f"{key} is also the backing of {', '.join(others)}")
+    return tuple(out)
 
 
 def _exclusive_owned(ctx: PlanContext, key: str) -> list[str]:

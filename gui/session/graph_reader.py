@@ -87,8 +87,10 @@ async def read_graph(
         debug = synthesize_debug_graph(named)
         key = _debug_key(debug)
     snapshot = GraphSnapshot.from_qmp(debug, list(named), list(jobs))
-    changed = state.snapshot is None or snapshot != state.snapshot or bool(
-        state.snapshot.diff(snapshot))
+    # node details (cache, detect-zeroes, sizes) live in the raw info the snapshot does
+    # not compare, so the flat list itself is compared too
+    changed = (state.snapshot is None or snapshot != state.snapshot
+               or list(named) != state.named_nodes or list(jobs) != state.jobs)
     state.debug_key, state.named_nodes, state.jobs = key, list(named), list(jobs)
     state.snapshot = snapshot
     return snapshot, changed

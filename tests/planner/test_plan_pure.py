@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from engine.graph.snapshot import EdgeInfo, GraphSnapshot, NodeInfo
 from gui.planner import PlanContext, check_intent, plan_intent, plan_staged, simulate
-from gui.planner.intents import DetachBacking, SetBacking, SetReadOnly
+from gui.planner.intents import Commit, Delete, DetachBacking, SetBacking, SetReadOnly
 from gui.planner.options import current_options, json_filename_options
 from gui.planner.plan import EdgeFact, Expectation
 from gui.session.graph_reader import synthesize_debug_graph
@@ -113,3 +115,25 @@ def test_graph_without_debug_query_is_pieced_from_flat_nodes() -> None:
               {"node-name": "base", "file": "/img/base", "children": []}]
     g = GraphSnapshot.from_qmp(synthesize_debug_graph(modern), modern, [])
     assert g.backing("top") == "base"
+
+
+def test_commit_into_a_shared_base_warns() -> None:
+    g = graph()
+    nodes = [*g.nodes.values(), node("other", header="/img/base"),
+             node("#block4", "file", filename="/img/other")]
+    edges = [*g.edges, EdgeInfo("other", "#block4", "file"),
+             EdgeInfo("other", "base", "backing")]
+    shared = GraphSnapshot(nodes, edges)
+    plan = plan_intent(PlanContext(shared), Commit("mid", "base"))
+    assert plan.ok and plan.warnings == (
+        "base is also the backing of other: what they read changes when mid's data is "
+        "written into it",)
+    assert plan_intent(PlanContext(g), Commit("mid", "base")).warnings == ()
+
+
+def test_only_link_edits_stage() -> None:
+    with pytest.raises(ValueError, match="only link and read-only edits can be staged"):
+        plan_staged(PlanContext(graph()), [SetBacking("top", "base"), Delete("mid")])
+    old = plan_staged(PlanContext(graph(), reopen_command="x-blockdev-reopen"),
+                      [SetBacking("top", "base"), SetReadOnly("mid", True)])
+    assert "not atomically" in old.warnings[0]
