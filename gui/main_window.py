@@ -755,6 +755,11 @@ class MainWindow(QMainWindow):
         key = key or self.selected_node()
         if key is None:
             return
+        if not self.prompter.confirm("Delete node",
+                                     f"Delete {key} from the graph (blockdev-del)?\n\nThe "
+                                     "image file stays on disk; nothing is written to it."):
+            self.show_message("cancelled")
+            return
         self.request(Delete(key))
 
     def action_toggle_ro(self, key: str | None = None) -> None:

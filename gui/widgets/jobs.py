@@ -91,10 +91,17 @@ class JobsPanel(QWidget):
         self.tree.setColumnWidth(3, 220)
         self.placeholder = QLabel("No block jobs. Stream or commit a node to start one.")
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.clear_button = QPushButton("Clear finished")
+        self.clear_button.setToolTip("Remove jobs that have ended from this list")
+        self.clear_button.clicked.connect(self.clear_finished)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.placeholder)
         layout.addWidget(self.tree)
+        bottom = QHBoxLayout()
+        bottom.addStretch(1)
+        bottom.addWidget(self.clear_button)
+        layout.addLayout(bottom)
         self.rows: dict[str, JobRow] = {}
         self._refresh_visibility()
 
@@ -108,7 +115,7 @@ class JobsPanel(QWidget):
 
     def clear_finished(self) -> None:
         for job_id in list(self.rows):
-            if self.rows[job_id].item.text(2).startswith(("null", "concluded")):
+            if self.rows[job_id].item.text(2).startswith(("null", "concluded", "aborting")):
                 idx = self.tree.indexOfTopLevelItem(self.rows[job_id].item)
                 self.tree.takeTopLevelItem(idx)
                 del self.rows[job_id]
@@ -122,3 +129,4 @@ class JobsPanel(QWidget):
     def _refresh_visibility(self) -> None:
         self.placeholder.setVisible(not self.rows)
         self.tree.setVisible(bool(self.rows))
+        self.clear_button.setVisible(bool(self.rows))

@@ -65,6 +65,9 @@ def test_stream_runs_to_completion_with_progress(qtbot: Any, aloop: Any, window:
         assert any(kind == "confirm" and "cannot be undone" in text
                    for kind, text in prompter.asked)
     assert window.edits.undo_stack.count() == (0 if plan.irreversible else 1)
+    qtbot.waitUntil(lambda: job_id not in window.bridge.session.jobs, timeout=10000)
+    window.jobs.clear_finished()
+    assert window.jobs.progress(job_id) == -1
 
 
 def test_commit_down_to_a_base(qtbot: Any, aloop: Any, window: MainWindow, gui_peer: Peer,
@@ -101,8 +104,15 @@ def delete_spare(qtbot: Any, window: MainWindow, peer: Peer) -> None:
 def test_delete(qtbot: Any, aloop: Any, window: MainWindow, gui_peer: Peer,
                 tmp_path: Path) -> None:
     open_demo(qtbot, aloop, window, gui_peer, tmp_path)
-    delete_spare(qtbot, window, gui_peer)
     prompter: ScriptedPrompter = window.prompter  # type: ignore[assignment]
+    prompter.confirm_answer = False  # "Delete node spare?" — No: nothing happens
+    select(window, "spare")
+    window.act_delete.trigger()
+    qtbot.wait(100)
+    assert "spare" in window.scene.nodes and "blockdev-del" not in (
+        window.bridge.session.traffic.sent_commands(0))
+    prompter.confirm_answer = True
+    delete_spare(qtbot, window, gui_peer)
     assert not prompter.errors
 
 
