@@ -487,7 +487,9 @@ def _undelete(ctx: PlanContext, gone: Sequence[str]) -> tuple[Plan | None, str |
             child = graph.child(key, role)
             if child is None:
                 continue
-            if graph.nodes[child].auto_named:
+            # a child created inline (auto-named, or named inside the parent's
+            # blockdev-add) was deleted with it: re-create it inline too
+            if graph.nodes[child].auto_named or _inline_in_known(ctx, child):
                 inline = inline_options(graph, child)
                 if inline is None:
                     return None, f"{key}'s {role} child {child} cannot be re-created"

@@ -116,8 +116,6 @@ def test_delete(qtbot: Any, aloop: Any, window: MainWindow, gui_peer: Peer,
     assert not prompter.errors
 
 
-@pytest.mark.xfail(strict=True, reason="planner: the inverse of a delete re-adds the node with "
-                   "its inline file child by reference, but that child was deleted with it")
 def test_delete_then_undo_restores_the_node(qtbot: Any, aloop: Any, window: MainWindow,
                                             gui_peer: Peer, tmp_path: Path) -> None:
     open_demo(qtbot, aloop, window, gui_peer, tmp_path)
