@@ -89,3 +89,25 @@ def test_drag_making_a_cycle_is_refused_and_sends_nothing(
     assert edits == []
     assert window.scene.snapshot.backing("base") is None
     assert "refused" in window.error_label.text()
+
+
+def test_drop_on_empty_canvas_detaches_after_confirmation(
+        qtbot: Any, aloop: Any, window: MainWindow, gui_peer: Peer, tmp_path: Path) -> None:
+    open_demo(qtbot, aloop, window, gui_peer, tmp_path)
+    window.view.fit()
+    edge = window.scene.edges[("vm2-top", "backing", "base")]
+    start = edge.point_at(0.95)
+    empty = window.scene.graph_rect().bottomRight() - QPointF(60, 30)  # below the base row
+    assert window.scene.node_at(empty) is None
+    prompter = window.prompter
+    prompter.confirm_answer = False  # "Detach vm2-top from base?" — No
+    drag(qtbot, window, start, empty)
+    qtbot.wait(200)
+    assert window.scene.snapshot.backing("vm2-top") == "base"
+    assert ("confirm", prompter.asked[-1][1]) == prompter.asked[-1]
+    assert "Detach vm2-top" in prompter.asked[-1][1]
+    prompter.confirm_answer = True
+    drag(qtbot, window, edge.point_at(0.95), empty)
+    qtbot.waitUntil(lambda: window.scene.snapshot.backing("vm2-top") is None, timeout=10000)
+    window.undo()
+    qtbot.waitUntil(lambda: window.scene.snapshot.backing("vm2-top") == "base", timeout=10000)
