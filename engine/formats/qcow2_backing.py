@@ -27,6 +27,7 @@ ordered, non-atomic writes (name first, then the area, then the header).
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from engine.formats import fileio
@@ -133,14 +134,17 @@ def rewrite_backing(img: Qcow2Image, backing_file: str | None,
         # 2. the switch: one aligned write of the first sector
         _pwrite(img.fd, data[:sector].ljust(sector, b"\0"), 0)
         fileio.fdatasync(img.fd)
-        # 3. tidy up: the new bytes beyond the sector, zeros where only the old header was
+    except OSError as exc:
+        raise file_error(exc, path, "Could not rewrite the header", 0) from exc
+    # 3. tidy up: the new bytes beyond the sector, zeros where only the old header was.
+    #    The switch is done and durable, and readers stop at the end-of-extensions
+    #    marker, so a failure here (a full disk) must not report the change as failed.
+    with contextlib.suppress(OSError):
         if len(data) > sector:
             _pwrite(img.fd, data[sector:], sector)
         tidy_from = max(len(data), sector)
         if stale_end > tidy_from:
             _pwrite(img.fd, bytes(stale_end - tidy_from), tidy_from)
-    except OSError as exc:
-        raise file_error(exc, path, "Could not rewrite the header", 0) from exc
     new_cluster0 = fileio.pread(img.fd, cs, 0)
     img.header = hdr.parse_header(new_cluster0.ljust(cs, b"\0"), path, img.file_size())
     img.cluster_0 = bytes(new_cluster0[:cs])
