@@ -112,12 +112,16 @@ class Session:
         traffic_limit: int = 5000,
         reconnect_delays: tuple[float, float] = (0.1, 5.0),
         job_timeout: float = 300.0,
+        command_timeout: float | None = 60.0,
     ) -> None:
         self.endpoint = parse_address(endpoint) if isinstance(endpoint, str) else endpoint
         self.auto_reconnect = auto_reconnect
         self.poll_interval = poll_interval
         self.reconnect_delays = reconnect_delays
         self.job_timeout = job_timeout
+        #: a peer that accepts but never greets or never answers is treated as gone after
+        #: this long (None: wait forever); jobs are waited for separately (job_timeout)
+        self.command_timeout = command_timeout
         self.traffic = TrafficLog(traffic_limit)
         self._graph_changed: Observers[GraphSnapshot] = Observers("graph_changed")
         self._job_progress: Observers[JobProgress] = Observers("job_progress")
@@ -197,10 +201,19 @@ class Session:
             return self._read.snapshot
         self._set_state(ConnectionStatus.CONNECTING)
         client = LoggingQMPClient(self.traffic, self._traffic.emit, name="blockgraph")
+        timer = asyncio.timeout(self.command_timeout)
         try:
-            await client.connect(self.endpoint.connect_argument())
-        except (ConnectError, OSError) as exc:
-            reason = str(exc.exc) if isinstance(exc, ConnectError) else str(exc)
+            async with timer:
+                await client.connect(self.endpoint.connect_argument())
+        except (ConnectError, OSError) as exc:   # TimeoutError is an OSError
+            if timer.expired():   # qemu.qmp reports the cancelled handshake as ConnectError
+                with contextlib.suppress(Exception):
+                    await client.disconnect()
+                reason = f"no QMP greeting within {self.command_timeout:g} s"
+            elif isinstance(exc, ConnectError):
+                reason = str(exc.exc) or f"{exc.error_message} ({type(exc.exc).__name__})"
+            else:
+                reason = str(exc)
             self._set_state(ConnectionStatus.DISCONNECTED, f"cannot connect: {reason}")
             raise ConnectFailed(self.endpoint.label, reason) from exc
         self._client = client
@@ -328,9 +341,17 @@ class Session:
             raise Disconnected("not connected")
         msg = QMPClient.make_execute_msg(command, arguments)
         try:
-            return await client.execute_msg(msg)
+            async with asyncio.timeout(self.command_timeout):
+                return await client.execute_msg(msg)
         except ExecuteError as exc:
             raise CommandFailed(dict(exc.sent), dict(exc.received)) from None
+        except TimeoutError as exc:   # (an OSError too: this clause must come first)
+            # a stalled peer: replies come in order, so nothing after this can be trusted
+            # either; drop the connection (reconnecting re-reads the real graph)
+            if client is self._client and not self._closing:
+                self._spawn(self._connection_lost(client), "stalled")
+            raise Disconnected(f"no reply to {command} within {self.command_timeout:g} s — "
+                               "outcome unknown", outcome_unknown=True) from exc
         except (ExecInterruptedError, StateError, EOFError, OSError) as exc:
             raise Disconnected(f"connection lost during {command} — outcome unknown",
                                outcome_unknown=True) from exc
