@@ -232,6 +232,7 @@ def _open_header_chain(graph: BlockGraph, top: Node, inherit: dict[str, Any]) ->
         fmt = current.header_backing_format
         try:
             if fmt is None:
+                graph.host_path(path)   # confinement first: probing must not read outside root
                 fmt = probe_format(path)
             backing_opts: dict[str, Any] = {"driver": fmt,
                                             "file": {"driver": "file", "filename": path}}
