@@ -36,12 +36,11 @@ MAX_TOKEN_COUNT = 2 << 20
 
 _WHITESPACE = re.compile(rb"[ \t\n\r]+")
 _KEYWORD = re.compile(rb"[a-z]+")
-#: A complete string: printable characters and escapes, no raw control characters.
-_DQ_STRING = re.compile(rb'"(?:[^"\\\x00-\x1f\xfe\xff]|\\[^\x00-\x1f\xfe\xff])*"')
-_SQ_STRING = re.compile(rb"'(?:[^'\\\x00-\x1f\xfe\xff]|\\[^\x00-\x1f\xfe\xff])*'")
-#: The longest valid beginning of a string (to find where a bad one goes wrong).
-_DQ_PREFIX = re.compile(rb'"(?:[^"\\\x00-\x1f\xfe\xff]|\\[^\x00-\x1f\xfe\xff])*\\?')
-_SQ_PREFIX = re.compile(rb"'(?:[^'\\\x00-\x1f\xfe\xff]|\\[^\x00-\x1f\xfe\xff])*\\?")
+#: A string's body after the opening quote, as far as it is valid. Possessive runs keep
+#: matching linear (no backtracking), and a string arriving in many reads is scanned
+#: once: each feed resumes where the previous one stopped (``JSONStream._scan``).
+_DQ_BODY = re.compile(rb'(?:[^"\\\x00-\x1f\xfe\xff]++|\\[^\x00-\x1f\xfe\xff])*+')
+_SQ_BODY = re.compile(rb"(?:[^'\\\x00-\x1f\xfe\xff]++|\\[^\x00-\x1f\xfe\xff])*+")
 #: Input skipped after a lexical error.
 _RECOVERY_SKIP = re.compile(rb"[^{}\[\]:,\x00-\x08\x0a-\x1f\xfe\xff]*")
 _STRUCTURAL = frozenset(b"{}[]:,")
@@ -76,6 +75,7 @@ class JSONStream:
         self.max_token_size = max_token_size
         self.max_token_count = max_token_count
         self._buf = b""
+        self._scan = 0
         self._recovering = False
         self._reset_message()
 
@@ -93,6 +93,7 @@ class JSONStream:
     def feed(self, data: bytes) -> list[Any | JSONParseError]:
         """Add input; return every message it completes (values or parse errors)."""
         buf = self._buf + data if self._buf else data
+        scan, self._scan = self._scan, 0   # only for a string continued at buf[0]
         out: list[Any | JSONParseError] = []
         pos, end = 0, len(buf)
         while pos < end:
@@ -109,7 +110,7 @@ class JSONStream:
                 pos = _WHITESPACE.match(buf, pos).end()
                 continue
             try:
-                token = self._lex(buf, pos)
+                token = self._lex(buf, pos, scan if pos == 0 else 0)
             except _LexError as exc:
                 self._reset_message()
                 self._recovering = True
@@ -120,6 +121,7 @@ class JSONStream:
             if token is None:  # incomplete: wait for more input
                 if end - pos > self.max_token_size:
                     self._reset_message()
+                    self._scan = 0
                     self._recovering = True
                     pos = end
                     out.append(JSONParseError("JSON token size limit exceeded"))
@@ -131,18 +133,22 @@ class JSONStream:
         return out
 
     # -- lexer ------------------------------------------------------------------------
-    def _lex(self, buf: bytes, pos: int) -> tuple[str, bytes] | None:
-        """The token at ``pos``; None if it may continue beyond the buffer."""
+    def _lex(self, buf: bytes, pos: int, resume: int = 0) -> tuple[str, bytes] | None:
+        """The token at ``pos``; None if it may continue beyond the buffer.
+
+        ``resume``: bytes of a string's body already checked by an earlier feed.
+        """
         c = buf[pos]
         if c in _STRUCTURAL:
             return chr(c), buf[pos:pos + 1]
         if c == 0x22 or c == 0x27:  # " or '
-            full, prefix = (_DQ_STRING, _DQ_PREFIX) if c == 0x22 else (_SQ_STRING, _SQ_PREFIX)
-            m = full.match(buf, pos)
-            if m:
-                return STRING, m.group(0)
-            bad = prefix.match(buf, pos).end()
+            body = _DQ_BODY if c == 0x22 else _SQ_BODY
+            end = body.match(buf, pos + 1 + resume).end()
+            if end < len(buf) and buf[end] == c:
+                return STRING, buf[pos:end + 1]
+            bad = end + 1 if end < len(buf) and buf[end] == 0x5C else end  # a lone backslash
             if bad >= len(buf):
+                self._scan = end - pos - 1   # valid so far: the next feed resumes here
                 return None
             raise _LexError(buf[pos:bad + 1])
         if c == 0x2D or c in _DIGITS:  # - or digit
