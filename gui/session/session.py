@@ -309,6 +309,21 @@ class Session:
             return
         await self._connection_lost(client)
 
+    async def _stalled(self, client: LoggingQMPClient, tasks: set[asyncio.Task[Any]]) -> None:
+        """Close a link that stopped answering (its tasks only), then reconnect."""
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        with contextlib.suppress(Exception):
+            await client.disconnect()
+        async with self._job_changed:
+            self._job_changed.notify_all()
+        if self.auto_reconnect and not self._closing and self._client is None \
+                and self._reconnect_task is None:
+            self._reconnect_task = self._spawn(self._reconnect_loop(), "reconnect")
+
     async def _connection_lost(self, client: LoggingQMPClient) -> None:
         await self._drop_client(client)
         self._set_state(ConnectionStatus.LOST,
@@ -349,7 +364,11 @@ class Session:
             # a stalled peer: replies come in order, so nothing after this can be trusted
             # either; drop the connection (reconnecting re-reads the real graph)
             if client is self._client and not self._closing:
-                self._spawn(self._connection_lost(client), "stalled")
+                # at once, so nobody sends into the stalled link or sees "connected"
+                self._client = None
+                self._set_state(ConnectionStatus.LOST, "no reply from the peer — outcome "
+                                "unknown; the graph is re-read on reconnect")
+                self._spawn(self._stalled(client, set(self._conn_tasks)), "stalled")
             raise Disconnected(f"no reply to {command} within {self.command_timeout:g} s — "
                                "outcome unknown", outcome_unknown=True) from exc
         except (ExecInterruptedError, StateError, EOFError, OSError) as exc:
