@@ -106,3 +106,22 @@ def test_a_job_whose_completion_is_refused_fails_instead_of_hanging(tmp_path: Pa
         assert "cannot support read-write users" in job["error"]
     finally:
         engine.close()
+
+
+def test_an_id_beyond_uint64_comes_back_as_qemu_prints_it() -> None:
+    """Found by the QMP fuzzer: the reply to an id of 10**400 is ``"id": inf`` — not
+    JSON, but byte for byte what qemu-storage-daemon 7.2 answers, so the fuzzer's
+    validity check accepts QEMU's bare non-finite numbers and nothing else."""
+    from engine.server.inprocess import InProcessServer
+    from tests.fuzz.qmp_cases import Client, validate_line
+
+    with InProcessServer() as srv:
+        c = Client(srv.connect())
+        c.sock.sendall(b'{"execute": "query-version", "id": ' + b"9" * 400 + b"}")
+        line = b""
+        while not line.endswith(b"\n"):
+            line += c.sock.recv(4096)
+        assert line == (b'{"id": inf, "error": {"class": "CommandNotFound", "desc": '
+                        b'"Expecting capabilities negotiation with \'qmp_capabilities\'"}}\r\n')
+        assert validate_line(line.rstrip(b"\n"))["id"] is None
+        c.sock.close()
