@@ -60,7 +60,8 @@ async def _measure(peer: Peer, report: Report, label: str, drag: bool) -> None:
         t0 = time.perf_counter()
         await session.refresh()
         polls.append(time.perf_counter() - t0)
-    report.add(BENCH, f"idle poll (nothing changed), {label}", _best(polls) * 1e3, "ms")
+    report.add(BENCH, f"idle poll (nothing changed), {label}", _best(polls) * 1e3, "ms",
+               anchor=_best(flat) * 1e3, anchor_name="qsd: query-named-block-nodes flat alone")
     if drag:
         ctx = session.plan_context()
         # inside chain 10: nodes n500 (bottom) .. n549 (top)

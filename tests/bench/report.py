@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -39,6 +40,13 @@ class Report:
     def add(self, bench: str, what: str, ours: float, unit: str, *, anchor: float | None = None,
             anchor_name: str | None = None, higher_is_better: bool = False,
             target: str = "") -> Row:
+        """One figure. Without a measured anchor, a numeric target in the row's unit
+        (``"< 16 ms"``, ``"<= 100x ..."``, ``"> 50 MiB/s"``) is the anchor, so every row
+        has a ratio: how far inside (>1) or outside (<1) its target it is."""
+        if anchor is None:
+            anchor = target_value(target, unit, higher_is_better)
+            if anchor is not None:
+                anchor_name = "target"
         row = Row(bench, what, ours, anchor_name, anchor, unit, higher_is_better, target)
         self.rows.append(row)
         print(f"  {what}: {_fmt(ours)} {unit}"
@@ -64,6 +72,21 @@ class Report:
     def write_json(self, path: Path) -> None:
         data: list[dict[str, Any]] = [{**asdict(r), "ratio": r.ratio} for r in self.rows]
         path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+_TARGET = re.compile(r"^\s*(<=?|>=?)\s*([\d][\d,]*(?:\.\d+)?)\s*([^\s(]*)")
+
+
+def target_value(target: str, unit: str, higher_is_better: bool) -> float | None:
+    """The number in a target like ``"< 1 ms at 1,000"`` when its unit is the row's."""
+    m = _TARGET.match(target)
+    if not m:
+        return None
+    op, number, its_unit = m.groups()
+    if op.startswith("<") == higher_is_better or (its_unit and its_unit != unit):
+        return None
+    value = float(number.replace(",", ""))
+    return value or None
 
 
 def _fmt(x: float | None) -> str:
