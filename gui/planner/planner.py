@@ -251,14 +251,18 @@ def _plan_read_only(ctx: PlanContext, intent: SetReadOnly) -> Plan:
 
 
 def plan_staged(ctx: PlanContext, intents: Sequence[Any]) -> Plan:
-    """Several link/flag edits as ONE atomic ``blockdev-reopen`` (preview it as JSON).
+    """Several link/flag edits as ONE atomic ``blockdev-reopen`` (preview it as JSON);
+    several external snapshots as their image creations followed by ONE ``transaction``
+    of ``blockdev-snapshot`` actions (all overlays become active together, or none).
 
-    Only link and flag intents stage (:data:`LINK_INTENTS`); other edits run as jobs or
-    separate commands and are planned one by one.
+    Other edits run as jobs or separate commands and are planned one by one.
     """
+    if intents and all(isinstance(i, ExternalSnapshot) for i in intents):
+        return _plan_staged_snapshots(ctx, intents)
     others = [i for i in intents if not isinstance(i, LINK_INTENTS)]
     if others:
-        raise ValueError(f"only link and read-only edits can be staged, not {others[0]!r}")
+        raise ValueError("only link and read-only edits (or only snapshots) can be staged, "
+                         f"not {others[0]!r}")
     reasons = preflight.check_staged(ctx, list(intents))
     summary = "; ".join(describe(ctx.snapshot, i) for i in intents)
     if reasons:
@@ -337,6 +341,52 @@ def _plan_snapshot(ctx: PlanContext, intent: ExternalSnapshot) -> Plan:
         added={file_node: dict(steps[2].arguments or {}), intent.overlay: dict(
             steps[5].arguments or {})},
     )
+
+
+def _plan_staged_snapshots(ctx: PlanContext, intents: Sequence[Any]) -> Plan:
+    summary = "; ".join(describe(ctx.snapshot, i) for i in intents)
+    names = [n for i in intents for n in (i.overlay, i.file_node or f"{i.overlay}-file")]
+    reasons = next((r for r in (preflight.check(ctx, i) for i in intents) if r), [])
+    if not reasons and len(set(names)) != len(names):
+        from engine.graph.rules import DuplicateNodeName
+
+        reasons = [DuplicateNodeName(next(n for n in names if names.count(n) > 1))]
+    if not reasons and len({i.node for i in intents}) != len(intents):
+        reasons = [ValueError("a node can be snapshotted once per transaction")]
+    if reasons:
+        return refused(tuple(intents), summary, reasons)
+    plans = [_plan_snapshot(ctx, i) for i in intents]
+    steps: list[Any] = []
+    actions: list[dict[str, Any]] = []
+    expected = Expectation()
+    for plan in plans:
+        *prepare, snap = plan.steps
+        steps.extend(prepare)
+        assert isinstance(snap, QmpCommand)
+        actions.append({"type": "blockdev-snapshot", "data": dict(snap.arguments or {})})
+        expected = expected.merged(plan.expected)
+    steps.append(QmpCommand("transaction", {"actions": actions}))
+    inverse: Plan | None = None
+    why = next((p.irreversible for p in plans if p.inverse is None), None)
+    if why is None:
+        inverse = Plan(intent=tuple(p.inverse.intent for p in plans if p.inverse),
+                       summary="Undo: " + summary,
+                       steps=tuple(s for p in plans if p.inverse for s in p.inverse.steps),
+                       expected=_merge_all([p.inverse.expected for p in plans if p.inverse]),
+                       irreversible="already an undo step")
+    added: dict[str, Any] = {}
+    for plan in plans:
+        added.update(plan.added)
+    return Plan(intent=tuple(intents), summary=summary, steps=tuple(steps),
+                preconditions=tuple(c for p in plans for c in p.preconditions),
+                expected=expected, inverse=inverse, irreversible=why, added=added)
+
+
+def _merge_all(expectations: Sequence[Expectation]) -> Expectation:
+    out = Expectation()
+    for e in expectations:
+        out = out.merged(e)
+    return out
 
 
 def _chain_below(graph: GraphSnapshot, key: str) -> list[str]:

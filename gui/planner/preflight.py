@@ -60,6 +60,10 @@ def check_staged(ctx: PlanContext, intents: Sequence[Any]) -> list[Exception]:
     leave (they are sent as one atomic reopen)."""
     from gui.planner.planner import PlanContext, simulate
 
+    if all(isinstance(i, ExternalSnapshot) for i in intents):
+        return next((r for r in (check(ctx, i) for i in intents) if r), [])
+    if any(isinstance(i, Delete) for i in intents):      # an undo of staged snapshots
+        return next((r for r in (check(ctx, i) for i in intents) if r), [])
     graph = ctx.snapshot
     for intent in intents:
         step = PlanContext(graph, ctx.reopen_command, ctx.known_options, ctx.commands)

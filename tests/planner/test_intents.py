@@ -275,3 +275,30 @@ async def test_change_medium(any_peer: Peer, any_session: Session, tmp_path: Pat
     assert medium(back.snapshot) == str(files["base"])
     ejected = await run(any_session, ChangeMedium("cd0", None))
     assert medium(ejected) is None
+
+
+async def test_staged_snapshots_are_one_transaction(any_peer: Peer, any_session: Session,
+                                                    tmp_path: Path) -> None:
+    files = chain(tmp_path)
+    for name in ("base", "top"):
+        any_peer.ok("blockdev-add", {"driver": "qcow2", "node-name": f"d-{name}",
+                                     "backing": None, "file": {
+                                         "driver": "file", "filename": str(files[name])}})
+    before = await any_session.refresh(force=True)
+    ctx = any_session.plan_context()
+    intents = [ExternalSnapshot("d-base", "s-base", str(tmp_path / "s-base.qcow2")),
+               ExternalSnapshot("d-top", "s-top", str(tmp_path / "s-top.qcow2"))]
+    clash = plan_staged(ctx, [intents[0], ExternalSnapshot("d-top", "s-base", "/x")])
+    assert [str(r) for r in clash.refusals] == ["Duplicate nodes with node-name='s-base'"]
+    plan = plan_staged(ctx, intents)
+    assert plan.ok and plan.commands()[-1].command == "transaction"
+    assert [a["data"] for a in plan.commands()[-1].arguments["actions"]] == [
+        {"node": "d-base", "overlay": "s-base"}, {"node": "d-top", "overlay": "s-top"}]
+    report = await any_session.run_plan(plan)
+    assert report.as_expected, report.mismatches
+    after = shape(report.snapshot)
+    assert after["s-base"][2] == "d-base" and after["s-top"][2] == "d-top"
+    assert after["d-base"][1] is True and after["d-top"][1] is True
+    undo = await any_session.run_plan(plan.inverse)
+    assert undo.as_expected, undo.mismatches
+    assert shape(undo.snapshot) == shape(before)
