@@ -110,9 +110,15 @@ class EditController(QObject):
         plan = self.plan(intent)
         if plan is None:
             return None
-        if plan.irreversible and not self.prompter.confirm(
-                "This cannot be undone",
-                f"{plan.summary}\n\nThis cannot be undone: {plan.irreversible}.\n\nContinue?"):
+        warnings = "".join(f"\n\n⚠ {w}" for w in plan.warnings)
+        if plan.irreversible:
+            question = (f"{plan.summary}\n\nThis cannot be undone: {plan.irreversible}."
+                        f"{warnings}\n\nContinue?")
+            if not self.prompter.confirm("This cannot be undone", question):
+                self.status.emit("cancelled")
+                return None
+        elif warnings and not self.prompter.confirm(
+                "Please confirm", f"{plan.summary}{warnings}\n\nContinue?"):
             self.status.emit("cancelled")
             return None
         if not self.prompter.preview(plan):

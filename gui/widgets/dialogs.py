@@ -57,6 +57,11 @@ class PlanPreviewDialog(QDialog):
             layout.addWidget(warn)
         elif plan.inverse is not None:
             layout.addWidget(QLabel("Can be undone (Ctrl+Z)."))
+        for warning in plan.warnings:
+            note = QLabel(f"⚠ {warning}")
+            note.setStyleSheet("color: #a05a00;")
+            note.setWordWrap(True)
+            layout.addWidget(note)
         text = QPlainTextEdit(readOnly=True)
         mono = QFont("monospace")
         mono.setStyleHint(QFont.StyleHint.Monospace)

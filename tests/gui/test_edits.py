@@ -181,3 +181,18 @@ def test_disconnect_shows_state_stays_usable_and_reconnects(
         assert peer.address in window.recent()
     finally:
         peer.stop()
+
+
+def test_declined_irreversible_edit_sends_nothing(qtbot: Any, aloop: Any, window: MainWindow,
+                                                  gui_peer: Peer, tmp_path: Path) -> None:
+    open_demo(qtbot, aloop, window, gui_peer, tmp_path)
+    select(window, "vm1-top")
+    prompter: ScriptedPrompter = window.prompter  # type: ignore[assignment]
+    prompter.confirm_answer = False
+    before = window.bridge.session.traffic.last_seq
+    window.act_stream.trigger()
+    qtbot.waitUntil(lambda: idle(window) and "cancelled" in window.message_label.text(),
+                    timeout=5000)
+    assert any("cannot be undone" in text for kind, text in prompter.asked if kind == "confirm")
+    sent = window.bridge.session.traffic.sent_commands(before)
+    assert "block-stream" not in sent and not prompter.previews
