@@ -283,7 +283,10 @@ def layout(
     With no previous positions (or none that still exist) this is
     :func:`full_layout`. Otherwise only nodes that are new are placed: a
     protocol node beside its format node, an overlay or a backend above its
-    child, anything else below its parent, each in the nearest free slot.
+    child, anything else below its parent, each in the nearest free slot. A node
+    inserted into an existing link (a snapshot under a drive, a job's filter) goes
+    between its ends, and the nodes above it — its own ancestors, nothing else —
+    move up one row to make room.
     """
     kept = {k: p for k, p in (previous or {}).items() if k in snapshot.nodes}
     if not kept:
@@ -327,7 +330,15 @@ def layout(
         for k in pending:
             kids = [c for c in st.children[k] if c in pos]
             pars = [p for p in st.parents[k] if p in pos]
-            if kids:
+            if kids and pars and all(pos[p][1] < pos[kids[0]][1] for p in pars):
+                # inserted into an existing link (an overlay under a drive, a job's
+                # filter): make room by lifting what sits above it, one row
+                cx, cy = pos[kids[0]]
+                lifted = _lift_ancestors(st, pos, kept, pars, g)
+                if lifted:
+                    occ = _rebuild_occupancy(pos, size, g)
+                want = (cx, cy - g.row_h)
+            elif kids:
                 cx, cy = pos[kids[0]]
                 want = (cx, cy - g.row_h)
             elif pars:
@@ -353,6 +364,36 @@ def layout(
             ox, oy = pos[st.beside_of[k]]
             pos[k] = (ox + g.node_w + g.beside_gap, oy + (g.node_h - g.beside_h) / 2)
     return pos
+
+
+def _lift_ancestors(st: Structure, pos: dict[str, Point], kept: Mapping[str, Point],
+                    parents: list[str], g: Geometry) -> set[str]:
+    """Move the kept ancestors of an inserted node (and their protocol nodes) up one
+    row. Only nodes linked to the change move; everything unrelated stays put."""
+    lifted: set[str] = set()
+    stack = [p for p in parents if p in kept]
+    while stack:
+        k = stack.pop()
+        if k in lifted:
+            continue
+        lifted.add(k)
+        stack.extend(p for p in st.parents.get(k, ()) if p in kept)
+    for k in lifted:
+        x, y = pos[k]
+        pos[k] = (x, y - g.row_h)
+        side = st.beside.get(k)
+        if side is not None and side in pos:
+            sx, sy = pos[side]
+            pos[side] = (sx, sy - g.row_h)
+    return lifted
+
+
+def _rebuild_occupancy(pos: Mapping[str, Point], size: Any, g: Geometry) -> _Occupancy:
+    occ = _Occupancy(g.node_w + g.col_gap)
+    for k, (x, y) in pos.items():
+        w, h = size(k)
+        occ.add(x - g.col_gap / 2, y - g.row_gap / 4, w + g.col_gap, h + g.row_gap / 2)
+    return occ
 
 
 @dataclass(slots=True)

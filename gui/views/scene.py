@@ -95,6 +95,11 @@ class GraphScene(QGraphicsScene):
             assert beside is not None
             for k in diff.added_nodes:
                 self._add_node(snapshot, k, positions[k], k in beside)
+            for k, old_pos in previous.items():  # made room for an inserted node
+                new_pos = positions.get(k)
+                if new_pos is not None and new_pos != old_pos:
+                    self.nodes[k].setPos(*new_pos)
+                    self.nodes[k].adjust_edges()
         for k in diff.changed_nodes:
             self.nodes[k].set_info(snapshot.nodes[k])
         for e in diff.added_edges:

@@ -69,11 +69,29 @@ def test_positions_are_stable_and_only_new_nodes_are_placed() -> None:
               EdgeInfo("snap2", "snap2-f", "file")]
     after_snap = GraphSnapshot(nodes, edges)
     after = layout(after_snap, before)
+    # the overlay goes between the drive and its old root; only the drive (its
+    # ancestor) moves, one row up; every other node stays where it was
     for k, p in before.items():
-        assert after[k] == p, k
-    assert after["snap2"][1] < after["top2"][1]  # above its backing
+        if k != "backend:vm2":
+            assert after[k] == p, k
+    bx, by = before["backend:vm2"]
+    assert after["backend:vm2"] == (bx, by - G.row_h)
+    assert after["snap2"] == (before["top2"][0], before["top2"][1] - G.row_h)
     assert after["snap2-f"][1] >= after["snap2"][1]
     assert overlaps(after, after_snap) == []
+
+
+def test_a_new_overlay_without_users_moves_nothing() -> None:
+    snap = chains()
+    before = full_layout(snap)
+    nodes = [*snap.nodes.values(), node("snap1")]
+    edges = [*snap.edges, EdgeInfo("snap1", "mid1", "backing")]
+    grown = GraphSnapshot(nodes, edges)
+    after = layout(grown, before)
+    for k, p in before.items():
+        assert after[k] == p, k
+    assert after["snap1"][1] < after["mid1"][1]
+    assert overlaps(after, grown) == []
 
 
 def test_new_island_is_laid_out_beside_the_rest() -> None:

@@ -74,3 +74,22 @@ def test_scheme_and_permissions_toggle(qapp: QApplication) -> None:
     assert all(i.scheme is DARK for i in scene.nodes.values())
     scene.set_show_permissions(True)
     assert all(e.show_perms for e in scene.edges.values())
+
+
+def test_inserting_an_overlay_under_a_drive_lifts_the_drive(qapp: QApplication) -> None:
+    from gui.views.layout import DEFAULT_GEOMETRY as G
+
+    scene = GraphScene()
+    snap = chains()
+    scene.show_snapshot(snap)
+    before = scene.positions()
+    nodes = [*snap.nodes.values(), node("snap2")]
+    edges = [e for e in snap.edges if e.parent != "backend:vm2"]
+    edges += [EdgeInfo("backend:vm2", "snap2", "root"), EdgeInfo("snap2", "top2", "backing")]
+    scene.show_snapshot(GraphSnapshot(nodes, edges))
+    after = scene.positions()
+    assert after["backend:vm2"][1] == before["backend:vm2"][1] - G.row_h
+    assert all(after[k] == before[k] for k in before if k != "backend:vm2")
+    root = scene.edges[("backend:vm2", "root", "snap2")]
+    assert root.child_end() == scene.nodes["snap2"].top_port()
+    assert root.endpoints()[0] == scene.nodes["backend:vm2"].bottom_port()
