@@ -106,6 +106,17 @@ def align_out(runs: list[Run], granularity: int | None, limit: int) -> list[Run]
 
 _ZEROS = memoryview(bytes(32 << 20))
 
+#: copy buffers kept between jobs: a fresh 32 MiB buffer costs page faults every time
+_POOL: list[bytearray] = []
+
+
+def _take_buffer(size: int) -> bytearray:
+    while _POOL:
+        buf = _POOL.pop()
+        if len(buf) == size:
+            return buf
+    return bytearray(size)
+
 
 class WriteBatch:
     """Coalesces contiguous writes to one image into requests of up to ``limit`` bytes.
@@ -120,9 +131,15 @@ class WriteBatch:
     def __init__(self, target: Any, limit: int = 32 << 20) -> None:
         self.target = target
         self.limit = limit
-        self._buf = bytearray(limit)
+        self._buf = _take_buffer(limit)
         self._start = 0
         self._len = 0
+
+    def release(self) -> None:
+        """Give the buffer back for the next job (after the last flush)."""
+        if self._len == 0 and self._buf:
+            _POOL.append(self._buf)
+            self._buf = bytearray()
 
     def view_for(self, start: int, n: int) -> tuple[memoryview, bool]:
         """A buffer to read ``[start, start+n)`` into; True when it joined the batch

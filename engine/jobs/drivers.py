@@ -133,6 +133,7 @@ class StreamDriver(JobDriver):
         if job.cancel_requested:
             return
         yield from copy.drain(job, batch)
+        batch.release()
         _flush(self.top)
         if copy.first_error:
             raise JobFailed(copy.first_error)
@@ -185,6 +186,7 @@ class CommitDriver(JobDriver):
         if job.cancel_requested:
             return
         yield from copy.drain(job, batch)
+        batch.release()
         _flush(self.base)
         if copy.first_error:
             raise JobFailed(copy.first_error)
