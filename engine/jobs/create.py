@@ -118,10 +118,29 @@ def _create_qcow2(path: str, opts: dict[str, Any]) -> None:
         create_qcow2(path, size, backing_file=opts.get("backing-file"),
                      backing_format=opts.get("backing-fmt"), cluster_size=cluster,
                      version=version, refcount_bits=opts.get("refcount-bits", 16))
+        _fill_holes(path)
     except ImageError as exc:
         raise JobFailed(errno.EINVAL, str(exc)) from exc
     except OSError as exc:
         raise JobFailed(exc.errno or errno.EIO, str(exc)) from exc
+
+
+def _fill_holes(path: str) -> None:
+    """Write the new image's metadata clusters out in full, zeros included.
+
+    QEMU's blockdev-create writes every metadata cluster it lays out, so the file has
+    no holes (``actual-size`` = the whole file); the same bytes written sparsely would
+    report less. A fresh image is a few clusters, so rewriting it is cheap.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        if size <= 64 << 20:
+            data = os.pread(fd, size, 0)
+            os.pwrite(fd, data, 0)
+            os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 def _resolve_file(graph: BlockGraph, ref: Any) -> str:
