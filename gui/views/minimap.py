@@ -33,7 +33,11 @@ class Minimap(QWidget):
         self.setCursor(Qt.CursorShape.PointingHandCursor)
 
     def _scene_changed(self, _regions: object) -> None:
-        self._timer.start()
+        # redrawing the overview of a big graph costs tens of milliseconds: do it
+        # rarely there, so a job's progress updates never make the editor stutter
+        self._timer.setInterval(250 if len(self.scene.nodes) < 1000 else 1500)
+        if not self._timer.isActive():
+            self._timer.start()
 
     def rebuild(self) -> None:
         rect = self.scene.graph_rect()
