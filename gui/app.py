@@ -17,6 +17,8 @@ import qasync
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
+from gui.display import exit_status_without_display
+
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="blockgraph", description=__doc__.split("\n\n")[0])
@@ -46,6 +48,8 @@ async def start(window: object, args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    if (status := exit_status_without_display()) is not None:
+        return status
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
     app.setApplicationName("blockgraph")

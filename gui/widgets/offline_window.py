@@ -323,6 +323,10 @@ class OfflineWindow(QMainWindow):
 
 def main(argv: list[str]) -> int:
     """Open the offline window on the image files in ``argv``."""
+    from gui.display import exit_status_without_display
+
+    if (status := exit_status_without_display("blockgraph offline")) is not None:
+        return status
     app = QApplication.instance() or QApplication([])
     window = OfflineWindow(list(argv))
     window.resize(1200, 760)

@@ -61,6 +61,10 @@ class TourWindow(QMainWindow):
 def main(tour: str | None = None) -> int:
     """Run the tour window with an asyncio loop inside Qt's (qasync)."""
     os.environ.setdefault("QT_API", "pyside6")
+    from gui.display import exit_status_without_display
+
+    if (status := exit_status_without_display("blockgraph tour")) is not None:
+        return status
     app = QApplication.instance() or QApplication([])
     import qasync
 

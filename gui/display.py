@@ -1,0 +1,40 @@
+"""Is there a screen to open a window on?
+
+Without one, Qt's xcb plugin cannot start and Qt *aborts the process* (a core dump
+after a page of plugin messages). The window-opening entry points ask first and exit
+with one line saying what to do instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+
+HINT = ("run it on a virtual screen with 'scripts/run' or 'xvfb-run -a blockgraph ...', "
+        "or draw the graph to a file: 'blockgraph render --demo -o graph.png'")
+
+
+def missing_display(env: Mapping[str, str] | None = None,
+                    platform: str | None = None) -> str | None:
+    """The reason no window can open here, or None when one can (or we cannot tell)."""
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith("linux"):
+        return None
+    if env.get("QT_QPA_PLATFORM") or env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return None
+    return f"no display (DISPLAY and WAYLAND_DISPLAY are not set); {HINT}"
+
+
+def exit_status_without_display(program: str = "blockgraph") -> int | None:
+    """Print why and return 1 when no window can open (and no QApplication exists yet)."""
+    from PySide6.QtWidgets import QApplication
+
+    if QApplication.instance() is not None:
+        return None
+    reason = missing_display()
+    if reason is None:
+        return None
+    print(f"{program}: {reason}", file=sys.stderr)
+    return 1

@@ -1,0 +1,78 @@
+"""Without a display: window-opening commands say what to do instead of Qt aborting,
+and scripts/run puts exactly those on a virtual X screen."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gui.display import missing_display
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env_without_display(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env.update(extra)
+    return env
+
+
+def test_missing_display_only_on_linux_without_any_screen() -> None:
+    assert missing_display({}, "linux") is not None
+    assert missing_display({"DISPLAY": ":0"}, "linux") is None
+    assert missing_display({"WAYLAND_DISPLAY": "wayland-0"}, "linux") is None
+    assert missing_display({"QT_QPA_PLATFORM": "offscreen"}, "linux") is None
+    assert missing_display({}, "darwin") is None
+
+
+@pytest.mark.parametrize("argv", [
+    [],
+    ["--connect", "unix:/nonexistent"],
+    ["tour", "stream"],
+    ["offline", "x.qcow2"],
+], ids=["editor", "connect", "tour-window", "offline-window"])
+def test_window_commands_without_display_exit_with_a_hint(argv: list[str],
+                                                          tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "gui.cli", *argv], cwd=ROOT,
+                          env=_env_without_display(HOME=str(tmp_path)),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert "no display" in proc.stderr
+    assert "xvfb-run" in proc.stderr
+    assert "Aborted" not in proc.stderr and "platform plugin" not in proc.stderr
+
+
+def _run_script(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """scripts/run with a stand-in xvfb-run that only says how it was called."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    fake = fake_bin / "xvfb-run"
+    fake.write_text('#!/bin/sh\necho "xvfb-run $*"\n')
+    fake.chmod(0o755)
+    env = _env_without_display(PATH=f"{fake_bin}:{os.environ['PATH']}",
+                               BLOCKGRAPH_VENV=str(Path(sys.prefix)), HOME=str(tmp_path))
+    return subprocess.run(["bash", str(ROOT / "scripts" / "run"), *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args", [[], ["--connect", "unix:/tmp/qsd.sock"], ["disk.qcow2"],
+                                  ["tour", "stream"], ["offline", "a.qcow2"]])
+def test_run_script_puts_windows_on_a_virtual_screen(args: list[str], tmp_path: Path) -> None:
+    proc = _run_script(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == " ".join(["xvfb-run -a -s -screen 0 1600x1000x24 blockgraph",
+                                            *args])
+
+
+@pytest.mark.parametrize("args", [["--version"], ["info", "--help"], ["tour", "--list"],
+                                  ["render", "--help"]])
+def test_run_script_runs_headless_commands_directly(args: list[str], tmp_path: Path) -> None:
+    proc = _run_script(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "xvfb-run" not in proc.stdout
+    assert proc.stdout.strip()
