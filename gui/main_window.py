@@ -189,7 +189,8 @@ class MainWindow(QMainWindow):
         self.act_export = a("&Export…", self.ask_export, "Ctrl+E",
                             "Save the graph as SVG, PNG, DOT or JSON")
         self.act_disconnect = a("&Disconnect", self.disconnect, None, "Close the connection")
-        self.act_quit = a("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        # StandardKey.Quit is empty on some platforms
+        self.act_quit = a("&Quit", self.close, "Ctrl+Q")
         self.act_snapshot = a("&Snapshot…", self.action_snapshot, "Ctrl+Shift+S",
                               "Create a qcow2 overlay on top of the selected node")
         self.act_stream = a("S&tream into this node…", self.action_stream, "Ctrl+Shift+T",
@@ -224,8 +225,11 @@ class MainWindow(QMainWindow):
                              "Show the QMP a change will send, before sending it",
                              checkable=True)
         self.act_preview.setChecked(self.dialog_prompter.preview_enabled)
-        self.act_undo = a("&Undo", self.undo, QKeySequence.StandardKey.Undo)
-        self.act_redo = a("&Redo", self.redo, QKeySequence.StandardKey.Redo)
+        self.act_undo = a("&Undo", self.undo, QKeySequence.StandardKey.Undo,
+                          "Undo the last edit")
+        # Redo's standard key depends on the platform (Ctrl+Y or Ctrl+Shift+Z): bind both
+        self.act_redo = a("&Redo", self.redo, "Ctrl+Shift+Z", "Redo the edit just undone")
+        self.act_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         self.act_undo.setEnabled(False)
         self.act_redo.setEnabled(False)
         self.act_about = a("&About blockgraph", self.about)
