@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.planner.plan import Plan
+from gui.widgets.modal import nested_event_loop
 
 
 def plan_json(plan: Plan) -> str:
@@ -118,24 +119,27 @@ class DialogPrompter(Prompter):
         self.on_preview_disabled = lambda: None
 
     def confirm(self, title: str, text: str) -> bool:
-        answer = QMessageBox.question(self.parent, title, text,
-                                      QMessageBox.StandardButton.Yes
-                                      | QMessageBox.StandardButton.Cancel,
-                                      QMessageBox.StandardButton.Cancel)
+        with nested_event_loop():
+            answer = QMessageBox.question(self.parent, title, text,
+                                          QMessageBox.StandardButton.Yes
+                                          | QMessageBox.StandardButton.Cancel,
+                                          QMessageBox.StandardButton.Cancel)
         return answer == QMessageBox.StandardButton.Yes
 
     def preview(self, plan: Plan) -> bool:
         if not self.preview_enabled:
             return True
         dialog = PlanPreviewDialog(plan, self.parent)
-        ok = dialog.exec() == QDialog.DialogCode.Accepted
+        with nested_event_loop():
+            ok = dialog.exec() == QDialog.DialogCode.Accepted
         if ok and dialog.skip.isChecked():
             self.preview_enabled = False
             self.on_preview_disabled()
         return ok
 
     def ask_text(self, title: str, label: str, default: str) -> str | None:
-        text, ok = QInputDialog.getText(self.parent, title, label, text=default)
+        with nested_event_loop():
+            text, ok = QInputDialog.getText(self.parent, title, label, text=default)
         return text if ok and text else None
 
     def choose(self, title: str, label: str, options: list[str], default: int = 0
@@ -155,17 +159,19 @@ class DialogPrompter(Prompter):
         buttons.accepted.connect(dialog.accept)
         buttons.rejected.connect(dialog.reject)
         layout.addWidget(buttons)
-        if dialog.exec() != QDialog.DialogCode.Accepted:
-            return None
-        return combo.currentText()
+        with nested_event_loop():
+            accepted = dialog.exec() == QDialog.DialogCode.Accepted
+        return combo.currentText() if accepted else None
 
     def open_file(self, title: str, directory: str = "") -> str | None:
-        path, _ = QFileDialog.getOpenFileName(self.parent, title, directory,
-                                              "Disk images (*.qcow2 *.img *.raw);;All files (*)")
+        with nested_event_loop():
+            path, _ = QFileDialog.getOpenFileName(
+                self.parent, title, directory, "Disk images (*.qcow2 *.img *.raw);;All files (*)")
         return path or None
 
     def error(self, title: str, text: str) -> None:
-        QMessageBox.warning(self.parent, title, text)
+        with nested_event_loop():
+            QMessageBox.warning(self.parent, title, text)
 
 
 class ConnectDialog(QDialog):
