@@ -69,7 +69,8 @@ async def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         peer = await open_peer(args.connect)
     except (SessionError, PeerError, OSError, ValueError) as exc:
-        print(f"blockgraph replay: cannot connect: {exc}", file=sys.stderr)
+        text = str(exc) if str(exc).startswith("cannot connect") else f"cannot connect: {exc}"
+        print(f"blockgraph replay: {text}", file=sys.stderr)
         return 2
     try:
         if not args.quiet:
