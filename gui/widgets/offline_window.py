@@ -153,9 +153,12 @@ class OfflineWindow(QMainWindow):
         for path, err in self.graph.errors.items():
             self.log.appendPlainText(f"# cannot open {path}: {err}")
         broken = len(self.graph.broken_edges)
+        unreadable = len(self.graph.errors)
         self.statusBar().showMessage(
             f"{len(self.graph.snapshot.nodes)} images, "
-            + (f"{broken} broken link(s)" if broken else "no broken links"))
+            + (f"{broken} broken link(s)" if broken else "no broken links")
+            + (f"; {unreadable} file(s) could not be opened (see the log below)"
+               if unreadable else ""))
         if self.selected is not None:
             self.select(self.selected)
 
