@@ -18,6 +18,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from gui.display import exit_status_without_display
+from gui.signals import close_on_signals
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -63,8 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     closed = asyncio.Event()
+    # The loop must outlive the window: closing it only starts the shutdown, and the
+    # session is closed on the loop before run_until_complete returns. (With Qt quitting
+    # on the last window, a close while the session was busy ended in "Event loop
+    # stopped before Future completed" and exit status 1.)
+    app.setQuitOnLastWindowClosed(False)
+    app.lastWindowClosed.connect(closed.set)
     app.aboutToQuit.connect(closed.set)
     window.show()
+    close_on_signals(window.close, window)
 
     async def run() -> None:
         window.spawn(start(window, args), "start")

@@ -1,0 +1,40 @@
+"""Ctrl+C / SIGTERM end the editor cleanly: exit status 0 and the settings saved."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+def test_signal_closes_the_editor_and_saves_settings(tmp_path: Path, signum: int) -> None:
+    settings = tmp_path / "s.ini"
+    demo = tmp_path / "demo"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "gui.cli", "--settings", str(settings),
+                             "--demo-dir", str(demo)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (demo.exists() and len(list(demo.glob("*.qcow2"))) >= 5):
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "the demo never came up"
+            time.sleep(0.1)
+        time.sleep(1.0)  # the demo's blockdev-adds and the first paint
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
+    text = settings.read_text()
+    assert "geometry=" in text and "scheme=" in text
