@@ -77,7 +77,7 @@ def test_corpus_is_present_and_valid(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@fuzz_settings(short_examples=120)
+@fuzz_settings(short_examples=250)
 @given(case=mutated_seed())
 def test_mutated_images_fail_only_with_image_errors(tmp_path_factory: pytest.TempPathFactory,
                                                      case: tuple[Path, list[Mutation]]) -> None:

@@ -29,7 +29,7 @@ intents = st.lists(st.tuples(st.integers(0, 6), st.integers(0, 40), st.integers(
 
 
 @pytest.mark.slow
-@fuzz_settings(short_examples=60)
+@fuzz_settings(short_examples=120)
 @given(recipe=recipes, todo=intents)
 def test_plans_that_pass_preflight_do_not_hit_rules(tmp_path_factory: pytest.TempPathFactory,
                                                     recipe: GraphRecipe,

@@ -42,7 +42,7 @@ def build_chunks(root, negotiate: bool, specs) -> list[bytes]:  # type: ignore[n
 
 
 @pytest.mark.slow
-@fuzz_settings(short_examples=60)
+@fuzz_settings(short_examples=100)
 @given(negotiate=st.booleans(), specs=chunk_specs)
 def test_server_survives_hostile_clients(tmp_path_factory: pytest.TempPathFactory,
                                          negotiate: bool, specs: list) -> None:  # type: ignore[type-arg]
