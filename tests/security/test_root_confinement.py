@@ -258,3 +258,19 @@ def test_backing_file_strings_written_by_jobs(tree: dict[str, Path], qmp: Any, j
     reply = client.cmd("blockdev-add", _qcow2("again", str(root / "top.qcow2")))
     _refused(reply, f"{job} wrote {name}")
     assert recorder.seen == [], recorder.seen
+
+
+def test_backing_given_as_a_json_filename_string(tree: dict[str, Path], qmp: Any) -> None:
+    """``backing`` as a string names a node (QEMU does not parse ``json:`` there): the
+    pseudo-filename is refused as an unknown reference and no file is touched."""
+    client, recorder = qmp
+    pseudo = "json:" + json.dumps({"driver": "raw", "file": {
+        "driver": "file", "filename": str(tree["outside"] / "secret.raw")}})
+    reply = client.cmd("blockdev-add", _qcow2("n", str(tree["root"] / "in.qcow2"),
+                                              backing=pseudo))
+    assert "error" in reply, reply
+    assert pseudo in reply["error"]["desc"], reply
+    reply = client.cmd("blockdev-add", {"driver": "raw", "node-name": "r", "file": pseudo})
+    assert "error" in reply, reply
+    assert recorder.seen == []
+    _outside_unchanged(tree)
