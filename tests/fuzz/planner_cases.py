@@ -148,9 +148,18 @@ def _rule_behind(err: BaseException) -> rules.RuleViolation | None:
     return None
 
 
-def wait_job(engine: Engine, job_id: str, until: tuple[str, ...], timeout: float = 10) -> None:
+def wait_job(engine: Engine, job_id: str, until: tuple[str, ...], timeout: float = 10,
+             events: list[dict[str, Any]] | None = None) -> None:
+    """Poll until the job reaches ``until``; a failure seen in ``events`` (an auto-dismissed
+    job is gone from query-jobs, its error only in BLOCK_JOB_COMPLETED) raises QMPError."""
     deadline = time.monotonic() + timeout
     while True:
+        for ev in events or ():
+            data = ev.get("data", {})
+            if ev["event"] in ("BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED") and \
+                    data.get("device") == job_id and (data.get("error") or
+                                                      ev["event"] == "BLOCK_JOB_CANCELLED"):
+                raise QMPError("GenericError", f"job {job_id} failed: {data.get('error')}")
         jobs = {j["id"]: j for j in engine.execute("query-jobs")}
         job = jobs.get(job_id)
         status = job["status"] if job else "null"
@@ -163,7 +172,15 @@ def wait_job(engine: Engine, job_id: str, until: tuple[str, ...], timeout: float
         time.sleep(0.005)
 
 
-def run_intent(engine: Engine, intent: Any) -> Outcome:
+def structure(graph: GraphSnapshot) -> tuple[Any, ...]:
+    """Nodes (flags, header names) and links — what a failed plan must leave as it was."""
+    nodes = sorted((k, n.kind, n.driver, n.read_only, n.header_backing)
+                   for k, n in graph.nodes.items())
+    return tuple(nodes), tuple(sorted((e.parent, e.role, e.child) for e in graph.edges))
+
+
+def run_intent(engine: Engine, intent: Any, events: list[dict[str, Any]] | None = None
+               ) -> Outcome:
     out = Outcome(intent)
     before = snapshot(engine)
     plan = plan_intent(PlanContext(before), intent)
@@ -177,7 +194,7 @@ def run_intent(engine: Engine, intent: Any) -> Outcome:
                 engine.execute(step.command, dict(step.arguments or {}))
             else:
                 assert isinstance(step, WaitJob)
-                wait_job(engine, step.job_id, step.until)
+                wait_job(engine, step.job_id, step.until, events=events)
                 if step.dismiss:
                     engine.execute("job-dismiss", {"id": step.job_id})
         except QMPError as err:
@@ -187,10 +204,14 @@ def run_intent(engine: Engine, intent: Any) -> Outcome:
                 raise PromiseBroken(
                     f"preflight accepted {intent!r} but the engine refused step {step!r} "
                     f"with a rule ({type(rule).__name__}): {err}") from err
-            diff = step_before.diff(snapshot(engine))
+            now = snapshot(engine)
+            diff = step_before.diff(now)
             if isinstance(step, QmpCommand) and not diff.empty:
                 raise PromiseBroken(
                     f"failed step {step!r} ({err}) changed the graph: {diff}") from err
+            if isinstance(step, WaitJob) and structure(now) != structure(before):
+                raise PromiseBroken(f"the job of {intent!r} failed ({err}) but the graph "
+                                    f"changed: {before.diff(now)}") from err
             return out
         out.steps += 1
     after = snapshot(engine)
@@ -224,6 +245,8 @@ def check_case(recipe: GraphRecipe, intents: list[tuple[int, int, int, bool]],
     """Build the recipe's graph and run the intents (``(kind, a, b, flag)`` indices)."""
     make_files(workdir)
     engine = Engine(rng_seed=1)
+    events: list[dict[str, Any]] = []
+    engine.add_listener(events.append)
     try:
         build(engine, recipe, workdir)
         names = [*node_names(recipe), "nosuch"]
@@ -231,7 +254,7 @@ def check_case(recipe: GraphRecipe, intents: list[tuple[int, int, int, bool]],
         for n, (kind, a, b, flag) in enumerate(intents):
             intent = intent_from(kind, names[a % len(names)], names[b % len(names)], flag, n,
                                  workdir)
-            outcomes.append(run_intent(engine, intent))
+            outcomes.append(run_intent(engine, intent, events))
         return outcomes
     finally:
         engine.close()

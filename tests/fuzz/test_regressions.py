@@ -125,3 +125,15 @@ def test_an_id_beyond_uint64_comes_back_as_qemu_prints_it() -> None:
                         b'"Expecting capabilities negotiation with \'qmp_capabilities\'"}}\r\n')
         assert validate_line(line.rstrip(b"\n"))["id"] is None
         c.sock.close()
+
+
+def test_a_failed_job_is_a_failed_plan_not_a_broken_expectation(tmp_path: Path) -> None:
+    """Found by the long planner run: an intermediate commit on a read-only chain fails
+    (the overlay's header cannot be rewritten) and the job is auto-dismissed; the harness
+    polled query-jobs, saw no job and took it for success. Failures come from the
+    BLOCK_JOB_COMPLETED event now, and the graph must be as before the plan."""
+    from tests.fuzz.planner_cases import GraphRecipe, StackRecipe, check_case
+
+    recipe = GraphRecipe((StackRecipe(0, True, True, False),))
+    [outcome] = check_case(recipe, [(5, 1, 0, False)], tmp_path)   # Commit(top=n0l1)
+    assert outcome.failed is not None and "read-only" in outcome.failed, outcome
