@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
+from qemu.qmp.legacy import QEMUMonitorProtocol
+
+from tests.server.support import RawClient, ServeProcess
 from tests.support import qemu
 
 
@@ -16,3 +21,30 @@ def test_qemu_img_and_daemon_are_usable(tmp_path: Path, qsd: qemu.QemuStorageDae
     nodes = qsd.execute("query-named-block-nodes", {"flat": True})["return"]
     assert [n["node-name"] for n in nodes] == ["f"]
     assert qsd.execute("nope")["error"]["class"] == "CommandNotFound"
+
+
+def test_drain_events_keeps_events_that_arrive_together(tmp_path: Path) -> None:
+    """A job's last events reach the client in one read; every one of them is returned.
+
+    A second (plain socket) client waits until the job has concluded, so the first
+    one's events all sit unread in its socket when it collects them.
+    """
+    with ServeProcess(tmp_path) as serve, RawClient(serve.socket_path, 60) as watcher:
+        watcher.negotiate()
+        client = QEMUMonitorProtocol(serve.socket_path)
+        client.connect(negotiate=True)
+        try:
+            reply = client.cmd_raw("blockdev-create", {"job-id": "j", "options": {
+                "driver": "file", "filename": str(tmp_path / "new.raw"), "size": 1 << 20}})
+            assert reply["return"] == {}
+            seen = [watcher.message()]
+            while seen[-1]["data"] != {"id": "j", "status": "concluded"}:
+                seen.append(watcher.message())
+            got: list[dict[str, Any]] = []
+            deadline = time.monotonic() + 10
+            while len(got) < len(seen) and time.monotonic() < deadline:
+                got += qemu.drain_events(client)
+            assert [(e["event"], e["data"]) for e in got] == \
+                [(e["event"], e["data"]) for e in seen]
+        finally:
+            client.close()

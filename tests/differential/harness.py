@@ -39,7 +39,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from tests.server.support import ServeProcess
 from tests.support.differential import graph_signature, outcome, substitute, unsubstitute
-from tests.support.qemu import QemuStorageDaemon, create, qemu_io
+from tests.support.qemu import QemuStorageDaemon, create, drain_events, qemu_io
 
 PEERS = ("qemu-storage-daemon", "blockgraph serve")
 
@@ -130,8 +130,7 @@ class _Peer:
         return reply
 
     def _collect(self) -> None:
-        self.pending_events += self.qmp.get_events(wait=False)
-        self.qmp.clear_events()
+        self.pending_events += drain_events(self.qmp)
 
     def wait_event(self, event: str, data: dict[str, Any], timeout: float
                    ) -> list[dict[str, Any]]:

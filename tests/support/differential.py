@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.qmp import Engine, QMPError
-from tests.support.qemu import QemuStorageDaemon
+from tests.support.qemu import QemuStorageDaemon, drain_events
 
 
 class Peer(Protocol):
@@ -112,9 +112,7 @@ class QemuSystemPeer:
         return reply
 
     def events(self) -> list[dict[str, Any]]:
-        evs = self.qmp.get_events(wait=False)
-        self.qmp.clear_events()
-        return evs
+        return drain_events(self.qmp)
 
     def stop(self) -> None:
         self.qmp.close()

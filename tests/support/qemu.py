@@ -36,6 +36,20 @@ def run(*cmd: str | os.PathLike[str], check: bool = True) -> subprocess.Complete
     return proc
 
 
+def drain_events(qmp: QEMUMonitorProtocol) -> list[dict[str, Any]]:
+    """Every event the client has received so far, in order, none dropped.
+
+    The legacy client's ``get_events(wait=False)`` + ``clear_events()`` idiom loses
+    events: with an empty queue, ``get_events`` lets the loop read the socket, returns
+    only the first event of that read, and ``clear_events`` then throws the rest away
+    (e.g. ``concluded`` and ``null`` arriving together after ``BLOCK_JOB_COMPLETED``).
+    """
+    events = []
+    while (event := qmp.pull_event(wait=False)) is not None:
+        events.append(event)
+    return events
+
+
 def qemu_img(*args: str | os.PathLike[str], check: bool = True) -> subprocess.CompletedProcess[str]:
     return run(QEMU_IMG, *args, check=check)
 
@@ -157,11 +171,10 @@ class QemuStorageDaemon:
         return reply
 
     def events(self, wait: bool | float = False) -> list[dict[str, Any]]:
+        """The events received so far; with ``wait``, first wait for at least one."""
         assert self.qmp is not None
-        self.qmp.pull_event(wait=wait) if wait else None
-        evs = self.qmp.get_events(wait=False)
-        self.qmp.clear_events()
-        return evs
+        first = [self.qmp.pull_event(wait=wait)] if wait else []
+        return first + drain_events(self.qmp)
 
     def stop(self) -> None:
         if self.qmp is not None:
