@@ -53,7 +53,17 @@ def child_perms(driver: str, role: str, *, writable: bool, force_share_child: bo
     ``fixed_size``: a raw node with ``offset``/``size`` (it must keep the child's size);
     ``force_share_child``: the child was opened with ``force-share`` (shares all).
     """
-    if role == "backing":
+    if driver == "commit_top":
+        # an intermediate commit's filter needs nothing from the top node and lets the
+        # job write below it, so the top's backing link shares everything
+        perm, shared = 0, ALL
+    elif driver == "mirror_top":
+        # an active commit's filter passes its users' needs through, but must not take
+        # consistent-read (unshared above the base) and force-shares write, or the job
+        # would block its own writes to the base through the chain's backing links
+        perm = parent_perm & ~CONSISTENT_READ
+        shared = parent_shared | WRITE
+    elif role == "backing":
         perm = parent_perm & CONSISTENT_READ
         shared = (WRITE | RESIZE) if parent_shared & WRITE else 0
         shared |= CONSISTENT_READ | WRITE_UNCHANGED

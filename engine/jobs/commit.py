@@ -123,9 +123,14 @@ class CommitGraph(GraphHooks):
             if self.driver is None or not self.driver.should_complete or job.cancel_requested:
                 return  # a soft cancel after READY: no pivot
             with graph.transaction():
+                # QEMU drops the job's write access to the target first: the users
+                # moving onto the base (a guest disk) need not share write with it
+                for backend in self.footprint.backends:
+                    graph.remove_backend(backend)
                 set_read_only(graph, base, self.top.read_only)
                 move_parents(graph, flt, base, self.footprint)
                 graph.refresh_perms([base])
+            self.footprint.backends.clear()
             self.pivoted = True
             self.footprint.release(graph)
         else:
@@ -138,7 +143,7 @@ class CommitGraph(GraphHooks):
                     rewrite_header(graph, overlay, backing, base.driver)
             with graph.transaction():
                 move_parents(graph, flt, base)
-                graph.refresh_perms([base])
+                graph.refresh_perms([base, *overlays])  # their backing links changed child
         self._forget_filter()
 
     def _forget_filter(self) -> None:
@@ -147,7 +152,13 @@ class CommitGraph(GraphHooks):
             assert flt is not None
             with self.graph.transaction():
                 if flt.parents:
+                    below = flt.child("backing")
+                    parents = [link.parent for link in flt.parents
+                               if isinstance(link.parent, Node)]
                     self.graph.remove_filter(flt, "backing")
+                    # the filter's users now link to the node below it: recompute
+                    # those links (the filter's own permissions were not theirs)
+                    self.graph.refresh_perms([n for n in (*parents, below) if n is not None])
                 else:
                     self.graph.release(flt)
         self.filter_node = None
@@ -253,7 +264,7 @@ def block_commit(engine: Engine, args: dict[str, Any]) -> Any:
                 flt = new_filter(graph, "mirror_top", args.get("filter-node-name"))
                 graph.add_node(flt)
                 graph.insert_filter_above(flt, top, "backing")
-                graph.refresh_perms([flt])
+                graph.refresh_perms([flt, top])  # top has a new parent: the filter
                 job = new_job(mgr, job_id, driver, args)
                 footprint.backends.append(job_backend(graph, base, PERM_W,
                                                       PERM_WU | PERM_CR | PERM_W))
@@ -261,9 +272,7 @@ def block_commit(engine: Engine, args: dict[str, Any]) -> Any:
                     ("main node", flt, PERM_CR, PERM_CR | PERM_WU | PERM_W),
                     ("source", top, 0, PERM_WU | PERM_W | PERM_CR),
                     ("target", base, 0, PERM_ALL),
-                    # QEMU shares only write here, but its mirror_top filter does not
-                    # pass consistent-read down; this engine's filter does, so share it.
-                    *[("intermediate node", n, 0, PERM_WU | PERM_W | PERM_CR)
+                    *[("intermediate node", n, 0, PERM_WU | PERM_W)
                       for n in intermediates],
                 ])
             else:
@@ -275,7 +284,7 @@ def block_commit(engine: Engine, args: dict[str, Any]) -> Any:
                 flt.read_only = True
                 graph.add_node(flt)
                 graph.insert_filter_above(flt, top, "backing")
-                graph.refresh_perms([flt])
+                graph.refresh_perms([flt, top])  # top has a new parent: the filter
                 footprint.backends.append(job_backend(graph, base, PERM_CR | PERM_W,
                                                       PERM_CR | PERM_WU))
                 footprint.backends.append(job_backend(graph, top, 0, PERM_ALL))
