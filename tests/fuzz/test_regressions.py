@@ -87,9 +87,13 @@ def test_commit_of_a_node_outside_the_chain_is_refused_by_preflight(tmp_path: Pa
         engine.close()
 
 
-def test_a_job_whose_completion_is_refused_fails_instead_of_hanging(tmp_path: Path) -> None:
+def test_active_commit_of_a_read_only_top_completes_instead_of_hanging(tmp_path: Path,
+                                                                      ) -> None:
     """Was: active commit of a read-only top raised in the job thread at completion and
-    the job stayed 'pending' forever. Now it concludes with the refusal as its error."""
+    the job stayed 'pending' forever. The job's own write access to the base refused
+    the base's read-only reopen; QEMU drops that access before pivoting, so on
+    qemu-storage-daemon 7.2 the job concludes without error and the base ends
+    read-only like the top."""
     from engine.qmp import Engine
     from tests.fuzz.planner_cases import GraphRecipe, StackRecipe, build, make_files, wait_job
 
@@ -103,7 +107,8 @@ def test_a_job_whose_completion_is_refused_fails_instead_of_hanging(tmp_path: Pa
         engine.execute("job-complete", {"id": "c"})
         wait_job(engine, "c", ("concluded",))
         [job] = engine.execute("query-jobs")
-        assert "cannot support read-write users" in job["error"]
+        assert job["status"] == "concluded" and "error" not in job, job
+        assert all(n["ro"] for n in engine.execute("query-named-block-nodes"))
     finally:
         engine.close()
 
