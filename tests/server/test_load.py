@@ -51,7 +51,7 @@ def test_load_eight_clients(tmp_path: Path) -> None:
         check(img)
 
 
-def _settled_fds(srv: ServeProcess, target: int | None, timeout: float = 10) -> int:
+def _settled_fds(srv: ServeProcess, target: int | None, timeout: float = 30) -> int:
     """The server's open fd count once connections have wound down."""
     deadline = time.monotonic() + timeout
     count = srv.fds()
