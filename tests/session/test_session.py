@@ -190,11 +190,15 @@ async def test_connects_over_tcp(tmp_path: Path) -> None:
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     s = Session(f"tcp:127.0.0.1:{port}", poll_interval=None, auto_reconnect=False)
     try:
-        for _ in range(200):                       # until the daemon listens
+        deadline = asyncio.get_running_loop().time() + 30   # until the daemon listens
+        while True:
             try:
                 snapshot = await s.connect()
                 break
             except ConnectFailed:
+                assert proc.poll() is None, "qemu-storage-daemon exited"
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
                 await asyncio.sleep(0.02)
         assert s.connected and snapshot.nodes == {}
         assert s.state.address == f"tcp:127.0.0.1:{port}"
