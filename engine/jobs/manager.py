@@ -8,6 +8,7 @@ verbs say ``Job not found`` (GenericError), ``block-job-*`` verbs say
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,8 @@ from engine.jobs.errors import JobCommandError
 from engine.jobs.faults import FaultInjector
 from engine.jobs.job import Job, JobDriver, OnError
 from engine.jobs.status import is_valid_job_id
+
+log = logging.getLogger(__name__)
 
 EventSink = Callable[[dict[str, Any]], None]
 Emitter = Callable[[str, dict[str, Any]], object]
@@ -48,6 +51,12 @@ class JobManager:
 
     def emit(self, event: str, data: dict[str, Any]) -> None:
         """Deliver one event now (callers hold the lock, so events keep their order)."""
+        try:
+            self._deliver(event, data)
+        except Exception:  # a broken listener must not strand the job mid-transition
+            log.exception("job event %s: a listener failed", event)
+
+    def _deliver(self, event: str, data: dict[str, Any]) -> None:
         if self._emitter is not None:
             self._emitter(event, data)
         elif self._sink is not None:

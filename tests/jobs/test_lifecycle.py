@@ -392,3 +392,17 @@ def test_engine_close_cancels_running_jobs(tmp_path) -> None:
     statuses = [e["data"]["status"] for e in events if e["event"] == "JOB_STATUS_CHANGE"]
     assert statuses == ["created", "running", "aborting", "concluded", "null"]
     assert [e["event"] for e in events].count("BLOCK_JOB_CANCELLED") == 1
+
+
+def test_failing_listener_does_not_strand_the_job() -> None:
+    seen: list[str] = []
+
+    def listener(ev: dict[str, Any]) -> None:
+        seen.append(ev["data"].get("status", ev["event"]))
+        raise RuntimeError("listener bug")
+
+    mgr = JobManager(sink=listener, clock=ManualClock(), manual=True)
+    job = start(mgr, Chunks())
+    mgr.run_manual(job)
+    assert seen == [*SUCCESS[:4], "BLOCK_JOB_COMPLETED", "concluded", "null"]
+    assert job.status == "null"
