@@ -31,7 +31,7 @@ from tests.support.differential import (
     StepResult,
     run_scenario,
 )
-from tests.support.qemu import check, compare, create, info, qemu_io
+from tests.support.qemu import check, compare, create, drain_events, info, qemu_io
 
 pytestmark = [pytest.mark.qemu,
               pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
@@ -97,8 +97,7 @@ def _pull_qemu(peer: _Events, wait: float) -> None:
     if wait:
         with contextlib.suppress(TimeoutError):
             peer.events.append(qmp.pull_event(wait=wait))
-    peer.events.extend(qmp.get_events(wait=False))
-    qmp.clear_events()
+    peer.events.extend(drain_events(qmp))
 
 
 def qemu_vm(d: Path) -> _Events:
