@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QPointF, QSettings, QStringListModel, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
+from PySide6.QtCore import QByteArray, QPointF, QSettings, QSize, QStringListModel, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence, QScreen
 from PySide6.QtWidgets import (
     QApplication,
     QCompleter,
@@ -89,6 +89,16 @@ class Banner(QFrame):
         self.setStyleSheet("#banner { background: #c62828; border-radius: 6px; }"
                            "#banner QLabel { color: white; font-weight: bold; }")
         self.hide()
+
+
+def default_size(screen: QScreen | None) -> QSize:
+    """The first run's window size: 1400x900, but never larger than 90% of the screen
+    (on a 1280x800 laptop a 1400x900 window opened with its edges off-screen)."""
+    want = QSize(1400, 900)
+    if screen is None:
+        return want
+    room = screen.availableGeometry().size() * 0.9
+    return want.boundedTo(room)
 
 
 class MainWindow(QMainWindow):
@@ -313,7 +323,7 @@ class MainWindow(QMainWindow):
         if isinstance(geo, QByteArray | bytes) and geo:
             self.restoreGeometry(QByteArray(geo))
         else:
-            self.resize(1400, 900)
+            self.resize(default_size(QGuiApplication.primaryScreen()))
         state = self.settings.value("windowState")
         if isinstance(state, QByteArray | bytes) and state:
             self.restoreState(QByteArray(state))
