@@ -8,6 +8,8 @@ with one line saying what to do instead.
 from __future__ import annotations
 
 import os
+import re
+import socket
 import sys
 from collections.abc import Mapping
 
@@ -22,9 +24,32 @@ def missing_display(env: Mapping[str, str] | None = None,
     platform = sys.platform if platform is None else platform
     if not platform.startswith("linux"):
         return None
-    if env.get("QT_QPA_PLATFORM") or env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+    if env.get("QT_QPA_PLATFORM") or env.get("WAYLAND_DISPLAY"):
         return None
-    return f"no display (DISPLAY and WAYLAND_DISPLAY are not set); {HINT}"
+    display = env.get("DISPLAY")
+    if not display:
+        return f"no display (DISPLAY and WAYLAND_DISPLAY are not set); {HINT}"
+    local = re.fullmatch(r":(\d+)(?:\.\d+)?", display)
+    if local and not _x_server_listens(int(local.group(1))):
+        return f"no X server answers on DISPLAY={display}; {HINT}"
+    return None
+
+
+def _x_server_listens(number: int) -> bool:
+    """Does a local X server accept connections for display ``:number``? (Its abstract
+    socket or its socket file — a stale DISPLAY, left after an ssh session or an Xvfb
+    that exited, names neither.)"""
+    for address in (f"\0/tmp/.X11-unix/X{number}", f"/tmp/.X11-unix/X{number}"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(2)
+            sock.connect(address)
+            return True
+        except OSError:
+            continue
+        finally:
+            sock.close()
+    return False
 
 
 def exit_status_without_display(program: str = "blockgraph") -> int | None:

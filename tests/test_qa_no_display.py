@@ -24,10 +24,28 @@ def _env_without_display(**extra: str) -> dict[str, str]:
 
 def test_missing_display_only_on_linux_without_any_screen() -> None:
     assert missing_display({}, "linux") is not None
-    assert missing_display({"DISPLAY": ":0"}, "linux") is None
+    assert missing_display({"DISPLAY": "remote.example:0"}, "linux") is None
     assert missing_display({"WAYLAND_DISPLAY": "wayland-0"}, "linux") is None
     assert missing_display({"QT_QPA_PLATFORM": "offscreen"}, "linux") is None
     assert missing_display({}, "darwin") is None
+
+
+def test_a_local_display_counts_only_when_its_x_server_answers() -> None:
+    import subprocess as sp
+    import time
+
+    number = 900 + os.getpid() % 90
+    assert "no X server" in (missing_display({"DISPLAY": f":{number}"}, "linux") or "")
+    xvfb = sp.Popen(["Xvfb", f":{number}", "-screen", "0", "320x240x24"],
+                    stdout=sp.DEVNULL, stderr=sp.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while missing_display({"DISPLAY": f":{number}.0"}, "linux") is not None:
+            assert xvfb.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        xvfb.terminate()
+        xvfb.wait()
 
 
 @pytest.mark.parametrize("argv", [
@@ -36,13 +54,15 @@ def test_missing_display_only_on_linux_without_any_screen() -> None:
     ["tour", "stream"],
     ["offline", "x.qcow2"],
 ], ids=["editor", "connect", "tour-window", "offline-window"])
-def test_window_commands_without_display_exit_with_a_hint(argv: list[str],
+@pytest.mark.parametrize("display", ["", ":987"], ids=["unset", "stale"])
+def test_window_commands_without_display_exit_with_a_hint(argv: list[str], display: str,
                                                           tmp_path: Path) -> None:
+    extra = {"DISPLAY": display} if display else {}
     proc = subprocess.run([sys.executable, "-m", "gui.cli", *argv], cwd=ROOT,
-                          env=_env_without_display(HOME=str(tmp_path)),
+                          env=_env_without_display(HOME=str(tmp_path), **extra),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc.stderr
-    assert "no display" in proc.stderr
+    assert ("no display" if not display else "no X server answers") in proc.stderr
     assert "xvfb-run" in proc.stderr
     assert "Aborted" not in proc.stderr and "platform plugin" not in proc.stderr
 
