@@ -239,6 +239,7 @@ class Session:
 
     async def reconnect(self) -> GraphSnapshot:
         """Drop the current connection (if any) and connect again; re-reads the graph."""
+        self._cancel_reconnect()
         if self._client is not None:
             await self._drop_client(self._client)
         self._set_state(ConnectionStatus.DISCONNECTED, "reconnecting")

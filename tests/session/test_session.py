@@ -218,3 +218,40 @@ def test_traffic_log_is_bounded() -> None:
         log.record("sent", {"execute": f"c{i}"})
     assert [e.summary for e in log] == ["c2", "c3", "c4"]
     assert [e.seq for e in log.since(3)] == [4, 5] and log.last_seq == 5
+
+
+async def test_blockgraph_serve_socket_and_its_loss(tmp_path: Path) -> None:
+    """The bundled engine served by `blockgraph serve`: same session code; when the server
+    exits the loss is reported, and a new server on the same socket is picked up."""
+    import subprocess
+    import sys
+
+    sock = tmp_path / "serve.sock"
+
+    def serve() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "gui.cli", "serve", "--socket", str(sock)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+    proc = serve()
+    s = Session(f"unix:{sock}", poll_interval=0.2, reconnect_delays=(0.05, 0.2))
+    try:
+        for _ in range(300):
+            try:
+                await s.connect()
+                break
+            except ConnectFailed:
+                await asyncio.sleep(0.05)
+        assert s.connected and s.capabilities.reopen_command == "blockdev-reopen"
+        await s.execute("blockdev-add", {"driver": "null-co", "node-name": "e0"})
+        assert "e0" in (await s.refresh()).nodes
+        proc.terminate()
+        proc.wait(10)
+        await wait_for(lambda: s.state.status is ConnectionStatus.LOST)
+        proc = serve()
+        await wait_for(lambda: s.connected, timeout=20)
+        assert "e0" not in s.snapshot.nodes            # a fresh engine, graph re-read
+    finally:
+        await s.close()
+        proc.terminate()
+        proc.wait(10)
