@@ -121,7 +121,7 @@ def map_json(path: str | os.PathLike[str], fmt: str = "qcow2") -> list[dict[str,
 class QemuStorageDaemon:
     """A real qemu-storage-daemon with a QMP monitor on a unix socket in a temp dir.
 
-    Started exactly as the brief says: ``--chardev socket,path=SOCK,server=on,
+    Started as a user starts it: ``--chardev socket,path=SOCK,server=on,
     wait=off,id=c0 --monitor chardev=c0``. ``execute`` returns the raw reply.
     """
 
