@@ -143,24 +143,24 @@ def _create_overlay_file(path: str, filename: str, fmt: str, node: Node) -> None
             f"Could not create '{filename}': {os.strerror(exc.errno or 0)}") from exc
 
 
-@command("blockdev-snapshot", BlockdevSnapshot)
-def blockdev_snapshot(engine: Engine, args: dict[str, Any]) -> Any:
+def _run_action(engine: Engine, action: Any, args: dict[str, Any]) -> Any:
+    """One snapshot action in its own graph transaction; a refusal changes nothing."""
     try:
         with engine.graph.transaction():
-            snapshot(engine.graph, args)
+            action(engine.graph, args)
     except (JobCommandError, GraphError, rules.RuleViolation) as exc:
         raise _error(exc) from exc
     return {}
+
+
+@command("blockdev-snapshot", BlockdevSnapshot)
+def blockdev_snapshot(engine: Engine, args: dict[str, Any]) -> Any:
+    return _run_action(engine, snapshot, args)
 
 
 @command("blockdev-snapshot-sync", BlockdevSnapshotSync)
 def blockdev_snapshot_sync(engine: Engine, args: dict[str, Any]) -> Any:
-    try:
-        with engine.graph.transaction():
-            snapshot_sync(engine.graph, args)
-    except (JobCommandError, GraphError, rules.RuleViolation) as exc:
-        raise _error(exc) from exc
-    return {}
+    return _run_action(engine, snapshot_sync, args)
 
 
 @command("transaction", TRANSACTION)

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QApplication
 from gui.main_window import MainWindow
 from gui.planner.plan import Plan
 from gui.widgets.dialogs import Prompter
-from tests.support.peer import PEER_KINDS, EnginePeer, Peer
+from tests.support.peer import PEER_KINDS, Peer, started_peer
 
 
 class ScriptedPrompter(Prompter):
@@ -106,14 +106,8 @@ def window(qtbot: Any, aloop: Any, tmp_path: Path) -> Iterator[MainWindow]:
 
 @pytest.fixture(params=PEER_KINDS)
 def gui_peer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Peer]:
-    workdir = tmp_path / "peer"
-    workdir.mkdir()
-    peer = EnginePeer(workdir) if request.param == "engine" else Peer(workdir)
-    peer.start()
-    try:
+    with started_peer(request.param, tmp_path) as peer:
         yield peer
-    finally:
-        peer.stop()
 
 
 def run(qtbot: Any, loop: asyncio.AbstractEventLoop, coro: Any, timeout: int = 20000) -> Any:

@@ -166,16 +166,23 @@ class EnginePeer(Peer):
 PEER_KINDS = ["qsd", "engine"]
 
 
-@pytest.fixture(params=PEER_KINDS)
-def any_peer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Peer]:
+@contextlib.contextmanager
+def started_peer(kind: str, tmp_path: Path) -> Iterator[Peer]:
+    """A started peer of ``kind`` ("qsd" or "engine") in ``tmp_path/peer``, stopped after."""
     workdir = tmp_path / "peer"
     workdir.mkdir()
-    p = EnginePeer(workdir) if request.param == "engine" else Peer(workdir)
+    p = EnginePeer(workdir) if kind == "engine" else Peer(workdir)
     p.start()
     try:
         yield p
     finally:
         p.stop()
+
+
+@pytest.fixture(params=PEER_KINDS)
+def any_peer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Peer]:
+    with started_peer(request.param, tmp_path) as p:
+        yield p
 
 
 @pytest.fixture
@@ -190,14 +197,8 @@ async def any_session(any_peer: Peer) -> AsyncIterator[Session]:
 
 @pytest.fixture
 def peer(tmp_path: Path) -> Iterator[Peer]:
-    workdir = tmp_path / "peer"
-    workdir.mkdir()
-    p = Peer(workdir)
-    p.start()
-    try:
+    with started_peer("qsd", tmp_path) as p:
         yield p
-    finally:
-        p.stop()
 
 
 @pytest.fixture
