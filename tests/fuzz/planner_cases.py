@@ -154,13 +154,16 @@ def wait_job(engine: Engine, job_id: str, until: tuple[str, ...], timeout: float
     job is gone from query-jobs, its error only in BLOCK_JOB_COMPLETED) raises QMPError."""
     deadline = time.monotonic() + timeout
     while True:
-        for ev in events or ():
+        # Query first, then read the events: the job emits BLOCK_JOB_COMPLETED before it
+        # can vanish from query-jobs, so a job found gone has its failure in ``events``
+        # already (read the other way round, a job failing in between looked like success).
+        jobs = {j["id"]: j for j in engine.execute("query-jobs")}
+        for ev in list(events or ()):
             data = ev.get("data", {})
             if ev["event"] in ("BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED") and \
                     data.get("device") == job_id and (data.get("error") or
                                                       ev["event"] == "BLOCK_JOB_CANCELLED"):
                 raise QMPError("GenericError", f"job {job_id} failed: {data.get('error')}")
-        jobs = {j["id"]: j for j in engine.execute("query-jobs")}
         job = jobs.get(job_id)
         status = job["status"] if job else "null"
         if status in until:
