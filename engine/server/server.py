@@ -195,6 +195,10 @@ class QMPServer:
                             await writer.drain()
                         self.request_stop()
                         return
+                    # Back-pressure per reply, not per read: one read can hold
+                    # thousands of pipelined commands, and a client that sends them
+                    # faster than it reads must be slowed down, not dropped.
+                    await writer.drain()
                 if writer.transport.is_closing():
                     break
                 await writer.drain()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -98,7 +100,7 @@ def test_a_client_that_never_reads_is_held_back_or_dropped(tmp_path: Path) -> No
         # commands whose replies it never reads: the server stops reading from it
         # (back-pressure) instead of queueing megabytes of replies
         hog.setblocking(False)
-        with contextlib.suppress(BlockingIOError):
+        with contextlib.suppress(BlockingIOError, BrokenPipeError, ConnectionResetError):
             for _ in range(4000):
                 hog.sendall(b'{"execute":"query-named-block-nodes"}')
         polite = RawClient(server.connect()).negotiate()
@@ -118,3 +120,23 @@ def test_a_client_that_never_reads_is_held_back_or_dropped(tmp_path: Path) -> No
         hog.close()
         assert received < 300 * 10_000  # cut off: the events did not all pile up for it
         polite.close()
+
+
+def test_a_client_that_pipelines_many_commands_gets_every_reply(tmp_path: Path) -> None:
+    """Thousands of commands in one burst overflow the output limit many times over;
+    the server reads no further until the replies drain, and drops nobody."""
+    img = create(tmp_path / "disk.qcow2", "1M")
+    count = 3000
+    with InProcessServer(max_output_buffer=64 << 10) as server:
+        client = RawClient(server.connect()).negotiate()
+        client.cmd("blockdev-add", {"driver": "qcow2", "node-name": "d",
+                                    "file": {"driver": "file", "filename": str(img)}})
+        burst = b"".join(json.dumps({"execute": "query-named-block-nodes",
+                                     "id": i}).encode() for i in range(count))
+        sender = threading.Thread(target=client.sock.sendall, args=(burst,))
+        sender.start()
+        time.sleep(1)  # the whole burst is there before the client reads anything
+        ids = [client.message()["id"] for _ in range(count)]
+        sender.join(10)
+        assert ids == list(range(count))
+        assert len(client.cmd("query-named-block-nodes")["return"]) == 2
