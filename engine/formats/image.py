@@ -122,6 +122,12 @@ class Image:
     def set_backing(self, backing_file: str | None, backing_format: str | None) -> None:
         raise NotImplementedError
 
+    def begin_write_back(self) -> None:
+        """Defer metadata updates until the next flush (formats with metadata override)."""
+
+    def end_write_back(self) -> None:
+        """Publish deferred metadata and stop deferring; never raises."""
+
     def flush(self) -> None:
         """Make everything written so far durable."""
         if self.writable and not self.closed:

@@ -16,6 +16,7 @@ leaked clusters, never a reference to an uncounted or unwritten cluster.
 
 from __future__ import annotations
 
+import logging
 import sys
 import zlib
 from array import array
@@ -25,6 +26,7 @@ from engine.formats import fileio
 from engine.formats import qcow2_header as hdr
 from engine.formats.errors import (
     CorruptImageError,
+    ImageError,
     ImageReadOnlyError,
     UnsupportedImageError,
 )
@@ -53,7 +55,10 @@ OFLAG_ZERO = 1
 K_UNALLOC, K_ZERO, K_DATA, K_COMPRESSED = range(4)
 _STATE = {K_UNALLOC: UNALLOCATED, K_ZERO: ZERO, K_DATA: DATA, K_COMPRESSED: DATA}
 
-#: L2 tables kept in memory per image (they are written through, so eviction is free)
+log = logging.getLogger(__name__)
+
+#: L2 tables kept in memory per image (written through, so eviction is free, except
+#: for tables pinned with unpublished updates in write-back mode)
 L2_CACHE_BYTES = 64 << 20
 
 _SWAP = sys.byteorder == "little"
@@ -106,8 +111,11 @@ class Qcow2Image(Image):
         self.l1 = self._load_l1()
         self._l2_cache: dict[int, array] = {}
         self._l2_cache_max = max(16, L2_CACHE_BYTES // h.cluster_size)
+        #: tables with updates not yet on disk (write-back mode): never evicted
+        self._l2_pinned: set[int] = set()
         self._compressed_cache: tuple[int, bytes] | None = None
         self._writer: Qcow2Writer | None = None   # created on the first write
+        self._write_back = False
 
     # -- low-level file access ------------------------------------------------------------
     def _pread(self, offset: int, length: int) -> bytes:
@@ -161,7 +169,9 @@ class Qcow2Image(Image):
         raw = self._pread(l2_off, self.cluster_size).ljust(self.cluster_size, b"\0")
         table = be_array(raw)
         if len(self._l2_cache) >= self._l2_cache_max:
-            self._l2_cache.pop(next(iter(self._l2_cache)))
+            victim = next((k for k in self._l2_cache if k not in self._l2_pinned), None)
+            if victim is not None:
+                self._l2_cache.pop(victim)
         self._l2_cache[l2_off] = table
         return table
 
@@ -395,6 +405,8 @@ class Qcow2Image(Image):
             from engine.formats.qcow2_write import Qcow2Writer
 
             self._writer = Qcow2Writer(self)
+            if self._write_back:
+                self._writer.begin_write_back()
         return self._writer
 
     @locked
@@ -415,11 +427,51 @@ class Qcow2Image(Image):
         self.check_writable()
         from engine.formats.qcow2_backing import rewrite_backing
 
+        if self._writer is not None and self._writer.has_pending:
+            self.flush()    # a new backing must never stand above unpublished data
         rewrite_backing(self, backing_file, backing_format)
 
     @locked
-    def close(self) -> None:
+    def begin_write_back(self) -> None:
+        """Defer metadata updates until the next flush (see :mod:`engine.formats.qcow2_write`).
+
+        For jobs that copy many batches: one barrier for all of them instead of one
+        each. Reads in this process see every write at once; other processes see
+        the data once it is flushed, as with QEMU's metadata cache.
+        """
+        self._write_back = True
         if self._writer is not None:
+            self._writer.begin_write_back()
+
+    @locked
+    def end_write_back(self) -> None:
+        """Publish what is pending and return to publishing each write at once.
+
+        Never raises: when publishing fails, the unpublished writes are dropped (the
+        image stays valid and shows what it showed before them) and a warning is logged.
+        """
+        self._write_back = False
+        if self._writer is None or not self._writer.write_back:
+            return
+        try:
+            self._writer.end_write_back()
+        except ImageError as exc:
+            log.warning("%s: writes not published, dropped: %s", self.path, exc)
+            self._writer.reload()
+
+    @locked
+    def flush(self) -> None:
+        writer = self._writer
+        if writer is not None and not self.closed:
+            writer.publish()
+            if writer.lost is not None:
+                raise writer.lost
+        super().flush()
+
+    @locked
+    def close(self) -> None:
+        if self._writer is not None and not self.closed:
+            self.end_write_back()
             self._writer.close()
         super().close()
 

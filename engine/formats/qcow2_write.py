@@ -15,6 +15,18 @@ So on disk a count is never lower than the number of references, and no entry
 points at a cluster whose data is not written: a crash can only leak clusters.
 New clusters are appended at the end of the file; a request's data clusters are
 allocated as one contiguous run, so a sequential write becomes one ``pwritev``.
+
+**Write-back mode** (:meth:`Qcow2Writer.begin_write_back`), for jobs that copy large
+amounts of data: phases A (refcounts), B, C and D of many requests are held in
+memory and carried out together by :meth:`Qcow2Writer.publish` — at a flush, at the
+end of the mode, or after :data:`CHECKPOINT_BYTES` of new clusters — in the same
+order, so one barrier covers all of their data instead of one barrier per request.
+This is what QEMU's qcow2 metadata cache does (an L2 table is written back only
+after a flush of the data it references). In between, the file holds data in
+clusters nothing references yet: a crash loses the unpublished copies, never an
+image. A failed request is undone in memory, leaving earlier pending requests
+intact; a failed barrier drops everything pending (its data may not be on disk)
+and the next flush reports the loss.
 """
 
 from __future__ import annotations
@@ -51,6 +63,55 @@ if TYPE_CHECKING:
 
 REFTABLE_OFFSET_MASK = ~0x1FF & ((1 << 64) - 1)
 IOV_MAX = 1024
+#: in write-back mode, metadata is published at the latest after this many new clusters' bytes
+CHECKPOINT_BYTES = 1 << 30
+
+
+class _Undo:
+    """What one write-back request changed in memory, to take back if it fails."""
+
+    def __init__(self, writer: Qcow2Writer, first_cl: int, last_cl: int) -> None:
+        img = writer.img
+        self.writer = writer
+        self.lo = first_cl >> img.l2_bits
+        self.hi = (last_cl >> img.l2_bits) + 1
+        self.l1 = img.l1[self.lo:self.hi]
+        self.tables: dict[int, tuple[array, array]] = {}
+        #: held in the cache for the request, so the table restored is the one in use
+        self.pinned: set[int] = set()
+        for l1i in range(self.lo, self.hi):
+            table = img._l2(l1i)
+            if table is not None:
+                self.tables[l1i] = (table, array("Q", table))
+                off = img.l1[l1i] & OFFSET_MASK
+                if off not in img._l2_pinned:
+                    img._l2_pinned.add(off)
+                    self.pinned.add(off)
+        self.allocs: list[tuple[int, int]] = []
+        self.releases = len(writer._pending_releases)
+
+    def restore(self) -> None:
+        img = self.writer.img
+        for l1i in range(self.lo, self.hi):
+            if l1i not in self.tables and img.l1[l1i] & OFFSET_MASK:
+                off = img.l1[l1i] & OFFSET_MASK     # a table this request created
+                img._l2_cache.pop(off, None)
+                img._l2_pinned.discard(off)
+                self.writer._tables.pop(l1i, None)
+                self.writer._pending_fresh.discard(l1i)
+                self.writer._pending.pop(l1i, None)
+        img.l1[self.lo:self.hi] = self.l1
+        for table, saved in self.tables.values():
+            table[:] = saved
+        del self.writer._pending_releases[self.releases:]
+        for start, n in self.allocs:     # never referenced: counted free again
+            self.writer._set_run(start, n, 0)
+
+    def unpin(self) -> None:
+        """Release the request's pins, except on tables that now hold pending updates."""
+        img = self.writer.img
+        pending = {img.l1[l1i] & OFFSET_MASK for l1i in self.writer._tables}
+        img._l2_pinned.difference_update(self.pinned - pending)
 
 
 class Qcow2Writer:
@@ -74,6 +135,10 @@ class Qcow2Writer:
         self.rc_max = (1 << self.rc_bits) - 1
         self._backing_chain: list[Image] | None = None
         self._backing: ChainReader | None = None
+        self.write_back = False
+        self._undo: _Undo | None = None
+        #: the loss a failed barrier caused in write-back mode, reported by the next flush
+        self.lost: ImageError | None = None
         self._load()
         self._clear_autoclear()
 
@@ -86,12 +151,135 @@ class Qcow2Writer:
         self.dirty: dict[int, list[int]] = {}       # block offset -> [lo, hi) dirty bytes
         self.new_entries: set[int] = set()          # reftable slots to write after a barrier
         self.end = -(-self.img.file_size() // self.cs)   # next cluster to hand out
+        # write-back mode: what requests changed in memory and is not on disk yet
+        self._pending: dict[int, list[int]] = {}    # L1 index -> [lo, hi) L2 entries
+        self._pending_fresh: set[int] = set()       # L1 indices with a new L2 table
+        self._pending_releases: list[tuple[int, int]] = []
+        self._pending_bytes = 0
+        self._tables: dict[int, array] = {}         # L1 index -> its pinned L2 table
+        self.img._l2_pinned.clear()
 
     def reload(self) -> None:
         """Forget every cached table after a failed request: re-read from disk."""
         self.img.l1 = self.img._load_l1()
         self.img._l2_cache.clear()
         self._load()
+
+    # -- write-back mode ----------------------------------------------------------------------
+    def begin_write_back(self) -> None:
+        """Hold metadata updates in memory until :meth:`publish` (see the module doc)."""
+        self.write_back = True
+        self.lost = None
+
+    def end_write_back(self) -> None:
+        """Publish what is pending and go back to publishing every request at once."""
+        try:
+            self.publish()
+        finally:
+            self.write_back = False
+            self.lost = None
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending or self._pending_fresh or self._pending_releases
+                    or self.dirty or self.new_entries)
+
+    def publish(self) -> None:
+        """Write pending metadata in the crash-safe order: counts and new tables, barrier,
+        new refcount-table entries (barrier), L2 and L1 entries, then releases.
+
+        A failed write keeps everything pending (publishing again repeats it); a
+        failed barrier means written data may be lost, so nothing pending is ever
+        published: it is dropped and :attr:`lost` is set.
+        """
+        if not self.has_pending:
+            return
+        img = self.img
+        self.write_blocks()
+        for l1i in sorted(self._pending_fresh):
+            self._pwrite(to_be(self._tables[l1i]), img.l1[l1i] & OFFSET_MASK)
+        self._barrier_or_drop()
+        if self.new_entries:
+            self.write_new_entries()
+            self._barrier_or_drop()
+        for l1i, (lo, hi) in sorted(self._pending.items()):
+            if l1i not in self._pending_fresh:
+                off = img.l1[l1i] & OFFSET_MASK
+                self._pwrite(to_be(self._tables[l1i][lo:hi]), off + 8 * lo)
+        if self._pending_fresh:
+            lo, hi = min(self._pending_fresh), max(self._pending_fresh) + 1
+            self._pwrite(to_be(img.l1[lo:hi]), img.header.l1_table_offset + 8 * lo)
+        self._pending.clear()
+        self._pending_fresh.clear()
+        self._tables.clear()
+        img._l2_pinned.clear()
+        self._pending_bytes = 0
+        releases, self._pending_releases = self._pending_releases, []
+        if releases:
+            self._barrier_or_drop()     # the new references are on disk before the old go
+            self._apply_releases(releases)
+
+    def _barrier_or_drop(self) -> None:
+        try:
+            self.barrier()
+        except ImageError as exc:
+            self.reload()
+            self.lost = exc
+            raise
+
+    def _ensure_table_room(self, length: int) -> None:
+        """Grow the refcount table before a write-back request could need it to.
+
+        Growing it mid-request would switch tables under pending metadata; done
+        here, after publishing, a failure leaves nothing pending to lose.
+        """
+        clusters = -(-length // self.cs) + 1
+        clusters += -(-clusters // self.img.l2_entries) + 1
+        clusters += -(-clusters // self.rbe) + 2
+        last = (self.end + clusters) >> self.rbe_bits
+        if last + 1 < len(self.table):
+            return
+        self.publish()
+        try:
+            self._grow_table(last + 1)
+        except BaseException:
+            self.reload()
+            raise
+
+    def _write_back_request(self, offset: int, length: int,
+                            request: Callable[[int, int], None]) -> None:
+        self._ensure_table_room(length)
+        undo = _Undo(self, offset >> self.bits, (offset + length - 1) >> self.bits)
+        self._undo = undo
+        try:
+            request(offset, length)
+        except BaseException:
+            undo.restore()
+            raise
+        finally:
+            self._undo = None
+            undo.unpin()
+        if self._pending_bytes >= CHECKPOINT_BYTES:
+            self.publish()
+
+    def _defer(self, fresh: list[int], tables: dict[int, array],
+               touched: dict[int, list[int]], releases: list[tuple[int, int]]) -> None:
+        """Phases B to D of a request in write-back mode: remembered, pinned in cache."""
+        img = self.img
+        self._pending_fresh.update(fresh)
+        for l1i in set(touched) | set(fresh):
+            table = tables[l1i]
+            self._tables[l1i] = table
+            img._l2_pinned.add(img.l1[l1i] & OFFSET_MASK)
+            if l1i in fresh:
+                continue
+            lo, hi = touched[l1i]
+            p = self._pending.get(l1i)
+            if p is None:
+                self._pending[l1i] = [lo, hi]
+            else:
+                p[0], p[1] = min(p[0], lo), max(p[1], hi)
+        self._pending_releases.extend(releases)
 
     def close(self) -> None:
         if self._backing_chain is not None:
@@ -274,6 +462,10 @@ class Qcow2Writer:
             self.dirty[off] = [0, self.cs]
         self._set_run(s, n, 1)
         self.end = e
+        if self._undo is not None:
+            self._undo.allocs.append((s, n))
+        if self.write_back:
+            self._pending_bytes += n * self.cs
         return s
 
     def _has_block(self, cluster: int) -> bool:
@@ -403,6 +595,9 @@ class Qcow2Writer:
                  releases: list[tuple[int, int]]) -> None:
         """Phases A (tables part), B, C and D for a planned request."""
         img = self.img
+        if self.write_back:
+            self._defer(fresh, tables, touched, releases)
+            return
         for l1i in fresh:    # new L2 tables are unreferenced until the L1 entry is written
             off = img.l1[l1i] & OFFSET_MASK
             self._pwrite(to_be(tables[l1i]), off)
@@ -420,14 +615,21 @@ class Qcow2Writer:
             lo, hi = min(fresh), max(fresh) + 1
             self._pwrite(to_be(img.l1[lo:hi]), img.header.l1_table_offset + 8 * lo)
         if releases:
-            for kind, value in releases:
-                if kind == 0:
-                    self._release_compressed(value)
-                else:
-                    self._change(value, -1)
-            self.write_blocks()
+            self._apply_releases(releases)
+
+    def _apply_releases(self, releases: list[tuple[int, int]]) -> None:
+        for kind, value in releases:
+            if kind == 0:
+                self._release_compressed(value)
+            else:
+                self._change(value, -1)
+        self.write_blocks()
 
     def write(self, offset: int, view: memoryview) -> None:
+        if self.write_back:
+            self._write_back_request(offset, len(view),
+                                     lambda o, _n: self._write(o, view))
+            return
         try:
             self._write(offset, view)
         except BaseException:
@@ -435,6 +637,9 @@ class Qcow2Writer:
             raise
 
     def write_zeroes(self, offset: int, length: int) -> None:
+        if self.write_back:
+            self._write_back_request(offset, length, self._write_zeroes)
+            return
         try:
             self._write_zeroes(offset, length)
         except BaseException:
@@ -515,20 +720,26 @@ class Qcow2Writer:
             elif e & OFFSET_MASK:
                 releases.append((1, (e & OFFSET_MASK) // cs))
 
-        # phase A: refcounts, then data
-        self.write_blocks()
+        # phase A: refcounts (in write-back mode: at publication), then data
+        if not self.write_back:
+            self.write_blocks()
         writes.sort(key=lambda w: w[0])
         run_start, run_bufs, run_end = -1, [], -1
         for host, buf in writes:
             if host != run_end:
                 if run_bufs:
-                    self._pwritev(run_start, run_bufs)
+                    self._data_writev(run_start, run_bufs)
                 run_start, run_bufs = host, []
             run_bufs.append(buf)
             run_end = host + len(buf)
         if run_bufs:
-            self._pwritev(run_start, run_bufs)
+            self._data_writev(run_start, run_bufs)
         self._publish(fresh, tables, touched, bool(new), releases)
+
+    def _data_writev(self, offset: int, bufs: list[memoryview]) -> None:
+        self._pwritev(offset, bufs)
+        if self.write_back:     # one barrier publishes it later: let the disk start now
+            fileio.start_writeback(self.fd, offset, sum(len(b) for b in bufs))
 
     def _write_zeroes(self, offset: int, length: int) -> None:
         img = self.img
@@ -571,7 +782,8 @@ class Qcow2Writer:
                 else:
                     table[i] = OFLAG_ZERO
             touched[l1i] = [lo, hi]
-        self.write_blocks()
+        if not self.write_back:
+            self.write_blocks()
         self._publish(fresh, tables, touched, False, releases)
 
     def _zero_v2(self, first_cl: int, last_cl: int) -> None:

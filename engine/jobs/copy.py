@@ -121,11 +121,12 @@ def _take_buffer(size: int) -> bytearray:
 class WriteBatch:
     """Coalesces contiguous writes to one image into requests of up to ``limit`` bytes.
 
-    The qcow2 writer orders each allocating request with a flush (so a crash can
-    only leak clusters); copying 512 KiB per request would pay that flush a
-    thousand times per 512 MiB. Data waits here until the run breaks, the batch
-    is full, or the job ends — unwritten data changes nothing the guest sees, so a
-    crash or cancel in between only means less was copied.
+    Each request costs Python work per cluster and per table it touches; copying
+    512 KiB per request would pay that a thousand times per 512 MiB. Data waits
+    here until the run breaks, the batch is full, or the job ends — unwritten data
+    changes nothing the guest sees, so a crash or cancel in between only means
+    less was copied. (The job's target is in write-back mode meanwhile: one
+    barrier publishes all batches' metadata at the job's flush.)
     """
 
     def __init__(self, target: Any, limit: int = 32 << 20) -> None:

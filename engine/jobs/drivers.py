@@ -6,11 +6,14 @@ the hooks own the graph and headers (filter nodes, frozen links, the backing
 change at the end) so the drivers can be exercised on bare image chains.
 
 Order of effects, for crash safety: every copied byte is written and flushed
-before ``prepare`` rewrites a header or changes the graph.
+before ``prepare`` rewrites a header or changes the graph. While copying, the
+target holds its metadata in memory (write-back mode, see
+:mod:`engine.formats.qcow2_write`): the job's one flush publishes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -96,6 +99,16 @@ class _Copy:
             offset += n
 
 
+@contextlib.contextmanager
+def _write_back(img: Any) -> Iterator[None]:
+    """The job's target publishes metadata once per flush instead of once per batch."""
+    img.begin_write_back()
+    try:
+        yield
+    finally:
+        img.end_write_back()
+
+
 def _flush(img: Any) -> None:
     try:
         img.flush()
@@ -129,12 +142,14 @@ class StreamDriver(JobDriver):
         reader = ChainReader([wrap(i) for i in self.below_top])
         copy = _Copy(self.top.virtual_size, self.chunk)
         batch = WriteBatch(top)
-        yield from copy.loop(job, lambda off, n: stream_step(top, inter, reader, off, n, batch))
-        if job.cancel_requested:
-            return
-        yield from copy.drain(job, batch)
-        batch.release()
-        _flush(self.top)
+        with _write_back(self.top):
+            yield from copy.loop(job, lambda off, n: stream_step(top, inter, reader, off, n,
+                                                                 batch))
+            if job.cancel_requested:
+                return
+            yield from copy.drain(job, batch)
+            batch.release()
+            _flush(self.top)
         if copy.first_error:
             raise JobFailed(copy.first_error)
 
@@ -178,16 +193,17 @@ class CommitDriver(JobDriver):
         reader = ChainReader([wrap(i) for i in self.top_chain])
         copy = _Copy(self.top_chain[0].virtual_size, self.chunk, retry_ignored=True)
         batch = WriteBatch(base)
-        if self.active:
-            yield from self._mirror(job, copy, batch, reader)
-        else:
-            yield from copy.loop(job, lambda off, n: commit_step(layers, base, reader, off, n,
-                                                                 batch))
-        if job.cancel_requested:
-            return
-        yield from copy.drain(job, batch)
-        batch.release()
-        _flush(self.base)
+        with _write_back(self.base):
+            if self.active:
+                yield from self._mirror(job, copy, batch, reader)
+            else:
+                yield from copy.loop(job, lambda off, n: commit_step(layers, base, reader, off,
+                                                                     n, batch))
+            if job.cancel_requested:
+                return
+            yield from copy.drain(job, batch)
+            batch.release()
+            _flush(self.base)
         if copy.first_error:
             raise JobFailed(copy.first_error)
         if self.active:

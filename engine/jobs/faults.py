@@ -44,6 +44,8 @@ class FaultRule:
         if self.once and self.hits:
             return False
         end = None if self.length is None else self.offset + self.length
+        if not length:      # a flush, a truncate: a point, not a range
+            return offset >= self.offset and (end is None or offset < end)
         return offset + length > self.offset and (end is None or offset < end)
 
 
