@@ -26,7 +26,8 @@ after a flush of the data it references). In between, the file holds data in
 clusters nothing references yet: a crash loses the unpublished copies, never an
 image. A failed request is undone in memory, leaving earlier pending requests
 intact; a failed barrier drops everything pending (its data may not be on disk)
-and the next flush reports the loss.
+and the next flush reports the loss. Whole aligned clusters of data are written with
+direct I/O in this mode (:mod:`engine.formats.direct`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING
 
 from engine.formats import fileio
 from engine.formats import qcow2_header as hdr
+from engine.formats.direct import DirectWriter
 from engine.formats.errors import (
     BackingChainError,
     CorruptImageError,
@@ -136,6 +138,7 @@ class Qcow2Writer:
         self._backing_chain: list[Image] | None = None
         self._backing: ChainReader | None = None
         self.write_back = False
+        self._direct = DirectWriter(self.fd)     # bulk data in write-back mode
         self._undo: _Undo | None = None
         #: the loss a failed barrier caused in write-back mode, reported by the next flush
         self.lost: ImageError | None = None
@@ -178,6 +181,7 @@ class Qcow2Writer:
         finally:
             self.write_back = False
             self.lost = None
+            self._direct.close()
 
     @property
     def has_pending(self) -> bool:
@@ -282,6 +286,7 @@ class Qcow2Writer:
         self._pending_releases.extend(releases)
 
     def close(self) -> None:
+        self._direct.close()
         if self._backing_chain is not None:
             for i in self._backing_chain:
                 i.close()
@@ -737,6 +742,12 @@ class Qcow2Writer:
         self._publish(fresh, tables, touched, bool(new), releases)
 
     def _data_writev(self, offset: int, bufs: list[memoryview]) -> None:
+        if self.write_back:
+            try:
+                if self._direct.writev(offset, bufs):
+                    return
+            except OSError as exc:
+                raise file_error(exc, self.path, "Could not write", offset) from exc
         self._pwritev(offset, bufs)
         if self.write_back:     # one barrier publishes it later: let the disk start now
             fileio.start_writeback(self.fd, offset, sum(len(b) for b in bufs))

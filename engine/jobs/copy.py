@@ -21,6 +21,7 @@ Errors are split as QEMU reports them: :class:`CopyError` says whether the read
 from __future__ import annotations
 
 import errno as errno_mod
+import mmap
 from collections.abc import Sequence
 from typing import Any
 
@@ -107,15 +108,16 @@ def align_out(runs: list[Run], granularity: int | None, limit: int) -> list[Run]
 _ZEROS = memoryview(bytes(32 << 20))
 
 #: copy buffers kept between jobs: a fresh 32 MiB buffer costs page faults every time
-_POOL: list[bytearray] = []
+_POOL: list[mmap.mmap] = []
 
 
-def _take_buffer(size: int) -> bytearray:
+def _take_buffer(size: int) -> mmap.mmap:
+    """A page-aligned buffer (anonymous memory), so batches qualify for direct I/O."""
     while _POOL:
         buf = _POOL.pop()
         if len(buf) == size:
             return buf
-    return bytearray(size)
+    return mmap.mmap(-1, size)
 
 
 class WriteBatch:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import errno
 import itertools
+import mmap
+import os
 import random
 import shutil
 import tempfile
@@ -217,3 +219,63 @@ def test_a_failed_barrier_drops_pending_writes_and_the_flush_says_so(tmp_path: P
     proc = qemu_img("check", str(twin.qcow2), check=False)
     assert proc.returncode in (0, 3) and "ERROR" not in proc.stdout, proc.stdout
     assert compare(twin.qcow2, published, "qcow2", "raw")
+
+
+def _aligned_buffer(data: bytes) -> memoryview:
+    buf = mmap.mmap(-1, len(data))
+    buf[:] = data
+    return memoryview(buf)
+
+
+def test_aligned_bulk_data_is_written_directly(tmp_path: Path) -> None:
+    """Whole aligned clusters from a page-aligned buffer bypass the page cache;
+    partial clusters and unaligned buffers take the ordinary path; both end equal."""
+    twin = fresh(tmp_path, 64 * MiB)
+    twin.img.begin_write_back()
+    direct = twin.img._get_writer()._direct
+    data = random.Random(3).randbytes(4 * MiB)
+    twin.img.write(8 * MiB, _aligned_buffer(data))
+    with open(twin.raw, "r+b") as raw:
+        raw.seek(8 * MiB)
+        raw.write(data)
+    assert direct._fd is not None, "the direct descriptor was never opened"
+    twin.write(20 * MiB + 100, b"\x99" * 70_000)       # partial clusters, bytes
+    assert direct._fd is not None and not direct.unsupported
+    _read(twin, 8 * MiB, 4 * MiB)
+    _read(twin, 20 * MiB, MiB)
+    twin.img.end_write_back()
+    twin.close_and_verify()
+
+
+def test_a_file_system_without_direct_io_takes_the_ordinary_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_open = os.open
+
+    def no_direct(path: str, flags: int, *args: int) -> int:
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", no_direct)
+    twin = fresh(tmp_path, 64 * MiB)
+    twin.img.begin_write_back()
+    data = random.Random(4).randbytes(2 * MiB)
+    twin.img.write(0, _aligned_buffer(data))
+    with open(twin.raw, "r+b") as raw:
+        raw.write(data)
+    assert twin.img._writer._direct.unsupported
+    twin.img.end_write_back()
+    twin.close_and_verify()
+
+
+def test_a_full_disk_during_a_direct_write_is_reported_and_undone(tmp_path: Path) -> None:
+    twin = fresh(tmp_path, 64 * MiB)
+    twin.img.begin_write_back()
+    injector = _rule_past_end(twin.qcow2, "write", errno.ENOSPC)
+    with fileio.faults(injector.check), pytest.raises(ImageIOError) as exc:
+        twin.img.write(4 * MiB, _aligned_buffer(b"\xaa" * 2 * MiB))
+    assert exc.value.errno == errno.ENOSPC
+    assert twin.img._writer._direct._fd is not None     # it was the direct write
+    _read(twin, 4 * MiB, 2 * MiB)
+    twin.img.end_write_back()
+    twin.close_and_verify()
