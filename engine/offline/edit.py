@@ -44,8 +44,7 @@ from engine.offline.inspect import Fix
 
 Progress = Callable[[int, int], None]
 
-#: bytes handled per request (also the progress granularity). Large, because every
-#: allocating qcow2 write ends with a flush barrier (crash-safe ordering)
+#: bytes handled per request (also the progress granularity)
 CHUNK = 16 << 20
 
 
@@ -300,6 +299,7 @@ def flatten(image: str | os.PathLike[str], output: str | os.PathLike[str], *,
             copied = 0
             reader = ChainReader(chain)
             with open_image(tmp, output_format, writable=True) as out:
+                out.begin_write_back()    # metadata once, at the flush (a new file)
                 unit = out.cluster_size or 4096
                 for entry in allocation_map(chain):
                     if not entry["data"]:
@@ -307,6 +307,7 @@ def flatten(image: str | os.PathLike[str], output: str | os.PathLike[str], *,
                     copied += _copy_range(reader, out, entry["start"], entry["length"], unit)
                     _tick(progress, entry["start"] + entry["length"], size)
                 out.flush()
+                out.end_write_back()
             os.replace(tmp, out_path)
         except BaseException:
             _unlink_quietly(tmp)
@@ -324,8 +325,7 @@ def _copy_range(reader: ChainReader, out: Image, start: int, length: int, unit: 
     pos, end = start, start + length
     while pos < end:
         n = min(CHUNK, end - pos)
-        buf = reader.read(pos, n)
-        view = memoryview(buf)
+        view = memoryview(reader.read(pos, n))
         run: int | None = None
         for off in range(0, n, unit):
             stop = min(off + unit, n)
@@ -393,6 +393,7 @@ def commit(image: str | os.PathLike[str], base: str | os.PathLike[str] | None = 
         reader = ChainReader(chain)
         copied = 0
         with open_image(target.path, target.format, writable=True) as out:
+            out.begin_write_back()        # metadata once, at the flush below
             for entry in allocation_map(above):
                 if not entry["present"]:
                     continue
@@ -404,6 +405,7 @@ def commit(image: str | os.PathLike[str], base: str | os.PathLike[str] | None = 
                 copied += length
                 _tick(progress, start + length, top.virtual_size)
             out.flush()
+            out.end_write_back()
         empty_top = depth == 1 and drop
         top_info = (top.virtual_size, top.cluster_size, getattr(top, "version", 3),
                     _refcount_bits(top), top.backing_file, top.backing_format)
