@@ -48,6 +48,7 @@ from engine.offline import (
 )
 from engine.offline.commands import commit_command, convert_command, rebase_command
 from engine.offline.snapshot import OfflineGraph
+from gui.signals import close_on_signals
 from gui.widgets.compact_graph import CompactGraphView
 from gui.widgets.layer_bars import LayerBars
 
@@ -334,4 +335,5 @@ def main(argv: list[str]) -> int:
     window = OfflineWindow(list(argv))
     window.resize(1200, 760)
     window.show()
+    close_on_signals(window.close, window)
     return int(app.exec())

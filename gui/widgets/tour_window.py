@@ -19,6 +19,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QApplication, QGraphicsView, QMainWindow, QWidget
 
+from gui.signals import close_on_signals
 from gui.tours.runner import PeerFactory
 from gui.views.scene import GraphScene
 from gui.widgets.tour_panel import SceneCanvas, TourPanel
@@ -72,6 +73,7 @@ def main(tour: str | None = None) -> int:
     asyncio.set_event_loop(loop)
     window = TourWindow(tour)
     window.show()
+    close_on_signals(window.close, window)
     window.panel.start()
     closed = asyncio.Event()
     app.lastWindowClosed.connect(closed.set)

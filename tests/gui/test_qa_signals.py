@@ -1,4 +1,4 @@
-"""Ctrl+C / SIGTERM end the editor cleanly: exit status 0 and the settings saved."""
+"""Ctrl+C / SIGTERM end the editor, the tour and the offline window cleanly (status 0)."""
 
 from __future__ import annotations
 
@@ -38,3 +38,40 @@ def test_signal_closes_the_editor_and_saves_settings(tmp_path: Path, signum: int
     assert proc.returncode == 0, out
     text = settings.read_text()
     assert "geometry=" in text and "scheme=" in text
+
+
+def _handles_sigterm(pid: int) -> bool:
+    """Whether the process has installed its own SIGTERM handler (Python does not by
+    default), so a signal sent now reaches the window and not the default action."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+@pytest.mark.parametrize("window", ["tour", "offline"])
+def test_signal_closes_the_tour_and_offline_windows(tmp_path: Path, window: str,
+                                                    signum: int) -> None:
+    from engine.formats import create_qcow2
+
+    image = tmp_path / "disk.qcow2"
+    create_qcow2(image, 1 << 20)
+    args = ["tour", "stream"] if window == "tour" else ["offline", str(image)]
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "gui.cli", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _handles_sigterm(proc.pid):
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "the window never came up"
+            time.sleep(0.05)
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
