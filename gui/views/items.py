@@ -419,6 +419,7 @@ class EdgeItem(QGraphicsPathItem):
         self._ends = ((0.0, 0.0), (0.0, 0.0))
         self._purpose: str | None = None
         self._shape: QPainterPath | None = None
+        self._bounds = QRectF()
         self.setZValue(EDGE_Z)
         self.setAcceptHoverEvents(True)
         parent_item.edges.append(self)
@@ -530,6 +531,7 @@ class EdgeItem(QGraphicsPathItem):
         path = QPainterPath(QPointF(ax, ay))
         if self.sideways:
             path.lineTo(bx, by)
+            top, bottom = min(ay, by), max(ay, by)
         else:
             dy = max(30.0, abs(by - ay) / 2)
             path.cubicTo(ax, ay + dy, bx, by - dy, bx, by)
@@ -537,9 +539,21 @@ class EdgeItem(QGraphicsPathItem):
             path.moveTo(bx - 5, by - 8)
             path.lineTo(bx, by)
             path.lineTo(bx + 5, by - 8)
+            top, bottom = min(ay, by - dy, by - 8), max(ay + dy, by)
+        self.prepareGeometryChange()
+        # the control points bound the curve; the margin covers the pen and the
+        # 10-unit hover band of shape()
+        left, right = min(ax, bx) - 5, max(ax, bx) + 5
+        self._bounds = QRectF(left - _EDGE_MARGIN, top - _EDGE_MARGIN,
+                              right - left + 2 * _EDGE_MARGIN, bottom - top + 2 * _EDGE_MARGIN)
         self.setPath(path)
         self._shape: QPainterPath | None = None
         self._place_label()
+
+    def boundingRect(self) -> QRectF:
+        """From the curve's control points, computed with the path: Qt's own would
+        build the hover band (:meth:`shape`) of every edge just to bound it."""
+        return self._bounds
 
     def shape(self) -> QPainterPath:
         """A 10-unit band along the curve (Qt's default would include the area
@@ -576,6 +590,10 @@ class EdgeItem(QGraphicsPathItem):
 
 
 _PENS: dict[tuple[str, str, bool, bool], QPen] = {}
+
+
+#: half the widest edge pen (hovered backing: 4.1) or of the hover band (10), rounded up
+_EDGE_MARGIN = 6.0
 
 
 def _edge_pen(scheme: Scheme, purpose: str, hover: bool, frozen: bool) -> QPen:
