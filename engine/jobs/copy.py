@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from engine.formats import ChainReader
+from engine.formats.buffers import aligned_buffer
 from engine.formats.errors import ImageError
 
 #: failures that are I/O errors of the job (anything else is a bug and fails it plainly)
@@ -117,7 +118,7 @@ def _take_buffer(size: int) -> mmap.mmap:
         buf = _POOL.pop()
         if len(buf) == size:
             return buf
-    return mmap.mmap(-1, size)
+    return aligned_buffer(size)
 
 
 class WriteBatch:
@@ -150,7 +151,7 @@ class WriteBatch:
         if self._len and (start != self._start + self._len or self._len + n > self.limit):
             self.flush()
         if n > self.limit:
-            return memoryview(bytearray(n)), False
+            return memoryview(aligned_buffer(n)), False
         if not self._len:
             self._start = start
         view = memoryview(self._buf)[self._len:self._len + n]

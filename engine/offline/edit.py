@@ -22,6 +22,7 @@ Failures raise :class:`OfflineEditError` (or the :class:`ImageError` of the file
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from engine.formats import (
     open_chain,
     open_image,
 )
+from engine.formats.buffers import aligned_buffer
 from engine.formats.errors import BackingChainError, ImageError
 from engine.formats.image import UNALLOCATED, Image
 from engine.offline.commands import commit_command, convert_command, rebase_command
@@ -46,6 +48,9 @@ Progress = Callable[[int, int], None]
 
 #: bytes handled per request (also the progress granularity)
 CHUNK = 16 << 20
+#: the copy buffer of flatten and commit: small enough to stay in the CPU cache between the read
+#: and the write (2 MiB, as qemu-img convert uses; 16 MiB halves the throughput)
+COPY_CHUNK = 2 << 20
 
 
 class OfflineEditError(ImageError):
@@ -78,7 +83,12 @@ def _probe_format(path: str, who: str) -> str:
 
 
 def _is_zero(view: memoryview | bytes) -> bool:
-    return not any(view) if len(view) < 64 else bytes(view) == bytes(len(view))
+    return not any(view) if len(view) < 64 else bytes(view) == _zeros(len(view))
+
+
+@functools.lru_cache(maxsize=8)
+def _zeros(n: int) -> bytes:
+    return bytes(n)
 
 
 def _tick(progress: Progress | None, done: int, total: int) -> None:
@@ -323,9 +333,11 @@ def _copy_range(reader: ChainReader, out: Image, start: int, length: int, unit: 
     """Copy guest bytes, skipping all-zero units (the output stays sparse)."""
     copied = 0
     pos, end = start, start + length
+    buf = memoryview(aligned_buffer(min(COPY_CHUNK, length)))
     while pos < end:
-        n = min(CHUNK, end - pos)
-        view = memoryview(reader.read(pos, n))
+        n = min(COPY_CHUNK, end - pos)
+        view = buf[:n]
+        reader.readinto(pos, view)
         run: int | None = None
         for off in range(0, n, unit):
             stop = min(off + unit, n)
@@ -421,10 +433,14 @@ def commit(image: str | os.PathLike[str], base: str | os.PathLike[str] | None = 
 
 
 def _copy_all(reader: ChainReader, out: Image, start: int, length: int) -> None:
+    if length <= 0:
+        return
     pos, end = start, start + length
+    buf = memoryview(aligned_buffer(min(COPY_CHUNK, length)))
     while pos < end:
-        n = min(CHUNK, end - pos)
-        out.write(pos, reader.read(pos, n))
+        n = min(COPY_CHUNK, end - pos)
+        reader.readinto(pos, buf[:n])
+        out.write(pos, buf[:n])
         pos += n
 
 
