@@ -498,10 +498,7 @@ class MainWindow(QMainWindow):
         if self.bundled is not None:
             self.bundled.close()
             self.bundled = None
-        self.scene.snapshot = None
-        self.scene.clear()
-        self.scene.nodes.clear()
-        self.scene.edges.clear()
+        self.scene.reset()
         self.inspector.show_node(None, None)
         self.peer_label.setText("")
 
@@ -584,8 +581,9 @@ class MainWindow(QMainWindow):
             for key in diff.added_nodes:
                 pos = self._pending_positions.pop(key, None)
                 if pos is not None and key in self.scene.nodes:
-                    self.scene.nodes[key].setPos(pos)
+                    self.scene.nodes[key].place(pos.x(), pos.y())
                     self.scene.nodes[key].adjust_edges()
+                    self.scene.card_layer.cards_moved()
         self.view.update_scene_rect()
         key = self.inspector.key
         self.inspector.show_node(snap, key if key in snap.nodes else None)

@@ -22,7 +22,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent, QPainter, QWheelEvent
 from PySide6.QtWidgets import QGraphicsView, QWidget
 
-from gui.views.items import DragEdgeItem, EdgeItem, NodeItem
+from gui.views.edges import Edge
+from gui.views.items import DragEdgeItem, NodeItem
 from gui.views.scene import GraphScene
 
 #: (parent key, target key or None for "detach") -> (allowed, reason)
@@ -192,10 +193,9 @@ class GraphView(QGraphicsView):
         scene = self.graph_scene
         radius = GRAB_RADIUS / max(self.zoom_level(), 0.2)
         area = QRectF(scene_pos.x() - radius, scene_pos.y() - radius, 2 * radius, 2 * radius)
-        best: tuple[float, EdgeItem] | None = None
-        for item in scene.items(area):
-            if isinstance(item, EdgeItem) and item.info.role == "backing" and \
-                    item.src.info.kind == "block-node":
+        best: tuple[float, Edge] | None = None
+        for item in scene.edge_layer.edges_in(area):
+            if item.info.role == "backing" and item.src.info.kind == "block-node":
                 end = item.child_end()
                 if (end - scene_pos).manhattanLength() > 3 * radius:
                     continue
@@ -224,7 +224,7 @@ class GraphView(QGraphicsView):
         self._drag = _Drag(parent, original, item)
         edge = self.graph_scene.edges.get((parent, "backing", original or ""))
         if edge is not None:
-            edge.setOpacity(0.25)
+            edge.set_dimmed(True)
         self.statusMessage.emit(f"re-pointing the backing link of {parent}: drop on a node, "
                                 "or on empty canvas to detach (Esc cancels)")
 
@@ -237,12 +237,12 @@ class GraphView(QGraphicsView):
             old = self.graph_scene.nodes.get(drag.target or "")
             if old is not None:
                 old.drop_state = None
-                old.update()
+                old.repaint()
             drag.target = target
             drag.ok, drag.reason = self._validate(drag.parent, target, drag.original)
             if node is not None:
                 node.drop_state = drag.ok
-                node.update()
+                node.repaint()
             self.statusMessage.emit(drag.reason)
         end = node.top_port() if node is not None else scene_pos
         drag.item.set_end(end, drag.ok, drag.reason)
@@ -271,10 +271,10 @@ class GraphView(QGraphicsView):
             node = self.graph_scene.nodes.get(key or "")
             if node is not None:
                 node.drop_state = None
-                node.update()
+                node.repaint()
         edge = self.graph_scene.edges.get((drag.parent, "backing", drag.original or ""))
         if edge is not None:
-            edge.setOpacity(1.0)
+            edge.set_dimmed(False)
         return drag
 
     def dragging(self) -> bool:

@@ -1,4 +1,4 @@
-"""Graphics items of the canvas: node cards, edges by role, the live drag edge.
+"""Graphics items of the canvas: node cards and the live drag edge (links: ``edges``).
 
 Items are projections of :class:`~engine.graph.snapshot.NodeInfo` and
 :class:`~engine.graph.snapshot.EdgeInfo`: the scene creates, updates and removes
@@ -22,13 +22,11 @@ from PySide6.QtGui import (
     QFontMetricsF,
     QPainter,
     QPainterPath,
-    QPainterPathStroker,
     QPen,
 )
 from PySide6.QtWidgets import (
     QGraphicsItem,
-    QGraphicsPathItem,
-    QGraphicsSimpleTextItem,
+    QGraphicsRectItem,
     QStyleOptionGraphicsItem,
     QWidget,
 )
@@ -36,11 +34,13 @@ from PySide6.QtWidgets import (
 from gui.views.layout import Geometry
 
 if TYPE_CHECKING:
-    from engine.graph.snapshot import EdgeInfo, NodeInfo
+    from engine.graph.snapshot import NodeInfo
+    from gui.views.cards import CardLayer
+    from gui.views.edges import Edge
     from gui.views.palette import Scheme
 
+#: the card layer's z (the links' layer is below it, the drag edge above)
 NODE_Z = 10.0
-EDGE_Z = 1.0
 DRAG_Z = 50.0
 
 PROTOCOL_DRIVERS = frozenset({
@@ -58,7 +58,8 @@ _METRICS: dict[str, QFontMetricsF] = {}
 
 _NODE_FLAGS = (QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
                | QGraphicsItem.GraphicsItemFlag.ItemIsMovable
-               | QGraphicsItem.GraphicsItemFlag.ItemIsFocusable)
+               | QGraphicsItem.GraphicsItemFlag.ItemIsFocusable
+               | QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)
 
 
 def font(kind: str) -> QFont:
@@ -136,35 +137,57 @@ def display_name(info: NodeInfo) -> str:
     return info.name
 
 
-class NodeItem(QGraphicsItem):
-    """A card for one node: name, driver, file, size, read-only, allocation, job badge."""
+class NodeItem(QGraphicsRectItem):
+    """A card for one node: name, driver, file, size, read-only, allocation, job badge.
+
+    The item takes the mouse (selection, moving, hover, tooltip); its pixels are
+    drawn by the scene's :class:`~gui.views.cards.CardLayer`, which paints every
+    card in one pass (so Qt makes no per-card paint call): :meth:`repaint` asks it to.
+    Its geometry is Qt's own rectangle item's, so hit tests and the scene's
+    bookkeeping never call into Python. ``px``/``py`` mirror its position for the
+    per-edge arithmetic; move it with :meth:`place` (the mouse moves it through
+    :meth:`mouseMoveEvent`, which keeps them in step).
+    """
+
+    # defaults shared by all cards until one changes them
+    job_badge = ""
+    highlighted = False
+    drop_state: bool | None = None  # True/False while a drag hovers this node
+    layer: CardLayer | None = None  # set when the scene adds the card
+    _lines: list[str] | None = None
 
     def __init__(self, info: NodeInfo, scheme: Scheme, geometry: Geometry, beside: bool) -> None:
-        super().__init__()
+        w, h = geometry.size(info.kind, beside)
+        super().__init__(0.0, 0.0, w, h)
+        self.px = self.py = 0.0
+        self.width, self.height = w, h
         self.key = info.key
+        self.info = info
+        self.purpose = header_purpose(info)
         self.scheme = scheme
         self.geometry = geometry
         self.beside = beside
-        self.edges: list[EdgeItem] = []
-        self.job_badge: str = ""
-        self.highlighted = False
-        self.drop_state: bool | None = None  # True/False while a drag hovers this node
-        w, h = geometry.size(info.kind, beside)
-        self.width, self.height = w, h
-        self._rect = QRectF(0, 0, w, h)
-        self._bounds = self._rect.adjusted(-4, -12, 4, 8)
+        self.edges: list[Edge] = []
+        # z stays 0: the links' layer lies below (z < 0), the card layer above
         self.setFlags(_NODE_FLAGS)
-        self.setZValue(NODE_Z)
         self.setAcceptHoverEvents(True)
-        self.info = info
-        self._lines: list[str] | None = None
+
+    @property
+    def _rect(self) -> QRectF:
+        return QRectF(0.0, 0.0, self.width, self.height)
 
     # -- model --------------------------------------------------------------------
     def set_info(self, info: NodeInfo) -> None:
         """Take a new NodeInfo for this key; the card's text is laid out at the next paint."""
         self.info = info
-        self._lines: list[str] | None = None
-        self.update()
+        self.purpose = header_purpose(info)
+        self._lines = None
+        self.repaint()
+
+    def repaint(self) -> None:
+        """Have the card drawn again (after its state changed)."""
+        if self.layer is not None:
+            self.layer.card_changed(self)
 
     def _layout_text(self) -> list[str]:
         """Elide the card's lines to its width (once per update, not per paint)."""
@@ -202,8 +225,12 @@ class NodeItem(QGraphicsItem):
         scene = self.scene()
         moved = scene.selectedItems() if scene is not None else []
         for item in {self, *moved}:
-            for e in getattr(item, "edges", ()):
-                e.adjust()
+            if isinstance(item, NodeItem):
+                item.sync_pos()
+                for e in item.edges:
+                    e.adjust()
+        if self.layer is not None:
+            self.layer.cards_moved()
 
     def _tooltip(self) -> str:
         i = self.info
@@ -229,20 +256,22 @@ class NodeItem(QGraphicsItem):
     def set_job_badge(self, text: str) -> None:
         if text != self.job_badge:
             self.job_badge = text
-            self.update()
+            self.repaint()
 
     def set_scheme(self, scheme: Scheme) -> None:
         self.scheme = scheme
-        self.update()
+        self.repaint()
 
     # -- geometry -----------------------------------------------------------------
-    def boundingRect(self) -> QRectF:
-        return self._bounds
+    def place(self, x: float, y: float) -> None:
+        """Move the card's top-left corner to (x, y) in scene coordinates."""
+        self.px, self.py = x, y
+        self.setPos(x, y)
 
-    def shape(self) -> QPainterPath:
-        path = QPainterPath()
-        path.addRoundedRect(self._rect, 6, 6)
-        return path
+    def sync_pos(self) -> None:
+        """Take the position Qt moved the card to (a mouse drag)."""
+        p = self.pos()
+        self.px, self.py = p.x(), p.y()
 
     def top_port(self) -> QPointF:
         return self.scenePos() + QPointF(self._rect.width() / 2, 0)
@@ -274,14 +303,15 @@ class NodeItem(QGraphicsItem):
     # -- painting -----------------------------------------------------------------
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
+        """Nothing: the item has no contents of its own (see :meth:`paint_card`)."""
+
+    def paint_card(self, painter: QPainter, lod: float) -> None:
+        """Draw the card in item coordinates at zoom ``lod`` (called by the CardLayer,
+        above its plain-rectangle detail level)."""
         s = self.scheme
         r = self._rect
-        header = s.color(header_purpose(self.info))
+        header = s.color(self.purpose)
         selected = self.isSelected()
-        lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        if lod < 0.3:
-            painter.fillRect(r, QColor(s.selected) if selected else header)
-            return
         border = QPen(s.color("selected") if selected else s.color("card_border"),
                       2.4 if selected else 1.0)
         if self.drop_state is not None:
@@ -396,229 +426,6 @@ class NodeItem(QGraphicsItem):
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRoundedRect(rect, 7.5, 7.5)
         painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
-
-
-class EdgeItem(QGraphicsPathItem):
-    """A child link drawn by role: backing bold with an arrow, file thin and dashed,
-    backend roots green, job links dotted orange; permissions on demand.
-
-    Painted by Qt itself (a path item with a per-role pen; the arrow head is part of
-    the path): thousands of edges repaint without a Python call each.
-    """
-
-    def __init__(self, info: EdgeInfo, parent_item: NodeItem, child_item: NodeItem,
-                 scheme: Scheme) -> None:
-        super().__init__()
-        self.info = info
-        self.src = parent_item
-        self.dst = child_item
-        self.scheme = scheme
-        self.show_perms = False
-        self.hover = False
-        self._label: QGraphicsSimpleTextItem | None = None
-        self._ends = ((0.0, 0.0), (0.0, 0.0))
-        self._purpose: str | None = None
-        self._shape: QPainterPath | None = None
-        self._bounds = QRectF()
-        self.setZValue(EDGE_Z)
-        self.setAcceptHoverEvents(True)
-        parent_item.edges.append(self)
-        child_item.edges.append(self)
-        self._apply_pen()
-        self.adjust()
-        if self.purpose() in ("edge_job", "edge_other"):
-            self._update_label()
-
-    @property
-    def sideways(self) -> bool:
-        return self.dst.beside and self.info.role == "file"
-
-    def _tooltip(self) -> str:
-        e = self.info
-        perm = ", ".join(e.perm) or "none"
-        shared = ", ".join(e.shared_perm) or "none"
-        frozen = "<br><i>frozen by a running job</i>" if getattr(e, "frozen", False) else ""
-        drag = ("<br>Drag the arrow's end onto another node to re-point it; "
-                "drop it on empty canvas to detach.") if e.role == "backing" else ""
-        return (f"<b>{e.parent}</b> —{e.role}→ <b>{e.child}</b><br>"
-                f"perm: {perm}<br>shared: {shared}{frozen}{drag}")
-
-    def set_info(self, info: EdgeInfo) -> None:
-        self.info = info
-        self._apply_pen()
-        self._update_label()
-
-    def set_scheme(self, scheme: Scheme) -> None:
-        self.scheme = scheme
-        self._apply_pen()
-        self._update_label()
-
-    def set_show_perms(self, on: bool) -> None:
-        self.show_perms = on
-        self._update_label()
-
-    def _apply_pen(self) -> None:
-        self.setPen(_edge_pen(self.scheme, self.purpose(), self.hover,
-                              getattr(self.info, "frozen", False)))
-
-    def label_text(self) -> str:
-        purpose = self.purpose()
-        label = "" if purpose in ("edge_backing", "edge_file", "edge_root") else self.info.role
-        if self.show_perms:
-            perm = "/".join(_short_perm(p) for p in self.info.perm) or "-"
-            shared = "/".join(_short_perm(p) for p in self.info.shared_perm) or "-"
-            label = (f"{self.info.role}  " if label else "") + f"perm {perm} · shared {shared}"
-        return label
-
-    def _update_label(self) -> None:
-        text = self.label_text()
-        if not text:
-            if self._label is not None:
-                self._label.setVisible(False)
-            return
-        if self._label is None:
-            self._label = QGraphicsSimpleTextItem(self)
-            self._label.setFont(font("small"))
-        self._label.setText(text)
-        self._label.setBrush(self.scheme.color("text"))
-        self._label.setVisible(True)
-        self._place_label()
-
-    def _place_label(self) -> None:
-        if self._label is None:
-            return
-        (ax, ay), (bx, by) = self._ends
-        r = self._label.boundingRect()
-        self._label.setPos((ax + bx) / 2 - r.width() / 2, (ay + by) / 2 - r.height() / 2)
-
-    def detach(self) -> None:
-        """Forget the endpoints (before removal from the scene)."""
-        for item in (self.src, self.dst):
-            if self in item.edges:
-                item.edges.remove(self)
-
-    def purpose(self) -> str:
-        if self._purpose is None:
-            self._purpose = self._compute_purpose()
-        return self._purpose
-
-    def _compute_purpose(self) -> str:
-        role = self.info.role
-        if self.src.info.kind == "block-job":
-            return "edge_job"
-        if role == "backing":
-            return "edge_backing"
-        if role == "file":
-            return "edge_file"
-        if role == "root":
-            return "edge_root"
-        return "edge_other"
-
-    def endpoints(self) -> tuple[QPointF, QPointF]:
-        return QPointF(*self._ends[0]), QPointF(*self._ends[1])
-
-    def adjust(self) -> None:
-        """Re-route after an endpoint moved (plain float arithmetic: this runs per edge)."""
-        src, dst = self.src, self.dst
-        sp, dp = src.pos(), dst.pos()
-        if self.sideways:
-            ax, ay = sp.x() + src.width, sp.y() + src.height / 2
-            bx, by = dp.x(), dp.y() + dst.height / 2
-        else:
-            ax, ay = sp.x() + src.width / 2, sp.y() + src.height
-            bx, by = dp.x() + dst.width / 2, dp.y()
-        self._ends = ((ax, ay), (bx, by))
-        path = QPainterPath(QPointF(ax, ay))
-        if self.sideways:
-            path.lineTo(bx, by)
-            top, bottom = min(ay, by), max(ay, by)
-        else:
-            dy = max(30.0, abs(by - ay) / 2)
-            path.cubicTo(ax, ay + dy, bx, by - dy, bx, by)
-            # the arrow head, drawn with the same pen
-            path.moveTo(bx - 5, by - 8)
-            path.lineTo(bx, by)
-            path.lineTo(bx + 5, by - 8)
-            top, bottom = min(ay, by - dy, by - 8), max(ay + dy, by)
-        self.prepareGeometryChange()
-        # the control points bound the curve; the margin covers the pen and the
-        # 10-unit hover band of shape()
-        left, right = min(ax, bx) - 5, max(ax, bx) + 5
-        self._bounds = QRectF(left - _EDGE_MARGIN, top - _EDGE_MARGIN,
-                              right - left + 2 * _EDGE_MARGIN, bottom - top + 2 * _EDGE_MARGIN)
-        self.setPath(path)
-        self._shape: QPainterPath | None = None
-        self._place_label()
-
-    def boundingRect(self) -> QRectF:
-        """From the curve's control points, computed with the path: Qt's own would
-        build the hover band (:meth:`shape`) of every edge just to bound it."""
-        return self._bounds
-
-    def shape(self) -> QPainterPath:
-        """A 10-unit band along the curve (Qt's default would include the area
-        between the curve and its chord): hover, tooltips and grabbing use it."""
-        if self._shape is None:
-            stroker = QPainterPathStroker()
-            stroker.setWidth(10)
-            self._shape = stroker.createStroke(self.path())
-        return self._shape
-
-    def point_at(self, t: float) -> QPointF:
-        """A point along the link's curve (0 = parent end, 1 = child end)."""
-        (ax, ay), (bx, by) = self._ends
-        if self.sideways:
-            return QPointF(ax + (bx - ax) * t, ay + (by - ay) * t)
-        dy = max(30.0, abs(by - ay) / 2)
-        u = 1 - t
-        x = u ** 3 * ax + 3 * u * u * t * ax + 3 * u * t * t * bx + t ** 3 * bx
-        y = (u ** 3 * ay + 3 * u * u * t * (ay + dy) + 3 * u * t * t * (by - dy)
-             + t ** 3 * by)
-        return QPointF(x, y)
-
-    def child_end(self) -> QPointF:
-        return QPointF(*self._ends[1])
-
-    def hoverEnterEvent(self, event: Any) -> None:
-        self.hover = True
-        self.setToolTip(self._tooltip())
-        self._apply_pen()
-
-    def hoverLeaveEvent(self, event: Any) -> None:
-        self.hover = False
-        self._apply_pen()
-
-
-_PENS: dict[tuple[str, str, bool, bool], QPen] = {}
-
-
-#: half the widest edge pen (hovered backing: 4.1) or of the hover band (10), rounded up
-_EDGE_MARGIN = 6.0
-
-
-def _edge_pen(scheme: Scheme, purpose: str, hover: bool, frozen: bool) -> QPen:
-    """Pens by (scheme, role purpose, hover, frozen), made once."""
-    key = (scheme.name, purpose, hover, frozen)
-    pen = _PENS.get(key)
-    if pen is None:
-        width = {"edge_backing": 2.6, "edge_file": 1.2, "edge_root": 2.0}.get(purpose, 1.6)
-        pen = QPen(scheme.color(purpose), width + (1.5 if hover else 0.0))
-        if frozen:
-            pen.setStyle(Qt.PenStyle.DashDotLine)
-        elif purpose == "edge_file":
-            pen.setStyle(Qt.PenStyle.DashLine)
-        elif purpose == "edge_job":
-            pen.setStyle(Qt.PenStyle.DotLine)
-        _PENS[key] = pen
-    return pen
-
-
-_PERM_SHORT = {"consistent-read": "r", "write": "w", "write-unchanged": "wu", "resize": "rs",
-               "graph-mod": "gm"}
-
-
-def _short_perm(p: str) -> str:
-    return _PERM_SHORT.get(p, p)
 
 
 class DragEdgeItem(QGraphicsItem):

@@ -20,7 +20,9 @@ from PySide6.QtWidgets import QGraphicsScene
 
 from engine.graph.snapshot import EdgeInfo, GraphSnapshot
 from gui.views import layout as layout_mod
-from gui.views.items import EdgeItem, NodeItem
+from gui.views.cards import CardLayer
+from gui.views.edges import Edge, EdgeLayer
+from gui.views.items import NodeItem
 from gui.views.layout import DEFAULT_GEOMETRY, Geometry, Point
 from gui.views.palette import LIGHT, Scheme
 
@@ -45,7 +47,8 @@ def edge_key(e: EdgeInfo) -> EdgeKey:
 
 
 class GraphScene(QGraphicsScene):
-    """Holds one item per node and per edge of the snapshot on screen."""
+    """Holds one item per node of the snapshot on screen, and one :class:`Edge` per
+    link, all painted by the scene's :class:`EdgeLayer`."""
 
     #: emitted after every applied snapshot with the diff (None for the first)
     snapshotShown = Signal(object)
@@ -57,9 +60,17 @@ class GraphScene(QGraphicsScene):
         self.geometry = geometry
         self.snapshot: GraphSnapshot | None = None
         self.nodes: dict[str, NodeItem] = {}
-        self.edges: dict[EdgeKey, EdgeItem] = {}
+        self.edges: dict[EdgeKey, Edge] = {}
+        self.edge_layer = EdgeLayer(scheme)
+        self.card_layer = CardLayer(self.nodes, scheme)
+        self.addItem(self.edge_layer)
+        self.addItem(self.card_layer)
+        self.selectionChanged.connect(self.card_layer.selection_changed)
         self.show_permissions = False
-        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
+        # No index: the cards are Qt's own rectangle items and the links one layer,
+        # so a linear scan is C++ over about as many items as there are nodes, while
+        # a BSP tree would cost more to build than a frame and be rebuilt on moves.
+        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
         self.setBackgroundBrush(scheme.color("background"))
 
     # -- projection -----------------------------------------------------------------
@@ -76,21 +87,22 @@ class GraphScene(QGraphicsScene):
             self.snapshot = snapshot
             return
         for e in diff.removed_edges:
-            item = self.edges.pop(edge_key(e), None)
-            if item is not None:
-                item.detach()
-                self.removeItem(item)
+            edge = self.edges.pop(edge_key(e), None)
+            if edge is not None:
+                edge.detach()
+                self.edge_layer.remove(edge)
         for k in diff.removed_nodes:
             node = self.nodes.pop(k, None)
             if node is not None:
-                for e in list(node.edges):
-                    e.detach()
-                    self.edges.pop(edge_key(e.info), None)
-                    self.removeItem(e)
+                for edge in list(node.edges):
+                    edge.detach()
+                    self.edges.pop(edge_key(edge.info), None)
+                    self.edge_layer.remove(edge)
                 self.removeItem(node)
+                self.card_layer.cards_moved()
         beside = self._beside(snapshot) if diff.added_nodes or diff.added_edges else None
         if diff.added_nodes:
-            previous = {k: (n.pos().x(), n.pos().y()) for k, n in self.nodes.items()}
+            previous = self.positions()
             positions = layout_mod.layout(snapshot, previous, self.geometry)
             assert beside is not None
             for k in diff.added_nodes:
@@ -98,8 +110,9 @@ class GraphScene(QGraphicsScene):
             for k, old_pos in previous.items():  # made room for an inserted node
                 new_pos = positions.get(k)
                 if new_pos is not None and new_pos != old_pos:
-                    self.nodes[k].setPos(*new_pos)
+                    self.nodes[k].place(*new_pos)
                     self.nodes[k].adjust_edges()
+                    self.card_layer.cards_moved()
         for k in diff.changed_nodes:
             self.nodes[k].set_info(snapshot.nodes[k])
         for e in diff.added_edges:
@@ -112,20 +125,30 @@ class GraphScene(QGraphicsScene):
         with _gc_paused():
             self._build_all(snapshot)
 
-    def _build_all(self, snapshot: GraphSnapshot) -> None:
+    def reset(self) -> None:
+        """Remove every node and link (the scene shows no snapshot afterwards)."""
+        self.snapshot = None
+        for layer in (self.edge_layer, self.card_layer):
+            self.removeItem(layer)         # kept: clear() would delete them
         self.clear()
         self.nodes.clear()
         self.edges.clear()
+        self.edge_layer.clear()
+        self.card_layer.cards_moved()
+        self.addItem(self.edge_layer)
+        self.addItem(self.card_layer)
+
+    def _build_all(self, snapshot: GraphSnapshot) -> None:
+        self.reset()
         structure = layout_mod.analyse(snapshot)
         positions = layout_mod.full_layout(snapshot, self.geometry, structure)
         beside = set(structure.beside_of)
-        # bulk insert without maintaining the BSP tree, which is built once afterwards
-        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
         for k in snapshot.nodes:
-            self._add_node(snapshot, k, positions[k], k in beside)
+            self._add_node(snapshot, k, positions[k], k in beside, notify=False)
         for e in snapshot.edges:
-            self._add_edge(e)
-        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
+            self._add_edge(e, notify=False)
+        self.card_layer.cards_moved()
+        self.edge_layer.edge_changed(None)
         self._update_badges(snapshot, None)
 
     def relayout(self) -> None:
@@ -134,36 +157,41 @@ class GraphScene(QGraphicsScene):
             return
         positions = layout_mod.full_layout(self.snapshot, self.geometry)
         for k, item in self.nodes.items():
-            item.setPos(*positions[k])
+            item.place(*positions[k])
         for e in self.edges.values():
             e.adjust()
+        self.card_layer.cards_moved()
 
     def positions(self) -> dict[str, Point]:
-        return {k: (n.pos().x(), n.pos().y()) for k, n in self.nodes.items()}
+        return {k: (n.px, n.py) for k, n in self.nodes.items()}
 
     @staticmethod
     def _beside(snapshot: GraphSnapshot) -> set[str]:
         return set(layout_mod.analyse(snapshot).beside_of)
 
-    def _add_node(self, snapshot: GraphSnapshot, key: str, pos: Point, beside: bool) -> None:
+    def _add_node(self, snapshot: GraphSnapshot, key: str, pos: Point, beside: bool,
+                  notify: bool = True) -> None:
         item = NodeItem(snapshot.nodes[key], self.scheme, self.geometry, beside)
-        item.setPos(*pos)
+        item.place(*pos)
+        item.layer = self.card_layer
         self.addItem(item)
         self.nodes[key] = item
+        if notify:
+            self.card_layer.cards_moved()
 
-    def _add_edge(self, e: EdgeInfo) -> None:
+    def _add_edge(self, e: EdgeInfo, notify: bool = True) -> None:
         src, dst = self.nodes.get(e.parent), self.nodes.get(e.child)
         if src is None or dst is None:
             return
         old = self.edges.pop(edge_key(e), None)
         if old is not None:  # same link with new permissions
             old.detach()
-            self.removeItem(old)
-        item = EdgeItem(e, src, dst, self.scheme)
+            self.edge_layer.remove(old)
+        edge = Edge(e, src, dst, self.scheme)
         if self.show_permissions:
-            item.set_show_perms(True)
-        self.addItem(item)
-        self.edges[edge_key(e)] = item
+            edge.set_show_perms(True)
+        self.edge_layer.add(edge, notify)
+        self.edges[edge_key(e)] = edge
 
     def _update_badges(self, snapshot: GraphSnapshot, old: GraphSnapshot | None) -> None:
         """Badge every node a running job holds with the job's id (and progress)."""
@@ -188,9 +216,9 @@ class GraphScene(QGraphicsScene):
         self.scheme = scheme
         self.setBackgroundBrush(scheme.color("background"))
         for node in self.nodes.values():
-            node.set_scheme(scheme)
-        for edge in self.edges.values():
-            edge.set_scheme(scheme)
+            node.scheme = scheme
+        self.card_layer.set_scheme(scheme)
+        self.edge_layer.set_scheme(scheme)
         self.update()
 
     def set_show_permissions(self, on: bool) -> None:
@@ -206,18 +234,10 @@ class GraphScene(QGraphicsScene):
 
     def graph_rect(self) -> QRectF:
         """Bounding rectangle of the graph with a margin (fit-to-view, export)."""
-        if not self.nodes:
+        cards = self.card_layer.cards_rect()
+        if cards.isEmpty():
             return QRectF()
-        # from the cards alone (edges lie between them): itemsBoundingRect() would ask
-        # every item, through Python, for its bounds
-        left = top = float("inf")
-        right = bottom = float("-inf")
-        for item in self.nodes.values():
-            p = item.pos()
-            x, y = p.x(), p.y()
-            left, top = min(left, x), min(top, y)
-            right, bottom = max(right, x + item.width), max(bottom, y + item.height)
-        return QRectF(left - 60, top - 60, right - left + 120, bottom - top + 120)
+        return cards.adjusted(-60, -60, 60, 60)
 
     def drawBackground(self, painter: QPainter, rect: QRectF) -> None:
         super().drawBackground(painter, rect)

@@ -317,7 +317,7 @@ class SceneCanvas:
             on = key in self.keys
             if item.highlighted != on:
                 item.highlighted = on
-                item.update()
+                item.repaint()
 
 
 def dock_tour_panel(window: Any, canvas: Any | None = None, *,

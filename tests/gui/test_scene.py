@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtWidgets import QApplication
 
 from engine.graph.snapshot import EdgeInfo, GraphSnapshot
-from gui.views.items import EdgeItem, NodeItem
+from gui.views.items import NodeItem
 from gui.views.palette import DARK
 from gui.views.scene import GraphScene
 from tests.gui.test_layout import chains, node
@@ -23,7 +23,8 @@ def test_first_snapshot_builds_one_item_per_node_and_edge(qapp: QApplication) ->
     assert set(scene.nodes) == set(snap.nodes)
     assert len(scene.edges) == len(snap.edges)
     assert sum(isinstance(i, NodeItem) for i in scene.items()) == len(snap.nodes)
-    assert sum(isinstance(i, EdgeItem) for i in scene.items()) == len(snap.edges)
+    assert len(scene.edge_layer.edges) == len(snap.edges)
+    assert set(scene.edge_layer.edges) == set(scene.edges.values())
 
 
 def test_diff_updates_items_in_place(qapp: QApplication) -> None:
@@ -50,7 +51,7 @@ def test_diff_updates_items_in_place(qapp: QApplication) -> None:
     edge = scene.edges[("top2", "backing", "mid1")]
     assert edge.src is scene.nodes["top2"] and edge.dst is scene.nodes["mid1"]
     assert len(scene.edges) == len(newer.edges)
-    assert sum(isinstance(i, EdgeItem) for i in scene.items()) == len(newer.edges)
+    assert set(scene.edge_layer.edges) == set(scene.edges.values())
 
 
 def test_nodes_in_a_job_get_a_badge(qapp: QApplication) -> None:

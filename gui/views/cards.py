@@ -1,0 +1,126 @@
+"""The card layer: paints every node card of the scene in one pass.
+
+Node cards are :class:`~gui.views.items.NodeItem` items for the mouse, but they
+have no contents of their own: with a thousand cards, Qt would otherwise make a
+thousand Python paint calls per frame, each with its own style option and painter
+state. This layer draws them instead. Zoomed far out a card is a filled
+rectangle, and the rectangles of each colour go to Qt in one call, kept between
+frames until a card moves, changes or is selected; closer in, each visible card
+is drawn in full (:meth:`NodeItem.paint_card`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QPainter, QPainterPath
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+
+from gui.views.items import NODE_Z
+
+if TYPE_CHECKING:
+    from gui.views.items import NodeItem
+    from gui.views.palette import Scheme
+
+#: below this zoom a card is one filled rectangle (the edges go to hairlines there too)
+LOW_DETAIL = 0.3
+#: room around a card for its halo, border and job badge (item coordinates)
+_PAD_X, _PAD_TOP, _PAD_BOTTOM = 6.0, 14.0, 10.0
+
+
+class CardLayer(QGraphicsItem):
+    """Draws the cards of ``nodes`` (the scene's key → NodeItem map, shared)."""
+
+    def __init__(self, nodes: Mapping[str, NodeItem], scheme: Scheme) -> None:
+        super().__init__()
+        self.nodes = nodes
+        self.scheme = scheme
+        self._rects: dict[str, QPainterPath] | None = None
+        self._bounds: QRectF | None = QRectF()
+        self.setZValue(NODE_Z)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+
+    # -- invalidation -------------------------------------------------------------------
+    def cards_moved(self) -> None:
+        """Cards were added, removed or moved: bounds and rectangles are stale."""
+        self._rects = None
+        if self._bounds is not None:
+            self.prepareGeometryChange()
+            self._bounds = None
+        self.update()
+
+    def card_changed(self, card: NodeItem) -> None:
+        """One card's look changed (text, badge, selection, drop state)."""
+        self._rects = None
+        self.update(card.mapRectToItem(self, card.boundingRect()).adjusted(
+            -_PAD_X, -_PAD_TOP, _PAD_X, _PAD_BOTTOM))
+
+    def selection_changed(self) -> None:
+        self._rects = None
+        self.update()
+
+    def set_scheme(self, scheme: Scheme) -> None:
+        self.scheme = scheme
+        self._rects = None
+        self.update()
+
+    # -- geometry -----------------------------------------------------------------------
+    def boundingRect(self) -> QRectF:
+        if self._bounds is None:
+            self._bounds = QRectF()
+            cards = self.cards_rect()
+            if not cards.isEmpty():
+                self._bounds = cards.adjusted(-_PAD_X, -_PAD_TOP, _PAD_X, _PAD_BOTTOM)
+        return self._bounds
+
+    def cards_rect(self) -> QRectF:
+        """The rectangle the cards cover (empty when there are none)."""
+        items = self.nodes.values()
+        if not items:
+            return QRectF()
+        left, top = min(n.px for n in items), min(n.py for n in items)
+        right = max(n.px + n.width for n in items)
+        bottom = max(n.py + n.height for n in items)
+        return QRectF(left, top, right - left, bottom - top)
+
+    # -- painting -----------------------------------------------------------------------
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        if not self.nodes:
+            return
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        if lod < LOW_DETAIL:
+            self._paint_rects(painter)
+            return
+        exposed = option.exposedRect
+        x0, y0, x1, y1 = exposed.left(), exposed.top(), exposed.right(), exposed.bottom()
+        for item in self.nodes.values():
+            x, y = item.px, item.py
+            if (x - _PAD_X > x1 or y - _PAD_TOP > y1 or x + item.width + _PAD_X < x0
+                    or y + item.height + _PAD_BOTTOM < y0):
+                continue
+            painter.translate(x, y)
+            item.paint_card(painter, lod)
+            painter.translate(-x, -y)
+
+    def _paint_rects(self, painter: QPainter) -> None:
+        if self._rects is None:
+            # one path of rectangles per colour (cheaper to fill than a QRectF each)
+            scene = self.scene()
+            selected = set(scene.selectedItems()) if scene is not None else set()
+            groups: dict[str, QPainterPath] = {}
+            for item in self.nodes.values():
+                purpose = "selected" if selected and item in selected else item.purpose
+                path = groups.get(purpose)
+                if path is None:
+                    path = groups[purpose] = QPainterPath()
+                path.addRect(item.px, item.py, item.width, item.height)
+            self._rects = groups
+        painter.setPen(Qt.PenStyle.NoPen)
+        s = self.scheme
+        for purpose, path in self._rects.items():
+            painter.setBrush(QColor(s.selected) if purpose == "selected" else s.color(purpose))
+            painter.drawPath(path)

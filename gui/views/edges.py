@@ -1,0 +1,453 @@
+"""Child links on the canvas: one :class:`Edge` per link, all painted by one layer.
+
+A graph of a thousand nodes has a thousand links. As separate graphics items each
+would cost a Python object with its own pen, path and hover band to build, and a
+Python paint call per frame. Here an :class:`Edge` is plain geometry (its two ends,
+bounds and style, a few floats), and the scene's single :class:`EdgeLayer` draws
+all of them: one path per style, traced from the edges once and kept until one of
+them changes, so a frame costs a handful of Qt calls whatever the graph's size.
+Zoomed far out (where cards are plain rectangles too) links are straight one-pixel
+lines. The layer also answers "which link is under the cursor" for hover,
+tooltips and the grab of a backing arrow.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QPainter, QPainterPath, QPen
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+
+from gui.views.items import font, metrics
+
+if TYPE_CHECKING:
+    from engine.graph.snapshot import EdgeInfo
+    from gui.views.items import NodeItem
+    from gui.views.palette import Scheme
+
+#: below the cards' items (z 0), so hovering a card reaches the card, not the links
+EDGE_Z = -1.0
+
+#: below this zoom links are straight hairlines (cards are plain rectangles there too)
+LOW_DETAIL = 0.3
+#: labels (a job link's role, permissions) are drawn from this zoom on
+LABEL_DETAIL = 0.4
+#: distance (in pixels on screen) within which the cursor is "on" a link
+HOVER_PIXELS = 5.0
+#: half the widest edge pen (hovered backing: 4.1), rounded up
+_EDGE_MARGIN = 6.0
+
+_PERM_SHORT = {"consistent-read": "r", "write": "w", "write-unchanged": "wu", "resize": "rs",
+               "graph-mod": "gm"}
+
+
+def _short_perm(p: str) -> str:
+    return _PERM_SHORT.get(p, p)
+
+
+def purpose_of(info: EdgeInfo, parent_kind: str) -> str:
+    """The scheme colour (and pen) a link is drawn with."""
+    if parent_kind == "block-job":
+        return "edge_job"
+    return _PURPOSE_OF_ROLE.get(info.role, "edge_other")
+
+
+_PURPOSE_OF_ROLE = {"backing": "edge_backing", "file": "edge_file", "root": "edge_root"}
+
+
+class Edge:
+    """One child link: its endpoints' items, the curve between them, its style.
+
+    Not a graphics item: the :class:`EdgeLayer` paints it. Geometry is recomputed
+    with :meth:`adjust` when an endpoint moves.
+    """
+
+    __slots__ = (
+        "_label",
+        "_purpose",
+        "ax",
+        "ay",
+        "bounds",
+        "bx",
+        "by",
+        "dimmed",
+        "dst",
+        "dy",
+        "hover",
+        "info",
+        "layer",
+        "scheme",
+        "show_perms",
+        "sideways",
+        "src",
+    )
+
+    def __init__(self, info: EdgeInfo, parent_item: NodeItem, child_item: NodeItem,
+                 scheme: Scheme, layer: EdgeLayer | None = None) -> None:
+        self.info = info
+        self.src = parent_item
+        self.dst = child_item
+        self.scheme = scheme
+        self.show_perms = False
+        self.hover = False
+        self.dimmed = False
+        self.layer = layer
+        self._purpose = purpose_of(info, parent_item.info.kind)
+        self.sideways = child_item.beside and info.role == "file"
+        self._label: str | None = None
+        parent_item.edges.append(self)
+        child_item.edges.append(self)
+        self.adjust()
+
+    # -- model ------------------------------------------------------------------------
+    def purpose(self) -> str:
+        return self._purpose
+
+    @property
+    def frozen(self) -> bool:
+        return bool(getattr(self.info, "frozen", False))
+
+    def style_key(self) -> tuple[str, bool]:
+        return (self._purpose, self.frozen)
+
+    def set_info(self, info: EdgeInfo) -> None:
+        self.info = info
+        self._label = None
+        self._changed()
+
+    def set_scheme(self, scheme: Scheme) -> None:
+        self.scheme = scheme
+
+    def set_show_perms(self, on: bool) -> None:
+        self.show_perms = on
+        self._label = None
+        self._changed()
+
+    def set_dimmed(self, on: bool) -> None:
+        """Fade the link (while a drag re-points it)."""
+        if on != self.dimmed:
+            self.dimmed = on
+            self._changed()
+
+    def detach(self) -> None:
+        """Forget the endpoints (before removal from the scene)."""
+        for item in (self.src, self.dst):
+            if self in item.edges:
+                item.edges.remove(self)
+
+    def _changed(self) -> None:
+        if self.layer is not None:
+            self.layer.edge_changed(self)
+
+    def label_text(self) -> str:
+        if self._label is None:
+            purpose = self._purpose
+            label = "" if purpose in ("edge_backing", "edge_file", "edge_root") \
+                else self.info.role
+            if self.show_perms:
+                perm = "/".join(_short_perm(p) for p in self.info.perm) or "-"
+                shared = "/".join(_short_perm(p) for p in self.info.shared_perm) or "-"
+                label = (f"{self.info.role}  " if label else "") + \
+                    f"perm {perm} · shared {shared}"
+            self._label = label
+        return self._label
+
+    def tooltip(self) -> str:
+        e = self.info
+        perm = ", ".join(e.perm) or "none"
+        shared = ", ".join(e.shared_perm) or "none"
+        frozen = "<br><i>frozen by a running job</i>" if self.frozen else ""
+        drag = ("<br>Drag the arrow's end onto another node to re-point it; "
+                "drop it on empty canvas to detach.") if e.role == "backing" else ""
+        return (f"<b>{e.parent}</b> —{e.role}→ <b>{e.child}</b><br>"
+                f"perm: {perm}<br>shared: {shared}{frozen}{drag}")
+
+    # -- geometry ---------------------------------------------------------------------
+    def adjust(self) -> None:
+        """Re-route after an endpoint moved (plain float arithmetic: this runs per edge)."""
+        src, dst = self.src, self.dst
+        if self.sideways:
+            ax, ay = src.px + src.width, src.py + src.height / 2
+            bx, by = dst.px, dst.py + dst.height / 2
+            dy = 0.0
+            top, bottom = min(ay, by), max(ay, by)
+        else:
+            ax, ay = src.px + src.width / 2, src.py + src.height
+            bx, by = dst.px + dst.width / 2, dst.py
+            dy = max(30.0, abs(by - ay) / 2)
+            top, bottom = min(ay, by - dy, by - 8), max(ay + dy, by)
+        self.ax, self.ay, self.bx, self.by, self.dy = ax, ay, bx, by, dy
+        # the control points bound the curve; the margin covers the widest pen
+        m = _EDGE_MARGIN
+        self.bounds = (min(ax, bx) - 5 - m, top - m, max(ax, bx) + 5 + m, bottom + m)
+        self._changed()
+
+    def endpoints(self) -> tuple[QPointF, QPointF]:
+        return QPointF(self.ax, self.ay), QPointF(self.bx, self.by)
+
+    def child_end(self) -> QPointF:
+        return QPointF(self.bx, self.by)
+
+    def xy_at(self, t: float) -> tuple[float, float]:
+        ax, ay, bx, by = self.ax, self.ay, self.bx, self.by
+        if self.sideways:
+            return ax + (bx - ax) * t, ay + (by - ay) * t
+        dy, u = self.dy, 1 - t
+        x = u ** 3 * ax + 3 * u * u * t * ax + 3 * u * t * t * bx + t ** 3 * bx
+        y = (u ** 3 * ay + 3 * u * u * t * (ay + dy) + 3 * u * t * t * (by - dy)
+             + t ** 3 * by)
+        return x, y
+
+    def point_at(self, t: float) -> QPointF:
+        """A point along the link's curve (0 = parent end, 1 = child end)."""
+        return QPointF(*self.xy_at(t))
+
+    def distance(self, x: float, y: float) -> float:
+        """Approximate distance from (x, y) to the curve (sampled, for hit tests)."""
+        best = float("inf")
+        steps = 1 if self.sideways else 24
+        px, py = self.xy_at(0.0)
+        for i in range(1, steps + 1):
+            qx, qy = self.xy_at(i / steps)
+            best = min(best, _segment_distance(x, y, px, py, qx, qy))
+            px, py = qx, qy
+        return best
+
+    def trace(self, path: QPainterPath) -> None:
+        """Append this link's curve (and arrow head) to ``path``."""
+        ax, ay, bx, by = self.ax, self.ay, self.bx, self.by
+        path.moveTo(ax, ay)
+        if self.sideways:
+            path.lineTo(bx, by)
+            return
+        dy = self.dy
+        path.cubicTo(ax, ay + dy, bx, by - dy, bx, by)
+        path.moveTo(bx - 5, by - 8)
+        path.lineTo(bx, by)
+        path.lineTo(bx + 5, by - 8)
+
+    def path(self) -> QPainterPath:
+        p = QPainterPath()
+        self.trace(p)
+        return p
+
+
+def _segment_distance(x: float, y: float, ax: float, ay: float, bx: float, by: float
+                      ) -> float:
+    dx, dy = bx - ax, by - ay
+    n = dx * dx + dy * dy
+    t = 0.0 if n == 0 else max(0.0, min(1.0, ((x - ax) * dx + (y - ay) * dy) / n))
+    ex, ey = ax + t * dx - x, ay + t * dy - y
+    return float((ex * ex + ey * ey) ** 0.5)
+
+
+_PENS: dict[tuple[str, str, bool, bool], QPen] = {}
+
+
+def edge_pen(scheme: Scheme, purpose: str, hover: bool, frozen: bool) -> QPen:
+    """Pens by (scheme, role purpose, hover, frozen), made once."""
+    key = (scheme.name, purpose, hover, frozen)
+    pen = _PENS.get(key)
+    if pen is None:
+        width = {"edge_backing": 2.6, "edge_file": 1.2, "edge_root": 2.0}.get(purpose, 1.6)
+        pen = QPen(scheme.color(purpose), width + (1.5 if hover else 0.0))
+        if frozen:
+            pen.setStyle(Qt.PenStyle.DashDotLine)
+        elif purpose == "edge_file":
+            pen.setStyle(Qt.PenStyle.DashLine)
+        elif purpose == "edge_job":
+            pen.setStyle(Qt.PenStyle.DotLine)
+        _PENS[key] = pen
+    return pen
+
+
+_HAIRLINES: dict[tuple[str, str], QPen] = {}
+
+
+def _hairline(scheme: Scheme, purpose: str) -> QPen:
+    key = (scheme.name, purpose)
+    pen = _HAIRLINES.get(key)
+    if pen is None:
+        pen = QPen(scheme.color(purpose), 0)   # width 0: one pixel at any zoom
+        _HAIRLINES[key] = pen
+    return pen
+
+
+class EdgeLayer(QGraphicsItem):
+    """Paints every :class:`Edge` of the scene, grouped by style; finds the link
+    under the cursor for hover, tooltips and grabs."""
+
+    def __init__(self, scheme: Scheme) -> None:
+        super().__init__()
+        self.scheme = scheme
+        self.edges: dict[Edge, None] = {}    # insertion-ordered set
+        self.hovered: Edge | None = None
+        self._paths: dict[tuple[str, bool], QPainterPath] | None = None
+        self._lines: dict[str, QPainterPath] | None = None
+        self._bounds: QRectF | None = QRectF()
+        self.setZValue(EDGE_Z)
+        self.setAcceptHoverEvents(True)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+
+    # -- membership -------------------------------------------------------------------
+    def add(self, edge: Edge, notify: bool = True) -> None:
+        """Take ``edge`` in (``notify=False`` while building: one
+        :meth:`edge_changed` afterwards covers them all)."""
+        edge.layer = self
+        self.edges[edge] = None
+        if notify:
+            self.edge_changed(edge)
+
+    def remove(self, edge: Edge) -> None:
+        self.edges.pop(edge, None)
+        edge.layer = None
+        if self.hovered is edge:
+            self.hovered = None
+            self.setToolTip("")
+        self.edge_changed(edge)
+
+    def clear(self) -> None:
+        for e in self.edges:
+            e.layer = None
+        self.edges.clear()
+        self.hovered = None
+        self.edge_changed(None)
+
+    def edge_changed(self, edge: Edge | None) -> None:
+        """Drop what was traced from the edges; repaint (bounds are recomputed lazily)."""
+        self._paths = None
+        self._lines = None
+        if self._bounds is not None:
+            self.prepareGeometryChange()
+            self._bounds = None
+        self.update()
+
+    def set_scheme(self, scheme: Scheme) -> None:
+        self.scheme = scheme
+        for e in self.edges:
+            e.set_scheme(scheme)
+        self.update()
+
+    # -- geometry ---------------------------------------------------------------------
+    def boundingRect(self) -> QRectF:
+        if self._bounds is None:
+            if not self.edges:
+                self._bounds = QRectF()
+            else:
+                bounds = [e.bounds for e in self.edges]
+                left, top = min(b[0] for b in bounds), min(b[1] for b in bounds)
+                right, bottom = max(b[2] for b in bounds), max(b[3] for b in bounds)
+                # labels sit on their links' midpoints: leave them room
+                pad = 200.0 if any(e.label_text() for e in self.edges) else 0.0
+                self._bounds = QRectF(left - pad, top - 20, right - left + 2 * pad,
+                                      bottom - top + 40)
+        return self._bounds
+
+    def edges_in(self, rect: QRectF) -> list[Edge]:
+        """Links whose bounds meet ``rect`` (scene coordinates)."""
+        x0, y0, x1, y1 = rect.left(), rect.top(), rect.right(), rect.bottom()
+        return [e for e in self.edges
+                if e.bounds[0] <= x1 and e.bounds[2] >= x0
+                and e.bounds[1] <= y1 and e.bounds[3] >= y0]
+
+    def edge_near(self, pos: QPointF, radius: float) -> Edge | None:
+        """The link closest to ``pos`` within ``radius`` (scene units), if any."""
+        x, y = pos.x(), pos.y()
+        area = QRectF(x - radius, y - radius, 2 * radius, 2 * radius)
+        best: tuple[float, Edge] | None = None
+        for e in self.edges_in(area):
+            d = e.distance(x, y)
+            if d <= radius and (best is None or d < best[0]):
+                best = (d, e)
+        return best[1] if best else None
+
+    # -- hover ------------------------------------------------------------------------
+    def hoverMoveEvent(self, event: Any) -> None:
+        view_scale = _scale_of(event.widget())
+        edge = self.edge_near(event.scenePos(), HOVER_PIXELS / view_scale)
+        self._set_hovered(edge)
+
+    def hoverLeaveEvent(self, event: Any) -> None:
+        self._set_hovered(None)
+
+    def _set_hovered(self, edge: Edge | None) -> None:
+        if edge is self.hovered:
+            return
+        if self.hovered is not None:
+            self.hovered.hover = False
+        self.hovered = edge
+        if edge is not None:
+            edge.hover = True
+        self.setToolTip(edge.tooltip() if edge is not None else "")
+        self.update()
+
+    # -- painting ---------------------------------------------------------------------
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        if not self.edges:
+            return
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        if lod < LOW_DETAIL:
+            self._paint_lines(painter)
+            return
+        s = self.scheme
+        if self._paths is None:
+            self._paths = {}
+            for e in self.edges:
+                if e.hover or e.dimmed:
+                    continue
+                key = e.style_key()
+                path = self._paths.get(key)
+                if path is None:
+                    path = self._paths[key] = QPainterPath()
+                e.trace(path)
+        for (purpose, frozen), path in self._paths.items():
+            painter.setPen(edge_pen(s, purpose, False, frozen))
+            painter.drawPath(path)
+        for e in self.edges:
+            if e.hover or e.dimmed:
+                painter.setOpacity(0.25 if e.dimmed else 1.0)
+                painter.setPen(edge_pen(s, e.purpose(), e.hover, e.frozen))
+                painter.drawPath(e.path())
+                painter.setOpacity(1.0)
+        if lod >= LABEL_DETAIL:
+            self._paint_labels(painter, option.exposedRect)
+
+    def _paint_lines(self, painter: QPainter) -> None:
+        if self._lines is None:
+            # one path per colour: appending to a path costs less than a QLineF each
+            self._lines = {}
+            for e in self.edges:
+                path = self._lines.get(e._purpose)
+                if path is None:
+                    path = self._lines[e._purpose] = QPainterPath()
+                path.moveTo(e.ax, e.ay)
+                path.lineTo(e.bx, e.by)
+        for purpose, path in self._lines.items():
+            painter.setPen(_hairline(self.scheme, purpose))
+            painter.drawPath(path)
+
+    def _paint_labels(self, painter: QPainter, exposed: QRectF) -> None:
+        f, fm = font("small"), metrics("small")
+        painter.setFont(f)
+        painter.setPen(self.scheme.color("text"))
+        for e in self.edges_in(exposed):
+            text = e.label_text()
+            if not text:
+                continue
+            w, h = fm.horizontalAdvance(text), fm.height()
+            cx, cy = (e.ax + e.bx) / 2, (e.ay + e.by) / 2
+            painter.drawText(QRectF(cx - w / 2, cy - h / 2, w + 1, h),
+                             Qt.AlignmentFlag.AlignCenter, text)
+
+
+def _scale_of(widget: QWidget | None) -> float:
+    """The zoom of the view a hover event came from (1.0 when unknown)."""
+    view = widget.parent() if widget is not None else None
+    transform = getattr(view, "transform", None)
+    if transform is None:
+        return 1.0
+    return max(transform().m11(), 0.01)
