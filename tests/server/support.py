@@ -7,6 +7,7 @@ goes through qemu.qmp like any client.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -58,7 +59,41 @@ class ServeProcess:
         self.proc.send_signal(sig)
 
     def fds(self) -> int:
+        """The server's open file descriptors right now."""
         return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def fd_table(self) -> dict[int, str]:
+        """The server's open file descriptors and what each is (for failure messages)."""
+        table: dict[int, str] = {}
+        for name in os.listdir(f"/proc/{self.pid}/fd"):
+            with contextlib.suppress(OSError):  # closed meanwhile
+                table[int(name)] = os.readlink(f"/proc/{self.pid}/fd/{name}")
+        return dict(sorted(table.items()))
+
+    def settled_fds(self, at_most: int | None = None, timeout: float = 30,
+                    quiet: float = 0.5) -> int:
+        """The server's open file descriptors once it has closed the connections that
+        clients closed.
+
+        A client closing its socket does not close the server's end at once: the server
+        closes it when it reads the end of the stream, a moment later (longer on a busy
+        machine), so a count taken just after the clients finish can include sockets
+        about to close. This polls until the count has held for ``quiet`` seconds and,
+        given ``at_most``, is no more than that. Past ``timeout`` it returns the count
+        as it stands, so a descriptor that stays open still shows.
+        """
+        deadline = time.monotonic() + timeout
+        count = self.fds()
+        since = time.monotonic()
+        while True:
+            time.sleep(0.05)
+            now, t = self.fds(), time.monotonic()
+            if now != count:
+                count, since = now, t
+            elif t - since >= quiet and (at_most is None or count <= at_most):
+                return count
+            if t > deadline:
+                return count
 
     def _collect(self) -> None:
         if self.proc is not None and self.proc.stderr is not None and not self.stderr:
