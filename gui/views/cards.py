@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QPainter, QPainterPath
+from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from gui.views.items import NODE_Z
@@ -37,7 +37,7 @@ class CardLayer(QGraphicsItem):
         super().__init__()
         self.nodes = nodes
         self.scheme = scheme
-        self._rects: dict[str, QPainterPath] | None = None
+        self._rects: dict[str, list[QRectF]] | None = None
         self._bounds: QRectF | None = QRectF()
         self.setZValue(NODE_Z)
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
@@ -108,19 +108,23 @@ class CardLayer(QGraphicsItem):
 
     def _paint_rects(self, painter: QPainter) -> None:
         if self._rects is None:
-            # one path of rectangles per colour (cheaper to fill than a QRectF each)
+            # rectangles by colour: Qt fills a list of them in one call, on its fast
+            # path for axis-aligned rectangles (a path of rectangles goes through the
+            # general rasteriser, several times slower)
             scene = self.scene()
             selected = set(scene.selectedItems()) if scene is not None else set()
-            groups: dict[str, QPainterPath] = {}
+            groups: dict[str, list[QRectF]] = {}
             for item in self.nodes.values():
                 purpose = "selected" if selected and item in selected else item.purpose
-                path = groups.get(purpose)
-                if path is None:
-                    path = groups[purpose] = QPainterPath()
-                path.addRect(item.px, item.py, item.width, item.height)
+                rects = groups.get(purpose)
+                if rects is None:
+                    rects = groups[purpose] = []
+                rects.append(QRectF(item.px, item.py, item.width, item.height))
             self._rects = groups
         painter.setPen(Qt.PenStyle.NoPen)
+        # a few pixels each at this zoom: smoothing their edges is not worth it
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         s = self.scheme
-        for purpose, path in self._rects.items():
+        for purpose, rects in self._rects.items():
             painter.setBrush(QColor(s.selected) if purpose == "selected" else s.color(purpose))
-            painter.drawPath(path)
+            painter.drawRects(rects)
