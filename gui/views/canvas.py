@@ -364,4 +364,5 @@ class GraphView(QGraphicsView):
 
     def resizeEvent(self, event: object) -> None:
         super().resizeEvent(event)  # type: ignore[arg-type]
-        QTimer.singleShot(0, self.viewportChanged.emit)
+        # with the view as context: the call is dropped if the view is gone by then
+        QTimer.singleShot(0, self, self.viewportChanged.emit)

@@ -364,6 +364,9 @@ class EdgeLayer(QGraphicsItem):
         return best[1] if best else None
 
     # -- hover ------------------------------------------------------------------------
+    def hoverEnterEvent(self, event: Any) -> None:
+        self.hoverMoveEvent(event)
+
     def hoverMoveEvent(self, event: Any) -> None:
         view_scale = _scale_of(event.widget())
         edge = self.edge_near(event.scenePos(), HOVER_PIXELS / view_scale)
