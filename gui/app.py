@@ -18,6 +18,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from gui.display import exit_status_without_display
+from gui.shutdown import drop_pending_async_work
 from gui.signals import close_on_signals
 
 
@@ -70,17 +71,38 @@ def main(argv: list[str] | None = None) -> int:
     # stopped before Future completed" and exit status 1.)
     app.setQuitOnLastWindowClosed(False)
     app.lastWindowClosed.connect(closed.set)
-    app.aboutToQuit.connect(closed.set)
+    quitting = False
+
+    def qt_quitting() -> None:
+        # Qt ends its loop by itself (the X server went away, as when Ctrl+C reaches
+        # both xvfb-run's server and the editor): nothing can be awaited after this,
+        # so settings are saved and the session dropped here, synchronously.
+        nonlocal quitting
+        if not quitting:
+            quitting = True
+            window.save_settings()
+            window.abandon_session()
+        closed.set()
+
+    app.aboutToQuit.connect(qt_quitting)
     window.show()
     close_on_signals(window.close, window)
 
     async def run() -> None:
         window.spawn(start(window, args), "start")
         await closed.wait()
-        await window.close_session()
+        if not quitting:
+            await window.close_session()
 
     with loop:
-        loop.run_until_complete(run())
+        try:
+            loop.run_until_complete(run())
+        except RuntimeError:
+            if not quitting:
+                raise
+            # the loop stopped with Qt's before run() saw the event: expected here
+        if quitting:
+            drop_pending_async_work(loop)
     return 0
 
 

@@ -490,6 +490,17 @@ class MainWindow(QMainWindow):
         self.view.fit()
         return True
 
+    def abandon_session(self) -> None:
+        """Drop the session without waiting for anything (no event loop is left to
+        wait on): the bundled engine still closes its images; a remote peer sees the
+        socket close when the process ends."""
+        bridge, self.bridge = self.bridge, None
+        if bridge is not None:
+            bridge.detach()
+        if self.bundled is not None:
+            self.bundled.close()
+            self.bundled = None
+
     async def close_session(self) -> None:
         bridge, self.bridge = self.bridge, None
         if bridge is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QCoreApplication, QObject, QTimer
 
 
 def close_on_signals(close: Callable[[], object], parent: QObject) -> QTimer:
@@ -21,11 +21,24 @@ def close_on_signals(close: Callable[[], object], parent: QObject) -> QTimer:
     alive by ``parent``) wakes the interpreter a few times a second so that it does.
     """
 
+    quitting = False
+
     def on_signal(_signum: int, _frame: object) -> None:
+        # once Qt is leaving its loop the window is closing anyway: a signal then must
+        # not reach Qt objects that are being torn down
+        if quitting or QCoreApplication.instance() is None or QCoreApplication.closingDown():
+            return
         QTimer.singleShot(0, close)
+
+    def on_quit() -> None:
+        nonlocal quitting
+        quitting = True
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    app = QCoreApplication.instance()
+    if app is not None:
+        app.aboutToQuit.connect(on_quit)
     timer = QTimer(parent)
     timer.timeout.connect(lambda: None)
     timer.start(200)

@@ -156,6 +156,15 @@ class SessionPeer:
         if self._on_close is not None:
             self._on_close()
 
+    def abandon(self) -> None:
+        """Give the peer up without awaiting (no event loop is left): a bundled engine
+        behind it still closes its images; a remote one sees the socket close when
+        the process ends."""
+        self._unsubscribe()
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            on_close()
+
 
 async def open_peer(address: str | None = None, *, poll_interval: float | None = None,
                     root: str | None = None) -> SessionPeer:

@@ -156,6 +156,16 @@ class TourRunner:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
 
+    def abandon(self) -> None:
+        """Like :meth:`close`, without awaiting the peer (Qt's loop is gone)."""
+        peer, self.peer = self.peer, None
+        abandon = getattr(peer, "abandon", None)
+        if abandon is not None:
+            abandon()
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
     async def restart(self) -> None:
         await self.start()
 

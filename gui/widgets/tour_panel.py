@@ -131,6 +131,15 @@ class TourPanel(QDockWidget):
             await self.runner.close()
             self.runner = None
 
+    def abandon(self) -> None:
+        """:meth:`shutdown` without awaiting, for when Qt's loop has ended by itself:
+        the scratch directory still goes."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self.runner is not None:
+            self.runner.abandon()
+            self.runner = None
+
     # -- actions ------------------------------------------------------------------------
     def _spawn(self, coro: Callable[[], Coroutine[Any, Any, None]]) -> None:
         if self.busy:

@@ -19,6 +19,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QApplication, QGraphicsView, QMainWindow, QWidget
 
+from gui.shutdown import drop_pending_async_work
 from gui.signals import close_on_signals
 from gui.tours.runner import PeerFactory
 from gui.views.scene import GraphScene
@@ -77,7 +78,26 @@ def main(tour: str | None = None) -> int:
     window.panel.start()
     closed = asyncio.Event()
     app.lastWindowClosed.connect(closed.set)
+    quitting = False
+
+    def qt_quitting() -> None:
+        # Qt ends its loop by itself (the X server went away): nothing can be awaited
+        # any more, so the tour's engine and scratch files go here, synchronously
+        nonlocal quitting
+        quitting = True
+        window.panel.abandon()
+        closed.set()
+
+    app.aboutToQuit.connect(qt_quitting)
     with loop:
-        loop.run_until_complete(closed.wait())
-        loop.run_until_complete(window.panel.shutdown())
+        try:
+            loop.run_until_complete(closed.wait())
+        except RuntimeError:
+            if not quitting:
+                raise
+            # the loop stopped with Qt's before the wait saw the event: expected here
+        if quitting:
+            drop_pending_async_work(loop)
+        else:
+            loop.run_until_complete(window.panel.shutdown())
     return 0
