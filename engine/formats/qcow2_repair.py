@@ -68,7 +68,16 @@ def rebuild_refcounts(img: Qcow2Image) -> None:
     rc_max = (1 << bits) - 1
     rbe = cs * 8 // bits
     refs = count_references(img)
-    top = max(max(refs) + 1, -(-img.file_size() // cs))
+    size = img.file_size()
+    last = max(refs)
+    if last * cs >= size:
+        # the new structures would go after it: a stray pointer would have the repair
+        # write (and count) gigabytes of refcount blocks
+        raise CorruptImageError(
+            f"the image is dirty and its metadata points at host offset {last * cs:#x}, "
+            f"past the end of the file ({size} bytes); its refcounts cannot be rebuilt",
+            path, last * cs)
+    top = max(last + 1, -(-size // cs))
     k, m = 1, 1
     while True:   # the new structures at [top, top + k + m) count themselves too
         m2 = -(-(top + k + m) // rbe)

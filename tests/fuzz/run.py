@@ -52,11 +52,14 @@ def bucket_of(exc: BaseException) -> str:
 class Stats:
     """What one target's run saw; saved as JSON so a child process can report it."""
 
-    def __init__(self, target: str, path: Path) -> None:
+    def __init__(self, target: str, path: Path, resume: bool = False) -> None:
         self.target, self.path = target, path
         self.examples = 0
         self.buckets: dict[str, dict[str, Any]] = {}
         self.last_save = 0.0
+        if resume and path.exists():      # a restarted libFuzzer child adds to the run
+            saved = json.loads(path.read_text())
+            self.examples, self.buckets = saved["examples"], saved["buckets"]
 
     def record(self, data: bytes, exc: BaseException, describe: Any) -> None:
         key = bucket_of(exc)
@@ -111,8 +114,10 @@ def random_loop(target: str, seconds: float, stats: Stats, seed: int) -> None:
     stats.save()
 
 
-def atheris_child(target: str, seconds: float, stats_path: Path) -> None:
-    """Runs in its own process: libFuzzer exits the process when time is up."""
+def atheris_child(target: str, seconds: float, stats_path: Path, artifacts: str) -> None:
+    """Runs in its own process: libFuzzer exits the process when time is up, or when
+    it catches an out-of-memory, a timeout or a crash itself (saving the input under
+    the ``artifacts`` prefix)."""
     import atheris
 
     with atheris.instrument_imports(include=["engine", "gui.planner"]):
@@ -121,7 +126,7 @@ def atheris_child(target: str, seconds: float, stats_path: Path) -> None:
         import engine.qmp
         import engine.server  # noqa: F401
         import gui.planner  # noqa: F401
-    stats = Stats(target, stats_path)
+    stats = Stats(target, stats_path, resume=True)
     stats.save()
 
     def one_input(data: bytes) -> None:
@@ -130,8 +135,65 @@ def atheris_child(target: str, seconds: float, stats_path: Path) -> None:
     corpus = OUT / f"corpus-{target}"
     corpus.mkdir(parents=True, exist_ok=True)
     atheris.Setup([sys.argv[0], str(corpus), f"-max_total_time={int(seconds)}", "-timeout=300",
-                   "-max_len=256", "-print_final_stats=1"], one_input)
+                   "-max_len=256", "-print_final_stats=1", f"-artifact_prefix={artifacts}"],
+                  one_input)
     atheris.Fuzz()
+
+
+#: libFuzzer restarts allowed per target after it stopped on a finding of its own
+MAX_RESTARTS = 20
+_ARTIFACT_KINDS = {"oom": "out of memory (libFuzzer's RSS limit, 2 GB)",
+                   "timeout": "one input ran longer than libFuzzer's timeout",
+                   "crash": "the process crashed", "leak": "memory leak",
+                   "slow-unit": "one input ran very slowly"}
+
+
+def run_atheris(name: str, seconds: float, stats_path: Path) -> None:
+    """Fuzz ``name`` with libFuzzer for ``seconds``, in child processes.
+
+    The harness records every exception and carries on, but what libFuzzer catches
+    itself (running out of memory, a crash) ends the child: the input it saved is
+    recorded as a failure and a new child fuzzes for the time left.
+    """
+    crash_dir = OUT / "crashes"
+    crash_dir.mkdir(parents=True, exist_ok=True)
+    prefix = f"libfuzzer-{name}-"
+    stats_path.unlink(missing_ok=True)
+    end = time.monotonic() + seconds
+    with open(OUT / f"libfuzzer-{name}.log", "w") as log:
+        for _ in range(MAX_RESTARTS + 1):
+            left = end - time.monotonic()
+            if left < 5:
+                break
+            before = set(crash_dir.glob(prefix + "*"))
+            subprocess.run([sys.executable, "-m", "tests.fuzz.run", "--atheris-child", name,
+                            str(left), str(stats_path), str(crash_dir / prefix)], cwd=REPO,
+                           stdout=log, stderr=subprocess.STDOUT, check=False)
+            found = sorted(set(crash_dir.glob(prefix + "*")) - before)
+            if not found:
+                break            # time is up (anything else is in the child's log)
+            for artifact in found:
+                record_artifact(name, stats_path, artifact)
+
+
+def record_artifact(name: str, stats_path: Path, artifact: Path) -> None:
+    """Add an input libFuzzer saved (``libfuzzer-TARGET-KIND-HASH``) to the target's stats."""
+    from tests.fuzz.targets import TARGETS
+
+    kind = artifact.name[len(f"libfuzzer-{name}-"):].rsplit("-", 1)[0]
+    stats = Stats(name, stats_path, resume=True)
+    key = f"libFuzzer {kind}"
+    entry = stats.buckets.get(key)
+    if entry is None:
+        try:
+            case = TARGETS[name][1](artifact.read_bytes())
+        except Exception as err:  # a describe failure must not stop the run
+            case = f"(could not describe: {err})"
+        entry = stats.buckets[key] = {
+            "count": 0, "hang": kind in ("timeout", "slow-unit"), "input": str(artifact),
+            "case": case[:500], "message": _ARTIFACT_KINDS.get(kind, kind), "traceback": ""}
+    entry["count"] += 1
+    stats.save()
 
 
 def have_atheris() -> bool:
@@ -170,12 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--report", type=Path, default=OUT / "report.md")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--replay", nargs=2, metavar=("TARGET", "FILE"))
-    p.add_argument("--atheris-child", nargs=3, help=argparse.SUPPRESS)
+    p.add_argument("--atheris-child", nargs=4, help=argparse.SUPPRESS)
     args, _ = p.parse_known_args(argv)
 
     if args.atheris_child:
-        name, secs, path = args.atheris_child
-        atheris_child(name, float(secs), Path(path))
+        name, secs, path, artifacts = args.atheris_child
+        atheris_child(name, float(secs), Path(path), artifacts)
         return 0
     from tests.fuzz.targets import TARGETS  # after the atheris child had its chance
 
@@ -195,10 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         stats_path = OUT / f"stats-{name}.json"
         if engine == "atheris":
-            with open(OUT / f"libfuzzer-{name}.log", "w") as log:
-                subprocess.run([sys.executable, "-m", "tests.fuzz.run", "--atheris-child",
-                                name, str(share), str(stats_path)], cwd=REPO, stdout=log,
-                               stderr=subprocess.STDOUT, check=False)
+            run_atheris(name, share, stats_path)
         else:
             stats = Stats(name, stats_path)
             random_loop(name, share, stats, args.seed if args.seed is not None

@@ -142,3 +142,23 @@ def test_a_failed_job_is_a_failed_plan_not_a_broken_expectation(tmp_path: Path) 
     recipe = GraphRecipe((StackRecipe(0, True, True, False),))
     [outcome] = check_case(recipe, [(5, 1, 0, False)], tmp_path)   # Commit(top=n0l1)
     assert outcome.failed is not None and "read-only" in outcome.failed, outcome
+
+
+def test_dirty_image_pointing_past_its_end_is_not_repaired(tmp_path: Path) -> None:
+    """Was: MemoryError. A dirty image (refcounts to rebuild before the first write)
+    whose L2 table points gigabytes past the end of the file had the repair count and
+    allocate refcount blocks for all of it. Found by the 30-minute atheris run."""
+    from engine.formats.errors import CorruptImageError
+
+    seed = CORPUS / "refcount1.qcow2"
+    path = materialise(seed, [Mutation(2509, 4, 0xCDCDCDCD), Mutation(72, 8, 1)], tmp_path)
+    before = path.read_bytes()
+    img = open_image(path, writable=True)
+    try:
+        with pytest.raises(CorruptImageError, match="past the end of the file"):
+            img.write(0, b"x" * 512)
+    finally:
+        with contextlib.suppress(ImageError):
+            img.close()
+    assert path.read_bytes() == before          # nothing was written
+    exercise(path)                              # and the fuzz property holds
