@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 L2_CACHE_BYTES = 64 << 20
 
 _SWAP = sys.byteorder == "little"
+#: what opening an image reads first: cluster 0 of the default cluster size
+_FIRST_READ = 64 << 10
 
 
 def be_array(data: bytes | bytearray | memoryview) -> array:
@@ -90,13 +92,12 @@ class Qcow2Image(Image):
     def __init__(self, path: str, fd: int, writable: bool) -> None:
         super().__init__(path, fd, writable)
         self._file_size = self.file_size()
-        first = self._pread(0, min(self._file_size, 1 << hdr.MAX_CLUSTER_BITS))
+        first = self._read_cluster_0()
         self.header: Qcow2Header = parse_header(first, path, self._file_size)
         h = self.header
         if writable and h.corrupt:
             raise ImageReadOnlyError("qcow2: Image is corrupt; cannot be opened read/write",
                                      path, 72)
-        self.cluster_0 = bytes(first[:h.cluster_size])
         self.version = h.version
         self.cluster_bits = h.cluster_bits
         self.cluster_size = h.cluster_size
@@ -116,6 +117,19 @@ class Qcow2Image(Image):
         self._compressed_cache: tuple[int, bytes] | None = None
         self._writer: Qcow2Writer | None = None   # created on the first write
         self._write_back = False
+
+    def _read_cluster_0(self) -> bytes:
+        """The first cluster (header, extensions, backing name), in one read for the
+        usual sizes: 64 KiB first, the rest only for larger clusters (not the 2 MiB of
+        the largest cluster size on every open)."""
+        head = self._pread(0, min(self._file_size, _FIRST_READ))
+        bits = int.from_bytes(head[20:24], "big") if len(head) >= 24 else 0
+        if not hdr.MIN_CLUSTER_BITS <= bits <= hdr.MAX_CLUSTER_BITS:
+            return head              # parse_header names what is wrong
+        want = min(self._file_size, 1 << bits)
+        if want <= len(head):
+            return head[:want] if want < len(head) else head
+        return self._pread(0, want)
 
     # -- low-level file access ------------------------------------------------------------
     def _pread(self, offset: int, length: int) -> bytes:

@@ -147,7 +147,6 @@ def rewrite_backing(img: Qcow2Image, backing_file: str | None,
             _pwrite(img.fd, bytes(stale_end - tidy_from), tidy_from)
     new_cluster0 = fileio.pread(img.fd, cs, 0)
     img.header = hdr.parse_header(new_cluster0.ljust(cs, b"\0"), path, img.file_size())
-    img.cluster_0 = bytes(new_cluster0[:cs])
     img.backing_file = img.header.backing_file
     img.backing_format = img.header.backing_format
     img.backing_reader = None     # whoever attached one knew the old backing file
