@@ -210,10 +210,10 @@ def parse_header(cluster0: bytes, path: str, file_size: int) -> Qcow2Header:
         raise CorruptImageError(f"Invalid backing file offset {bfo:#x}", path, 8)
     ext_end = bfo if bfo else cluster_size
 
-    header = Qcow2Header(version, bfo, bfs, cluster_bits, size, crypt, l1_size, l1_off, rt_off,
-                         rt_clusters, nb_snap, snap_off, incompat, compat, autoclear,
-                         refcount_order, header_length, trailing)
-    compression = header.compression_type
+    fields = (version, bfo, bfs, cluster_bits, size, crypt, l1_size, l1_off, rt_off,
+              rt_clusters, nb_snap, snap_off, incompat, compat, autoclear, refcount_order,
+              header_length, trailing)
+    compression = trailing[0] if header_length > V3_HEADER_LENGTH and trailing else 0
     if compression not in (0, 1):
         raise UnsupportedImageError(f"Unknown compression type {compression}", path, 104,
                                     feature="compression type")
@@ -288,8 +288,9 @@ def parse_header(cluster0: bytes, path: str, file_size: int) -> Qcow2Header:
         raise CorruptImageError(
             f"Reference count table at offset {rt_off:#x} lies past the end of the file "
             f"({file_size} bytes)", path, 48)
-    return replace(header, extensions=tuple(extensions), backing_file=backing_file,
-                   backing_format=backing_format, extensions_end=end, feature_names=names)
+    # built once, complete (a dataclasses.replace per open costs more than the parse)
+    return Qcow2Header(*fields, extensions=tuple(extensions), backing_file=backing_file,
+                       backing_format=backing_format, extensions_end=end, feature_names=names)
 
 
 def _validate_table(offset: int, entries: int, entry_len: int, max_bytes: int, what: str,
