@@ -398,6 +398,22 @@ def _chain_below(graph: GraphSnapshot, key: str) -> list[str]:
     return out
 
 
+def _released(graph: GraphSnapshot, dropped: Sequence[str], overlay: str) -> tuple[str, ...]:
+    """Which of ``dropped`` (top first) go away once ``overlay``'s backing link moves
+    past them: the auto-named ones (nobody holds them by name) left with no parent but
+    nodes that go away too. A node added by name stays, and keeps what it links to;
+    so does a node another overlay or a drive still uses."""
+    gone: set[str] = set()
+    for key in dropped:
+        if not graph.nodes[key].auto_named:
+            continue
+        parents = [e for e in graph.parents(key) if not e.parent.startswith("job:")]
+        if all((e.parent == overlay and e.role == "backing") or e.parent in gone
+               for e in parents):
+            gone.add(key)
+    return tuple(k for k in dropped if k in gone)
+
+
 def _plan_stream(ctx: PlanContext, intent: Stream) -> Plan:
     graph = ctx.snapshot
     job_id = intent.job_id or f"stream-{intent.node}"
@@ -413,7 +429,7 @@ def _plan_stream(ctx: PlanContext, intent: Stream) -> Plan:
         preconditions=(f"{intent.node} is not in a job",),
         expected=Expectation(
             edges=(EdgeFact(intent.node, "backing", intent.base),),
-            absent=tuple(k for k in dropped if graph.nodes[k].auto_named),
+            absent=_released(graph, dropped, intent.node),
         ),
         irreversible=(f"the data of {', '.join(dropped) or 'nothing'} is copied into "
                       f"{intent.node} and its image header is rewritten"),
@@ -445,7 +461,7 @@ def _plan_commit(ctx: PlanContext, intent: Commit) -> Plan:
         steps = (QmpCommand("block-commit", args), WaitJob(job_id, ("null",)))
         expected = Expectation(
             edges=(EdgeFact(overlay, "backing", base),),
-            absent=tuple(k for k in dropped if graph.nodes[k].auto_named))
+            absent=_released(graph, dropped, overlay))
         kind = "commit"
     return Plan(
         intent=intent,

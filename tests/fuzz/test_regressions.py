@@ -162,3 +162,19 @@ def test_dirty_image_pointing_past_its_end_is_not_repaired(tmp_path: Path) -> No
             img.close()
     assert path.read_bytes() == before          # nothing was written
     exercise(path)                              # and the fuzz property holds
+
+
+def test_commit_under_a_node_added_by_name_keeps_what_it_links_to(tmp_path: Path) -> None:
+    """Found by the 30-minute atheris run: snapshot n0l0 (whose chain was opened from
+    its image headers, auto-named), then commit n0l0 down to the bottom. The overlay
+    now skips n0l0, but n0l0 was added by name, so it stays — and keeps its backing,
+    the auto-named node under it. The plan expected that node gone (PromiseBroken);
+    the engine, like QEMU, kept it."""
+    from tests.fuzz.planner_cases import GraphRecipe, StackRecipe, check_case
+
+    recipe = GraphRecipe((StackRecipe(0, False, False, False),))
+    outcomes = check_case(recipe, [(3, 102, 105, False), (3, 65, 5, False), (5, 0, 0, False)],
+                          tmp_path)
+    commit = outcomes[-1]
+    assert type(commit.intent).__name__ == "Commit" and commit.intent.top == "n0l0"
+    assert not commit.refused and commit.failed is None, commit
