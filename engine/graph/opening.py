@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from engine.gc_pause import gc_paused
 from engine.graph import rules
 from engine.graph.filenames import filename
 from engine.graph.images import check_host_file, open_format_image
@@ -31,7 +32,7 @@ def blockdev_add(graph: BlockGraph, options: dict[str, Any]) -> Node:
     """Open the node tree described by ``options`` and make its top monitor-owned."""
     if "node-name" not in options:
         raise GraphError("'node-name' must be specified for the root node")
-    with graph.transaction(restore_names=False):
+    with gc_paused(), graph.transaction(restore_names=False):
         node = open_node(graph, options, inherited={}, role=None)
         graph.set(node, "monitor_owned", True)
     return node
@@ -91,8 +92,7 @@ def open_node(graph: BlockGraph, opts: dict[str, Any], *, inherited: dict[str, A
 
     if driver == "file":
         path = graph.host_path(opts["filename"])
-        check_host_file(opts["filename"], path, writable=not read_only)
-        node.host_path = os.path.realpath(path)
+        node.host_path = check_host_file(opts["filename"], path, writable=not read_only)
     elif driver in ("null-co", "null-aio"):
         if opts.get("latency-ns", 0) < 0:
             raise GraphError("latency-ns is invalid")

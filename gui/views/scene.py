@@ -10,14 +10,11 @@ one snapshot.
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterator
-
 from PySide6.QtCore import QLineF, QPointF, QRectF, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsScene
 
+from engine.gc_pause import gc_paused
 from engine.graph.snapshot import EdgeInfo, GraphSnapshot
 from gui.views import layout as layout_mod
 from gui.views.cards import CardLayer
@@ -27,19 +24,6 @@ from gui.views.layout import DEFAULT_GEOMETRY, Geometry, Point
 from gui.views.palette import LIGHT, Scheme
 
 EdgeKey = tuple[str, str, str]  # parent, role, child
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Building thousands of items allocates many small objects; the cyclic collector
-    would otherwise walk every live object over and over (most of the build time)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def edge_key(e: EdgeInfo) -> EdgeKey:
@@ -122,7 +106,7 @@ class GraphScene(QGraphicsScene):
         self.snapshotShown.emit(diff)
 
     def _build(self, snapshot: GraphSnapshot) -> None:
-        with _gc_paused():
+        with gc_paused():
             self._build_all(snapshot)
 
     def reset(self) -> None:
