@@ -37,6 +37,18 @@ def pixel(img: QImage, source: QRectF, scale: float, at: QPointF) -> str:
     return img.pixelColor(x, y).name()
 
 
+def shown_view(qtbot: Any) -> GraphView:
+    """A view at 100 % on the test chains' scene, shown."""
+    scene = GraphScene()
+    scene.show_snapshot(chains())
+    view = GraphView(scene)
+    qtbot.addWidget(view)
+    view.resize(900, 700)
+    view.show()
+    view.reset_zoom()
+    return view
+
+
 def test_zoomed_out_cards_are_rectangles_in_their_colour_and_follow_selection(
         qapp: QApplication) -> None:
     scene = GraphScene()
@@ -75,13 +87,8 @@ def test_cards_are_drawn_in_full_when_zoomed_in(qapp: QApplication) -> None:
 
 def test_links_are_found_under_the_cursor_and_hovering_one_shows_its_tooltip(
         qapp: QApplication, qtbot: Any) -> None:
-    scene = GraphScene()
-    scene.show_snapshot(chains())
-    view = GraphView(scene)
-    qtbot.addWidget(view)
-    view.resize(900, 700)
-    view.show()
-    view.reset_zoom()
+    view = shown_view(qtbot)
+    scene = view.graph_scene
     edge = scene.edges[("top1", "backing", "mid1")]
     on_link = edge.point_at(0.5)
     assert scene.edge_layer.edge_near(on_link, 3.0) is edge
@@ -100,13 +107,8 @@ def test_links_are_found_under_the_cursor_and_hovering_one_shows_its_tooltip(
 
 def test_dragging_a_card_moves_it_and_reroutes_its_links(qapp: QApplication,
                                                          qtbot: Any) -> None:
-    scene = GraphScene()
-    scene.show_snapshot(chains())
-    view = GraphView(scene)
-    qtbot.addWidget(view)
-    view.resize(900, 700)
-    view.show()
-    view.reset_zoom()
+    view = shown_view(qtbot)
+    scene = view.graph_scene
     card = scene.nodes["top2"]
     grab = QPointF(card.px + 30, card.py + 50)
     view.centerOn(grab)

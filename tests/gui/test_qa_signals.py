@@ -51,6 +51,15 @@ def _handles_sigterm(pid: int) -> bool:
     return False
 
 
+def _wait_for_window(proc: subprocess.Popen[str]) -> None:
+    """Until the window's process handles SIGTERM itself (its window is up)."""
+    deadline = time.monotonic() + 60
+    while not _handles_sigterm(proc.pid):
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        assert time.monotonic() < deadline, "the window never came up"
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
 @pytest.mark.parametrize("window", ["tour", "offline"])
 def test_signal_closes_the_tour_and_offline_windows(tmp_path: Path, window: str,
@@ -64,11 +73,7 @@ def test_signal_closes_the_tour_and_offline_windows(tmp_path: Path, window: str,
     proc = subprocess.Popen([sys.executable, "-m", "gui.cli", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not _handles_sigterm(proc.pid):
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "the window never came up"
-            time.sleep(0.05)
+        _wait_for_window(proc)
         proc.send_signal(signum)
         out, _ = proc.communicate(timeout=30)
     finally:
@@ -120,11 +125,7 @@ def test_windows_end_cleanly_when_their_x_server_goes_away(
     proc = subprocess.Popen([sys.executable, "-m", "gui.cli", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not _handles_sigterm(proc.pid):
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "the window never came up"
-            time.sleep(0.05)
+        _wait_for_window(proc)
         time.sleep(2.0)  # the demo or the tour's first step
         xvfb.terminate()
         if with_sigint:
