@@ -15,17 +15,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
-from gui.views.items import NODE_Z
+from gui.views.items import LOW_DETAIL, NODE_Z
 
 if TYPE_CHECKING:
     from gui.views.items import NodeItem
     from gui.views.palette import Scheme
 
-#: below this zoom a card is one filled rectangle (the edges go to hairlines there too)
-LOW_DETAIL = 0.3
 #: room around a card for its halo, border and job badge (item coordinates)
 _PAD_X, _PAD_TOP, _PAD_BOTTOM = 6.0, 14.0, 10.0
 
@@ -126,5 +124,5 @@ class CardLayer(QGraphicsItem):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         s = self.scheme
         for purpose, rects in self._rects.items():
-            painter.setBrush(QColor(s.selected) if purpose == "selected" else s.color(purpose))
+            painter.setBrush(s.color(purpose))
             painter.drawRects(rects)

@@ -19,7 +19,7 @@ from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
 from PySide6.QtGui import QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
-from gui.views.items import font, metrics
+from gui.views.items import LOW_DETAIL, font, metrics
 
 if TYPE_CHECKING:
     from engine.graph.snapshot import EdgeInfo
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 #: below the cards' items (z 0), so hovering a card reaches the card, not the links
 EDGE_Z = -1.0
 
-#: below this zoom links are straight hairlines (cards are plain rectangles there too)
-LOW_DETAIL = 0.3
 #: labels (a job link's role, permissions) are drawn from this zoom on
 LABEL_DETAIL = 0.4
 #: distance (in pixels on screen) within which the cursor is "on" a link
@@ -77,18 +75,16 @@ class Edge:
         "hover",
         "info",
         "layer",
-        "scheme",
         "show_perms",
         "sideways",
         "src",
     )
 
     def __init__(self, info: EdgeInfo, parent_item: NodeItem, child_item: NodeItem,
-                 scheme: Scheme, layer: EdgeLayer | None = None) -> None:
+                 layer: EdgeLayer | None = None) -> None:
         self.info = info
         self.src = parent_item
         self.dst = child_item
-        self.scheme = scheme
         self.show_perms = False
         self.hover = False
         self.dimmed = False
@@ -110,14 +106,6 @@ class Edge:
 
     def style_key(self) -> tuple[str, bool]:
         return (self._purpose, self.frozen)
-
-    def set_info(self, info: EdgeInfo) -> None:
-        self.info = info
-        self._label = None
-        self._changed()
-
-    def set_scheme(self, scheme: Scheme) -> None:
-        self.scheme = scheme
 
     def set_show_perms(self, on: bool) -> None:
         self.show_perms = on
@@ -326,8 +314,6 @@ class EdgeLayer(QGraphicsItem):
 
     def set_scheme(self, scheme: Scheme) -> None:
         self.scheme = scheme
-        for e in self.edges:
-            e.set_scheme(scheme)
         self.update()
 
     # -- geometry ---------------------------------------------------------------------

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 #: the card layer's z (the links' layer is below it, the drag edge above)
 NODE_Z = 10.0
+#: below this zoom cards are filled rectangles and links straight hairlines
+LOW_DETAIL = 0.3
 DRAG_Z = 50.0
 
 PROTOCOL_DRIVERS = frozenset({

@@ -171,7 +171,7 @@ class GraphScene(QGraphicsScene):
         if old is not None:  # same link with new permissions
             old.detach()
             self.edge_layer.remove(old)
-        edge = Edge(e, src, dst, self.scheme)
+        edge = Edge(e, src, dst)
         if self.show_permissions:
             edge.set_show_perms(True)
         self.edge_layer.add(edge, notify)
