@@ -386,7 +386,7 @@ class EdgeLayer(QGraphicsItem):
         if self._paths is None:
             self._paths = {}
             for e in self.edges:
-                if e.hover or e.dimmed:
+                if e.dimmed:       # faded on its own below (dimming re-traces)
                     continue
                 key = e.style_key()
                 path = self._paths.get(key)
@@ -396,6 +396,7 @@ class EdgeLayer(QGraphicsItem):
         for (purpose, frozen), path in self._paths.items():
             painter.setPen(edge_pen(s, purpose, False, frozen))
             painter.drawPath(path)
+        # the hovered link again on top, wider (hovering re-traces nothing)
         for e in self.edges:
             if e.hover or e.dimmed:
                 painter.setOpacity(0.25 if e.dimmed else 1.0)

@@ -100,9 +100,15 @@ def test_links_are_found_under_the_cursor_and_hovering_one_shows_its_tooltip(
     qtbot.waitUntil(lambda: scene.edge_layer.hovered is edge, timeout=3000)
     assert edge.hover
     assert "top1" in scene.edge_layer.toolTip() and "backing" in scene.edge_layer.toolTip()
+    scene.edge_layer.edge_changed(None)       # something else changes while hovered
+    source = QRectF(on_link.x() - 20, on_link.y() - 20, 40, 40)
+    render(scene, source, (40, 40))
     QTest.mouseMove(view.viewport(), view.mapFromScene(away))
     qtbot.waitUntil(lambda: scene.edge_layer.hovered is None, timeout=3000)
     assert not edge.hover
+    # and the link is still drawn once the pointer has left it
+    img, scale = render(scene, source, (40, 40))
+    assert pixel(img, source, scale, on_link) == LIGHT.color("edge_backing").name()
 
 
 def test_dragging_a_card_moves_it_and_reroutes_its_links(qapp: QApplication,
