@@ -834,6 +834,10 @@ class BlockGraph:
     # -- paths ----------------------------------------------------------------------
     def host_path(self, filename: str) -> str:
         """An absolute host path for ``filename``; refuses paths outside ``root``."""
+        if "\0" in filename:
+            # QEMU's C strings end at the NUL, so it looks for what comes before it;
+            # the engine opens no such truncated name (nor, under --root, checks one)
+            raise GraphError(f"Could not open '{filename}': No such file or directory")
         path = os.path.abspath(filename)
         if self.root is not None:
             real = os.path.realpath(path)

@@ -178,3 +178,25 @@ def test_commit_under_a_node_added_by_name_keeps_what_it_links_to(tmp_path: Path
     commit = outcomes[-1]
     assert type(commit.intent).__name__ == "Commit" and commit.intent.top == "n0l0"
     assert not commit.refused and commit.failed is None, commit
+
+
+@pytest.mark.parametrize("confined", [False, True], ids=["plain", "root"])
+def test_a_nul_byte_in_a_filename_is_not_an_internal_error(tmp_path: Path,
+                                                           confined: bool) -> None:
+    """Was: "Internal error in blockdev-add: embedded null byte" (ValueError from
+    os.open, or from realpath under --root). Found by the fourth 30-minute run.
+    qemu-storage-daemon 7.2 answers this GenericError (checked by hand) when no file
+    is named like the part before the NUL."""
+    from engine.qmp import Engine, QMPError
+
+    eng = Engine(root=str(tmp_path)) if confined else Engine()
+    try:
+        with pytest.raises(QMPError) as err:
+            eng.execute("blockdev-add", {"driver": "qcow2", "node-name": "top",
+                                         "file": {"driver": "file",
+                                                  "filename": str(tmp_path / "top\0x")}})
+        assert err.value.error_class == "GenericError"
+        name = f"{tmp_path / 'top'}\0x"
+        assert err.value.desc == f"Could not open '{name}': No such file or directory"
+    finally:
+        eng.close()
