@@ -174,10 +174,6 @@ class NodeItem(QGraphicsRectItem):
         self.setFlags(_NODE_FLAGS)
         self.setAcceptHoverEvents(True)
 
-    @property
-    def _rect(self) -> QRectF:
-        return QRectF(0.0, 0.0, self.width, self.height)
-
     # -- model --------------------------------------------------------------------
     def set_info(self, info: NodeInfo) -> None:
         """Take a new NodeInfo for this key; the card's text is laid out at the next paint."""
@@ -194,7 +190,7 @@ class NodeItem(QGraphicsRectItem):
     def _layout_text(self) -> list[str]:
         """Elide the card's lines to its width (once per update, not per paint)."""
         info = self.info
-        w = self._rect.width() - 16
+        w = self.width - 16
         fm_title = metrics("auto" if info.auto_named else "title")
         fm = metrics("body")
         self._title = fm_title.elidedText(display_name(info), Qt.TextElideMode.ElideMiddle,
@@ -260,10 +256,6 @@ class NodeItem(QGraphicsRectItem):
             self.job_badge = text
             self.repaint()
 
-    def set_scheme(self, scheme: Scheme) -> None:
-        self.scheme = scheme
-        self.repaint()
-
     # -- geometry -----------------------------------------------------------------
     def place(self, x: float, y: float) -> None:
         """Move the card's top-left corner to (x, y) in scene coordinates."""
@@ -276,16 +268,16 @@ class NodeItem(QGraphicsRectItem):
         self.px, self.py = p.x(), p.y()
 
     def top_port(self) -> QPointF:
-        return self.scenePos() + QPointF(self._rect.width() / 2, 0)
+        return self.scenePos() + QPointF(self.width / 2, 0)
 
     def bottom_port(self) -> QPointF:
-        return self.scenePos() + QPointF(self._rect.width() / 2, self._rect.height())
+        return self.scenePos() + QPointF(self.width / 2, self.height)
 
     def right_port(self) -> QPointF:
-        return self.scenePos() + QPointF(self._rect.width(), self._rect.height() / 2)
+        return self.scenePos() + QPointF(self.width, self.height / 2)
 
     def left_port(self) -> QPointF:
-        return self.scenePos() + QPointF(0, self._rect.height() / 2)
+        return self.scenePos() + QPointF(0, self.height / 2)
 
     def has_backing_port(self) -> bool:
         """Format nodes (and filters) can take a backing link: they get a drag handle."""
@@ -294,7 +286,7 @@ class NodeItem(QGraphicsRectItem):
 
     def backing_port_rect(self) -> QRectF:
         """The handle below the card to drag a backing link from (item coordinates)."""
-        r = self._rect
+        r = self.rect()
         return QRectF(r.width() / 2 - 7, r.height() - 7, 14, 14)
 
     def adjust_edges(self) -> None:
@@ -311,7 +303,7 @@ class NodeItem(QGraphicsRectItem):
         """Draw the card in item coordinates at zoom ``lod`` (called by the CardLayer,
         above its plain-rectangle detail level)."""
         s = self.scheme
-        r = self._rect
+        r = self.rect()
         header = s.color(self.purpose)
         selected = self.isSelected()
         border = QPen(s.color("selected") if selected else s.color("card_border"),

@@ -31,8 +31,8 @@ def edge_key(e: EdgeInfo) -> EdgeKey:
 
 
 class GraphScene(QGraphicsScene):
-    """Holds one item per node of the snapshot on screen, and one :class:`Edge` per
-    link, all painted by the scene's :class:`EdgeLayer`."""
+    """Holds one item per node of the snapshot on screen and one :class:`Edge` per
+    link; the :class:`CardLayer` paints the cards, the :class:`EdgeLayer` the links."""
 
     #: emitted after every applied snapshot with the diff (None for the first)
     snapshotShown = Signal(object)
@@ -96,7 +96,7 @@ class GraphScene(QGraphicsScene):
                 if new_pos is not None and new_pos != old_pos:
                     self.nodes[k].place(*new_pos)
                     self.nodes[k].adjust_edges()
-                    self.card_layer.cards_moved()
+            self.card_layer.cards_moved()
         for k in diff.changed_nodes:
             self.nodes[k].set_info(snapshot.nodes[k])
         for e in diff.added_edges:
@@ -128,7 +128,7 @@ class GraphScene(QGraphicsScene):
         positions = layout_mod.full_layout(snapshot, self.geometry, structure)
         beside = set(structure.beside_of)
         for k in snapshot.nodes:
-            self._add_node(snapshot, k, positions[k], k in beside, notify=False)
+            self._add_node(snapshot, k, positions[k], k in beside)
         for e in snapshot.edges:
             self._add_edge(e, notify=False)
         self.card_layer.cards_moved()
@@ -153,15 +153,13 @@ class GraphScene(QGraphicsScene):
     def _beside(snapshot: GraphSnapshot) -> set[str]:
         return set(layout_mod.analyse(snapshot).beside_of)
 
-    def _add_node(self, snapshot: GraphSnapshot, key: str, pos: Point, beside: bool,
-                  notify: bool = True) -> None:
+    def _add_node(self, snapshot: GraphSnapshot, key: str, pos: Point, beside: bool) -> None:
+        """Add a card (the caller tells the card layer once it has added them all)."""
         item = NodeItem(snapshot.nodes[key], self.scheme, self.geometry, beside)
         item.place(*pos)
         item.layer = self.card_layer
         self.addItem(item)
         self.nodes[key] = item
-        if notify:
-            self.card_layer.cards_moved()
 
     def _add_edge(self, e: EdgeInfo, notify: bool = True) -> None:
         src, dst = self.nodes.get(e.parent), self.nodes.get(e.child)
