@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -83,18 +85,45 @@ def test_signal_closes_the_tour_and_offline_windows(tmp_path: Path, window: str,
     assert proc.returncode == 0, out
 
 
+def _x_setup_succeeds(number: str) -> bool:
+    """Whether display ``:number`` completes X11 connection setup for us, reached the
+    way libxcb reaches it (abstract socket first, then the socket file)."""
+    request = struct.pack("<cxHHHHxx", b"l", 11, 0, 0, 0)  # little-endian, X11.0, no auth
+    for address in (f"\0/tmp/.X11-unix/X{number}", f"/tmp/.X11-unix/X{number}"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            try:
+                sock.connect(address)
+            except OSError:
+                continue
+            try:
+                sock.sendall(request)
+                return sock.recv(1) == b"\x01"
+            except OSError:
+                return False
+    return False
+
+
 @pytest.fixture
 def x_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A private Xvfb on a free display (``-displayfd`` says which, once it is ready)."""
+    """A private Xvfb on a free display (``-displayfd`` says which), once a client has
+    completed connection setup on it. ``-noreset``: that client's leaving does not make
+    the server reset under the window's own connection."""
     read_fd, write_fd = os.pipe()
     xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0",
-                             "1024x768x24", "-nolisten", "tcp"], pass_fds=(write_fd,),
+                             "1024x768x24", "-nolisten", "tcp", "-noreset"],
+                            pass_fds=(write_fd,),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(write_fd)
     try:
         with os.fdopen(read_fd) as ready:
             number = ready.readline().strip()
         assert number, "Xvfb did not start"
+        deadline = time.monotonic() + 30
+        while not _x_setup_succeeds(number):
+            assert xvfb.poll() is None, "Xvfb exited"
+            assert time.monotonic() < deadline, f"Xvfb on :{number} never completed a setup"
+            time.sleep(0.05)
         yield f":{number}", xvfb
     finally:
         if xvfb.poll() is None:
