@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent, QPainter, QWheelEvent
 from PySide6.QtWidgets import QGraphicsView, QWidget
 
 from gui.views.edges import Edge
-from gui.views.items import DragEdgeItem, NodeItem
+from gui.views.items import DragEdgeItem
 from gui.views.scene import GraphScene
 
 #: (parent key, target key or None for "detach") -> (allowed, reason)
@@ -42,6 +42,14 @@ class _Drag:
     reason: str = ""
 
 
+@dataclass
+class _Move:
+    """Cards being moved with the mouse, and the scene point the mouse was last at."""
+
+    keys: list[str]
+    last: QPointF
+
+
 class GraphView(QGraphicsView):
     """A view on a :class:`GraphScene` with node-editor gestures."""
 
@@ -58,7 +66,9 @@ class GraphView(QGraphicsView):
         self.graph_scene = scene
         self.drop_validator: DropValidator | None = None
         self._drag: _Drag | None = None
+        self._move: _Move | None = None
         self._pan_from: QPointF | None = None
+        self._band_base: list[str] = []  # what stays selected under a Ctrl rubber band
         self.setRenderHints(QPainter.RenderHint.Antialiasing
                             | QPainter.RenderHint.TextAntialiasing)
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
@@ -70,6 +80,7 @@ class GraphView(QGraphicsView):
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.DefaultContextMenu)
         self.horizontalScrollBar().valueChanged.connect(self.viewportChanged)
         self.verticalScrollBar().valueChanged.connect(self.viewportChanged)
+        self.rubberBandChanged.connect(self._rubber_band_changed)
         self.setToolTip("")
 
     # -- zoom and fit -----------------------------------------------------------------
@@ -103,14 +114,12 @@ class GraphView(QGraphicsView):
         self.setSceneRect(rect.adjusted(-2000, -2000, 2000, 2000))
 
     def center_on_node(self, key: str, select: bool = True) -> bool:
-        item = self.graph_scene.nodes.get(key)
-        if item is None:
+        card = self.graph_scene.nodes.get(key)
+        if card is None:
             return False
         if select:
-            self.graph_scene.clearSelection()
-            item.setSelected(True)
-            item.setFocus()
-        self.centerOn(item.sceneBoundingRect().center())
+            self.graph_scene.select([key])
+        self.centerOn(card.scene_rect().center())
         self.viewportChanged.emit()
         return True
 
@@ -125,10 +134,8 @@ class GraphView(QGraphicsView):
 
     # -- keyboard ---------------------------------------------------------------------
     def selected_key(self) -> str | None:
-        for item in self.graph_scene.selectedItems():
-            if isinstance(item, NodeItem):
-                return item.key
-        return None
+        keys = self.graph_scene.selected_keys()
+        return keys[0] if keys else None
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()
@@ -169,11 +176,11 @@ class GraphView(QGraphicsView):
             target = snap.backing(current) or next(
                 (e.child for e in snap.children(current)), None)
         else:
-            here = scene.nodes[current].sceneBoundingRect().center()
+            here = scene.nodes[current].scene_rect().center()
             sign = 1 if key == Qt.Key.Key_Right else -1
             best, best_d = None, float("inf")
-            for k, item in scene.nodes.items():
-                c = item.sceneBoundingRect().center()
+            for k, card in scene.nodes.items():
+                c = card.scene_rect().center()
                 dx = (c.x() - here.x()) * sign
                 if dx <= 1:
                     continue
@@ -208,14 +215,14 @@ class GraphView(QGraphicsView):
         if best is not None:
             e = best[1]
             return e.info.parent, e.info.child, e.src.bottom_port()
-        for item in scene.items(area):
-            if isinstance(item, NodeItem) and item.has_backing_port():
-                port = item.mapRectToScene(item.backing_port_rect())
+        for card in scene.card_layer.cards_in(area):
+            if card.has_backing_port():
+                port = card.backing_port_rect()
                 if port.adjusted(-radius / 2, -radius / 2, radius / 2, radius / 2).contains(
                         scene_pos):
                     snap = scene.snapshot
-                    current = snap.backing(item.key) if snap else None
-                    return item.key, current, item.bottom_port()
+                    current = snap.backing(card.key) if snap else None
+                    return card.key, current, card.bottom_port()
         return None
 
     def start_drag(self, parent: str, original: str | None, start: QPointF) -> None:
@@ -299,11 +306,50 @@ class GraphView(QGraphicsView):
             self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
             event.accept()
             return
+        ctrl = bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
+        if event.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
+            card = self.graph_scene.node_at(pos)
+            if card is not None:
+                self._press_on_card(card.key, pos, ctrl,
+                                    event.button() == Qt.MouseButton.LeftButton)
+                event.accept()
+                return
+            if event.button() == Qt.MouseButton.LeftButton:
+                # empty canvas: a rubber band starts (Ctrl keeps the selection)
+                self._band_base = self.graph_scene.selected_keys() if ctrl else []
+                if not ctrl:
+                    self.graph_scene.select([])
         super().mousePressEvent(event)
+
+    def _press_on_card(self, key: str, pos: QPointF, ctrl: bool, left: bool) -> None:
+        """Select as file managers do: a click selects the card alone, Ctrl+click
+        toggles it; a left press on a selected card starts moving the selection."""
+        scene = self.graph_scene
+        if ctrl and left:
+            scene.toggle_selected(key)
+            return
+        if not scene.nodes[key].selected:
+            scene.select([key])
+        if left:
+            self._move = _Move(scene.selected_keys(), pos)
+
+    def _rubber_band_changed(self, rect: QRect, start: QPointF, end: QPointF) -> None:
+        if rect.isNull():
+            return  # the band ended (Qt sends null values then)
+        area = QRectF(start, end).normalized()
+        inside = [c.key for c in self.graph_scene.card_layer.cards_in(area)]
+        self.graph_scene.select([*self._band_base, *inside])
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         if self._drag is not None:
             self._update_drag(self.mapToScene(event.position().toPoint()))
+            event.accept()
+            return
+        if self._move is not None:
+            pos = self.mapToScene(event.position().toPoint())
+            delta = pos - self._move.last
+            self._move.last = pos
+            self.graph_scene.move_cards(self._move.keys, delta.x(), delta.y())
             event.accept()
             return
         if self._pan_from is not None:
@@ -322,6 +368,10 @@ class GraphView(QGraphicsView):
             drag = self._cancel_drag()
             assert drag is not None
             self._finish_drag(drag)
+            event.accept()
+            return
+        if self._move is not None:
+            self._move = None
             event.accept()
             return
         if self._pan_from is not None:
@@ -356,9 +406,8 @@ class GraphView(QGraphicsView):
     def contextMenuEvent(self, event: object) -> None:
         pos = event.pos()  # type: ignore[attr-defined]
         node = self.graph_scene.node_at(self.mapToScene(pos))
-        if node is not None and not node.isSelected():
-            self.graph_scene.clearSelection()
-            node.setSelected(True)
+        if node is not None and not node.selected:
+            self.graph_scene.select([node.key])
         self.contextMenuRequested.emit(node.key if node else None,
                                        event.globalPos())  # type: ignore[attr-defined]
 

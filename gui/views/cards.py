@@ -1,12 +1,13 @@
 """The card layer: paints every node card of the scene in one pass.
 
-Node cards are :class:`~gui.views.items.NodeItem` items for the mouse, but they
-have no contents of their own: with a thousand cards, Qt would otherwise make a
-thousand Python paint calls per frame, each with its own style option and painter
-state. This layer draws them instead. Zoomed far out a card is a filled
-rectangle, and the rectangles of each colour go to Qt in one call, kept between
-frames until a card moves, changes or is selected; closer in, each visible card
-is drawn in full (:meth:`NodeItem.paint_card`).
+Node cards (:class:`~gui.views.items.NodeCard`) are plain objects, not graphics
+items: with a thousand cards, Qt would otherwise keep a thousand items and make
+a thousand Python paint calls per frame, each with its own style option and
+painter state. This layer draws them, and answers which card lies under a point
+or inside a rectangle (a grid of buckets, rebuilt lazily after cards move).
+Zoomed far out a card is a filled rectangle, and the rectangles of each colour
+go to Qt in one call, kept between frames until a card moves, changes or is
+selected; closer in, each visible card is drawn in full (:meth:`NodeCard.paint_card`).
 """
 
 from __future__ import annotations
@@ -21,22 +22,26 @@ from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 from gui.views.items import LOW_DETAIL, NODE_Z
 
 if TYPE_CHECKING:
-    from gui.views.items import NodeItem
+    from gui.views.items import NodeCard
     from gui.views.palette import Scheme
 
 #: room around a card for its halo, border and job badge (item coordinates)
 _PAD_X, _PAD_TOP, _PAD_BOTTOM = 6.0, 14.0, 10.0
+#: side of a hit-test bucket in scene units (about a card and its gap)
+_CELL = 256.0
 
 
 class CardLayer(QGraphicsItem):
-    """Draws the cards of ``nodes`` (the scene's key → NodeItem map, shared)."""
+    """Draws the cards of ``nodes`` (the scene's key → NodeCard map, shared)."""
 
-    def __init__(self, nodes: Mapping[str, NodeItem], scheme: Scheme) -> None:
+    def __init__(self, nodes: Mapping[str, NodeCard], scheme: Scheme) -> None:
         super().__init__()
         self.nodes = nodes
         self.scheme = scheme
         self._rects: dict[str, list[QRectF]] | None = None
         self._bounds: QRectF | None = QRectF()
+        self._cover: QRectF | None = None  # cards_rect(), until a card moves
+        self._grid: dict[tuple[int, int], list[NodeCard]] | None = None
         self.setZValue(NODE_Z)
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
@@ -45,16 +50,17 @@ class CardLayer(QGraphicsItem):
     def cards_moved(self) -> None:
         """Cards were added, removed or moved: bounds and rectangles are stale."""
         self._rects = None
+        self._grid = None
+        self._cover = None
         if self._bounds is not None:
             self.prepareGeometryChange()
             self._bounds = None
         self.update()
 
-    def card_changed(self, card: NodeItem) -> None:
+    def card_changed(self, card: NodeCard) -> None:
         """One card's look changed (text, badge, selection, drop state)."""
         self._rects = None
-        self.update(card.mapRectToItem(self, card.boundingRect()).adjusted(
-            -_PAD_X, -_PAD_TOP, _PAD_X, _PAD_BOTTOM))
+        self.update(card.scene_rect().adjusted(-_PAD_X, -_PAD_TOP, _PAD_X, _PAD_BOTTOM))
 
     def selection_changed(self) -> None:
         self._rects = None
@@ -76,13 +82,56 @@ class CardLayer(QGraphicsItem):
 
     def cards_rect(self) -> QRectF:
         """The rectangle the cards cover (empty when there are none)."""
-        items = self.nodes.values()
-        if not items:
-            return QRectF()
-        left, top = min(n.px for n in items), min(n.py for n in items)
-        right = max(n.px + n.width for n in items)
-        bottom = max(n.py + n.height for n in items)
-        return QRectF(left, top, right - left, bottom - top)
+        if self._cover is None:
+            inf = float("inf")
+            left = top = inf
+            right = bottom = -inf
+            for n in self.nodes.values():  # one pass, no min()/max() calls
+                x, y = n.px, n.py
+                if x < left:
+                    left = x
+                if y < top:
+                    top = y
+                if x + n.width > right:
+                    right = x + n.width
+                if y + n.height > bottom:
+                    bottom = y + n.height
+            self._cover = QRectF() if left == inf else QRectF(left, top, right - left,
+                                                              bottom - top)
+        return QRectF(self._cover)
+
+    # -- hit tests ----------------------------------------------------------------------
+    def _buckets(self) -> dict[tuple[int, int], list[NodeCard]]:
+        if self._grid is None:
+            grid: dict[tuple[int, int], list[NodeCard]] = {}
+            for card in self.nodes.values():
+                for i in range(int(card.px // _CELL), int((card.px + card.width) // _CELL) + 1):
+                    for j in range(int(card.py // _CELL),
+                                   int((card.py + card.height) // _CELL) + 1):
+                        grid.setdefault((i, j), []).append(card)
+            self._grid = grid
+        return self._grid
+
+    def card_at(self, x: float, y: float) -> NodeCard | None:
+        """The card under the scene point (x, y); the last drawn (topmost) wins."""
+        found = None
+        for card in self._buckets().get((int(x // _CELL), int(y // _CELL)), ()):
+            if card.contains(x, y):
+                found = card
+        return found
+
+    def cards_in(self, rect: QRectF) -> list[NodeCard]:
+        """Cards that meet ``rect`` (scene coordinates), each once."""
+        x0, y0, x1, y1 = rect.left(), rect.top(), rect.right(), rect.bottom()
+        grid = self._buckets()
+        seen: dict[str, NodeCard] = {}
+        for i in range(int(x0 // _CELL), int(x1 // _CELL) + 1):
+            for j in range(int(y0 // _CELL), int(y1 // _CELL) + 1):
+                for card in grid.get((i, j), ()):
+                    if (card.px <= x1 and card.px + card.width >= x0
+                            and card.py <= y1 and card.py + card.height >= y0):
+                        seen[card.key] = card
+        return list(seen.values())
 
     # -- painting -----------------------------------------------------------------------
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
@@ -109,11 +158,9 @@ class CardLayer(QGraphicsItem):
             # rectangles by colour: Qt fills a list of them in one call, on its fast
             # path for axis-aligned rectangles (a path of rectangles goes through the
             # general rasteriser, several times slower)
-            scene = self.scene()
-            selected = set(scene.selectedItems()) if scene is not None else set()
             groups: dict[str, list[QRectF]] = {}
             for item in self.nodes.values():
-                purpose = "selected" if selected and item in selected else item.purpose
+                purpose = "selected" if item.selected else item.purpose
                 rects = groups.get(purpose)
                 if rects is None:
                     rects = groups[purpose] = []

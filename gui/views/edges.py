@@ -13,6 +13,7 @@ tooltips and the grab of a backing arrow.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
@@ -23,7 +24,7 @@ from gui.views.items import LOW_DETAIL, font, metrics
 
 if TYPE_CHECKING:
     from engine.graph.snapshot import EdgeInfo
-    from gui.views.items import NodeItem
+    from gui.views.items import NodeCard
     from gui.views.palette import Scheme
 
 #: below the cards' items (z 0), so hovering a card reaches the card, not the links
@@ -80,7 +81,7 @@ class Edge:
         "src",
     )
 
-    def __init__(self, info: EdgeInfo, parent_item: NodeItem, child_item: NodeItem,
+    def __init__(self, info: EdgeInfo, parent_item: NodeCard, child_item: NodeCard,
                  layer: EdgeLayer | None = None) -> None:
         self.info = info
         self.src = parent_item
@@ -153,22 +154,27 @@ class Edge:
 
     # -- geometry ---------------------------------------------------------------------
     def adjust(self) -> None:
-        """Re-route after an endpoint moved (plain float arithmetic: this runs per edge)."""
+        """Re-route after an endpoint moved (plain float arithmetic and conditional
+        expressions rather than min()/max() calls: this runs for every link)."""
         src, dst = self.src, self.dst
         if self.sideways:
             ax, ay = src.px + src.width, src.py + src.height / 2
             bx, by = dst.px, dst.py + dst.height / 2
             dy = 0.0
-            top, bottom = min(ay, by), max(ay, by)
+            top, bottom = (ay, by) if ay < by else (by, ay)
         else:
             ax, ay = src.px + src.width / 2, src.py + src.height
             bx, by = dst.px + dst.width / 2, dst.py
-            dy = max(30.0, abs(by - ay) / 2)
-            top, bottom = min(ay, by - dy, by - 8), max(ay + dy, by)
+            dy = (by - ay if by > ay else ay - by) / 2
+            if dy < 30.0:
+                dy = 30.0
+            top = by - dy if by - dy < ay else ay     # by - dy <= by - 8 always
+            bottom = ay + dy if ay + dy > by else by
         self.ax, self.ay, self.bx, self.by, self.dy = ax, ay, bx, by, dy
         # the control points bound the curve; the margin covers the widest pen
         m = _EDGE_MARGIN
-        self.bounds = (min(ax, bx) - 5 - m, top - m, max(ax, bx) + 5 + m, bottom + m)
+        left, right = (ax, bx) if ax < bx else (bx, ax)
+        self.bounds = (left - 5 - m, top - m, right + 5 + m, bottom + m)
         self._changed()
 
     def endpoints(self) -> tuple[QPointF, QPointF]:
@@ -271,6 +277,8 @@ class EdgeLayer(QGraphicsItem):
         self.scheme = scheme
         self.edges: dict[Edge, None] = {}    # insertion-ordered set
         self.hovered: Edge | None = None
+        #: which card (if any) covers a scene point: no link is hovered under a card
+        self.card_at: Callable[[float, float], object] | None = None
         self._paths: dict[tuple[str, bool], QPainterPath] | None = None
         self._lines: dict[str, list[QLineF]] | None = None
         self._bounds: QRectF | None = QRectF()
@@ -322,11 +330,23 @@ class EdgeLayer(QGraphicsItem):
             if not self.edges:
                 self._bounds = QRectF()
             else:
-                bounds = [e.bounds for e in self.edges]
-                left, top = min(b[0] for b in bounds), min(b[1] for b in bounds)
-                right, bottom = max(b[2] for b in bounds), max(b[3] for b in bounds)
+                inf = float("inf")
+                left = top = inf
+                right = bottom = -inf
+                labelled = False
+                for e in self.edges:  # one pass, no min()/max() calls
+                    x0, y0, x1, y1 = e.bounds
+                    if x0 < left:
+                        left = x0
+                    if y0 < top:
+                        top = y0
+                    if x1 > right:
+                        right = x1
+                    if y1 > bottom:
+                        bottom = y1
+                    labelled = labelled or bool(e.label_text())
                 # labels sit on their links' midpoints: leave them room
-                pad = 200.0 if any(e.label_text() for e in self.edges) else 0.0
+                pad = 200.0 if labelled else 0.0
                 self._bounds = QRectF(left - pad, top - 20, right - left + 2 * pad,
                                       bottom - top + 40)
         return self._bounds
@@ -354,9 +374,12 @@ class EdgeLayer(QGraphicsItem):
         self.hoverMoveEvent(event)
 
     def hoverMoveEvent(self, event: Any) -> None:
+        pos = event.scenePos()
+        if self.card_at is not None and self.card_at(pos.x(), pos.y()) is not None:
+            self._set_hovered(None)  # a card covers its links' ends: the card has the pointer
+            return
         view_scale = _scale_of(event.widget())
-        edge = self.edge_near(event.scenePos(), HOVER_PIXELS / view_scale)
-        self._set_hovered(edge)
+        self._set_hovered(self.edge_near(pos, HOVER_PIXELS / view_scale))
 
     def hoverLeaveEvent(self, event: Any) -> None:
         self._set_hovered(None)

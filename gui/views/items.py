@@ -1,8 +1,8 @@
-"""Graphics items of the canvas: node cards and the live drag edge (links: ``edges``).
+"""What the canvas draws: node cards, and the live drag edge (links: ``edges``).
 
-Items are projections of :class:`~engine.graph.snapshot.NodeInfo` and
-:class:`~engine.graph.snapshot.EdgeInfo`: the scene creates, updates and removes
-them from snapshot diffs, and nothing else changes them. Painting keeps a
+Cards are projections of :class:`~engine.graph.snapshot.NodeInfo`: the scene
+creates, updates and removes them from snapshot diffs, and nothing else changes
+their content. Painting keeps a
 level of detail: zoomed far out a card is one filled rectangle, so thousands of
 nodes repaint quickly; the text a card shows is laid out once per update, not
 per paint.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import (
@@ -26,7 +26,6 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QGraphicsItem,
-    QGraphicsRectItem,
     QStyleOptionGraphicsItem,
     QWidget,
 )
@@ -57,11 +56,6 @@ FILTER_DRIVERS = frozenset({
 
 _FONTS: dict[str, QFont] = {}
 _METRICS: dict[str, QFontMetricsF] = {}
-
-_NODE_FLAGS = (QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
-               | QGraphicsItem.GraphicsItemFlag.ItemIsMovable
-               | QGraphicsItem.GraphicsItemFlag.ItemIsFocusable
-               | QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)
 
 
 def font(kind: str) -> QFont:
@@ -139,30 +133,43 @@ def display_name(info: NodeInfo) -> str:
     return info.name
 
 
-class NodeItem(QGraphicsRectItem):
+class NodeCard:
     """A card for one node: name, driver, file, size, read-only, allocation, job badge.
 
-    The item takes the mouse (selection, moving, hover, tooltip); its pixels are
-    drawn by the scene's :class:`~gui.views.cards.CardLayer`, which paints every
-    card in one pass (so Qt makes no per-card paint call): :meth:`repaint` asks it to.
-    Its geometry is Qt's own rectangle item's, so hit tests and the scene's
-    bookkeeping never call into Python. ``px``/``py`` mirror its position for the
-    per-edge arithmetic; move it with :meth:`place` (the mouse moves it through
-    :meth:`mouseMoveEvent`, which keeps them in step).
+    Not a graphics item: a plain object with its scene rectangle (``px``, ``py``,
+    ``width``, ``height``) and its state (selected, highlighted, drop state, job
+    badge). The scene's :class:`~gui.views.cards.CardLayer` paints every card in
+    one pass and answers hit tests; the canvas turns the mouse into selection and
+    moves. A Qt item per card would cost a C++ object, a Python wrapper and
+    Qt's per-item bookkeeping for each of thousands of nodes, for behaviour (select,
+    move, tooltip) that takes a few lines here. :meth:`repaint` asks the layer to
+    draw the card again after its state changed.
     """
 
-    # defaults shared by all cards until one changes them
-    job_badge = ""
-    highlighted = False
-    drop_state: bool | None = None  # True/False while a drag hovers this node
-    layer: CardLayer | None = None  # set when the scene adds the card
-    _lines: list[str] | None = None
+    __slots__ = (
+        "_lines",
+        "_title",
+        "beside",
+        "drop_state",
+        "edges",
+        "geometry",
+        "height",
+        "highlighted",
+        "info",
+        "job_badge",
+        "key",
+        "layer",
+        "purpose",
+        "px",
+        "py",
+        "scheme",
+        "selected",
+        "width",
+    )
 
     def __init__(self, info: NodeInfo, scheme: Scheme, geometry: Geometry, beside: bool) -> None:
-        w, h = geometry.size(info.kind, beside)
-        super().__init__(0.0, 0.0, w, h)
+        self.width, self.height = geometry.size(info.kind, beside)
         self.px = self.py = 0.0
-        self.width, self.height = w, h
         self.key = info.key
         self.info = info
         self.purpose = header_purpose(info)
@@ -170,9 +177,13 @@ class NodeItem(QGraphicsRectItem):
         self.geometry = geometry
         self.beside = beside
         self.edges: list[Edge] = []
-        # z stays 0: the links' layer lies below (z < 0), the card layer above
-        self.setFlags(_NODE_FLAGS)
-        self.setAcceptHoverEvents(True)
+        self.job_badge = ""
+        self.highlighted = False
+        self.selected = False
+        self.drop_state: bool | None = None  # True/False while a drag hovers this node
+        self.layer: CardLayer | None = None  # set when the scene adds the card
+        self._lines: list[str] | None = None
+        self._title = ""
 
     # -- model --------------------------------------------------------------------
     def set_info(self, info: NodeInfo) -> None:
@@ -213,24 +224,8 @@ class NodeItem(QGraphicsRectItem):
         self._lines = lines
         return lines
 
-    def hoverEnterEvent(self, event: Any) -> None:
-        # tooltips are built when the pointer arrives, not for every node up front
-        self.setToolTip(self._tooltip())
-        super().hoverEnterEvent(event)
-
-    def mouseMoveEvent(self, event: Any) -> None:
-        super().mouseMoveEvent(event)
-        scene = self.scene()
-        moved = scene.selectedItems() if scene is not None else []
-        for item in {self, *moved}:
-            if isinstance(item, NodeItem):
-                item.sync_pos()
-                for e in item.edges:
-                    e.adjust()
-        if self.layer is not None:
-            self.layer.cards_moved()
-
-    def _tooltip(self) -> str:
+    def tooltip(self) -> str:
+        """Rich text for the tooltip (built when the pointer arrives, not up front)."""
         i = self.info
         rows = [f"<b>{display_name(i)}</b>" + (" <i>(auto-named)</i>" if i.auto_named else "")]
         if i.kind == "block-node":
@@ -260,24 +255,30 @@ class NodeItem(QGraphicsRectItem):
     def place(self, x: float, y: float) -> None:
         """Move the card's top-left corner to (x, y) in scene coordinates."""
         self.px, self.py = x, y
-        self.setPos(x, y)
 
-    def sync_pos(self) -> None:
-        """Take the position Qt moved the card to (a mouse drag)."""
-        p = self.pos()
-        self.px, self.py = p.x(), p.y()
+    def rect(self) -> QRectF:
+        """The card in its own coordinates (top-left at 0, 0)."""
+        return QRectF(0.0, 0.0, self.width, self.height)
+
+    def scene_rect(self) -> QRectF:
+        return QRectF(self.px, self.py, self.width, self.height)
+
+    def contains(self, x: float, y: float) -> bool:
+        """Whether the scene point (x, y) lies on the card."""
+        return (self.px <= x <= self.px + self.width
+                and self.py <= y <= self.py + self.height)
 
     def top_port(self) -> QPointF:
-        return self.scenePos() + QPointF(self.width / 2, 0)
+        return QPointF(self.px + self.width / 2, self.py)
 
     def bottom_port(self) -> QPointF:
-        return self.scenePos() + QPointF(self.width / 2, self.height)
+        return QPointF(self.px + self.width / 2, self.py + self.height)
 
     def right_port(self) -> QPointF:
-        return self.scenePos() + QPointF(self.width, self.height / 2)
+        return QPointF(self.px + self.width, self.py + self.height / 2)
 
     def left_port(self) -> QPointF:
-        return self.scenePos() + QPointF(0, self.height / 2)
+        return QPointF(self.px, self.py + self.height / 2)
 
     def has_backing_port(self) -> bool:
         """Format nodes (and filters) can take a backing link: they get a drag handle."""
@@ -285,9 +286,8 @@ class NodeItem(QGraphicsRectItem):
             self.info.driver not in PROTOCOL_DRIVERS)
 
     def backing_port_rect(self) -> QRectF:
-        """The handle below the card to drag a backing link from (item coordinates)."""
-        r = self.rect()
-        return QRectF(r.width() / 2 - 7, r.height() - 7, 14, 14)
+        """The handle below the card to drag a backing link from (scene coordinates)."""
+        return QRectF(self.px + self.width / 2 - 7, self.py + self.height - 7, 14, 14)
 
     def adjust_edges(self) -> None:
         """Re-route this node's edges (after it moved)."""
@@ -295,17 +295,13 @@ class NodeItem(QGraphicsRectItem):
             e.adjust()
 
     # -- painting -----------------------------------------------------------------
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
-              widget: QWidget | None = None) -> None:
-        """Nothing: the item has no contents of its own (see :meth:`paint_card`)."""
-
     def paint_card(self, painter: QPainter, lod: float) -> None:
-        """Draw the card in item coordinates at zoom ``lod`` (called by the CardLayer,
-        above its plain-rectangle detail level)."""
+        """Draw the card in its own coordinates at zoom ``lod`` (called by the
+        CardLayer, above its plain-rectangle detail level)."""
         s = self.scheme
         r = self.rect()
         header = s.color(self.purpose)
-        selected = self.isSelected()
+        selected = self.selected
         border = QPen(s.color("selected") if selected else s.color("card_border"),
                       2.4 if selected else 1.0)
         if self.drop_state is not None:
@@ -359,7 +355,7 @@ class NodeItem(QGraphicsRectItem):
             else:
                 self._paint_pill(painter, pill_at, "read-write", s.color("drag_ok"), right=True)
             if self.has_backing_port():
-                pr = self.backing_port_rect()
+                pr = QRectF(r.width() / 2 - 7, r.height() - 7, 14, 14)
                 painter.setPen(QPen(s.color("edge_backing"), 1.5))
                 painter.setBrush(s.color("card"))
                 painter.drawEllipse(pr)

@@ -10,16 +10,18 @@ one snapshot.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from PySide6.QtCore import QLineF, QPointF, QRectF, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
-from PySide6.QtWidgets import QGraphicsScene
+from PySide6.QtWidgets import QGraphicsScene, QGraphicsSceneHelpEvent, QToolTip
 
 from engine.gc_pause import gc_paused
 from engine.graph.snapshot import EdgeInfo, GraphSnapshot
 from gui.views import layout as layout_mod
 from gui.views.cards import CardLayer
 from gui.views.edges import Edge, EdgeLayer
-from gui.views.items import NodeItem
+from gui.views.items import NodeCard
 from gui.views.layout import DEFAULT_GEOMETRY, Geometry, Point
 from gui.views.palette import LIGHT, Scheme
 
@@ -31,8 +33,11 @@ def edge_key(e: EdgeInfo) -> EdgeKey:
 
 
 class GraphScene(QGraphicsScene):
-    """Holds one item per node of the snapshot on screen and one :class:`Edge` per
-    link; the :class:`CardLayer` paints the cards, the :class:`EdgeLayer` the links."""
+    """Holds one :class:`NodeCard` per node of the snapshot on screen and one
+    :class:`Edge` per link; the :class:`CardLayer` paints the cards, the
+    :class:`EdgeLayer` the links. Which cards are selected is kept here (cards are
+    not graphics items); ``selectionChanged`` is emitted when it changes, as Qt's
+    scene does for its own items."""
 
     #: emitted after every applied snapshot with the diff (None for the first)
     snapshotShown = Signal(object)
@@ -43,17 +48,16 @@ class GraphScene(QGraphicsScene):
         self.scheme = scheme
         self.geometry = geometry
         self.snapshot: GraphSnapshot | None = None
-        self.nodes: dict[str, NodeItem] = {}
+        self.nodes: dict[str, NodeCard] = {}
         self.edges: dict[EdgeKey, Edge] = {}
         self.edge_layer = EdgeLayer(scheme)
         self.card_layer = CardLayer(self.nodes, scheme)
+        self.edge_layer.card_at = self.card_layer.card_at
         self.addItem(self.edge_layer)
         self.addItem(self.card_layer)
         self.selectionChanged.connect(self.card_layer.selection_changed)
         self.show_permissions = False
-        # No index: the cards are Qt's own rectangle items and the links one layer,
-        # so a linear scan is C++ over about as many items as there are nodes, while
-        # a BSP tree would cost more to build than a frame and be rebuilt on moves.
+        # No index: the scene holds two layers and, during a drag, the drag edge.
         self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
         self.setBackgroundBrush(scheme.color("background"))
 
@@ -75,6 +79,7 @@ class GraphScene(QGraphicsScene):
             if edge is not None:
                 edge.detach()
                 self.edge_layer.remove(edge)
+        unselected = False
         for k in diff.removed_nodes:
             node = self.nodes.pop(k, None)
             if node is not None:
@@ -82,7 +87,8 @@ class GraphScene(QGraphicsScene):
                     edge.detach()
                     self.edges.pop(edge_key(edge.info), None)
                     self.edge_layer.remove(edge)
-                self.removeItem(node)
+                node.layer = None
+                unselected |= node.selected
                 self.card_layer.cards_moved()
         beside = self._beside(snapshot) if diff.added_nodes or diff.added_edges else None
         if diff.added_nodes:
@@ -103,6 +109,8 @@ class GraphScene(QGraphicsScene):
             self._add_edge(e)
         self.snapshot = snapshot
         self._update_badges(snapshot, old)
+        if unselected:
+            self.selectionChanged.emit()
         self.snapshotShown.emit(diff)
 
     def _build(self, snapshot: GraphSnapshot) -> None:
@@ -115,12 +123,17 @@ class GraphScene(QGraphicsScene):
         for layer in (self.edge_layer, self.card_layer):
             self.removeItem(layer)         # kept: clear() would delete them
         self.clear()
+        unselected = any(card.selected for card in self.nodes.values())
+        for card in self.nodes.values():
+            card.layer = None
         self.nodes.clear()
         self.edges.clear()
         self.edge_layer.clear()
         self.card_layer.cards_moved()
         self.addItem(self.edge_layer)
         self.addItem(self.card_layer)
+        if unselected:
+            self.selectionChanged.emit()
 
     def _build_all(self, snapshot: GraphSnapshot) -> None:
         self.reset()
@@ -155,17 +168,17 @@ class GraphScene(QGraphicsScene):
 
     def _add_node(self, snapshot: GraphSnapshot, key: str, pos: Point, beside: bool) -> None:
         """Add a card (the caller tells the card layer once it has added them all)."""
-        item = NodeItem(snapshot.nodes[key], self.scheme, self.geometry, beside)
-        item.place(*pos)
-        item.layer = self.card_layer
-        self.addItem(item)
-        self.nodes[key] = item
+        card = NodeCard(snapshot.nodes[key], self.scheme, self.geometry, beside)
+        card.px, card.py = pos
+        card.layer = self.card_layer
+        self.nodes[key] = card
 
     def _add_edge(self, e: EdgeInfo, notify: bool = True) -> None:
         src, dst = self.nodes.get(e.parent), self.nodes.get(e.child)
         if src is None or dst is None:
             return
-        old = self.edges.pop(edge_key(e), None)
+        key = (e.parent, e.role, e.child)
+        old = self.edges.pop(key, None)
         if old is not None:  # same link with new permissions
             old.detach()
             self.edge_layer.remove(old)
@@ -173,7 +186,7 @@ class GraphScene(QGraphicsScene):
         if self.show_permissions:
             edge.set_show_perms(True)
         self.edge_layer.add(edge, notify)
-        self.edges[edge_key(e)] = edge
+        self.edges[key] = edge
 
     def _update_badges(self, snapshot: GraphSnapshot, old: GraphSnapshot | None) -> None:
         """Badge every node a running job holds with the job's id (and progress)."""
@@ -208,11 +221,52 @@ class GraphScene(QGraphicsScene):
         for e in self.edges.values():
             e.set_show_perms(on)
 
-    def node_at(self, pos: QPointF) -> NodeItem | None:
-        for item in self.items(pos):
-            if isinstance(item, NodeItem):
-                return item
-        return None
+    def node_at(self, pos: QPointF) -> NodeCard | None:
+        return self.card_layer.card_at(pos.x(), pos.y())
+
+    # -- selection ------------------------------------------------------------------
+    def selected_keys(self) -> list[str]:
+        """Keys of the selected cards, in graph order."""
+        return [k for k, card in self.nodes.items() if card.selected]
+
+    def select(self, keys: Iterable[str], *, add: bool = False) -> None:
+        """Select the cards of ``keys`` (and, with ``add``, keep the ones already
+        selected); emits ``selectionChanged`` when the selection changed."""
+        wanted = {k for k in keys if k in self.nodes}
+        changed = False
+        for k, card in self.nodes.items():
+            on = k in wanted or (add and card.selected)
+            if card.selected != on:
+                card.selected = on
+                changed = True
+        if changed:
+            self.selectionChanged.emit()  # the card layer listens
+
+    def toggle_selected(self, key: str) -> None:
+        card = self.nodes.get(key)
+        if card is not None:
+            card.selected = not card.selected
+            self.selectionChanged.emit()
+
+    def move_cards(self, keys: Iterable[str], dx: float, dy: float) -> None:
+        """Move cards by (dx, dy) with their links (a mouse drag)."""
+        for k in keys:
+            card = self.nodes.get(k)
+            if card is not None:
+                card.px += dx
+                card.py += dy
+                card.adjust_edges()
+        self.card_layer.cards_moved()
+
+    def helpEvent(self, event: QGraphicsSceneHelpEvent) -> None:
+        """A card's tooltip, built when the pointer rests on it; elsewhere Qt's own
+        (the links' layer has one while a link is hovered)."""
+        card = self.node_at(event.scenePos())
+        if card is None:
+            super().helpEvent(event)
+            return
+        QToolTip.showText(event.screenPos(), card.tooltip(), event.widget())
+        event.accept()
 
     def graph_rect(self) -> QRectF:
         """Bounding rectangle of the graph with a margin (fit-to-view, export)."""

@@ -46,7 +46,7 @@ async def shoot(window: MainWindow, scratch: Path) -> None:
     window.resize(1500, 940)
     await pause(0.5)
     window.inspect("vm1-mid")
-    window.scene.nodes["vm1-mid"].setSelected(True)
+    window.scene.select(["vm1-mid"])
     window.view.fit()
     await pause(0.6)
     save(window, "demo.png")
@@ -62,8 +62,8 @@ async def shoot(window: MainWindow, scratch: Path) -> None:
     await pause(0.3)
     base, top = window.scene.nodes["base"], window.scene.nodes["vm1-top"]
     vp = window.view.viewport()
-    start = window.view.mapFromScene(base.mapRectToScene(base.backing_port_rect()).center())
-    end = window.view.mapFromScene(top.sceneBoundingRect().center())
+    start = window.view.mapFromScene(base.backing_port_rect().center())
+    end = window.view.mapFromScene(top.scene_rect().center())
     QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
     for i in range(1, 11):
         QTest.mouseMove(vp, start + (end - start) * (i / 10))

@@ -47,7 +47,7 @@ def test_drag_backing_edge_rebases_on_the_peer(qtbot: Any, aloop: Any, window: M
     edge = window.scene.edges[("vm2-top", "backing", "base")]
     target = window.scene.nodes["vm1-mid"]
     start = edge.point_at(0.95)  # the arrow's end (vm1-mid's arrow ends there too)
-    drag(qtbot, window, start, target.sceneBoundingRect().center())
+    drag(qtbot, window, start, target.scene_rect().center())
     qtbot.waitUntil(lambda: window.scene.snapshot.backing("vm2-top") == "vm1-mid",
                     timeout=10000)
     # the peer itself says so
@@ -70,10 +70,10 @@ def test_drag_making_a_cycle_is_refused_and_sends_nothing(
     # base's backing port onto vm1-top (base <- vm1-mid <- vm1-top): a cycle
     base = window.scene.nodes["base"]
     top = window.scene.nodes["vm1-top"]
-    start = base.mapRectToScene(base.backing_port_rect()).center()
-    window.view.centerOn((start + top.sceneBoundingRect().center()) / 2)
+    start = base.backing_port_rect().center()
+    window.view.centerOn((start + top.scene_rect().center()) / 2)
     sent_before = window.bridge.session.traffic.sent_commands(0)
-    drag(qtbot, window, start, top.sceneBoundingRect().center(), release=False)
+    drag(qtbot, window, start, top.scene_rect().center(), release=False)
     assert window.view.dragging()
     reason = window.view.drag_reason()
     assert "cycle" in reason.lower() or "loop" in reason.lower(), reason
@@ -81,7 +81,7 @@ def test_drag_making_a_cycle_is_refused_and_sends_nothing(
     assert reason in window.message_label.text()
     QTest.mouseRelease(window.view.viewport(), Qt.MouseButton.LeftButton,
                        Qt.KeyboardModifier.NoModifier,
-                       view_point(window, top.sceneBoundingRect().center()))
+                       view_point(window, top.scene_rect().center()))
     qtbot.wait(200)
     sent_after = window.bridge.session.traffic.sent_commands(0)
     edits = [c for c in sent_after[len(sent_before):]

@@ -59,7 +59,7 @@ def test_zoomed_out_cards_are_rectangles_in_their_colour_and_follow_selection(
     centre = QPointF(base.px + base.width / 2, base.py + base.height / 2)
     img, scale = render(scene, source, size)
     assert pixel(img, source, scale, centre) == LIGHT.color(header_purpose(base.info)).name()
-    base.setSelected(True)           # the cached rectangles must not keep the old colour
+    scene.select(["base"])           # the cached rectangles must not keep the old colour
     img, scale = render(scene, source, size)
     assert pixel(img, source, scale, centre) == QColor(LIGHT.selected).name()
     # and a card moved away leaves nothing behind where it was
@@ -126,9 +126,9 @@ def test_dragging_a_card_moves_it_and_reroutes_its_links(qapp: QApplication,
         QTest.mouseMove(view.viewport(), start + (end - start) * (i / 6))
     QTest.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton,
                        Qt.KeyboardModifier.NoModifier, end)
-    moved = card.pos()
-    assert (card.px, card.py) == (moved.x(), moved.y())
     assert card.px > grab.x() - 30 + 60          # it really moved right
+    assert scene.selected_keys() == ["top2"]
     link = scene.edges[("top2", "backing", "base")]
     assert link.endpoints()[0] == card.bottom_port()
-    assert scene.card_layer.boundingRect().contains(card.sceneBoundingRect())
+    assert scene.card_layer.boundingRect().contains(card.scene_rect())
+    assert scene.node_at(QPointF(card.px + 30, card.py + 50)) is card
