@@ -225,7 +225,9 @@ def _barycentre_sweeps(st: Structure, rows: list[list[str]], sweeps: int = 2) ->
             for row in sequence:
                 def key(k: str, nbrs: Mapping[str, list[str]] = direction) -> float:
                     ns = nbrs[k]
-                    return sum(index[n] for n in ns) / len(ns) if ns else index[k]
+                    if len(ns) == 1:  # most nodes: one parent, one backing
+                        return index[ns[0]]
+                    return sum([index[n] for n in ns]) / len(ns) if ns else index[k]
 
                 before = row[:]
                 row.sort(key=key)
@@ -256,8 +258,12 @@ def full_layout(snapshot: SnapshotLike, geometry: Geometry = DEFAULT_GEOMETRY,
         for row in row_seq:
             x_prev_end = float("-inf")
             for k in row:
-                placed = [centre[n] for n in nbrs[k] if n in centre]
-                want = sum(placed) / len(placed) if placed else centre.get(k, x_prev_end)
+                ns = nbrs[k]
+                if len(ns) == 1 and ns[0] in centre:  # the common case, without a list
+                    want = centre[ns[0]]
+                else:
+                    placed = [centre[n] for n in ns if n in centre]
+                    want = sum(placed) / len(placed) if placed else centre.get(k, x_prev_end)
                 if want == float("-inf"):
                     want = half
                 left = want - half if want - half > x_prev_end else x_prev_end
