@@ -144,3 +144,13 @@ def test_a_removed_selected_node_leaves_the_selection(qapp: QApplication) -> Non
     assert scene.selected_keys() == ["base"] and changed
     scene.reset()
     assert scene.selected_keys() == [] and len(changed) == 2
+
+
+def test_ctrl_a_selects_every_card_and_escape_clears(qapp: QApplication, qtbot: Any) -> None:
+    view = shown_view(qtbot)
+    scene = view.graph_scene
+    view.setFocus()
+    QTest.keyClick(view, Qt.Key.Key_A, CTRL)
+    assert set(scene.selected_keys()) == set(scene.nodes)
+    QTest.keyClick(view, Qt.Key.Key_Escape)
+    assert scene.selected_keys() == []
