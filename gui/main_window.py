@@ -213,6 +213,9 @@ class MainWindow(QMainWindow):
                         "Reopen the selected node read-only / read-write")
         self.act_detach = a("Detac&h backing", self.action_detach, "Ctrl+Shift+D",
                             "Drop the selected node's backing link")
+        self.act_select_all = a("Select &all nodes", self.select_all_nodes,
+                                QKeySequence.StandardKey.SelectAll,
+                                "Select every node on the canvas")
         self.act_copy_qmp = a("Copy as &QMP", self.action_copy_qmp, "Ctrl+Shift+C",
                               "Copy blockdev-add arguments that re-create the selected node")
         self.act_fit = a("&Fit to window", self.view.fit, "F", "Show the whole graph")
@@ -259,7 +262,7 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&Edit")
         for act in (self.act_undo, self.act_redo, None, self.act_snapshot, self.act_stream,
                     self.act_commit, self.act_delete, self.act_ro, self.act_detach, None,
-                    self.act_copy_qmp, None, self.act_preview):
+                    self.act_select_all, self.act_copy_qmp, None, self.act_preview):
             m.addSeparator() if act is None else m.addAction(act)
         m = mb.addMenu("&View")
         for act in (self.act_fit, self.act_zoom_in, self.act_zoom_out, self.act_zoom_reset,
@@ -907,6 +910,9 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About blockgraph",
                           "<b>blockgraph</b><br>A desktop editor for QEMU block graphs.")
 
+    def select_all_nodes(self) -> None:
+        self.scene.select(self.scene.nodes)
+
     def show_shortcuts(self) -> None:
         QMessageBox.information(self, "Keyboard and mouse", SHORTCUTS_HELP)
 
@@ -916,6 +922,8 @@ Drag the end of a backing arrow (or the round port under a node) onto another no
 re-point the backing link; green means allowed, red shows QEMU's reason. Drop on empty
 canvas to detach. Esc cancels a drag.
 
+Click: select · Ctrl+click: add or remove · drag on empty canvas: select a band
+Drag a node: move the selection · Ctrl+A: select all · Esc: clear the selection
 Wheel: zoom · Middle button or Alt+drag: pan · F: fit · Ctrl+0: 100 %
 Arrows: walk the graph (Up: parent, Down: backing, Left/Right: same row)
 Enter or double-click: inspect · Ctrl+F: find a node

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -48,3 +49,36 @@ def test_drain_events_keeps_events_that_arrive_together(tmp_path: Path) -> None:
                 [(e["event"], e["data"]) for e in seen]
         finally:
             client.close()
+
+
+SILENT_DAEMON = """
+import socket, sys, time
+chardev = sys.argv[sys.argv.index("--chardev") + 1].split(",")
+path = next(p[len("path="):] for p in chardev if p.startswith("path="))
+server = socket.socket(socket.AF_UNIX)
+server.bind(path)
+server.listen(1)
+with open(path + ".starts", "a") as log:
+    log.write("start\\n")
+time.sleep(60)   # accepts nothing, greets nobody
+"""
+
+
+def test_a_daemon_that_never_greets_is_started_again_then_reported(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """The QMP library waits for the greeting without a limit: the support code waits
+    a bounded time, starts the daemon again, and finally says what happened."""
+    import pytest
+
+    fake = tmp_path / "silent-daemon"
+    fake.write_text(f"#!{sys.executable}\n{SILENT_DAEMON}")
+    fake.chmod(0o755)
+    monkeypatch.setattr(qemu, "QSD", str(fake))
+    daemon = qemu.QemuStorageDaemon(tmp_path)
+    monkeypatch.setattr(daemon, "GREETING_SECONDS", 0.5)
+    with pytest.warns(UserWarning, match="no QMP greeting") as warned, \
+            pytest.raises(RuntimeError, match=r"no QMP greeting in 0\.5 s, 3 times"):
+        daemon.start()
+    assert len(warned) == 3
+    assert (tmp_path / "qsd.sock.starts").read_text() == "start\n" * 3
+    assert daemon.proc is None     # the last one was killed, not left running

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent, QKeySequence, QMouseEvent, QPainter, QWheelEvent
+from PySide6.QtGui import QKeyEvent, QMouseEvent, QPainter, QWheelEvent
 from PySide6.QtWidgets import QGraphicsView, QWidget
 
 from gui.views.edges import Edge
@@ -145,9 +145,6 @@ class GraphView(QGraphicsView):
             return
         if key == Qt.Key.Key_Escape and self.graph_scene.selected_keys():
             self.graph_scene.select([])
-            return
-        if event.matches(QKeySequence.StandardKey.SelectAll):
-            self.graph_scene.select(self.graph_scene.nodes)
             return
         arrows = (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_Left, Qt.Key.Key_Right)
         if key in arrows and self.navigate(key):

@@ -146,9 +146,13 @@ def test_a_removed_selected_node_leaves_the_selection(qapp: QApplication) -> Non
     assert scene.selected_keys() == [] and len(changed) == 2
 
 
-def test_ctrl_a_selects_every_card_and_escape_clears(qapp: QApplication, qtbot: Any) -> None:
-    view = shown_view(qtbot)
-    scene = view.graph_scene
+def test_ctrl_a_selects_every_card_and_escape_clears(window: Any, qtbot: Any) -> None:
+    """Select all is the window's Edit action (a text field keeps Ctrl+A for itself);
+    Esc on the canvas clears the selection."""
+    window.show_snapshot(chains())
+    scene, view = window.scene, window.view
+    window.show()
+    qtbot.waitExposed(window)
     view.setFocus()
     QTest.keyClick(view, Qt.Key.Key_A, CTRL)
     assert set(scene.selected_keys()) == set(scene.nodes)

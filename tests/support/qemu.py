@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +135,32 @@ class QemuStorageDaemon:
         self.proc: subprocess.Popen[bytes] | None = None
         self.qmp: QEMUMonitorProtocol | None = None
 
+    #: how long a started daemon may take to greet its first client before it is
+    #: started again (a greeting takes milliseconds; one rare start in CI never sent
+    #: it, and the QMP library's connect waits for it without a limit)
+    GREETING_SECONDS = 20.0
+    STARTS = 3
+
     def start(self) -> QemuStorageDaemon:
+        for attempt in range(1, self.STARTS + 1):
+            sock = self._launch()
+            if select.select([sock], [], [], self.GREETING_SECONDS)[0]:
+                break
+            sock.close()
+            self._kill()
+            warnings.warn(f"qemu-storage-daemon start {attempt}: no QMP greeting in "
+                          f"{self.GREETING_SECONDS:g} s, started again", stacklevel=2)
+            if attempt == self.STARTS:
+                raise RuntimeError(f"qemu-storage-daemon sent no QMP greeting in "
+                                   f"{self.GREETING_SECONDS:g} s, {self.STARTS} times")
+        self.qmp = QEMUMonitorProtocol(sock)
+        self.qmp.connect(negotiate=True)
+        return self
+
+    def _launch(self) -> socket.socket:
+        """Start the daemon; return a socket connected to its monitor."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket_path)     # a previous attempt's
         self.proc = subprocess.Popen(
             [QSD, "--chardev", f"socket,path={self.socket_path},server=on,wait=off,id=c0",
              "--monitor", "chardev=c0", *self.extra],
@@ -159,9 +186,15 @@ class QemuStorageDaemon:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise
                 time.sleep(0.02)
-        self.qmp = QEMUMonitorProtocol(sock)
-        self.qmp.connect(negotiate=True)
-        return self
+        return sock
+
+    def _kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            if self.proc.stdout:
+                self.proc.stdout.close()
+            self.proc = None
 
     def execute(self, command: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send one command; return ``{"return": ...}`` or ``{"error": {...}}``."""
