@@ -20,7 +20,7 @@ import pytest
 
 from engine.server.inprocess import InProcessServer
 from gui.session import Endpoint, Session, socket_endpoint
-from tests.support.qemu import QSD
+from tests.support.qemu import QSD, QemuStorageDaemon, connect_monitor, greets
 
 
 class RawMonitor:
@@ -81,6 +81,19 @@ class Peer:
         return self.address
 
     def start(self) -> None:
+        for attempt in range(1, QemuStorageDaemon.STARTS + 1):
+            sock = self._launch()
+            if greets(sock, QemuStorageDaemon.GREETING_SECONDS):
+                break
+            sock.close()
+            self.kill()
+            if attempt == QemuStorageDaemon.STARTS:
+                raise RuntimeError("qemu-storage-daemon sent no QMP greeting, "
+                                   f"{attempt} times")
+        self.aux = RawMonitor(sock)
+
+    def _launch(self) -> socket.socket:
+        """Start the daemon; return a socket connected to the test's own monitor."""
         for path in (self.session_socket, self.aux_socket):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
@@ -96,7 +109,7 @@ class Peer:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("qemu-storage-daemon did not start")
             time.sleep(0.01)
-        self.aux = RawMonitor(self.aux_socket)
+        return connect_monitor(self.aux_socket, self.proc, deadline)
 
     def kill(self) -> None:
         assert self.proc is not None

@@ -120,6 +120,32 @@ def map_json(path: str | os.PathLike[str], fmt: str = "qcow2") -> list[dict[str,
     return json.loads(qemu_img("map", "--output=json", "-f", fmt, str(path)).stdout)
 
 
+def connect_monitor(path: str, proc: subprocess.Popen[bytes], deadline: float
+                    ) -> socket.socket:
+    """A socket connected to the daemon's monitor at ``path``.
+
+    The socket file appears at bind(), a moment before the daemon listens: connect
+    until it is accepted, then speak QMP on that very socket. A failed QMP connect
+    attempt can leave a half-open connection that holds the daemon's only monitor
+    slot, and the next attempt then waits forever."""
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+            return sock
+        except OSError:
+            sock.close()
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def greets(sock: socket.socket, seconds: float) -> bool:
+    """Whether the monitor on ``sock`` sends its greeting within ``seconds`` (it is
+    left unread for the QMP client)."""
+    return bool(select.select([sock], [], [], seconds)[0])
+
+
 class QemuStorageDaemon:
     """A real qemu-storage-daemon with a QMP monitor on a unix socket in a temp dir.
 
@@ -144,7 +170,7 @@ class QemuStorageDaemon:
     def start(self) -> QemuStorageDaemon:
         for attempt in range(1, self.STARTS + 1):
             sock = self._launch()
-            if select.select([sock], [], [], self.GREETING_SECONDS)[0]:
+            if greets(sock, self.GREETING_SECONDS):
                 break
             sock.close()
             self._kill()
@@ -172,21 +198,7 @@ class QemuStorageDaemon:
                 out = self.proc.stdout.read().decode() if self.proc.stdout else ""
                 raise RuntimeError(f"qemu-storage-daemon did not start: {out}")
             time.sleep(0.01)
-        # The socket file appears at bind(), a moment before the daemon listens. Probe
-        # with a plain socket until the connect is accepted, then speak QMP on that very
-        # socket: a failed QMP connect attempt can leave a half-open connection that
-        # holds the daemon's only monitor slot, and the next attempt then waits forever.
-        while True:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.connect(self.socket_path)
-                break
-            except OSError:
-                sock.close()
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-        return sock
+        return connect_monitor(self.socket_path, self.proc, deadline)
 
     def _kill(self) -> None:
         if self.proc is not None:
