@@ -20,7 +20,7 @@ import pytest
 
 from engine.server.inprocess import InProcessServer
 from gui.session import Endpoint, Session, socket_endpoint
-from tests.support.qemu import QSD, QemuStorageDaemon, connect_monitor, greets
+from tests.support.qemu import QSD, connect_monitor, start_until_greeted
 
 
 class RawMonitor:
@@ -81,16 +81,7 @@ class Peer:
         return self.address
 
     def start(self) -> None:
-        for attempt in range(1, QemuStorageDaemon.STARTS + 1):
-            sock = self._launch()
-            if greets(sock, QemuStorageDaemon.GREETING_SECONDS):
-                break
-            sock.close()
-            self.kill()
-            if attempt == QemuStorageDaemon.STARTS:
-                raise RuntimeError("qemu-storage-daemon sent no QMP greeting, "
-                                   f"{attempt} times")
-        self.aux = RawMonitor(sock)
+        self.aux = RawMonitor(start_until_greeted(self._launch, self.kill))
 
     def _launch(self) -> socket.socket:
         """Start the daemon; return a socket connected to the test's own monitor."""

@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,10 +141,28 @@ def connect_monitor(path: str, proc: subprocess.Popen[bytes], deadline: float
             time.sleep(0.02)
 
 
-def greets(sock: socket.socket, seconds: float) -> bool:
-    """Whether the monitor on ``sock`` sends its greeting within ``seconds`` (it is
-    left unread for the QMP client)."""
-    return bool(select.select([sock], [], [], seconds)[0])
+#: how long a started daemon may take to greet its first client before it is started
+#: again (a greeting takes milliseconds; one rare start in CI never sent it, and the
+#: QMP library's connect waits for it without a limit), and how many starts to try
+GREETING_SECONDS = 20.0
+STARTS = 3
+
+
+def start_until_greeted(launch: Callable[[], socket.socket], kill: Callable[[], None],
+                        seconds: float = GREETING_SECONDS) -> socket.socket:
+    """``launch()`` a daemon until its monitor greets within ``seconds`` (the greeting is
+    left unread for the QMP client); ``kill()`` each one that does not."""
+    for attempt in range(1, STARTS + 1):
+        sock = launch()
+        if select.select([sock], [], [], seconds)[0]:
+            return sock
+        sock.close()
+        kill()
+        if attempt < STARTS:
+            warnings.warn(f"qemu-storage-daemon start {attempt}: no QMP greeting in "
+                          f"{seconds:g} s, starting it again", stacklevel=2)
+    raise RuntimeError(f"qemu-storage-daemon sent no QMP greeting in {seconds:g} s, "
+                       f"{STARTS} times")
 
 
 class QemuStorageDaemon:
@@ -161,24 +180,11 @@ class QemuStorageDaemon:
         self.proc: subprocess.Popen[bytes] | None = None
         self.qmp: QEMUMonitorProtocol | None = None
 
-    #: how long a started daemon may take to greet its first client before it is
-    #: started again (a greeting takes milliseconds; one rare start in CI never sent
-    #: it, and the QMP library's connect waits for it without a limit)
-    GREETING_SECONDS = 20.0
-    STARTS = 3
+    #: see :func:`start_until_greeted` (a test shortens it)
+    GREETING_SECONDS = GREETING_SECONDS
 
     def start(self) -> QemuStorageDaemon:
-        for attempt in range(1, self.STARTS + 1):
-            sock = self._launch()
-            if greets(sock, self.GREETING_SECONDS):
-                break
-            sock.close()
-            self._kill()
-            warnings.warn(f"qemu-storage-daemon start {attempt}: no QMP greeting in "
-                          f"{self.GREETING_SECONDS:g} s, started again", stacklevel=2)
-            if attempt == self.STARTS:
-                raise RuntimeError(f"qemu-storage-daemon sent no QMP greeting in "
-                                   f"{self.GREETING_SECONDS:g} s, {self.STARTS} times")
+        sock = start_until_greeted(self._launch, self._kill, self.GREETING_SECONDS)
         self.qmp = QEMUMonitorProtocol(sock)
         self.qmp.connect(negotiate=True)
         return self
