@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from gui.views.items import NodeCard
     from gui.views.palette import Scheme
 
-#: below the cards' items (z 0), so hovering a card reaches the card, not the links
+#: below the card layer, so cards are drawn over the ends of their links
 EDGE_Z = -1.0
 
 #: labels (a job link's role, permissions) are drawn from this zoom on

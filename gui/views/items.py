@@ -2,10 +2,9 @@
 
 Cards are projections of :class:`~engine.graph.snapshot.NodeInfo`: the scene
 creates, updates and removes them from snapshot diffs, and nothing else changes
-their content. Painting keeps a
-level of detail: zoomed far out a card is one filled rectangle, so thousands of
-nodes repaint quickly; the text a card shows is laid out once per update, not
-per paint.
+their content. Painting keeps a level of detail: zoomed far out a card is one
+filled rectangle, so thousands of nodes repaint quickly; the text a card shows is
+laid out once per update, not per paint.
 """
 
 from __future__ import annotations
@@ -355,7 +354,7 @@ class NodeCard:
             else:
                 self._paint_pill(painter, pill_at, "read-write", s.color("drag_ok"), right=True)
             if self.has_backing_port():
-                pr = QRectF(r.width() / 2 - 7, r.height() - 7, 14, 14)
+                pr = self.backing_port_rect().translated(-self.px, -self.py)
                 painter.setPen(QPen(s.color("edge_backing"), 1.5))
                 painter.setBrush(s.color("card"))
                 painter.drawEllipse(pr)
