@@ -27,8 +27,8 @@ from PySide6.QtWidgets import QApplication
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
-from gui.main_window import MainWindow  # noqa: E402
 from gui.widgets.dialogs import DialogPrompter  # noqa: E402
+from gui.window.main_window import MainWindow  # noqa: E402
 
 
 async def pause(seconds: float) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.formats import create_qcow2
-from gui.render import format_for
+from gui.views.export import format_for
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.gui

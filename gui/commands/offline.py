@@ -1,10 +1,10 @@
 """``blockgraph offline IMAGE…``: image files' backing chains, without QEMU or an engine.
 
-Opens the offline window (:mod:`gui.widgets.offline_window`): the chains drawn as a
+Opens the offline window (:mod:`gui.offline.window`): the chains drawn as a
 graph, broken links marked, fixes and offline edits in each image's context menu.
 ``--check`` prints instead, per image: its layers (with the data each holds), every
 link problem and the fixes offered as ``qemu-img`` commands; the exit status is 1 when
-a chain is broken. (``blockgraph IMAGE…`` opens the same view inside the editor.)
+a chain is broken. (The editor's File → Inspect images on disk… opens the same window.)
 """
 
 from __future__ import annotations
@@ -55,6 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.check:
         return check(args.images)
-    from gui.widgets.offline_window import main as window_main
+    from gui.offline.window import main as window_main  # Qt, only for the window
 
     return window_main(args.images)

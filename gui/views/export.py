@@ -1,22 +1,15 @@
-"""``blockgraph render``: draw a graph to SVG, PNG, DOT or JSON without a window.
+"""The graph written to a file: SVG, PNG, DOT or JSON, the format named by the extension.
 
-    blockgraph render --demo -o demo.svg
-    blockgraph render --connect unix:/run/qsd.sock -o graph.png
-    blockgraph render disk.qcow2 -o chain.dot
-
-The same layers as the editor: a session (bundled engine or remote QEMU) reads the
-graph, the layout places it, the scene draws it. The format follows the output's
-extension. The export functions here also serve File → Export in the editor.
+File → Export in the editor and ``blockgraph render`` (:mod:`gui.commands.render`)
+both write through :func:`export`; SVG and PNG are drawn by the scene itself, so they
+look like the canvas. DOT and JSON carry the layout's positions. Qt is imported only
+where SVG and PNG are drawn (lazily), so DOT and JSON are written without it.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
 import os
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -127,106 +120,3 @@ def to_json(snapshot: Any, positions: dict[str, tuple[float, float]] | None = No
     edges = [{"parent": e.parent, "child": e.child, "role": e.role, "perm": list(e.perm),
               "shared-perm": list(e.shared_perm)} for e in snapshot.edges]
     return {"nodes": nodes, "edges": edges}
-
-
-# -- the command -------------------------------------------------------------------------
-async def read_snapshot(args: argparse.Namespace) -> Any:
-    """Connect as the editor would, build the demo / open the image, return the graph."""
-    from gui.peers import BundledPeer, remote_endpoint
-    from gui.session import Session
-
-    bundled = None
-    if args.connect:
-        endpoint = remote_endpoint(args.connect)
-    else:
-        bundled = BundledPeer()
-        endpoint = bundled.endpoint
-    session = Session(endpoint, auto_reconnect=False, poll_interval=None)
-    try:
-        await session.connect()
-        if args.demo:
-            from gui.demo import build_demo
-
-            await build_demo(session, Path(tempfile.mkdtemp(prefix="blockgraph-render-")))
-        for i, image in enumerate(args.images):
-            from gui.planner.intents import AddImage
-
-            fmt = _probe_format(image)
-            plan = session.plan(AddImage(_node_name(image, i), os.path.abspath(image), fmt))
-            if not plan.ok:
-                raise ValueError("; ".join(str(r) for r in plan.refusals))
-            await session.run_plan(plan)
-        return await session.refresh(force=True)
-    finally:
-        await session.close()
-        if bundled is not None:
-            bundled.close()
-
-
-def _probe_format(path: str) -> str:
-    from engine.formats import open_image
-
-    img = open_image(path)
-    try:
-        return str(img.format)
-    finally:
-        img.close()
-
-
-def _node_name(path: str, index: int) -> str:
-    stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(path).stem)
-    if not stem or not stem[0].isalpha():
-        stem = f"img{index}-{stem}".rstrip("-")
-    return stem[:31]
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="blockgraph render", description=__doc__.split(
-        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--connect", metavar="ADDR", help="unix:PATH or tcp:HOST:PORT")
-    source.add_argument("--demo", action="store_true", help="the demo chains on the bundled "
-                        "engine")
-    source.add_argument("images", nargs="*", default=[], metavar="IMAGE",
-                        help="image files to open (with their backing chains)")
-    parser.add_argument("-o", "--output", required=True, help="FILE.svg|.png|.dot|.json")
-    parser.add_argument("--dark", action="store_true", help="dark colours (SVG/PNG)")
-    parser.add_argument("--permissions", action="store_true",
-                        help="label edges with their permissions")
-    args = parser.parse_args(argv)
-    if not (args.connect or args.demo or args.images):
-        parser.error("give --connect ADDR, --demo or IMAGE")
-    try:
-        fmt = format_for(args.output)
-    except ValueError as exc:
-        parser.error(str(exc))
-    try:
-        snapshot = asyncio.run(read_snapshot(args))
-    except Exception as exc:  # every failure becomes one clear line, no traceback
-        print(f"blockgraph render: {exc}", file=sys.stderr)
-        return 1
-    if fmt in ("dot", "json"):
-        from gui.views.layout import full_layout
-
-        positions = full_layout(snapshot)
-        text = (to_dot(snapshot, positions) if fmt == "dot"
-                else json.dumps(to_json(snapshot, positions), indent=2) + "\n")
-        Path(args.output).write_text(text)
-        return 0
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtWidgets import QApplication
-
-    from gui.views.palette import DARK, LIGHT
-    from gui.views.scene import GraphScene
-
-    app = QApplication.instance() or QApplication([])
-    scene = GraphScene(DARK if args.dark else LIGHT)
-    scene.show_snapshot(snapshot)
-    scene.set_show_permissions(args.permissions)
-    try:
-        export(scene, args.output)
-    except OSError as exc:
-        print(f"blockgraph render: {exc}", file=sys.stderr)
-        return 1
-    del app
-    return 0

@@ -1,0 +1,118 @@
+"""``blockgraph render``: draw a graph to SVG, PNG, DOT or JSON without a window.
+
+    blockgraph render --demo -o demo.svg
+    blockgraph render --connect unix:/run/qsd.sock -o graph.png
+    blockgraph render disk.qcow2 -o chain.dot
+
+The same layers as the editor: a session (bundled engine or remote QEMU) reads the
+graph, the layout places it, the scene draws it (:mod:`gui.views.export`). The format
+follows the output's extension. Qt is loaded only to draw SVG and PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from engine.graph.snapshot import GraphSnapshot
+from gui.executor import PlanExecutor
+from gui.images.demo import build_demo
+from gui.images.opening import add_image, node_name_for
+from gui.session import Session
+from gui.session.peers import BundledPeer, remote_endpoint
+from gui.views.export import export, format_for, to_dot, to_json
+from gui.views.layout import full_layout
+
+
+async def read_snapshot(args: argparse.Namespace) -> GraphSnapshot:
+    """Connect as the editor would, build the demo / open the images, return the graph."""
+    bundled = None
+    if args.connect:
+        endpoint = remote_endpoint(args.connect)
+    else:
+        bundled = BundledPeer()
+        endpoint = bundled.endpoint
+    session = Session(endpoint, auto_reconnect=False, poll_interval=None)
+    try:
+        await session.connect()
+        if args.demo:
+            await build_demo(session, Path(tempfile.mkdtemp(prefix="blockgraph-render-")))
+        executor = PlanExecutor(session)
+        for i, image in enumerate(args.images):
+            plan = executor.plan(add_image(image, node_name_for(image, i)))
+            if not plan.ok:
+                raise ValueError("; ".join(str(r) for r in plan.refusals))
+            await executor.run(plan)
+        return await session.refresh(force=True)
+    finally:
+        await session.close()
+        if bundled is not None:
+            bundled.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="blockgraph render", description=__doc__.split(
+        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--connect", metavar="ADDR", help="unix:PATH or tcp:HOST:PORT")
+    source.add_argument("--demo", action="store_true", help="the demo chains on the bundled "
+                        "engine")
+    source.add_argument("images", nargs="*", default=[], metavar="IMAGE",
+                        help="image files to open (with their backing chains)")
+    parser.add_argument("-o", "--output", required=True, help="FILE.svg|.png|.dot|.json")
+    parser.add_argument("--dark", action="store_true", help="dark colours (SVG/PNG)")
+    parser.add_argument("--permissions", action="store_true",
+                        help="label edges with their permissions")
+    return parser
+
+
+def _draw(snapshot: GraphSnapshot, args: argparse.Namespace) -> None:
+    """Draw ``snapshot`` on a scene and export it (SVG, PNG): Qt is loaded here, lazily,
+    so that DOT and JSON are written without it."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from gui.views.palette import DARK, LIGHT
+    from gui.views.scene import GraphScene
+
+    app = QApplication.instance() or QApplication([])
+    scene = GraphScene(DARK if args.dark else LIGHT)
+    scene.show_snapshot(snapshot)
+    scene.set_show_permissions(args.permissions)
+    try:
+        export(scene, args.output)
+    finally:
+        del app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not (args.connect or args.demo or args.images):
+        parser.error("give --connect ADDR, --demo or IMAGE")
+    try:
+        fmt = format_for(args.output)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        snapshot = asyncio.run(read_snapshot(args))
+    except Exception as exc:  # every failure becomes one clear line, no traceback
+        print(f"blockgraph render: {exc}", file=sys.stderr)
+        return 1
+    if fmt in ("dot", "json"):
+        positions = full_layout(snapshot)
+        text = (to_dot(snapshot, positions) if fmt == "dot"
+                else json.dumps(to_json(snapshot, positions), indent=2) + "\n")
+        Path(args.output).write_text(text)
+        return 0
+    try:
+        _draw(snapshot, args)
+    except OSError as exc:
+        print(f"blockgraph render: {exc}", file=sys.stderr)
+        return 1
+    return 0
