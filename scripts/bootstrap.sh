@@ -11,9 +11,15 @@ VENV="${BLOCKGRAPH_VENV:-$BLOCKGRAPH_ROOT/.venv}"
 
 # Debian packages: the real QEMU the tests compare against, the Qt runtime
 # (xcb for a real window, GL/EGL/fontconfig even for offscreen), Xvfb for
-# screenshots, Graphviz `dot` as a benchmark anchor.
+# screenshots, Graphviz `dot` as a benchmark anchor; libvirtd, virtlogd, virsh and
+# the QEMU driver for the libvirt tests, and libvirt-dev + pkg-config to build the
+# libvirt binding from PyPI (the venv's Python need not be Debian's, so Debian's
+# python3-libvirt would not import there). libvirt-daemon-system-sysv names the
+# init-script flavour so that apt does not pull systemd in as the init system.
 APT_PACKAGES=(
   qemu-utils qemu-system-common qemu-system-x86 xvfb graphviz python3-venv
+  libvirt-daemon-system libvirt-daemon-system-sysv libvirt-daemon-driver-qemu
+  libvirt-clients libvirt-dev pkg-config
   libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0
   libxcb-shape0 libxcb-randr0 libxcb-xkb1 libxkbcommon-x11-0
   libgl1 libegl1 libglib2.0-0 libfontconfig1 libxkbcommon0 libdbus-1-3
@@ -46,7 +52,7 @@ want="$(sha256sum "$BLOCKGRAPH_ROOT/pyproject.toml" | cut -d' ' -f1) $BLOCKGRAPH
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "blockgraph: installing Python packages into $VENV" >&2
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-  "$VENV/bin/python" -m pip install -q -e "$BLOCKGRAPH_ROOT[dev]"
+  "$VENV/bin/python" -m pip install -q -e "$BLOCKGRAPH_ROOT[dev,libvirt]"
   echo "$want" >"$stamp"
 fi
 export PATH="$VENV/bin:$PATH"
