@@ -199,13 +199,6 @@ class DomainBridge:
         data = json.loads(details) if details else {}
         self._send({"event": event, "data": data,
                     "timestamp": {"seconds": seconds, "microseconds": micros}})
-        if self._writer is not None:
-            asyncio.ensure_future(self._drain())
-
-    async def _drain(self) -> None:
-        with contextlib.suppress(ConnectionError, OSError):
-            if self._writer is not None:
-                await self._writer.drain()
 
     def _on_lifecycle(self, conn: Any, dom: Any, event: int, detail: int, opaque: Any) -> None:
         if event in _GONE:

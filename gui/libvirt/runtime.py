@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -101,10 +102,8 @@ def deliver(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *arg
     """Run ``callback(*args)`` on ``loop`` (from a libvirt callback); a closed loop is skipped."""
     if loop.is_closed():
         return
-    try:
+    with contextlib.suppress(RuntimeError):    # closed between the check and the call
         loop.call_soon_threadsafe(callback, *args)
-    except RuntimeError:    # closed between the check and the call
-        pass
 
 
 _runtime: LibvirtRuntime | None = None

@@ -4,6 +4,7 @@ passthrough into an ordinary session, kept live by the events libvirt relays."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Callable
 
@@ -36,7 +37,8 @@ def vda_chain(graph: GraphSnapshot) -> list[str]:
     return chain
 
 
-async def wait_for(condition: Callable[[], bool], changed: asyncio.Event, timeout: float = 30) -> None:
+async def wait_for(condition: Callable[[], bool], changed: asyncio.Event,
+                   timeout: float = 30) -> None:
     """Wait until ``condition()`` holds, re-checking whenever ``changed`` fires."""
     async with asyncio.timeout(timeout):
         while not condition():
@@ -115,7 +117,8 @@ async def test_changes_made_by_others_arrive_by_events_not_polling(domain: Domai
                          "--diskspec", "sda,snapshot=no")
             await wait_for(lambda: vda_chain(session.snapshot) == [str(overlay), *before],
                            changed)
-            domain.virsh("blockcommit", domain.name, "vda", "--active", "--shallow", "--pivot", "--wait")
+            domain.virsh("blockcommit", domain.name, "vda", "--active", "--shallow",
+                         "--pivot", "--wait")
             await wait_for(lambda: vda_chain(session.snapshot) == before, changed)
             # the nodes libvirt deleted after the pivot are gone from the session's graph too
             reference = GraphSnapshot.from_qmp(
@@ -126,7 +129,7 @@ async def test_changes_made_by_others_arrive_by_events_not_polling(domain: Domai
             entries = [e for e in session.traffic if e.background or e.kind == "event"]
             reads = [i for i, e in enumerate(entries) if e.direction == "sent"
                      and e.message.get("execute") == "x-debug-query-block-graph"]
-            for prev, cur in zip(reads, reads[1:], strict=False):
+            for prev, cur in itertools.pairwise(reads):
                 between = entries[prev + 1:cur]
                 assert any(e.kind == "event" for e in between), \
                     "a graph read that no event asked for"

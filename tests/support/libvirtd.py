@@ -71,7 +71,8 @@ class LibvirtUnavailable(Exception):
 def unavailable_reason() -> str | None:
     """Why libvirt tests cannot run here, or None if they can."""
     if os.geteuid() != 0:
-        return f"libvirtd is started as root for qemu:///system; the tests run as uid {os.geteuid()}"
+        return (f"libvirtd is started as root for qemu:///system; the tests run as uid "
+                f"{os.geteuid()}")
     for binary, package in BINARIES.items():
         if shutil.which(binary) is None:
             return f"{binary} is not installed (Debian package {package})"
