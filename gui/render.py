@@ -132,6 +132,12 @@ def to_json(snapshot: Any, positions: dict[str, tuple[float, float]] | None = No
 # -- the command -------------------------------------------------------------------------
 async def read_snapshot(args: argparse.Namespace) -> Any:
     """Connect as the editor would, build the demo / open the image, return the graph."""
+    if args.connect and _is_libvirt(args.connect):
+        from gui.libvirt.headless import domain_from, read_domain
+
+        snapshot, args.libvirt_domain = await read_domain(*domain_from(args.connect,
+                                                                        args.domain))
+        return snapshot
     from gui.peers import BundledPeer, remote_endpoint
     from gui.session import Session
 
@@ -163,6 +169,11 @@ async def read_snapshot(args: argparse.Namespace) -> Any:
             bundled.close()
 
 
+def _is_libvirt(address: str) -> bool:
+    scheme = address.partition(":")[0]
+    return scheme in ("qemu", "test") or scheme.startswith(("qemu+", "test+"))
+
+
 def _probe_format(path: str) -> str:
     from engine.formats import open_image
 
@@ -184,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="blockgraph render", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--connect", metavar="ADDR", help="unix:PATH or tcp:HOST:PORT")
+    source.add_argument("--connect", metavar="ADDR", help="unix:PATH, tcp:HOST:PORT or a "
+                        "libvirt URI (qemu:///system, qemu+ssh://HOST/system) with --domain")
+    parser.add_argument("--domain", metavar="NAME", help="the libvirt domain to draw")
     source.add_argument("--demo", action="store_true", help="the demo chains on the bundled "
                         "engine")
     source.add_argument("images", nargs="*", default=[], metavar="IMAGE",
@@ -196,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (args.connect or args.demo or args.images):
         parser.error("give --connect ADDR, --demo or IMAGE")
+    args.libvirt_domain = None
     try:
         fmt = format_for(args.output)
     except ValueError as exc:
@@ -209,8 +223,13 @@ def main(argv: list[str] | None = None) -> int:
         from gui.views.layout import full_layout
 
         positions = full_layout(snapshot)
+        data = to_json(snapshot, positions)
+        if args.libvirt_domain is not None:
+            from gui.libvirt.headless import disks_json
+
+            data["disks"] = disks_json(snapshot, args.libvirt_domain)
         text = (to_dot(snapshot, positions) if fmt == "dot"
-                else json.dumps(to_json(snapshot, positions), indent=2) + "\n")
+                else json.dumps(data, indent=2) + "\n")
         Path(args.output).write_text(text)
         return 0
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
