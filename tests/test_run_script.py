@@ -1,13 +1,14 @@
 """``bash scripts/run`` without a display: the editor comes up on a real virtual screen
-(xvfb-run, Xvfb, xauth), opens the demo, stays up, and closes cleanly on Ctrl+C."""
+(scripts/virtual-screen: Xvfb, xauth), opens the demo, stays up, and closes cleanly on Ctrl+C."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
+
+from tests.support.processes import open_files, session_pids, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,20 +17,6 @@ ORDINARY_LINES = (
     "blockgraph: no display found; running the editor on a virtual X screen (Xvfb).",
     "blockgraph: for a picture instead, try: scripts/run render --demo -o demo.png",
 )
-
-
-def open_files(session: int) -> set[str]:
-    """Paths that the processes of ``session`` hold open."""
-    paths: set[str] = set()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if os.getsid(int(pid)) != session:
-                continue
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                paths.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
-        except OSError:  # the process or the descriptor went away meanwhile
-            continue
-    return paths
 
 
 def test_the_editor_comes_up_on_a_virtual_screen_and_stays_until_ctrl_c(
@@ -46,14 +33,11 @@ def test_the_editor_comes_up_on_a_virtual_screen_and_stays_until_ctrl_c(
                             env=env, stdout=subprocess.DEVNULL, stderr=err,
                             start_new_session=True)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            images = {p for p in open_files(proc.pid) if p.startswith(str(demo))}
-            if len(images) >= 5:   # the demo's chains are open in the bundled engine
-                break
-            assert proc.poll() is None, f"scripts/run ended: {err.seek(0) or err.read()}"
-            assert time.monotonic() < deadline, "the editor never opened the demo"
-            time.sleep(0.1)
+        # the demo's chains are open in the bundled engine
+        wait_until(lambda: len({p for p in open_files(session_pids(proc.pid))
+                                if p.startswith(str(demo))}) >= 5,
+                   "the editor opened the demo", timeout=90,
+                   alive=lambda: proc.poll() is None)
         assert proc.poll() is None
         screen = [pid for pid in _processes() if str(scratch) in _cmdline(pid)]
         assert screen, "no virtual screen under scripts/run"
