@@ -21,6 +21,7 @@ and its own version before it trusts them.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import select
 import shutil
@@ -78,9 +79,7 @@ def unavailable_reason() -> str | None:
             return f"{binary} is not installed (Debian package {package})"
     if not QEMU_DRIVER.exists():
         return "libvirt's QEMU driver is not installed (Debian package libvirt-daemon-driver-qemu)"
-    try:
-        import libvirt  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("libvirt") is None:
         return "the libvirt Python binding is not installed (pip install libvirt-python)"
     return None
 
