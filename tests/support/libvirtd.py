@@ -65,6 +65,25 @@ cgroup_controllers = []
 VIRTLOGD_CONF = 'log_outputs = "3:file:/var/log/libvirt/virtlogd.log"\n'
 
 
+
+def propagation() -> str:
+    """How the new mount namespace treats the mounts it copies.
+
+    ``private`` cuts every tie with the host's mounts, so the bind mounts made inside
+    never show outside. It needs ``/`` to be a mount point, which it is not in a plain
+    chroot (a freshly bootstrapped Debian, say). There ``unchanged`` is just as safe
+    when no mount of the machine is shared (``shared:`` in PID 1's mountinfo, which
+    sees the whole machine): a mount made inside then has no peer to propagate to.
+    """
+    if os.path.ismount("/"):
+        return "private"
+    try:
+        with open("/proc/1/mountinfo") as mounts:
+            shared = any("shared:" in line.split(" - ")[0] for line in mounts)
+    except OSError:
+        shared = True
+    return "private" if shared else "unchanged"
+
 class LibvirtUnavailable(Exception):
     """This machine cannot run the private libvirtd; ``str()`` says why, in one line."""
 
@@ -126,7 +145,7 @@ class LibvirtDaemon:
             raise LibvirtUnavailable(reason)
         self._prepare()
         self._init = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "--pid", "--fork",
+            ["unshare", "--mount", "--propagation", propagation(), "--pid", "--fork",
              "--mount-proc", sys.executable, str(INIT), str(self.base)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
