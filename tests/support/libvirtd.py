@@ -75,14 +75,14 @@ def propagation() -> str:
     when no mount of the machine is shared (``shared:`` in PID 1's mountinfo, which
     sees the whole machine): a mount made inside then has no peer to propagate to.
     """
-    if os.path.ismount("/"):
-        return "private"
     try:
+        with open("/proc/self/mountinfo") as mounts:   # os.path.ismount("/") is always True
+            root_is_a_mount = any(line.split()[4] == "/" for line in mounts)
         with open("/proc/1/mountinfo") as mounts:
             shared = any("shared:" in line.split(" - ")[0] for line in mounts)
     except OSError:
-        shared = True
-    return "private" if shared else "unchanged"
+        return "private"
+    return "private" if root_is_a_mount or shared else "unchanged"
 
 class LibvirtUnavailable(Exception):
     """This machine cannot run the private libvirtd; ``str()`` says why, in one line."""
