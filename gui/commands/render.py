@@ -31,6 +31,13 @@ from gui.views.layout import full_layout
 
 async def read_snapshot(args: argparse.Namespace) -> GraphSnapshot:
     """Connect as the editor would, build the demo / open the images, return the graph."""
+    if args.connect and _is_libvirt(args.connect):
+        # the libvirt binding is optional: loaded only for a libvirt URI
+        from gui.libvirt.headless import domain_from, read_domain
+
+        snapshot, args.libvirt_domain = await read_domain(*domain_from(args.connect,
+                                                                        args.domain))
+        return snapshot
     bundled = None
     if args.connect:
         endpoint = remote_endpoint(args.connect)
@@ -55,11 +62,18 @@ async def read_snapshot(args: argparse.Namespace) -> GraphSnapshot:
             bundled.close()
 
 
+def _is_libvirt(address: str) -> bool:
+    scheme = address.partition(":")[0]
+    return scheme in ("qemu", "test") or scheme.startswith(("qemu+", "test+"))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="blockgraph render", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--connect", metavar="ADDR", help="unix:PATH or tcp:HOST:PORT")
+    source.add_argument("--connect", metavar="ADDR", help="unix:PATH, tcp:HOST:PORT or a "
+                        "libvirt URI (qemu:///system, qemu+ssh://HOST/system) with --domain")
+    parser.add_argument("--domain", metavar="NAME", help="the libvirt domain to draw")
     source.add_argument("--demo", action="store_true", help="the demo chains on the bundled "
                         "engine")
     source.add_argument("images", nargs="*", default=[], metavar="IMAGE",
@@ -95,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (args.connect or args.demo or args.images):
         parser.error("give --connect ADDR, --demo or IMAGE")
+    args.libvirt_domain = None
     try:
         fmt = format_for(args.output)
     except ValueError as exc:
@@ -106,8 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if fmt in ("dot", "json"):
         positions = full_layout(snapshot)
+        data = to_json(snapshot, positions)
+        if args.libvirt_domain is not None:
+            from gui.libvirt.headless import disks_json  # libvirt, as above
+
+            data["disks"] = disks_json(snapshot, args.libvirt_domain)
         text = (to_dot(snapshot, positions) if fmt == "dot"
-                else json.dumps(to_json(snapshot, positions), indent=2) + "\n")
+                else json.dumps(data, indent=2) + "\n")
         Path(args.output).write_text(text)
         return 0
     try:
