@@ -50,6 +50,7 @@ class Stream:
     node: str
     base: str | None = None
     job_id: str | None = None
+    speed: int = 0          # bytes per second, 0: unlimited
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ class Commit:
     top: str
     base: str | None = None
     job_id: str | None = None
+    speed: int = 0          # bytes per second, 0: unlimited
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +102,23 @@ class ChangeMedium:
     force: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class OpenTray:
+    """Open the tray of removable device ``device``; ``force`` even if the guest locked it."""
+
+    device: str
+    force: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CloseTray:
+    """Close the tray of removable device ``device``."""
+
+    device: str
+
+
 Intent = (SetBacking | DetachBacking | SetReadOnly | ExternalSnapshot | Stream | Commit | Delete
-          | AddImage | ChangeMedium)
+          | AddImage | ChangeMedium | OpenTray | CloseTray)
 
 #: Intents that only change links or flags, so they stage into one blockdev-reopen.
 LINK_INTENTS = (SetBacking, DetachBacking, SetReadOnly)

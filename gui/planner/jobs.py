@@ -49,6 +49,8 @@ def plan_stream(ctx: PlanContext, intent: Stream) -> Plan:
     args: dict[str, Any] = {"job-id": job_id, "device": intent.node}
     if intent.base is not None:
         args["base-node"] = intent.base
+    if intent.speed:
+        args["speed"] = intent.speed
     chain = _chain_below(graph, intent.node)
     dropped = chain[: chain.index(intent.base)] if intent.base in chain else chain
     return Plan(
@@ -76,6 +78,8 @@ def plan_commit(ctx: PlanContext, intent: Commit) -> Plan:
         args["top-node"] = intent.top
     if intent.base is not None:
         args["base-node"] = intent.base
+    if intent.speed:
+        args["speed"] = intent.speed
     dropped = [intent.top, *chain[: chain.index(base)]] if base in chain else [intent.top]
     if device == intent.top:
         steps: tuple[Any, ...] = (

@@ -17,16 +17,19 @@ from gui.planner.intents import (
     LINK_INTENTS,
     AddImage,
     ChangeMedium,
+    CloseTray,
     Commit,
     Delete,
     DetachBacking,
     ExternalSnapshot,
+    OpenTray,
     SetBacking,
     SetReadOnly,
     Stream,
 )
 from gui.planner.jobs import plan_commit, plan_stream
 from gui.planner.links import plan_detach, plan_links, plan_read_only, plan_set_backing
+from gui.planner.media import plan_close_tray, plan_open_tray
 from gui.planner.nodes import plan_add, plan_delete, plan_medium
 from gui.planner.plan import Plan, refused
 from gui.planner.preflight import check as preflight_check
@@ -87,4 +90,6 @@ _BUILDERS: dict[type, Any] = {
     Delete: plan_delete,
     AddImage: plan_add,
     ChangeMedium: plan_medium,
+    OpenTray: plan_open_tray,
+    CloseTray: plan_close_tray,
 }

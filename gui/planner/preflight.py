@@ -20,10 +20,12 @@ from gui.planner.context import PlanContext
 from gui.planner.intents import (
     AddImage,
     ChangeMedium,
+    CloseTray,
     Commit,
     Delete,
     DetachBacking,
     ExternalSnapshot,
+    OpenTray,
     SetBacking,
     SetReadOnly,
     Stream,
@@ -121,6 +123,11 @@ def _check(ctx: PlanContext, intent: Any) -> None:
             _check_add(view, intent)
         case ChangeMedium(device, filename):
             _need(ctx, "blockdev-change-medium" if filename is not None else "eject")
+            if view.node_info(f"backend:{device}") is None:
+                raise rules.DeviceNotFound(device)
+        case OpenTray(device) | CloseTray(device):
+            _need(ctx, "blockdev-open-tray" if isinstance(intent, OpenTray)
+                  else "blockdev-close-tray")
             if view.node_info(f"backend:{device}") is None:
                 raise rules.DeviceNotFound(device)
         case _:

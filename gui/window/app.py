@@ -40,8 +40,7 @@ async def start(window: MainWindow, args: argparse.Namespace) -> None:
         await window.open_remote(args.connect)
     elif args.images:
         if await window.open_bundled(demo=False):
-            for path in args.images:
-                window.open_image(path)
+            window.open_images(args.images)      # one review, in the order given
     else:
         await window.open_bundled(args.demo_dir)
 
