@@ -132,9 +132,10 @@ class Consequences:
         for r in self.readers:
             what = "" if r.attached else " (nothing attached)"
             if r.changed is None:
-                head = f"{r.label}{what}: may read different data — unknown ({r.unknown})"
+                head = (f"{r.label}{what}: may read from other layers — how much is "
+                        f"unknown ({r.unknown})")
             elif r.changed:
-                head = f"{r.label}{what}: reads different data in {size_text(r.changed)}"
+                head = f"{r.label}{what}: reads {size_text(r.changed)} from other layers"
             else:
                 head = f"{r.label}{what}: reads the same data"
             out.append(head)

@@ -136,7 +136,8 @@ class MainWindow(ActionsWindow):
         self._wire()
         self.apply_scheme(self.scheme)
         self._restore_geometry()
-        self._last_status: ConnectionStatus | None = None
+        #: the session was connected before (a CONNECTED now is a reconnection)
+        self._connected_once = False
         self.set_status(ConnectionState(ConnectionStatus.DISCONNECTED, "", "not connected"))
 
     # -- construction -------------------------------------------------------------------
@@ -306,8 +307,6 @@ class MainWindow(ActionsWindow):
 
     def set_status(self, state: ConnectionState) -> None:
         status = state.status
-        was_lost = self._last_status is ConnectionStatus.LOST
-        self._last_status = status
         text = {ConnectionStatus.CONNECTED: "● connected",
                 ConnectionStatus.CONNECTING: "◌ connecting…",
                 ConnectionStatus.LOST: "○ disconnected",
@@ -328,8 +327,9 @@ class MainWindow(ActionsWindow):
         elif status is ConnectionStatus.CONNECTED:
             self.banner.hide()
             self.clear_error()
-            if was_lost:    # the peer may be another process now: its history is not ours
+            if self._connected_once:   # a reconnection: the peer may be another process
                 self.edits.reset("reconnected — the peer may have been restarted")
+            self._connected_once = True
         self._place_overlays()
         self.update_node_actions()
         self.update_undo_actions()
@@ -403,7 +403,7 @@ class MainWindow(ActionsWindow):
         self.staging.clear()
         self.job_marks.clear()
         self.media.attach(bridge)
-        self._last_status = None
+        self._connected_once = False
         self.set_status(bridge.session.state)
         self.setWindowTitle(f"blockgraph — {label}")
 
