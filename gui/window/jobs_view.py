@@ -60,12 +60,13 @@ class JobMarks(QObject):
             self._show(job_id, state, error, snapshot)
 
     def job_state(self, job_id: str, state: str, error: str) -> None:
+        """The dock shows ``job_id`` in ``state`` ("": no longer listed)."""
+        self._show(job_id, state, error, None)
         if not state:
             self.states.pop(job_id, None)
             self.target.pop(job_id, None)
         else:
             self.states[job_id] = (state, error)
-        self._show(job_id, state, error, None)
 
     def _show(self, job_id: str, state: str, error: str, snapshot: GraphSnapshot | None
               ) -> None:
