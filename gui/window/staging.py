@@ -93,8 +93,11 @@ class StagingController(QObject):
         links = [i for i in self.items if isinstance(i, LINK_INTENTS)]
         if not links:
             return ctx
-        return PlanContext(simulate(ctx.snapshot, links), ctx.reopen_command,
-                           ctx.known_options, ctx.commands)
+        try:
+            graph = simulate(ctx.snapshot, links)
+        except (KeyError, ValueError):      # a staged node is gone: Apply will say so
+            return ctx
+        return PlanContext(graph, ctx.reopen_command, ctx.known_options, ctx.commands)
 
     def add(self, intent: Any) -> bool:
         """Stage ``intent`` if it can join the list; else say why and keep the list."""
@@ -146,7 +149,10 @@ class StagingController(QObject):
         for intent in self.items:
             out.append(describe(graph, intent))
             if isinstance(intent, LINK_INTENTS):
-                graph = simulate(graph, [intent])
+                try:
+                    graph = simulate(graph, [intent])
+                except (KeyError, ValueError):   # names a node that is gone now
+                    pass
         return out
 
     def _changed(self) -> None:
