@@ -38,7 +38,7 @@ from gui.executor import ExecutionReport, PlanExecutor
 from gui.images.allocation import local_allocation
 from gui.planner import PlanContext, check_plan, plan_intent
 from gui.planner.consequences import Consequences, consequences_of, size_text, undo_refusals
-from gui.planner.intents import Delete, DetachBacking
+from gui.planner.intents import ChangeMedium, CloseTray, Delete, DetachBacking, OpenTray
 from gui.planner.plan import Plan
 from gui.session import (
     CommandFailed,
@@ -53,6 +53,9 @@ from gui.widgets.plan_review import Review
 from gui.window.connection import WindowConnection
 
 log = logging.getLogger(__name__)
+
+#: edits of a drive's medium: the guest is meant to see a new medium
+MEDIA_INTENTS = (ChangeMedium, OpenTray, CloseTray)
 
 
 #: plans an edit again on the graph of the moment (for redo)
@@ -195,7 +198,8 @@ class EditController(QObject):
                             + (f" ({', '.join(found.freed)} freed by QEMU)"
                                if found.freed else ""))
         danger: list[str] = []
-        attached = found.attached_changes
+        # a medium change is what the user asks the drive to show: no warning for it
+        attached = [] if isinstance(plan.intent, MEDIA_INTENTS) else found.attached_changes
         if attached:
             state = await self._run_state()
             for reader in attached:

@@ -15,6 +15,7 @@ drag while staging is answered for the graph as it will be.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -149,10 +150,8 @@ class StagingController(QObject):
         for intent in self.items:
             out.append(describe(graph, intent))
             if isinstance(intent, LINK_INTENTS):
-                try:
+                with contextlib.suppress(KeyError, ValueError):   # a node gone now
                     graph = simulate(graph, [intent])
-                except (KeyError, ValueError):   # names a node that is gone now
-                    pass
         return out
 
     def _changed(self) -> None:
