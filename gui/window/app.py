@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             quitting = True
             window.save_settings()
             window.abandon_session()
+            window.abandon_teaching()
         closed.set()
 
     app.aboutToQuit.connect(qt_quitting)
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         await closed.wait()
         if not quitting:
             await window.close_session()
+            await window.close_teaching()
 
     with loop:
         try:

@@ -436,6 +436,21 @@ class MainWindow(ActionsWindow):
                            bundled: BundledPeer | None = None) -> bool:
         return await self.connection.open_session(endpoint, label, bundled)
 
+    async def close_teaching(self) -> None:
+        """Close what the tour windows this window opened still run (their engines and
+        scratch images)."""
+        for other in getattr(self, "teaching_windows", []):
+            panel = getattr(other, "panel", None)
+            if panel is not None:
+                await panel.shutdown()
+
+    def abandon_teaching(self) -> None:
+        """:meth:`close_teaching` without awaiting (Qt's loop has ended by itself)."""
+        for other in getattr(self, "teaching_windows", []):
+            panel = getattr(other, "panel", None)
+            if panel is not None:
+                panel.abandon()
+
     async def open_bundled(self, demo_dir: Path | None = None, demo: bool = True) -> bool:
         return await self.connection.open_bundled(demo_dir, demo)
 
