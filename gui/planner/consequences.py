@@ -38,6 +38,7 @@ from gui.planner.intents import (
     LINK_INTENTS,
     ChangeMedium,
     Commit,
+    Delete,
     DetachBacking,
     ExternalSnapshot,
     SetBacking,
@@ -609,8 +610,13 @@ def consequences_of(ctx: PlanContext, plan: Plan, source: AllocationSource,
     one = intent[0] if isinstance(intent, tuple | list) and len(intent) == 1 else intent
     out = _outcome(before, intent)
     if out is None:
-        freed = tuple(plan.expected.absent)
-        return Consequences(freed=freed, after=None)
+        gone = [k for k in plan.expected.absent if k in before.nodes]
+        after = without(before, gone)
+        freed = (*gone, *(k for k in freed_nodes(before, after, ctx.known_options)
+                          if k not in gone))
+        notes = (("The image files stay on disk: blockdev-del writes nothing to them.",)
+                 if isinstance(one, Delete) else ())
+        return Consequences(freed=freed, notes=notes, after=None)
     maps = _Maps(source)
     unknown_copy = _fill_copies(before, one, out, maps)
     freed = freed_nodes(before, out.after, ctx.known_options)

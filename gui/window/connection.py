@@ -111,9 +111,7 @@ class WindowConnection(QObject):
             await session.close()
             if bundled is not None:
                 bundled.close()
-            self.message.emit(f"not connected to {label}" + (
-                f"; still connected to {self.address}" if self.is_connected else ""))
-            self.error.emit("Cannot connect", str(exc))
+            self._not_connected(label, str(exc))
             return False
         await self.close_session()
         bridge.failed.connect(self.failed.emit)
@@ -158,6 +156,12 @@ class WindowConnection(QObject):
                           "onto another node to rebase it" if demo else "bundled engine")
         return True
 
+    def _not_connected(self, label: str, reason: str) -> None:
+        """Say why ``label`` could not be reached, and what the window still shows."""
+        self.error.emit("Cannot connect", reason)
+        self.message.emit(f"not connected to {label}" + (
+            f"; still connected to {self.address}" if self.is_connected else ""))
+
     async def open_remote(self, address: str) -> bool:
         try:
             endpoint = remote_endpoint(address)
@@ -171,8 +175,7 @@ class WindowConnection(QObject):
                               "holds this monitor (QEMU serves one client per monitor; "
                               "close that client, or give QEMU a second monitor)"}.get(
                 found.state, found.detail)
-            self.message.emit(f"not connected to {endpoint.label}")
-            self.error.emit("Cannot connect", f"cannot connect to {endpoint.label}: {reason}")
+            self._not_connected(endpoint.label, f"cannot connect to {endpoint.label}: {reason}")
             return False
         ok = await self.open_session(endpoint, endpoint.label)
         if ok:

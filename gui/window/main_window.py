@@ -361,8 +361,8 @@ class MainWindow(ActionsWindow):
         self.view.fit()
 
     def _selection_changed(self) -> None:
-        """The inspector follows the selection: one node, or nothing when it is cleared
-        (a selection of several keeps the node it shows, if still selected)."""
+        """The inspector follows the selection: the (first) selected node, or nothing
+        once the selection is cleared."""
         key = self.view.selected_key()
         selected = self.scene.selected_keys()
         if key is not None:
