@@ -33,8 +33,8 @@ from PySide6.QtWidgets import (
 from gui.tours.teaching import install_teaching
 from gui.views.canvas import GraphView
 from gui.views.scene import GraphScene
-from gui.widgets.dialogs import DialogPrompter
-from gui.window.connection import WindowConnection
+from gui.widgets.dialogs import DialogPrompter, Prompter
+from gui.window.connection import SAFETY_CHOICES, WindowConnection
 from gui.window.editing import EditingController
 from gui.window.search import NodeSearch
 
@@ -66,6 +66,7 @@ class ActionsWindow(QMainWindow):
     editing: EditingController
     search: NodeSearch
     dialog_prompter: DialogPrompter
+    prompter: Prompter
     docks: dict[str, QDockWidget]
 
     # the window's own behaviour the actions call (gui.window.main_window)
@@ -143,6 +144,9 @@ class ActionsWindow(QMainWindow):
                               "Lay out every node again")
         self.act_refresh = a("&Refresh", c.refresh, QKeySequence.StandardKey.Refresh,
                              "Re-read the graph from the peer")
+        self.act_safety = a("Re-read the graph &every…", self.ask_safety_interval, None,
+                            "How often to re-read the graph when no event says it changed "
+                            "(another client's changes)")
         self.act_search = a("&Find node…", self.search.focus, QKeySequence.StandardKey.Find)
         self.act_perms = a("Show &permissions", self.scene.set_show_permissions, "Ctrl+P",
                            "Label every link with its permissions (perm / shared)",
@@ -181,7 +185,8 @@ class ActionsWindow(QMainWindow):
             self.act_select_all, self.act_copy_qmp, None, self.act_preview))
         m = mb.addMenu("&View")
         _add(m, (self.act_fit, self.act_zoom_in, self.act_zoom_out, self.act_zoom_reset,
-                 self.act_relayout, self.act_refresh, None, self.act_search, self.act_perms,
+                 self.act_relayout, self.act_refresh, self.act_safety, None, self.act_search,
+                 self.act_perms,
                  self.act_dark, None))
         _add(m, [dock.toggleViewAction() for dock in self.docks.values()])
         _add(mb.addMenu("&Help"), (self.act_shortcuts, self.act_about))
@@ -263,6 +268,21 @@ class ActionsWindow(QMainWindow):
         if path:
             self.export_to(path)
 
+    def ask_safety_interval(self) -> None:
+        """View → Re-read the graph every…: the session's safety re-read, remembered."""
+        labels = [_interval_text(n) for n in SAFETY_CHOICES]
+        current = self.connection.safety_interval
+        default = SAFETY_CHOICES.index(current) if current in SAFETY_CHOICES else 0
+        choice = self.prompter.choose(
+            "Re-read the graph", "Events, your edits and Refresh re-read the graph when it "
+            "changes. Also re-read it, for changes no event reports:", labels, default)
+        if choice is None:
+            return
+        seconds = SAFETY_CHOICES[labels.index(choice)]
+        self.connection.set_safety_interval(seconds)
+        self.connection.message.emit(f"the graph is re-read {_interval_text(seconds)}"
+                                     if seconds else "the graph is re-read when it changes")
+
     def about(self) -> None:
         QMessageBox.about(self, "About blockgraph",
                           "<b>blockgraph</b><br>A desktop editor for QEMU block graphs.")
@@ -272,6 +292,12 @@ class ActionsWindow(QMainWindow):
 
     def show_shortcuts(self) -> None:
         QMessageBox.information(self, "Keyboard and mouse", SHORTCUTS_HELP)
+
+
+def _interval_text(seconds: int) -> str:
+    if not seconds:
+        return "never"
+    return f"every {seconds // 60} min" if seconds % 60 == 0 else f"every {seconds} s"
 
 
 def _add(menu: QMenu, actions: Iterable[QAction | None]) -> None:
