@@ -58,7 +58,7 @@ from gui.session import (
     Session,
     SessionError,
 )
-from gui.views.canvas import GraphView
+from gui.views.canvas import GraphCanvas
 from gui.views.minimap import Minimap
 from gui.views.palette import DARK, LIGHT, SCHEMES, qt_palette
 from gui.views.scene import GraphScene
@@ -112,7 +112,7 @@ class MainWindow(QMainWindow):
             self.setWindowIcon(QIcon(str(icon)))
         self.scheme = SCHEMES.get(scheme or str(self.settings.value("scheme", "light")), LIGHT)
         self.scene = GraphScene(self.scheme, parent=self)
-        self.view = GraphView(self.scene)
+        self.view = GraphCanvas(self.scene)
         self.view.drop_validator = self.validate_drop
         self.setCentralWidget(self.view)
         self.minimap = Minimap(self.view, self.view)

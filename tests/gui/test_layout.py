@@ -44,10 +44,14 @@ def test_overlays_above_backing_and_files_beside() -> None:
     snap = chains()
     pos = full_layout(snap)
     assert set(pos) == set(snap.nodes)
-    # each overlay is one row above its backing; backends one row above their root
+    # each overlay is one row above its backing, backends one row above their root:
+    # the child's card starts one gap below the parent's row (rows are as tall as
+    # their tallest card, so a row of drives is shorter than a row of images)
     for parent, child in [("top1", "mid1"), ("mid1", "base"), ("top2", "base"),
                           ("backend:vm1", "top1"), ("backend:vm2", "top2")]:
-        assert pos[child][1] - pos[parent][1] == G.row_h, (parent, child)
+        row_h = max(G.size(snap.nodes[k].kind, False)[1] for k, p in pos.items()
+                    if p[1] == pos[parent][1])
+        assert pos[child][1] - (pos[parent][1] + row_h) == G.row_gap, (parent, child)
     # protocol nodes sit on their format node's row, to its right
     for n in ["top1", "mid1", "top2", "base"]:
         fx, fy = pos[f"{n}-f"]
@@ -94,7 +98,7 @@ def test_a_new_overlay_without_users_moves_nothing() -> None:
     assert overlaps(after, grown) == []
 
 
-def test_new_island_is_laid_out_beside_the_rest() -> None:
+def test_new_island_is_laid_out_in_free_space_and_nothing_moves() -> None:
     snap = chains()
     before = full_layout(snap)
     nodes = [*snap.nodes.values(), node("x-top"), node("x-base"), node("x-top-f", driver="file")]
@@ -102,8 +106,11 @@ def test_new_island_is_laid_out_beside_the_rest() -> None:
              EdgeInfo("x-top", "x-top-f", "file")]
     grown = GraphSnapshot(nodes, edges)
     after = layout(grown, before)
-    right = max(x for x, _ in before.values())
-    assert after["x-top"][0] > right and after["x-base"][1] > after["x-top"][1]
+    assert all(after[k] == p for k, p in before.items())
+    # laid out as a chain of its own: the overlay above its backing, file beside
+    assert after["x-base"][1] > after["x-top"][1]
+    assert after["x-base"][0] == after["x-top"][0]
+    assert after["x-top-f"][1] > after["x-top"][1]
     assert overlaps(after, grown) == []
 
 

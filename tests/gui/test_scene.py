@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtWidgets import QApplication
 
 from engine.graph.snapshot import EdgeInfo, GraphSnapshot
-from gui.views.items import NodeCard
+from gui.views.node_card import NodeCard
 from gui.views.palette import DARK
 from gui.views.scene import GraphScene
 from tests.gui.test_layout import chains, node
@@ -24,7 +24,7 @@ def test_first_snapshot_builds_one_item_per_node_and_edge(qapp: QApplication) ->
     assert len(scene.edges) == len(snap.edges)
     assert all(isinstance(card, NodeCard) for card in scene.nodes.values())
     # cards are drawn by one layer, not as graphics items of their own
-    assert set(scene.items()) == {scene.edge_layer, scene.card_layer}
+    assert set(scene.items()) == {scene.edge_layer, scene.card_layer, scene.frame_layer}
     assert len(scene.edge_layer.edges) == len(snap.edges)
     assert set(scene.edge_layer.edges) == set(scene.edges.values())
 

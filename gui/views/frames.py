@@ -1,0 +1,70 @@
+"""The VM frames: a labelled, lightly tinted box around the parts of the graph one
+VM uses, drawn under everything else by one layer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QPainter, QPen
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+
+from gui.views.levels import FRAME_Z, LOW_DETAIL
+from gui.views.text import font
+
+if TYPE_CHECKING:
+    from gui.views.layout import Frame
+    from gui.views.palette import Scheme
+
+
+class FrameLayer(QGraphicsItem):
+    """Paints :class:`~gui.views.layout.Frame` boxes with their VM's name on top."""
+
+    def __init__(self, scheme: Scheme) -> None:
+        super().__init__()
+        self.scheme = scheme
+        self.frames: list[Frame] = []
+        self._bounds = QRectF()
+        self.setZValue(FRAME_Z)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+
+    def set_frames(self, frames: list[Frame]) -> None:
+        self.prepareGeometryChange()
+        self.frames = list(frames)
+        bounds = QRectF()
+        for f in self.frames:
+            bounds = bounds.united(QRectF(*f.rect))
+        self._bounds = bounds.adjusted(-2, -2, 2, 2) if self.frames else QRectF()
+        self.update()
+
+    def set_scheme(self, scheme: Scheme) -> None:
+        self.scheme = scheme
+        self.update()
+
+    def frames_rect(self) -> QRectF:
+        return QRectF(self._bounds)
+
+    def boundingRect(self) -> QRectF:
+        return self._bounds
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        if not self.frames:
+            return
+        s = self.scheme
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        exposed = option.exposedRect
+        painter.setPen(QPen(s.color("frame_border"), 1.2))
+        painter.setBrush(s.color("frame"))
+        visible = [f for f in self.frames if QRectF(*f.rect).intersects(exposed)]
+        for f in visible:
+            painter.drawRoundedRect(QRectF(*f.rect), 10, 10)
+        if lod < LOW_DETAIL / 2:
+            return
+        painter.setPen(s.color("text_dim"))
+        painter.setFont(font("frame"))
+        for f in visible:
+            x, y, w, _h = f.rect
+            painter.drawText(QRectF(x + 14, y + 4, w - 28, 24),
+                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                             f.label)
