@@ -892,7 +892,7 @@ class MainWindow(QMainWindow):
     def ask_export(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
             self, "Export graph", str(Path.cwd() / "blockgraph.svg"),
-            "SVG (*.svg);;PNG (*.png);;Graphviz DOT (*.dot);;JSON (*.json)")
+            "SVG (*.svg);;PNG (*.png);;PDF, paged (*.pdf);;Graphviz DOT (*.dot);;JSON (*.json)")
         if path:
             self.export_to(path)
 

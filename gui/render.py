@@ -1,12 +1,15 @@
-"""``blockgraph render``: draw a graph to SVG, PNG, DOT or JSON without a window.
+"""``blockgraph render``: draw a graph to SVG, PNG, PDF, DOT or JSON without a window.
 
     blockgraph render --demo -o demo.svg
     blockgraph render --connect unix:/run/qsd.sock -o graph.png
     blockgraph render disk.qcow2 -o chain.dot
+    blockgraph render --connect unix:/run/qsd.sock -o host.pdf    # paged, legible
 
 The same layers as the editor: a session (bundled engine or remote QEMU) reads the
-graph, the layout places it, the scene draws it. The format follows the output's
-extension. The export functions here also serve File → Export in the editor.
+graph, the layout places it, the scene draws it — for every format, so a JSON file
+holds the drawing as the scene has it (each node's rectangle, each edge's line as
+drawn). The format follows the output's extension; the layout follows its page's
+shape. The export functions here also serve File → Export in the editor.
 """
 
 from __future__ import annotations
@@ -20,66 +23,34 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-FORMATS = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot", ".json": "json"}
+FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot",
+           ".json": "json"}
 
 
 def format_for(path: str | os.PathLike[str]) -> str:
     ext = Path(path).suffix.lower()
     if ext not in FORMATS:
         raise ValueError(f"cannot tell the format of {os.fspath(path)!r}: "
-                         "use .svg, .png, .dot or .json")
+                         "use .svg, .png, .pdf, .dot or .json")
     return FORMATS[ext]
 
 
-# -- exports (need a QApplication for svg/png) -------------------------------------------
-def export(scene: Any, path: str | os.PathLike[str]) -> None:
-    """Write ``scene`` (a GraphScene) to ``path`` in the format its extension names."""
+# -- exports (need a QApplication for svg/png/pdf) ---------------------------------------
+def export(scene: Any, path: str | os.PathLike[str]) -> list[Path]:
+    """Write ``scene`` (a GraphScene) to ``path`` in the format its extension names;
+    returns the files written (a big PNG is paged: see :mod:`gui.views.export`)."""
     fmt = format_for(path)
-    if fmt == "svg":
-        write_svg(scene, path)
-    elif fmt == "png":
-        write_png(scene, path)
-    elif fmt == "dot":
-        Path(path).write_text(to_dot(scene.snapshot, scene.positions()))
+    if fmt in ("svg", "png", "pdf"):
+        from gui.views import export as pictures
+
+        return {"svg": pictures.write_svg, "png": pictures.write_png,
+                "pdf": pictures.write_pdf}[fmt](scene, path)
+    if fmt == "dot":
+        Path(path).write_text(to_dot(scene.shown, scene.positions()))
     else:
-        Path(path).write_text(json.dumps(to_json(scene.snapshot, scene.positions()), indent=2)
+        Path(path).write_text(json.dumps(to_json(scene.shown, scene.drawing()), indent=2)
                               + "\n")
-
-
-def write_svg(scene: Any, path: str | os.PathLike[str]) -> None:
-    from PySide6.QtCore import QRectF, QSize
-    from PySide6.QtGui import QPainter
-    from PySide6.QtSvg import QSvgGenerator
-
-    rect = scene.graph_rect()
-    gen = QSvgGenerator()
-    gen.setFileName(os.fspath(path))
-    gen.setSize(QSize(int(rect.width()), int(rect.height())))
-    gen.setViewBox(QRectF(0, 0, rect.width(), rect.height()))
-    gen.setTitle("blockgraph")
-    gen.setDescription("QEMU block graph drawn by blockgraph")
-    painter = QPainter(gen)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    scene.render(painter, QRectF(0, 0, rect.width(), rect.height()), rect)
-    painter.end()
-
-
-def write_png(scene: Any, path: str | os.PathLike[str], max_side: int = 8000) -> None:
-    from PySide6.QtCore import QRectF
-    from PySide6.QtGui import QImage, QPainter
-
-    rect = scene.graph_rect()
-    scale = min(1.0, max_side / max(rect.width(), rect.height(), 1))
-    img = QImage(max(1, int(rect.width() * scale)), max(1, int(rect.height() * scale)),
-                 QImage.Format.Format_ARGB32)
-    img.fill(scene.backgroundBrush().color())
-    painter = QPainter(img)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
-    scene.render(painter, QRectF(0, 0, img.width(), img.height()), rect)
-    painter.end()
-    if not img.save(os.fspath(path), "PNG"):
-        raise OSError(f"cannot write {os.fspath(path)}")
+    return [Path(path)]
 
 
 def _dot_id(key: str) -> str:
@@ -111,9 +82,13 @@ def to_dot(snapshot: Any, positions: dict[str, tuple[float, float]] | None = Non
     return "\n".join(lines) + "\n"
 
 
-def to_json(snapshot: Any, positions: dict[str, tuple[float, float]] | None = None
-            ) -> dict[str, Any]:
-    """The graph as plain JSON: nodes (with position) and edges with permissions."""
+def to_json(snapshot: Any, drawing: Any = None) -> dict[str, Any]:
+    """The graph as plain JSON: nodes and edges with permissions and, given the
+    scene's drawing (:meth:`GraphScene.drawing`), each node's rectangle (``x``,
+    ``y``: top-left corner, ``width``, ``height``, scene coordinates), each edge's
+    line as drawn (``path``: its points) and the VM frames."""
+    rects = drawing.rects if drawing is not None else {}
+    paths = drawing.paths if drawing is not None else {}
     nodes = []
     for key, n in snapshot.nodes.items():
         entry: dict[str, Any] = {
@@ -121,12 +96,23 @@ def to_json(snapshot: Any, positions: dict[str, tuple[float, float]] | None = No
             "read-only": n.read_only, "filename": n.filename,
             "virtual-size": n.virtual_size, "actual-size": n.actual_size,
         }
-        if positions and key in positions:
-            entry["x"], entry["y"] = positions[key]
+        if key in rects:
+            x, y, w, h = rects[key]
+            entry.update(x=round(x, 2), y=round(y, 2), width=round(w, 2), height=round(h, 2))
         nodes.append(entry)
-    edges = [{"parent": e.parent, "child": e.child, "role": e.role, "perm": list(e.perm),
-              "shared-perm": list(e.shared_perm)} for e in snapshot.edges]
-    return {"nodes": nodes, "edges": edges}
+    edges = []
+    for e in snapshot.edges:
+        entry = {"parent": e.parent, "child": e.child, "role": e.role, "perm": list(e.perm),
+                 "shared-perm": list(e.shared_perm)}
+        path = paths.get((e.parent, e.role, e.child))
+        if path is not None:
+            entry["path"] = [[round(x, 2), round(y, 2)] for x, y in path]
+        edges.append(entry)
+    out: dict[str, Any] = {"nodes": nodes, "edges": edges}
+    if drawing is not None:
+        out["frames"] = [{"label": f.label, "x": f.rect[0], "y": f.rect[1],
+                          "width": f.rect[2], "height": f.rect[3]} for f in drawing.frames]
+    return out
 
 
 # -- the command -------------------------------------------------------------------------
@@ -189,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                         "engine")
     source.add_argument("images", nargs="*", default=[], metavar="IMAGE",
                         help="image files to open (with their backing chains)")
-    parser.add_argument("-o", "--output", required=True, help="FILE.svg|.png|.dot|.json")
+    parser.add_argument("-o", "--output", required=True,
+                        help="FILE.svg|.png|.pdf|.dot|.json (laid out for the page's shape)")
     parser.add_argument("--dark", action="store_true", help="dark colours (SVG/PNG)")
     parser.add_argument("--permissions", action="store_true",
                         help="label edges with their permissions")
@@ -205,28 +192,26 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # every failure becomes one clear line, no traceback
         print(f"blockgraph render: {exc}", file=sys.stderr)
         return 1
-    if fmt in ("dot", "json"):
-        from gui.views.layout import full_layout
-
-        positions = full_layout(snapshot)
-        text = (to_dot(snapshot, positions) if fmt == "dot"
-                else json.dumps(to_json(snapshot, positions), indent=2) + "\n")
-        Path(args.output).write_text(text)
-        return 0
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication
 
+    from gui.views.export import page_aspect
     from gui.views.palette import DARK, LIGHT
     from gui.views.scene import GraphScene
 
     app = QApplication.instance() or QApplication([])
     scene = GraphScene(DARK if args.dark else LIGHT)
+    scene.aspect = page_aspect(fmt)
     scene.show_snapshot(snapshot)
     scene.set_show_permissions(args.permissions)
     try:
-        export(scene, args.output)
+        written = export(scene, args.output)
     except OSError as exc:
         print(f"blockgraph render: {exc}", file=sys.stderr)
         return 1
+    if len(written) > 1:
+        print(f"blockgraph render: too big for one legible picture: {written[0]} is an "
+              f"overview, {len(written) - 1} pages beside it "
+              f"({written[1].name} … {written[-1].name})")
     del app
     return 0
