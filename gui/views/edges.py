@@ -64,6 +64,7 @@ class Edge:
 
     __slots__ = (
         "_label",
+        "_points",
         "_purpose",
         "bounds",
         "dimmed",
@@ -71,7 +72,6 @@ class Edge:
         "hover",
         "info",
         "layer",
-        "points",
         "route",
         "show_perms",
         "sideways",
@@ -92,7 +92,7 @@ class Edge:
         self.sideways = child_item.beside and info.role == "file"
         self._label: str | None = None
         self.route: list[Point] = []
-        self.points: list[Point] = []
+        self._points: list[Point] | None = None
         self.bounds = (0.0, 0.0, 0.0, 0.0)
         parent_item.edges.append(self)
         child_item.edges.append(self)
@@ -182,16 +182,22 @@ class Edge:
         return [(ax, ay), (ax, ym), (bx, ym), (bx, by)]
 
     def set_route(self, route: list[Point]) -> None:
-        """Take a new path (corner points) and redraw."""
+        """Take a new path (corner points) and redraw. (The rounded line lies within
+        the corners' bounds; it is worked out when first needed.)"""
         self.route = route
-        pts = self.points = rounded(route)
+        self._points = None
         m = _EDGE_MARGIN
-        left = min(x for x, _ in pts)
-        right = max(x for x, _ in pts)
-        top = min(y for _, y in pts)
-        bottom = max(y for _, y in pts)
-        self.bounds = (left - 5 - m, top - 8 - m, right + 5 + m, bottom + m)
+        xs = [x for x, _ in route]
+        ys = [y for _, y in route]
+        self.bounds = (min(xs) - 5 - m, min(ys) - 8 - m, max(xs) + 5 + m, max(ys) + m)
         self._changed()
+
+    @property
+    def points(self) -> list[Point]:
+        """The line as drawn: the route with its corners rounded."""
+        if self._points is None:
+            self._points = rounded(self.route)
+        return self._points
 
     def endpoints(self) -> tuple[QPointF, QPointF]:
         (ax, ay), (bx, by) = self.points[0], self.points[-1]

@@ -38,7 +38,7 @@ from gui.views.layout import (
     Router,
 )
 from gui.views.layout.drawing import frame_rect
-from gui.views.layout.structure import analyse, components, vm_label
+from gui.views.layout.structure import analyse, vm_label
 from gui.views.lens import Lens
 from gui.views.node_card import NodeCard
 from gui.views.palette import LIGHT, Scheme
@@ -78,8 +78,7 @@ class GraphScene(QGraphicsScene):
         self.nodes: dict[str, NodeCard] = {}
         self.edges: dict[EdgeKey, Edge] = {}
         self.frames: list[Frame] = []
-        self.index = RectIndex()
-        self.router = Router(self.index)
+        self._index: RectIndex | None = RectIndex()
         self.frame_layer = FrameLayer(scheme)
         self.edge_layer = EdgeLayer(scheme)
         self.card_layer = CardLayer(self.nodes, scheme)
@@ -144,7 +143,8 @@ class GraphScene(QGraphicsScene):
                     self.edge_layer.remove(edge)
                     touched.update((edge.info.parent, edge.info.child))
                 node.layer = None
-                self.index.remove(k)
+                if self._index is not None:
+                    self._index.remove(k)
                 unselected |= node.selected
                 self.card_layer.cards_moved()
         placed: list[str] = []
@@ -199,8 +199,7 @@ class GraphScene(QGraphicsScene):
             card.layer = None
         self.nodes.clear()
         self.edges.clear()
-        self.index = RectIndex()
-        self.router = Router(self.index)
+        self._index = None
         self.edge_layer.clear()
         self.card_layer.cards_moved()
         self.frames = []
@@ -252,8 +251,7 @@ class GraphScene(QGraphicsScene):
             card = self.nodes.get(k)
             if card is not None:
                 card.px, card.py = x, y
-        self.index = RectIndex({k: c.rect_tuple() for k, c in self.nodes.items()})
-        self.router = Router(self.index)
+        self._index = None
         for key, edge in self.edges.items():
             route = drawing.paths.get(key)
             if route is not None:
@@ -280,7 +278,8 @@ class GraphScene(QGraphicsScene):
         card.px, card.py = pos
         card.layer = self.card_layer
         self.nodes[key] = card
-        self.index.set(key, card.rect_tuple())
+        if self._index is not None:
+            self._index.set(key, card.rect_tuple())
 
     def _add_edge(self, e: EdgeInfo, notify: bool = True, route: list[Point] | None = None,
                   ) -> Edge | None:
@@ -301,9 +300,21 @@ class GraphScene(QGraphicsScene):
         return edge
 
     # -- routing --------------------------------------------------------------------
+    @property
+    def index(self) -> RectIndex:
+        """The cards where they are, for the router (built when first needed after
+        a whole new layout: a first paint routes nothing)."""
+        if self._index is None:
+            self._index = RectIndex({k: c.rect_tuple() for k, c in self.nodes.items()})
+        return self._index
+
+    @property
+    def router(self) -> Router:
+        return Router(self.index)
+
     def _card_placed(self, card: NodeCard) -> None:
-        if self.nodes.get(card.key) is card:
-            self.index.set(card.key, card.rect_tuple())
+        if self._index is not None and self.nodes.get(card.key) is card:
+            self._index.set(card.key, card.rect_tuple())
 
     def _route(self, edge: Edge) -> list[Point]:
         """A link's path around the cards where they are now, leaving and entering
@@ -341,11 +352,13 @@ class GraphScene(QGraphicsScene):
                 continue
             for e in card.edges:
                 edges[e.key] = e
-                for end in (e.src, e.dst):
-                    if end is not card:
-                        for e2 in end.edges:
-                            if not e2.sideways:
-                                edges[e2.key] = e2
+                if e.sideways:
+                    continue
+                # the ports at the other end are spread again: its links that way too
+                end, incoming = (e.dst, True) if e.src is card else (e.src, False)
+                for e2 in end.edges:
+                    if not e2.sideways and (e2.dst is end) == incoming:
+                        edges[e2.key] = e2
         for k in obstacles:
             card = self.nodes.get(k)
             if card is None:
@@ -360,21 +373,31 @@ class GraphScene(QGraphicsScene):
 
     # -- frames ---------------------------------------------------------------------
     def _update_frames(self) -> None:
-        """Frames around each VM's cards, where they are now."""
+        """Frames around each VM's cards, where they are now (the connected parts
+        found by union-find over the links: this runs on every structural change)."""
         shown = self.shown
         if shown is None:
             return
-        st = analyse(shown)
+        root: dict[str, str] = {k: k for k in shown.nodes}
+
+        def find(k: str) -> str:
+            while root[k] != k:
+                root[k] = root[root[k]]
+                k = root[k]
+            return k
+
+        for e in shown.edges:
+            a, b = find(e.parent), find(e.child)
+            if a != b:
+                root[a] = b
+        parts: dict[str, list[str]] = {}
+        for k in shown.nodes:
+            parts.setdefault(find(k), []).append(k)
         groups: dict[str, list[str]] = {}
-        for part in components(st):
+        for part in parts.values():
             label = vm_label(shown, part)
             if label:
-                members = groups.setdefault(label, [])
-                for k in part:
-                    members.append(k)
-                    side = st.beside.get(k)
-                    if side is not None:
-                        members.append(side)
+                groups.setdefault(label, []).extend(part)
         frames = []
         for label, keys in groups.items():
             rects = [self.nodes[k].rect_tuple() for k in keys if k in self.nodes]

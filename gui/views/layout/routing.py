@@ -136,8 +136,8 @@ class Router:
         goal = (b[0] - STUB, b[1]) if side_start else (b[0], b[1] - STUB)
         if self.index.blocked(a, start, skip) or self.index.blocked(goal, b, skip):
             return None
-        margin = 300.0
-        for _ in range(4):
+        margin = 120.0
+        for _ in range(5):
             left = min(start[0], goal[0]) - margin
             top = min(start[1], goal[1]) - margin
             window = (left, top, abs(start[0] - goal[0]) + 2 * margin,
@@ -172,26 +172,60 @@ def _candidates(a: Point, b: Point, pr: Rect, cr: Rect) -> list[list[Point]]:
 
 def _astar(index: RectIndex, start: Point, goal: Point, window: Rect,
            skip: tuple[str, ...]) -> list[Point] | None:
+    """Shortest path with few bends from ``start`` to ``goal`` inside ``window``.
+
+    The grid's lines are the borders of the cards' keep-out zones (a card grown by
+    the clearance) and the lines through the two ends, so between two neighbouring
+    lines a zone is either wholly present or absent: a cell of the grid is blocked
+    or free as a whole, and a step along a grid line is blocked exactly when the
+    cells on both sides of it are (the line then runs inside a zone)."""
     wx, wy, ww, wh = window
-    keys = [k for k in index.inside(window) if k not in skip]
-    c = CLEARANCE + 4
+    c = CLEARANCE
+    zones = []
+    for k in index.inside(window, c):
+        if k not in skip:
+            x, y, w, h = index.rects[k]
+            zones.append((x - c, y - c, x + w + c, y + h + c))
     xs = {start[0], goal[0], wx, wx + ww}
     ys = {start[1], goal[1], wy, wy + wh}
-    for k in keys:
-        x, y, w, h = index.rects[k]
-        xs.update((x - c, x + w + c))
-        ys.update((y - c, y + h + c))
+    for x0, y0, x1, y1 in zones:
+        xs.update((x0, x1))
+        ys.update((y0, y1))
     xl = sorted(v for v in xs if wx <= v <= wx + ww)
     yl = sorted(v for v in ys if wy <= v <= wy + wh)
     xi = {v: i for i, v in enumerate(xl)}
     yi = {v: i for i, v in enumerate(yl)}
-    s, t = (xi[start[0]], yi[start[1]]), (xi[goal[0]], yi[goal[1]])
+    nx_, ny_ = len(xl), len(yl)
+    # cell (i, j) lies between lines i, i+1 and j, j+1
+    cell = [[False] * ny_ for _ in range(nx_)]
+    for x0, y0, x1, y1 in zones:
+        i0 = xi.get(x0, 0) if x0 >= wx else 0
+        i1 = xi.get(x1, nx_ - 1) if x1 <= wx + ww else nx_ - 1
+        j0 = yi.get(y0, 0) if y0 >= wy else 0
+        j1 = yi.get(y1, ny_ - 1) if y1 <= wy + wh else ny_ - 1
+        for i in range(i0, i1):
+            col = cell[i]
+            for j in range(j0, j1):
+                col[j] = True
+
+    def blocked_cell(i: int, j: int) -> bool:
+        return 0 <= i < nx_ - 1 and 0 <= j < ny_ - 1 and cell[i][j]
 
     def free(p: tuple[int, int], q: tuple[int, int]) -> bool:
-        return not index.blocked((xl[p[0]], yl[p[1]]), (xl[q[0]], yl[q[1]]), skip)
+        if p[1] == q[1]:   # along a horizontal line, between columns
+            i, j = min(p[0], q[0]), p[1]
+            return not (blocked_cell(i, j - 1) and blocked_cell(i, j))
+        i, j = p[0], min(p[1], q[1])
+        return not (blocked_cell(i - 1, j) and blocked_cell(i, j))
+
+    s, t = (xi[start[0]], yi[start[1]]), (xi[goal[0]], yi[goal[1]])
+    gx, gy = goal
 
     def h(p: tuple[int, int]) -> float:
-        return abs(xl[p[0]] - goal[0]) + abs(yl[p[1]] - goal[1])
+        # weighted (x2): a path a little longer than the shortest, found by looking
+        # at a small fraction of the grid — a link rebased across a big host is
+        # routed within a frame's time
+        return 2.0 * (abs(xl[p[0]] - gx) + abs(yl[p[1]] - gy))
 
     # state: (grid point, direction 0 horizontal / 1 vertical / -1 none)
     best: dict[tuple[tuple[int, int], int], float] = {(s, -1): 0.0}
@@ -210,7 +244,7 @@ def _astar(index: RectIndex, start: Point, goal: Point, window: Rect,
             continue
         for nd, q in ((0, (p[0] + 1, p[1])), (0, (p[0] - 1, p[1])),
                       (1, (p[0], p[1] + 1)), (1, (p[0], p[1] - 1))):
-            if not (0 <= q[0] < len(xl) and 0 <= q[1] < len(yl)):
+            if not (0 <= q[0] < nx_ and 0 <= q[1] < ny_):
                 continue
             step = abs(xl[q[0]] - xl[p[0]]) + abs(yl[q[1]] - yl[p[1]])
             new = cost + step + (_BEND_COST if d not in (-1, nd) else 0.0)
