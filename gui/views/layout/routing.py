@@ -209,7 +209,10 @@ def _astar(index: RectIndex, start: Point, goal: Point, window: Rect,
                 col[j] = True
 
     def blocked_cell(i: int, j: int) -> bool:
-        return 0 <= i < nx_ - 1 and 0 <= j < ny_ - 1 and cell[i][j]
+        # outside the window counts as blocked: a zone reaching across the window's
+        # border covers the cell inside it too, so a step along the border is free
+        # exactly when the cell inside is
+        return not (0 <= i < nx_ - 1 and 0 <= j < ny_ - 1) or cell[i][j]
 
     def free(p: tuple[int, int], q: tuple[int, int]) -> bool:
         if p[1] == q[1]:   # along a horizontal line, between columns
