@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from gui.views.palette import Scheme
 
 #: room around a card for its halo, border and job badge (item coordinates)
-_PAD_X, _PAD_TOP, _PAD_BOTTOM = 6.0, 14.0, 10.0
+_PAD_X, _PAD_TOP, _PAD_BOTTOM = 10.0, 14.0, 12.0
 #: side of a hit-test bucket in scene units (about a card and its gap)
 _CELL = 256.0
 

@@ -15,6 +15,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPen
 
 from gui.views.layout import Geometry
+from gui.views.lens import FOLDED
 from gui.views.levels import CARD_DETAIL
 from gui.views.text import display_file, display_name, font, human_size, metrics
 
@@ -50,6 +51,8 @@ FILTER_DRIVERS = frozenset({
 
 def header_purpose(info: NodeInfo) -> str:
     """Which scheme colour the card's header strip uses."""
+    if info.kind == FOLDED:
+        return "folded_header"
     if info.kind == "block-backend":
         return "backend_header"
     if info.kind == "block-job":
@@ -144,6 +147,10 @@ class NodeCard:
                 if info.cluster_size:
                     bits.append(f"{human_size(info.cluster_size)} cl.")
                 lines.append("  ·  ".join(bits))
+        elif info.kind == FOLDED:
+            lines.append(f"{human_size(info.actual_size)} allocated")
+            lines.append(fm.elidedText(f"top: {display_file(info.filename)}",
+                                       Qt.TextElideMode.ElideMiddle, w))
         elif info.kind == "block-job":
             st = info.info.get("status", "")
             lines.append(f"{info.driver or 'job'}  ·  {st}" if st else info.driver)
@@ -166,6 +173,11 @@ class NodeCard:
             if i.header_backing:
                 rows.append(f"header backing: {i.header_backing}")
             rows.append("read-only" if i.read_only else "read-write")
+        elif i.kind == FOLDED:
+            layers = list(i.info.get("layers", ()))
+            rows.append(f"{len(layers)} layers folded: {layers[0]} … {layers[-1]}")
+            rows.append(f"allocated on host: {human_size(i.actual_size)}")
+            rows.append("<i>double-click to unfold</i>")
         elif i.kind == "block-job":
             for k in ("type", "status", "offset", "len", "speed"):
                 if k in i.info:
@@ -241,6 +253,11 @@ class NodeCard:
                       2.4 if selected else 1.0)
         if self.drop_state is not None:
             border = QPen(s.color("drag_ok" if self.drop_state else "drag_refused"), 3.0)
+        if self.info.kind == FOLDED:  # a stack of cards: the layers folded inside
+            painter.setPen(QPen(s.color("card_border"), 1.0))
+            painter.setBrush(s.color("card"))
+            for d in (8.0, 4.0):
+                painter.drawRoundedRect(r.translated(d, d), 6, 6)
         if self.highlighted:
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(s.color("highlight"))
