@@ -68,13 +68,11 @@ def test_window_commands_without_display_exit_with_a_hint(argv: list[str], displ
 
 
 def _run_script(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """scripts/run with a stand-in xvfb-run that only says how it was called."""
-    fake_bin = tmp_path / "bin"
-    fake_bin.mkdir()
-    fake = fake_bin / "xvfb-run"
-    fake.write_text('#!/bin/sh\necho "xvfb-run $*"\n')
+    """scripts/run with a stand-in virtual screen that only says how it was called."""
+    fake = tmp_path / "virtual-screen"
+    fake.write_text('#!/bin/sh\necho "virtual-screen $*"\n')
     fake.chmod(0o755)
-    env = _env_without_display(PATH=f"{fake_bin}:{os.environ['PATH']}",
+    env = _env_without_display(BLOCKGRAPH_VIRTUAL_SCREEN=str(fake),
                                BLOCKGRAPH_VENV=str(Path(sys.prefix)), HOME=str(tmp_path))
     return subprocess.run(["bash", str(ROOT / "scripts" / "run"), *args], env=env,
                           capture_output=True, text=True, timeout=120)
@@ -85,8 +83,7 @@ def _run_script(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[
 def test_run_script_puts_windows_on_a_virtual_screen(args: list[str], tmp_path: Path) -> None:
     proc = _run_script(args, tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == " ".join(["xvfb-run -a -s -screen 0 1600x1000x24 blockgraph",
-                                            *args])
+    assert proc.stdout.strip() == " ".join(["virtual-screen blockgraph", *args])
 
 
 @pytest.mark.parametrize("args", [["--version"], ["info", "--help"], ["tour", "--list"],
@@ -94,5 +91,5 @@ def test_run_script_puts_windows_on_a_virtual_screen(args: list[str], tmp_path: 
 def test_run_script_runs_headless_commands_directly(args: list[str], tmp_path: Path) -> None:
     proc = _run_script(args, tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "xvfb-run" not in proc.stdout
+    assert "virtual-screen" not in proc.stdout
     assert proc.stdout.strip()

@@ -107,8 +107,10 @@ def test_delete(qtbot: Any, aloop: Any, window: MainWindow, gui_peer: Peer,
     prompter: ScriptedPrompter = window.prompter  # type: ignore[assignment]
     prompter.confirm_answer = False  # "Delete node spare?" — No: nothing happens
     select(window, "spare")
+    asked = len(prompter.asked)
     window.act_delete.trigger()
-    qtbot.wait(100)
+    qtbot.waitUntil(lambda: len(prompter.asked) > asked, timeout=10000)
+    assert "spare" in prompter.asked[-1][1]
     assert "spare" in window.scene.nodes and "blockdev-del" not in (
         window.bridge.session.traffic.sent_commands(0))
     prompter.confirm_answer = True

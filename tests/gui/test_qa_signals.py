@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import open_files, wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -26,12 +28,7 @@ def test_signal_closes_the_editor_and_saves_settings(tmp_path: Path, signum: int
                              "--demo-dir", str(demo)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not (demo.exists() and len(list(demo.glob("*.qcow2"))) >= 5):
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "the demo never came up"
-            time.sleep(0.1)
-        time.sleep(1.0)  # the demo's blockdev-adds and the first paint
+        _wait_for_demo(proc, demo)
         proc.send_signal(signum)
         out, _ = proc.communicate(timeout=30)
     finally:
@@ -51,6 +48,12 @@ def _handles_sigterm(pid: int) -> bool:
             if line.startswith("SigCgt:"):
                 return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
     return False
+
+
+def _wait_for_demo(proc: subprocess.Popen[str], demo: Path) -> None:
+    """Until the editor's bundled engine holds the demo's images open."""
+    wait_until(lambda: len({p for p in open_files([proc.pid]) if p.startswith(str(demo))})
+               >= 5, "the editor opened the demo", alive=lambda: proc.poll() is None)
 
 
 def _wait_for_window(proc: subprocess.Popen[str]) -> None:
@@ -155,7 +158,11 @@ def test_windows_end_cleanly_when_their_x_server_goes_away(
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         _wait_for_window(proc)
-        time.sleep(2.0)  # the demo or the tour's first step
+        if window == "editor":
+            _wait_for_demo(proc, tmp_path / "demo")
+        elif window == "tour":   # the tour's scratch images are there
+            wait_until(lambda: any(scratch.glob("blockgraph-tour-*/*")),
+                       "the tour made its images", alive=lambda: proc.poll() is None)
         xvfb.terminate()
         if with_sigint:
             proc.send_signal(signal.SIGINT)
