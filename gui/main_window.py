@@ -62,6 +62,7 @@ from gui.views.canvas import GraphCanvas
 from gui.views.minimap import Minimap
 from gui.views.palette import DARK, LIGHT, SCHEMES, qt_palette
 from gui.views.scene import GraphScene
+from gui.views.view_controls import ViewControls
 from gui.widgets.dialogs import ConnectDialog, DialogPrompter, Prompter
 from gui.widgets.inspector import Inspector
 from gui.widgets.jobs import JobsPanel
@@ -264,14 +265,14 @@ class MainWindow(QMainWindow):
                     self.act_commit, self.act_delete, self.act_ro, self.act_detach, None,
                     self.act_select_all, self.act_copy_qmp, None, self.act_preview):
             m.addSeparator() if act is None else m.addAction(act)
-        m = mb.addMenu("&View")
+        m = view_menu = mb.addMenu("&View")
         for act in (self.act_fit, self.act_zoom_in, self.act_zoom_out, self.act_zoom_reset,
                     self.act_relayout, self.act_refresh, None, self.act_search, self.act_perms,
                     self.act_dark):
             m.addSeparator() if act is None else m.addAction(act)
-        m.addSeparator()
+        docks_menu = m.addMenu("&Docks")
         for dock in self.docks.values():
-            m.addAction(dock.toggleViewAction())
+            docks_menu.addAction(dock.toggleViewAction())
         m = mb.addMenu("&Help")
         m.addAction(self.act_shortcuts)
         m.addAction(self.act_about)
@@ -299,6 +300,9 @@ class MainWindow(QMainWindow):
         spacer.setSizePolicy(spacer.sizePolicy().horizontalPolicy().Expanding,
                              spacer.sizePolicy().verticalPolicy())
         tb.addWidget(spacer)
+        self.view_controls = ViewControls(self.scene, self.view, self.minimap, self.settings,
+                                          self, self.show_message)
+        self.view_controls.install(view_menu, tb)
         tb.addWidget(self.search)
         self.addToolBar(tb)
         from gui.teaching import install_teaching
@@ -314,7 +318,8 @@ class MainWindow(QMainWindow):
         v.detachRequested.connect(self.confirm_detach)
         v.dropRefused.connect(lambda reason: self.show_error(f"refused: {reason}"))
         v.statusMessage.connect(self.show_message)
-        v.nodeActivated.connect(self.inspect)
+        v.nodeActivated.connect(
+            lambda key: self.view_controls.activate(key) or self.inspect(key))
         v.contextMenuRequested.connect(self.context_menu)
         v.viewportChanged.connect(self._place_overlays)
         self.scene.selectionChanged.connect(self._selection_changed)
@@ -595,16 +600,23 @@ class MainWindow(QMainWindow):
             for key in diff.added_nodes:
                 pos = self._pending_positions.pop(key, None)
                 if pos is not None and key in self.scene.nodes:
-                    self.scene.nodes[key].place(pos.x(), pos.y())
-                    self.scene.nodes[key].adjust_edges()
-                    self.scene.card_layer.cards_moved()
+                    self.scene.place_near(key, pos.x(), pos.y(), diff.added_nodes)
         self.view.update_scene_rect()
         key = self.inspector.key
         self.inspector.show_node(snap, key if key in snap.nodes else None)
         self._update_node_actions()
 
     def relayout(self) -> None:
-        self.scene.relayout()
+        """Lay everything out again for the window's shape; the cards glide there."""
+        self.scene.aspect = max(self.view.viewport().width(), 1) / max(
+            self.view.viewport().height(), 1)
+        if self.scene.shown is None:
+            return
+        self.scene.relaidOut.connect(self._fit_after_relayout)
+        self.scene.relayout(animate=True)
+
+    def _fit_after_relayout(self) -> None:
+        self.scene.relaidOut.disconnect(self._fit_after_relayout)
         self.view.fit()
 
     def _selection_changed(self) -> None:
@@ -680,7 +692,8 @@ class MainWindow(QMainWindow):
     def selected_node(self) -> str | None:
         key = self.view.selected_key()
         snap = self.scene.snapshot
-        if key is None or snap is None or snap.nodes[key].kind != "block-node":
+        if key is None or snap is None or key not in snap.nodes \
+                or snap.nodes[key].kind != "block-node":
             return None
         return key
 
@@ -868,7 +881,12 @@ class MainWindow(QMainWindow):
     def build_context_menu(self, key: str | None, scene_pos: QPointF) -> QMenu:
         menu = QMenu(self)
         snap = self.scene.snapshot
-        if key is not None and snap is not None and snap.nodes[key].kind == "block-node":
+        view_actions = self.view_controls.context_actions(key)
+        if key is not None and snap is not None and key not in snap.nodes:
+            menu.addSection(key)    # a card the lens made: a folded chain
+            for act in view_actions:
+                menu.addAction(act)
+        elif key is not None and snap is not None and snap.nodes[key].kind == "block-node":
             menu.addSection(key)
             menu.addAction(self.act_snapshot)
             menu.addAction(self.act_stream)
@@ -881,12 +899,17 @@ class MainWindow(QMainWindow):
             menu.addAction(self.act_copy_qmp)
             inspect = menu.addAction("Inspect")
             inspect.triggered.connect(lambda: self.inspect(key))
+            menu.addSeparator()
+            for act in view_actions:
+                menu.addAction(act)
         else:
             here = menu.addAction("Open image here…")
             here.setEnabled(self.act_open.isEnabled())
             here.triggered.connect(lambda: self.ask_open_image(scene_pos))
             menu.addAction(self.act_fit)
             menu.addAction(self.act_relayout)
+            for act in view_actions:
+                menu.addAction(act)
         return menu
 
     def ask_export(self) -> None:
@@ -930,4 +953,7 @@ Enter or double-click: inspect · Ctrl+F: find a node
 Ctrl+Shift+S snapshot · Ctrl+Shift+T stream · Ctrl+Shift+M commit · Del delete
 Ctrl+R read-only · Ctrl+Shift+D detach · Ctrl+Shift+C copy as QMP
 Ctrl+Z / Ctrl+Shift+Z undo / redo · Ctrl+P permissions · Ctrl+L re-layout
+Ctrl+[ fold a chain · Ctrl+] or double-click unfold · Ctrl+Shift+V focus on the VM
+Ctrl+Shift+F filter (driver:NAME, file:TEXT, job:ID) · Ctrl+Shift+E show everything
+Ctrl+M minimap
 """

@@ -119,7 +119,14 @@ class GraphCanvas(QGraphicsView):
         self.setSceneRect(rect.adjusted(-2000, -2000, 2000, 2000))
 
     def center_on_node(self, key: str, select: bool = True) -> bool:
-        card = self.graph_scene.nodes.get(key)
+        """Centre (and select) the card of ``key`` — or, for a node inside a folded
+        chain, the chain's summary card; False when the node is not drawn."""
+        scene = self.graph_scene
+        card = scene.nodes.get(key)
+        if card is None and scene.snapshot is not None:
+            shown = scene.lens.shown_key(scene.snapshot, key)
+            card = scene.nodes.get(shown) if shown is not None else None
+            key = shown or key
         if card is None:
             return False
         if select:

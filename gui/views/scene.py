@@ -480,6 +480,55 @@ class GraphScene(QGraphicsScene):
         self._reroute(moved, moved)
         self.card_layer.cards_moved()
 
+    def place_near(self, key: str, x: float, y: float, among: Iterable[str] = ()) -> None:
+        """Move the card of ``key`` — with the cards of ``among`` linked to it (the rest
+        of a chain just opened) — so that it lands at the free place nearest (x, y),
+        for an image opened "here"; their links are routed again."""
+        card = self.nodes.get(key)
+        shown = self.shown
+        if card is None or shown is None:
+            return
+        pool = set(among) | {key}
+        block = {key}
+        stack = [key]
+        while stack:
+            k = stack.pop()
+            for e in (*shown.children(k), *shown.parents(k)):
+                for n in (e.parent, e.child):
+                    if n in pool and n not in block and n in self.nodes:
+                        block.add(n)
+                        stack.append(n)
+        rects = [self.nodes[k].rect_tuple() for k in block]
+        left = min(r[0] for r in rects)
+        top = min(r[1] for r in rects)
+        width = max(r[0] + r[2] for r in rects) - left
+        height = max(r[1] + r[3] for r in rects) - top
+        others = RectIndex({k: c.rect_tuple() for k, c in self.nodes.items()
+                            if k not in block})
+        g = self.geometry
+        step_x, step_y = g.node_w / 2 + g.col_gap / 2, g.row_gap
+        # where the block's corner goes so that the card of ``key`` is at (x, y)
+        bx, by = x - (card.px - left), y - (card.py - top)
+        spot = (bx, by)
+        for radius in range(0, 60):
+            ring = sorted(((dx, dy) for dx in range(-radius, radius + 1)
+                           for dy in range(-radius, radius + 1)
+                           if max(abs(dx), abs(dy)) == radius),
+                          key=lambda d: d[0] * d[0] + d[1] * d[1])
+            free = next(((bx + dx * step_x, by + dy * step_y) for dx, dy in ring
+                         if not others.inside((bx + dx * step_x, by + dy * step_y, width,
+                                               height), g.col_gap / 2)), None)
+            if free is not None:
+                spot = free
+                break
+        dx, dy = spot[0] - left, spot[1] - top
+        for k in block:
+            c = self.nodes[k]
+            c.place(c.px + dx, c.py + dy)
+        self._reroute(block, block)
+        self._update_frames()
+        self.card_layer.cards_moved()
+
     def update_frames(self) -> None:
         """Fit the frames to their cards again (after cards were moved by hand)."""
         self._update_frames()
