@@ -280,3 +280,52 @@ def test_snapshot_stream_and_open_image_move_only_what_they_must(
     assert "extra" in new and any("extra" in k for keys in placed for k in keys)
     visible = window.view.mapToScene(window.view.viewport().rect()).boundingRect()
     assert visible.intersects(scene.nodes["extra"].scene_rect())
+
+
+def test_view_menu_folds_focuses_filters_and_hides_the_minimap(
+        qtbot: Any, aloop: Any, window: Any, gui_peer: Any, tmp_path: Any) -> None:
+    from tests.gui.test_editor import open_demo
+
+    open_demo(qtbot, aloop, window, gui_peer, tmp_path)
+    scene, controls = window.scene, window.view_controls
+    real = scene.snapshot
+    # fold vm1's chain (vm1-top over vm1-mid; base is shared, so it stays)
+    window.view.center_on_node("vm1-mid")
+    assert controls.act_fold.isEnabled()
+    controls.act_fold.trigger()
+    scene.animation.finish()
+    folded = fold_key("vm1-top")
+    assert folded in scene.nodes and "vm1-mid" not in scene.nodes and "base" in scene.nodes
+    assert scene.snapshot is real and window.selected_node() is None
+    assert scene.edges[(folded, "backing", "base")]
+    # finding a folded node finds its summary card; a double-click unfolds it
+    assert window.find_node("vm1-mid") == "vm1-mid"
+    assert scene.selected_keys() == [folded]
+    window.view.nodeActivated.emit(folded)
+    scene.animation.finish()
+    assert "vm1-mid" in scene.nodes and folded not in scene.nodes
+    # focus on vm2: only what it uses (qemu-storage-daemon has no VMs: nothing to focus)
+    window.view.center_on_node("vm2-top")
+    controls.act_focus.trigger()
+    scene.animation.finish()
+    if "backend:vm2" in real.nodes:
+        assert set(scene.nodes) == {"backend:vm2", "vm2-top", "vm2-top-file", "base",
+                                    "base-file"}
+    else:
+        assert set(scene.nodes) == set(real.nodes)
+        assert "no VM uses vm2-top" in window.message_label.text()
+    controls.act_everything.trigger()
+    scene.animation.finish()
+    assert set(scene.nodes) == set(real.nodes)
+    # a filter typed in the toolbar
+    controls.set_filter("driver:file")
+    scene.animation.finish()
+    assert scene.nodes and all(c.info.driver == "file" for c in scene.nodes.values())
+    controls.show_everything()
+    scene.animation.finish()
+    assert set(scene.nodes) == set(real.nodes)
+    # the minimap hides and is remembered hidden
+    assert window.minimap.isVisible()
+    controls.act_minimap.trigger()
+    assert not window.minimap.isVisible()
+    assert window.settings.value("minimap", True, type=bool) is False
