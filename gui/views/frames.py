@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QPainter, QPen
+from PySide6.QtGui import QFont, QFontMetricsF, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from gui.views.levels import FRAME_Z, LOW_DETAIL
@@ -59,12 +59,27 @@ class FrameLayer(QGraphicsItem):
         visible = [f for f in self.frames if QRectF(*f.rect).intersects(exposed)]
         for f in visible:
             painter.drawRoundedRect(QRectF(*f.rect), 10, 10)
-        if lod < LOW_DETAIL / 2:
-            return
         painter.setPen(s.color("text_dim"))
-        painter.setFont(font("frame"))
+        if lod >= LOW_DETAIL:
+            painter.setFont(font("frame"))
+            for f in visible:
+                x, y, w, _h = f.rect
+                painter.drawText(QRectF(x + 14, y + 4, w - 28, 24),
+                                 Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                                 f.label)
+            return
+        # zoomed out: the VM's name stays about 9 pixels high on screen, as long as
+        # it fits in its frame's label strip and the gap above the frame
+        g_room = 95.0
+        big = QFont(font("frame"))
+        size = 9.0 / max(lod, 0.01)
         for f in visible:
             x, y, w, _h = f.rect
-            painter.drawText(QRectF(x + 14, y + 4, w - 28, 24),
-                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
-                             f.label)
+            if size > g_room:
+                continue
+            big.setPixelSize(max(1, int(size)))
+            painter.setFont(big)
+            metrics = QFontMetricsF(big)
+            text = metrics.elidedText(f.label, Qt.TextElideMode.ElideRight, w - 8)
+            painter.drawText(QRectF(x + 4, y - size * 1.25 + 26, w - 8, size * 1.25),
+                             Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft, text)
