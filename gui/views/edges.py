@@ -462,15 +462,25 @@ class EdgeLayer(QGraphicsItem):
     def _paint_lines(self, painter: QPainter) -> None:
         if self._lines is None:
             # lines by colour, one drawLines call each (Qt's fast path for hairlines;
-            # a path of them would go through the general stroker)
+            # a path of them would go through the general stroker). Most links are a
+            # straight line or one step across (four corners): unrolled, as this is
+            # a good part of a big graph's first paint
             self._lines = {}
             for e in self.edges:
                 lines = self._lines.get(e._purpose)
                 if lines is None:
                     lines = self._lines[e._purpose] = []
                 route = e.route
-                lines.extend(QLineF(ax, ay, bx, by) for (ax, ay), (bx, by)
-                             in itertools.pairwise(route))
+                if len(route) == 2:
+                    (ax, ay), (bx, by) = route
+                    lines.append(QLineF(ax, ay, bx, by))
+                elif len(route) == 4:
+                    (ax, ay), (bx, by), (cx, cy), (dx, dy) = route
+                    lines += (QLineF(ax, ay, bx, by), QLineF(bx, by, cx, cy),
+                              QLineF(cx, cy, dx, dy))
+                else:
+                    lines.extend(QLineF(ax, ay, bx, by) for (ax, ay), (bx, by)
+                                 in itertools.pairwise(route))
         for purpose, lines in self._lines.items():
             painter.setPen(_hairline(self.scheme, purpose))
             painter.drawLines(lines)

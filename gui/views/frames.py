@@ -17,6 +17,19 @@ if TYPE_CHECKING:
     from gui.views.palette import Scheme
 
 
+_SCALED: dict[int, tuple[QFont, QFontMetricsF]] = {}
+
+
+def _scaled_font(pixels: int) -> tuple[QFont, QFontMetricsF]:
+    """The frame label's font at ``pixels`` scene units high (made once per size)."""
+    found = _SCALED.get(pixels)
+    if found is None:
+        f = QFont(font("frame"))
+        f.setPixelSize(max(1, pixels))
+        found = _SCALED[pixels] = (f, QFontMetricsF(f))
+    return found
+
+
 class FrameLayer(QGraphicsItem):
     """Paints :class:`~gui.views.layout.Frame` boxes with their VM's name on top."""
 
@@ -71,15 +84,13 @@ class FrameLayer(QGraphicsItem):
         # zoomed out: the VM's name stays about 9 pixels high on screen, as long as
         # it fits in its frame's label strip and the gap above the frame
         g_room = 95.0
-        big = QFont(font("frame"))
         size = 9.0 / max(lod, 0.01)
+        if size > g_room:
+            return
+        big, metrics = _scaled_font(int(size))
+        painter.setFont(big)
         for f in visible:
             x, y, w, _h = f.rect
-            if size > g_room:
-                continue
-            big.setPixelSize(max(1, int(size)))
-            painter.setFont(big)
-            metrics = QFontMetricsF(big)
             text = metrics.elidedText(f.label, Qt.TextElideMode.ElideRight, w - 8)
             painter.drawText(QRectF(x + 4, y - size * 1.25 + 26, w - 8, size * 1.25),
                              Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft, text)

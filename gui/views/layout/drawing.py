@@ -67,8 +67,9 @@ def draw(snapshot: SnapshotLike, geometry: Geometry = DEFAULT_GEOMETRY,
     rank = ranks(st)
     beside_of = st.beside_of
 
-    def size(k: str) -> tuple[float, float]:
-        return g.size(getattr(nodes[k], "kind", "block-node"), k in beside_of)
+    sizes = {k: g.size(getattr(n, "kind", "block-node"), k in beside_of)
+             for k, n in nodes.items()}
+    size = sizes.__getitem__
 
     parts_keys = components(st)
     edges_of: list[list[object]] = [[] for _ in parts_keys]

@@ -106,6 +106,9 @@ def lay_out_part(keys: Sequence[str], st: Structure, rank: dict[str, int],
         if side is not None:
             right_w[i] += g.beside_gap + size(side)[0]
     centre = _place_x(rows, up, down, left_w, right_w, n_real, g)
+    left = min(c - w for c, w in zip(centre, left_w, strict=True))
+    if left:
+        centre = [c - left for c in centre]
     # -- ports, tracks, rows' y
     out_port, in_port = _ports(chain, centre, widths, g)
     row_h = [0.0] * n_rows
@@ -152,13 +155,9 @@ def lay_out_part(keys: Sequence[str], st: Structure, rank: dict[str, int],
                 pts.append((xt, y))
                 pts.append((xb, y))
         pts.append((in_port[ci], top[row_of[v]]))
-        paths[ek] = _simplify(pts)
+        # a link between neighbouring rows has no straight run to merge
+        paths[ek] = pts if len(path) == 2 else _simplify(pts)
     _beside_paths(beside_links, rects, paths, g)
-    if rects:
-        left = min(x for x, _, _, _ in rects.values())
-        if left:
-            rects = {k: (x - left, y, w, h) for k, (x, y, w, h) in rects.items()}
-            paths = {k: [(x - left, y) for x, y in pts] for k, pts in paths.items()}
     width = max((x + w for x, _, w, _ in rects.values()), default=0.0)
     height = max((y + h for _, y, _, h in rects.values()), default=0.0)
     return Part(rects, paths, width, height, unrouted)
@@ -339,14 +338,24 @@ def _assign_tracks(pieces: list[tuple[float, float, int, int]]
     before_count = [0] * n
     eps = 0.01
     for ii, a in enumerate(order):
+        a_lo, a_hi = lo[a], hi[a]
+        a_up, a_down = runs[a][0], runs[a][1]
         for b in order[ii + 1:]:
-            if lo[b] > hi[a] + eps:
+            b_lo, b_hi = lo[b], hi[b]
+            if b_lo > a_hi + eps:
                 break
-            if _above_cost(runs[a], runs[b], lo[b], hi[b], lo[a], hi[a], eps) <= \
-                    _above_cost(runs[b], runs[a], lo[a], hi[a], lo[b], hi[b], eps):
-                upper, lower = a, b
-            else:
-                upper, lower = b, a
+            b_up, b_down = runs[b][0], runs[b][1]
+            # crossings if a runs above b: a's lower vertical meets b's run, b's upper
+            # vertical meets a's run; two verticals on one line: an overlap, never
+            a_first = (b_lo + eps < a_down < b_hi - eps) + (a_lo + eps < b_up < a_hi - eps)
+            if abs(a_down - b_down) <= eps or abs(a_down - b_up) <= eps \
+                    or abs(b_up - a_up) <= eps:
+                a_first += 100
+            b_first = (a_lo + eps < b_down < a_hi - eps) + (b_lo + eps < a_up < b_hi - eps)
+            if abs(b_down - a_down) <= eps or abs(b_down - a_up) <= eps \
+                    or abs(a_up - b_up) <= eps:
+                b_first += 100
+            upper, lower = (a, b) if a_first <= b_first else (b, a)
             after[upper].append(lower)
             before_count[lower] += 1
     # Kahn's order; a cycle (possible with ties) is broken at the fewest waiting
@@ -373,21 +382,6 @@ def _assign_tracks(pieces: list[tuple[float, float, int, int]]
     n_tracks = max(track) + 1
     return ({(runs[i][2], runs[i][3]): (track[i] + 1) / (n_tracks + 1) for i in range(n)},
             n_tracks)
-
-
-def _above_cost(a: tuple[float, float, int, int], b: tuple[float, float, int, int],
-                b_lo: float, b_hi: float, a_lo: float, a_hi: float, eps: float) -> int:
-    """Crossings (and, weighted heavily, overlaps) if run ``a`` is above run ``b``:
-    a's lower vertical meets b's run, b's upper vertical meets a's run."""
-    a_down, b_up = a[1], b[0]
-    cost = 0
-    if b_lo + eps < a_down < b_hi - eps:
-        cost += 1
-    if a_lo + eps < b_up < a_hi - eps:
-        cost += 1
-    if abs(a_down - b[1]) <= eps or abs(a_down - b_up) <= eps or abs(b_up - a[0]) <= eps:
-        cost += 100
-    return cost
 
 
 def _beside_paths(links: list[EdgeKey], rects: dict[str, Rect],

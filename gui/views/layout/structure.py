@@ -139,15 +139,27 @@ def components(st: Structure) -> list[list[str]]:
     """The connected parts of the graph (layering nodes only; a protocol node belongs
     to its format node's part), each in snapshot order, in order of first node.
 
-    networkx's connected components over an undirected view of the layering links."""
+    A union-find over the structure's own adjacency lists rather than networkx's
+    connected components: building a networkx graph first costs a quarter of a
+    millisecond for 100 nodes, a fifth of the whole first paint of such a graph."""
     keys = [k for k in st.order if k not in st.beside_of]
-    g = nx.Graph()
-    g.add_nodes_from(keys)
-    g.add_edges_from((p, c) for p in keys for c in st.children[p])
-    index = {k: i for i, k in enumerate(keys)}
-    parts = [sorted(part, key=index.__getitem__) for part in nx.connected_components(g)]
-    parts.sort(key=lambda part: index[part[0]])
-    return parts
+    root = {k: k for k in keys}
+
+    def find(k: str) -> str:
+        while root[k] != k:
+            root[k] = root[root[k]]
+            k = root[k]
+        return k
+
+    for p in keys:
+        for c in st.children[p]:
+            a, b = find(p), find(c)
+            if a != b:
+                root[b] = a
+    parts: dict[str, list[str]] = {}
+    for k in keys:   # snapshot order within each part, parts by their first node
+        parts.setdefault(find(k), []).append(k)
+    return list(parts.values())
 
 
 def vm_label(snapshot: SnapshotLike, keys: Iterable[str]) -> str:
