@@ -10,14 +10,25 @@ Large graphs (where a frame of the animation would cost more than a frame) jump.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from PySide6.QtCore import QEasingCurve, QObject, QVariantAnimation
 
 from gui.views.layout import Drawing, Point
 
-if TYPE_CHECKING:
-    from gui.views.scene import GraphScene
+
+class Animated(Protocol):
+    """What the animation moves: the scene's cards and links (the scene imports this
+    module, not the other way round)."""
+
+    nodes: Mapping[str, Any]
+    edges: Mapping[Any, Any]
+    card_layer: Any
+    relaidOut: Any
+
+    def drawing(self) -> Drawing: ...
+
+    def apply_drawing(self, drawing: Drawing) -> None: ...
 
 #: milliseconds a re-layout takes to glide
 DURATION_MS = 350
@@ -28,8 +39,8 @@ MAX_ANIMATED = 1500
 class LayoutAnimation(QObject):
     """Runs one re-layout's glide on a scene; :meth:`finish` jumps to its end."""
 
-    def __init__(self, scene: GraphScene) -> None:
-        super().__init__(scene)
+    def __init__(self, scene: Animated, parent: QObject) -> None:
+        super().__init__(parent)
         self.scene = scene
         self._final: Drawing | None = None
         self._from: dict[str, Point] = {}

@@ -89,7 +89,7 @@ class GraphScene(QGraphicsScene):
             self.addItem(layer)
         self.selectionChanged.connect(self.card_layer.selection_changed)
         self.show_permissions = False
-        self.animation = LayoutAnimation(self)
+        self.animation = LayoutAnimation(self, self)
         # No index: the scene holds three layers and, during a drag, the drag edge.
         self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
         self.setBackgroundBrush(scheme.color("background"))
