@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 USAGE = """\
 usage: blockgraph [--connect unix:PATH|tcp:HOST:PORT | --demo | IMAGE ...]
+       blockgraph --list [--connect URI ...]   what this host offers to connect to
        blockgraph SUBCOMMAND [ARGS ...]
 
 With no arguments, opens the editor on the bundled engine with a demo disk chain.
@@ -51,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] == "--version":
         print(f"blockgraph {engine.__version__}")
         return 0
+    if args and args[0] == "--list":
+        from gui.discovery.listing import main as list_main
+
+        return list_main(args[1:])
     if args and args[0] in SUBCOMMANDS:
         module_name, _ = SUBCOMMANDS[args[0]]
         try:

@@ -2,6 +2,7 @@
 
 Opens the offline window (:mod:`gui.widgets.offline_window`): the chains drawn as a
 graph, broken links marked, fixes and offline edits in each image's context menu.
+``--audit DIR|POOL`` prints which file belongs to which libvirt domain (:mod:`gui.audit`).
 ``--check`` prints instead, per image: its layers (with the data each holds), every
 link problem and the fixes offered as ``qemu-img`` commands; the exit status is 1 when
 a chain is broken. (``blockgraph IMAGE…`` opens the same view inside the editor.)
@@ -52,6 +53,10 @@ def check(paths: list[str], out: TextIO | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv and argv[0] == "--audit":
+        from gui.audit import main as audit_main
+
+        return audit_main(argv[1:])
     args = _parser().parse_args(argv)
     if args.check:
         return check(args.images)

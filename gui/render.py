@@ -118,6 +118,12 @@ def to_json(snapshot: Any, drawing: Any = None) -> dict[str, Any]:
 # -- the command -------------------------------------------------------------------------
 async def read_snapshot(args: argparse.Namespace) -> Any:
     """Connect as the editor would, build the demo / open the image, return the graph."""
+    if args.connect and _is_libvirt(args.connect):
+        from gui.libvirt.headless import domain_from, read_domain
+
+        snapshot, args.libvirt_domain = await read_domain(*domain_from(args.connect,
+                                                                        args.domain))
+        return snapshot
     from gui.peers import BundledPeer, remote_endpoint
     from gui.session import Session
 
@@ -149,6 +155,11 @@ async def read_snapshot(args: argparse.Namespace) -> Any:
             bundled.close()
 
 
+def _is_libvirt(address: str) -> bool:
+    scheme = address.partition(":")[0]
+    return scheme in ("qemu", "test") or scheme.startswith(("qemu+", "test+"))
+
+
 def _probe_format(path: str) -> str:
     from engine.formats import open_image
 
@@ -170,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="blockgraph render", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--connect", metavar="ADDR", help="unix:PATH or tcp:HOST:PORT")
+    source.add_argument("--connect", metavar="ADDR", help="unix:PATH, tcp:HOST:PORT or a "
+                        "libvirt URI (qemu:///system, qemu+ssh://HOST/system) with --domain")
+    parser.add_argument("--domain", metavar="NAME", help="the libvirt domain to draw")
     source.add_argument("--demo", action="store_true", help="the demo chains on the bundled "
                         "engine")
     source.add_argument("images", nargs="*", default=[], metavar="IMAGE",
@@ -183,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (args.connect or args.demo or args.images):
         parser.error("give --connect ADDR, --demo or IMAGE")
+    args.libvirt_domain = None
     try:
         fmt = format_for(args.output)
     except ValueError as exc:
@@ -205,7 +219,15 @@ def main(argv: list[str] | None = None) -> int:
     scene.show_snapshot(snapshot)
     scene.set_show_permissions(args.permissions)
     try:
-        written = export(scene, args.output)
+        if fmt == "json" and args.libvirt_domain is not None:
+            from gui.libvirt.headless import disks_json
+
+            data = to_json(scene.shown, scene.drawing())
+            data["disks"] = disks_json(snapshot, args.libvirt_domain)
+            Path(args.output).write_text(json.dumps(data, indent=2) + "\n")
+            written = [Path(args.output)]
+        else:
+            written = export(scene, args.output)
     except OSError as exc:
         print(f"blockgraph render: {exc}", file=sys.stderr)
         return 1

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 #: Commands the scripts and the tests call: the virtual screen (xvfb-run needs xauth),
-#: the real QEMU the engine is compared with, Graphviz as a benchmark anchor.
+#: the real QEMU the engine is compared with, Graphviz as a benchmark anchor, and the
+#: private libvirtd of the libvirt tests (tests/support/libvirtd.py).
 COMMANDS = ("xvfb-run", "xauth", "Xvfb", "qemu-img", "qemu-io", "qemu-storage-daemon",
-            "qemu-system-x86_64", "dot")
+            "qemu-system-x86_64", "dot", "libvirtd", "virtlogd", "virsh", "unshare", "mount")
 
 #: Qt plugins a window or an offscreen run loads: the platforms, the GL integrations of
 #: the xcb platform, the image formats and the SVG icon engine (the window's icon).
@@ -55,3 +56,17 @@ def test_qt_finds_fonts() -> None:
     out = subprocess.run(["fc-list", ":", "family"], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip(), "fontconfig finds no fonts: add fonts-dejavu-core to the bootstrap"
+
+
+def test_libvirt_driver_and_binding_find_every_shared_library() -> None:
+    """libvirtd loads its QEMU driver as a module, and the binding is built from source:
+    both must find their libraries with Debian's recommends left out."""
+    import libvirtmod
+
+    driver = Path("/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so")
+    for path in (driver, Path(libvirtmod.__file__)):
+        assert path.exists(), f"{path} is missing"
+        out = subprocess.run(["ldd", str(path)], capture_output=True, text=True,
+                             check=True).stdout
+        missing = [line.split()[0] for line in out.splitlines() if "not found" in line]
+        assert not missing, f"{path.name} needs {', '.join(missing)}"
