@@ -68,3 +68,19 @@ def union(rects: list[Rect]) -> Rect:
     right = max(r[0] + r[2] for r in rects)
     bottom = max(r[1] + r[3] for r in rects)
     return left, top, right - left, bottom - top
+
+
+def simplify(pts: list[Point]) -> list[Point]:
+    """A path without repeated points or the middle one of three on a straight line."""
+    out: list[Point] = []
+    for p in pts:
+        if out and abs(out[-1][0] - p[0]) < 0.01 and abs(out[-1][1] - p[1]) < 0.01:
+            continue
+        if len(out) >= 2:
+            (ax, ay), (bx, by) = out[-2], out[-1]
+            if (abs(ax - bx) < 0.01 and abs(bx - p[0]) < 0.01) or (
+                    abs(ay - by) < 0.01 and abs(by - p[1]) < 0.01):
+                out[-1] = p
+                continue
+        out.append(p)
+    return out

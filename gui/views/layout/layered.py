@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gui.views.layout.geometry import Geometry, Point, Rect
+from gui.views.layout.geometry import Geometry, Point, Rect, simplify
 from gui.views.layout.structure import Structure
 
 EdgeKey = tuple[str, str, str]  # parent, role, child
@@ -156,7 +156,7 @@ def lay_out_part(keys: Sequence[str], st: Structure, rank: dict[str, int],
                 pts.append((xb, y))
         pts.append((in_port[ci], top[row_of[v]]))
         # a link between neighbouring rows has no straight run to merge
-        paths[ek] = pts if len(path) == 2 else _simplify(pts)
+        paths[ek] = pts if len(path) == 2 else simplify(pts)
     _beside_paths(beside_links, rects, paths, g)
     width = max((x + w for x, _, w, _ in rects.values()), default=0.0)
     height = max((y + h for _, y, _, h in rects.values()), default=0.0)
@@ -398,19 +398,3 @@ def _beside_paths(links: list[EdgeKey], rects: dict[str, Rect],
         for i, ek in enumerate(eks):
             dy = (i - (len(eks) - 1) / 2) * g.track_gap
             paths[ek] = [(px + pw, mid + dy), (cx, mid + dy)]
-
-
-def _simplify(pts: list[Point]) -> list[Point]:
-    """Drop repeated points and the middle one of three on a straight line."""
-    out: list[Point] = []
-    for p in pts:
-        if out and abs(out[-1][0] - p[0]) < 0.01 and abs(out[-1][1] - p[1]) < 0.01:
-            continue
-        if len(out) >= 2:
-            (ax, ay), (bx, by) = out[-2], out[-1]
-            if (abs(ax - bx) < 0.01 and abs(bx - p[0]) < 0.01) or (
-                    abs(ay - by) < 0.01 and abs(by - p[1]) < 0.01):
-                out[-1] = p
-                continue
-        out.append(p)
-    return out

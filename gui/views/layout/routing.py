@@ -19,7 +19,7 @@ import itertools
 import math
 from collections.abc import Iterable
 
-from gui.views.layout.geometry import Point, Rect
+from gui.views.layout.geometry import Point, Rect, simplify
 
 #: distance a link keeps from cards it does not connect
 CLEARANCE = 8.0
@@ -145,7 +145,7 @@ class Router:
             found = _astar(self.index, start, goal, window, skip)
             if found is not None:
                 from_a = [a, *found, b]
-                return _straighten(from_a)
+                return simplify(from_a)
             margin *= 3
         return None
 
@@ -257,21 +257,6 @@ def _astar(index: RectIndex, start: Point, goal: Point, window: Rect,
             came[(q, nd)] = (p, d)
             heapq.heappush(heap, (new + h(q), new, q, nd))
     return None
-
-
-def _straighten(pts: list[Point]) -> list[Point]:
-    out: list[Point] = []
-    for p in pts:
-        if out and abs(out[-1][0] - p[0]) < 0.01 and abs(out[-1][1] - p[1]) < 0.01:
-            continue
-        if len(out) >= 2:
-            (ax, ay), (bx, by) = out[-2], out[-1]
-            if (abs(ax - bx) < 0.01 and abs(bx - p[0]) < 0.01) or (
-                    abs(ay - by) < 0.01 and abs(by - p[1]) < 0.01):
-                out[-1] = p
-                continue
-        out.append(p)
-    return out
 
 
 def rounded(pts: list[Point], radius: float = 10.0) -> list[Point]:
