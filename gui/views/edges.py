@@ -63,10 +63,10 @@ class Edge:
     """
 
     __slots__ = (
+        "_bounds",
         "_label",
         "_points",
         "_purpose",
-        "bounds",
         "dimmed",
         "dst",
         "hover",
@@ -93,7 +93,7 @@ class Edge:
         self._label: str | None = None
         self.route: list[Point] = []
         self._points: list[Point] | None = None
-        self.bounds = (0.0, 0.0, 0.0, 0.0)
+        self._bounds: tuple[float, float, float, float] | None = None
         parent_item.edges.append(self)
         child_item.edges.append(self)
         if route is not None:
@@ -186,11 +186,19 @@ class Edge:
         the corners' bounds; it is worked out when first needed.)"""
         self.route = route
         self._points = None
-        m = _EDGE_MARGIN
-        xs = [x for x, _ in route]
-        ys = [y for _, y in route]
-        self.bounds = (min(xs) - 5 - m, min(ys) - 8 - m, max(xs) + 5 + m, max(ys) + m)
+        self._bounds = None
         self._changed()
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """Left, top, right, bottom around the line, its arrow head and its pen
+        (worked out when first asked: a first paint of a whole layout needs none)."""
+        if self._bounds is None:
+            m = _EDGE_MARGIN
+            xs = [x for x, _ in self.route]
+            ys = [y for _, y in self.route]
+            self._bounds = (min(xs) - 5 - m, min(ys) - 8 - m, max(xs) + 5 + m, max(ys) + m)
+        return self._bounds
 
     @property
     def points(self) -> list[Point]:
@@ -353,6 +361,13 @@ class EdgeLayer(QGraphicsItem):
     def set_scheme(self, scheme: Scheme) -> None:
         self.scheme = scheme
         self.update()
+
+    def set_extent(self, rect: QRectF) -> None:
+        """Take ``rect`` as the layer's bounds until a link changes: after a whole new
+        layout the scene knows where the links are (inside the picture it packed),
+        so the first paint need not look at every link's bounds."""
+        self.prepareGeometryChange()
+        self._bounds = QRectF(rect)
 
     # -- geometry ---------------------------------------------------------------------
     def boundingRect(self) -> QRectF:

@@ -158,7 +158,9 @@ def lay_out_part(keys: Sequence[str], st: Structure, rank: dict[str, int],
         # a link between neighbouring rows has no straight run to merge
         paths[ek] = pts if len(path) == 2 else simplify(pts)
     _beside_paths(beside_links, rects, paths, g)
-    width = max((x + w for x, _, w, _ in rects.values()), default=0.0)
+    # a lane may lie right of every card: the part holds its links too
+    width = max(max((x + w for x, _, w, _ in rects.values()), default=0.0),
+                max((c + r for c, r in zip(centre, right_w, strict=True)), default=0.0))
     height = max((y + h for _, y, _, h in rects.values()), default=0.0)
     return Part(rects, paths, width, height, unrouted)
 
