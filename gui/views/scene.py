@@ -226,9 +226,10 @@ class GraphScene(QGraphicsScene):
         self.frames = drawing.frames
         self.frame_layer.set_frames(self.frames)
         self.card_layer.cards_moved()
-        self.edge_layer.edge_changed(None)
         cards = self.card_layer.cards_rect()
-        if not cards.isEmpty():
+        if cards.isEmpty():
+            self.edge_layer.edge_changed(None)
+        else:
             # every link of a fresh layout runs within its part, between the cards
             # (label room as the layer's own bounds leave it)
             self.edge_layer.set_extent(cards.adjusted(-220, -40, 220, 40))
