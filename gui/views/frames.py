@@ -70,8 +70,14 @@ class FrameLayer(QGraphicsItem):
         painter.setPen(QPen(s.color("frame_border"), 1.2))
         painter.setBrush(s.color("frame"))
         visible = [f for f in self.frames if QRectF(*f.rect).intersects(exposed)]
-        for f in visible:
-            painter.drawRoundedRect(QRectF(*f.rect), 10, 10)
+        if lod < LOW_DETAIL:
+            # a few pixels of rounding at this zoom: plain rectangles, in one call
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+            painter.drawRects([QRectF(*f.rect) for f in visible])
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        else:
+            for f in visible:
+                painter.drawRoundedRect(QRectF(*f.rect), 10, 10)
         painter.setPen(s.color("text_dim"))
         if lod >= LOW_DETAIL:
             painter.setFont(font("frame"))
