@@ -44,13 +44,18 @@ class LayoutAnimation(QObject):
         self.scene = scene
         self._final: Drawing | None = None
         self._from: dict[str, Point] = {}
-        self._anim = QVariantAnimation(self)
-        self._anim.setStartValue(0.0)
-        self._anim.setEndValue(1.0)
-        self._anim.setDuration(DURATION_MS)
-        self._anim.setEasingCurve(QEasingCurve.Type.OutCubic)
-        self._anim.valueChanged.connect(self._step)
-        self._anim.finished.connect(self._done)
+        self._anim: QVariantAnimation | None = None   # made at the first glide
+
+    def _animation(self) -> QVariantAnimation:
+        if self._anim is None:
+            anim = self._anim = QVariantAnimation(self)
+            anim.setStartValue(0.0)
+            anim.setEndValue(1.0)
+            anim.setDuration(DURATION_MS)
+            anim.setEasingCurve(QEasingCurve.Type.OutCubic)
+            anim.valueChanged.connect(self._step)
+            anim.finished.connect(self._done)
+        return self._anim
 
     def running(self) -> bool:
         return self._final is not None
@@ -67,7 +72,7 @@ class LayoutAnimation(QObject):
         self._final.paths = {k: list(e.route) for k, e in scene.edges.items()}
         self._from = dict(moving)
         self._step(0.0)
-        self._anim.start()
+        self._animation().start()
 
     def _step(self, value: object) -> None:
         final = self._final
@@ -95,5 +100,5 @@ class LayoutAnimation(QObject):
     def finish(self) -> None:
         """Jump to the end of a glide under way (a new snapshot arrived)."""
         if self._final is not None:
-            self._anim.stop()
+            self._animation().stop()
             self._done()
