@@ -8,7 +8,7 @@ the time to lay out. Ours is :func:`gui.views.layout.draw` (cards, packing, link
 paths); dot's is ``dot -Tplain`` on the same graph with the same labelled boxes
 (``tests/support/graphs.py``), its splines sampled into lines.
 
-Targets (the issue's acceptance): 0 overlaps, 0 links through cards, crossings no
+Targets: 0 overlaps, 0 links through cards, crossings no
 more than dot's, a bounding box between 1:3 and 3:1 for graphs of many parts, and
 5,000 nodes laid out in under a second.
 """
