@@ -251,7 +251,7 @@ def test_snapshot_stream_and_open_image_move_only_what_they_must(
     before = scene.positions()
     select(window, "vm2-top")
     window.act_snapshot.trigger()
-    qtbot.waitUntil(lambda: "vm2-top-snap1" in scene.nodes and idle(window), timeout=15000)
+    qtbot.waitUntil(lambda: "vm2-top-snap1" in scene.nodes and idle(window), timeout=30000)
     settled(before, {"vm2-top-snap1"})
     assert scene.positions()["vm2-top"] == before["vm2-top"]
 
@@ -274,7 +274,7 @@ def test_snapshot_stream_and_open_image_move_only_what_they_must(
     placed: list[list[str]] = []
     scene.cardsPlaced.connect(placed.append)
     window.open_image(str(top))
-    qtbot.waitUntil(lambda: "extra" in scene.nodes and idle(window), timeout=15000)
+    qtbot.waitUntil(lambda: "extra" in scene.nodes and idle(window), timeout=30000)
     assert settled(before, set()) == set()
     new = [k for k in scene.nodes if k not in before]
     assert "extra" in new and any("extra" in k for keys in placed for k in keys)
