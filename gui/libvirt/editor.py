@@ -25,6 +25,7 @@ from typing import Any
 
 from engine.graph.snapshot import GraphSnapshot
 from engine.offline.domain_xml import DomainDescription
+from gui.executor import PlanExecutor
 from gui.libvirt.edits import EditContext, LibvirtCall, LibvirtPlan, WaitBlockJob, plan_edit
 from gui.libvirt.errors import LibvirtError
 from gui.libvirt.host import BlockJobEvent, LibvirtHost
@@ -80,7 +81,7 @@ class DomainEditor:
         """The graph (read now) and the live XML, as a plan needs them."""
         await self.session.refresh(force=True)
         description = await self.host.describe(self.domain)
-        return EditContext(self.domain, description, self.session.plan_context())
+        return EditContext(self.domain, description, PlanExecutor(self.session).context())
 
     async def plan(self, intent: Any, *, allow_passthrough: bool = False) -> LibvirtPlan:
         return plan_edit(await self.context(), intent, allow_passthrough=allow_passthrough)
@@ -97,7 +98,7 @@ class DomainEditor:
                 commands = {c.command for c in plan.passthrough.commands()}
                 commands.add("job-dismiss")
                 with self.host.gate.allow(*commands):
-                    await self.session.run_plan(plan.passthrough)
+                    await PlanExecutor(self.session).run(plan.passthrough)
             else:
                 await self._run_calls(plan)
         except SessionError:

@@ -25,13 +25,11 @@ Public API (stable; the GUI bridges the callbacks to Qt signals)::
     session.capabilities             # PeerCapabilities: version, commands, reopen_command, ...
     session.jobs                     # {job id: JobProgress}
     session.traffic                  # TrafficLog: bounded; entries .direction .time .json
+    session.added_options            # {node-name: options} this client added/reopened nodes with
     await session.execute(cmd, args) # -> return value; raises CommandFailed / Disconnected
     await session.refresh(force=False) # re-read the graph now
     session.request_refresh()        # ask the background loop to re-read soon
-
-    plan = session.plan(intent)      # pure planning on the current graph (gui.planner)
-    report = await session.run_plan(plan)   # raises PreflightRefused before sending;
-    report.snapshot, report.mismatches      # graph re-read after, and where it differs
+    await session.wait_job(id, ("concluded",))  # -> JobProgress; raises JobFailed
 
     await session.reconnect()        # drop and connect again (re-reads the graph)
     await session.disconnect()       # close on request; connect() works again later
@@ -41,6 +39,11 @@ Connection states: DISCONNECTED → CONNECTING → CONNECTED; a dropped link giv
 ("disconnected — outcome unknown"), never an exception in the caller, and — with
 ``auto_reconnect`` (default on) — reconnects with exponential back-off (0.1 s up to 5 s)
 and re-reads the graph. ``close()`` gives CLOSED.
+
+Plans are planned (:mod:`gui.planner`) and run on a session (:mod:`gui.executor`)
+elsewhere: the session only carries commands. Where the peer is:
+:class:`~gui.session.peers.BundledPeer` (the bundled engine in-process) or
+:func:`~gui.session.peers.remote_endpoint` (an address).
 
 Errors (:mod:`gui.session.errors`): ``SessionError`` → ``ConnectFailed``, ``Disconnected``
 (``outcome_unknown``), ``CommandFailed`` (``sent``/``received`` JSON, ``error_class``,
@@ -64,18 +67,13 @@ from gui.session.errors import (
     SessionError,
     UnsupportedByPeer,
 )
-from gui.session.session import (
-    ConnectionState,
-    ConnectionStatus,
-    ExecutionReport,
-    JobProgress,
-    Session,
-)
+from gui.session.jobs import JobProgress
+from gui.session.session import ConnectionState, ConnectionStatus, Session
 from gui.session.traffic import TrafficEntry, TrafficLog
 
 __all__ = [
     "CommandFailed", "ConnectFailed", "ConnectionState", "ConnectionStatus", "Disconnected",
-    "Endpoint", "ExecutionReport", "JobFailed", "JobProgress", "PeerCapabilities",
+    "Endpoint", "JobFailed", "JobProgress", "PeerCapabilities",
     "PreflightRefused", "Session", "SessionError", "TrafficEntry", "TrafficLog",
     "UnsupportedByPeer", "parse_address", "socket_endpoint",
 ]

@@ -1,162 +1,127 @@
-"""Pictures of the scene that stay readable: SVG, PNG (paged when big), PDF (paged).
+"""The graph written to a file: SVG, PNG, PDF, DOT or JSON, the format named by the
+extension.
 
-A picture of a big graph squeezed onto one page is a grey smear: card text must
-come out at a size a person can read. So:
-
-* **SVG** is vector: any viewer zooms in to read it; written at 100 %.
-* **PNG** is written at 100 % when it fits in :data:`MAX_PIXELS`, else at the
-  largest scale that fits but never below :data:`LEGIBLE_SCALE`; a graph too big
-  even then is written as pages (``NAME-1.png``, ``NAME-2.png``, … each a tile at
-  100 %) and ``NAME.png`` holds an overview of the whole with the pages outlined
-  and numbered.
-* **PDF** is paged: A4 landscape pages, each a tile of the picture at a scale
-  where card text is at least :data:`LEGIBLE_SCALE` of its size on screen, numbered
-  by row and column; a graph that fits on one page at a larger scale gets one page.
-
-The export's page shape is also what :func:`page_aspect` reports, so
-``blockgraph render`` lays the graph out for the page it prints on.
+File → Export in the editor and ``blockgraph render`` (:mod:`gui.commands.render`)
+both write through :func:`export`; SVG, PNG and PDF are drawn by the scene itself, so
+they look like the canvas, at a scale where card text can be read
+(:mod:`gui.views.pictures`). JSON holds the drawing: each node's rectangle and each
+edge's line as drawn; DOT the cards' positions. Qt is imported only where pictures
+are drawn (lazily), so DOT and JSON are written without it: :func:`drawing_of` lays a
+snapshot out exactly as a fresh scene does (the same layout, the same rounded lines).
 """
 
 from __future__ import annotations
 
-import math
+import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-from PySide6.QtCore import QMarginsF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen
-from PySide6.QtSvg import QSvgGenerator
+from gui.views.layout import DEFAULT_ASPECT, DEFAULT_GEOMETRY, Drawing, draw, rounded
 
-if TYPE_CHECKING:
-    from gui.views.scene import GraphScene
+FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot",
+           ".json": "json"}
 
-#: below this scale card text (10 pt on screen) is too small to read
-LEGIBLE_SCALE = 0.6
-#: the biggest single PNG written (pixels); bigger pictures are paged
-MAX_PIXELS = 40_000_000
-#: a PNG page (pixels a side) when a picture is paged
-PNG_PAGE = 4096
-#: the overview of a paged PNG (pixels on its longer side)
-OVERVIEW_SIDE = 2400
+
+def format_for(path: str | os.PathLike[str]) -> str:
+    ext = Path(path).suffix.lower()
+    if ext not in FORMATS:
+        raise ValueError(f"cannot tell the format of {os.fspath(path)!r}: "
+                         "use .svg, .png, .pdf, .dot or .json")
+    return FORMATS[ext]
 
 
 def page_aspect(fmt: str) -> float:
-    """Width / height of the page an export of ``fmt`` is laid out for."""
-    return math.sqrt(2.0) if fmt == "pdf" else 1.6
+    """Width / height of the page an export of ``fmt`` is laid out for: A4 landscape
+    for PDF, a 16:10 screen otherwise."""
+    return 2 ** 0.5 if fmt == "pdf" else DEFAULT_ASPECT
 
 
-def write_svg(scene: GraphScene, path: str | os.PathLike[str]) -> list[Path]:
-    rect = scene.graph_rect()
-    gen = QSvgGenerator()
-    gen.setFileName(os.fspath(path))
-    gen.setSize(QSize(int(rect.width()), int(rect.height())))
-    gen.setViewBox(QRectF(0, 0, rect.width(), rect.height()))
-    gen.setTitle("blockgraph")
-    gen.setDescription("QEMU block graph drawn by blockgraph")
-    painter = QPainter(gen)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    scene.render(painter, QRectF(0, 0, rect.width(), rect.height()), rect)
-    painter.end()
+def drawing_of(snapshot: Any, aspect: float = DEFAULT_ASPECT) -> Drawing:
+    """The drawing a fresh scene of ``snapshot`` shows: cards where the layout puts
+    them, each link's line as drawn (corners rounded), the VM frames."""
+    d = draw(snapshot, DEFAULT_GEOMETRY, aspect)
+    d.paths = {k: rounded(pts) for k, pts in d.paths.items()}
+    return d
+
+
+# -- exports (need a QApplication for svg/png/pdf) ---------------------------------------
+def export(scene: Any, path: str | os.PathLike[str]) -> list[Path]:
+    """Write ``scene`` (a GraphScene) to ``path`` in the format its extension names;
+    returns the files written (a PNG too big to be legible is paged)."""
+    fmt = format_for(path)
+    if fmt in ("svg", "png", "pdf"):
+        # lazily: Qt's painting is loaded only to draw pictures
+        from gui.views import pictures
+
+        writers = {"svg": pictures.write_svg, "png": pictures.write_png,
+                   "pdf": pictures.write_pdf}
+        return writers[fmt](scene, path)
+    if fmt == "dot":
+        Path(path).write_text(to_dot(scene.shown, scene.positions()))
+    else:
+        Path(path).write_text(json.dumps(to_json(scene.shown, scene.drawing()), indent=2)
+                              + "\n")
     return [Path(path)]
 
 
-def _image(scene: GraphScene, source: QRectF, scale: float) -> QImage:
-    img = QImage(max(1, math.ceil(source.width() * scale)),
-                 max(1, math.ceil(source.height() * scale)), QImage.Format.Format_ARGB32)
-    img.fill(scene.backgroundBrush().color())
-    painter = QPainter(img)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
-    scene.render(painter, QRectF(0, 0, img.width(), img.height()), source,
-                 Qt.AspectRatioMode.IgnoreAspectRatio)
-    painter.end()
-    return img
+def _dot_id(key: str) -> str:
+    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _save(img: QImage, path: Path) -> None:
-    if not img.save(os.fspath(path), "PNG"):
-        raise OSError(f"cannot write {path}")
+def to_dot(snapshot: Any, positions: dict[str, tuple[float, float]] | None = None) -> str:
+    """Graphviz DOT of the graph; positions (points, y up) when given."""
+    lines = ["digraph blockgraph {", "  rankdir=TB;", '  node [shape=box, style="rounded"];']
+    for key, n in snapshot.nodes.items():
+        label = [n.name or "(anonymous)", n.driver or n.kind]
+        if n.filename and not n.filename.startswith("json:"):
+            label.append(os.path.basename(n.filename))
+        attrs = [f'label="{chr(92).join(x.replace(chr(34), "") + "n" for x in label)}"']
+        if n.read_only:
+            attrs.append('color="#a05a00"')
+        if n.kind != "block-node":
+            attrs.append('shape="ellipse"')
+        if positions and key in positions:
+            x, y = positions[key]
+            attrs.append(f'pos="{x / 1.0:.0f},{-y:.0f}!"')
+        lines.append(f"  {_dot_id(key)} [{', '.join(attrs)}];")
+    styles = {"backing": "bold", "file": "dashed"}
+    for e in snapshot.edges:
+        style = styles.get(e.role, "dotted" if e.parent.startswith("job:") else "solid")
+        lines.append(f'  {_dot_id(e.parent)} -> {_dot_id(e.child)} '
+                     f'[label="{e.role}", style={style}];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
-def tiles(rect: QRectF, tile_w: float, tile_h: float) -> list[QRectF]:
-    """``rect`` cut into tiles of at most ``tile_w`` × ``tile_h``, row by row."""
-    cols = max(1, math.ceil(rect.width() / tile_w))
-    rows = max(1, math.ceil(rect.height() / tile_h))
-    w, h = rect.width() / cols, rect.height() / rows
-    return [QRectF(rect.x() + c * w, rect.y() + r * h, w, h)
-            for r in range(rows) for c in range(cols)]
-
-
-def png_scale(rect: QRectF) -> float:
-    """The scale a single PNG of ``rect`` is written at (0 when it must be paged)."""
-    pixels = rect.width() * rect.height()
-    scale = min(1.0, math.sqrt(MAX_PIXELS / max(pixels, 1.0)))
-    return scale if scale >= LEGIBLE_SCALE else 0.0
-
-
-def write_png(scene: GraphScene, path: str | os.PathLike[str]) -> list[Path]:
-    """One PNG at a legible scale, or pages and an overview; returns the files."""
-    rect = scene.graph_rect()
-    target = Path(path)
-    scale = png_scale(rect)
-    if scale:
-        _save(_image(scene, rect, scale), target)
-        return [target]
-    pages = tiles(rect, PNG_PAGE, PNG_PAGE)
-    written = []
-    for i, tile in enumerate(pages, 1):
-        page = target.with_name(f"{target.stem}-{i}{target.suffix}")
-        _save(_image(scene, tile, 1.0), page)
-        written.append(page)
-    overview_scale = OVERVIEW_SIDE / max(rect.width(), rect.height())
-    img = _image(scene, rect, overview_scale)
-    painter = QPainter(img)
-    painter.setPen(QPen(QColor("#d03b3b"), 2))
-    f = QFont()
-    f.setPointSizeF(14)
-    f.setBold(True)
-    painter.setFont(f)
-    for i, tile in enumerate(pages, 1):
-        r = QRectF((tile.x() - rect.x()) * overview_scale, (tile.y() - rect.y()) * overview_scale,
-                   tile.width() * overview_scale, tile.height() * overview_scale)
-        painter.drawRect(r)
-        painter.drawText(r.adjusted(6, 4, -6, -4), Qt.AlignmentFlag.AlignLeft, str(i))
-    painter.end()
-    _save(img, target)
-    return [target, *written]
-
-
-def write_pdf(scene: GraphScene, path: str | os.PathLike[str]) -> list[Path]:
-    """A4 landscape pages at a legible scale, numbered by row and column."""
-    rect = scene.graph_rect()
-    writer = QPdfWriter(os.fspath(path))
-    writer.setTitle("blockgraph")
-    writer.setCreator("blockgraph")
-    writer.setResolution(150)
-    writer.setPageLayout(QPageLayout(QPageSize(QPageSize.PageSizeId.A4),
-                                     QPageLayout.Orientation.Landscape,
-                                     QMarginsF(10, 10, 10, 14), QPageLayout.Unit.Millimeter))
-    painter = QPainter(writer)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    page = QRectF(writer.pageLayout().paintRectPixels(writer.resolution()))
-    page = QRectF(0, 0, page.width(), page.height())
-    # one scene unit is one screen pixel (1/96 in); at scale s it is s/96 in on paper
-    px = writer.resolution() / 96.0
-    fit = min(page.width() / rect.width(), page.height() / rect.height()) / px
-    scale = min(1.0, fit) if fit >= LEGIBLE_SCALE else LEGIBLE_SCALE
-    parts = tiles(rect, page.width() / (scale * px), page.height() / (scale * px))
-    cols = max(1, math.ceil(rect.width() * scale * px / page.width()))
-    for i, tile in enumerate(parts):
-        if i:
-            writer.newPage()
-        target = QRectF(0, 0, tile.width() * scale * px, tile.height() * scale * px)
-        scene.render(painter, target, tile, Qt.AspectRatioMode.KeepAspectRatio)
-        if len(parts) > 1:
-            painter.setPen(QColor("#7a8291"))
-            painter.drawText(QRectF(0, page.height() - 4, page.width(), 40),
-                             Qt.AlignmentFlag.AlignRight,
-                             f"page {i + 1} of {len(parts)} — row {i // cols + 1}, "
-                             f"column {i % cols + 1}")
-    painter.end()
-    return [Path(path)]
+def to_json(snapshot: Any, drawing: Drawing | None = None) -> dict[str, Any]:
+    """The graph as plain JSON: nodes and edges with permissions and, given a drawing
+    (:meth:`GraphScene.drawing`, :func:`drawing_of`), each node's rectangle (``x``,
+    ``y``: top-left corner, ``width``, ``height``, scene coordinates), each edge's
+    line as drawn (``path``: its points) and the VM frames."""
+    rects = drawing.rects if drawing is not None else {}
+    paths = drawing.paths if drawing is not None else {}
+    nodes = []
+    for key, n in snapshot.nodes.items():
+        entry: dict[str, Any] = {
+            "key": key, "kind": n.kind, "name": n.name, "driver": n.driver,
+            "read-only": n.read_only, "filename": n.filename,
+            "virtual-size": n.virtual_size, "actual-size": n.actual_size,
+        }
+        if key in rects:
+            x, y, w, h = rects[key]
+            entry.update(x=round(x, 2), y=round(y, 2), width=round(w, 2), height=round(h, 2))
+        nodes.append(entry)
+    edges = []
+    for e in snapshot.edges:
+        entry = {"parent": e.parent, "child": e.child, "role": e.role, "perm": list(e.perm),
+                 "shared-perm": list(e.shared_perm)}
+        path = paths.get((e.parent, e.role, e.child))
+        if path is not None:
+            entry["path"] = [[round(x, 2), round(y, 2)] for x, y in path]
+        edges.append(entry)
+    out: dict[str, Any] = {"nodes": nodes, "edges": edges}
+    if drawing is not None:
+        out["frames"] = [{"label": f.label, "x": f.rect[0], "y": f.rect[1],
+                          "width": f.rect[2], "height": f.rect[3]} for f in drawing.frames]
+    return out

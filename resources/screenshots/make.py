@@ -32,8 +32,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 from engine.graph.snapshot import EdgeInfo, GraphSnapshot, NodeInfo  # noqa: E402
-from gui.main_window import MainWindow  # noqa: E402
 from gui.widgets.dialogs import DialogPrompter  # noqa: E402
+from gui.window.main_window import MainWindow  # noqa: E402
 from tests.support.graphs import deep_chain, host_of_chains  # noqa: E402
 
 

@@ -9,8 +9,8 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 
-from gui.demo import build_demo
-from gui.main_window import MainWindow
+from gui.images.demo import build_demo
+from gui.window.main_window import MainWindow
 from tests.gui.conftest import run
 from tests.support.peer import Peer
 

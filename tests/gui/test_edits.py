@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from gui.main_window import MainWindow
+from gui.executor import PlanExecutor
 from gui.planner.plan import WaitJob
 from gui.session import ConnectionStatus
+from gui.window.main_window import MainWindow
 from tests.gui.conftest import ScriptedPrompter
 from tests.gui.test_editor import open_demo
 from tests.support.peer import Peer
@@ -53,7 +54,7 @@ def test_stream_runs_to_completion_with_progress(qtbot: Any, aloop: Any, window:
                                                  gui_peer: Peer, tmp_path: Path) -> None:
     open_demo(qtbot, aloop, window, gui_peer, tmp_path)
     select(window, "vm1-top")
-    plan = window.bridge.session.plan(__import__("gui.planner.intents",
+    plan = PlanExecutor(window.bridge.session).plan(__import__("gui.planner.intents",
                                                  fromlist=["Stream"]).Stream("vm1-top"))
     job_id = next(s.job_id for s in plan.steps if isinstance(s, WaitJob))
     window.act_stream.trigger()
@@ -81,7 +82,7 @@ def test_commit_down_to_a_base(qtbot: Any, aloop: Any, window: MainWindow, gui_p
     prompter.choice = "spare"
     from gui.planner.intents import Commit
 
-    plan = window.bridge.session.plan(Commit("spare-snap1", "spare"))
+    plan = PlanExecutor(window.bridge.session).plan(Commit("spare-snap1", "spare"))
     job_id = next(s.job_id for s in plan.steps if isinstance(s, WaitJob))
     window.act_commit.trigger()
     qtbot.waitUntil(lambda: window.jobs.progress(job_id) == 1000, timeout=20000)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from engine.formats import create_qcow2
-from gui.render import export, format_for
+from gui.views.export import drawing_of, export, format_for
 from gui.views.layout import quality
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,12 +86,13 @@ def test_json_holds_the_drawing_as_the_scene_has_it(tmp_path: Path) -> None:
 
 
 def test_pdf_is_paged_at_a_legible_scale(qapp: Any, tmp_path: Path) -> None:
-    from gui.views import export as pictures
+    from gui.views import pictures
+    from gui.views.export import page_aspect
     from gui.views.scene import GraphScene
     from tests.support.graphs import vm_farm
 
     scene = GraphScene()
-    scene.aspect = pictures.page_aspect("pdf")
+    scene.aspect = page_aspect("pdf")
     scene.show_snapshot(vm_farm(1000))
     out = tmp_path / "farm.pdf"
     assert export(scene, out) == [out]
@@ -110,7 +111,7 @@ def test_a_png_too_big_to_be_legible_is_paged_with_an_overview(
         qapp: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from PySide6.QtGui import QImage
 
-    from gui.views import export as pictures
+    from gui.views import pictures
     from gui.views.scene import GraphScene
     from tests.gui.test_layout import chains
 
@@ -137,3 +138,18 @@ def test_errors_are_one_clear_line(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "cannot tell the format" in proc.stderr
     with pytest.raises(ValueError):
         format_for("a.txt")
+
+
+def test_a_fresh_scene_draws_what_render_writes(qapp: Any) -> None:
+    """``render -o FILE.json`` lays out without Qt; the editor's scene, given the same
+    graph, draws exactly that: the same rectangles, the same lines."""
+    from gui.views.scene import GraphScene
+    from tests.support.graphs import vm_farm
+
+    snap = vm_farm(300)
+    scene = GraphScene()
+    scene.show_snapshot(snap)
+    shown, written = scene.drawing(), drawing_of(snap)
+    assert shown.rects == written.rects
+    assert shown.paths == written.paths
+    assert shown.frames == written.frames

@@ -1,11 +1,11 @@
 """``blockgraph offline IMAGE…``: image files' backing chains, without QEMU or an engine.
 
-Opens the offline window (:mod:`gui.widgets.offline_window`): the chains drawn as a
+Opens the offline window (:mod:`gui.offline.window`): the chains drawn as a
 graph, broken links marked, fixes and offline edits in each image's context menu.
-``--audit DIR|POOL`` prints which file belongs to which libvirt domain (:mod:`gui.audit`).
+``--audit DIR|POOL`` prints which file belongs to which libvirt domain (:mod:`gui.commands.audit`).
 ``--check`` prints instead, per image: its layers (with the data each holds), every
 link problem and the fixes offered as ``qemu-img`` commands; the exit status is 1 when
-a chain is broken. (``blockgraph IMAGE…`` opens the same view inside the editor.)
+a chain is broken. (The editor's File → Inspect images on disk… opens the same window.)
 """
 
 from __future__ import annotations
@@ -54,12 +54,12 @@ def check(paths: list[str], out: TextIO | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "--audit":
-        from gui.audit import main as audit_main
+        from gui.commands.audit import main as audit_main  # libvirt, only for --audit
 
         return audit_main(argv[1:])
     args = _parser().parse_args(argv)
     if args.check:
         return check(args.images)
-    from gui.widgets.offline_window import main as window_main
+    from gui.offline.window import main as window_main  # Qt, only for the window
 
     return window_main(args.images)

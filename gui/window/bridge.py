@@ -1,10 +1,11 @@
 """Qt face of a :class:`gui.session.Session`: its callbacks as Qt signals, and tasks.
 
-The session is asyncio and Qt-free; under qasync its callbacks already run on the
-Qt thread, so the bridge just re-emits them as signals the widgets connect to. It
-also owns every coroutine the GUI starts (:meth:`SessionBridge.spawn` keeps strong
-references — qasync's loop holds only weak ones — and reports failures through
-:attr:`SessionBridge.failed` instead of losing them).
+It lives with the window, not in :mod:`gui.session`, because the session is asyncio and
+Qt-free; under qasync its callbacks already run on the Qt thread, so the bridge just
+re-emits them as signals the widgets connect to. It also owns every coroutine the GUI
+starts (:meth:`SessionBridge.spawn` keeps strong references — qasync's loop holds only
+weak ones — and reports failures through :attr:`SessionBridge.failed` instead of losing
+them).
 """
 
 from __future__ import annotations

@@ -1,16 +1,16 @@
-"""Where the editor connects: the bundled engine in-process, or a remote QEMU address.
+"""Where a session connects: the bundled engine in-process, or a remote QEMU address.
 
 The bundled engine is served over QMP on an in-process socket pair
 (:mod:`engine.server.inprocess`) and reached through the same session code as a
-remote QEMU; this module only builds the :class:`~gui.session.Endpoint`.
+remote QEMU; this module only builds the :class:`~gui.session.address.Endpoint`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from gui.session import Endpoint, parse_address, socket_endpoint
+from engine.server.inprocess import InProcessServer
+from gui.session.address import Endpoint, parse_address, socket_endpoint
 
 BUNDLED_LABEL = "bundled engine"
 
@@ -19,9 +19,7 @@ class BundledPeer:
     """The bundled engine on a private thread, and the endpoint that reaches it."""
 
     def __init__(self, root: Path | None = None) -> None:
-        from engine.server.inprocess import InProcessServer
-
-        self.server: Any = InProcessServer(root=root)
+        self.server = InProcessServer(root=root)
         self.endpoint: Endpoint = socket_endpoint(BUNDLED_LABEL, self.server.connect)
 
     def close(self) -> None:

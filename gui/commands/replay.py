@@ -1,12 +1,13 @@
 """``blockgraph replay SCRIPT``: run a recorded QMP script against any QMP endpoint.
 
 The script is JSON lines (what the QMP log exports) or qmp-shell syntax; see
-:mod:`gui.scripting.script`. ``--connect unix:PATH|tcp:HOST:PORT`` replays against a
-running QEMU or qemu-storage-daemon (or ``blockgraph serve``); ``--engine`` (the
-default) against a fresh bundled engine. Every command is printed with its result;
-the final graph is printed (``--graph-out FILE`` also writes its name-independent
-signature as JSON). Exit status: 0 when every step went as recorded, 1 when one did
-not, 2 when the script cannot be read or the peer cannot be reached.
+:mod:`gui.scripting.script` (the replay itself is :mod:`gui.scripting.replay`).
+``--connect unix:PATH|tcp:HOST:PORT`` replays against a running QEMU or
+qemu-storage-daemon (or ``blockgraph serve``); ``--engine`` (the default) against a
+fresh bundled engine. Every command is printed with its result; the final graph is
+printed (``--graph-out FILE`` also writes its name-independent signature as JSON).
+Exit status: 0 when every step went as recorded, 1 when one did not, 2 when the script
+cannot be read or the peer cannot be reached.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from gui.scripting.peer import PeerError, open_peer
 from gui.scripting.replay import StepReport, replay
 from gui.scripting.script import ScriptCommand, ScriptError, load_script
 from gui.scripting.signature import describe_signature, graph_signature
+from gui.session import SessionError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,8 +66,6 @@ async def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except (OSError, ScriptError) as exc:
         print(f"blockgraph replay: {exc}", file=sys.stderr)
         return 2
-    from gui.session import SessionError
-
     try:
         peer = await open_peer(args.connect)
     except (SessionError, PeerError, OSError, ValueError) as exc:

@@ -17,9 +17,10 @@ import qasync
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
-from gui.display import exit_status_without_display
-from gui.shutdown import drop_pending_async_work
-from gui.signals import close_on_signals
+from gui.lifecycle.display import exit_status_without_display
+from gui.lifecycle.shutdown import drop_pending_async_work
+from gui.lifecycle.signals import close_on_signals
+from gui.window.main_window import MainWindow
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -34,10 +35,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def start(window: object, args: argparse.Namespace) -> None:
-    from gui.main_window import MainWindow
-
-    assert isinstance(window, MainWindow)
+async def start(window: MainWindow, args: argparse.Namespace) -> None:
     if args.connect:
         await window.open_remote(args.connect)
     elif args.images:
@@ -57,8 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("blockgraph")
     app.setOrganizationName("blockgraph")
     app.setDesktopFileName("blockgraph")
-    from gui.main_window import MainWindow
-
     settings = (QSettings(str(args.settings), QSettings.Format.IniFormat) if args.settings
                 else QSettings())
     window = MainWindow(settings, scheme="dark" if args.dark else None)

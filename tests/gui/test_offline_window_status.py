@@ -9,7 +9,7 @@ from tests.support.qemu import create
 
 
 def test_status_counts_files_that_could_not_be_opened(qtbot: Any, tmp_path: Path) -> None:
-    from gui.widgets.offline_window import OfflineWindow
+    from gui.offline.window import OfflineWindow
 
     good = create(tmp_path / "good.qcow2", "1M")
     bad = tmp_path / "bad.qcow2"

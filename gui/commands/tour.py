@@ -18,7 +18,8 @@ import sys
 import textwrap
 from typing import TextIO
 
-from gui.scripting.peer import ScriptPeer, open_peer
+from gui.scripting.peer import PeerError, ScriptPeer, open_peer
+from gui.session import SessionError
 from gui.tours.model import TourError, find_tour, list_tours
 from gui.tours.runner import StepResult, TourRunner
 
@@ -108,14 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"blockgraph tour: {exc}", file=sys.stderr)
         return 2
     if args.headless:
-        from gui.scripting.peer import PeerError
-        from gui.session import SessionError
-
         try:
             return asyncio.run(run_headless(args.name, args.connect, args.dir))
         except (PeerError, SessionError, OSError) as exc:
             print(f"blockgraph tour: {exc}", file=sys.stderr)
             return 2
-    from gui.widgets.tour_window import main as window_main
+    from gui.tours.window import main as window_main  # Qt, only for the window
 
     return window_main(args.name)

@@ -1,9 +1,10 @@
 """Edits: intents in, plans previewed and executed, one undo entry per executed plan.
 
 The GUI never builds QMP for an edit: a gesture or menu action becomes an intent
-(:mod:`gui.planner.intents`), the session plans it on the graph on screen, the user
-sees the plan (skippable), the session runs it and re-reads the graph, and any
-difference from what the plan promised is reported.
+(:mod:`gui.planner.intents`, made by :mod:`gui.window.editing`), the executor
+(:mod:`gui.executor`) plans it on the session's graph, the user sees the plan
+(skippable), the executor runs it and re-reads the graph, and any difference from what
+the plan promised is reported.
 
 Undo follows ``QUndoStack``'s contract with asynchronous execution: the plan is
 executed first and its :class:`PlanCommand` pushed afterwards, with a first
@@ -20,17 +21,17 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from gui.executor import ExecutionReport, PlanExecutor
 from gui.planner.plan import Plan
-from gui.qt_session import SessionBridge
 from gui.session import (
     CommandFailed,
     Disconnected,
-    ExecutionReport,
     JobFailed,
     PreflightRefused,
     SessionError,
 )
 from gui.widgets.dialogs import Prompter
+from gui.window.connection import WindowConnection
 
 log = logging.getLogger(__name__)
 
@@ -64,35 +65,40 @@ class EditController(QObject):
     failed = Signal(str, str)  # title, message
     executed = Signal(object)  # ExecutionReport
 
-    def __init__(self, bridge: SessionBridge, prompter: Prompter,
+    def __init__(self, connection: WindowConnection, prompter: Prompter,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.bridge = bridge
+        self.connection = connection
         self.prompter = prompter
         self.undo_stack = QUndoStack(self)
         self.running = False
 
-    def set_bridge(self, bridge: SessionBridge) -> None:
+    def reset(self) -> None:
         """A new connection: the old undo history does not apply to it."""
-        self.bridge = bridge
         self.undo_stack.clear()
+
+    def _executor(self) -> PlanExecutor:
+        session = self.connection.session
+        if session is None:
+            raise Disconnected("not connected")
+        return PlanExecutor(session)
 
     # -- entry points -----------------------------------------------------------------
     def request(self, intent: Any) -> None:
         """Plan, confirm/preview and run ``intent`` in the background."""
-        self.bridge.spawn(self.perform(intent), "edit")
+        self.connection.spawn(self.perform(intent), "edit")
 
     def spawn_undo(self, plan: Plan) -> None:
-        self.bridge.spawn(self._run_undo(plan), "undo")
+        self.connection.spawn(self._run_undo(plan), "undo")
 
     def spawn_replay(self, plan: Plan) -> None:
-        self.bridge.spawn(self._run_redo(plan), "redo")
+        self.connection.spawn(self._run_redo(plan), "redo")
 
     # -- execution --------------------------------------------------------------------
     def plan(self, intent: Any) -> Plan | None:
         """Plan ``intent`` on the current graph; None (and an explanation) if refused."""
         try:
-            plan = self.bridge.session.plan(intent)
+            plan = self._executor().plan(intent)
         except SessionError as exc:
             self.failed.emit("Not connected", str(exc))
             return None
@@ -133,7 +139,7 @@ class EditController(QObject):
         self.running = True
         self.status.emit(f"running: {what}…")
         try:
-            report = await self.bridge.session.run_plan(plan)
+            report = await self._executor().run(plan)
         except PreflightRefused as exc:
             self._fail(what, f"refused before sending: {reasons_text(exc.reasons)}")
             return None

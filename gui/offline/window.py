@@ -1,20 +1,24 @@
 """The offline window: image files on disk, their chains, broken links and fixes.
 
-``blockgraph IMAGE…`` (and File → Open image…) shows every image's chain, drawn from
-:func:`engine.offline.offline_snapshot` — no QEMU, no engine process. Broken links are
-drawn dashed red and their nodes marked; right-click a node for the fixes its link
-problem offers and for the offline edits (rebase safe/unsafe, stream into top, flatten,
-commit). The dock on the right shows the selected image's chain layer by layer (which
-layer holds which data) and lists its problems. Every edit is confirmed first with the
-equivalent ``qemu-img`` command, and logged with it afterwards.
+``blockgraph offline IMAGE…`` (and the editor's File → Inspect images on disk…) shows
+every image's chain, drawn from :func:`engine.offline.offline_snapshot` — no QEMU, no
+engine process. Broken links are drawn dashed red and their nodes marked; right-click a
+node for the fixes its link problem offers and for the offline edits (rebase safe/unsafe,
+stream into top, flatten, commit). The dock on the right shows the selected image's
+chain layer by layer (which layer holds which data) and lists its problems. Every edit
+is confirmed first with the equivalent ``qemu-img`` command, and logged with it
+afterwards.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import os
 from collections.abc import Callable
+from typing import Any
 
+import qasync
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
@@ -48,8 +52,10 @@ from engine.offline import (
 )
 from engine.offline.commands import commit_command, convert_command, rebase_command
 from engine.offline.snapshot import OfflineGraph
-from gui.signals import close_on_signals
+from gui.lifecycle.display import exit_status_without_display
+from gui.lifecycle.signals import close_on_signals
 from gui.widgets.compact_graph import CompactGraphView
+from gui.widgets.compare_dialog import compare_with_address
 from gui.widgets.layer_bars import LayerBars
 
 #: ``confirm(title, text) -> bool``; the window asks with a message box by default
@@ -65,6 +71,7 @@ class OfflineWindow(QMainWindow):
         self.graph: OfflineGraph | None = None
         self.selected: str | None = None
         self.confirm = confirm or self._ask
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.view = CompactGraphView(self)
         self.setCentralWidget(self.view)
 
@@ -133,9 +140,9 @@ class OfflineWindow(QMainWindow):
         address, ok = QInputDialog.getText(self, "Compare with a live peer",
                                            "QMP address (unix:PATH or tcp:HOST:PORT):")
         if ok and address:
-            from gui.widgets.compare_dialog import compare_with_address
-
-            compare_with_address(address, self)
+            task = asyncio.ensure_future(compare_with_address(address, self))
+            self._tasks.add(task)        # the loop keeps only a weak reference
+            task.add_done_callback(self._tasks.discard)
 
     # -- model --------------------------------------------------------------------------
     def open_paths(self, paths: list[str]) -> None:
@@ -327,11 +334,11 @@ class OfflineWindow(QMainWindow):
 
 def main(argv: list[str]) -> int:
     """Open the offline window on the image files in ``argv``."""
-    from gui.display import exit_status_without_display
-
     if (status := exit_status_without_display("blockgraph offline")) is not None:
         return status
     app = QApplication.instance() or QApplication([])
+    # asyncio inside Qt's own loop (app.exec() below), for Compare with a live peer
+    asyncio.set_event_loop(qasync.QEventLoop(app, already_running=True))
     window = OfflineWindow(list(argv))
     window.resize(1200, 760)
     window.show()

@@ -9,8 +9,9 @@ Adds to a QMainWindow's menu bar (creating the menus if missing):
 * File → Compare graph with disk… — the live graph (``window.scene.snapshot``) beside
   the chains its images name on disk.
 
-The editor's main window calls it once after building its own menus. The windows it
-opens are kept on ``window.teaching_windows`` so they stay alive.
+The editor's main window calls it once after building its own menus
+(:mod:`gui.window.actions`). The windows it opens are kept on
+``window.teaching_windows`` so they stay alive.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from typing import Any
 
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox
+
+from gui.offline.window import OfflineWindow
+from gui.tours.window import TourWindow
+from gui.widgets.compare_dialog import CompareDialog
 
 
 def _menu(window: QMainWindow, title: str) -> QMenu:
@@ -40,8 +45,6 @@ def _keep(window: Any, other: Any) -> Any:
 
 
 def open_tours(window: QMainWindow, tour: str | None = None) -> Any:
-    from gui.widgets.tour_window import TourWindow
-
     tw = _keep(window, TourWindow(tour))
     tw.show()
     tw.panel.start()
@@ -49,8 +52,6 @@ def open_tours(window: QMainWindow, tour: str | None = None) -> Any:
 
 
 def open_offline(window: QMainWindow, paths: list[str] | None = None) -> Any:
-    from gui.widgets.offline_window import OfflineWindow
-
     if paths is None:
         paths, _ = QFileDialog.getOpenFileNames(window, "Inspect images on disk", "",
                                                 "Disk images (*.qcow2 *.img *.raw);;All (*)")
@@ -63,8 +64,6 @@ def open_offline(window: QMainWindow, paths: list[str] | None = None) -> Any:
 
 
 def compare_live_with_disk(window: QMainWindow) -> Any:
-    from gui.widgets.compare_dialog import CompareDialog
-
     scene = getattr(window, "scene", None)
     snapshot = getattr(scene, "snapshot", None)
     if snapshot is None:

@@ -2,28 +2,29 @@
 
 The graph is drawn by the editor's :class:`~gui.views.scene.GraphScene` (the canvas
 the editor uses for live graphs), with the step's nodes haloed through
-:class:`~gui.widgets.tour_panel.SceneCanvas`; the view refits after every step.
+:class:`~gui.tours.panel.SceneCanvas`; the view refits after every step.
 
 ``blockgraph tour NAME`` (without ``--headless``) opens it. Inside the editor the same
-:class:`~gui.widgets.tour_panel.TourPanel` docks next to the editor's canvas instead
-(:func:`gui.widgets.tour_panel.dock_tour_panel`).
+:class:`~gui.tours.panel.TourPanel` docks next to the editor's canvas instead
+(:func:`gui.tours.panel.dock_tour_panel`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
+import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QApplication, QGraphicsView, QMainWindow, QWidget
 
-from gui.shutdown import drop_pending_async_work
-from gui.signals import close_on_signals
+from gui.lifecycle.display import exit_status_without_display
+from gui.lifecycle.shutdown import drop_pending_async_work
+from gui.lifecycle.signals import close_on_signals
+from gui.tours.panel import SceneCanvas, TourPanel
 from gui.tours.runner import PeerFactory
 from gui.views.scene import GraphScene
-from gui.widgets.tour_panel import SceneCanvas, TourPanel
 
 
 class _FittingCanvas(SceneCanvas):
@@ -62,14 +63,9 @@ class TourWindow(QMainWindow):
 
 def main(tour: str | None = None) -> int:
     """Run the tour window with an asyncio loop inside Qt's (qasync)."""
-    os.environ.setdefault("QT_API", "pyside6")
-    from gui.display import exit_status_without_display
-
     if (status := exit_status_without_display("blockgraph tour")) is not None:
         return status
     app = QApplication.instance() or QApplication([])
-    import qasync
-
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     window = TourWindow(tour)

@@ -54,7 +54,7 @@ def _x_server_listens(number: int) -> bool:
 
 def exit_status_without_display(program: str = "blockgraph") -> int | None:
     """Print why and return 1 when no window can open (and no QApplication exists yet)."""
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtWidgets import QApplication  # lazily: missing_display() needs no Qt
 
     if QApplication.instance() is not None:
         return None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gui.display import missing_display
+from gui.lifecycle.display import missing_display
 
 ROOT = Path(__file__).resolve().parents[1]
 

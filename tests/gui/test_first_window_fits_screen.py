@@ -8,7 +8,7 @@ from typing import Any
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QGuiApplication
 
-from gui.main_window import MainWindow
+from gui.window.main_window import MainWindow
 
 
 def test_first_window_fits_the_screen(qtbot: Any, aloop: Any, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QToolBar
 
-from gui.main_window import MainWindow
+from gui.window.main_window import MainWindow
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 COMBO = re.compile(r"^(?:(?:Ctrl|Shift|Alt)\+)*(?:F\d{0,2}|Del|[A-Z0-9])$")

@@ -1,10 +1,13 @@
 """The demo disk chains the editor opens with: several VMs over one shared base.
 
 Images are written with :mod:`engine.formats` (no qemu-img needed) into a per-user
-scratch directory, then opened on the peer with plain QMP ``blockdev-add`` commands
-through the session — the same commands a user would type, visible in the QMP log.
-On a peer that can add VM drives (the bundled engine's ``x-blockgraph-device-add``)
-each VM also gets its drive, so block backends appear above their chains.
+scratch directory, then opened on the peer as any other edit: one
+:class:`~gui.planner.intents.AddImage` intent per layer, planned, preflighted and run
+by the :class:`~gui.executor.PlanExecutor` (plain ``blockdev-add`` commands you can
+read in the QMP log), each backed by the layer below by name. On a peer that can add
+VM drives (the bundled engine's ``x-blockgraph-device-add``, which the planner does not
+offer: it is no edit of a real QEMU's graph) each VM also gets its drive, so block
+backends appear above their chains.
 
 ::
 
@@ -19,9 +22,11 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from engine.formats import create_qcow2, open_image
+from gui.executor import PlanExecutor
+from gui.planner.intents import AddImage
+from gui.session import Session
 
 MiB = 1 << 20
 SIZE = 64 * MiB
@@ -76,26 +81,20 @@ def create_images(directory: Path) -> dict[str, Path]:
     return paths
 
 
-def blockdev_add_arguments(name: str, path: Path, backing: str | None,
-                           read_only: bool) -> dict[str, Any]:
-    """The ``blockdev-add`` arguments opening one demo layer by name."""
-    return {
-        "driver": "qcow2",
-        "node-name": name,
-        "read-only": read_only,
-        # the file child inherits read-only, so a job can later reopen the layer read-write
-        "file": {"driver": "file", "node-name": f"{name}-file", "filename": str(path)},
-        "backing": backing,
-    }
+def open_layer(name: str, path: Path, backing: str | None, read_only: bool) -> AddImage:
+    """The intent that opens one demo layer by name, backed by the layer below by name."""
+    # the file child inherits read-only, so a job can later reopen the layer read-write
+    return AddImage(name, str(path), "qcow2", with_chain=False, read_only=read_only,
+                    file_node=f"{name}-file", backing=backing)
 
 
-async def build_demo(session: Any, directory: Path | None = None) -> dict[str, Path]:
+async def build_demo(session: Session, directory: Path | None = None) -> dict[str, Path]:
     """Create the images and open them on ``session``'s peer (bottom first)."""
     directory = directory or scratch_dir()
     paths = create_images(directory)
-    for name, backing, ro, _vm in CHAIN:
-        await session.execute("blockdev-add", blockdev_add_arguments(name, paths[name],
-                                                                     backing, ro))
+    executor = PlanExecutor(session)
+    for name, backing, ro, _vm in CHAIN:   # a refused layer raises PreflightRefused
+        await executor.run(executor.plan(open_layer(name, paths[name], backing, ro)))
     caps = session.capabilities
     if caps is not None and "x-blockgraph-device-add" in caps.commands:
         for name, _backing, _ro, vm in CHAIN:
