@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPointF, QSettings
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -31,8 +31,10 @@ from PySide6.QtWidgets import (
 )
 
 from gui.tours.teaching import install_teaching
-from gui.views.canvas import GraphView
+from gui.views.canvas import GraphCanvas
+from gui.views.minimap import Minimap
 from gui.views.scene import GraphScene
+from gui.views.view_controls import ViewControls
 from gui.widgets.dialogs import DialogPrompter, Prompter
 from gui.window.connection import SAFETY_CHOICES, WindowConnection
 from gui.window.editing import EditingController
@@ -51,6 +53,9 @@ Enter or double-click: inspect · Ctrl+F: find a node
 Ctrl+Shift+S snapshot · Ctrl+Shift+T stream · Ctrl+Shift+M commit · Del delete
 Ctrl+R read-only · Ctrl+Shift+D detach · Ctrl+Shift+C copy as QMP
 Ctrl+Z / Ctrl+Shift+Z undo / redo · Ctrl+P permissions · Ctrl+L re-layout
+Ctrl+[ fold a chain · Ctrl+] or double-click unfold · Ctrl+Shift+V focus on the VM
+Ctrl+Shift+F filter (driver:NAME, file:TEXT, job:ID) · Ctrl+Shift+E show everything
+Ctrl+M minimap
 """
 
 Shortcut = str | QKeySequence.StandardKey | None
@@ -61,7 +66,9 @@ class ActionsWindow(QMainWindow):
 
     # the parts the actions call, created by the main window before build_actions()
     scene: GraphScene
-    view: GraphView
+    view: GraphCanvas
+    minimap: Minimap
+    settings: QSettings
     connection: WindowConnection
     editing: EditingController
     search: NodeSearch
@@ -70,7 +77,10 @@ class ActionsWindow(QMainWindow):
     docks: dict[str, QDockWidget]
 
     # the window's own behaviour the actions call (gui.window.main_window)
-    def relayout(self) -> None:
+    def relayout(self, animate: bool = False) -> None:
+        raise NotImplementedError
+
+    def show_message(self, text: str) -> None:
         raise NotImplementedError
 
     def set_dark(self, on: bool) -> None:
@@ -113,7 +123,7 @@ class ActionsWindow(QMainWindow):
         self.act_open = a("&Open image…", e.ask_open_image, QKeySequence.StandardKey.Open,
                           "Open an image file (and its backing chain) as a new node")
         self.act_export = a("&Export…", self.ask_export, "Ctrl+E",
-                            "Save the graph as SVG, PNG, DOT or JSON")
+                            "Save the graph as SVG, PNG, PDF, DOT or JSON")
         self.act_disconnect = a("&Disconnect", c.disconnect_peer, None, "Close the connection")
         # StandardKey.Quit is empty on some platforms
         self.act_quit = a("&Quit", self.close, "Ctrl+Q")
@@ -140,8 +150,8 @@ class ActionsWindow(QMainWindow):
         self.act_zoom_out = a("Zoom &out", lambda: v.zoom_by(0.8),
                               QKeySequence.StandardKey.ZoomOut)
         self.act_zoom_reset = a("&Actual size", v.reset_zoom, "Ctrl+0")
-        self.act_relayout = a("Re-&layout", self.relayout, "Ctrl+L",
-                              "Lay out every node again")
+        self.act_relayout = a("Re-&layout", lambda: self.relayout(animate=True), "Ctrl+L",
+                              "Lay out every node again, for the window's shape")
         self.act_refresh = a("&Refresh", c.refresh, QKeySequence.StandardKey.Refresh,
                              "Re-read the graph from the peer")
         self.act_safety = a("Re-read the graph &every…", self.ask_safety_interval, None,
@@ -167,6 +177,9 @@ class ActionsWindow(QMainWindow):
         self.act_shortcuts = a("&Keyboard and mouse", self.show_shortcuts, "F1")
         self.node_actions = [self.act_snapshot, self.act_stream, self.act_commit,
                              self.act_delete, self.act_ro, self.act_detach, self.act_copy_qmp]
+        # fold, focus, filter, minimap: what the canvas shows (gui.views.view_controls)
+        self.view_controls = ViewControls(self.scene, self.view, self.minimap, self.settings,
+                                          self, self.show_message)
         self._build_menus()
         self._build_toolbar()
         self.teaching_actions = install_teaching(self)
@@ -186,9 +199,9 @@ class ActionsWindow(QMainWindow):
         m = mb.addMenu("&View")
         _add(m, (self.act_fit, self.act_zoom_in, self.act_zoom_out, self.act_zoom_reset,
                  self.act_relayout, self.act_refresh, self.act_safety, None, self.act_search,
-                 self.act_perms,
-                 self.act_dark, None))
-        _add(m, [dock.toggleViewAction() for dock in self.docks.values()])
+                 self.act_perms, self.act_dark))
+        self.view_controls.install(m)
+        _add(m, [None, *(dock.toggleViewAction() for dock in self.docks.values())])
         _add(mb.addMenu("&Help"), (self.act_shortcuts, self.act_about))
 
     def _build_toolbar(self) -> None:
@@ -203,6 +216,7 @@ class ActionsWindow(QMainWindow):
         spacer.setSizePolicy(spacer.sizePolicy().horizontalPolicy().Expanding,
                              spacer.sizePolicy().verticalPolicy())
         tb.addWidget(spacer)
+        tb.addWidget(self.view_controls.filter_field)
         tb.addWidget(self.search.box)
         self.addToolBar(tb)
 
@@ -247,24 +261,30 @@ class ActionsWindow(QMainWindow):
         """The node's edits on a block node; Open image here… elsewhere."""
         menu = QMenu(self)
         snap = self.scene.snapshot
-        if key is not None and snap is not None and snap.nodes[key].kind == "block-node":
+        view_actions = self.view_controls.context_actions(key)
+        if key is not None and snap is not None and key not in snap.nodes:
+            menu.addSection(key)     # a card the lens made: a folded chain
+            _add(menu, view_actions)
+        elif key is not None and snap is not None and snap.nodes[key].kind == "block-node":
             menu.addSection(key)
             _add(menu, (self.act_snapshot, self.act_stream, self.act_commit, None,
                         self.act_ro, self.act_detach, self.act_delete, None,
                         self.act_copy_qmp))
             inspect = menu.addAction("Inspect")
             inspect.triggered.connect(lambda: self.inspect(key))
+            _add(menu, (None, *view_actions))
         else:
             here = menu.addAction("Open image here…")
             here.setEnabled(self.act_open.isEnabled())
             here.triggered.connect(lambda: self.editing.ask_open_image(scene_pos))
-            _add(menu, (self.act_fit, self.act_relayout))
+            _add(menu, (self.act_fit, self.act_relayout, *view_actions))
         return menu
 
     def ask_export(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
             self, "Export graph", str(Path.cwd() / "blockgraph.svg"),
-            "SVG (*.svg);;PNG (*.png);;Graphviz DOT (*.dot);;JSON (*.json)")
+            "SVG (*.svg);;PNG (*.png);;PDF, paged (*.pdf);;Graphviz DOT (*.dot);;"
+            "JSON (*.json)")
         if path:
             self.export_to(path)
 
