@@ -13,7 +13,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QHelpEvent, QMouseEvent, QPainter
 from PySide6.QtWidgets import QToolTip
 
-from gui.views.canvas import GraphView
+from gui.views.canvas import GraphCanvas
 from gui.views.scene import GraphScene
 from gui.widgets.canvas_marks import CanvasMarks
 
@@ -21,7 +21,7 @@ from gui.widgets.canvas_marks import CanvasMarks
 STAGE_MODIFIER = Qt.KeyboardModifier.ShiftModifier
 
 
-class EditorCanvas(GraphView):
+class EditorCanvas(GraphCanvas):
     """The graph view with marks (see the module docstring)."""
 
     def __init__(self, scene: GraphScene, marks: CanvasMarks) -> None:

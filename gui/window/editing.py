@@ -34,7 +34,7 @@ from gui.planner.intents import (
 )
 from gui.planner.options import current_options
 from gui.session import SessionError
-from gui.views.canvas import GraphView
+from gui.views.canvas import GraphCanvas
 from gui.views.scene import GraphScene
 from gui.widgets.dialogs import Prompter
 from gui.window.batch import open_images_plan
@@ -53,7 +53,7 @@ class EditingController(QObject):
     #: an error line for the status bar
     error = Signal(str)
 
-    def __init__(self, scene: GraphScene, view: GraphView, connection: WindowConnection,
+    def __init__(self, scene: GraphScene, view: GraphCanvas, connection: WindowConnection,
                  edits: EditController, prompter: Prompter,
                  parent: QObject | None = None, *, staging: StagingController | None = None,
                  media: MediaTracker | None = None) -> None:
@@ -72,7 +72,8 @@ class EditingController(QObject):
         """The selected block node (not a backend or job), if exactly that."""
         key = self.view.selected_key()
         snap = self.scene.snapshot
-        if key is None or snap is None or snap.nodes[key].kind != "block-node":
+        if key is None or snap is None or key not in snap.nodes \
+                or snap.nodes[key].kind != "block-node":
             return None
         return key
 
