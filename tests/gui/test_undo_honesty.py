@@ -18,7 +18,6 @@ import pytest
 
 from gui.images.demo import create_images
 from gui.session import ConnectionStatus
-from gui.window import connection
 from gui.window.main_window import MainWindow
 from tests.gui.conftest import ScriptedPrompter, run
 from tests.gui.test_editor import drag, open_demo
@@ -58,11 +57,11 @@ def test_re_pointing_away_from_a_chain_opened_from_headers_says_it_cannot_be_und
 
 
 def test_a_failed_undo_stays_on_the_undo_stack_with_qemus_error(
-        qtbot: Any, aloop: Any, window: MainWindow, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # no background poll: the graph the undo is checked on is the one before the other
-    # client's change, so the undo reaches QEMU and QEMU refuses it
-    monkeypatch.setattr(connection, "POLL_INTERVAL", 3600.0)
+        qtbot: Any, aloop: Any, window: MainWindow, tmp_path: Path) -> None:
+    # no safety re-read: the graph the undo is checked on is the one before the other
+    # client's change (no event tells of an export), so the undo reaches QEMU, which
+    # refuses it
+    window.connection.set_safety_interval(0)
     with started_peer("qsd", tmp_path) as peer:
         paths = create_images(tmp_path / "images")
         assert run(qtbot, aloop, window.open_session(peer.endpoint, peer.kind))
