@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPen
 
+from engine.graph.rules import BACKING_DRIVERS
 from gui.views.layout import Geometry
 from gui.views.lens import FOLDED
 from gui.views.levels import CARD_DETAIL
@@ -228,9 +229,10 @@ class NodeCard:
         return QPointF(self.px, self.py + self.height / 2)
 
     def has_backing_port(self) -> bool:
-        """Format nodes (and filters) can take a backing link: they get a drag handle."""
+        """Nodes whose driver takes a backing link (qcow2 and the other COW formats, as
+        QEMU's rules say) get a drag handle; raw, filters and protocols do not."""
         return self.info.kind == "block-node" and not self.beside and (
-            self.info.driver not in PROTOCOL_DRIVERS)
+            self.info.driver in BACKING_DRIVERS)
 
     def backing_port_rect(self) -> QRectF:
         """The handle below the card to drag a backing link from (scene coordinates)."""
