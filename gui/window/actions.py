@@ -173,7 +173,8 @@ class ActionsWindow(QMainWindow):
                             "(another client's changes)")
         self.act_search = a("&Find node…", self.search.focus, QKeySequence.StandardKey.Find)
         self.act_perms = a("Show &permissions", self.scene.set_show_permissions, "Ctrl+P",
-                           "Label every link with its permissions (perm / shared)",
+                           "Label every link with the permissions its parent takes and shares "
+                           "(a legend explains the words)",
                            checkable=True)
         self.act_dark = a("&Dark theme", self.set_dark, "Ctrl+Shift+L", checkable=True)
         self.act_preview = a("&Preview plans before executing", self.set_preview, None,

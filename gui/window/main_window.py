@@ -47,6 +47,7 @@ from gui.views.palette import DARK, LIGHT, SCHEMES, Scheme, qt_palette
 from gui.views.scene import GraphScene
 from gui.widgets.canvas_marks import CanvasMarks
 from gui.widgets.dialogs import DialogPrompter, Prompter
+from gui.widgets.perm_legend import PermissionLegend
 from gui.widgets.status import ElidedLabel
 from gui.window.actions import ActionsWindow
 from gui.window.bridge import SessionBridge
@@ -110,6 +111,7 @@ class MainWindow(ActionsWindow):
         self.setCentralWidget(self.view)
         self.minimap = Minimap(self.view, self.view)
         self.banner = Banner(self.view)
+        self.perm_legend = PermissionLegend(self.view)
         self.dialog_prompter = DialogPrompter(
             self, bool(self.settings.value("preview_plans", True, type=bool)))
         self.dialog_prompter.on_preview_disabled = lambda: self.act_preview.setChecked(False)
@@ -178,6 +180,7 @@ class MainWindow(ActionsWindow):
         self.scene.snapshotShown.connect(lambda _diff: self.job_marks.graph_shown(
             self.scene.snapshot))
         self._wire_staging()
+        self.act_perms.toggled.connect(self._show_legend)
         self.recording.showPanel.connect(lambda: (self.docks["replay"].show(),
                                                   self.docks["replay"].raise_()))
         self.media.changed.connect(lambda: self.edits.labels.update(self.media.labels()))
@@ -198,6 +201,10 @@ class MainWindow(ActionsWindow):
         stack = self.edits.undo_stack
         stack.indexChanged.connect(self._undo_changed)
         stack.cleanChanged.connect(self._undo_changed)
+
+    def _show_legend(self, on: bool) -> None:
+        self.perm_legend.setVisible(on)
+        self._place_overlays()
 
     def _undo_changed(self, *_: object) -> None:
         # the stack also signals while it is being destroyed with the window
@@ -285,6 +292,11 @@ class MainWindow(ActionsWindow):
         self.banner.adjustSize()
         self.banner.move(vp.left() + (vp.width() - self.banner.width()) // 2, vp.top() + 12)
         self.banner.raise_()
+        legend = getattr(self, "perm_legend", None)
+        if legend is not None:
+            legend.adjustSize()
+            legend.move(vp.left() + 12, vp.bottom() - legend.height() - 12)
+            legend.raise_()
 
     def show_message(self, text: str) -> None:
         self.message_label.setText(text)
