@@ -65,6 +65,17 @@ def header_purpose(info: NodeInfo) -> str:
     return "format_header"
 
 
+def chip_text(info: NodeInfo) -> str:
+    """The chip on the right of a card's header: its driver, or what kind it is."""
+    return info.driver if info.kind != "block-backend" else "backend"
+
+
+def chip_width(info: NodeInfo) -> float:
+    """Room the header's chip takes, its right margin included (0: no chip)."""
+    chip = chip_text(info)
+    return metrics("small").horizontalAdvance(chip) + 15 if chip else 0.0
+
+
 class NodeCard:
     """A card for one node: name, driver, file, size, read-only, allocation, job badge.
 
@@ -136,8 +147,9 @@ class NodeCard:
         w = self.width - 16
         fm_title = metrics("auto" if info.auto_named else "title")
         fm = metrics("body")
+        # the title ends where the driver chip begins (a long name never runs under it)
         self._title = fm_title.elidedText(display_name(info), Qt.TextElideMode.ElideMiddle,
-                                          w - 30)
+                                          self.width - 16 - chip_width(info) - 4)
         lines: list[str] = []
         if info.kind == "block-node":
             base = display_file(info.filename) if info.filename else ""
@@ -284,10 +296,9 @@ class NodeCard:
         # driver chip on the right of the header
         info = self.info
         painter.setFont(font("small"))
-        chip = info.driver if info.kind != "block-backend" else "backend"
+        chip = chip_text(info)
         if chip:
-            fm = QFontMetricsF(font("small"))
-            cw = fm.horizontalAdvance(chip) + 10
+            cw = chip_width(info) - 5
             crect = QRectF(r.width() - cw - 5, 4, cw, hh - 8)
             painter.setBrush(QColor(255, 255, 255, 60))
             painter.drawRoundedRect(crect, 6, 6)

@@ -29,6 +29,7 @@ from PySide6.QtCore import QObject, Signal
 from engine.graph.snapshot import BLOCK_BACKEND, GraphSnapshot
 from gui.session import SessionError
 from gui.session.client import background_traffic
+from gui.views.text import readable_device
 from gui.widgets.canvas_marks import CanvasMarks, Mark
 from gui.window.bridge import SessionBridge
 
@@ -58,17 +59,6 @@ class Drive:
         medium = "empty" if self.medium is None else os.path.basename(self.medium) + (
             " (read-only)" if self.read_only else "")
         return f"{tray} · {medium}" + (" · locked" if self.locked else "")
-
-
-def readable_device(name: str) -> str:
-    """A device id as it is; a QOM path (``/machine/peripheral-anon/device[0]/
-    virtio-backend``) by the part that names the device (``peripheral-anon/device[0]``)."""
-    if not name.startswith("/"):
-        return name
-    parts = [p for p in name.split("/") if p and p != "machine"]
-    if parts and parts[-1].endswith("-backend"):
-        parts = parts[:-1]
-    return "/".join(parts[-2:]) or name
 
 
 def drives_from(reply: Any) -> dict[str, Drive]:

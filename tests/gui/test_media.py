@@ -137,3 +137,23 @@ def test_tray_and_media_of_an_ide_cd_from_its_card(
                     timeout=10000)
     assert prompter.errors == []
     run(qtbot, aloop, window.close_session())
+
+
+def test_a_drive_card_names_its_device_readably_clear_of_its_chip(
+        qtbot: Any, aloop: Any, window: MainWindow, vm: QemuVm) -> None:
+    """The anonymous drive's card shows its QOM path shortened, and a title never runs
+    under the header's chip (it was elided to a fixed width that the chip overlapped)."""
+    from gui.views.node_card import chip_width
+    from gui.views.text import display_name, metrics
+
+    assert run(qtbot, aloop, window.open_remote(vm.address))
+    qtbot.waitUntil(lambda: len(window.media.drives) == 2, timeout=10000)
+    (key,) = [k for k in window.media.drives if k != "backend:cd0"]
+    card = window.scene.nodes[key]
+    card._layout_text()
+    assert display_name(card.info) == "peripheral-anon/device[0]"
+    assert card._title == display_name(card.info) or (
+        "…" in card._title and card._title.endswith("]"))
+    room = card.width - 16 - chip_width(card.info)
+    assert metrics("title").horizontalAdvance(card._title) <= room
+    run(qtbot, aloop, window.close_session())
