@@ -181,5 +181,11 @@ class CanvasMarks(QObject):
             mid = path.pointAtPercent(0.5)
             label_at = QPointF(mid.x() + 8, mid.y())
         painter.setFont(_font())
+        fm = QFontMetricsF(_font())
+        plate = QRectF(label_at.x() - 4, label_at.y() - fm.ascent() - 2,
+                       fm.horizontalAdvance(ghost.label) + 8, fm.height() + 4)
+        painter.setPen(QPen(color, 1.0))
+        painter.setBrush(QColor("#ffffff"))
+        painter.drawRoundedRect(plate, 4, 4)
         painter.setPen(color)
         painter.drawText(label_at, ghost.label)

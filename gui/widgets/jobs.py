@@ -126,7 +126,9 @@ class JobRow:
                             "cancelled": f"cancelled at {100 * fraction:.0f} %",
                             "paused": f"paused at {100 * fraction:.0f} %"}.get(
             self.state, f"{100 * fraction:.0f} %{done}"))
-        self.bar.setStyleSheet(f"QProgressBar::chunk {{ background: {look.color}; }}")
+        text_color = f"color: {look.color}; " if look.ended else ""
+        self.bar.setStyleSheet(f"QProgressBar {{ {text_color}text-align: center; }} "
+                               f"QProgressBar::chunk {{ background: {look.color}; }}")
         self.bar.setToolTip(text)
         live = not look.ended and self.state != "stopping"
         self.item.setText(4, f"{size_text(int(self.speed))}/s"

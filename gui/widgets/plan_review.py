@@ -14,6 +14,7 @@ import html
 import json
 from dataclasses import dataclass
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -66,6 +67,13 @@ class Review:
         return "\n\n".join(parts)
 
 
+def _plain(text: str) -> QLabel:
+    """A label that shows ``text`` as it is (no markup read into it)."""
+    label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    return label
+
+
 def plan_text(plan: Plan) -> str:
     """The commands a plan sends, pretty-printed (waits shown as comments)."""
     out = []
@@ -89,24 +97,25 @@ class PlanReviewDialog(QDialog):
         self.review = review
         layout = QVBoxLayout(self)
         summary = QLabel(f"<b>{html.escape(plan.summary)}</b>")
+        summary.setTextFormat(Qt.TextFormat.RichText)
         summary.setWordWrap(True)
         layout.addWidget(summary)
         for text in review.danger:
-            danger = QLabel(f"⚠ {html.escape(text)}")
+            danger = _plain(f"⚠ {text}")
             danger.setObjectName("danger")
             danger.setWordWrap(True)
             danger.setStyleSheet("#danger { background: #c62828; color: white; "
                                  "font-weight: bold; padding: 6px; border-radius: 4px; }")
             layout.addWidget(danger)
         if review.irreversible:
-            warn = QLabel(f"⚠ This cannot be undone: {html.escape(review.irreversible)}.")
+            warn = _plain(f"⚠ This cannot be undone: {review.irreversible}.")
             warn.setStyleSheet("color: #c62828;")
             warn.setWordWrap(True)
             layout.addWidget(warn)
         elif plan.inverse is not None:
             layout.addWidget(QLabel("Can be undone (Ctrl+Z)."))
         for warning in review.warnings:
-            note = QLabel(f"⚠ {html.escape(warning)}")
+            note = _plain(f"⚠ {warning}")
             note.setStyleSheet("color: #a05a00;")
             note.setWordWrap(True)
             layout.addWidget(note)
@@ -116,6 +125,7 @@ class PlanReviewDialog(QDialog):
             self.consequences = QLabel("<br>".join(
                 ("&nbsp;&nbsp;&nbsp;&nbsp;" + html.escape(line.strip())) if line.startswith(" ")
                 else html.escape(line) for line in lines))
+            self.consequences.setTextFormat(Qt.TextFormat.RichText)
             self.consequences.setWordWrap(True)
             self.consequences.setObjectName("consequences")
             layout.addWidget(self.consequences)

@@ -224,10 +224,13 @@ class MainWindow(ActionsWindow):
         st.changed.connect(lambda: self._staging_shown(st.enabled))
 
     def _staging_shown(self, on: bool) -> None:
+        """The Staged edits dock comes while staging (or edits wait) and goes after."""
         dock = self.docks["staging"]
         if on or self.staging.items:
             dock.show()
             dock.raise_()
+        else:
+            dock.hide()
         self.act_apply_staged.setEnabled(bool(self.staging.items))
         self.act_discard_staged.setEnabled(bool(self.staging.items))
 
