@@ -81,11 +81,27 @@ def reasons_text(reasons: Any) -> str:
     return "; ".join(str(r) for r in reasons)
 
 
-def run_states(status: Any) -> str:
-    """A ``query-status`` reply as words for a warning: running, paused, …"""
+def run_state_of(status: Any) -> str:
+    """A ``query-status`` reply's run state (running, paused, prelaunch…), or ""."""
     if not isinstance(status, dict):
         return ""
     return str(status.get("status", ""))
+
+
+def danger_text(label: str, changed: int | None, state: str) -> str:
+    """The review's warning for a disk or export whose data an edit changes under it."""
+    amount = "an unknown amount" if changed is None else size_text(changed)
+    if label.startswith("export "):
+        return (f"{label} is an export: its clients read other data in {amount} as soon "
+                "as this is sent.")
+    if state == "running":
+        return (f"{label} is a running VM's disk: the guest reads other data in {amount} "
+                "as soon as this is sent — under a mounted file system that can corrupt it.")
+    if state:
+        return (f"{label} is the disk of a VM that is {state}: the guest will read other "
+                f"data in {amount} when it runs.")
+    return (f"{label} is attached (a VM's disk or an export; whether it is in use is not "
+            f"known): it reads other data in {amount} as soon as this is sent.")
 
 
 class EditController(QObject):
@@ -186,7 +202,7 @@ class EditController(QObject):
         if session is None or caps is None or not caps.has("query-status"):
             return ""
         with contextlib.suppress(SessionError), background_traffic():
-            return run_states(await session.execute("query-status"))
+            return run_state_of(await session.execute("query-status"))
         return ""
 
     async def review_of(self, plan: Plan, *, destructive: bool = False,
@@ -202,14 +218,7 @@ class EditController(QObject):
         attached = [] if isinstance(plan.intent, MEDIA_INTENTS) else found.attached_changes
         if attached:
             state = await self._run_state()
-            for reader in attached:
-                amount = ("an unknown amount of its data" if reader.changed is None
-                          else f"{size_text(reader.changed)} of its data")
-                who = {"running": "a running VM's disk",
-                       "": "attached (a VM's disk or an export)"}.get(
-                    state, f"the disk of a VM that is {state}")
-                danger.append(f"{reader.label} is {who}: {amount} will be read from other "
-                              "layers than before — what the guest sees changes under it.")
+            danger = [danger_text(reader.label, reader.changed, state) for reader in attached]
         return Review(plan, found, irreversible, tuple(plan.warnings), tuple(danger),
                       destructive or isinstance(plan.intent, Delete | DetachBacking), action)
 

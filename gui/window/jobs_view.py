@@ -1,10 +1,11 @@
 """Job states on the canvas, as the jobs dock shows them.
 
 While a job runs its card says running, paused or ready in the state's colour; once it
-ended badly, QEMU's graph no longer has it, so the node it worked on keeps a mark —
-"stream-vm1-top failed: Input/output error" in red, "… cancelled" in grey — until the
-job is cleared from the jobs dock. The dock (:mod:`gui.widgets.jobs`) decides the
-state; this module remembers which node each job worked on and puts the marks there.
+ended, QEMU's graph no longer has it, so the node it worked on keeps a mark —
+"stream-vm1-top failed: Input/output error" in red, "… cancelled" in grey, "…
+completed" in green — until the job is cleared from the jobs dock. The dock
+(:mod:`gui.widgets.jobs`) decides the state; this module remembers which node each job
+worked on and puts the marks there.
 """
 
 from __future__ import annotations
@@ -78,12 +79,12 @@ class JobMarks(QObject):
                                                        tooltip=f"{job_id}: {look.word}"))
         else:
             self.marks.set_mark(card_key, source, None)
-        # on the node it worked on, once it ended badly
+        # on the node it worked on, once it ended
         target = self.target.get(job_id)
         if target is None:
             return
-        if state in ("failed", "cancelled") and look is not None:
-            text = f"{job_id} failed: {error}" if state == "failed" else f"{job_id} cancelled"
+        if state in ("failed", "cancelled", "completed") and look is not None:
+            text = f"{job_id} failed: {error}" if state == "failed" else f"{job_id} {state}"
             self.marks.set_mark(target, source, Mark(text, look.color, BELOW, tooltip=(
                 f"{text}\n(clear it with Clear finished in the jobs dock)")))
         else:

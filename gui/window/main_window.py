@@ -183,7 +183,7 @@ class MainWindow(ActionsWindow):
         self.act_perms.toggled.connect(self._show_legend)
         self.recording.showPanel.connect(lambda: (self.docks["replay"].show(),
                                                   self.docks["replay"].raise_()))
-        self.media.changed.connect(lambda: self.edits.labels.update(self.media.labels()))
+        self.media.changed.connect(lambda: setattr(self.edits, "labels", self.media.labels()))
         self.edits.executed.connect(lambda _report: self.media.refresh())
         c = self.connection
         c.sessionOpened.connect(self._session_opened)

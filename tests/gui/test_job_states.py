@@ -115,3 +115,19 @@ def test_a_limited_stream_pauses_resumes_and_cancels_without_being_called_a_fail
     marks = window.marks.marks("vm1-top")
     assert [m.color for m in marks if "cancelled" in m.text] == [LOOKS["cancelled"].color]
     assert window.scene.snapshot.backing("vm1-top") == "vm1-mid"     # nothing changed
+
+
+def test_a_completed_job_is_green_in_the_dock_and_on_its_node(
+        qtbot: Any, aloop: Any, window: MainWindow, gui_peer: Peer, tmp_path: Path) -> None:
+    open_demo(qtbot, aloop, window, gui_peer, tmp_path)
+    select(window, "vm3-top")
+    window.act_stream.trigger()
+    job = "stream-vm3-top"
+    qtbot.waitUntil(lambda: window.jobs.state(job) == "completed" and idle(window),
+                    timeout=20000)
+    row = window.jobs.rows[job]
+    assert row.item.text(2) == "completed" and row.bar.format() == "done"
+    assert chunk_color(window, job) == LOOKS["completed"].color
+    (mark,) = [m for m in window.marks.marks("vm3-top") if job in m.text]
+    assert mark.text == f"{job} completed" and mark.color == LOOKS["completed"].color
+    assert len({LOOKS[s].color for s in ("running", "paused", "failed", "cancelled")}) == 4
