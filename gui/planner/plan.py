@@ -90,7 +90,7 @@ class Expectation:
                 out.append(f"node {fact.parent} is missing (expected its {fact.role} link)")
                 continue
             actual = _through_implicit(graph, graph.child(fact.parent, fact.role))
-            if actual != fact.child:
+            if actual != _through_implicit(graph, fact.child):
                 out.append(f"{fact.parent}.{fact.role} is {actual or 'nothing'}, "
                            f"expected {fact.child or 'nothing'}")
         for key, ro in self.read_only:
