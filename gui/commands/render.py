@@ -1,12 +1,15 @@
-"""``blockgraph render``: draw a graph to SVG, PNG, DOT or JSON without a window.
+"""``blockgraph render``: draw a graph to SVG, PNG, PDF, DOT or JSON without a window.
 
     blockgraph render --demo -o demo.svg
     blockgraph render --connect unix:/run/qsd.sock -o graph.png
-    blockgraph render disk.qcow2 -o chain.dot
+    blockgraph render disk.qcow2 -o chain.json
+    blockgraph render --connect unix:/run/qsd.sock -o host.pdf    # paged, legible
 
 The same layers as the editor: a session (bundled engine or remote QEMU) reads the
 graph, the layout places it, the scene draws it (:mod:`gui.views.export`). The format
-follows the output's extension. Qt is loaded only to draw SVG and PNG.
+follows the output's extension, the layout the shape of its page. A JSON file holds
+the drawing as a fresh scene has it: each node's rectangle, each edge's line as drawn.
+Qt is loaded only to draw SVG, PNG and PDF.
 """
 
 from __future__ import annotations
@@ -25,8 +28,7 @@ from gui.images.demo import build_demo
 from gui.images.opening import add_image, node_name_for
 from gui.session import Session
 from gui.session.peers import BundledPeer, remote_endpoint
-from gui.views.export import export, format_for, to_dot, to_json
-from gui.views.layout import full_layout
+from gui.views.export import drawing_of, export, format_for, page_aspect, to_dot, to_json
 
 
 async def read_snapshot(args: argparse.Namespace) -> GraphSnapshot:
@@ -78,16 +80,17 @@ def _parser() -> argparse.ArgumentParser:
                         "engine")
     source.add_argument("images", nargs="*", default=[], metavar="IMAGE",
                         help="image files to open (with their backing chains)")
-    parser.add_argument("-o", "--output", required=True, help="FILE.svg|.png|.dot|.json")
+    parser.add_argument("-o", "--output", required=True,
+                        help="FILE.svg|.png|.pdf|.dot|.json (laid out for the page's shape)")
     parser.add_argument("--dark", action="store_true", help="dark colours (SVG/PNG)")
     parser.add_argument("--permissions", action="store_true",
                         help="label edges with their permissions")
     return parser
 
 
-def _draw(snapshot: GraphSnapshot, args: argparse.Namespace) -> None:
-    """Draw ``snapshot`` on a scene and export it (SVG, PNG): Qt is loaded here, lazily,
-    so that DOT and JSON are written without it."""
+def _draw(snapshot: GraphSnapshot, args: argparse.Namespace, fmt: str) -> list[Path]:
+    """Draw ``snapshot`` on a scene laid out for the page and export it (SVG, PNG,
+    PDF): Qt is loaded here, lazily, so that DOT and JSON are written without it."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication
 
@@ -96,10 +99,11 @@ def _draw(snapshot: GraphSnapshot, args: argparse.Namespace) -> None:
 
     app = QApplication.instance() or QApplication([])
     scene = GraphScene(DARK if args.dark else LIGHT)
+    scene.aspect = page_aspect(fmt)
     scene.show_snapshot(snapshot)
     scene.set_show_permissions(args.permissions)
     try:
-        export(scene, args.output)
+        return export(scene, args.output)
     finally:
         del app
 
@@ -120,19 +124,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"blockgraph render: {exc}", file=sys.stderr)
         return 1
     if fmt in ("dot", "json"):
-        positions = full_layout(snapshot)
-        data = to_json(snapshot, positions)
+        drawing = drawing_of(snapshot, page_aspect(fmt))
+        data = to_json(snapshot, drawing)
         if args.libvirt_domain is not None:
             from gui.libvirt.headless import disks_json  # libvirt, as above
 
             data["disks"] = disks_json(snapshot, args.libvirt_domain)
-        text = (to_dot(snapshot, positions) if fmt == "dot"
+        text = (to_dot(snapshot, drawing.positions()) if fmt == "dot"
                 else json.dumps(data, indent=2) + "\n")
         Path(args.output).write_text(text)
         return 0
     try:
-        _draw(snapshot, args)
+        written = _draw(snapshot, args, fmt)
     except OSError as exc:
         print(f"blockgraph render: {exc}", file=sys.stderr)
         return 1
+    if len(written) > 1:
+        print(f"blockgraph render: too big for one legible picture: {written[0]} is an "
+              f"overview, {len(written) - 1} pages beside it "
+              f"({written[1].name} … {written[-1].name})")
     return 0

@@ -53,6 +53,7 @@ from engine.offline import (
 from engine.offline.commands import commit_command, convert_command, rebase_command
 from engine.offline.snapshot import OfflineGraph
 from gui.lifecycle.display import exit_status_without_display
+from gui.lifecycle.shutdown import end_without_teardown
 from gui.lifecycle.signals import close_on_signals
 from gui.widgets.compact_graph import CompactGraphView
 from gui.widgets.compare_dialog import compare_with_address
@@ -343,4 +344,7 @@ def main(argv: list[str]) -> int:
     window.resize(1200, 760)
     window.show()
     close_on_signals(window.close, window)
-    return int(app.exec())
+    status = int(app.exec())
+    if window.isVisible():   # Qt left its loop by itself: the display went away
+        end_without_teardown(status)
+    return status

@@ -29,6 +29,7 @@ Public API (stable; the GUI bridges the callbacks to Qt signals)::
     await session.execute(cmd, args) # -> return value; raises CommandFailed / Disconnected
     await session.refresh(force=False) # re-read the graph now
     session.request_refresh()        # ask the background loop to re-read soon
+    session.set_poll_interval(60.0)  # the safety re-read (None: events only)
     await session.wait_job(id, ("concluded",))  # -> JobProgress; raises JobFailed
 
     await session.reconnect()        # drop and connect again (re-reads the graph)
@@ -49,11 +50,13 @@ Errors (:mod:`gui.session.errors`): ``SessionError`` → ``ConnectFailed``, ``Di
 (``outcome_unknown``), ``CommandFailed`` (``sent``/``received`` JSON, ``error_class``,
 ``desc``), ``PreflightRefused`` (``reasons``), ``UnsupportedByPeer``, ``JobFailed``.
 
-Refreshing: events that can change the graph (``JOB_STATUS_CHANGE``, ``BLOCK_JOB_*``,
-``BLOCK_IMAGE_CORRUPTED``, ``DEVICE_DELETED``, ``DEVICE_TRAY_MOVED``, …) and the
-session's own commands wake the refresh loop; otherwise it polls every
-``poll_interval`` seconds with the cheap ``x-debug-query-block-graph`` and fetches the
-flat node list only when that changed (see :mod:`gui.session.graph_reader`).
+Staying live (:mod:`gui.session.updates`): after the first read, events that can change
+the graph, the session's own commands and ``request_refresh()`` have it read again, as
+much as each calls for; a running job's progress is polled every ``job_poll_interval``
+seconds; a slow safety re-read every ``poll_interval`` seconds (None: never) catches
+what no event reports, asking the cheap ``x-debug-query-block-graph`` first and the flat
+node list only when that changed (:mod:`gui.session.graph_reader`).
+``session.poll_deadline`` is when the next unasked read is due (None: none is).
 """
 
 from gui.session.address import Endpoint, parse_address, socket_endpoint
@@ -68,7 +71,8 @@ from gui.session.errors import (
     UnsupportedByPeer,
 )
 from gui.session.jobs import JobProgress
-from gui.session.session import ConnectionState, ConnectionStatus, Session
+from gui.session.session import Session
+from gui.session.state import ConnectionState, ConnectionStatus
 from gui.session.traffic import TrafficEntry, TrafficLog
 
 __all__ = [

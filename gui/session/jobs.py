@@ -6,6 +6,12 @@ any); the bytes done so far are only in ``query-jobs``. :class:`JobTracker` keep
 reports each change, and lets a caller wait until a job reaches a status — every status
 a job passed through since it was last forgotten counts, so a job whose events arrive
 before the reply of the command that started it is still seen.
+
+It also knows which jobs make progress (to poll only while one does) and whether an
+image is being created (:attr:`JobTracker.creating`: the session reads nothing then,
+see :mod:`gui.session.updates`). A job's type comes from ``query-jobs``, or from the
+command this client started it with (:meth:`JobTracker.starting`), which is known
+before QEMU's first event about it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from gui.session.errors import Disconnected, JobFailed, SessionError
+from gui.session.updates import ACTIVE, PROGRESSING
+
+#: the job type each job-starting command starts (query-jobs' ``type``)
+JOB_TYPES = {"blockdev-create": "create", "block-stream": "stream", "block-commit": "commit",
+             "blockdev-mirror": "mirror", "drive-mirror": "mirror", "blockdev-backup": "backup",
+             "drive-backup": "backup"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +51,9 @@ class JobTracker:
         self._report = report
         self._jobs: dict[str, JobProgress] = {}
         self._history: dict[str, list[JobProgress]] = {}
+        self._types: dict[str, str] = {}
+        #: jobs this client is starting: sent, no status seen yet
+        self._starting: set[str] = set()
         self._changed = asyncio.Condition()
 
     @property
@@ -48,6 +63,48 @@ class JobTracker:
 
     def __bool__(self) -> bool:
         return bool(self._jobs)
+
+    @property
+    def progressing(self) -> bool:
+        """Whether a job is making progress now (its progress is worth polling)."""
+        return any(j.status in PROGRESSING for j in self._jobs.values())
+
+    @property
+    def creating(self) -> bool:
+        """Whether an image is being created (a ``create`` job that has not ended)."""
+        return any(self._types.get(job_id) == "create" for job_id in self._starting) or any(
+            self._types.get(j.id) == "create" and j.status in ACTIVE
+            for j in self._jobs.values())
+
+    @property
+    def untyped(self) -> bool:
+        """Whether a job exists whose type is not known (another client started it)."""
+        return any(j.id not in self._types for j in self._jobs.values() if j.status in ACTIVE)
+
+    def starting(self, command: str, arguments: Mapping[str, Any]) -> str | None:
+        """This client is about to send ``command``: if it starts a job, note the job (its
+        id, returned) and its type before QEMU says anything about it."""
+        job_type = JOB_TYPES.get(command)
+        job_id = arguments.get("job-id", arguments.get("device"))
+        if job_type is None or not isinstance(job_id, str):
+            return None
+        self._types[job_id] = job_type
+        self._starting.add(job_id)
+        return job_id
+
+    async def not_started(self, job_id: str) -> None:
+        """The command that was to start ``job_id`` failed: there is no such job."""
+        self._starting.discard(job_id)
+        await self.wake()
+
+    async def until_not_creating(self, timeout: float) -> None:
+        """Wait until no image is being created (SessionError after ``timeout`` s)."""
+        async with self._changed:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._changed.wait_for(lambda: not self.creating)
+            except TimeoutError:
+                raise SessionError("timed out waiting for an image creation to end") from None
 
     async def on_event(self, name: str, data: Mapping[str, Any]) -> None:
         """Take in a QMP event (any: those that are not about jobs are ignored)."""
@@ -65,18 +122,32 @@ class JobTracker:
                                            int(data.get("len", 0)), error))
 
     def on_query(self, reply: Iterable[Mapping[str, Any]]) -> None:
-        """Take in a ``query-jobs`` reply: progress (and type, status) of every job."""
+        """Take in a ``query-jobs`` reply: progress (and type, status) of every job. A job
+        the reply does not list has ended unseen (while disconnected, say): it is reported
+        as ``null`` and dropped."""
+        reply = list(reply)
+        listed = {str(j["id"]) for j in reply}
+        for job_id in [k for k in self._jobs if k not in listed and k not in self._starting]:
+            gone = self._jobs.pop(job_id)
+            self._report(JobProgress(gone.id, gone.type, "null", gone.current, gone.total,
+                                     gone.error))
         for j in reply:
             job_id = str(j["id"])
             old = self._jobs.get(job_id, JobProgress(job_id))
             new = JobProgress(job_id, str(j.get("type", "")), str(j.get("status", "")),
                               int(j.get("current-progress", 0)),
                               int(j.get("total-progress", 0)), j.get("error") or old.error)
+            self._types[job_id] = new.type
             if new != old:
                 self._jobs[job_id] = new
                 self._report(new)
 
     async def _update(self, job: JobProgress) -> None:
+        self._starting.discard(job.id)
+        if job.type:
+            self._types.setdefault(job.id, job.type)
+        job = JobProgress(job.id, job.type or self._types.get(job.id, ""), job.status,
+                          job.current, job.total, job.error)
         if job.status == "null":
             self._jobs.pop(job.id, None)
         else:

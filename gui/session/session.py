@@ -6,11 +6,13 @@ answer), :mod:`~gui.session.jobs` (job statuses and progress),
 :mod:`~gui.session.sent_options` (what this client told the peer). Internals worth
 knowing:
 
-* Background tasks (event drain, poll/refresh loop, connection watch, reconnect) are
+* Background tasks (event drain, update loop, connection watch, reconnect) are
   created with :meth:`Session._spawn` and kept in ``self._tasks`` — strong references,
   because the event loop (and qasync's) holds only weak ones.
-* One task drains events; events that can change the graph wake the refresh loop, which
-  is the only place background reads happen (under ``self._read_lock``).
+* One task drains events; each event and each own command says what it calls for
+  (:mod:`~gui.session.updates`) and wakes the update loop, the only place background
+  reads happen — under the command lock, so that no query can slip in between a
+  ``blockdev-create`` and the end of its job.
 * A dropped connection is noticed by the watch task through qemu.qmp's runstate; the
   session then reports ``LOST`` ("disconnected — outcome unknown"), never raises into
   the caller, and reconnects with back-off when ``auto_reconnect`` is on.
@@ -23,10 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from qemu.qmp import EventListener
@@ -36,40 +36,16 @@ from gui.session.address import Endpoint, parse_address
 from gui.session.capabilities import PeerCapabilities
 from gui.session.client import background_traffic
 from gui.session.errors import ConnectFailed, Disconnected, SessionError
-from gui.session.graph_reader import ReadState, read_graph
+from gui.session.graph_reader import ReadState, read_graph, read_jobs
 from gui.session.jobs import JobProgress, JobTracker
 from gui.session.link import LINK_ERRORS, QmpLink, Stalled
 from gui.session.observers import Observers
 from gui.session.sent_options import SentOptions
+from gui.session.state import ConnectionState, ConnectionStatus
 from gui.session.traffic import TrafficEntry, TrafficLog
+from gui.session.updates import Need, need_for_command, need_for_event
 
 log = logging.getLogger(__name__)
-
-#: Events after which the graph (or a job) may have changed.
-GRAPH_EVENTS = frozenset({
-    "JOB_STATUS_CHANGE", "BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED", "BLOCK_JOB_READY",
-    "BLOCK_JOB_ERROR", "BLOCK_JOB_PENDING", "BLOCK_IMAGE_CORRUPTED", "BLOCK_EXPORT_DELETED",
-    "DEVICE_DELETED", "DEVICE_TRAY_MOVED", "BLOCK_WRITE_THRESHOLD",
-})
-#: Commands that only read; everything else may change the graph.
-_READ_ONLY_PREFIXES = ("query-", "x-debug-query-")
-
-
-class ConnectionStatus(enum.Enum):
-    DISCONNECTED = "disconnected"   # never connected, or closed the old connection on request
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    LOST = "lost"                   # dropped by the peer: outcome of in-flight commands unknown
-    CLOSED = "closed"               # close() was called; the session is finished
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionState:
-    status: ConnectionStatus
-    address: str
-    message: str = ""
-    peer: PeerCapabilities | None = None
-
 
 class Session:
     """A live connection to a QMP peer (see the package docstring for the API)."""
@@ -79,7 +55,8 @@ class Session:
         endpoint: Endpoint | str,
         *,
         auto_reconnect: bool = True,
-        poll_interval: float | None = 2.0,
+        poll_interval: float | None = 60.0,
+        job_poll_interval: float = 1.0,
         traffic_limit: int = 5000,
         reconnect_delays: tuple[float, float] = (0.1, 5.0),
         job_timeout: float = 300.0,
@@ -87,7 +64,10 @@ class Session:
     ) -> None:
         self.endpoint = parse_address(endpoint) if isinstance(endpoint, str) else endpoint
         self.auto_reconnect = auto_reconnect
+        #: the safety re-read, for changes no event reports (None: never); see updates
         self.poll_interval = poll_interval
+        #: how often a running job's progress is asked for
+        self.job_poll_interval = job_poll_interval
         self.reconnect_delays = reconnect_delays
         self.job_timeout = job_timeout
         #: a peer that accepts but never greets or never answers is treated as gone after
@@ -106,7 +86,9 @@ class Session:
         self._read_lock = asyncio.Lock()
         self._command_lock = asyncio.Lock()
         self._wake = asyncio.Event()
-        self._force_nodes = True
+        self._need = Need.NOTHING
+        self._poll_deadline: float | None = None
+        self._last_graph_read = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._conn_tasks: set[asyncio.Task[Any]] = set()
         self._reconnect_task: asyncio.Task[Any] | None = None
@@ -185,13 +167,15 @@ class Session:
             link.client.register_listener(listener)
             self._spawn_conn(self._drain_events(link, listener), "events")
             self._spawn_conn(self._watch(link), "watch")
+            with background_traffic():   # the jobs first: no node query during a creation
+                self._jobs.on_query(await self._query("query-jobs"))
             self._read = ReadState()
             snapshot = await self.refresh(force=True)
         except (SessionError, *LINK_ERRORS) as exc:
             await self._drop_link(link)
             self._set_state(ConnectionStatus.DISCONNECTED, f"cannot connect: {exc}")
             raise ConnectFailed(self.endpoint.label, str(exc)) from exc
-        self._spawn_conn(self._poll(link), "poll")
+        self._spawn_conn(self._keep_graph(link), "updates")
         self._set_state(ConnectionStatus.CONNECTED,
                         f"connected to QEMU {self._caps.version_text}")
         return snapshot
@@ -326,59 +310,142 @@ class Session:
         """Send one command; return its ``return`` value.
 
         Raises CommandFailed (QMP error, with JSON sent/received) or Disconnected. A
-        command that may change the graph makes the next refresh re-read node details.
+        command that may change the graph has the graph re-read (node details too) once
+        it is answered (:func:`gui.session.updates.need_for_command`).
         """
         async with self._command_lock:
+            job_id = self._jobs.starting(command, arguments or {})
             try:
                 result = await self._send(command, arguments)
+            except BaseException:
+                if job_id is not None:
+                    await self._jobs.not_started(job_id)
+                    self._wake.set()     # a read deferred for that creation may go now
+                raise
             finally:
-                if not command.startswith(_READ_ONLY_PREFIXES):
-                    self._force_nodes = True
+                self._want(need_for_command(command))
         self._sent.record(command, arguments or {})
         return result
 
     # -- graph --------------------------------------------------------------------------
+    @property
+    def poll_deadline(self) -> float | None:
+        """When (event loop time) the graph or its jobs are next read unasked; None while
+        only an event, a command or a request will have them read."""
+        return self._poll_deadline
+
+    def set_poll_interval(self, seconds: float | None) -> None:
+        """Change the safety re-read interval (None: never) from now on."""
+        self.poll_interval = seconds
+        self._wake.set()                 # the loop sets its timer again
+
+    def request_refresh(self) -> None:
+        """Ask the background loop to re-read the graph (node details included) soon."""
+        self._want(Need.NODES)
+
+    def _want(self, need: Need) -> None:
+        if need > self._need:
+            self._need = need
+        if need:
+            self._wake.set()
+
     async def refresh(self, *, force: bool = False) -> GraphSnapshot:
-        """Re-read the graph now; emits graph_changed if it changed. ``force``: node details too."""
+        """Re-read the graph now; emits graph_changed if it changed. ``force``: node details too.
+
+        Waits first until no image is being created (see :mod:`gui.session.updates`).
+        """
         if self._link is None or self._caps is None:
             raise Disconnected("not connected")
+        need = self._need
+        while True:
+            await self._jobs.until_not_creating(self.job_timeout)
+            async with self._command_lock:
+                if self._jobs.creating:
+                    continue
+                snapshot = await self._read_graph(force or need >= Need.NODES)
+                break
+        if self._need == need:           # nothing new called for a read meanwhile
+            self._need = Need.NOTHING
+        return snapshot
+
+    async def _read_graph(self, force_nodes: bool) -> GraphSnapshot:
+        """Read the graph (and the jobs' progress if there are jobs); emit if it changed.
+        The caller holds the command lock."""
+        assert self._caps is not None
         async with self._read_lock:
-            force_nodes = force or self._force_nodes
-            self._force_nodes = False
-            try:
-                with background_traffic():
-                    snapshot, changed = await read_graph(
-                        self._query, self._read, has_debug_graph=self._caps.has_debug_graph,
-                        force_nodes=force_nodes)
-                    if self._jobs or any(n.kind == "block-job" for n in snapshot.nodes.values()):
-                        self._jobs.on_query(await self._query("query-jobs"))
-            except BaseException:
-                self._force_nodes = self._force_nodes or force_nodes
-                raise
+            with background_traffic():
+                snapshot, changed = await read_graph(
+                    self._query, self._read, has_debug_graph=self._caps.has_debug_graph,
+                    force_nodes=force_nodes)
+                if self._jobs or any(n.kind == "block-job" for n in snapshot.nodes.values()):
+                    self._jobs.on_query(await self._query("query-jobs"))
+        self._last_graph_read = asyncio.get_running_loop().time()
         if changed:
             self._graph_changed.emit(snapshot)
         return snapshot
 
-    def request_refresh(self) -> None:
-        """Ask the background loop to re-read the graph (node details included) soon."""
-        self._force_nodes = True
-        self._wake.set()
+    async def _read_jobs(self) -> None:
+        """Read the jobs' statuses and progress only; emit the graph if that changed it."""
+        async with self._read_lock:
+            with background_traffic():
+                self._jobs.on_query(await self._query("query-jobs"))
+                snapshot, changed = await read_jobs(self._query, self._read)
+        if changed:
+            self._graph_changed.emit(snapshot)
 
-    async def _poll(self, link: QmpLink) -> None:
-        """The refresh loop: wakes on graph events or every ``poll_interval`` seconds."""
+    def _next_wait(self) -> tuple[float | None, bool]:
+        """How long the loop may sleep before reading unasked, and whether the graph (not
+        only the jobs) is due then."""
+        graph_in = self.poll_interval
+        if graph_in is not None:
+            graph_in = max(0.0, self._last_graph_read + graph_in
+                           - asyncio.get_running_loop().time())
+        if self._jobs.progressing and (graph_in is None or self.job_poll_interval < graph_in):
+            return self.job_poll_interval, False
+        return graph_in, True
+
+    async def _keep_graph(self, link: QmpLink) -> None:
+        """The update loop: sleeps until something calls for a read (see updates)."""
+        loop = asyncio.get_running_loop()
         while link is self._link:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll_interval):
+            timeout, graph_due = self._next_wait()
+            self._poll_deadline = None if timeout is None else loop.time() + timeout
+            try:
+                async with asyncio.timeout(timeout):
                     await self._wake.wait()
+            except TimeoutError:
+                self._want(Need.GRAPH if graph_due else Need.JOBS)
             self._wake.clear()
+            self._poll_deadline = None
             if link is not self._link:
                 return
             try:
-                await self.refresh()
+                await self._catch_up()
             except Disconnected:
                 return
             except SessionError as exc:
                 log.warning("background refresh failed: %s", exc)
+
+    async def _catch_up(self) -> None:
+        """Read what was called for since the last read."""
+        need = self._need
+        if need is Need.NOTHING:
+            return
+        async with self._command_lock:
+            if self._jobs.untyped:       # another client's job: is it creating an image?
+                with background_traffic():
+                    self._jobs.on_query(await self._query("query-jobs"))
+            deferred = need >= Need.GRAPH and self._jobs.creating
+            # a graph read waits for the image to exist: the creation's end wakes the loop
+            self._need = need if deferred else Need.NOTHING
+            try:
+                if need >= Need.GRAPH and not deferred:
+                    await self._read_graph(need >= Need.NODES)
+                elif self._jobs and self._read.snapshot is not None:
+                    await self._read_jobs()
+            except BaseException:
+                self._need = max(self._need, need)
+                raise
 
     async def _drain_events(self, link: QmpLink, listener: EventListener) -> None:
         """The one task that consumes events."""
@@ -392,9 +459,9 @@ class Session:
     async def _handle_event(self, event: dict[str, Any]) -> None:
         self._events.emit(event)
         name = event.get("event", "")
-        await self._jobs.on_event(name, event.get("data", {}) or {})
-        if name in GRAPH_EVENTS:
-            self.request_refresh()
+        data = event.get("data", {}) or {}
+        await self._jobs.on_event(name, data)
+        self._want(need_for_event(name, data))
 
     # -- jobs ---------------------------------------------------------------------------
     async def wait_job(self, job_id: str, until: tuple[str, ...],

@@ -20,7 +20,7 @@ from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QApplication, QGraphicsView, QMainWindow, QWidget
 
 from gui.lifecycle.display import exit_status_without_display
-from gui.lifecycle.shutdown import drop_pending_async_work
+from gui.lifecycle.shutdown import end_without_teardown
 from gui.lifecycle.signals import close_on_signals
 from gui.tours.panel import SceneCanvas, TourPanel
 from gui.tours.runner import PeerFactory
@@ -92,8 +92,7 @@ def main(tour: str | None = None) -> int:
             if not quitting:
                 raise
             # the loop stopped with Qt's before the wait saw the event: expected here
-        if quitting:
-            drop_pending_async_work(loop)
-        else:
-            loop.run_until_complete(window.panel.shutdown())
+        if quitting:   # before the loop is closed: nothing of it is torn down
+            end_without_teardown(0)
+        loop.run_until_complete(window.panel.shutdown())
     return 0

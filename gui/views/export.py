@@ -1,9 +1,13 @@
-"""The graph written to a file: SVG, PNG, DOT or JSON, the format named by the extension.
+"""The graph written to a file: SVG, PNG, PDF, DOT or JSON, the format named by the
+extension.
 
 File → Export in the editor and ``blockgraph render`` (:mod:`gui.commands.render`)
-both write through :func:`export`; SVG and PNG are drawn by the scene itself, so they
-look like the canvas. DOT and JSON carry the layout's positions. Qt is imported only
-where SVG and PNG are drawn (lazily), so DOT and JSON are written without it.
+both write through :func:`export`; SVG, PNG and PDF are drawn by the scene itself, so
+they look like the canvas, at a scale where card text can be read
+(:mod:`gui.views.pictures`). JSON holds the drawing: each node's rectangle and each
+edge's line as drawn; DOT the cards' positions. Qt is imported only where pictures
+are drawn (lazily), so DOT and JSON are written without it: :func:`drawing_of` lays a
+snapshot out exactly as a fresh scene does (the same layout, the same rounded lines).
 """
 
 from __future__ import annotations
@@ -13,66 +17,52 @@ import os
 from pathlib import Path
 from typing import Any
 
-FORMATS = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot", ".json": "json"}
+from gui.views.layout import DEFAULT_ASPECT, DEFAULT_GEOMETRY, Drawing, draw, rounded
+
+FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot",
+           ".json": "json"}
 
 
 def format_for(path: str | os.PathLike[str]) -> str:
     ext = Path(path).suffix.lower()
     if ext not in FORMATS:
         raise ValueError(f"cannot tell the format of {os.fspath(path)!r}: "
-                         "use .svg, .png, .dot or .json")
+                         "use .svg, .png, .pdf, .dot or .json")
     return FORMATS[ext]
 
 
-# -- exports (need a QApplication for svg/png) -------------------------------------------
-def export(scene: Any, path: str | os.PathLike[str]) -> None:
-    """Write ``scene`` (a GraphScene) to ``path`` in the format its extension names."""
+def page_aspect(fmt: str) -> float:
+    """Width / height of the page an export of ``fmt`` is laid out for: A4 landscape
+    for PDF, a 16:10 screen otherwise."""
+    return 2 ** 0.5 if fmt == "pdf" else DEFAULT_ASPECT
+
+
+def drawing_of(snapshot: Any, aspect: float = DEFAULT_ASPECT) -> Drawing:
+    """The drawing a fresh scene of ``snapshot`` shows: cards where the layout puts
+    them, each link's line as drawn (corners rounded), the VM frames."""
+    d = draw(snapshot, DEFAULT_GEOMETRY, aspect)
+    d.paths = {k: rounded(pts) for k, pts in d.paths.items()}
+    return d
+
+
+# -- exports (need a QApplication for svg/png/pdf) ---------------------------------------
+def export(scene: Any, path: str | os.PathLike[str]) -> list[Path]:
+    """Write ``scene`` (a GraphScene) to ``path`` in the format its extension names;
+    returns the files written (a PNG too big to be legible is paged)."""
     fmt = format_for(path)
-    if fmt == "svg":
-        write_svg(scene, path)
-    elif fmt == "png":
-        write_png(scene, path)
-    elif fmt == "dot":
-        Path(path).write_text(to_dot(scene.snapshot, scene.positions()))
+    if fmt in ("svg", "png", "pdf"):
+        # lazily: Qt's painting is loaded only to draw pictures
+        from gui.views import pictures
+
+        writers = {"svg": pictures.write_svg, "png": pictures.write_png,
+                   "pdf": pictures.write_pdf}
+        return writers[fmt](scene, path)
+    if fmt == "dot":
+        Path(path).write_text(to_dot(scene.shown, scene.positions()))
     else:
-        Path(path).write_text(json.dumps(to_json(scene.snapshot, scene.positions()), indent=2)
+        Path(path).write_text(json.dumps(to_json(scene.shown, scene.drawing()), indent=2)
                               + "\n")
-
-
-def write_svg(scene: Any, path: str | os.PathLike[str]) -> None:
-    from PySide6.QtCore import QRectF, QSize
-    from PySide6.QtGui import QPainter
-    from PySide6.QtSvg import QSvgGenerator
-
-    rect = scene.graph_rect()
-    gen = QSvgGenerator()
-    gen.setFileName(os.fspath(path))
-    gen.setSize(QSize(int(rect.width()), int(rect.height())))
-    gen.setViewBox(QRectF(0, 0, rect.width(), rect.height()))
-    gen.setTitle("blockgraph")
-    gen.setDescription("QEMU block graph drawn by blockgraph")
-    painter = QPainter(gen)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    scene.render(painter, QRectF(0, 0, rect.width(), rect.height()), rect)
-    painter.end()
-
-
-def write_png(scene: Any, path: str | os.PathLike[str], max_side: int = 8000) -> None:
-    from PySide6.QtCore import QRectF
-    from PySide6.QtGui import QImage, QPainter
-
-    rect = scene.graph_rect()
-    scale = min(1.0, max_side / max(rect.width(), rect.height(), 1))
-    img = QImage(max(1, int(rect.width() * scale)), max(1, int(rect.height() * scale)),
-                 QImage.Format.Format_ARGB32)
-    img.fill(scene.backgroundBrush().color())
-    painter = QPainter(img)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
-    scene.render(painter, QRectF(0, 0, img.width(), img.height()), rect)
-    painter.end()
-    if not img.save(os.fspath(path), "PNG"):
-        raise OSError(f"cannot write {os.fspath(path)}")
+    return [Path(path)]
 
 
 def _dot_id(key: str) -> str:
@@ -104,9 +94,13 @@ def to_dot(snapshot: Any, positions: dict[str, tuple[float, float]] | None = Non
     return "\n".join(lines) + "\n"
 
 
-def to_json(snapshot: Any, positions: dict[str, tuple[float, float]] | None = None
-            ) -> dict[str, Any]:
-    """The graph as plain JSON: nodes (with position) and edges with permissions."""
+def to_json(snapshot: Any, drawing: Drawing | None = None) -> dict[str, Any]:
+    """The graph as plain JSON: nodes and edges with permissions and, given a drawing
+    (:meth:`GraphScene.drawing`, :func:`drawing_of`), each node's rectangle (``x``,
+    ``y``: top-left corner, ``width``, ``height``, scene coordinates), each edge's
+    line as drawn (``path``: its points) and the VM frames."""
+    rects = drawing.rects if drawing is not None else {}
+    paths = drawing.paths if drawing is not None else {}
     nodes = []
     for key, n in snapshot.nodes.items():
         entry: dict[str, Any] = {
@@ -114,9 +108,20 @@ def to_json(snapshot: Any, positions: dict[str, tuple[float, float]] | None = No
             "read-only": n.read_only, "filename": n.filename,
             "virtual-size": n.virtual_size, "actual-size": n.actual_size,
         }
-        if positions and key in positions:
-            entry["x"], entry["y"] = positions[key]
+        if key in rects:
+            x, y, w, h = rects[key]
+            entry.update(x=round(x, 2), y=round(y, 2), width=round(w, 2), height=round(h, 2))
         nodes.append(entry)
-    edges = [{"parent": e.parent, "child": e.child, "role": e.role, "perm": list(e.perm),
-              "shared-perm": list(e.shared_perm)} for e in snapshot.edges]
-    return {"nodes": nodes, "edges": edges}
+    edges = []
+    for e in snapshot.edges:
+        entry = {"parent": e.parent, "child": e.child, "role": e.role, "perm": list(e.perm),
+                 "shared-perm": list(e.shared_perm)}
+        path = paths.get((e.parent, e.role, e.child))
+        if path is not None:
+            entry["path"] = [[round(x, 2), round(y, 2)] for x, y in path]
+        edges.append(entry)
+    out: dict[str, Any] = {"nodes": nodes, "edges": edges}
+    if drawing is not None:
+        out["frames"] = [{"label": f.label, "x": f.rect[0], "y": f.rect[1],
+                          "width": f.rect[2], "height": f.rect[3]} for f in drawing.frames]
+    return out

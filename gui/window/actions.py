@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPointF, QSettings
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -31,10 +31,12 @@ from PySide6.QtWidgets import (
 )
 
 from gui.tours.teaching import install_teaching
-from gui.views.canvas import GraphView
+from gui.views.canvas import GraphCanvas
+from gui.views.minimap import Minimap
 from gui.views.scene import GraphScene
-from gui.widgets.dialogs import DialogPrompter
-from gui.window.connection import WindowConnection
+from gui.views.view_controls import ViewControls
+from gui.widgets.dialogs import DialogPrompter, Prompter
+from gui.window.connection import SAFETY_CHOICES, WindowConnection
 from gui.window.editing import EditingController
 from gui.window.search import NodeSearch
 
@@ -51,6 +53,9 @@ Enter or double-click: inspect · Ctrl+F: find a node
 Ctrl+Shift+S snapshot · Ctrl+Shift+T stream · Ctrl+Shift+M commit · Del delete
 Ctrl+R read-only · Ctrl+Shift+D detach · Ctrl+Shift+C copy as QMP
 Ctrl+Z / Ctrl+Shift+Z undo / redo · Ctrl+P permissions · Ctrl+L re-layout
+Ctrl+[ fold a chain · Ctrl+] or double-click unfold · Ctrl+Shift+V focus on the VM
+Ctrl+Shift+F filter (driver:NAME, file:TEXT, job:ID) · Ctrl+Shift+E show everything
+Ctrl+M minimap
 """
 
 Shortcut = str | QKeySequence.StandardKey | None
@@ -61,15 +66,21 @@ class ActionsWindow(QMainWindow):
 
     # the parts the actions call, created by the main window before build_actions()
     scene: GraphScene
-    view: GraphView
+    view: GraphCanvas
+    minimap: Minimap
+    settings: QSettings
     connection: WindowConnection
     editing: EditingController
     search: NodeSearch
     dialog_prompter: DialogPrompter
+    prompter: Prompter
     docks: dict[str, QDockWidget]
 
     # the window's own behaviour the actions call (gui.window.main_window)
-    def relayout(self) -> None:
+    def relayout(self, animate: bool = False) -> None:
+        raise NotImplementedError
+
+    def show_message(self, text: str) -> None:
         raise NotImplementedError
 
     def set_dark(self, on: bool) -> None:
@@ -112,7 +123,7 @@ class ActionsWindow(QMainWindow):
         self.act_open = a("&Open image…", e.ask_open_image, QKeySequence.StandardKey.Open,
                           "Open an image file (and its backing chain) as a new node")
         self.act_export = a("&Export…", self.ask_export, "Ctrl+E",
-                            "Save the graph as SVG, PNG, DOT or JSON")
+                            "Save the graph as SVG, PNG, PDF, DOT or JSON")
         self.act_disconnect = a("&Disconnect", c.disconnect_peer, None, "Close the connection")
         # StandardKey.Quit is empty on some platforms
         self.act_quit = a("&Quit", self.close, "Ctrl+Q")
@@ -139,10 +150,13 @@ class ActionsWindow(QMainWindow):
         self.act_zoom_out = a("Zoom &out", lambda: v.zoom_by(0.8),
                               QKeySequence.StandardKey.ZoomOut)
         self.act_zoom_reset = a("&Actual size", v.reset_zoom, "Ctrl+0")
-        self.act_relayout = a("Re-&layout", self.relayout, "Ctrl+L",
-                              "Lay out every node again")
+        self.act_relayout = a("Re-&layout", lambda: self.relayout(animate=True), "Ctrl+L",
+                              "Lay out every node again, for the window's shape")
         self.act_refresh = a("&Refresh", c.refresh, QKeySequence.StandardKey.Refresh,
                              "Re-read the graph from the peer")
+        self.act_safety = a("Re-read the graph &every…", self.ask_safety_interval, None,
+                            "How often to re-read the graph when no event says it changed "
+                            "(another client's changes)")
         self.act_search = a("&Find node…", self.search.focus, QKeySequence.StandardKey.Find)
         self.act_perms = a("Show &permissions", self.scene.set_show_permissions, "Ctrl+P",
                            "Label every link with its permissions (perm / shared)",
@@ -163,6 +177,9 @@ class ActionsWindow(QMainWindow):
         self.act_shortcuts = a("&Keyboard and mouse", self.show_shortcuts, "F1")
         self.node_actions = [self.act_snapshot, self.act_stream, self.act_commit,
                              self.act_delete, self.act_ro, self.act_detach, self.act_copy_qmp]
+        # fold, focus, filter, minimap: what the canvas shows (gui.views.view_controls)
+        self.view_controls = ViewControls(self.scene, self.view, self.minimap, self.settings,
+                                          self, self.show_message)
         self._build_menus()
         self._build_toolbar()
         self.teaching_actions = install_teaching(self)
@@ -181,9 +198,10 @@ class ActionsWindow(QMainWindow):
             self.act_select_all, self.act_copy_qmp, None, self.act_preview))
         m = mb.addMenu("&View")
         _add(m, (self.act_fit, self.act_zoom_in, self.act_zoom_out, self.act_zoom_reset,
-                 self.act_relayout, self.act_refresh, None, self.act_search, self.act_perms,
-                 self.act_dark, None))
-        _add(m, [dock.toggleViewAction() for dock in self.docks.values()])
+                 self.act_relayout, self.act_refresh, self.act_safety, None, self.act_search,
+                 self.act_perms, self.act_dark))
+        self.view_controls.install(m)
+        _add(m, [None, *(dock.toggleViewAction() for dock in self.docks.values())])
         _add(mb.addMenu("&Help"), (self.act_shortcuts, self.act_about))
 
     def _build_toolbar(self) -> None:
@@ -198,6 +216,7 @@ class ActionsWindow(QMainWindow):
         spacer.setSizePolicy(spacer.sizePolicy().horizontalPolicy().Expanding,
                              spacer.sizePolicy().verticalPolicy())
         tb.addWidget(spacer)
+        tb.addWidget(self.view_controls.filter_field)
         tb.addWidget(self.search.box)
         self.addToolBar(tb)
 
@@ -242,26 +261,47 @@ class ActionsWindow(QMainWindow):
         """The node's edits on a block node; Open image here… elsewhere."""
         menu = QMenu(self)
         snap = self.scene.snapshot
-        if key is not None and snap is not None and snap.nodes[key].kind == "block-node":
+        view_actions = self.view_controls.context_actions(key)
+        if key is not None and snap is not None and key not in snap.nodes:
+            menu.addSection(key)     # a card the lens made: a folded chain
+            _add(menu, view_actions)
+        elif key is not None and snap is not None and snap.nodes[key].kind == "block-node":
             menu.addSection(key)
             _add(menu, (self.act_snapshot, self.act_stream, self.act_commit, None,
                         self.act_ro, self.act_detach, self.act_delete, None,
                         self.act_copy_qmp))
             inspect = menu.addAction("Inspect")
             inspect.triggered.connect(lambda: self.inspect(key))
+            _add(menu, (None, *view_actions))
         else:
             here = menu.addAction("Open image here…")
             here.setEnabled(self.act_open.isEnabled())
             here.triggered.connect(lambda: self.editing.ask_open_image(scene_pos))
-            _add(menu, (self.act_fit, self.act_relayout))
+            _add(menu, (self.act_fit, self.act_relayout, *view_actions))
         return menu
 
     def ask_export(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
             self, "Export graph", str(Path.cwd() / "blockgraph.svg"),
-            "SVG (*.svg);;PNG (*.png);;Graphviz DOT (*.dot);;JSON (*.json)")
+            "SVG (*.svg);;PNG (*.png);;PDF, paged (*.pdf);;Graphviz DOT (*.dot);;"
+            "JSON (*.json)")
         if path:
             self.export_to(path)
+
+    def ask_safety_interval(self) -> None:
+        """View → Re-read the graph every…: the session's safety re-read, remembered."""
+        labels = [_interval_text(n) for n in SAFETY_CHOICES]
+        current = self.connection.safety_interval
+        default = SAFETY_CHOICES.index(current) if current in SAFETY_CHOICES else 0
+        choice = self.prompter.choose(
+            "Re-read the graph", "Events, your edits and Refresh re-read the graph when it "
+            "changes. Also re-read it, for changes no event reports:", labels, default)
+        if choice is None:
+            return
+        seconds = SAFETY_CHOICES[labels.index(choice)]
+        self.connection.set_safety_interval(seconds)
+        self.connection.message.emit(f"the graph is re-read {_interval_text(seconds)}"
+                                     if seconds else "the graph is re-read when it changes")
 
     def about(self) -> None:
         QMessageBox.about(self, "About blockgraph",
@@ -272,6 +312,12 @@ class ActionsWindow(QMainWindow):
 
     def show_shortcuts(self) -> None:
         QMessageBox.information(self, "Keyboard and mouse", SHORTCUTS_HELP)
+
+
+def _interval_text(seconds: int) -> str:
+    if not seconds:
+        return "never"
+    return f"every {seconds // 60} min" if seconds % 60 == 0 else f"every {seconds} s"
 
 
 def _add(menu: QMenu, actions: Iterable[QAction | None]) -> None:

@@ -18,7 +18,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from gui.lifecycle.display import exit_status_without_display
-from gui.lifecycle.shutdown import drop_pending_async_work
+from gui.lifecycle.shutdown import end_without_teardown
 from gui.lifecycle.signals import close_on_signals
 from gui.window.main_window import MainWindow
 
@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             if not quitting:
                 raise
             # the loop stopped with Qt's before run() saw the event: expected here
-        if quitting:
-            drop_pending_async_work(loop)
+        if quitting:   # before the loop is closed: nothing of it is torn down
+            end_without_teardown(0)
     return 0
 
 

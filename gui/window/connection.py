@@ -24,8 +24,10 @@ from gui.widgets.dialogs import ConnectDialog
 from gui.window.bridge import SessionBridge
 
 MAX_RECENT = 8
-#: how often an idle session re-reads the graph, in seconds
-POLL_INTERVAL = 1.0
+#: the safety re-read's interval unless the user chose another (settings: safety_interval)
+SAFETY_INTERVAL = 60
+#: what View → Re-read the graph… offers, in seconds (0: never)
+SAFETY_CHOICES = (0, 10, 30, 60, 300, 900)
 
 
 class WindowConnection(QObject):
@@ -92,7 +94,7 @@ class WindowConnection(QObject):
                            bundled: BundledPeer | None = None) -> bool:
         """Close the current session and connect to ``endpoint``; True when connected."""
         await self.close_session()
-        session = Session(endpoint, poll_interval=POLL_INTERVAL)
+        session = Session(endpoint, poll_interval=self.safety_interval or None)
         bridge = SessionBridge(session, self.parent_widget)
         bridge.failed.connect(self.failed.emit)
         self.bridge = bridge
@@ -178,6 +180,25 @@ class WindowConnection(QObject):
     def refresh(self) -> None:
         if self.bridge is not None:
             self.spawn(self.bridge.session.refresh(force=True), "refresh")
+
+    # -- the safety re-read -------------------------------------------------------------
+    @property
+    def safety_interval(self) -> int:
+        """Seconds between re-reads of the graph that no event asked for (0: never).
+
+        Events, this editor's own edits, Refresh and reconnecting re-read the graph when
+        they call for it (:mod:`gui.session.updates`); this catches what no event reports,
+        such as another client's ``blockdev-add``."""
+        value = self.settings.value("safety_interval", SAFETY_INTERVAL)
+        try:
+            return max(0, int(value))   # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            return SAFETY_INTERVAL
+
+    def set_safety_interval(self, seconds: int) -> None:
+        self.settings.setValue("safety_interval", int(seconds))
+        if self.bridge is not None:
+            self.bridge.session.set_poll_interval(seconds or None)
 
     # -- recent addresses ---------------------------------------------------------------
     def recent(self) -> list[str]:

@@ -31,7 +31,7 @@ from gui.planner.intents import (
 )
 from gui.planner.options import current_options
 from gui.session import SessionError
-from gui.views.canvas import GraphView
+from gui.views.canvas import GraphCanvas
 from gui.views.scene import GraphScene
 from gui.widgets.dialogs import Prompter
 from gui.window.connection import WindowConnection
@@ -46,7 +46,7 @@ class EditingController(QObject):
     #: an error line for the status bar
     error = Signal(str)
 
-    def __init__(self, scene: GraphScene, view: GraphView, connection: WindowConnection,
+    def __init__(self, scene: GraphScene, view: GraphCanvas, connection: WindowConnection,
                  edits: EditController, prompter: Prompter,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -62,7 +62,8 @@ class EditingController(QObject):
         """The selected block node (not a backend or job), if exactly that."""
         key = self.view.selected_key()
         snap = self.scene.snapshot
-        if key is None or snap is None or snap.nodes[key].kind != "block-node":
+        if key is None or snap is None or key not in snap.nodes \
+                or snap.nodes[key].kind != "block-node":
             return None
         return key
 

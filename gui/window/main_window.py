@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 from engine.graph.snapshot import GraphSnapshot
 from gui.session import ConnectionState, ConnectionStatus, Endpoint
 from gui.session.peers import BundledPeer
-from gui.views.canvas import GraphView
+from gui.views.canvas import GraphCanvas
 from gui.views.export import export
 from gui.views.minimap import Minimap
 from gui.views.palette import DARK, LIGHT, SCHEMES, Scheme, qt_palette
@@ -94,7 +94,7 @@ class MainWindow(ActionsWindow):
             self.setWindowIcon(QIcon(str(icon)))
         self.scheme = SCHEMES.get(scheme or str(self.settings.value("scheme", "light")), LIGHT)
         self.scene = GraphScene(self.scheme, parent=self)
-        self.view = GraphView(self.scene)
+        self.view = GraphCanvas(self.scene)
         self.setCentralWidget(self.view)
         self.minimap = Minimap(self.view, self.view)
         self.banner = Banner(self.view)
@@ -139,7 +139,8 @@ class MainWindow(ActionsWindow):
         v.detachRequested.connect(e.confirm_detach)
         v.dropRefused.connect(lambda reason: self.show_error(f"refused: {reason}"))
         v.statusMessage.connect(self.show_message)
-        v.nodeActivated.connect(self.inspect)
+        v.nodeActivated.connect(
+            lambda key: self.view_controls.activate(key) or self.inspect(key))
         v.contextMenuRequested.connect(self.context_menu)
         v.viewportChanged.connect(self._place_overlays)
         self.scene.selectionChanged.connect(self._selection_changed)
@@ -279,16 +280,28 @@ class MainWindow(ActionsWindow):
             for key in diff.added_nodes:
                 pos = self.editing.take_position(key)
                 if pos is not None and key in self.scene.nodes:
-                    self.scene.nodes[key].place(pos.x(), pos.y())
-                    self.scene.nodes[key].adjust_edges()
-                    self.scene.card_layer.cards_moved()
+                    # where the user asked, or the free place nearest, with its chain
+                    self.scene.place_near(key, pos.x(), pos.y(), diff.added_nodes)
         self.view.update_scene_rect()
         key = self.inspector.key
         self.inspector.show_node(snap, key if key in snap.nodes else None)
         self.update_node_actions()
 
-    def relayout(self) -> None:
-        self.scene.relayout()
+    def relayout(self, animate: bool = False) -> None:
+        """Lay everything out again for the canvas's shape and fit it; asked for by
+        the user (``animate``), the cards glide to their new places first."""
+        vp = self.view.viewport()
+        if vp.width() > 50 and vp.height() > 50:
+            self.scene.aspect = vp.width() / vp.height()
+        if not animate or self.scene.shown is None:
+            self.scene.relayout()
+            self.view.fit()
+            return
+        self.scene.relaidOut.connect(self._fit_after_relayout)
+        self.scene.relayout(animate=True)
+
+    def _fit_after_relayout(self) -> None:
+        self.scene.relaidOut.disconnect(self._fit_after_relayout)
         self.view.fit()
 
     def _selection_changed(self) -> None:
@@ -304,11 +317,15 @@ class MainWindow(ActionsWindow):
 
     def export_to(self, path: str) -> None:
         try:
-            export(self.scene, path)
+            written = export(self.scene, path)
         except (OSError, ValueError) as exc:
             self.show_error(str(exc))
             return
-        self.show_message(f"exported {path}")
+        if len(written) > 1:
+            self.show_message(f"exported {path}: too big for one legible picture, an "
+                              f"overview and {len(written) - 1} pages beside it")
+        else:
+            self.show_message(f"exported {path}")
 
     # -- the session --------------------------------------------------------------------
     def _session_opened(self, bridge: SessionBridge, label: str) -> None:

@@ -6,7 +6,7 @@ from PySide6.QtCore import QObject, QStringListModel, Qt, Signal
 from PySide6.QtWidgets import QCompleter, QLineEdit
 
 from engine.graph.snapshot import GraphSnapshot
-from gui.views.canvas import GraphView
+from gui.views.canvas import GraphCanvas
 from gui.views.scene import GraphScene
 
 
@@ -16,7 +16,7 @@ class NodeSearch(QObject):
     message = Signal(str)
     error = Signal(str)
 
-    def __init__(self, scene: GraphScene, view: GraphView, parent: QObject | None = None
+    def __init__(self, scene: GraphScene, view: GraphCanvas, parent: QObject | None = None
                  ) -> None:
         super().__init__(parent)
         self.scene = scene

@@ -1,48 +1,44 @@
-"""What the canvas draws: node cards, and the live drag edge (links: ``edges``).
+"""A node's card: what it shows, where it sits, and how it is painted.
 
 Cards are projections of :class:`~engine.graph.snapshot.NodeInfo`: the scene
 creates, updates and removes them from snapshot diffs, and nothing else changes
 their content. Painting keeps a level of detail: zoomed far out a card is one
-filled rectangle, so thousands of nodes repaint quickly; the text a card shows is
-laid out once per update, not per paint.
+filled rectangle (drawn by the card layer), and the text a card shows is laid out
+once per update, not per paint.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import (
-    QBrush,
-    QColor,
-    QFont,
-    QFontMetricsF,
-    QPainter,
-    QPainterPath,
-    QPen,
-)
-from PySide6.QtWidgets import (
-    QGraphicsItem,
-    QStyleOptionGraphicsItem,
-    QWidget,
-)
+from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPen
 
 from gui.views.layout import Geometry
+from gui.views.lens import FOLDED
+from gui.views.levels import CARD_DETAIL
+from gui.views.text import display_file, display_name, font, human_size, metrics
 
 if TYPE_CHECKING:
     from engine.graph.snapshot import NodeInfo
-    from gui.views.cards import CardLayer
-    from gui.views.edges import Edge
     from gui.views.palette import Scheme
 
-#: the card layer's z (the links' layer is below it, the drag edge above)
-NODE_Z = 10.0
-#: below this zoom cards are filled rectangles and links straight hairlines
-LOW_DETAIL = 0.3
-DRAG_Z = 50.0
 
+class CardHost(Protocol):
+    """What a card tells the layer that paints it (the card layer)."""
+
+    def card_changed(self, card: NodeCard) -> None: ...
+
+    def card_placed(self, card: NodeCard) -> None: ...
+
+
+class Attached(Protocol):
+    """A link at a card: drawn again when the card moves."""
+
+    def adjust(self) -> None: ...
+
+
+#: card colours by driver: protocol nodes grey, filters purple, formats blue
 PROTOCOL_DRIVERS = frozenset({
     "file", "host_device", "host_cdrom", "null-co", "null-aio", "nbd", "iscsi", "nfs",
     "ssh", "http", "https", "ftp", "ftps", "gluster", "rbd", "nvme", "io_uring",
@@ -53,52 +49,10 @@ FILTER_DRIVERS = frozenset({
     "quorum", "replication",
 })
 
-_FONTS: dict[str, QFont] = {}
-_METRICS: dict[str, QFontMetricsF] = {}
-
-
-def font(kind: str) -> QFont:
-    """Shared fonts for card text (created once; QFont construction is not free)."""
-    if kind not in _FONTS:
-        f = QFont()
-        if kind == "title":
-            f.setPointSizeF(10.0)
-            f.setBold(True)
-        elif kind == "auto":
-            f.setPointSizeF(10.0)
-            f.setItalic(True)
-        elif kind == "small":
-            f.setPointSizeF(8.0)
-        elif kind == "badge":
-            f.setPointSizeF(7.5)
-            f.setBold(True)
-        else:
-            f.setPointSizeF(8.5)
-        _FONTS[kind] = f
-    return _FONTS[kind]
-
-
-def metrics(kind: str) -> QFontMetricsF:
-    if kind not in _METRICS:
-        _METRICS[kind] = QFontMetricsF(font(kind))
-    return _METRICS[kind]
-
-
-def human_size(n: int | None) -> str:
-    """1536 -> '1.5 KiB' (binary units, like qemu-img)."""
-    if n is None:
-        return "?"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" or size == int(size) else (
-                f"{size:.1f} {unit}")
-        size /= 1024
-    return f"{n} B"  # pragma: no cover - loop always returns
-
-
 def header_purpose(info: NodeInfo) -> str:
     """Which scheme colour the card's header strip uses."""
+    if info.kind == FOLDED:
+        return "folded_header"
     if info.kind == "block-backend":
         return "backend_header"
     if info.kind == "block-job":
@@ -108,28 +62,6 @@ def header_purpose(info: NodeInfo) -> str:
     if info.driver in FILTER_DRIVERS:
         return "filter_header"
     return "format_header"
-
-
-def display_file(filename: str) -> str:
-    """What a card shows for a filename: the base name; for ``json:`` names, the base
-    name of the innermost ``file`` child's filename (what the user opened)."""
-    if filename.startswith("json:"):
-        try:
-            opts = json.loads(filename[5:])
-        except ValueError:
-            return filename
-        while isinstance(opts, dict):
-            if isinstance(opts.get("filename"), str):
-                return os.path.basename(opts["filename"])
-            opts = opts.get("file")
-        return filename
-    return os.path.basename(filename)
-
-
-def display_name(info: NodeInfo) -> str:
-    if info.kind == "block-backend":
-        return info.name or "(anonymous backend)"
-    return info.name
 
 
 class NodeCard:
@@ -175,12 +107,12 @@ class NodeCard:
         self.scheme = scheme
         self.geometry = geometry
         self.beside = beside
-        self.edges: list[Edge] = []
+        self.edges: list[Attached] = []
         self.job_badge = ""
         self.highlighted = False
         self.selected = False
         self.drop_state: bool | None = None  # True/False while a drag hovers this node
-        self.layer: CardLayer | None = None  # set when the scene adds the card
+        self.layer: CardHost | None = None  # set when the scene adds the card
         self._lines: list[str] | None = None
         self._title = ""
 
@@ -215,6 +147,10 @@ class NodeCard:
                 if info.cluster_size:
                     bits.append(f"{human_size(info.cluster_size)} cl.")
                 lines.append("  ·  ".join(bits))
+        elif info.kind == FOLDED:
+            lines.append(f"{human_size(info.actual_size)} allocated")
+            lines.append(fm.elidedText(f"top: {display_file(info.filename)}",
+                                       Qt.TextElideMode.ElideMiddle, w))
         elif info.kind == "block-job":
             st = info.info.get("status", "")
             lines.append(f"{info.driver or 'job'}  ·  {st}" if st else info.driver)
@@ -237,6 +173,11 @@ class NodeCard:
             if i.header_backing:
                 rows.append(f"header backing: {i.header_backing}")
             rows.append("read-only" if i.read_only else "read-write")
+        elif i.kind == FOLDED:
+            layers = list(i.info.get("layers", ()))
+            rows.append(f"{len(layers)} layers folded: {layers[0]} … {layers[-1]}")
+            rows.append(f"allocated on host: {human_size(i.actual_size)}")
+            rows.append("<i>double-click to unfold</i>")
         elif i.kind == "block-job":
             for k in ("type", "status", "offset", "len", "speed"):
                 if k in i.info:
@@ -252,8 +193,15 @@ class NodeCard:
 
     # -- geometry -----------------------------------------------------------------
     def place(self, x: float, y: float) -> None:
-        """Move the card's top-left corner to (x, y) in scene coordinates."""
+        """Move the card's top-left corner to (x, y) in scene coordinates (the layer
+        hears of it, so links are routed around the card where it now is)."""
         self.px, self.py = x, y
+        if self.layer is not None:
+            self.layer.card_placed(self)
+
+    def rect_tuple(self) -> tuple[float, float, float, float]:
+        """The card in scene coordinates as (x, y, width, height), for the layout."""
+        return (self.px, self.py, self.width, self.height)
 
     def rect(self) -> QRectF:
         """The card in its own coordinates (top-left at 0, 0)."""
@@ -305,6 +253,11 @@ class NodeCard:
                       2.4 if selected else 1.0)
         if self.drop_state is not None:
             border = QPen(s.color("drag_ok" if self.drop_state else "drag_refused"), 3.0)
+        if self.info.kind == FOLDED:  # a stack of cards: the layers folded inside
+            painter.setPen(QPen(s.color("card_border"), 1.0))
+            painter.setBrush(s.color("card"))
+            for d in (8.0, 4.0):
+                painter.drawRoundedRect(r.translated(d, d), 6, 6)
         if self.highlighted:
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(s.color("highlight"))
@@ -324,7 +277,7 @@ class NodeCard:
         painter.setFont(font("auto" if self.info.auto_named else "title"))
         painter.drawText(QRectF(8, 0, r.width() - 16, hh),
                          Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, self._title)
-        if lod < 0.55:
+        if lod < CARD_DETAIL:
             return
         # driver chip on the right of the header
         info = self.info
@@ -415,71 +368,3 @@ class NodeCard:
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRoundedRect(rect, 7.5, 7.5)
         painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
-
-
-class DragEdgeItem(QGraphicsItem):
-    """The edge that follows the cursor while a backing link is dragged.
-
-    Coloured green when the drop would be accepted and red when refused, with the
-    reason written beside the cursor (the same text the status bar shows).
-    """
-
-    def __init__(self, start: QPointF, scheme: Scheme) -> None:
-        super().__init__()
-        self.scheme = scheme
-        self.start = start
-        self.end = start
-        self.ok: bool | None = None
-        self.reason = ""
-        self._bounds = QRectF()
-        self.setZValue(DRAG_Z)
-        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
-        self._recompute()
-
-    def set_end(self, end: QPointF, ok: bool | None, reason: str) -> None:
-        self.prepareGeometryChange()
-        self.end, self.ok, self.reason = end, ok, reason
-        self._recompute()
-        self.update()
-
-    def _path(self) -> QPainterPath:
-        a, b = self.start, self.end
-        path = QPainterPath(a)
-        dy = max(30.0, abs(b.y() - a.y()) / 2)
-        path.cubicTo(QPointF(a.x(), a.y() + dy), QPointF(b.x(), b.y() - dy), b)
-        return path
-
-    def _recompute(self) -> None:
-        r = self._path().boundingRect().adjusted(-12, -12, 12, 12)
-        self._bounds = r.united(QRectF(self.end.x(), self.end.y(), 460, 60))
-
-    def boundingRect(self) -> QRectF:
-        return self._bounds
-
-    def color(self) -> QColor:
-        if self.ok is None:
-            return self.scheme.color("edge_backing")
-        return self.scheme.color("drag_ok" if self.ok else "drag_refused")
-
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
-              widget: QWidget | None = None) -> None:
-        color = self.color()
-        pen = QPen(color, 3.0)
-        pen.setStyle(Qt.PenStyle.DashLine if self.ok is None else Qt.PenStyle.SolidLine)
-        painter.setPen(pen)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawPath(self._path())
-        painter.setBrush(QBrush(color))
-        painter.drawEllipse(self.end, 5, 5)
-        if self.reason:
-            f = font("body")
-            fm = QFontMetricsF(f)
-            text = self.reason if len(self.reason) < 90 else self.reason[:87] + "…"
-            w = fm.horizontalAdvance(text) + 16
-            rect = QRectF(self.end.x() + 14, self.end.y() + 10, w, 22)
-            painter.setPen(QPen(color, 1.5))
-            painter.setBrush(self.scheme.color("card"))
-            painter.drawRoundedRect(rect, 5, 5)
-            painter.setPen(self.scheme.color("text"))
-            painter.setFont(f)
-            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
