@@ -19,10 +19,14 @@ from gui.planner.context import PlanContext
 from gui.planner.intents import (
     AddImage,
     ChangeMedium,
+    CloseTray,
     Commit,
     Delete,
     DetachBacking,
     ExternalSnapshot,
+    InsertMedium,
+    OpenTray,
+    RemoveMedium,
     SetBacking,
     SetReadOnly,
     Stream,
@@ -115,12 +119,28 @@ def _check(ctx: PlanContext, intent: Any) -> None:
             _check_add(view, intent)
         case ChangeMedium(device, filename):
             _need(ctx, "blockdev-change-medium" if filename is not None else "eject")
-            rules.check_medium(view, dict(ctx.devices) if ctx.devices is not None else None,
-                               device, "change" if filename is not None else "eject",
+            rules.check_medium(view, _devices(ctx), device,
+                               "change" if filename is not None else "eject",
                                filename=filename, fmt=intent.format, force=intent.force,
                                read_only=_mode(intent.read_only_mode))
+        case OpenTray(device, force):
+            _need(ctx, "blockdev-open-tray")
+            rules.check_tray(view, _devices(ctx), device, "open", force=force)
+        case CloseTray(device):
+            _need(ctx, "blockdev-close-tray")
+            rules.check_tray(view, _devices(ctx), device, "close")
+        case RemoveMedium(device):
+            _need(ctx, "blockdev-remove-medium")
+            rules.check_tray(view, _devices(ctx), device, "remove")
+        case InsertMedium(device, node):
+            _need(ctx, "blockdev-insert-medium")
+            rules.check_tray(view, _devices(ctx), device, "insert", node=node)
         case _:
             raise TypeError(f"not an intent: {intent!r}")
+
+
+def _devices(ctx: PlanContext) -> dict[str, rules.Device] | None:
+    return dict(ctx.devices) if ctx.devices is not None else None
 
 
 def _check_reopen(ctx: PlanContext, node: str, *, backing: object = rules.KEEP,

@@ -34,6 +34,8 @@ class CorpusGraph:
     setup: tuple[tuple[str, dict[str, Any]], ...] = ()
     #: jobs the setup starts: wait until each has this status before reading the graph
     settle: dict[str, str] = field(default_factory=dict)
+    #: image files (in the graph's directory) every removable device is offered
+    media: tuple[str, ...] = ()
 
 
 def _blockdev(program: str, options: dict[str, Any]) -> list[str]:
@@ -163,8 +165,8 @@ def _vm_images(d: Path) -> None:
     qemu_io(d / "base.qcow2", "write -P 0x66 0 128k")
     create(d / "disk0.qcow2", MiB, backing=str(d / "base.qcow2"))
     create(d / "disk1.qcow2", MiB, backing=str(d / "base.qcow2"))
-    create(d / "cd.iso", MiB, fmt="raw")
-    create(d / "other.iso", MiB, fmt="raw")
+    for iso in ("cd.iso", "other.iso", "spare.iso"):
+        create(d / iso, MiB, fmt="raw")
 
 
 def _vm_args(d: Path) -> list[str]:
@@ -199,11 +201,20 @@ def _vm_args(d: Path) -> list[str]:
                               "node-name": "libvirt-5-storage", "read-only": True})
     out += bd("qemu-system", {"node-name": "libvirt-5-format", "read-only": True,
                               "driver": "raw", "file": "libvirt-5-storage"})
+    out += bd("qemu-system", {"driver": "file", "filename": str(d / "other.iso"),
+                              "node-name": "libvirt-6-storage", "read-only": True})
+    out += bd("qemu-system", {"node-name": "libvirt-6-format", "read-only": True,
+                              "driver": "raw", "file": "libvirt-6-storage"})
     out += ["-device", "ide-cd,bus=ide.0,drive=libvirt-5-format,id=sata0-0-0",
-            "-device", "ide-cd,bus=ide.1,id=sata0-0-1"]
+            "-device", "ide-cd,bus=ide.1,id=sata0-0-1",
+            "-device", "ide-cd,bus=ide.2,drive=libvirt-6-format,id=sata0-0-2"]
     return out
 
 
-VM = CorpusGraph("vm-q35", "qemu-system", _vm_images, _vm_args)
+# trays: sata0-0-0 closed with a medium, sata0-0-1 open and empty, sata0-0-2 open with one
+VM = CorpusGraph("vm-q35", "qemu-system", _vm_images, _vm_args,
+                 setup=(("blockdev-open-tray", {"id": "sata0-0-1"}),
+                        ("blockdev-open-tray", {"id": "sata0-0-2"})),
+                 media=("spare.iso", "cd.iso", "disk0.qcow2", "base.qcow2"))
 
 CORPUS = (HEADER_CHAIN, JSON_NAMES, SHARED_BASE, JOBS, VM)

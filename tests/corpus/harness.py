@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +27,14 @@ from engine.graph.snapshot import GraphSnapshot
 from gui.planner import PlanContext, plan_intent
 from gui.planner.intents import (
     ChangeMedium,
+    CloseTray,
     Commit,
     Delete,
     DetachBacking,
     ExternalSnapshot,
+    InsertMedium,
+    OpenTray,
+    RemoveMedium,
     SetBacking,
     SetReadOnly,
     Stream,
@@ -40,6 +44,8 @@ from tests.corpus.graphs import CorpusGraph
 from tests.corpus.process import QemuProcess, QmpFailure
 
 ACCEPTED = "accepted"
+DEVICE_EDITS = ("eject", "change-medium", "open-tray", "close-tray", "remove-medium",
+                "insert-medium")
 #: an auto-generated node name in an error text
 _AUTO_NAME = re.compile(r"#block\d+")
 JOB_SECONDS = 30.0
@@ -90,7 +96,7 @@ class Edit:
 
     def resolve(self, graph: GraphSnapshot, workdir: Path, serial: int) -> Any:
         keys = {ident: key for key, ident in identities(graph).items()}
-        node = keys[self.node] if self.kind not in ("eject", "change-medium") else self.node
+        node = self.node if self.kind in DEVICE_EDITS else keys[self.node]
         other = keys.get(self.other) if self.other is not None else None
         match self.kind:
             case "rebase":
@@ -111,6 +117,14 @@ class Edit:
                 return ChangeMedium(node, None)
             case "change-medium":
                 return ChangeMedium(node, str(workdir / str(self.other)))
+            case "open-tray":
+                return OpenTray(node)
+            case "close-tray":
+                return CloseTray(node)
+            case "remove-medium":
+                return RemoveMedium(node)
+            case "insert-medium":
+                return InsertMedium(node, str(other))
         raise ValueError(self.kind)
 
     def __str__(self) -> str:
@@ -119,7 +133,8 @@ class Edit:
         return f"{self.kind} {self.node}{tail}{flag}"
 
 
-def edits_on(graph: GraphSnapshot, media: tuple[str, ...]) -> Iterator[Edit]:
+def edits_on(graph: GraphSnapshot, devices: Iterable[str], media: tuple[str, ...]
+             ) -> Iterator[Edit]:
     """Every edit the editor offers on every node of ``graph``, and on every device."""
     ident = identities(graph)
     blocks = [ident[n.key] for n in graph.block_nodes()]
@@ -137,11 +152,15 @@ def edits_on(graph: GraphSnapshot, media: tuple[str, ...]) -> Iterator[Edit]:
         yield Edit("read-only", node, flag=True)
         yield Edit("read-only", node, flag=False)
         yield Edit("delete", node)
-    for key, node in graph.nodes.items():
-        if node.kind == "block-backend" and node.name:
-            yield Edit("eject", node.name)
-            for image in media:
-                yield Edit("change-medium", node.name, image)
+    for device in devices:
+        yield Edit("eject", device)
+        for image in media:
+            yield Edit("change-medium", device, image)
+        yield Edit("open-tray", device)
+        yield Edit("close-tray", device)
+        yield Edit("remove-medium", device)
+        for node in blocks:
+            yield Edit("insert-medium", device, node)
 
 
 # -- running a graph -----------------------------------------------------------------------
