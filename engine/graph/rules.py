@@ -1214,6 +1214,39 @@ def check_medium(view: GraphView, devices: dict[str, Device] | None, name: str, 
                           P.CONSISTENT_READ | P.WRITE_UNCHANGED)
 
 
+def check_tray(view: GraphView, devices: dict[str, Device] | None, name: str, op: str, *,
+               node: str | None = None, force: bool = False) -> None:
+    """``blockdev-open-tray`` ("open"), ``-close-tray`` ("close"), ``-remove-medium``
+    ("remove") and ``-insert-medium`` ("insert" ``node``) of device ``name``. Opening a
+    tray the guest locked is not refused: QEMU asks the guest and returns."""
+    device = find_device(view, devices, name)
+    if op == "insert":
+        info = view.node_info(node or "")
+        if info is None or info.kind != "block-node":
+            raise RuleViolation(f"Node '{node}' not found")
+        if any(e.parent.startswith("backend:") for e in view.parents(info.key)):
+            raise RuleViolation(f"Node '{node}' is already in use")
+        if not device.removable:
+            raise RuleViolation("Device is not removable")
+        if device.has_tray and not device.tray_open:
+            raise RuleViolation("Tray of the device is not open")
+        if device.medium is not None:
+            raise RuleViolation("There already is a medium in the device")
+        sim = PermissionSim(view)
+        # a removable device reads its medium and lets others read it too
+        sim.attach(f"backend:{name}", info.key, "root", perm=P.CONSISTENT_READ,
+                   shared=P.CONSISTENT_READ | P.WRITE_UNCHANGED)
+        sim.refresh(info.key)
+        return
+    if not device.removable:
+        raise RuleViolation(f"Device '{name}' is not removable")
+    if op == "remove":
+        if device.has_tray and not device.tray_open:
+            raise RuleViolation(f"Tray of device '{name}' is not open")
+        if device.medium is not None and view.node_info(device.medium) is not None:
+            check_op(view, device.medium, "eject")
+
+
 def _check_file_locks(view: GraphView, filename: str, perm: int, shared: int) -> None:
     """A new node on ``filename`` taking ``perm`` and sharing ``shared``, beside the
     nodes already open on that host file (their image locks)."""

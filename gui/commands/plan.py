@@ -34,10 +34,14 @@ from engine.graph.snapshot import GraphSnapshot
 from gui.executor.targets import PlanTarget, QmpTarget, header
 from gui.planner.intents import (
     ChangeMedium,
+    CloseTray,
     Commit,
     Delete,
     DetachBacking,
     ExternalSnapshot,
+    InsertMedium,
+    OpenTray,
+    RemoveMedium,
     SetBacking,
     SetReadOnly,
     Stream,
@@ -102,6 +106,17 @@ def _parser() -> argparse.ArgumentParser:
     eject.add_argument("device")
     eject.add_argument("--force", action="store_true",
                        help="also when the guest has locked the tray")
+
+    opener = intents.add_parser("open-tray", help="open DEVICE's tray")
+    opener.add_argument("device")
+    opener.add_argument("--force", action="store_true",
+                        help="also when the guest has locked the tray")
+    intents.add_parser("close-tray", help="close DEVICE's tray").add_argument("device")
+    intents.add_parser("remove-medium", help="take the medium out of DEVICE (tray open)"
+                       ).add_argument("device")
+    insert = intents.add_parser("insert-medium", help="put NODE into DEVICE (tray open)")
+    insert.add_argument("device")
+    insert.add_argument("node")
     return p
 
 
@@ -139,6 +154,14 @@ def intent_from(args: argparse.Namespace, graph: GraphSnapshot) -> Any:
                                 args.read_only_mode)
         case "eject":
             return ChangeMedium(args.device, None, force=args.force)
+        case "open-tray":
+            return OpenTray(args.device, args.force)
+        case "close-tray":
+            return CloseTray(args.device)
+        case "remove-medium":
+            return RemoveMedium(args.device)
+        case "insert-medium":
+            return InsertMedium(args.device, args.node)
     raise ValueError(args.intent)
 
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from engine.graph.snapshot import GraphSnapshot
 from gui.executor.changes import describe_changes
 from gui.executor.executor import PlanExecutor
-from gui.planner.intents import ChangeMedium
+from gui.planner.intents import MEDIA_INTENTS
 from gui.session import Session
 
 
@@ -80,7 +80,7 @@ class QmpTarget:
 
     async def plan(self, intent: Any, *, check: bool = True) -> Any:
         await self.session.refresh(force=True)
-        if isinstance(intent, ChangeMedium) or self.executor.devices is None:
+        if isinstance(intent, MEDIA_INTENTS) or self.executor.devices is None:
             await self.executor.read_devices()
         return self.executor.plan(intent, check=check)
 
