@@ -31,13 +31,14 @@ def chain_below(graph: GraphSnapshot, key: str) -> list[str]:
 
 
 def root_above(graph: GraphSnapshot, key: str) -> str:
-    """The root of the chain holding ``key``: up through the nodes whose backing or
-    filtered child it is, to one that only block backends (or nothing) use."""
+    """The root of the tree holding ``key``: up through the nodes whose backing or file
+    child it is, to one that only block backends (or nothing) use. (For a protocol
+    node that is the image's overlay chain's top, so QEMU says it is not in the chain.)"""
     cur, seen = key, {key}
     while True:
         ups = [e.parent for e in graph.parents(cur)
                if e.parent in graph.nodes and graph.nodes[e.parent].kind == "block-node"
-               and rules.filter_or_cow(graph, e.parent) == cur]
+               and e.role in ("backing", "file")]
         if not ups or ups[0] in seen:
             return cur
         cur = ups[0]
