@@ -53,6 +53,7 @@ def test_a_string_qmp_shell_reads_as_a_number_is_written_as_json() -> None:
     text = to_qmp_shell("job-dismiss", {"id": "123"})
     comment, line = text.splitlines()
     assert comment.startswith("# qmp-shell cannot carry this command")
+    assert json.loads(line) == {"execute": "job-dismiss", "arguments": {"id": "123"}}
     (cmd,) = parse_script(text + "\n").steps
     assert (cmd.command, cmd.arguments) == ("job-dismiss", {"id": "123"})
 
