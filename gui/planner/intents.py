@@ -104,7 +104,7 @@ class ChangeMedium:
 
 @dataclass(frozen=True, slots=True)
 class OpenTray:
-    """Open the tray of removable device ``device``; ``force`` even if the guest locked it."""
+    """Open ``device``'s tray (``force``: even when the guest locked it)."""
 
     device: str
     force: bool = False
@@ -112,13 +112,29 @@ class OpenTray:
 
 @dataclass(frozen=True, slots=True)
 class CloseTray:
-    """Close the tray of removable device ``device``."""
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveMedium:
+    """Take the medium out of ``device`` (its tray must be open); the nodes stay."""
 
     device: str
 
 
+@dataclass(frozen=True, slots=True)
+class InsertMedium:
+    """Put node ``node`` into ``device`` as its medium (its tray must be open and empty)."""
+
+    device: str
+    node: str
+
+
 Intent = (SetBacking | DetachBacking | SetReadOnly | ExternalSnapshot | Stream | Commit | Delete
-          | AddImage | ChangeMedium | OpenTray | CloseTray)
+          | AddImage | ChangeMedium | OpenTray | CloseTray | RemoveMedium | InsertMedium)
+
+#: Intents on a device's removable medium (they need the devices of ``query-block``).
+MEDIA_INTENTS = (ChangeMedium, OpenTray, CloseTray, RemoveMedium, InsertMedium)
 
 #: Intents that only change links or flags, so they stage into one blockdev-reopen.
 LINK_INTENTS = (SetBacking, DetachBacking, SetReadOnly)

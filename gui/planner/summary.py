@@ -13,7 +13,9 @@ from gui.planner.intents import (
     Delete,
     DetachBacking,
     ExternalSnapshot,
+    InsertMedium,
     OpenTray,
+    RemoveMedium,
     SetBacking,
     SetReadOnly,
     Stream,
@@ -54,4 +56,8 @@ def describe(graph: GraphSnapshot, intent: Any) -> str:
             return f"Open the tray of {device}"
         case CloseTray(device):
             return f"Close the tray of {device}"
+        case RemoveMedium(device):
+            return f"Remove the medium of {device}"
+        case InsertMedium(device, node):
+            return f"Insert node {node} into {device}"
     return repr(intent)

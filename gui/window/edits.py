@@ -28,17 +28,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from engine.graph.rules import Device
 from gui.executor import ExecutionReport, PlanExecutor
 from gui.images.allocation import local_allocation
 from gui.planner import PlanContext, check_plan, plan_intent
 from gui.planner.consequences import Consequences, consequences_of, size_text, undo_refusals
-from gui.planner.intents import ChangeMedium, CloseTray, Delete, DetachBacking, OpenTray
+from gui.planner.intents import MEDIA_INTENTS, Delete, DetachBacking
 from gui.planner.plan import Plan
 from gui.session import (
     CommandFailed,
@@ -53,9 +54,6 @@ from gui.widgets.plan_review import Review
 from gui.window.connection import WindowConnection
 
 log = logging.getLogger(__name__)
-
-#: edits of a drive's medium: the guest is meant to see a new medium
-MEDIA_INTENTS = (ChangeMedium, OpenTray, CloseTray)
 
 
 #: plans an edit again on the graph of the moment (for redo)
@@ -124,6 +122,9 @@ class EditController(QObject):
         self.prompter = prompter
         self.undo_stack = QUndoStack(self)
         self.labels = {}
+        #: the peer's devices (``query-block``) as read for the media edit being planned;
+        #: None for other edits, which are checked against the graph
+        self.devices: Mapping[str, Device] | None = None
         self._running = False
         self._turn = asyncio.Lock()
 
@@ -147,7 +148,19 @@ class EditController(QObject):
         session = self.connection.session
         if session is None or not session.connected:
             raise Disconnected("not connected")
-        return PlanExecutor(session)
+        return PlanExecutor(session, self.devices)
+
+    async def _read_devices(self, intent: Any) -> None:
+        """Read the peer's devices afresh before a media edit is planned or run (trays
+        and media change without the graph showing it); forget them for other edits."""
+        self.devices = None
+        session = self.connection.session
+        caps = session.capabilities if session is not None else None
+        if (not isinstance(intent, MEDIA_INTENTS) or session is None or caps is None
+                or not caps.has("query-block")):
+            return
+        with contextlib.suppress(SessionError), background_traffic():
+            self.devices = await PlanExecutor(session).read_devices()
 
     # -- entry points -----------------------------------------------------------------
     def request(self, intent: Any, *, destructive: bool = False, action: str = "Execute"
@@ -226,6 +239,7 @@ class EditController(QObject):
     async def perform(self, intent: Any, *, destructive: bool = False,
                       action: str = "Execute") -> ExecutionReport | None:
         async with self._turn:
+            await self._read_devices(intent)
             plan = self.plan(intent)
             if plan is None:
                 return None
@@ -278,6 +292,7 @@ class EditController(QObject):
         self.status.emit(f"running: {what}…")
         self.started.emit(plan)
         try:
+            await self._read_devices(plan.intent)
             report = await self._executor().run(plan)
         except PreflightRefused as exc:
             self._fail(what, f"refused before sending: {reasons_text(exc.reasons)}")
