@@ -36,6 +36,7 @@ from engine.graph.snapshot import BLOCK_BACKEND, BLOCK_NODE, EdgeInfo, GraphSnap
 from gui.planner.context import PlanContext
 from gui.planner.intents import (
     LINK_INTENTS,
+    MEDIA_INTENTS,
     ChangeMedium,
     Commit,
     Delete,
@@ -171,6 +172,31 @@ def size_text(n: int) -> str:
             return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
         value /= 1024
     return f"{n} B"  # pragma: no cover - the loop always returns
+
+
+def danger_text(label: str, changed: int | None, state: str) -> str:
+    """The review's warning for a disk or export whose data an edit changes under it."""
+    amount = "an unknown amount" if changed is None else size_text(changed)
+    if label.startswith("export "):
+        return (f"{label} is an export: its clients read other data in {amount} as soon "
+                "as this is sent.")
+    if state == "running":
+        return (f"{label} is a running VM's disk: the guest reads other data in {amount} "
+                "as soon as this is sent — under a mounted file system that can corrupt it.")
+    if state:
+        return (f"{label} is the disk of a VM that is {state}: the guest will read other "
+                f"data in {amount} when it runs.")
+    return (f"{label} is attached (a VM's disk or an export; whether it is in use is not "
+            f"known): it reads other data in {amount} as soon as this is sent.")
+
+
+def dangers(found: Consequences, intent: Any, state: str) -> list[str]:
+    """The warnings for the backends whose data an edit changes under them; ``state`` is
+    the VM's run state (``query-status``), "" when the peer has none. A medium change
+    warns of nothing: a new medium is what the user asks the drive to show."""
+    if isinstance(intent, MEDIA_INTENTS):
+        return []
+    return [danger_text(r.label, r.changed, state) for r in found.attached_changes]
 
 
 # -- the graph after the edit -----------------------------------------------------------

@@ -38,7 +38,12 @@ from engine.graph.rules import Device
 from gui.executor import ExecutionReport, PlanExecutor
 from gui.images.allocation import local_allocation
 from gui.planner import PlanContext, check_plan, plan_intent
-from gui.planner.consequences import Consequences, consequences_of, size_text, undo_refusals
+from gui.planner.consequences import (
+    Consequences,
+    consequences_of,
+    dangers,
+    undo_refusals,
+)
 from gui.planner.intents import MEDIA_INTENTS, Delete, DetachBacking
 from gui.planner.plan import Plan
 from gui.session import (
@@ -84,22 +89,6 @@ def run_state_of(status: Any) -> str:
     if not isinstance(status, dict):
         return ""
     return str(status.get("status", ""))
-
-
-def danger_text(label: str, changed: int | None, state: str) -> str:
-    """The review's warning for a disk or export whose data an edit changes under it."""
-    amount = "an unknown amount" if changed is None else size_text(changed)
-    if label.startswith("export "):
-        return (f"{label} is an export: its clients read other data in {amount} as soon "
-                "as this is sent.")
-    if state == "running":
-        return (f"{label} is a running VM's disk: the guest reads other data in {amount} "
-                "as soon as this is sent — under a mounted file system that can corrupt it.")
-    if state:
-        return (f"{label} is the disk of a VM that is {state}: the guest will read other "
-                f"data in {amount} when it runs.")
-    return (f"{label} is attached (a VM's disk or an export; whether it is in use is not "
-            f"known): it reads other data in {amount} as soon as this is sent.")
 
 
 class EditController(QObject):
@@ -226,12 +215,9 @@ class EditController(QObject):
             irreversible = (f"its undo would be refused afterwards: {reasons_text(refusals)}"
                             + (f" ({', '.join(found.freed)} freed by QEMU)"
                                if found.freed else ""))
-        danger: list[str] = []
-        # a medium change is what the user asks the drive to show: no warning for it
-        attached = [] if isinstance(plan.intent, MEDIA_INTENTS) else found.attached_changes
-        if attached:
-            state = await self._run_state()
-            danger = [danger_text(reader.label, reader.changed, state) for reader in attached]
+        danger = dangers(found, plan.intent, "")
+        if danger:              # say how the VM stands: running, paused…
+            danger = dangers(found, plan.intent, await self._run_state())
         return Review(plan, found, irreversible, tuple(plan.warnings), tuple(danger),
                       destructive or isinstance(plan.intent, Delete | DetachBacking), action)
 

@@ -434,9 +434,10 @@ def test_the_installed_command(peer: Peer, tmp_path: Path) -> None:
     exe = str(Path(sys.executable).parent / "blockgraph")
     ok = subprocess.run([exe, "plan", "--connect", peer.address, "stream", "top"],
                         capture_output=True, text=True, timeout=60)
-    assert ok.returncode == 0 and ok.stdout.splitlines()[2:] == [
+    assert ok.returncode == 0 and ok.stdout.splitlines()[-2:] == [
         "block-stream job-id=stream-top device=top",
         "# wait for job stream-top to become null"], ok.stdout
+    assert "#   top (nothing attached): reads the same data" in ok.stdout.splitlines()
     bad = subprocess.run([exe, "plan", "--connect", peer.address, "delete", "nope"],
                          capture_output=True, text=True, timeout=60)
     assert (bad.returncode, bad.stdout, bad.stderr) == (
