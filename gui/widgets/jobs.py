@@ -45,7 +45,7 @@ class JobLook:
 LOOKS = {
     "running": JobLook("running", "#1e6bd6", False),
     "paused": JobLook("paused", "#c98a00", False),
-    "ready": JobLook("ready — Complete finishes it", "#1f9d55", False),
+    "ready": JobLook("ready — Complete finishes it", "#0e7c86", False),
     "stopping": JobLook("stopping…", "#6b7280", False),
     "completed": JobLook("completed", "#1f9d55", True),
     "cancelled": JobLook("cancelled", "#6b7280", True),

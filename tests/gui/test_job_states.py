@@ -6,6 +6,9 @@
 * A stream started with a speed limit from the stream dialog runs long enough to be
   paused (amber), resumed and cancelled with the dock's buttons: cancelled is grey and
   said as a cancel, not reported as a failure.
+* A completed stream is green, in the dock and on its node.
+* An active commit another client started waits ready (teal) with Complete offered;
+  Complete in the dock finishes it.
 """
 
 from __future__ import annotations
@@ -131,3 +134,35 @@ def test_a_completed_job_is_green_in_the_dock_and_on_its_node(
     (mark,) = [m for m in window.marks.marks("vm3-top") if job in m.text]
     assert mark.text == f"{job} completed" and mark.color == LOOKS["completed"].color
     assert len({LOOKS[s].color for s in ("running", "paused", "failed", "cancelled")}) == 4
+
+
+def test_a_ready_job_is_teal_with_complete_offered_and_completes_from_the_dock(
+        qtbot: Any, aloop: Any, window: MainWindow, tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    create(images / "base.qcow2", "4M")
+    create(images / "top.qcow2", "4M", backing="base.qcow2", backing_fmt="qcow2")
+    qemu_io(images / "top.qcow2", "write -P 0x22 0 1M")
+    with started_peer("qsd", tmp_path) as peer:
+        peer.ok("blockdev-add", {"driver": "qcow2", "node-name": "base", "file": {
+            "driver": "file", "filename": str(images / "base.qcow2")}})
+        peer.ok("blockdev-add", {"driver": "qcow2", "node-name": "top", "backing": "base",
+                                 "file": {"driver": "file",
+                                          "filename": str(images / "top.qcow2")}})
+        assert run(qtbot, aloop, window.open_session(peer.endpoint, peer.kind))
+        qtbot.waitUntil(lambda: "top" in window.scene.nodes, timeout=10000)
+        # another client commits the active layer: QEMU's job waits, ready, for a complete
+        peer.ok("block-commit", {"job-id": "c1", "device": "top"})
+        qtbot.waitUntil(lambda: window.jobs.state("c1") == "ready", timeout=20000)
+        row = window.jobs.rows["c1"]
+        assert row.item.text(2) == LOOKS["ready"].word
+        assert chunk_color(window, "c1") == LOOKS["ready"].color
+        assert row.buttons["complete"].isEnabled() and row.buttons["cancel"].isEnabled()
+        assert len({LOOKS[s].color for s in
+                    ("running", "paused", "ready", "failed", "cancelled", "completed")}) == 6
+        qtbot.mouseClick(row.buttons["complete"], Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: window.jobs.state("c1") == "completed", timeout=20000)
+        assert chunk_color(window, "c1") == LOOKS["completed"].color
+        assert peer.ok("query-jobs") == []                 # QEMU completed it
+        qtbot.waitUntil(lambda: "job:c1" not in window.scene.snapshot.nodes, timeout=10000)
+        run(qtbot, aloop, window.close_session())
