@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtWidgets import QToolBar, QToolButton
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QToolBar, QToolButton
 
 from gui.images.demo import create_images
 from gui.planner.plan import QmpCommand
 from gui.session import ConnectionStatus
-from gui.widgets.dialogs import SpeedLimit
+from gui.widgets.dialogs import DialogPrompter, SpeedLimit
 from gui.window import app
 from gui.window.main_window import MainWindow
 from tests.gui.conftest import ScriptedPrompter, run
@@ -236,3 +237,49 @@ def test_the_speed_limit_of_the_job_dialogs(qapp: Any) -> None:
     limit.enabled.setChecked(True)
     limit.mib.setValue(3)
     assert limit.mib.isEnabled() and limit.speed() == 3 << 20
+
+
+def test_the_stream_and_commit_dialogs_send_their_jobs_limited(
+        qtbot: Any, aloop: Any, window: MainWindow, gui_peer: Peer, tmp_path: Path) -> None:
+    open_demo(qtbot, aloop, window, gui_peer, tmp_path)
+    window.editing.prompter = DialogPrompter(window)      # the real job dialogs
+    titles: list[str] = []
+
+    def limit_to_one_mib() -> None:
+        dialog = QApplication.activeModalWidget()
+        if dialog is None:                                  # not shown yet: next turn
+            QTimer.singleShot(10, limit_to_one_mib)
+            return
+        limit = dialog.findChild(SpeedLimit)
+        if limit is None or limit.mib.isEnabled():          # none offered, or not off
+            titles.append(f"{dialog.windowTitle()}: no speed limit off by default")
+            dialog.reject()
+            return
+        titles.append(dialog.windowTitle())
+        limit.enabled.setChecked(True)
+        limit.mib.setValue(1)
+        box = dialog.findChild(QDialogButtonBox)
+        box.button(QDialogButtonBox.StandardButton.Ok).click()
+
+    for node, action, command in (("vm1-top", window.act_stream, "block-stream"),
+                                  ("vm1-top", window.act_commit, "block-commit")):
+        seq = window.bridge.session.traffic.last_seq
+        select(window, node)
+        QTimer.singleShot(0, limit_to_one_mib)
+        action.trigger()                                    # returns once it is answered
+        assert titles and titles[-1] in ("Stream into this node", "Commit down to…"), titles
+
+        def sent(command: str = command, seq: int = seq) -> list[dict[str, Any]]:
+            return [e.message["arguments"] for e in window.bridge.session.traffic
+                    if e.seq > seq and e.direction == "sent"
+                    and e.message.get("execute") == command]
+        qtbot.waitUntil(lambda: bool(sent()), timeout=10000)
+        (args,) = sent()
+        assert args["speed"] == 1 << 20
+        job = args["job-id"]
+        qtbot.waitUntil(lambda job=job: window.jobs.state(job) != "", timeout=10000)
+        if not window.jobs.rows[job].ended:
+            window.jobs.rows[job].buttons["cancel"].click()
+        qtbot.waitUntil(lambda job=job: idle(window) and window.jobs.rows[job].ended,
+                        timeout=20000)
+    assert titles == ["Stream into this node", "Commit down to…"]
