@@ -89,6 +89,14 @@ class ScriptedPrompter(Prompter):
 
 _LOOP: list[asyncio.AbstractEventLoop] = []
 _OTHER_HOOKS: list[object] = []
+_EXECUTOR: dict[str, qasync.QThreadExecutor] = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _join_loop_threads() -> Iterator[None]:
+    yield
+    if "threads" in _EXECUTOR:
+        _EXECUTOR.pop("threads").shutdown(wait=True)
 
 
 @pytest.fixture
@@ -101,6 +109,9 @@ def aloop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
     if not _LOOP:
         _OTHER_HOOKS.append(sys.get_asyncgen_hooks())
         _LOOP.append(qasync.QEventLoop(qapp, already_running=True))
+        # its threads (asyncio.to_thread: image maps, probes) are joined at the end of
+        # the session, as closing the loop would; a QThread left running aborts Python
+        _LOOP[0].set_default_executor(_EXECUTOR.setdefault("threads", qasync.QThreadExecutor()))
     loop = _LOOP[0]
     asyncio.events._set_running_loop(loop)
     sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook,  # type: ignore[attr-defined]
