@@ -6,7 +6,8 @@ Needs qemu-storage-daemon and qemu-system-x86_64 (the failed job and the drive a
 QEMU's). Saves:
 
 * ``review.png`` — the review of re-pointing vm1-top from vm1-mid to base under the
-  running disk vm1: the warning, the bytes it will read from other layers and the QMP;
+  attached disk vm1 (the bundled engine has no run state to tell): the warning, the
+  bytes it will read from other layers and the QMP;
 * ``staging.png`` — three staged link edits drawn as ghost links, listed in the Staged
   edits dock;
 * ``failed-job.png`` — a stream whose backing image fails to read (``blkdebug``): red
