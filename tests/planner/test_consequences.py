@@ -22,8 +22,15 @@ from engine.qmp import Engine
 from gui.images.allocation import NotReadableHere, local_allocation
 from gui.images.demo import CHAIN, create_images
 from gui.planner import PlanContext, plan_intent
-from gui.planner.consequences import consequences_of, size_text, undo_refusals
-from gui.planner.intents import Commit, ExternalSnapshot, SetBacking, Stream
+from gui.planner.consequences import (
+    Consequences,
+    ReaderChange,
+    consequences_of,
+    dangers,
+    size_text,
+    undo_refusals,
+)
+from gui.planner.intents import ChangeMedium, Commit, ExternalSnapshot, SetBacking, Stream
 from tests.support.layer_maps import chain_name, changes, qemu_map, sources
 from tests.support.qemu import qemu_img
 
@@ -222,3 +229,26 @@ def test_counts_are_unknown_when_a_layer_cannot_be_read_here(demo: Demo) -> None
     assert "base" in reader.unknown and "no file base.qcow2" in reader.unknown
     assert found.attached_changes == [reader]
     assert "unknown" in found.lines()[0]
+
+
+def test_the_warning_says_how_the_vm_stands_and_none_for_a_medium_change() -> None:
+    disk = ReaderChange("backend:vm1", "vm1 (VM drive)", True, ("top", "mid"), ("top",),
+                        changed=3 << 19)
+    export = ReaderChange("backend:#top", "export e0", True, ("top", "mid"), ("top",),
+                          changed=None)
+    quiet = ReaderChange("top", "top", False, ("top", "mid"), ("top",), changed=1 << 20)
+    same = ReaderChange("backend:vm2", "vm2 (VM drive)", True, ("a",), ("a", "b"), changed=0)
+    found = Consequences(readers=(disk, export, quiet, same))
+    edit = SetBacking("top", "base")
+    running, shown_export = dangers(found, edit, "running")
+    assert running.startswith("vm1 (VM drive) is a running VM's disk: the guest reads "
+                              "other data in 1.5 MiB as soon as this is sent")
+    assert shown_export.startswith("export e0 is an export: its clients read other data "
+                                   "in an unknown amount")
+    (paused, _) = dangers(found, edit, "paused")
+    assert "a VM that is paused" in paused and "when it runs" in paused
+    (unknown, _) = dangers(found, edit, "")
+    assert "whether it is in use is not known" in unknown
+    # nothing for readers that are not attached or read the same; nothing for a medium
+    assert len(dangers(found, edit, "running")) == 2
+    assert dangers(found, ChangeMedium("cd0", "/x.iso"), "running") == []
