@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 
-from engine.formats import fileio
 from engine.formats import qcow2_header as hdr
+from engine.formats.backing_names import full_backing_filename
 from engine.formats.errors import ImageError, RequestError, UnsupportedImageError
+from engine.formats.hostfile import create_host_file
 from engine.formats.image import file_error
+from engine.formats.probe import open_image
 from engine.formats.qcow2_refcount import fill_refcounts
+from engine.formats.store import ByteStore
 
 MAX_VIRTUAL_SIZE = (1 << 63) - 512
 
@@ -36,19 +39,14 @@ def create_raw(path: str | os.PathLike[str], size: int) -> None:
     path = os.fspath(path)
     size = _check_size(path, size)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            fileio.ftruncate(fd, size)
-        finally:
-            os.close(fd)
+        with create_host_file(path) as store:
+            store.truncate(0)
+            store.truncate(size)
     except OSError as exc:
         raise file_error(exc, path, f"Could not create '{path}'") from exc
 
 
 def _probe_backing_format(path: str, backing_file: str) -> str:
-    from engine.formats.chain import full_backing_filename
-    from engine.formats.probe import open_image
-
     full = full_backing_filename(path, backing_file)
     try:
         with open_image(full) as img:
@@ -71,6 +69,26 @@ def create_qcow2(path: str | os.PathLike[str], size: int, *, backing_file: str |
     engine always updates refcounts at once.
     """
     path = os.fspath(path)
+    try:
+        store = create_host_file(path)
+    except OSError as exc:
+        raise file_error(exc, path, f"Could not create '{path}'") from exc
+    with store:
+        format_qcow2(store, size, backing_file=backing_file, backing_format=backing_format,
+                     cluster_size=cluster_size, version=version, refcount_bits=refcount_bits,
+                     lazy_refcounts=lazy_refcounts)
+
+
+def format_qcow2(store: ByteStore, size: int, *, backing_file: str | None = None,
+                 backing_format: str | None = None, cluster_size: int = 65536,
+                 version: int = 3, refcount_bits: int = 16, lazy_refcounts: bool = False,
+                 extended_l2: bool = False) -> None:
+    """Write an empty qcow2 image into ``store`` (whatever it held is replaced).
+
+    ``extended_l2`` sets the header bit of images with subclusters (a new image has no
+    L2 table yet, so nothing else differs).
+    """
+    path = store.name
     size = _check_size(path, size)
     if cluster_size < 512 or cluster_size > (1 << hdr.MAX_CLUSTER_BITS) or (
             cluster_size & (cluster_size - 1)):
@@ -92,6 +110,9 @@ def create_qcow2(path: str | os.PathLike[str], size: int, *, backing_file: str |
         raise UnsupportedImageError(
             "Lazy refcounts only supported with compatibility level 1.1 and above (use "
             "version=3)", path, feature="lazy refcounts")
+    if extended_l2 and (version == 2 or cluster_size < 16384):
+        raise UnsupportedImageError("Extended L2 entries need version 3 and clusters of at "
+                                    "least 16k", path, feature="extended L2")
     if backing_format is not None and backing_format not in ("qcow2", "raw"):
         raise UnsupportedImageError(f"Unknown backing format '{backing_format}'", path,
                                     feature=f"format {backing_format}")
@@ -126,6 +147,7 @@ def create_qcow2(path: str | os.PathLike[str], size: int, *, backing_file: str |
         refcount_table_offset=rt_off, refcount_table_clusters=rt_clusters, nb_snapshots=0,
         snapshots_offset=0, refcount_order=refcount_bits.bit_length() - 1,
         compatible_features=hdr.COMPAT_LAZY_REFCOUNTS if lazy_refcounts else 0,
+        incompatible_features=hdr.INCOMPAT_EXTL2 if extended_l2 else 0,
         header_length=hdr.QEMU_V3_HEADER_LENGTH if version == 3 else hdr.V2_HEADER_LENGTH,
         trailing=bytes(8) if version == 3 else b"")
     exts = [(hdr.EXT_BACKING_FORMAT, backing_format.encode())] if backing_format else []
@@ -152,14 +174,11 @@ def create_qcow2(path: str | os.PathLike[str], size: int, *, backing_file: str |
             fill_refcounts(block, 0, count, 1, refcount_bits)
             refblocks[i * cluster_size:(i + 1) * cluster_size] = block
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            fileio.pwrite(fd, cluster0, 0)
-            fileio.pwrite(fd, bytes(reftable), rt_off)
-            fileio.pwrite(fd, bytes(refblocks), rb_off)
-            fileio.ftruncate(fd, l1_off + l1_size * 8)
-            fileio.fdatasync(fd)
-        finally:
-            os.close(fd)
+        store.truncate(0)
+        store.pwrite(cluster0, 0)
+        store.pwrite(bytes(reftable), rt_off)
+        store.pwrite(bytes(refblocks), rb_off)
+        store.truncate(l1_off + l1_size * 8)
+        store.sync()
     except OSError as exc:
         raise file_error(exc, path, f"Could not create '{path}'") from exc
