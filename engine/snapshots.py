@@ -18,7 +18,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from engine.graph import rules
-from engine.graph.model import Backend, BlockGraph, GraphError, Node
+from engine.graph.model import Backend, BlockGraph, GraphError, Node, virtual_size
 from engine.graph.opening import open_node
 from engine.jobs.errors import JobCommandError
 from engine.jobs.graphops import check_op, lookup_bs, node_filename, set_read_only
@@ -127,7 +127,7 @@ def _create_overlay_file(path: str, filename: str, fmt: str, node: Node) -> None
     from engine.formats import create_qcow2, create_raw
     from engine.formats.errors import ImageError
 
-    size = node.image.virtual_size if node.image is not None else (node.size or 0)
+    size = virtual_size(node)
     try:
         if fmt == "qcow2":
             create_qcow2(path, size, backing_file=node_filename(node),

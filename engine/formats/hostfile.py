@@ -125,6 +125,13 @@ class HostFile:
                      (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC)
         return HostFile(fd, self.name, writable)
 
+    def adopt(self, other: HostFile) -> None:
+        """Take over ``other``'s descriptor (a reopen committed); the old one is closed."""
+        old, self.fd, other.fd = self.fd, other.fd, None
+        self.writable = other.writable
+        if old is not None:
+            os.close(old)
+
     def direct_fd(self) -> int:
         """A second descriptor on the same file with ``O_DIRECT`` (the caller closes it)."""
         flags = (os.O_RDWR if self.writable else os.O_RDONLY) | os.O_CLOEXEC | os.O_DIRECT

@@ -162,10 +162,9 @@ class Image:
     @locked
     def rebind(self, store: ByteStore) -> None:
         """Read and write through another store from now on (a node's new ``file``
-        child); what was written is flushed to the old one first."""
+        child); whoever changes the child flushes the image first."""
         if store is self.store:
             return
-        self.flush()
         self.store = store
         self.path = store.name
 

@@ -483,8 +483,6 @@ class Qcow2Image(Image):
         store when next needed."""
         if store is self.store:
             return
-        if self._writer is not None:
-            self._writer.publish()
         super().rebind(store)
         self._l2_cache.clear()
         self._l2_pinned.clear()

@@ -21,6 +21,7 @@ from typing import Any
 
 from engine.graph import rules
 from engine.graph.model import BlockGraph, Node
+from engine.graph.opening import check_raw_window
 
 _GENERIC_KEYS = frozenset({"driver", "node-name", "read-only", "auto-read-only", "cache",
                            "force-share", "discard", "detect-zeroes", "file", "backing"})
@@ -170,10 +171,8 @@ def _prepare(graph: BlockGraph, entry: Entry, seeds: list[Node]) -> None:
     graph.set(node, "cache_direct", bool(cache.get("direct", False)))
     graph.set(node, "cache_no_flush", bool(cache.get("no-flush", False)))
     graph.set(node, "options", {k: v for k, v in opts.items() if k not in _GENERIC_KEYS})
-    if node.driver == "raw" and node.image is None and node.file is not None:
-        base = node.file.image.virtual_size if node.file.image is not None else (
-            node.file.size or 0)
-        graph.set(node, "size", opts.get("size", base - opts.get("offset", 0)))
+    if node.driver == "raw":
+        check_raw_window(node)     # against the file child it has now
     seeds.append(node)
 
 

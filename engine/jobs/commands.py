@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.jobs.engine_jobs import jobs_of, qmp_errors
 from engine.jobs.errors import JobCommandError
-from engine.qmp.qdict import qdict_sorted
+from engine.qdict import qdict_sorted
 from engine.qmp.registry import command
 from engine.qmp.schema import Bool, Int, Str, Struct, members
 

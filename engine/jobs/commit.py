@@ -23,7 +23,7 @@ import errno
 from typing import TYPE_CHECKING, Any
 
 from engine.graph.model import Backend, BlockGraph, GraphError, JobParent, Node
-from engine.jobs.drivers import CommitDriver, GraphHooks
+from engine.jobs.copy_jobs import ChainLookup, CommitDriver, CommitLayers, GraphHooks
 from engine.jobs.engine_jobs import jobs_of, qmp_errors
 from engine.jobs.errors import JobCommandError, JobFailed
 from engine.jobs.graphops import (
@@ -40,7 +40,6 @@ from engine.jobs.graphops import (
     find_overlay,
     is_root,
     job_backend,
-    layer_images,
     lookup_bs,
     new_filter,
     node_filename,
@@ -179,6 +178,22 @@ class CommitGraph(GraphHooks):
                 set_read_only(self.graph, self.base, True)
 
 
+def _commit_layers(top: Node, base: Node, source: Node) -> CommitLayers:
+    """What the commit reads and writes now: the layers from the top down to the base
+    (filters skipped), the base, and the top's guest view (for an active commit read
+    through its mirror_top filter while it is there)."""
+    above: list[Node] = []
+    node: Node | None = top
+    while node is not None and node is not base:
+        if not node.spec.is_filter:
+            above.append(node)
+        node = filter_or_cow(node)
+    if source is not top and source.child("backing") is not top:
+        source = top
+    assert base.io is not None and source.io is not None
+    return CommitLayers([n.io for n in above if n.io is not None], base.io, source.io)
+
+
 @command("block-commit", BLOCK_COMMIT)
 @qmp_errors
 def block_commit(engine: Engine, args: dict[str, Any]) -> Any:
@@ -252,8 +267,10 @@ def block_commit(engine: Engine, args: dict[str, Any]) -> Any:
 
     base_was_ro = base.read_only
     footprint = JobFootprint()
-    driver = CommitDriver(above_base=[], base=None, top_chain=[], faults=mgr.faults,
-                          active=bool(active))
+    holder: list[Node] = []
+    driver = CommitDriver(layers=ChainLookup(graph.io, lambda: _commit_layers(
+        top, base, holder[0] if holder and active else top)), ctx=graph.io,
+        active=bool(active))
     job: Job | None = None
     try:
         with graph.transaction(restore_names=False):
@@ -295,6 +312,7 @@ def block_commit(engine: Engine, args: dict[str, Any]) -> Any:
                 ])
             graph.freeze_chain(flt, base)
             footprint.frozen = (flt, base)
+            holder.append(flt)
     except JobCommandError:
         if job is not None:
             job.early_fail()
@@ -304,11 +322,6 @@ def block_commit(engine: Engine, args: dict[str, Any]) -> Any:
             job.early_fail()
         raise JobCommandError(str(exc)) from exc
 
-    # Images are taken after the transaction: a read-write reopen replaces them.
-    above_base = [top, *intermediates] if active else intermediates
-    driver.above_base = layer_images(above_base)
-    driver.base = base.image
-    driver.top_chain = layer_images(chain_from(top))
     hooks = CommitGraph(graph, top, base, flt, footprint, base_was_ro, backing_file,
                         bool(active), driver)
     hooks.intermediates = intermediates

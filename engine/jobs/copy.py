@@ -10,9 +10,13 @@ Two copies exist, the data half of QEMU's stream and commit jobs:
 
 Both copy whole clusters of the layer written to (a partial cluster written into
 an unallocated qcow2 cluster would lose the rest of its backing data), read the
-guest view through :class:`engine.formats.ChainReader`, and never change what the
-guest sees through the top: a process killed mid-copy leaves every image valid
-with the same guest content. Header and graph changes come later, after a flush.
+guest view through the graph's nodes (:class:`engine.graph.io.base.NodeIO`: a read
+goes through each node's current children), and never change what the guest sees
+through the top: a process killed mid-copy leaves every image valid with the same
+guest content. Header and graph changes come later, after a flush.
+
+A *layer* here is a node's I/O: ``length()``, ``cluster_size()``, ``block_status()``
+of its own allocation, ``readinto()`` of its guest view, ``write()``.
 
 Errors are split as QEMU reports them: :class:`CopyError` says whether the read
 (source) or the write (target) failed, with the errno, for ``on-error``.
@@ -25,7 +29,6 @@ import mmap
 from collections.abc import Sequence
 from typing import Any
 
-from engine.formats import ChainReader
 from engine.formats.buffers import aligned_buffer
 from engine.formats.errors import ImageError
 
@@ -73,7 +76,7 @@ def layer_status(img: Any, offset: int, length: int) -> tuple[bool, int]:
     Like QEMU's bdrv_is_allocated: the run is cut at ``length``; past the layer's
     end nothing is allocated.
     """
-    limit = min(offset + length, img.virtual_size)
+    limit = min(offset + length, img.length())
     if limit <= offset:
         return False, length
     first = img.block_status(offset, limit - offset)[0]
@@ -192,7 +195,7 @@ def _write(target: Any, start: int, data: memoryview) -> None:
         raise CopyError(False, _errno_of(exc), exc) from exc
 
 
-def copy_runs(source: ChainReader, sink: WriteBatch, runs: list[Run]) -> int:
+def copy_runs(source: Any, sink: WriteBatch, runs: list[Run]) -> int:
     """Copy the guest view of ``source`` over ``runs`` into ``sink``; returns bytes copied.
 
     All-zero ranges become ``write_zeroes`` (a zero cluster, so backing data stays
@@ -232,7 +235,7 @@ def dirty_runs(layers: Sequence[Any], length: int, granularity: int) -> list[Run
     return align_out(runs, granularity, length)
 
 
-def stream_step(top: Any, intermediates: Sequence[Any], below_top: ChainReader,
+def stream_step(top: Any, intermediates: Sequence[Any], source: Any,
                 offset: int, length: int, sink: WriteBatch) -> tuple[int, int]:
     """One iteration of QEMU's stream loop at ``offset``: (bytes done, bytes copied).
 
@@ -251,11 +254,11 @@ def stream_step(top: Any, intermediates: Sequence[Any], below_top: ChainReader,
         raise CopyError(True, _errno_of(exc), exc) from exc
     if not in_between:
         return n, 0
-    return n, _copy_run(below_top, sink, align_out([(offset, offset + n)], top.cluster_size,
-                                                   top.virtual_size), n)
+    return n, _copy_run(source, sink, align_out([(offset, offset + n)], top.cluster_size(),
+                                                top.length()), n)
 
 
-def commit_step(above_base: Sequence[Any], base: Any, top_view: ChainReader,
+def commit_step(above_base: Sequence[Any], base: Any, top_view: Any,
                 offset: int, length: int, sink: WriteBatch) -> tuple[int, int]:
     """One iteration of QEMU's commit loop at ``offset``: (bytes done, bytes copied).
 
@@ -271,13 +274,13 @@ def commit_step(above_base: Sequence[Any], base: Any, top_view: ChainReader,
         raise CopyError(True, _errno_of(exc), exc) from exc
     if not allocated:
         return n, 0
-    limit = min(base.virtual_size, top_view.virtual_size)
+    limit = min(base.length(), top_view.length())
     runs = [(s, min(e, limit)) for s, e in
-            align_out([(offset, offset + n)], base.cluster_size, limit) if s < limit]
+            align_out([(offset, offset + n)], base.cluster_size(), limit) if s < limit]
     return n, _copy_run(top_view, sink, runs, n)
 
 
-def _copy_run(source: ChainReader, sink: WriteBatch, runs: list[Run], n: int) -> int:
+def _copy_run(source: Any, sink: WriteBatch, runs: list[Run], n: int) -> int:
     try:
         return copy_runs(source, sink, runs)
     except CopyError as exc:

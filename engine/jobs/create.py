@@ -149,7 +149,7 @@ def _resolve_file(graph: BlockGraph, ref: Any) -> str:
         node = graph.find(ref)
         if node is None:
             raise JobFailed(errno.ENOENT, f"Cannot find device='{ref}' nor node-name='{ref}'")
-        if node.driver != "file" or node.host_path is None:
+        if node.driver != "file" or node.host_name is None:
             raise JobFailed(errno.ENOTSUP, "The bundled engine creates images on 'file' "
                                            "nodes only")
         for link in node.parents:
@@ -161,7 +161,7 @@ def _resolve_file(graph: BlockGraph, ref: Any) -> str:
                     f"block device (uses node '{node.name}' as 'root' child) and unshared by "
                     f"{link.parent.describe()} (uses node '{node.name}' as '{link.role}' "
                     "child)."))
-        return node.host_path
+        return graph.host_path(node.host_name)
     if ref.get("driver") != "file" or "filename" not in ref:
         raise JobFailed(errno.ENOTSUP, "The bundled engine creates images on 'file' nodes only")
     path = graph.host_path(ref["filename"])

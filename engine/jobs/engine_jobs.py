@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.jobs.errors import JobCommandError
 from engine.jobs.manager import JobManager
+from engine.qdict import qdict_sorted
 from engine.qmp.errors import QMPError
-from engine.qmp.qdict import qdict_sorted
 
 if TYPE_CHECKING:
     from engine.qmp.engine import Engine
@@ -28,6 +28,7 @@ def jobs_of(engine: Engine) -> JobManager:
             engine.emit(event, qdict_sorted(data))
 
         mgr = JobManager(engine.lock, emitter=emit)
+        mgr.faults = engine.graph.io.faults
         _MANAGERS[engine] = mgr
         engine.on_close.append(mgr.cancel_all)
     return mgr

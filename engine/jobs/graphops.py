@@ -7,12 +7,14 @@ images a job reads and writes, and the filter node each job puts into the graph.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.graph import perms as P
 from engine.graph.filenames import filename
-from engine.graph.model import JOB_FILTER_DRIVERS, Backend, BlockGraph, JobParent, Node
+from engine.graph.model import Backend, BlockGraph, JobParent, Node
+from engine.graph.names import check_node_name
 from engine.jobs.errors import JobCommandError
 
 #: Operations a backing link does NOT block (QEMU unblocks them for its overlay).
@@ -36,15 +38,15 @@ def lookup_bs(graph: BlockGraph, device: str | None, node_name: str | None) -> N
 
 
 def filter_or_cow(node: Node) -> Node | None:
-    """The next node down the chain: a job filter's child, else the backing child."""
-    if node.driver in JOB_FILTER_DRIVERS:
-        return node.child("file") or node.child("backing")
-    return node.backing
+    """The next node down the chain (QEMU's bdrv_filter_or_cow_bs): a filter's
+    filtered child, else the backing child."""
+    role = node.spec.filtered_role
+    return node.child(role) if role is not None else node.backing
 
 
 def skip_filters(node: Node | None) -> Node | None:
-    while node is not None and node.driver in JOB_FILTER_DRIVERS:
-        node = node.child("file") or node.child("backing")
+    while node is not None and node.spec.filtered_role is not None:
+        node = node.child(node.spec.filtered_role)
     return node
 
 
@@ -85,14 +87,12 @@ def find_backing_image(top: Node, name: str) -> Node | None:
     The name matches an overlay's header string as written, or — resolved against
     the overlay's directory when relative — the backing node's filename.
     """
-    import os
-
     overlay: Node | None = top
     while overlay is not None:
         below = filter_or_cow(overlay)
         if below is None:
             return None
-        if below.driver not in JOB_FILTER_DRIVERS:
+        if not below.spec.is_filter:
             if overlay.header_backing == name:
                 return below
             target = node_filename(below)
@@ -131,28 +131,11 @@ def is_root(node: Node) -> bool:
     return all(isinstance(link.parent, Backend) for link in node.parents)
 
 
-def layer_images(nodes: list[Node]) -> list[Any]:
-    """The opened images of ``nodes`` (format nodes), top first, stopping at one without."""
-    images = []
-    for node in nodes:
-        image = data_image(node)
-        if image is None:
-            break
-        images.append(image)
-    return images
-
-
-def data_image(node: Node) -> Any:
-    """The image holding ``node``'s data, looking through job filters."""
-    plain = skip_filters(node)
-    return plain.image if plain is not None else None
-
-
 def chain_from(node: Node | None) -> list[Node]:
     """``node`` and everything below it, skipping job filters."""
     out: list[Node] = []
     while node is not None:
-        if node.driver not in JOB_FILTER_DRIVERS:
+        if not node.spec.is_filter:
             out.append(node)
         node = filter_or_cow(node)
     return out
@@ -223,8 +206,6 @@ def new_filter(graph: BlockGraph, driver: str, name: str | None,
     not create node: ..."), commit's filters are created directly (no prefix).
     """
     if name is not None:
-        from engine.graph.names import check_node_name
-
         err = check_node_name(name)
         if err:
             raise JobCommandError(f"{prefix}{err}")
@@ -232,6 +213,9 @@ def new_filter(graph: BlockGraph, driver: str, name: str | None,
             raise JobCommandError(f"{prefix}Duplicate nodes with node-name='{name}'")
     node = Node(name=name or graph.new_name(), driver=driver, auto_named=name is None,
                 options=dict(options or {}), implicit=name is None)
+    io_class = node.spec.io
+    assert io_class is not None
+    node.io = io_class(node, graph.io)
     return node
 
 

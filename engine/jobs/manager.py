@@ -13,9 +13,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from engine.graph.faults import FaultInjector
 from engine.jobs.clock import Clock, RealClock, timestamp
 from engine.jobs.errors import JobCommandError
-from engine.jobs.faults import FaultInjector
 from engine.jobs.job import Job, JobDriver, OnError
 from engine.jobs.status import is_valid_job_id
 

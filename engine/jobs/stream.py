@@ -19,7 +19,7 @@ import errno
 from typing import TYPE_CHECKING, Any
 
 from engine.graph.model import Backend, BlockGraph, GraphError, JobParent, Node
-from engine.jobs.drivers import GraphHooks, StreamDriver
+from engine.jobs.copy_jobs import ChainLookup, GraphHooks, StreamDriver, StreamLayers
 from engine.jobs.engine_jobs import jobs_of, qmp_errors
 from engine.jobs.errors import JobCommandError, JobFailed
 from engine.jobs.graphops import (
@@ -35,12 +35,12 @@ from engine.jobs.graphops import (
     find_backing_image,
     find_overlay,
     job_backend,
-    layer_images,
     lookup_bs,
     new_filter,
     node_filename,
     refresh_survivors,
     set_read_only,
+    skip_filters,
 )
 from engine.jobs.job import Job, JobDriver, OnError
 from engine.jobs.manager import JobManager
@@ -97,6 +97,8 @@ class StreamGraph(GraphHooks):
         self.device = device
         self.base = base
         self.base_overlay = base_overlay
+        #: the node directly above the base (the base's overlay, or a filter below it)
+        self.above_base = base_overlay
         self.backing_file = backing_file
         self.filter_node: Node | None = filter_node
         self.footprint = footprint
@@ -115,10 +117,12 @@ class StreamGraph(GraphHooks):
         device = self.device
         if device.backing is None:
             return
-        base = self.base
-        if base is not None:
-            base_id = self.backing_file or node_filename(base)
-            base_fmt: str | None = base.driver
+        # the base is what lies below the node above it *now*: that link is not frozen
+        base = filter_or_cow(self.above_base)
+        unfiltered = skip_filters(base)
+        if unfiltered is not None:
+            base_id = self.backing_file or node_filename(unfiltered)
+            base_fmt: str | None = unfiltered.driver
         else:
             base_id, base_fmt = None, None
         try:
@@ -141,6 +145,25 @@ class StreamGraph(GraphHooks):
         if self.device_was_ro and self.device.name in self.graph.nodes:
             with self.graph.transaction():
                 set_read_only(self.graph, self.device, True)
+
+
+def _stream_layers(device: Node, base_overlay: Node, filter_node: Node) -> StreamLayers:
+    """What the stream reads and writes now: the device's layers down to the base's
+    overlay, read through the job's copy-on-read filter (while it is there)."""
+    intermediates: list[Node] = []
+    if base_overlay is not device:
+        node = filter_or_cow(device)
+        while node is not None:
+            if not node.spec.is_filter:
+                intermediates.append(node)
+            if node is base_overlay:
+                break
+            node = filter_or_cow(node)
+    source = filter_node if filter_node.io is not None and filter_node.file is device \
+        else device
+    assert device.io is not None and source.io is not None
+    return StreamLayers(device.io, [n.io for n in intermediates if n.io is not None],
+                        source.io)
 
 
 @command("block-stream", BLOCK_STREAM)
@@ -212,7 +235,9 @@ def block_stream(engine: Engine, args: dict[str, Any]) -> Any:
 
     device_was_ro = device.read_only
     footprint = JobFootprint()
-    driver = StreamDriver(top=None, intermediates=[], below_top=[], faults=mgr.faults)
+    holder: list[Node] = []
+    driver = StreamDriver(layers=ChainLookup(graph.io, lambda: _stream_layers(
+        device, base_overlay, holder[0] if holder else device)), ctx=graph.io)
     job: Job | None = None
     try:
         with graph.transaction(restore_names=False):
@@ -234,6 +259,7 @@ def block_stream(engine: Engine, args: dict[str, Any]) -> Any:
             ])
             graph.freeze_chain(filter_node, base_overlay)
             footprint.frozen = (filter_node, base_overlay)
+            holder.append(filter_node)
     except JobCommandError:
         if job is not None:
             job.early_fail()
@@ -243,13 +269,10 @@ def block_stream(engine: Engine, args: dict[str, Any]) -> Any:
             job.early_fail()
         raise JobCommandError(str(exc)) from exc
 
-    # Images are taken after the transaction: a read-write reopen replaces them.
-    nothing = device.backing is None or base_overlay is device
-    driver.top = device.image
-    driver.intermediates = [] if nothing else layer_images(intermediates)
-    driver.below_top = layer_images(chain_from(device.backing))
-    driver.hooks = StreamGraph(graph, device, base, base_overlay, backing_file, filter_node,
-                               footprint, device_was_ro)
+    hooks = StreamGraph(graph, device, base, base_overlay, backing_file, filter_node,
+                        footprint, device_was_ro)
+    hooks.above_base = intermediates[-1] if intermediates else base_overlay
+    driver.hooks = hooks
     assert job is not None
     job.start()
     return {}

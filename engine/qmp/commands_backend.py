@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from engine.graph.model import Backend, BlockGraph, GraphError, Node
-from engine.graph.opening import open_node, probe_format
+from engine.graph.opening import PROBE, open_node
 from engine.qmp.block_info import block_info
 from engine.qmp.errors import QMPError, generic
 from engine.qmp.registry import command
@@ -191,12 +191,10 @@ def change_medium(engine: Engine, args: dict[str, Any]) -> Any:
     retained = (backend.root.child.read_only if backend.root is not None
                 else not backend.writable)
     read_only = {"retain": retained, "read-only": True, "read-write": False}[mode]
-    opts: dict[str, Any] = {"driver": args.get("format") or "", "read-only": read_only,
+    opts: dict[str, Any] = {"driver": args.get("format") or PROBE, "read-only": read_only,
                             "file": {"driver": "file", "filename": args["filename"]}}
     try:
         with graph.transaction(restore_names=False):
-            if not opts["driver"]:
-                opts["driver"] = probe_format(graph.host_path(args["filename"]))
             node = open_node(graph, opts, inherited={}, role=None)
             _open_tray(engine, backend, args.get("force", False))
             if backend.root is not None:

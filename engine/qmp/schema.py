@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.qdict import ghash_order, qdict_order
 from engine.qmp.errors import generic
-from engine.qmp.qdict import ghash_order, qdict_order
 
 Path = tuple[str | int, ...]
 

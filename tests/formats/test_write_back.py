@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from engine.formats import create_qcow2, fileio, open_image
 from engine.formats.errors import ImageIOError
-from engine.jobs.faults import FaultInjector
+from engine.graph.faults import FaultInjector
 from tests.formats.crashsim import apply, recording
 from tests.formats.test_write import GiB, MiB, Twin, fresh, payload
 from tests.support.qemu import check, compare, qemu_img
