@@ -29,6 +29,10 @@ class FilterIO(NodeIO):
     def cluster_size(self) -> int | None:
         return self._child().cluster_size()
 
+    def readinto(self, offset: int, view: memoryview) -> None:
+        # the child has the same length and does the bounds and faults itself
+        self._child().readinto(offset, view)
+
     def _readinto(self, offset: int, view: memoryview) -> None:
         self._child().readinto(offset, view)
 
