@@ -191,7 +191,14 @@ def _commit_layers(top: Node, base: Node, source: Node) -> CommitLayers:
     if source is not top and source.child("backing") is not top:
         source = top
     assert base.io is not None and source.io is not None
-    return CommitLayers([n.io for n in above if n.io is not None], base.io, source.io)
+    chain = list(above)
+    below: Node | None = base
+    while below is not None:
+        if not below.spec.is_filter:
+            chain.append(below)
+        below = filter_or_cow(below)
+    return CommitLayers([n.io for n in above if n.io is not None], base.io, source.io,
+                        [n.io for n in chain if n.io is not None])
 
 
 @command("block-commit", BLOCK_COMMIT)

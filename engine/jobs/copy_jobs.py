@@ -29,8 +29,8 @@ from engine.jobs.copy import (
     CopyError,
     WriteBatch,
     commit_step,
-    copy_runs,
     dirty_runs,
+    mirror_chunk,
     stream_step,
 )
 from engine.jobs.errors import JobFailed
@@ -68,12 +68,14 @@ class StreamLayers:
 
 @dataclass
 class CommitLayers:
-    """``above_base`` (whose allocation is copied down), ``base`` (written) and
-    ``source`` (read: the top's guest view)."""
+    """``above_base`` (whose allocation is copied down), ``base`` (written),
+    ``source`` (read: the top's guest view) and ``chain`` (every layer from the top to
+    the bottom, for the allocation an active commit copies by)."""
 
     above_base: list[NodeIO]
     base: NodeIO
     source: NodeIO
+    chain: list[NodeIO] = field(default_factory=list)
 
 
 class GraphHooks:
@@ -286,7 +288,8 @@ class CommitDriver(JobDriver):
                 n = min(copy.chunk, end - offset)
                 try:
                     with self.ctx.lock:
-                        copy_runs(self.layers.get().source, batch, [(offset, offset + n)])
+                        now = self.layers.get()
+                        mirror_chunk(now.chain, now.source, batch, offset, offset + n)
                 except CopyError as exc:
                     action = job.error_action(exc.is_read, exc.errno)
                     if action == ErrorAction.REPORT:

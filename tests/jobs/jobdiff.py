@@ -29,7 +29,7 @@ from tests.support.differential import (
     substitute,
     unsubstitute,
 )
-from tests.support.qemu import check, compare, info
+from tests.support.qemu import check, compare, info, map_json, qemu_img
 
 
 @dataclass
@@ -41,6 +41,8 @@ class Cmd:
     only: str | None = None
     #: the return values must be equal too (paths shown as ``{dir}``)
     compare_return: bool = False
+    #: compare only this view of the return values (e.g. selected fields of a query)
+    project: Callable[[Any], Any] | None = None
 
 
 @dataclass
@@ -158,11 +160,13 @@ class Result:
 
 
 def run_jobs(tmp_path: Path, setup: Callable[[Path], None], steps: Sequence[Step],
-             images: Sequence[str] = (), *, compare_progress: bool = True) -> Result:
+             images: Sequence[str] = (), *, compare_progress: bool = True,
+             compare_allocation: bool = True) -> Result:
     """Run ``steps`` on both peers and compare replies, graphs, events and images.
 
-    ``images``: file names (in each peer's directory) whose header backing string,
-    guest content and consistency are compared after the run.
+    ``images``: file names (in each peer's directory) whose header fields, allocation,
+    guest content and consistency are compared after the run (``compare_allocation``
+    False: not the allocation, for runs where how far a job got is timing).
     """
     result = Result()
     peers: list[_Peer] = []
@@ -195,9 +199,11 @@ def run_jobs(tmp_path: Path, setup: Callable[[Path], None], steps: Sequence[Step
                     if outs[0] != outs[1]:
                         raise Mismatch(f"{where}: replies differ: qsd={outs[0]} "
                                        f"engine={outs[1]}")
-                    rets = [_AUTO.sub("#block?", json.dumps(unsubstitute(r.get("return"), p.dir)))
+                    view = step.project or (lambda value: value)
+                    rets = [_AUTO.sub("#block?", json.dumps(unsubstitute(view(r.get("return")),
+                                                                         p.dir)))
                             for r, p in zip(replies, peers, strict=True)]
-                    if step.compare_return and rets[0] != rets[1]:
+                    if (step.compare_return or step.project) and rets[0] != rets[1]:
                         raise Mismatch(f"{where}: returns differ:\nqsd:    {rets[0]}\n"
                                        f"engine: {rets[1]}")
             if step.compare_graph and not (isinstance(step, Cmd) and step.only):
@@ -216,23 +222,67 @@ def run_jobs(tmp_path: Path, setup: Callable[[Path], None], steps: Sequence[Step
                        f"engine: {seqs['engine']}")
     if compare_progress:
         _compare_progress(result)
+    compare_images(result.dirs["qsd"], result.dirs["engine"], images,
+                   allocation=compare_allocation)
+    return result
+
+
+#: ``qemu-img info`` fields that must agree between the peers' images
+INFO_FIELDS = ("format", "backing-filename", "backing-filename-format", "virtual-size",
+               "cluster-size", "dirty-flag")
+
+
+def compare_images(qsd_dir: Path, engine_dir: Path, images: Sequence[str], *,
+                   allocation: bool = True) -> None:
+    """The two peers' copies of each image agree: header fields (``qemu-img info``),
+    allocation (``qemu-img map``, host offsets aside), guest content (``qemu-img
+    compare``); both pass ``qemu-img check`` and open with their whole backing chain."""
     for name in images:
-        q, e = result.dirs["qsd"] / name, result.dirs["engine"] / name
+        q, e = qsd_dir / name, engine_dir / name
         iq, ie = info(q), info(e)
-        for key in ("backing-filename", "backing-filename-format", "virtual-size"):
-            vq = iq.get(key)
-            ve = ie.get(key)
-            if isinstance(vq, str):
-                vq = vq.replace(str(result.dirs["qsd"]), "{dir}")
-                ve = str(ve).replace(str(result.dirs["engine"]), "{dir}")
+        for key in INFO_FIELDS:
+            vq = _masked(iq.get(key), qsd_dir)
+            ve = _masked(ie.get(key), engine_dir)
             if vq != ve:
                 raise Mismatch(f"{name}: {key} differs: qsd={vq!r} engine={ve!r}")
         if iq["format"] == "qcow2":
             check(e)
             check(q)
+        _opens_with_chain(q, e)
+        if not allocation:
+            pass
+        elif (mq := _allocation(q, iq["format"])) != (me := _allocation(e, ie["format"])):
+            raise Mismatch(f"{name}: allocation differs:\nqsd:    {mq}\nengine: {me}")
         if not compare(q, e):
             raise Mismatch(f"{name}: guest content differs between the peers")
-    return result
+
+
+def _opens_with_chain(qsd_image: Path, engine_image: Path) -> None:
+    """``qemu-img info --backing-chain`` opens the engine's image whenever it opens
+    QEMU's. (It cannot open a header that names a ``json:`` backing with a ``backing``
+    of its own, which QEMU writes where a snapshot's node had its backing overridden:
+    qemu-img opens each layer without its backing. QEMU itself opens such an image.)"""
+    first = qemu_img("info", "--output=json", "--backing-chain", qsd_image, check=False)
+    second = qemu_img("info", "--output=json", "--backing-chain", engine_image, check=False)
+    if first.returncode == 0 and second.returncode != 0:
+        raise Mismatch(f"{engine_image.name}: qemu-img opens QEMU's image with its backing "
+                       f"chain but not the engine's: {second.stderr.strip()}")
+
+
+def _masked(value: Any, directory: Path) -> Any:
+    return value.replace(str(directory), "{dir}") if isinstance(value, str) else value
+
+
+def _allocation(path: Path, fmt: str) -> list[tuple[Any, ...]]:
+    """``qemu-img map`` without host offsets, adjacent equal extents merged."""
+    out: list[tuple[Any, ...]] = []
+    for ext in map_json(path, fmt):
+        key = (ext["depth"], ext["present"], ext["zero"], ext["data"])
+        if out and out[-1][2:] == key and out[-1][0] + out[-1][1] == ext["start"]:
+            out[-1] = (out[-1][0], out[-1][1] + ext["length"], *key)
+        else:
+            out.append((ext["start"], ext["length"], *key))
+    return out
 
 
 def _compare_progress(result: Result) -> None:
@@ -245,6 +295,21 @@ def _compare_progress(result: Result) -> None:
     fq, fe = figures(result.events["qsd"]), figures(result.events["engine"])
     if fq != fe:
         raise Mismatch(f"job progress differs:\nqsd:    {fq}\nengine: {fe}")
+
+
+def image_fields(*fields: str) -> Callable[[Any], Any]:
+    """A projection of ``query-named-block-nodes``: these ImageInfo fields by node name
+    (auto-named nodes by driver and filename)."""
+    def project(nodes: Any) -> Any:
+        if not isinstance(nodes, list):
+            return nodes
+        out = {}
+        for n in nodes:
+            key = n["node-name"] if not n["node-name"].startswith("#") else \
+                f"{n['drv']}:{n['file'].rsplit('/', 1)[-1]}"
+            out[key] = {f: n["image"].get(f) for f in fields}
+        return dict(sorted(out.items()))
+    return project
 
 
 def add_fault(path: str, op: str = "read", **kw: Any) -> EngineHook:
