@@ -17,9 +17,16 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from engine.formats.backing_names import has_protocol, strip_file_protocol
+from engine.formats.create import format_qcow2
+from engine.formats.errors import ImageError
+from engine.formats.hostfile import HostFile
 from engine.graph import rules
+from engine.graph.drivers import DRIVERS
 from engine.graph.model import Backend, BlockGraph, GraphError, Node, virtual_size
 from engine.graph.opening import open_node
+from engine.graph.permcheck import lock_conflict_with
+from engine.jobs.create import FILE_CREATE_PERMS
 from engine.jobs.errors import JobCommandError
 from engine.jobs.graphops import check_op, lookup_bs, node_filename, set_read_only
 from engine.qmp.errors import QMPError, generic
@@ -96,7 +103,13 @@ def snapshot(graph: BlockGraph, args: dict[str, Any]) -> None:
 
 
 def snapshot_sync(graph: BlockGraph, args: dict[str, Any]) -> None:
-    """blockdev-snapshot-sync, inside the caller's graph transaction."""
+    """blockdev-snapshot-sync, inside the caller's graph transaction.
+
+    Every check QEMU makes before it writes the new file comes first (node, names,
+    format, the backing name, the image locks of the engine's own nodes); only then
+    is the file truncated and formatted, from the descriptor that created it, and the
+    overlay opened on that same descriptor.
+    """
     device, node_name = args.get("device"), args.get("node-name")
     node = lookup_bs(graph, device, node_name)
     check_op(node, "external-snapshot")
@@ -108,39 +121,70 @@ def snapshot_sync(graph: BlockGraph, args: dict[str, Any]) -> None:
         raise JobCommandError("New overlay node-name already in use")
     fmt = args.get("format", "qcow2")
     filename = args["snapshot-file"]
-    path = graph.host_path(filename)
+    host_name = strip_file_protocol(filename) or filename
+    opened: dict[str, HostFile] = {}
     if args.get("mode", "absolute-paths") != "existing":
-        _create_overlay_file(path, filename, fmt, node)
-    options: dict[str, Any] = {"driver": fmt, "file": {"driver": "file", "filename": filename}}
-    if fmt in BACKING_DRIVERS:
-        options["backing"] = None
-    if new_name is not None:
-        options["node-name"] = new_name
-    overlay = open_node(graph, options, inherited={}, role=None)
+        opened[host_name] = create_overlay_file(graph, node, filename, fmt)
+    try:
+        options: dict[str, Any] = {"driver": fmt,
+                                   "file": {"driver": "file", "filename": host_name}}
+        if fmt in BACKING_DRIVERS:
+            options["backing"] = None
+        if new_name is not None:
+            options["node-name"] = new_name
+        overlay = open_node(graph, options, inherited={}, role=None, opened=opened)
+    finally:
+        for leftover in opened.values():     # not taken by a node (it failed first)
+            leftover.close()
     check_overlay(overlay)
     append_overlay(graph, node, overlay)
     if not overlay.parents:
         graph.release(overlay)
 
 
-def _create_overlay_file(path: str, filename: str, fmt: str, node: Node) -> None:
-    from engine.formats import create_qcow2, create_raw
-    from engine.formats.errors import ImageError
+def check_image_create(fmt: str, filename: str, backing: str | None) -> None:
+    """QEMU's checks before it creates an image file (``bdrv_img_create``), in its order."""
+    if fmt not in DRIVERS:
+        raise JobCommandError(f"Unknown file format '{fmt}'")
+    if has_protocol(filename) and not filename.startswith("file:"):
+        raise JobCommandError(f"Unknown protocol '{filename.split(':', 1)[0]}'")
+    if not DRIVERS[fmt].is_format:
+        raise JobCommandError(f"Format driver '{fmt}' does not support image creation")
+    if fmt not in ("qcow2", "raw"):
+        raise JobCommandError(f"Format '{fmt}' is not supported by the bundled engine")
+    if backing is not None and not DRIVERS[fmt].cow:
+        raise JobCommandError(f"Backing file not supported for file format '{fmt}'")
+    if backing is not None and filename == backing:
+        raise JobCommandError(
+            "Error: Trying to create an image with the same filename as the backing file")
 
-    size = virtual_size(node)
+
+def create_overlay_file(graph: BlockGraph, node: Node, filename: str, fmt: str) -> HostFile:
+    """The new overlay's file, checked, created and formatted; returned open."""
+    backing = node_filename(node)
+    check_image_create(fmt, filename, backing)
+    host_name = strip_file_protocol(filename) or filename
     try:
-        if fmt == "qcow2":
-            create_qcow2(path, size, backing_file=node_filename(node),
-                         backing_format=node.driver)
-        elif fmt == "raw":
-            create_raw(path, size)
-        else:
-            raise JobCommandError(f"Format '{fmt}' is not supported by the bundled engine")
+        store = graph.hostfs.create(host_name)
+    except OSError as exc:
+        raise JobCommandError(f"Could not create '{host_name}': {exc.strerror}") from exc
+    try:
+        conflict = lock_conflict_with(graph, store.identity(), *FILE_CREATE_PERMS)
+        if conflict:
+            raise JobCommandError(conflict)
+        format_qcow2(store, virtual_size(node), backing_file=backing,
+                     backing_format=node.driver, probe_backing=False)
     except ImageError as exc:
+        store.close()
         raise JobCommandError(str(exc)) from exc
     except OSError as exc:
+        store.close()
         raise JobCommandError(
-            f"Could not create '{filename}': {os.strerror(exc.errno or 0)}") from exc
+            f"Could not create '{host_name}': {os.strerror(exc.errno or 0)}") from exc
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 def _run_action(engine: Engine, action: Any, args: dict[str, Any]) -> Any:

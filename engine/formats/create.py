@@ -69,6 +69,9 @@ def create_qcow2(path: str | os.PathLike[str], size: int, *, backing_file: str |
     engine always updates refcounts at once.
     """
     path = os.fspath(path)
+    if backing_format is not None and backing_format not in ("qcow2", "raw"):
+        raise UnsupportedImageError(f"Unknown backing format '{backing_format}'", path,
+                                    feature=f"format {backing_format}")
     try:
         store = create_host_file(path)
     except OSError as exc:
@@ -82,11 +85,12 @@ def create_qcow2(path: str | os.PathLike[str], size: int, *, backing_file: str |
 def format_qcow2(store: ByteStore, size: int, *, backing_file: str | None = None,
                  backing_format: str | None = None, cluster_size: int = 65536,
                  version: int = 3, refcount_bits: int = 16, lazy_refcounts: bool = False,
-                 extended_l2: bool = False) -> None:
+                 extended_l2: bool = False, probe_backing: bool = True) -> None:
     """Write an empty qcow2 image into ``store`` (whatever it held is replaced).
 
     ``extended_l2`` sets the header bit of images with subclusters (a new image has no
-    L2 table yet, so nothing else differs).
+    L2 table yet, so nothing else differs). ``probe_backing`` False: a backing file
+    without a format is written without one (as QEMU's blockdev-create does).
     """
     path = store.name
     size = _check_size(path, size)
@@ -113,10 +117,7 @@ def format_qcow2(store: ByteStore, size: int, *, backing_file: str | None = None
     if extended_l2 and (version == 2 or cluster_size < 16384):
         raise UnsupportedImageError("Extended L2 entries need version 3 and clusters of at "
                                     "least 16k", path, feature="extended L2")
-    if backing_format is not None and backing_format not in ("qcow2", "raw"):
-        raise UnsupportedImageError(f"Unknown backing format '{backing_format}'", path,
-                                    feature=f"format {backing_format}")
-    if backing_file and backing_format is None:
+    if backing_file and backing_format is None and probe_backing:
         backing_format = _probe_backing_format(path, backing_file)
     if not backing_file:
         backing_file, backing_format = None, None

@@ -22,6 +22,7 @@ from typing import Any
 
 from engine.formats.backing_names import JSON_PREFIX, BackingNameError, json_options
 from engine.formats.errors import ImageError
+from engine.formats.hostfile import HostFile
 from engine.formats.probe import open_image_on, probe_format
 from engine.gc_pause import gc_paused
 from engine.graph import drivers, rules
@@ -62,17 +63,22 @@ class _Frame:
     settings: dict[str, Any] = field(default_factory=dict)
     #: waiting for the result of the inline child in this role
     waiting: str | None = None
+    #: host files the caller opened already (a file it just created), by filename
+    opened: dict[str, HostFile] = field(default_factory=dict)
 
 
 def open_node(graph: BlockGraph, opts: dict[str, Any], *, inherited: dict[str, Any],
-              role: str | None, header_backing: bool = True) -> Node:
+              role: str | None, header_backing: bool = True,
+              opened: dict[str, HostFile] | None = None) -> Node:
     """Open one node and its inline children; returns it unattached to any parent.
 
     ``inherited``: options the parent passes down (``read-only``, ``cache``,
     ``force-share``); ``role``: the role the node will have under its parent;
-    ``header_backing`` False: leave the chain named in the image header to the caller.
+    ``header_backing`` False: leave the chain named in the image header to the caller;
+    ``opened``: host files already open by filename (used, not opened again; a file not
+    taken by a node stays the caller's to close).
     """
-    stack = [_Frame(opts, inherited, role, header_backing)]
+    stack = [_Frame(opts, inherited, role, header_backing, opened=opened or {})]
     result: Node | None = None
     while stack:
         frame = stack[-1]
@@ -117,7 +123,8 @@ def _advance(graph: BlockGraph, frame: _Frame, result: Node | None) -> _Frame | 
     if file_opt is not None and not drivers.driver(frame.opts["driver"]).is_protocol:
         if isinstance(file_opt, dict):
             frame.waiting = "file"
-            return _Frame(file_opt, frame.settings["child_inherit"], "file")
+            return _Frame(file_opt, frame.settings["child_inherit"], "file",
+                          opened=frame.opened)
         frame.file_target = graph.find(file_opt)
         if frame.file_target is None:
             raise rules.ReferenceNotFound(file_opt, file_opt)
@@ -169,7 +176,7 @@ def _create(graph: BlockGraph, frame: _Frame) -> _Frame | None:
                 cache_no_flush=bool(st["cache"].get("no-flush", False)))
     frame.node = node
     if node.spec.is_protocol:
-        _open_protocol(graph, node, opts)
+        _open_protocol(graph, node, opts, frame.opened)
     try:
         _assign_name(graph, node, opts.get("node-name"))
         graph.add_node(node)
@@ -190,7 +197,7 @@ def _create(graph: BlockGraph, frame: _Frame) -> _Frame | None:
     value = opts["backing"]
     if isinstance(value, dict):
         frame.waiting = "backing"
-        return _Frame(value, st["child_inherit"], "backing")
+        return _Frame(value, st["child_inherit"], "backing", opened=frame.opened)
     if value is not None and value != "":
         _attach_reference(graph, node, value)
     return None
@@ -206,10 +213,17 @@ def _probe(file_node: Node | None) -> str:
                          f"{exc.strerror}") from exc
 
 
-def _open_protocol(graph: BlockGraph, node: Node, opts: dict[str, Any]) -> None:
+def _open_protocol(graph: BlockGraph, node: Node, opts: dict[str, Any],
+                   opened: dict[str, HostFile]) -> None:
     """A protocol node's own resource: the host file, or a null device's size."""
     if node.driver == "file":
-        hostfile = graph.open_host_file(opts["filename"], writable=not node.read_only)
+        hostfile = opened.pop(opts["filename"], None)
+        if hostfile is None:
+            hostfile = graph.open_host_file(opts["filename"], writable=not node.read_only)
+        elif hostfile.writable and node.read_only:
+            read_only = hostfile.reopen(False)
+            hostfile.close()
+            hostfile = read_only
         try:
             node.file_id = hostfile.identity()
         except OSError as exc:

@@ -10,6 +10,7 @@ between the two peers' copies) and ``qemu-img check``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import time
@@ -55,13 +56,38 @@ class WaitStatus:
 
 
 @dataclass
+class FilesSaved:
+    """Remember the bytes of every file in each peer's directory (under ``label``)."""
+
+    label: str = "files"
+    compare_graph: bool = False
+
+
+@dataclass
+class FilesUnchanged:
+    """Every file saved under ``label`` is byte for byte as it was, on both peers."""
+
+    label: str = "files"
+    compare_graph: bool = False
+
+
+@dataclass
 class EngineHook:
     """Run ``fn(engine, dir)`` on the engine peer only (e.g. add a fault rule)."""
 
     fn: Callable[[Engine, Path], None]
 
 
-Step = Cmd | WaitStatus | EngineHook
+Step = Cmd | WaitStatus | EngineHook | FilesSaved | FilesUnchanged
+
+
+def file_digests(directory: Path) -> dict[str, str]:
+    """sha256 of every regular file in ``directory`` (sockets and the like skipped)."""
+    out = {}
+    for path in sorted(directory.iterdir()):
+        if path.is_file():
+            out[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
 
 
 _AUTO = re.compile(r"#block\d+")
@@ -74,6 +100,7 @@ class _Peer:
         self.events: list[dict[str, Any]] = []
         self.log: list[tuple[str, dict[str, Any]]] = []
         self.engine: Engine | None = None
+        self.saved: dict[str, dict[str, str]] = {}
         if name == "qsd":
             self.qsd = QsdPeer(directory)
             self.peer: Any = self.qsd
@@ -183,6 +210,18 @@ def run_jobs(tmp_path: Path, setup: Callable[[Path], None], steps: Sequence[Step
                 engine_peer = peers[1]
                 assert engine_peer.engine is not None
                 step.fn(engine_peer.engine, engine_peer.dir)
+                continue
+            if isinstance(step, FilesSaved):
+                for p in peers:
+                    p.saved[step.label] = file_digests(p.dir)
+                continue
+            if isinstance(step, FilesUnchanged):
+                for p in peers:
+                    now = file_digests(p.dir)
+                    changed = sorted(n for n, h in p.saved[step.label].items()
+                                     if now.get(n) != h)
+                    if changed:
+                        raise Mismatch(f"{where}: {p.name} changed {changed}")
                 continue
             if isinstance(step, WaitStatus):
                 for p in peers:
