@@ -82,11 +82,21 @@ def move_parents(graph: BlockGraph, old: Node, new: Node,
 
 
 def rewrite_header(graph: BlockGraph, overlay: Node, backing: str, fmt: str) -> None:
-    """Write ``overlay``'s header backing string (data was flushed before)."""
+    """Write ``overlay``'s header backing string (data was flushed before); a read-only
+    overlay is reopened read-write for it and back, as QEMU's backing links do."""
+    was_ro = overlay.read_only
+    if was_ro:
+        with graph.transaction():
+            set_read_only(graph, overlay, False)
     try:
+        assert overlay.image is not None
         overlay.image.set_backing(backing, fmt)
     except Exception as exc:
         raise JobFailed(getattr(exc, "errno", None) or errno.EIO, str(exc)) from exc
+    finally:
+        if was_ro:
+            with graph.transaction():
+                set_read_only(graph, overlay, True)
     graph.set(overlay, "header_backing", backing)
     graph.set(overlay, "header_backing_format", fmt)
     graph.set(overlay, "auto_backing_file", backing)

@@ -146,6 +146,25 @@ class _Peer:
             self.peer.close()
 
 
+_NODE_REF = re.compile(r"\{node:([^}]+)\}")
+
+
+def resolve_nodes(peer: _Peer, value: Any) -> Any:
+    """Replace ``{node:FILE}`` by the name of the peer's format node on the image FILE
+    (auto-named nodes of a chain opened from headers have random digits)."""
+    text = json.dumps(value)
+    if "{node:" not in text:
+        return value
+    nodes = peer.peer.execute("query-named-block-nodes", {"flat": True})["return"]
+    by_file = {n["file"].rsplit("/", 1)[-1]: n["node-name"] for n in nodes
+               if n["drv"] not in ("file",) and not n["file"].startswith("json:")}
+
+    def swap(found: re.Match[str]) -> str:
+        return by_file.get(found.group(1), f"no-node-for-{found.group(1)}")
+
+    return json.loads(_NODE_REF.sub(swap, text))
+
+
 def graph_diff(qsd: dict[str, Any], engine: dict[str, Any]) -> str:
     """The nodes and edges that differ between two graph signatures, one per line."""
     lines = []
@@ -231,7 +250,8 @@ def run_jobs(tmp_path: Path, setup: Callable[[Path], None], steps: Sequence[Step
                 for p in peers:
                     if step.only is not None and step.only != p.name:
                         continue
-                    replies.append(p.execute(step.command, substitute(step.arguments, p.dir)))
+                    args = resolve_nodes(p, substitute(step.arguments, p.dir))
+                    replies.append(p.execute(step.command, args))
                 result.replies.append(replies)
                 if step.only is None:
                     outs = [outcome(r, p.dir) for r, p in zip(replies, peers, strict=True)]

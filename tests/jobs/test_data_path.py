@@ -201,3 +201,38 @@ def test_commit_into_a_smaller_raw_window_fails_like_qemu(tmp_path: Path) -> Non
         WaitStatus("c0", "null"),
         SIZES,
     ], ("disk.raw",))
+
+
+def deep_chain(d: Path, depth: int = 6) -> None:
+    """l0 <- l1 <- ... <- l{depth-1}, each layer writing its own 64k stripe."""
+    for i in range(depth):
+        backing = {"backing": str(d / f"l{i - 1}.qcow2")} if i else {}
+        create(d / f"l{i}.qcow2", MiB, **backing)  # type: ignore[arg-type]
+        qemu_io(d / f"l{i}.qcow2", f"write -P {i + 1} {i * 64}k 128k")
+
+
+LAYERS = tuple(f"l{i}.qcow2" for i in range(6))
+
+
+def test_intermediate_commit_in_a_chain_opened_from_headers(tmp_path: Path) -> None:
+    run_jobs(tmp_path, deep_chain, [
+        Cmd("blockdev-add", {"driver": "qcow2", "node-name": "top",
+                             "file": {"driver": "file", "filename": "{dir}/l5.qcow2"}}),
+        Cmd("block-commit", {"job-id": "c0", "device": "top", "top-node": "{node:l3.qcow2}",
+                             "base-node": "{node:l1.qcow2}"}, compare_graph=False),
+        WaitStatus("c0", "null"),
+        Cmd("block-commit", {"job-id": "c1", "device": "top", "top-node": "{node:l4.qcow2}",
+                             "base": "{dir}/l0.qcow2"}, compare_graph=False),
+        WaitStatus("c1", "null"),
+    ], LAYERS)
+
+
+def test_stream_an_intermediate_range_of_a_chain_opened_from_headers(tmp_path: Path) -> None:
+    run_jobs(tmp_path, deep_chain, [
+        Cmd("blockdev-add", {"driver": "qcow2", "node-name": "top",
+                             "file": {"driver": "file", "filename": "{dir}/l5.qcow2"}}),
+        Cmd("block-stream", {"job-id": "s0", "device": "{node:l3.qcow2}",
+                             "base-node": "{node:l1.qcow2}"}, compare_graph=False),
+        WaitStatus("s0", "null"),
+        *stream("top", job="s1", **{"base": "{dir}/l0.qcow2"}),
+    ], LAYERS)
