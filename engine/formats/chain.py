@@ -10,6 +10,7 @@ when given, their own ``backing``).
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -22,23 +23,39 @@ from engine.formats.backing_names import (
     strip_file_protocol,
 )
 from engine.formats.errors import BackingChainError, ImageError, ImageIOError
-from engine.formats.image import DATA, UNALLOCATED, ZERO, Image, zero_fill
+from engine.formats.hostfile import open_host_file
+from engine.formats.image import DATA, UNALLOCATED, ZERO, Image, file_error, zero_fill
 from engine.formats.probe import open_image as open_one_image
+from engine.formats.probe import open_image_on
+from engine.formats.store import WindowStore
+from engine.qdict import qdict_sorted
 
-__all__ = ["ChainReader", "allocation_map", "close_chain", "full_backing_filename",
-           "open_chain", "open_image"]
+__all__ = ["ChainReader", "allocation_map", "backing_host_path", "close_chain",
+           "full_backing_filename", "open_chain", "open_image"]
 
 _UNSET: Any = object()
 
 
 @dataclass
 class _Link:
-    """Where the next image of a chain is: a host path, a format, and for ``json:``
-    names the backing they state themselves (a dict, None for none, or unset)."""
+    """Where the next image of a chain is: a host path, a format, for ``json:`` names
+    the backing they state themselves (a dict, None for none, or unset) and a raw
+    window (``offset``/``size``) they describe."""
 
     path: str
     fmt: str | None
     backing: Any = _UNSET
+    offset: int = 0
+    size: int | None = None
+    window: bool = False
+
+    def window_name(self) -> str:
+        """The window's filename as QEMU reports it (its full options)."""
+        opts: dict[str, Any] = {"driver": "raw", "offset": self.offset,
+                                "file": {"driver": "file", "filename": self.path}}
+        if self.size is not None:
+            opts["size"] = self.size
+        return JSON_PREFIX + json.dumps(qdict_sorted(opts))
 
 
 def _identity(path: str) -> tuple[int, int] | str:
@@ -62,13 +79,15 @@ def _link_from_options(opts: dict[str, Any], fmt: str | None, where: str) -> _Li
             not isinstance(child.get("filename"), str):
         raise BackingChainError(f"Backing file '{where}' is not an image on a host file "
                                 "(not supported here)", where)
+    window = driver == "raw" and ("offset" in opts or "size" in opts)
     extra = [k for k in opts if k not in ("driver", "file", "backing", "node-name",
-                                          "read-only")]
+                                          "read-only", *(("offset", "size") if window else ()))]
     if extra:
         raise BackingChainError(f"Backing file '{where}' uses options not supported here: "
                                 f"{', '.join(sorted(extra))}", where)
     return _Link(child["filename"], driver if driver in ("qcow2", "raw") else None,
-                 opts.get("backing", _UNSET))
+                 opts.get("backing", _UNSET), int(opts.get("offset", 0)),
+                 int(opts["size"]) if "size" in opts else None, window)
 
 
 def backing_link(overlay: Image, name: str, fmt: str | None) -> _Link:
@@ -86,6 +105,19 @@ def backing_link(overlay: Image, name: str, fmt: str | None) -> _Link:
         raise BackingChainError(f"Could not open backing file '{full}': Unknown protocol",
                                 overlay.path)
     return _Link(host, fmt)
+
+
+def backing_host_path(overlay_path: str, name: str) -> str:
+    """The host file a header's backing name opens: a path joined as QEMU joins it,
+    the file behind a ``file:`` name or a ``json:`` name's options; a name that names no
+    host file comes back as it is (opening it then fails with a clear error)."""
+    if name.startswith(JSON_PREFIX):
+        try:
+            return _link_from_options(json_options(name), None, name).path
+        except (BackingNameError, BackingChainError):
+            return name
+    full = full_backing_filename(overlay_path, name)
+    return strip_file_protocol(full) or full
 
 
 def _next_link(img: Image, link: _Link) -> _Link | None:
@@ -123,7 +155,7 @@ def open_chain(path: str | os.PathLike[str], fmt: str | None = None, *,
                     raise BackingChainError(
                         f"Backing file '{current}' creates a loop: it is the same file as "
                         f"'{seen[ident]}'", images[-1].path)
-            img = _open_layer(current, link.fmt, writable and not images, images)
+            img = _open_layer(link, writable and not images, images)
             images.append(img)
             seen[_identity(current)] = current
             link = _next_link(img, link)
@@ -136,9 +168,12 @@ def open_chain(path: str | os.PathLike[str], fmt: str | None = None, *,
         raise
 
 
-def _open_layer(path: str, fmt: str | None, writable: bool, above: list[Image]) -> Image:
+def _open_layer(link: _Link, writable: bool, above: list[Image]) -> Image:
+    path = link.path
     try:
-        return open_one_image(path, fmt, writable=writable)
+        if link.window:
+            return _open_window(link, writable)
+        return open_one_image(path, link.fmt, writable=writable)
     except ImageIOError as exc:
         if not above:
             raise
@@ -149,6 +184,16 @@ def _open_layer(path: str, fmt: str | None, writable: bool, above: list[Image]) 
             raise
         raise BackingChainError(f"Could not open backing file '{path}': {exc}",
                                 above[-1].path) from exc
+
+
+def _open_window(link: _Link, writable: bool) -> Image:
+    """A raw window of a host file, as a ``json:`` backing name describes one."""
+    try:
+        store = open_host_file(link.path, writable=writable)
+    except OSError as exc:
+        raise file_error(exc, link.path, f"Could not open '{link.path}'") from exc
+    return open_image_on(WindowStore(store, link.offset, link.size, link.window_name()),
+                         "raw", writable, owns_store=True)
 
 
 def open_image(path: str | os.PathLike[str], fmt: str | None = None,

@@ -146,21 +146,26 @@ class _Peer:
             self.peer.close()
 
 
-_NODE_REF = re.compile(r"\{node:([^}]+)\}")
+_NODE_REF = re.compile(r"\{node(-file)?:([^}]+)\}")
 
 
 def resolve_nodes(peer: _Peer, value: Any) -> Any:
     """Replace ``{node:FILE}`` by the name of the peer's format node on the image FILE
-    (auto-named nodes of a chain opened from headers have random digits)."""
+    and ``{node-file:FILE}`` by its protocol node's (auto-named nodes of a chain opened
+    from headers have random digits)."""
     text = json.dumps(value)
-    if "{node:" not in text:
+    if "{node" not in text:
         return value
     nodes = peer.peer.execute("query-named-block-nodes", {"flat": True})["return"]
-    by_file = {n["file"].rsplit("/", 1)[-1]: n["node-name"] for n in nodes
-               if n["drv"] not in ("file",) and not n["file"].startswith("json:")}
+    by_file: dict[tuple[bool, str], str] = {}
+    for n in nodes:
+        if not n["file"].startswith("json:"):
+            by_file.setdefault((n["drv"] == "file", n["file"].rsplit("/", 1)[-1]),
+                               n["node-name"])
 
     def swap(found: re.Match[str]) -> str:
-        return by_file.get(found.group(1), f"no-node-for-{found.group(1)}")
+        key = (found.group(1) is not None, found.group(2))
+        return by_file.get(key, f"no-node-for-{found.group(2)}")
 
     return json.loads(_NODE_REF.sub(swap, text))
 
