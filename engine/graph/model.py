@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import networkx as nx
+from networkx import has_path
 
 from engine.formats.errors import ImageError
 from engine.formats.hostfile import HostFile, HostFS
@@ -59,11 +60,18 @@ from engine.graph.nodes import (
     JobParent,
     Node,
     Owner,
+    inherits_recursively,
     virtual_size,
 )
 
 __all__ = ["Backend", "BlockGraph", "Child", "GraphError", "JobParent", "Node",
            "virtual_size"]
+
+
+def rules_reaches(graph: BlockGraph, src: str, dst: str) -> bool:
+    """Is ``dst`` ``src`` or below it (any role)?"""
+    return src == dst or (graph.g.has_node(src) and graph.g.has_node(dst)
+                          and has_path(graph.g, src, dst))
 
 
 class BlockGraph(Journaled, LiveView):
@@ -85,19 +93,27 @@ class BlockGraph(Journaled, LiveView):
         self._seq = 0
         #: host file identity (st_dev, st_ino) -> file nodes on it (image locking)
         self.files: dict[tuple[int, int], list[Node]] = {}
+        #: id(node) -> the nodes that inherit from it (see Node.inherits_from)
+        self._inheritors: dict[int, set[Node]] = {}
         #: Called as ``listener(node_names, begin)`` when a reopen drains subtrees.
         self.drain_listeners: list[Callable[[frozenset[str], bool], None]] = []
 
     @contextlib.contextmanager
     def drained(self, roots: list[Node]) -> Iterator[None]:
-        """Tell the drain listeners that ``roots`` and everything below are drained."""
+        """Tell the drain listeners that ``roots``, everything below and above are drained."""
         if not self.drain_listeners or not roots:
             yield
             return
         names: set[str] = set()
-        for root in roots:
-            names.add(root.name)
+        for root in roots:       # the subtrees, and every node above them (QEMU quiesces
+            names.add(root.name)     # the parents of drained nodes, up to the top)
             names.update(k for k in nx.descendants(self.g, root.name) if k in self.nodes)
+        work = list(names)
+        while work:      # one upward sweep from all of them: linear in the graph
+            for parent in self.g.predecessors(work.pop()):
+                if parent in self.nodes and parent not in names:
+                    names.add(parent)
+                    work.append(parent)
         frozen = frozenset(names)
         for listener in list(self.drain_listeners):
             listener(frozen, True)
@@ -185,13 +201,40 @@ class BlockGraph(Journaled, LiveView):
     # -- links ----------------------------------------------------------------------
     def attach(self, parent: Owner, child: Node, role: str, *, inherits: bool = False,
                fixed: tuple[int, int] | None = None) -> Child:
-        """Add the link ``parent --role--> child`` (permissions not yet refreshed)."""
-        link = Child(parent=parent, child=child, role=role, inherits=inherits, fixed=fixed)
+        """Add the link ``parent --role--> child`` (permissions not yet refreshed);
+        ``inherits``: the child was created from the parent's options."""
+        link = Child(parent=parent, child=child, role=role, fixed=fixed)
         if fixed is not None:
             link.perm, link.shared = fixed
         self._link(link)
         self.record(lambda: self._unlink(link))
+        if inherits and isinstance(parent, Node):
+            self.set_inherits_from(child, parent)
         return link
+
+    def set_inherits_from(self, child: Node, parent: Node | None) -> None:
+        """Journaled change of ``child.inherits_from`` (kept in the reverse index)."""
+        old = child.inherits_from
+        if old is parent:
+            return
+        if old is not None:
+            self._inheritors.get(id(old), set()).discard(child)
+        if parent is not None:
+            self._inheritors.setdefault(id(parent), set()).add(child)
+        child.inherits_from = parent
+        self.record(lambda: self.set_inherits_from(child, old))
+
+    def _unset_inherits_from(self, root: Node, link: Child) -> None:
+        """QEMU's bdrv_unset_inherits_from: ``link`` goes away, so its child and the nodes
+        below it stop inheriting from ``root`` (unless another link of ``root`` still
+        reaches them directly). Only the nodes that inherit from ``root`` are looked at."""
+        for child in list(self._inheritors.get(id(root), ())):
+            if child is not link.child and not rules_reaches(self, link.child.name, child.name):
+                continue
+            if any(other is not link and other.child is child
+                   for other in root.children.values()):
+                continue
+            self.set_inherits_from(child, None)
 
     def _link(self, link: Child) -> None:
         parent = link.parent
@@ -227,6 +270,8 @@ class BlockGraph(Journaled, LiveView):
         index = link.child.parents.index(link)
         parent = link.parent
         children_order = list(parent.children) if isinstance(parent, Node) else None
+        if isinstance(parent, Node):
+            self._unset_inherits_from(parent, link)
         self._unlink(link)
 
         def undo() -> None:
@@ -254,18 +299,21 @@ class BlockGraph(Journaled, LiveView):
                       inherits: bool = False) -> None:
         """Point ``parent``'s ``role`` link at ``new_child`` (None: drop the link).
 
-        The old child is released (deleted if unreferenced) when the change commits.
+        As QEMU sets a file or backing link: a new child that inherited (through any
+        number of nodes) from ``parent`` now inherits from it directly. The old child is
+        released (deleted if unreferenced) when the change commits.
         """
         old = parent.children.get(role)
         if old is not None and new_child is not None and old.child is new_child:
             return
+        update = new_child is not None and inherits_recursively(new_child, parent)
         if old is not None:
             self._flush_before_relink(old)
             self.detach(old, release=False)
             old_child = old.child
             self.on_commit(lambda: self._release_later(old_child))
         if new_child is not None:
-            self.attach(parent, new_child, role, inherits=inherits)
+            self.attach(parent, new_child, role, inherits=inherits or update)
 
     def _release_later(self, node: Node) -> None:
         if node.name in self.nodes and not node.parents and not node.monitor_owned:

@@ -27,13 +27,12 @@ class GraphError(Exception):
 
 @dataclass(eq=False)
 class Child:
-    """One child link. ``inherits``: the child was created from this parent's options
-    (inline, or opened from the image header) and so follows the parent's options."""
+    """One child link (its child *inherits* from the parent when it was created from the
+    parent's options: see :attr:`Node.inherits_from`)."""
 
     parent: Node | Backend | JobParent
     child: Node
     role: str
-    inherits: bool = False
     perm: int = 0
     shared: int = P.ALL
     frozen: bool = False
@@ -42,6 +41,11 @@ class Child:
 
     def describe_parent(self) -> str:
         return self.parent.describe()
+
+    @property
+    def inherits(self) -> bool:
+        """The child follows this parent's options (reopen queues it with the parent)."""
+        return self.child.inherits_from is self.parent
 
 
 @dataclass(eq=False)
@@ -66,6 +70,10 @@ class Node:
     io: NodeIO | None = None
     #: file nodes: the identity (st_dev, st_ino) of the host file (image locking)
     file_id: tuple[int, int] | None = None
+    #: the node whose options this one was created from (QEMU's inherits_from): an
+    #: inline child or a backing opened from a header; a reopen of that node reopens
+    #: this one too. It survives a filter inserted in between.
+    inherits_from: Node | None = None
     seq: int = 0
     monitor_owned: bool = False
     implicit: bool = False
@@ -177,6 +185,15 @@ class JobParent:
 
 
 Owner = Node | Backend | JobParent
+
+
+def inherits_recursively(child: Node, parent: Node) -> bool:
+    """QEMU's bdrv_inherits_from_recursive: ``parent`` is reached from ``child`` going
+    through ``inherits_from``."""
+    node: Node | None = child
+    while node is not None and node is not parent:
+        node = node.inherits_from
+    return node is not None
 
 
 def links_of(owner: Owner) -> list[Child]:

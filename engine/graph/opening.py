@@ -265,18 +265,20 @@ def _open_qcow2(node: Node) -> Any:
     return image
 
 
-def check_raw_window(node: Node) -> None:
-    """QEMU's raw options checks against the file child's size, in QEMU's order."""
+def check_raw_window(node: Node, options: dict[str, Any] | None = None) -> None:
+    """QEMU's raw options checks against the file child's size, in QEMU's order
+    (``options``: the offset and size to check, default the node's own)."""
+    options = node.options if options is None else options
     file_node = node.file
     if file_node is None or file_node.io is None:
         raise GraphError("A block device must be specified for \"file\"")
     real = file_node.io.length()
-    offset = int(node.options.get("offset", 0))
+    offset = int(options.get("offset", 0))
     if offset > real:
         raise GraphError(f"Offset ({offset}) cannot be greater than size of the containing "
                          f"file ({real})")
-    if "size" in node.options:
-        size = int(node.options["size"])
+    if "size" in options:
+        size = int(options["size"])
         if real - offset < size:
             raise GraphError(f"The sum of offset ({offset}) and size ({size}) has to be "
                              "smaller or equal to the  actual size of the containing file "

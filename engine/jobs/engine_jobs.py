@@ -29,9 +29,28 @@ def jobs_of(engine: Engine) -> JobManager:
 
         mgr = JobManager(engine.lock, emitter=emit)
         mgr.faults = engine.graph.io.faults
+        engine.graph.drain_listeners.append(_drain_jobs(engine, mgr))
         _MANAGERS[engine] = mgr
         engine.on_close.append(mgr.cancel_all)
     return mgr
+
+
+def _drain_jobs(engine: Engine, mgr: JobManager) -> Callable[[frozenset[str], bool], None]:
+    """Pause (and resume) the jobs that use a drained node, as QEMU's drain does."""
+    drained: list[Any] = []
+
+    def listener(names: frozenset[str], begin: bool) -> None:
+        if begin:
+            jobs = [mgr.get(jp.job_id) for jp in engine.graph.jobs.values()
+                    if any(link.child.name in names for link in jp.links)]
+            drained.append([j for j in jobs if j is not None])
+            for job in drained[-1]:
+                job.drain_begin()
+        elif drained:
+            for job in drained.pop():
+                job.drain_end()
+
+    return listener
 
 
 @contextmanager

@@ -168,14 +168,17 @@ class JobFootprint:
 
 def set_read_only(graph: BlockGraph, node: Node, read_only: bool) -> None:
     """Reopen ``node`` read-only or read-write as QEMU's bdrv_reopen_set_read_only does:
-    children created from its options (its ``file``, not its backing) follow."""
-    def visit(n: Node) -> None:
+    the state becomes one of the node's explicit options (a later reopen that names
+    the node by reference keeps it), and children created from its options (its
+    ``file``, not its backing) follow."""
+    graph.set(node, "read_only_explicit", True)
+    work = [node]
+    while work:
+        n = work.pop()
         graph.set_read_only(n, read_only)
-        for role, link in n.children.items():
-            if role != "backing" and link.inherits and not link.child.read_only_explicit:
-                visit(link.child)
-
-    visit(node)
+        work.extend(link.child for role, link in n.children.items()
+                    if role != "backing" and link.inherits
+                    and not link.child.read_only_explicit)
     graph.refresh_perms([node])
 
 

@@ -105,7 +105,8 @@ class StreamGraph(GraphHooks):
         self.device_was_ro = device_was_ro
 
     def _drop_filter(self) -> None:
-        self.footprint.release(self.graph)
+        """The copy-on-read filter goes; its users (the job's own links among them, which
+        keep the device alive until the job is cleaned up) move to the device."""
         if self.filter_node is not None and self.filter_node.name in self.graph.nodes:
             with self.graph.transaction():
                 self.graph.remove_filter(self.filter_node, "file")
