@@ -261,19 +261,24 @@ class ChainReader:
         self._read(0, offset, view, prezeroed=False)
 
     def _read(self, depth: int, offset: int, view: memoryview, prezeroed: bool) -> None:
-        if depth >= len(self.images):
-            if not prezeroed:
-                zero_fill(view)
-            return
-        img = self.images[depth]
-        inside = max(0, min(len(view), img.virtual_size - offset))
-        if inside < len(view) and not prezeroed:
-            zero_fill(view[inside:])     # past this layer's end: zeros (QEMU does so)
-        if inside:
-            def backing(off: int, v: memoryview) -> None:
-                self._read(depth + 1, off, v, prezeroed)
-
-            img.readinto(offset, view[:inside], backing, prezeroed=prezeroed)
+        """Each layer fills what it defines; what it leaves goes to the next one down
+        (a work list, not recursion: chains may be thousands deep)."""
+        work = [(depth, offset, view)]
+        while work:
+            level, off, v = work.pop()
+            if level >= len(self.images):
+                if not prezeroed:
+                    zero_fill(v)
+                continue
+            img = self.images[level]
+            inside = max(0, min(len(v), img.virtual_size - off))
+            if inside < len(v) and not prezeroed:
+                zero_fill(v[inside:])     # past this layer's end: zeros (QEMU does so)
+            if inside:
+                below = level + 1
+                img.readinto(off, v[:inside],
+                             lambda o, sub, below=below: work.append((below, o, sub)),
+                             prezeroed=prezeroed)
 
 
 def allocation_map(images: list[Image]) -> list[dict[str, Any]]:
@@ -300,22 +305,34 @@ def allocation_map(images: list[Image]) -> list[dict[str, Any]]:
             e["offset"] = offset
         entries.append(e)
 
-    def walk(depth: int, start: int, length: int) -> None:
+    # a stack of things to do, in order: walk a range at a depth, or emit an extent
+    # (no recursion: a chain may be thousands deep)
+    todo: list[tuple[Any, ...]] = []
+    if images[0].virtual_size:
+        todo.append(("walk", 0, 0, images[0].virtual_size))
+    while todo:
+        item = todo.pop()
+        if item[0] == "emit":
+            emit(*item[1:])
+            continue
+        _, depth, start, length = item
         img = images[depth]
         inside = max(0, min(length, img.virtual_size - start))
+        steps: list[tuple[Any, ...]] = []
         if inside:
             for ext in img.block_status(start, inside):
                 if ext.state == UNALLOCATED:
                     if depth + 1 < len(images):
-                        walk(depth + 1, ext.start, ext.length)
+                        steps.append(("walk", depth + 1, ext.start, ext.length))
                     else:
-                        emit(ext.start, ext.length, depth, False, True, False, None)
+                        steps.append(("emit", ext.start, ext.length, depth, False, True,
+                                      False, None))
                 else:
-                    emit(ext.start, ext.length, depth, True, ext.state == ZERO,
-                         ext.state == DATA, None if ext.compressed else ext.offset)
+                    steps.append(("emit", ext.start, ext.length, depth, True,
+                                  ext.state == ZERO, ext.state == DATA,
+                                  None if ext.compressed else ext.offset))
         if inside < length:
-            emit(start + inside, length - inside, depth, False, True, False, None)
-
-    if images[0].virtual_size:
-        walk(0, 0, images[0].virtual_size)
+            steps.append(("emit", start + inside, length - inside, depth, False, True,
+                          False, None))
+        todo.extend(reversed(steps))
     return entries

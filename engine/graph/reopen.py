@@ -71,21 +71,29 @@ def build_queue(graph: BlockGraph, options_list: list[dict[str, Any]]) -> list[E
 
 def _enqueue(queue: dict[str, Entry], node: Node, opts: dict[str, Any] | None,
              parent: Entry | None, role: str | None) -> None:
-    entry = queue.get(node.name)
-    if entry is None:
-        entry = queue[node.name] = Entry(node, opts, parent, role)
-    elif opts is None:
-        return
-    else:
-        entry.opts, entry.parent, entry.role = opts, parent, role
-    for child_role, link in reversed(list(node.children.items())):
-        if not link.inherits:
+    """Queue ``node`` and, depth first, the children that inherit from it (QEMU's
+    bdrv_reopen_queue_child, with an explicit stack: options may nest deeply)."""
+    work: list[tuple[Node, dict[str, Any] | None, Entry | None, str | None]] = [
+        (node, opts, parent, role)]
+    while work:
+        node, opts, parent, role = work.pop()
+        entry = queue.get(node.name)
+        if entry is None:
+            entry = queue[node.name] = Entry(node, opts, parent, role)
+        elif opts is None:
             continue
-        value = opts.get(child_role, _MISSING) if opts is not None else _MISSING
-        if isinstance(value, dict):
-            _enqueue(queue, link.child, value, entry, child_role)
-        elif value is _MISSING or value == link.child.name:
-            _enqueue(queue, link.child, None, entry, child_role)
+        else:
+            entry.opts, entry.parent, entry.role = opts, parent, role
+        children = []
+        for child_role, link in reversed(list(node.children.items())):
+            if not link.inherits:
+                continue
+            value = opts.get(child_role, _MISSING) if opts is not None else _MISSING
+            if isinstance(value, dict):
+                children.append((link.child, value, entry, child_role))
+            elif value is _MISSING or value == link.child.name:
+                children.append((link.child, None, entry, child_role))
+        work.extend(reversed(children))
 
 
 def _follow_parent(graph: BlockGraph, entry: Entry, seeds: list[Node]) -> None:

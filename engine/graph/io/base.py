@@ -52,11 +52,25 @@ class Reopen:
     abort: Callable[[], None]
 
 
+#: a read still to do: this node's bytes at this offset into this view
+Pending = tuple["NodeIO", int, memoryview]
+
+
 class NodeIO:
-    """A node's driver instance. Subclasses implement the ``_`` methods."""
+    """A node's driver instance.
+
+    Requests never recurse down the graph (chains may be thousands of nodes deep): a
+    node that maps requests one to one onto a child (a filter, a raw window) says so in
+    :meth:`passthrough`, a format hands the reads it leaves to its backing back as
+    :data:`Pending` reads, and the public methods here walk those with a work list.
+    Subclasses implement the ``_`` methods for what they do themselves.
+    """
 
     #: the host file whose data this layer holds, for fault rules and messages
     data_path: str | None = None
+    #: reads past the node's length must be cut here (its length is its own, not its
+    #: child's): formats and windows; plain pass-through filters leave it to the child
+    clamps: bool = True
 
     def __init__(self, node: Node, ctx: IOContext) -> None:
         self.node = node
@@ -77,11 +91,52 @@ class NodeIO:
     def resolve(self) -> None:
         """Re-resolve cached children (called after a graph change)."""
 
+    def passthrough(self) -> tuple[NodeIO, int] | None:
+        """(child, offset) when a request at *n* is the child's request at offset + *n*."""
+        return None
+
+    def _bottom(self, offset: int) -> tuple[NodeIO, int, bool]:
+        """Down the pass-through nodes: (the node that answers, its offset, whether a
+        raw window was crossed)."""
+        io: NodeIO = self
+        crossed = False
+        while True:
+            io.refresh()
+            below = io.passthrough()
+            if below is None:
+                return io, offset, crossed
+            crossed = crossed or io.node.driver == "raw"
+            io, offset = below[0], offset + below[1]
+
     # -- sizes ---------------------------------------------------------------------------
     def length(self) -> int:
+        """The node's size (through any number of pass-through nodes, iteratively)."""
+        chain: list[NodeIO] = []
+        io: NodeIO = self
+        while True:
+            io.refresh()
+            below = io.passthrough()
+            if below is None:
+                break
+            chain.append(io)
+            io = below[0]
+        size = io._own_length()
+        for upper in reversed(chain):
+            size = upper._length_from(size)
+        return size
+
+    def _own_length(self) -> int:
         raise NotImplementedError
 
+    def _length_from(self, child_length: int) -> int:
+        """A pass-through node's length given its child's."""
+        return child_length
+
     def cluster_size(self) -> int | None:
+        io, _, _ = self._bottom(0)
+        return io._own_cluster_size()
+
+    def _own_cluster_size(self) -> int | None:
         return None
 
     @property
@@ -92,63 +147,109 @@ class NodeIO:
     # -- data ------------------------------------------------------------------------------
     def readinto(self, offset: int, view: memoryview) -> None:
         """Guest bytes at ``offset``; past the node's end reads zeros."""
-        self.refresh()
-        if self.ctx.faults.active and self.data_path is not None:
-            self._check_read_faults(offset, len(view))
-        end = self.length()
-        inside = max(0, min(len(view), end - offset))
-        if inside < len(view):
-            zero_fill(view[inside:])
-        if inside:
-            self._readinto(offset, view[:inside])
+        work: list[Pending] = [(self, offset, view)]
+        while work:
+            io, off, v = work.pop()
+            io.refresh()
+            if io.clamps:
+                inside = max(0, min(len(v), io.length() - off))
+                if inside < len(v):
+                    zero_fill(v[inside:])
+                if not inside:
+                    continue
+                v = v[:inside]
+            if io.ctx.faults.active and io.data_path is not None:
+                io._check_read_faults(off, len(v))
+            below = io.passthrough()
+            if below is not None:
+                work.append((below[0], off + below[1], v))
+            else:
+                work.extend(io._read_layer(off, v))
 
     def _check_read_faults(self, offset: int, length: int) -> None:
         # like blkdebug under a format: only what this layer stores as data is read
         limit = min(offset + length, self.length())
         if limit > offset and self.data_path is not None:
-            for ext in self._block_status(offset, limit - offset):
+            for ext in self.block_status(offset, limit - offset):
                 if ext.state == "data":
                     self.ctx.faults.check(self.data_path, "read", ext.start, ext.length)
 
-    def _readinto(self, offset: int, view: memoryview) -> None:
+    def _read_layer(self, offset: int, view: memoryview) -> list[Pending]:
+        """Fill what this layer defines; return the reads left to the layers below."""
         raise NotImplementedError
 
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        self.refresh()
-        if self.ctx.faults.active and self.data_path is not None:
-            self.ctx.faults.check(self.data_path, "write", offset, len(data))
-        self._write(offset, data)
+        io, off = self._writer(offset, len(data), "write")
+        io._write(off, data)
+
+    def write_zeroes(self, offset: int, length: int) -> None:
+        io, off = self._writer(offset, length, "write")
+        io._write_zeroes(off, length)
+
+    def _writer(self, offset: int, length: int, op: str) -> tuple[NodeIO, int]:
+        """Down the pass-through nodes to the one that writes (faults checked on the way)."""
+        io: NodeIO = self
+        while True:
+            io.refresh()
+            if io.ctx.faults.active and io.data_path is not None:
+                io.ctx.faults.check(io.data_path, op, offset, length)
+            below = io.passthrough()
+            if below is None:
+                return io, offset
+            io, offset = below[0], offset + below[1]
 
     def _write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         raise NotImplementedError
-
-    def write_zeroes(self, offset: int, length: int) -> None:
-        self.refresh()
-        if self.ctx.faults.active and self.data_path is not None:
-            self.ctx.faults.check(self.data_path, "write", offset, length)
-        self._write_zeroes(offset, length)
 
     def _write_zeroes(self, offset: int, length: int) -> None:
         self._write(offset, bytes(length))
 
     def block_status(self, offset: int, length: int) -> list[Extent]:
-        """This layer's allocation over ``[offset, offset+length)`` (inside the node)."""
-        self.refresh()
-        return self._block_status(offset, length)
+        """This layer's allocation over ``[offset, offset+length)`` (inside the node).
+
+        A raw window is data wherever the node below leaves a range to its backing:
+        the window's bytes are the node's guest bytes."""
+        io, off, crossed = self._bottom(offset)
+        shift = off - offset
+        out = []
+        for ext in io._block_status(off, length):
+            state = "data" if crossed and ext.state == "unallocated" else ext.state
+            out.append(Extent(ext.start - shift, ext.length, state,
+                              ext.offset, ext.compressed))
+        return out
 
     def _block_status(self, offset: int, length: int) -> list[Extent]:
         return [Extent(offset, length, "data")]
 
     def flush(self) -> None:
-        self.refresh()
-        self._flush()
+        """Flush this node and everything it stores data in (not its backing), parents
+        before their children."""
+        work: list[NodeIO] = [self]
+        seen: set[int] = set()
+        while work:
+            io = work.pop()
+            if id(io) in seen:
+                continue
+            seen.add(id(io))
+            io.refresh()
+            io._flush_own()
+            work.extend(link.child.io for role, link in reversed(io.node.children.items())
+                        if role != "backing" and link.child.io is not None)
 
-    def _flush(self) -> None:
-        for link in self.node.children.values():
-            if link.role != "backing":
-                link.child.io.flush()
+    def _flush_own(self) -> None:
+        """Make what this node itself wrote durable."""
 
     def truncate(self, size: int) -> None:
+        io: NodeIO = self
+        while True:
+            io.refresh()
+            below = io._truncate_through(size)
+            if below is None:
+                return
+            io, size = below
+
+    def _truncate_through(self, size: int) -> tuple[NodeIO, int] | None:
+        """Resize: do it here (None), or hand the new size to the node below."""
         raise OSError(95, "Image format driver does not support resize")
 
     def begin_write_back(self) -> None:
@@ -176,8 +277,20 @@ class NodeIO:
 
     def actual_size(self) -> int:
         """Host bytes allocated for this node's data (``actual-size``)."""
-        link = self.node.children.get("file")
-        return link.child.io.actual_size() if link is not None else 0
+        io: NodeIO | None = self
+        while io is not None:
+            own = io._own_actual_size()
+            if own is not None:
+                return own
+            link = io.node.children.get("file") or (
+                io.node.children.get(io.node.spec.filtered_role or "")
+                if io.node.spec.filtered_role else None)
+            io = link.child.io if link is not None else None
+        return 0
+
+    def _own_actual_size(self) -> int | None:
+        """The allocation of this node's own host file (None: look below)."""
+        return None
 
     def close(self) -> None:
         """Release what the node holds (files, images)."""

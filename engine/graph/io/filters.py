@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 
-from engine.formats.image import Extent
 from engine.graph.io.base import NodeIO
 
 
@@ -16,43 +15,18 @@ class FilterIO(NodeIO):
     """Passes every request to the child in :attr:`role`."""
 
     role = "file"
+    clamps = False       # the child has the same length and cuts reads itself
 
-    def _child(self) -> NodeIO:
+    def passthrough(self) -> tuple[NodeIO, int] | None:
         link = self.node.children.get(self.role)
-        if link is None:
+        if link is None or link.child.io is None:
             raise OSError(errno.ENOMEDIUM, "No medium found")
-        return link.child.io
+        return link.child.io, 0
 
-    def length(self) -> int:
-        return self._child().length()
-
-    def cluster_size(self) -> int | None:
-        return self._child().cluster_size()
-
-    def readinto(self, offset: int, view: memoryview) -> None:
-        # the child has the same length and does the bounds and faults itself
-        self._child().readinto(offset, view)
-
-    def _readinto(self, offset: int, view: memoryview) -> None:
-        self._child().readinto(offset, view)
-
-    def _write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        self._child().write(offset, data)
-
-    def _write_zeroes(self, offset: int, length: int) -> None:
-        self._child().write_zeroes(offset, length)
-
-    def _block_status(self, offset: int, length: int) -> list[Extent]:
-        return self._child().block_status(offset, length)
-
-    def _flush(self) -> None:
-        self._child().flush()
-
-    def truncate(self, size: int) -> None:
-        self._child().truncate(size)
-
-    def actual_size(self) -> int:
-        return self._child().actual_size()
+    def _truncate_through(self, size: int) -> tuple[NodeIO, int] | None:
+        below = self.passthrough()
+        assert below is not None
+        return below[0], size
 
 
 class CopyOnReadIO(FilterIO):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import errno
 
-from engine.formats.image import DATA, UNALLOCATED, Extent, Image
+from engine.formats.image import Extent, Image
 from engine.formats.qcow2 import Qcow2Image
-from engine.graph.io.base import IOContext, Node, NodeIO, Reopen
+from engine.graph.io.base import IOContext, Node, NodeIO, Pending, Reopen
 
 
 class Qcow2IO(NodeIO):
@@ -41,14 +41,21 @@ class Qcow2IO(NodeIO):
         else:
             backing.readinto(offset, view)
 
-    def length(self) -> int:
+    def _own_length(self) -> int:
         return self._image.virtual_size
 
-    def cluster_size(self) -> int | None:
+    def _own_cluster_size(self) -> int | None:
         return self._image.cluster_size
 
-    def _readinto(self, offset: int, view: memoryview) -> None:
-        self._image.readinto(offset, view, self._image.backing_reader)
+    def _read_layer(self, offset: int, view: memoryview) -> list[Pending]:
+        pending: list[Pending] = []
+        backing = self._backing
+        if backing is None:
+            self._image.readinto(offset, view)
+        else:
+            self._image.readinto(offset, view,
+                                 lambda start, v: pending.append((backing, start, v)))
+        return pending
 
     def _keep_reader(self) -> None:
         # a header rewrite forgets the reader; the node still has its backing child
@@ -66,12 +73,12 @@ class Qcow2IO(NodeIO):
     def _block_status(self, offset: int, length: int) -> list[Extent]:
         return self._image.block_status(offset, length)
 
-    def _flush(self) -> None:
+    def _flush_own(self) -> None:
         self._image.flush()
 
-    def truncate(self, size: int) -> None:
-        self.refresh()
+    def _truncate_through(self, size: int) -> tuple[NodeIO, int] | None:
         self._image.resize(size)
+        return None
 
     def begin_write_back(self) -> None:
         self._image.begin_write_back()
@@ -94,59 +101,35 @@ class RawIO(NodeIO):
     """``raw``: guest byte *n* is byte ``offset`` + *n* of the ``file`` child, up to
     ``size`` (or the child's end), as QEMU's raw format driver maps it."""
 
-    def __init__(self, node: Node, ctx: IOContext) -> None:
-        super().__init__(node, ctx)
-        self._file: NodeIO | None = None
-
     @property
     def offset(self) -> int:
         return int(self.node.options.get("offset", 0))
 
     def resolve(self) -> None:
-        self._file = self.child_io("file")
-        self.data_path = self._file.host_name() if self._file is not None else None
+        file_io = self.child_io("file")
+        self.data_path = file_io.host_name() if file_io is not None else None
 
-    def _child(self) -> NodeIO:
-        self.refresh()
-        if self._file is None:
+    def passthrough(self) -> tuple[NodeIO, int] | None:
+        file_io = self.child_io("file")
+        if file_io is None:
             raise OSError(errno.ENOMEDIUM, "No medium found")
-        return self._file
+        return file_io, self.offset
 
-    def length(self) -> int:
-        file_len = self._child().length()
+    def _length_from(self, child_length: int) -> int:
         offset = self.offset
-        if file_len < offset:
+        if child_length < offset:
             return 0
         if "size" in self.node.options:
-            return min(int(self.node.options["size"]), file_len - offset)
-        return file_len - offset
-
-    def cluster_size(self) -> int | None:
-        return self._child().cluster_size()
+            return min(int(self.node.options["size"]), child_length - offset)
+        return child_length - offset
 
     @property
     def image(self) -> Image | None:
         return None
 
-    def _readinto(self, offset: int, view: memoryview) -> None:
-        self._child().readinto(offset + self.offset, view)
-
-    def _write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        self._child().write(offset + self.offset, data)
-
-    def _write_zeroes(self, offset: int, length: int) -> None:
-        self._child().write_zeroes(offset + self.offset, length)
-
-    def _block_status(self, offset: int, length: int) -> list[Extent]:
-        shift = self.offset
-        out = []
-        for ext in self._child().block_status(offset + shift, length):
-            # what the child leaves to its backing is still data of this raw image
-            state = DATA if ext.state == UNALLOCATED else ext.state
-            out.append(Extent(ext.start - shift, ext.length, state))
-        return out
-
-    def truncate(self, size: int) -> None:
+    def _truncate_through(self, size: int) -> tuple[NodeIO, int] | None:
         if "size" in self.node.options:
             raise OSError(errno.ENOTSUP, "Cannot resize fixed-size raw disks")
-        self._child().truncate(size + self.offset)
+        below = self.passthrough()
+        assert below is not None
+        return below[0], size + self.offset

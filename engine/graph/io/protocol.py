@@ -5,7 +5,7 @@ from __future__ import annotations
 from engine.formats.hostfile import HostFile
 from engine.formats.image import DATA, ZERO, Extent, zero_fill
 from engine.formats.store import ByteStore
-from engine.graph.io.base import IOContext, Node, NodeIO, Reopen
+from engine.graph.io.base import IOContext, Node, NodeIO, Pending, Reopen
 
 SECTOR = 512
 
@@ -24,20 +24,21 @@ class FileIO(NodeIO):
     def host_name(self) -> str | None:
         return self.file.name
 
-    def length(self) -> int:
+    def _own_length(self) -> int:
         return -(-self.file.size() // SECTOR) * SECTOR
 
     def store(self) -> ByteStore:
         return self.file
 
-    def _readinto(self, offset: int, view: memoryview) -> None:
+    def _read_layer(self, offset: int, view: memoryview) -> list[Pending]:
         done = 0
         while done < len(view):
             n = self.file.preadv([view[done:]], offset + done)
             if n == 0:
                 zero_fill(view[done:])
-                return
+                break
             done += n
+        return []
 
     def _write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data).cast("B")
@@ -55,12 +56,13 @@ class FileIO(NodeIO):
             out.append(Extent(inside, end - inside, ZERO, inside))
         return out
 
-    def _flush(self) -> None:
+    def _flush_own(self) -> None:
         if self.file.writable:
             self.file.sync()
 
-    def truncate(self, size: int) -> None:
+    def _truncate_through(self, size: int) -> tuple[NodeIO, int] | None:
         self.file.truncate(size)
+        return None
 
     def set_writable(self, writable: bool) -> Reopen | None:
         if writable == self.file.writable:
@@ -68,7 +70,7 @@ class FileIO(NodeIO):
         new = self.file.reopen(writable)
         return Reopen(lambda: self.file.adopt(new), new.close)
 
-    def actual_size(self) -> int:
+    def _own_actual_size(self) -> int | None:
         try:
             return self.file.allocated()
         except OSError:
@@ -83,11 +85,12 @@ class NullIO(NodeIO):
 
     DEFAULT_SIZE = 1 << 30
 
-    def length(self) -> int:
+    def _own_length(self) -> int:
         return int(self.node.options.get("size", self.DEFAULT_SIZE))
 
-    def _readinto(self, offset: int, view: memoryview) -> None:
+    def _read_layer(self, offset: int, view: memoryview) -> list[Pending]:
         zero_fill(view)
+        return []
 
     def _write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         """Discarded, as QEMU's null driver does."""
@@ -96,5 +99,5 @@ class NullIO(NodeIO):
         state = ZERO if self.node.options.get("read-zeroes") else DATA
         return [Extent(offset, length, state)]
 
-    def _flush(self) -> None:
-        """Nothing is kept."""
+    def _own_actual_size(self) -> int | None:
+        return 0
