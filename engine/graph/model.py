@@ -229,7 +229,8 @@ class BlockGraph(Journaled, LiveView):
         below it stop inheriting from ``root`` (unless another link of ``root`` still
         reaches them directly). Only the nodes that inherit from ``root`` are looked at."""
         for child in list(self._inheritors.get(id(root), ())):
-            if child is not link.child and not rules_reaches(self, link.child.name, child.name):
+            if child is not link.child and (not link.child.children or not rules_reaches(
+                    self, link.child.name, child.name)):
                 continue
             if any(other is not link and other.child is child
                    for other in root.children.values()):
