@@ -83,10 +83,10 @@ def append_overlay(graph: BlockGraph, node: Node, overlay: Node) -> None:
     set_read_only(graph, node, True)
 
 
-def check_overlay(overlay: Node) -> None:
+def check_overlay(graph: BlockGraph, overlay: Node) -> None:
     if any(isinstance(link.parent, Backend) for link in overlay.parents):
         raise JobCommandError("The overlay is already in use")
-    check_op(overlay, "external-snapshot")
+    check_op(graph, overlay, "external-snapshot")
     if overlay.backing is not None:
         raise JobCommandError("The overlay already has a backing image")
     if overlay.driver not in BACKING_DRIVERS:
@@ -96,9 +96,9 @@ def check_overlay(overlay: Node) -> None:
 def snapshot(graph: BlockGraph, args: dict[str, Any]) -> None:
     """blockdev-snapshot, inside the caller's graph transaction."""
     node = lookup_bs(graph, args["node"], args["node"])
-    check_op(node, "external-snapshot")
+    check_op(graph, node, "external-snapshot")
     overlay = lookup_bs(graph, args["overlay"], args["overlay"])
-    check_overlay(overlay)
+    check_overlay(graph, overlay)
     append_overlay(graph, node, overlay)
 
 
@@ -112,7 +112,7 @@ def snapshot_sync(graph: BlockGraph, args: dict[str, Any]) -> None:
     """
     device, node_name = args.get("device"), args.get("node-name")
     node = lookup_bs(graph, device, node_name)
-    check_op(node, "external-snapshot")
+    check_op(graph, node, "external-snapshot")
     new_name = args.get("snapshot-node-name")
     if node_name is not None and new_name is None:
         raise JobCommandError("New overlay node-name missing")
@@ -136,7 +136,7 @@ def snapshot_sync(graph: BlockGraph, args: dict[str, Any]) -> None:
     finally:
         for leftover in opened.values():     # not taken by a node (it failed first)
             leftover.close()
-    check_overlay(overlay)
+    check_overlay(graph, overlay)
     append_overlay(graph, node, overlay)
     if not overlay.parents:
         graph.release(overlay)

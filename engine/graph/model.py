@@ -433,15 +433,11 @@ class BlockGraph(Journaled, LiveView):
                              self.g.remove_node(job.key) if self.g.has_node(job.key) else None))
         for role, node, perm, shared in links:
             self.attach(job, node, role, fixed=(perm, shared))
-            node.job_blockers.append(job.job_type)
-            self.record(lambda n=node, t=job.job_type: n.job_blockers.remove(t))
         self.refresh_perms([n for _, n, _, _ in links])
         return job
 
     def remove_job(self, job: JobParent) -> None:
         for link in list(job.links):
-            with contextlib.suppress(ValueError):
-                link.child.job_blockers.remove(job.job_type)
             self.detach(link)
         self.jobs.pop(job.job_id, None)
         if self.g.has_node(job.key):

@@ -84,8 +84,6 @@ class Node:
     auto_backing_file: str | None = None
     cum_perm: int = 0
     cum_shared: int = P.ALL
-    #: job-type strings of jobs blocking this node ("stream", "commit"...).
-    job_blockers: list[str] = field(default_factory=list)
 
     kind = BLOCK_NODE
 

@@ -289,23 +289,54 @@ def check_immutable(driver: str, current: dict[str, object], given: dict[str, ob
 def check_delete(view: GraphView, node: str, *, monitor_owned: bool | None = None,
                  job_blockers: tuple[str, ...] = ()) -> None:
     """Would ``blockdev-del`` of ``node`` be refused? QEMU's check order:
-    unknown node, used by a BlockBackend, operation blockers (backing of a node, in a
-    job), not monitor-owned (unknown from QMP: pass None), other node parents."""
+    unknown node, used by a BlockBackend, operation blockers, not monitor-owned (unknown
+    from QMP: pass None), other node parents.
+
+    The operation blockers are the node's users that block deletion, the newest first
+    (QEMU names the first of its list): a block job holding the node, or a node whose
+    backing it is. ``job_blockers`` (job types, newest first) stands in for jobs a
+    view cannot show as parents.
+    """
     info = view.node_info(node)
     if info is None or info.kind != "block-node":
         raise NodeNotFound(node)
     parents = view.parents(node)
     if any(e.parent.startswith("backend:") for e in parents):
         raise NodeInUse(node)
-    if job_blockers:
-        raise NodeBusy(node, f"block device is in use by block job: {job_blockers[0]}")
-    for e in parents:
-        if e.role == "backing" and not e.parent.startswith(("job:", "backend:")):
-            raise NodeBusy(node, f"node is used as backing hd of '{e.parent}'")
+    blocker = first_blocker(view, node)
+    if blocker is None and job_blockers:
+        blocker = f"block device is in use by block job: {job_blockers[0]}"
+    if blocker is not None:
+        raise NodeBusy(node, blocker)
     if monitor_owned is False:
         raise NotMonitorOwned(node)
     if any(not e.parent.startswith(("job:", "backend:")) for e in parents):
         raise BlockDeviceInUse(node)
+
+
+#: operations a backing link does not block on the backing node (QEMU unblocks them)
+BACKING_UNBLOCKED = frozenset({"stream", "commit-target", "backup-source", "backup-target"})
+
+
+def first_blocker(view: GraphView, node: str, op: str = "drive-del") -> str | None:
+    """The reason of the newest user that blocks ``op`` on ``node``: a block job (every
+    node a job holds is blocked for everything) or a node using it as its backing file
+    (which leaves a few operations alone)."""
+    for e in view.parents(node):
+        if e.parent.startswith("job:"):
+            job = view.node_info(e.parent)
+            return f"block device is in use by block job: {job.driver if job else ''}"
+        if e.role == "backing" and not e.parent.startswith("backend:") and \
+                op not in BACKING_UNBLOCKED:
+            return f"node is used as backing hd of '{e.parent}'"
+    return None
+
+
+def check_op(view: GraphView, node: str, op: str) -> None:
+    """QEMU's bdrv_op_is_blocked: ``Node 'x' is busy: ...`` when something blocks ``op``."""
+    reason = first_blocker(view, node, op)
+    if reason is not None:
+        raise NodeBusy(node, reason)
 
 
 # -- names, snapshots, stream and commit (the editor's preflight) ---------------------

@@ -223,7 +223,7 @@ def block_commit(engine: Engine, args: dict[str, Any]) -> Any:
         raise QMPError("DeviceNotFound", f"Device '{device_arg}' not found") from None
     if not is_root(device):
         raise JobCommandError("Need a root block node")
-    check_op(device, "commit-source")
+    check_op(graph, device, "commit-source")
 
     top = device
     top_node_name, top_name = args.get("top-node"), args.get("top")
@@ -258,7 +258,7 @@ def block_commit(engine: Engine, args: dict[str, Any]) -> Any:
     node: Node | None = top
     stop = filter_or_cow(base)
     while node is not None and node is not stop:
-        check_op(node, "commit-target")
+        check_op(graph, node, "commit-target")
         node = filter_or_cow(node)
     if top is base:
         raise JobCommandError("cannot commit an image into itself")
@@ -275,7 +275,7 @@ def block_commit(engine: Engine, args: dict[str, Any]) -> Any:
     if not active:
         overlay = find_overlay(device, top)
         if overlay is not None:
-            check_op(overlay, "commit-target")
+            check_op(graph, overlay, "commit-target")
     intermediates: list[Node] = []
     node = filter_or_cow(top) if active else top
     while node is not None and node is not base:

@@ -12,13 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.graph import perms as P
+from engine.graph import rules
 from engine.graph.filenames import filename
 from engine.graph.model import Backend, BlockGraph, JobParent, Node
 from engine.graph.names import check_node_name
 from engine.jobs.errors import JobCommandError
-
-#: Operations a backing link does NOT block (QEMU unblocks them for its overlay).
-BACKING_UNBLOCKED = frozenset({"stream", "commit-target", "backup-source", "backup-target"})
 
 
 def lookup_bs(graph: BlockGraph, device: str | None, node_name: str | None) -> Node:
@@ -107,23 +105,11 @@ def find_backing_image(top: Node, name: str) -> Node | None:
     return None
 
 
-def op_blocker(node: Node, op: str) -> str | None:
-    """Why ``op`` is blocked on ``node`` ("Node 'x' is busy: …"), or None."""
-    if node.job_blockers:
-        return (f"Node '{node.name}' is busy: block device is in use by block job: "
-                f"{node.job_blockers[-1]}")
-    if op not in BACKING_UNBLOCKED:
-        for link in node.parents:
-            if link.role == "backing" and isinstance(link.parent, Node):
-                return (f"Node '{node.name}' is busy: node is used as backing hd of "
-                        f"'{link.parent.name}'")
-    return None
-
-
-def check_op(node: Node, op: str) -> None:
-    reason = op_blocker(node, op)
-    if reason is not None:
-        raise JobCommandError(reason)
+def check_op(graph: BlockGraph, node: Node, op: str) -> None:
+    try:
+        rules.check_op(graph, node.name, op)
+    except rules.RuleViolation as exc:
+        raise JobCommandError(str(exc)) from exc
 
 
 def is_root(node: Node) -> bool:

@@ -207,7 +207,7 @@ def block_stream(engine: Engine, args: dict[str, Any]) -> Any:
     end = filter_or_cow(bottom) if bottom is not None else base
     node: Node | None = device
     while node is not None and node is not end:
-        check_op(node, "stream")
+        check_op(graph, node, "stream")
         node = filter_or_cow(node)
 
     if base is None and backing_file is not None:

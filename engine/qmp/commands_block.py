@@ -45,8 +45,7 @@ def blockdev_del(engine: Engine, args: dict[str, Any]) -> Any:
     node = graph.find(name)
     try:
         rules.check_delete(graph, name,
-                           monitor_owned=node.monitor_owned if node is not None else None,
-                           job_blockers=tuple(reversed(node.job_blockers)) if node else ())
+                           monitor_owned=node.monitor_owned if node is not None else None)
     except rules.RuleViolation as exc:
         raise to_qmp_error(exc) from exc
     assert node is not None
