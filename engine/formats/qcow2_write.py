@@ -38,6 +38,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from engine.formats import qcow2_header as hdr
+from engine.formats import qcow2_resize
 from engine.formats.direct import DirectWriter
 from engine.formats.errors import (
     CorruptImageError,
@@ -612,6 +613,10 @@ class Qcow2Writer:
             else:
                 self._change(value, -1)
         self.write_blocks()
+
+    def resize(self, size: int) -> None:
+        """A new virtual size (see :mod:`engine.formats.qcow2_resize`)."""
+        qcow2_resize.resize(self, size)
 
     def write(self, offset: int, view: memoryview) -> None:
         if self.write_back:

@@ -28,6 +28,7 @@ class LiveView:
 
     nodes: dict[str, Node]
     backends: dict[int, Backend]
+    backend_names: dict[str, Backend]
     jobs: dict[str, JobParent]
     g: nx.MultiDiGraph
 
@@ -39,9 +40,9 @@ class LiveView:
                             header_backing_format=node.header_backing_format,
                             implicit=node.implicit)
         if key.startswith("backend:"):
-            for b in self.backends.values():
-                if b.key == key:
-                    return NodeInfo(key=key, kind=BLOCK_BACKEND, name=b.debug_name)
+            backend = self._backend(key)
+            if backend is not None:
+                return NodeInfo(key=backend.key, kind=BLOCK_BACKEND, name=backend.debug_name)
         if key.startswith("job:"):
             job = self.jobs.get(key[4:])
             if job is not None:
@@ -88,9 +89,19 @@ class LiveView:
     def child(self, key: str, role: str) -> str | None:
         node = self.nodes.get(key)
         if node is None:
+            if key.startswith("backend:") and role == "root":
+                backend = self._backend(key)
+                return backend.root.child.name if backend and backend.root else None
             return None
         link = node.children.get(role)
         return link.child.name if link is not None else None
+
+    def _backend(self, key: str) -> Backend | None:
+        """A backend by key, or by a name it answers to (drive name or device id)."""
+        for b in self.backends.values():
+            if b.key == key:
+                return b
+        return self.backend_names.get(key[len("backend:"):])
 
     def backing(self, key: str) -> str | None:
         return self.child(key, "backing")

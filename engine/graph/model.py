@@ -387,11 +387,14 @@ class BlockGraph(Journaled, LiveView):
             self.attach_backend_root(backend, node)
         return backend
 
-    def attach_backend_root(self, backend: Backend, node: Node) -> Child:
-        """Insert ``node`` as the backend's medium / root (permissions refreshed)."""
+    def attach_backend_root(self, backend: Backend, node: Node,
+                            perms: tuple[int, int] | None = None) -> Child:
+        """Insert ``node`` as the backend's medium / root (permissions refreshed);
+        ``perms``: (perm, shared) of an internal user, instead of a device's."""
         old_key = backend.key
-        fixed = P.backend_perms(backend.device_kind, backend.writable and not node.read_only,
-                                removable=backend.removable)
+        fixed = perms if perms is not None else P.backend_perms(
+            backend.device_kind, backend.writable and not node.read_only,
+            removable=backend.removable)
         link = Child(parent=backend, child=node, role="root", fixed=fixed,
                      perm=fixed[0], shared=fixed[1])
         if backend.key != old_key and self.g.has_node(old_key):

@@ -151,6 +151,24 @@ class BlockDeviceInUse(RuleViolation):
 
 
 # -- lookups --------------------------------------------------------------------------
+def lookup_bs(view: GraphView, device: str | None, node_name: str | None) -> str:
+    """QEMU's bdrv_lookup_bs: a BlockBackend's medium by its name, else a node by name."""
+    if device is not None:
+        info = view.node_info(f"backend:{device}")
+        if info is not None and info.kind == "block-backend":
+            root = view.child(info.key, "root")
+            if root is None:
+                raise RuleViolation(f"Device '{device}' has no medium")
+            return root
+    if node_name is not None:
+        info = view.node_info(node_name)
+        if info is not None and info.kind == "block-node":
+            return node_name
+    raise RuleViolation(
+        f"Cannot find device='{device or ''}' nor node-name='{node_name or ''}'")
+
+
+
 def find_node(view: GraphView, name: str) -> str:
     """The key of the block node ``name`` or :class:`NodeNotFound` (reopen's lookup)."""
     info = view.node_info(name)

@@ -16,7 +16,9 @@ users — before its first write.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import mmap
 import os
 import threading
 from collections.abc import Iterator
@@ -135,15 +137,16 @@ class CreateDriver(JobDriver):
         store = self.target.store
         assert store is not None
         try:
-            format_qcow2(store, opts["size"], backing_file=opts.get("backing-file"),
+            metadata_end = format_qcow2(store, opts["size"], backing_file=opts.get("backing-file"),
                          backing_format=opts.get("backing-fmt"),
                          cluster_size=opts.get("cluster-size", 65536),
                          version=2 if opts.get("version") == "v2" else 3,
                          refcount_bits=opts.get("refcount-bits", 16),
                          lazy_refcounts=bool(opts.get("lazy-refcounts", False)),
                          extended_l2=bool(opts.get("extended-l2", False)),
-                         probe_backing=False)
-            _fill_holes(store)
+                         probe_backing=False,
+                         preallocation=opts.get("preallocation", "off"))
+            _fill_holes(store, metadata_end)
         except ImageError as exc:
             raise JobFailed(errno.EINVAL, str(exc)) from exc
         except OSError as exc:
@@ -182,6 +185,7 @@ def grow_file(store: HostFile, size: int, prealloc: str) -> None:
             store.truncate(size)
         except OSError as exc:
             raise fail(exc, "Could not resize file") from exc
+        _allocate_first_block(store, size)
     elif prealloc == "falloc":
         try:
             if size:
@@ -189,6 +193,7 @@ def grow_file(store: HostFile, size: int, prealloc: str) -> None:
                 os.posix_fallocate(store.fd, 0, size)
         except OSError as exc:
             raise fail(exc, "Could not preallocate new data") from exc
+        _allocate_first_block(store, size)
     elif prealloc == "full":
         try:
             store.truncate(size)
@@ -203,6 +208,14 @@ def grow_file(store: HostFile, size: int, prealloc: str) -> None:
             raise fail(exc, "Could not write zeros for preallocation") from exc
     else:
         raise JobFailed(errno.ENOTSUP, f"Unsupported preallocation mode: {prealloc}")
+
+
+def _allocate_first_block(store: HostFile, size: int) -> None:
+    """QEMU writes the first block of a new file (so later alignment probes read real
+    blocks); a failure is ignored, as there."""
+    if size:
+        with contextlib.suppress(OSError):
+            store.pwrite(bytes(min(size, max(4096, mmap.PAGESIZE))), 0)
 
 
 def qcow2_option_problem(opts: dict[str, Any]) -> str | None:
@@ -239,19 +252,17 @@ def qcow2_option_problem(opts: dict[str, Any]) -> str | None:
             return f"qcow2 option '{key}' is not supported by the bundled engine"
     if opts.get("compression-type") == "zstd":
         return "qcow2 option 'compression-type' is not supported by the bundled engine"
-    if prealloc != "off":
-        return "qcow2 preallocation is not supported by the bundled engine"
     return None
 
 
-def _fill_holes(store: ByteStore) -> None:
+def _fill_holes(store: ByteStore, metadata_end: int) -> None:
     """Write the new image's metadata clusters out in full, zeros included.
 
-    QEMU's blockdev-create writes every metadata cluster it lays out, so the file has
-    no holes (``actual-size`` = the whole file); the same bytes written sparsely would
-    report less. A fresh image is a few clusters, so rewriting it is cheap.
+    QEMU's blockdev-create writes every metadata cluster it lays out, so that part of
+    the file has no holes; the same bytes written sparsely would be allocated
+    differently. Preallocated data after the metadata stays as it was made.
     """
-    size = store.size()
+    size = min(store.size(), metadata_end)
     if size <= 64 << 20:
         data = store.pread(size, 0)
         store.pwrite(data, 0)

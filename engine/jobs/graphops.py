@@ -20,19 +20,11 @@ from engine.jobs.errors import JobCommandError
 
 
 def lookup_bs(graph: BlockGraph, device: str | None, node_name: str | None) -> Node:
-    """QEMU's bdrv_lookup_bs: a BlockBackend's root by name, else a node by name."""
-    if device is not None:
-        backend = graph.backend_names.get(device)
-        if backend is not None:
-            if backend.root is None:
-                raise JobCommandError(f"Device '{device}' has no medium")
-            return backend.root.child
-    if node_name is not None:
-        node = graph.find(node_name)
-        if node is not None:
-            return node
-    raise JobCommandError(
-        f"Cannot find device='{device or ''}' nor node-name='{node_name or ''}'")
+    """QEMU's bdrv_lookup_bs (:func:`engine.graph.rules.lookup_bs`) on the live graph."""
+    try:
+        return graph.nodes[rules.lookup_bs(graph, device, node_name)]
+    except rules.RuleViolation as exc:
+        raise JobCommandError(str(exc)) from exc
 
 
 def filter_or_cow(node: Node) -> Node | None:
@@ -179,11 +171,7 @@ def refresh_survivors(graph: BlockGraph, nodes: list[Node | None]) -> None:
 def job_backend(graph: BlockGraph, node: Node, perm: int, shared: int) -> Backend:
     """An anonymous BlockBackend a job uses on ``node`` with fixed permissions."""
     backend = graph.add_backend(Backend(name="", device_kind="job", writable=False), None)
-    link = graph.attach_backend_root(backend, node)
-    graph.set(link, "fixed", (perm, shared))
-    graph.set(link, "perm", perm)
-    graph.set(link, "shared", shared)
-    graph.refresh_perms([node])
+    graph.attach_backend_root(backend, node, (perm, shared))
     return backend
 
 

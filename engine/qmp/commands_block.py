@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from engine.formats.errors import ImageError
+from engine.graph import perms as P
 from engine.graph import rules
-from engine.graph.model import GraphError
+from engine.graph.model import Backend, BlockGraph, GraphError, Node
 from engine.graph.opening import blockdev_add as open_blockdev
 from engine.graph.reopen import reopen
 from engine.qmp.block_info import debug_block_graph, query_named_block_nodes
@@ -17,6 +19,7 @@ from engine.qmp.block_schema import (
 )
 from engine.qmp.errors import QMPError, generic
 from engine.qmp.registry import command
+from engine.qmp.schema import Int, Str, Struct, members
 
 if TYPE_CHECKING:
     from engine.qmp.engine import Engine
@@ -80,6 +83,54 @@ def x_blockdev_reopen(engine: Engine, args: dict[str, Any]) -> Any:
         text = str(exc)
         raise generic(_OLD_TEXTS.get(text, text)) from exc
     return {}
+
+
+BlockResize = Struct("block_resize", members({"*device": Str(), "*node-name": Str(),
+                                             "size": Int()}))
+
+
+@command("block_resize", BlockResize)
+def block_resize(engine: Engine, args: dict[str, Any]) -> Any:
+    """Grow or shrink a node, as QEMU 7.2 does it: the node, the size, operation
+    blockers, a temporary user that needs to resize it (permissions), then the driver."""
+    graph = engine.graph
+    device = args.get("device")
+    try:
+        node = graph.nodes[rules.lookup_bs(graph, device, args.get("node-name"))]
+        if args["size"] < 0:
+            raise generic("Parameter 'size' expects a >0 size")
+        if rules.first_blocker(graph, node.name, "resize") is not None:
+            raise generic(f"Device '{device if device is not None else '(null)'}' is in use")
+        with graph.transaction():
+            user = resize_user(graph, node)
+        try:
+            _truncate(node, args["size"])
+        finally:
+            with graph.transaction():
+                graph.remove_backend(user)
+                graph.refresh_perms([node])
+    except (GraphError, rules.RuleViolation) as exc:
+        raise to_qmp_error(exc) from exc
+    return {}
+
+
+def resize_user(graph: BlockGraph, node: Node) -> Backend:
+    """The anonymous user QEMU's block_resize attaches: resize, everything shared."""
+    backend = graph.add_backend(Backend(name="", device_kind="job", writable=False), None)
+    graph.attach_backend_root(backend, node, (P.RESIZE, P.ALL))
+    return backend
+
+
+def _truncate(node: Node, size: int) -> None:
+    if node.read_only:
+        raise generic("Image is read-only")
+    assert node.io is not None
+    try:
+        node.io.truncate(size)
+    except OSError as exc:
+        raise generic(exc.strerror or str(exc)) from exc
+    except ImageError as exc:
+        raise generic(exc.message) from exc
 
 
 @command("query-named-block-nodes", QueryNamedBlockNodes)
