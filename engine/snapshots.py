@@ -17,19 +17,17 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from engine.formats.backing_names import has_protocol, strip_file_protocol
+from engine.formats.backing_names import strip_file_protocol
 from engine.formats.create import format_qcow2
 from engine.formats.errors import ImageError
 from engine.formats.hostfile import HostFile
 from engine.graph import rules
-from engine.graph.drivers import DRIVERS
-from engine.graph.model import Backend, BlockGraph, GraphError, Node, virtual_size
+from engine.graph.model import BlockGraph, Node, virtual_size
 from engine.graph.opening import open_node
 from engine.graph.permcheck import lock_conflict_with
 from engine.jobs.create import FILE_CREATE_PERMS
 from engine.jobs.errors import JobCommandError
-from engine.jobs.graphops import check_op, lookup_bs, node_filename, set_read_only
-from engine.qmp.errors import QMPError, generic
+from engine.jobs.graphops import node_filename, set_read_only
 from engine.qmp.registry import command
 from engine.qmp.schema import Enum, ListOf, Str, Struct, Union, members
 
@@ -66,14 +64,6 @@ TRANSACTION = Struct("transaction", members({
 }))
 
 
-def _error(exc: Exception) -> QMPError:
-    if isinstance(exc, JobCommandError):
-        return QMPError(exc.error_class, exc.desc)
-    if isinstance(exc, rules.RuleViolation):
-        return QMPError(exc.error_class, str(exc))
-    return generic(str(exc))
-
-
 def append_overlay(graph: BlockGraph, node: Node, overlay: Node) -> None:
     """QEMU's bdrv_append + the read-only reopen of the old node (checks done by callers)."""
     if rules.reaches(graph, node.name, overlay.name):
@@ -83,22 +73,12 @@ def append_overlay(graph: BlockGraph, node: Node, overlay: Node) -> None:
     set_read_only(graph, node, True)
 
 
-def check_overlay(graph: BlockGraph, overlay: Node) -> None:
-    if any(isinstance(link.parent, Backend) for link in overlay.parents):
-        raise JobCommandError("The overlay is already in use")
-    check_op(graph, overlay, "external-snapshot")
-    if overlay.backing is not None:
-        raise JobCommandError("The overlay already has a backing image")
-    if overlay.driver not in BACKING_DRIVERS:
-        raise JobCommandError("The overlay does not support backing images")
-
-
 def snapshot(graph: BlockGraph, args: dict[str, Any]) -> None:
     """blockdev-snapshot, inside the caller's graph transaction."""
-    node = lookup_bs(graph, args["node"], args["node"])
-    check_op(graph, node, "external-snapshot")
-    overlay = lookup_bs(graph, args["overlay"], args["overlay"])
-    check_overlay(graph, overlay)
+    node = graph.nodes[rules.lookup_bs(graph, args["node"], args["node"])]
+    rules.check_op(graph, node.name, "external-snapshot")
+    overlay = graph.nodes[rules.lookup_bs(graph, args["overlay"], args["overlay"])]
+    rules.check_overlay(graph, overlay.name)
     append_overlay(graph, node, overlay)
 
 
@@ -111,14 +91,10 @@ def snapshot_sync(graph: BlockGraph, args: dict[str, Any]) -> None:
     overlay opened on that same descriptor.
     """
     device, node_name = args.get("device"), args.get("node-name")
-    node = lookup_bs(graph, device, node_name)
-    check_op(graph, node, "external-snapshot")
+    node = graph.nodes[rules.lookup_bs(graph, device, node_name)]
+    rules.check_op(graph, node.name, "external-snapshot")
     new_name = args.get("snapshot-node-name")
-    if node_name is not None and new_name is None:
-        raise JobCommandError("New overlay node-name missing")
-    if new_name is not None and (graph.find(new_name) is not None
-                                 or new_name in graph.backend_names):
-        raise JobCommandError("New overlay node-name already in use")
+    rules.check_overlay_name(graph, node_name, new_name)
     fmt = args.get("format", "qcow2")
     filename = args["snapshot-file"]
     host_name = strip_file_protocol(filename) or filename
@@ -136,33 +112,16 @@ def snapshot_sync(graph: BlockGraph, args: dict[str, Any]) -> None:
     finally:
         for leftover in opened.values():     # not taken by a node (it failed first)
             leftover.close()
-    check_overlay(graph, overlay)
+    rules.check_overlay(graph, overlay.name)
     append_overlay(graph, node, overlay)
     if not overlay.parents:
         graph.release(overlay)
 
 
-def check_image_create(fmt: str, filename: str, backing: str | None) -> None:
-    """QEMU's checks before it creates an image file (``bdrv_img_create``), in its order."""
-    if fmt not in DRIVERS:
-        raise JobCommandError(f"Unknown file format '{fmt}'")
-    if has_protocol(filename) and not filename.startswith("file:"):
-        raise JobCommandError(f"Unknown protocol '{filename.split(':', 1)[0]}'")
-    if not DRIVERS[fmt].is_format:
-        raise JobCommandError(f"Format driver '{fmt}' does not support image creation")
-    if fmt not in ("qcow2", "raw"):
-        raise JobCommandError(f"Format '{fmt}' is not supported by the bundled engine")
-    if backing is not None and not DRIVERS[fmt].cow:
-        raise JobCommandError(f"Backing file not supported for file format '{fmt}'")
-    if backing is not None and filename == backing:
-        raise JobCommandError(
-            "Error: Trying to create an image with the same filename as the backing file")
-
-
 def create_overlay_file(graph: BlockGraph, node: Node, filename: str, fmt: str) -> HostFile:
     """The new overlay's file, checked, created and formatted; returned open."""
     backing = node_filename(node)
-    check_image_create(fmt, filename, backing)
+    rules.check_image_create(fmt, filename, backing)
     host_name = strip_file_protocol(filename) or filename
     try:
         store = graph.hostfs.create(host_name)
@@ -189,11 +148,8 @@ def create_overlay_file(graph: BlockGraph, node: Node, filename: str, fmt: str) 
 
 def _run_action(engine: Engine, action: Any, args: dict[str, Any]) -> Any:
     """One snapshot action in its own graph transaction; a refusal changes nothing."""
-    try:
-        with engine.graph.transaction():
-            action(engine.graph, args)
-    except (JobCommandError, GraphError, rules.RuleViolation) as exc:
-        raise _error(exc) from exc
+    with engine.graph.transaction():
+        action(engine.graph, args)
     return {}
 
 
@@ -211,19 +167,16 @@ def blockdev_snapshot_sync(engine: Engine, args: dict[str, Any]) -> Any:
 def transaction(engine: Engine, args: dict[str, Any]) -> Any:
     """All actions or none: the first failure rolls every change back."""
     graph = engine.graph
-    try:
-        with graph.transaction():
-            for action in args["actions"]:
-                kind = action["type"]
-                if kind == "abort":
-                    raise JobCommandError("Transaction aborted using Abort action")
-                if kind == "blockdev-snapshot":
-                    snapshot(graph, action["data"])
-                elif kind == "blockdev-snapshot-sync":
-                    snapshot_sync(graph, action["data"])
-                else:
-                    raise JobCommandError(
-                        f"Transaction action '{kind}' is not supported by the bundled engine")
-    except (JobCommandError, GraphError, rules.RuleViolation) as exc:
-        raise _error(exc) from exc
+    with graph.transaction():
+        for action in args["actions"]:
+            kind = action["type"]
+            if kind == "abort":
+                raise JobCommandError("Transaction aborted using Abort action")
+            if kind == "blockdev-snapshot":
+                snapshot(graph, action["data"])
+            elif kind == "blockdev-snapshot-sync":
+                snapshot_sync(graph, action["data"])
+            else:
+                raise JobCommandError(
+                    f"Transaction action '{kind}' is not supported by the bundled engine")
     return {}

@@ -42,7 +42,8 @@ class LiveView:
         if key.startswith("backend:"):
             backend = self._backend(key)
             if backend is not None:
-                return NodeInfo(key=backend.key, kind=BLOCK_BACKEND, name=backend.debug_name)
+                return NodeInfo(key=backend.key, kind=BLOCK_BACKEND, name=backend.debug_name,
+                                info={"device": backend.name})
         if key.startswith("job:"):
             job = self.jobs.get(key[4:])
             if job is not None:

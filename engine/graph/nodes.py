@@ -18,11 +18,11 @@ from engine.graph import perms as P
 from engine.graph.drivers import Driver
 from engine.graph.drivers import driver as driver_entry
 from engine.graph.io.base import NodeIO
+from engine.graph.rules.errors import RuleViolation
 from engine.graph.snapshot import BLOCK_BACKEND, BLOCK_JOB, BLOCK_NODE
 
-
-class GraphError(Exception):
-    """A graph operation was refused; ``str()`` is QEMU's text (a GenericError)."""
+#: A graph operation refused: the one refusal type with QEMU's text (a GenericError).
+GraphError = RuleViolation
 
 
 @dataclass(eq=False)

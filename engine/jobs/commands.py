@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.jobs.engine_jobs import jobs_of, qmp_errors
+from engine.jobs.engine_jobs import jobs_of
 from engine.jobs.errors import JobCommandError
 from engine.qdict import qdict_sorted
 from engine.qmp.registry import command
@@ -39,42 +39,36 @@ def query_block_jobs(engine: Engine, args: dict[str, Any]) -> Any:
 # -- job-* ------------------------------------------------------------------------------
 
 @command("job-pause", _id_schema("job-pause"))
-@qmp_errors
 def job_pause(engine: Engine, args: dict[str, Any]) -> Any:
     jobs_of(engine).find_job(args["id"]).user_pause()
     return {}
 
 
 @command("job-resume", _id_schema("job-resume"))
-@qmp_errors
 def job_resume(engine: Engine, args: dict[str, Any]) -> Any:
     jobs_of(engine).find_job(args["id"]).user_resume()
     return {}
 
 
 @command("job-cancel", _id_schema("job-cancel"))
-@qmp_errors
 def job_cancel(engine: Engine, args: dict[str, Any]) -> Any:
     jobs_of(engine).find_job(args["id"]).user_cancel(True)
     return {}
 
 
 @command("job-complete", _id_schema("job-complete"))
-@qmp_errors
 def job_complete(engine: Engine, args: dict[str, Any]) -> Any:
     jobs_of(engine).find_job(args["id"]).complete()
     return {}
 
 
 @command("job-finalize", _id_schema("job-finalize"))
-@qmp_errors
 def job_finalize(engine: Engine, args: dict[str, Any]) -> Any:
     jobs_of(engine).find_job(args["id"]).finalize()
     return {}
 
 
 @command("job-dismiss", _id_schema("job-dismiss"))
-@qmp_errors
 def job_dismiss(engine: Engine, args: dict[str, Any]) -> Any:
     jobs_of(engine).find_job(args["id"]).dismiss()
     return {}
@@ -84,7 +78,6 @@ def job_dismiss(engine: Engine, args: dict[str, Any]) -> Any:
 
 @command("block-job-set-speed", Struct("block-job-set-speed",
                                        members({"device": Str(), "speed": Int()})))
-@qmp_errors
 def block_job_set_speed(engine: Engine, args: dict[str, Any]) -> Any:
     jobs_of(engine).find_block_job(args["device"]).set_speed(args["speed"])
     return {}
@@ -92,7 +85,6 @@ def block_job_set_speed(engine: Engine, args: dict[str, Any]) -> Any:
 
 @command("block-job-cancel", Struct("block-job-cancel",
                                     members({"device": Str(), "*force": Bool()})))
-@qmp_errors
 def block_job_cancel(engine: Engine, args: dict[str, Any]) -> Any:
     job = jobs_of(engine).find_block_job(args["device"])
     force = bool(args.get("force", False))
@@ -104,35 +96,30 @@ def block_job_cancel(engine: Engine, args: dict[str, Any]) -> Any:
 
 
 @command("block-job-pause", _id_schema("block-job-pause", "device"))
-@qmp_errors
 def block_job_pause(engine: Engine, args: dict[str, Any]) -> Any:
     jobs_of(engine).find_block_job(args["device"]).user_pause()
     return {}
 
 
 @command("block-job-resume", _id_schema("block-job-resume", "device"))
-@qmp_errors
 def block_job_resume(engine: Engine, args: dict[str, Any]) -> Any:
     jobs_of(engine).find_block_job(args["device"]).user_resume()
     return {}
 
 
 @command("block-job-complete", _id_schema("block-job-complete", "device"))
-@qmp_errors
 def block_job_complete(engine: Engine, args: dict[str, Any]) -> Any:
     jobs_of(engine).find_block_job(args["device"]).complete()
     return {}
 
 
 @command("block-job-finalize", _id_schema("block-job-finalize"))
-@qmp_errors
 def block_job_finalize(engine: Engine, args: dict[str, Any]) -> Any:
     jobs_of(engine).find_block_job(args["id"]).finalize()
     return {}
 
 
 @command("block-job-dismiss", _id_schema("block-job-dismiss"))
-@qmp_errors
 def block_job_dismiss(engine: Engine, args: dict[str, Any]) -> Any:
     jobs_of(engine).find_block_job(args["id"]).dismiss()
     return {}

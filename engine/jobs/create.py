@@ -32,7 +32,7 @@ from engine.formats.store import ByteStore
 from engine.graph import perms as P
 from engine.graph.model import BlockGraph, GraphError, Node
 from engine.graph.permcheck import lock_conflict_with
-from engine.jobs.engine_jobs import jobs_of, qmp_errors
+from engine.jobs.engine_jobs import jobs_of
 from engine.jobs.errors import JobCommandError, JobFailed
 from engine.jobs.job import Job, JobDriver
 from engine.qmp.block_schema import BlockdevRef, Driver
@@ -304,7 +304,6 @@ def _qcow2_target(graph: BlockGraph, ref: Any) -> Target:
 
 
 @command("blockdev-create", BLOCKDEV_CREATE)
-@qmp_errors
 def blockdev_create(engine: Engine, args: dict[str, Any]) -> Any:
     opts = args["options"]
     driver = opts["driver"]

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from engine.jobs.errors import JobCommandError
 from engine.jobs.manager import JobManager
 from engine.qdict import qdict_sorted
-from engine.qmp.errors import QMPError
 
 if TYPE_CHECKING:
     from engine.qmp.engine import Engine
 
 _MANAGERS: weakref.WeakKeyDictionary[Any, JobManager] = weakref.WeakKeyDictionary()
-
-T = TypeVar("T")
 
 
 def jobs_of(engine: Engine) -> JobManager:
@@ -51,24 +46,3 @@ def _drain_jobs(engine: Engine, mgr: JobManager) -> Callable[[frozenset[str], bo
                 job.drain_end()
 
     return listener
-
-
-@contextmanager
-def as_qmp_errors() -> Iterator[None]:
-    """Turn a refused job command into the QMP error QEMU answers."""
-    try:
-        yield
-    except JobCommandError as exc:
-        raise QMPError(exc.error_class, exc.desc) from None
-
-
-def qmp_errors(fn: Callable[..., T]) -> Callable[..., T]:
-    """Decorator form of :func:`as_qmp_errors` for command handlers."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        with as_qmp_errors():
-            return fn(*args, **kwargs)
-
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper

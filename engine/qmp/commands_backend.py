@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 from engine.graph.model import Backend, BlockGraph, GraphError, Node
 from engine.graph.opening import PROBE, open_node
 from engine.qmp.block_info import block_info
-from engine.qmp.errors import QMPError, generic
 from engine.qmp.registry import command
 from engine.qmp.schema import Bool, Enum, Str, Struct, members
+from engine.refusal import device_not_found, generic
 
 if TYPE_CHECKING:
     from engine.qmp.engine import Engine
@@ -62,12 +62,12 @@ def _backend(graph: BlockGraph, device: str | None, qid: str | None) -> Backend:
     if device is not None:
         found = next((b for b in graph.backends.values() if b.name == device), None)
         if found is None:
-            raise QMPError("DeviceNotFound", f"Device '{device}' not found")
+            raise device_not_found(device)
         return found
     assert qid is not None
     found = next((b for b in graph.backends.values() if b.qdev == qid), None)
     if found is None:
-        raise QMPError("DeviceNotFound", f"Device '{qid}' not found")
+        raise device_not_found(qid)
     return found
 
 
@@ -97,12 +97,9 @@ def _open_tray(engine: Engine, backend: Backend, force: bool) -> None:
     "*drive": Str()})))
 def device_add(engine: Engine, args: dict[str, Any]) -> Any:
     """blockgraph's own: a VM drive (QEMU makes these from -drive/-device)."""
-    try:
-        add_backend(engine.graph, args["id"], args.get("node-name"),
-                    removable=args.get("removable", False), writable=args.get("writable"),
-                    drive=args.get("drive", ""))
-    except GraphError as exc:
-        raise generic(str(exc)) from exc
+    add_backend(engine.graph, args["id"], args.get("node-name"),
+                removable=args.get("removable", False), writable=args.get("writable"),
+                drive=args.get("drive", ""))
     return {}
 
 
@@ -170,11 +167,8 @@ def _insert_medium(engine: Engine, backend: Backend, node: Node) -> None:
         raise generic(f"Node '{node.name}' is already in use")
     if backend.root is not None:
         raise generic("There already is a medium in the device")
-    try:
-        with engine.graph.transaction():
-            engine.graph.attach_backend_root(backend, node)
-    except GraphError as exc:
-        raise generic(str(exc)) from exc
+    with engine.graph.transaction():
+        engine.graph.attach_backend_root(backend, node)
 
 
 @command("blockdev-change-medium", Struct("blockdev-change-medium", members({
@@ -193,15 +187,12 @@ def change_medium(engine: Engine, args: dict[str, Any]) -> Any:
     read_only = {"retain": retained, "read-only": True, "read-write": False}[mode]
     opts: dict[str, Any] = {"driver": args.get("format") or PROBE, "read-only": read_only,
                             "file": {"driver": "file", "filename": args["filename"]}}
-    try:
-        with graph.transaction(restore_names=False):
-            node = open_node(graph, opts, inherited={}, role=None)
-            _open_tray(engine, backend, args.get("force", False))
-            if backend.root is not None:
-                graph.detach_backend_root(backend)
-            graph.attach_backend_root(backend, node)
-    except GraphError as exc:
-        raise generic(str(exc)) from exc
+    with graph.transaction(restore_names=False):
+        node = open_node(graph, opts, inherited={}, role=None)
+        _open_tray(engine, backend, args.get("force", False))
+        if backend.root is not None:
+            graph.detach_backend_root(backend)
+        graph.attach_backend_root(backend, node)
     if backend.tray_open:
         _tray_moved(engine, backend, False)
     return {}

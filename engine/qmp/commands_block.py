@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from engine.formats.errors import ImageError
 from engine.graph import perms as P
 from engine.graph import rules
-from engine.graph.model import Backend, BlockGraph, GraphError, Node
+from engine.graph.model import Backend, BlockGraph, Node
 from engine.graph.opening import blockdev_add as open_blockdev
 from engine.graph.reopen import reopen
 from engine.qmp.block_info import debug_block_graph, query_named_block_nodes
@@ -17,27 +17,17 @@ from engine.qmp.block_schema import (
     BlockdevReopen,
     QueryNamedBlockNodes,
 )
-from engine.qmp.errors import QMPError, generic
 from engine.qmp.registry import command
 from engine.qmp.schema import Int, Str, Struct, members
+from engine.refusal import device_in_use, generic, invalid_parameter_value
 
 if TYPE_CHECKING:
     from engine.qmp.engine import Engine
 
 
-def to_qmp_error(exc: Exception) -> QMPError:
-    """GraphError / RuleViolation → the GenericError QEMU would answer."""
-    if isinstance(exc, rules.RuleViolation):
-        return QMPError(exc.error_class, str(exc))
-    return generic(str(exc))
-
-
 @command("blockdev-add", BlockdevOptions, boxed=True)
 def blockdev_add(engine: Engine, args: dict[str, Any]) -> Any:
-    try:
-        open_blockdev(engine.graph, args)
-    except (GraphError, rules.RuleViolation) as exc:
-        raise to_qmp_error(exc) from exc
+    open_blockdev(engine.graph, args)
     return {}
 
 
@@ -46,11 +36,8 @@ def blockdev_del(engine: Engine, args: dict[str, Any]) -> Any:
     graph = engine.graph
     name = args["node-name"]
     node = graph.find(name)
-    try:
-        rules.check_delete(graph, name,
-                           monitor_owned=node.monitor_owned if node is not None else None)
-    except rules.RuleViolation as exc:
-        raise to_qmp_error(exc) from exc
+    rules.check_delete(graph, name,
+                       monitor_owned=node.monitor_owned if node is not None else None)
     assert node is not None
     with graph.transaction():
         graph.set(node, "monitor_owned", False)
@@ -60,10 +47,7 @@ def blockdev_del(engine: Engine, args: dict[str, Any]) -> Any:
 
 @command("blockdev-reopen", BlockdevReopen)
 def blockdev_reopen(engine: Engine, args: dict[str, Any]) -> Any:
-    try:
-        reopen(engine.graph, args["options"])
-    except (GraphError, rules.RuleViolation) as exc:
-        raise to_qmp_error(exc) from exc
+    reopen(engine.graph, args["options"])
     return {}
 
 
@@ -79,7 +63,7 @@ def x_blockdev_reopen(engine: Engine, args: dict[str, Any]) -> Any:
         raise generic(f"Cannot find node named '{exc.name}'") from exc
     except rules.ReferenceNotFound as exc:
         raise generic(f"Cannot find device= nor node_name={exc.name}") from exc
-    except (GraphError, rules.RuleViolation) as exc:
+    except rules.RuleViolation as exc:
         text = str(exc)
         raise generic(_OLD_TEXTS.get(text, text)) from exc
     return {}
@@ -95,22 +79,19 @@ def block_resize(engine: Engine, args: dict[str, Any]) -> Any:
     blockers, a temporary user that needs to resize it (permissions), then the driver."""
     graph = engine.graph
     device = args.get("device")
+    node = graph.nodes[rules.lookup_bs(graph, device, args.get("node-name"))]
+    if args["size"] < 0:
+        raise invalid_parameter_value("size", "a >0 size")
+    if rules.first_blocker(graph, node.name, "resize") is not None:
+        raise device_in_use(device)
+    with graph.transaction():
+        user = resize_user(graph, node)
     try:
-        node = graph.nodes[rules.lookup_bs(graph, device, args.get("node-name"))]
-        if args["size"] < 0:
-            raise generic("Parameter 'size' expects a >0 size")
-        if rules.first_blocker(graph, node.name, "resize") is not None:
-            raise generic(f"Device '{device if device is not None else '(null)'}' is in use")
+        _truncate(node, args["size"])
+    finally:
         with graph.transaction():
-            user = resize_user(graph, node)
-        try:
-            _truncate(node, args["size"])
-        finally:
-            with graph.transaction():
-                graph.remove_backend(user)
-                graph.refresh_perms([node])
-    except (GraphError, rules.RuleViolation) as exc:
-        raise to_qmp_error(exc) from exc
+            graph.remove_backend(user)
+            graph.refresh_perms([node])
     return {}
 
 
