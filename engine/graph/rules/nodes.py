@@ -5,7 +5,7 @@ from __future__ import annotations
 from engine.formats.backing_names import has_protocol
 from engine.graph import drivers
 from engine.graph.names import check_node_name
-from engine.graph.rules.chains import check_op, first_blocker
+from engine.graph.rules.chains import NEW_AUTO_NAME, check_op, first_blocker, lookup_bs
 from engine.graph.rules.errors import (
     BlockDeviceInUse,
     DuplicateNodeName,
@@ -14,14 +14,15 @@ from engine.graph.rules.errors import (
     NodeInUse,
     NodeNotFound,
     NotMonitorOwned,
-    ReferenceNotFound,
     RuleViolation,
 )
+from engine.graph.rules.permissions import PermissionSim
+from engine.graph.snapshot import NodeInfo
 from engine.graph.view import GraphView
 
 
 def check_delete(view: GraphView, node: str, *, monitor_owned: bool | None = None,
-                 job_blockers: tuple[str, ...] = ()) -> None:
+                 job_blockers: tuple[str, ...] | None = None) -> None:
     """Would ``blockdev-del`` of ``node`` be refused? QEMU's check order:
     unknown node, used by a BlockBackend, operation blockers, not monitor-owned (unknown
     from QMP: pass None), other node parents.
@@ -48,9 +49,6 @@ def check_delete(view: GraphView, node: str, *, monitor_owned: bool | None = Non
         raise BlockDeviceInUse(node)
 
 
-#: operations a backing link does not block on the backing node (QEMU unblocks them)
-
-
 def check_new_node_name(view: GraphView, name: str) -> None:
     """A name for a node about to be added: valid (``names.check_node_name``) and free."""
     text = check_node_name(name)
@@ -61,14 +59,22 @@ def check_new_node_name(view: GraphView, name: str) -> None:
 
 
 def check_snapshot_node(view: GraphView, node: str) -> None:
-    """``blockdev-snapshot``'s checks on ``node`` (spec §4.1 1–2): it exists and is not
-    the backing child of another node."""
-    info = view.node_info(node)
-    if info is None or info.kind != "block-node":
-        raise ReferenceNotFound(node, node)
-    for e in view.parents(node):
-        if e.role == "backing" and not e.parent.startswith(("job:", "backend:")):
-            raise NodeBusy(node, f"node is used as backing hd of '{e.parent}'")
+    """``blockdev-snapshot``'s checks on ``node`` (spec §4.1 1–2): it exists and no
+    job or overlay blocks it."""
+    check_op(view, lookup_bs(view, node, node), "external-snapshot")
+
+
+def check_snapshot(view: GraphView, node: str, overlay: str = NEW_AUTO_NAME) -> None:
+    """``blockdev-snapshot node overlay`` with a new, unused qcow2 ``overlay``: the
+    node's checks, then the overlay taking over the node's parents (a frozen link
+    refuses) and the permissions that follow."""
+    check_snapshot_node(view, node)
+    node = lookup_bs(view, node, node)
+    sim = PermissionSim(view)
+    sim.add_node(NodeInfo(key=overlay, kind="block-node", name=overlay, driver="qcow2"))
+    sim.attach(overlay, node, "backing")
+    sim.replace_node(node, overlay)
+    sim.refresh(overlay)
 
 
 def check_overlay(view: GraphView, overlay: str) -> None:
