@@ -93,6 +93,7 @@ from engine.graph.rules.media import (
     find_device,
 )
 from engine.graph.rules.nodes import (
+    check_add,
     check_delete,
     check_image_create,
     check_new_node_name,
@@ -100,6 +101,7 @@ from engine.graph.rules.nodes import (
     check_overlay_name,
     check_snapshot,
     check_snapshot_node,
+    check_snapshot_source,
 )
 from engine.graph.rules.permissions import (
     Link,
@@ -173,6 +175,7 @@ __all__ = [
     "backing_chain_next",
     "bottom_of",
     "chain_contains",
+    "check_add",
     "check_backing_given",
     "check_commit",
     "check_delete",
@@ -193,6 +196,7 @@ __all__ = [
     "check_set_child",
     "check_snapshot",
     "check_snapshot_node",
+    "check_snapshot_source",
     "check_stream",
     "check_tray",
     "child_link_perms",

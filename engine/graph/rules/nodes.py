@@ -14,6 +14,7 @@ from engine.graph.rules.errors import (
     NodeInUse,
     NodeNotFound,
     NotMonitorOwned,
+    ReferenceNotFound,
     RuleViolation,
 )
 from engine.graph.rules.permissions import PermissionSim
@@ -58,18 +59,41 @@ def check_new_node_name(view: GraphView, name: str) -> None:
         raise DuplicateNodeName(name)
 
 
-def check_snapshot_node(view: GraphView, node: str) -> None:
-    """``blockdev-snapshot``'s checks on ``node`` (spec §4.1 1–2): it exists and no
-    job or overlay blocks it."""
-    check_op(view, lookup_bs(view, node, node), "external-snapshot")
+def check_add(view: GraphView, node_name: str, file_node: str | None = None,
+              backing: str | None = None) -> None:
+    """``blockdev-add`` of an image by name (its ``file`` node named too, a ``backing``
+    node given by reference): the refusals QEMU makes before it opens a file, in its
+    order."""
+    check_new_node_name(view, node_name)
+    if file_node is not None:
+        check_new_node_name(view, file_node)
+        if file_node == node_name:
+            raise DuplicateNodeName(file_node)
+    if backing is not None and view.node_info(backing) is None:
+        missing = ReferenceNotFound(backing, backing)
+        raise RuleViolation(f"Could not open backing file: {missing}")
+
+
+def check_snapshot_source(view: GraphView, device: str | None,
+                          node_name: str | None) -> str:
+    """The snapshot commands' checks on the node they put an overlay above (spec §4.1
+    1–2): it exists (QEMU's bdrv_lookup_bs) and no job or overlay blocks it. Returns
+    its key."""
+    key = lookup_bs(view, device, node_name)
+    check_op(view, key, "external-snapshot")
+    return key
+
+
+def check_snapshot_node(view: GraphView, node: str) -> str:
+    """``blockdev-snapshot``'s checks on ``node``, a device or node name."""
+    return check_snapshot_source(view, node, node)
 
 
 def check_snapshot(view: GraphView, node: str, overlay: str = NEW_AUTO_NAME) -> None:
     """``blockdev-snapshot node overlay`` with a new, unused qcow2 ``overlay``: the
     node's checks, then the overlay taking over the node's parents (a frozen link
     refuses) and the permissions that follow."""
-    check_snapshot_node(view, node)
-    node = lookup_bs(view, node, node)
+    node = check_snapshot_node(view, node)
     sim = PermissionSim(view)
     sim.add_node(NodeInfo(key=overlay, kind="block-node", name=overlay, driver="qcow2"))
     sim.attach(overlay, node, "backing")
