@@ -105,8 +105,10 @@ from engine.graph.rules.nodes import (
 )
 from engine.graph.rules.permissions import (
     Link,
+    NodeUser,
     PermissionSim,
     check_file_locks,
+    check_node_users,
     child_link_perms,
     perm_bits,
     sim_view,
@@ -160,6 +162,7 @@ __all__ = [
     "NodeNameMissing",
     "NodeNotFound",
     "NodeReadOnly",
+    "NodeUser",
     "NotInChain",
     "NotMonitorOwned",
     "OptionChange",
@@ -185,6 +188,7 @@ __all__ = [
     "check_job_id",
     "check_medium",
     "check_new_node_name",
+    "check_node_users",
     "check_op",
     "check_overlay",
     "check_overlay_name",

@@ -12,7 +12,7 @@ checks here, for the engine and the editor's preflight alike.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import networkx as nx
@@ -40,6 +40,37 @@ def perm_bits(names: tuple[str, ...] | list[str]) -> int:
     for name in names:
         bits |= _PERM_BITS.get(name, 0)
     return bits
+
+
+@dataclass(frozen=True, slots=True)
+class NodeUser:
+    """One parent's use of a node, as QEMU's permission checks see it: how QEMU names
+    the parent in its texts, the role, what it takes and what it shares."""
+
+    who: str
+    role: str
+    perm: int
+    shared: int
+
+
+def check_node_users(node: str, users: Sequence[NodeUser], *, read_only: bool,
+                     was_read_only: bool) -> None:
+    """QEMU's checks of one node's users, in its order (the engine's live graph and the
+    preflight's simulation both call it): two users where one takes what the other
+    does not share, then writers on a read-only node (a node that was read-only
+    before the change says only "Block node is read-only")."""
+    perm = 0
+    for a in users:
+        perm |= a.perm
+        for b in users:
+            missing = b.perm & ~a.shared if a is not b else 0
+            if missing:
+                raise PermissionConflict(node, P.text_names(missing), b.who, b.role,
+                                         a.who, a.role)
+    if perm & (P.WRITE | P.WRITE_UNCHANGED) and read_only:
+        if was_read_only:
+            raise NodeReadOnly()
+        raise ReadOnlyWithWriters(node)
 
 
 @dataclass(eq=False)
@@ -254,21 +285,12 @@ class PermissionSim:
         info = self.info(key)
         if info is None or info.kind != "block-node":
             return
-        parents = self.parents(key)
-        for a in parents:
-            for b in parents:
-                if a is b:
-                    continue
-                missing = b.perm & ~a.shared
-                if missing:
-                    raise PermissionConflict(key, P.text_names(missing),
-                                             self.describe(b.parent), b.role,
-                                             self.describe(a.parent), a.role)
+        check_node_users(
+            key, [NodeUser(self.describe(p.parent), p.role, p.perm, p.shared)
+                  for p in self.parents(key)],
+            read_only=self.read_only(key),
+            was_read_only=self._was_read_only.get(key, self.read_only(key)))
         perm, shared = self.cumulative(key)
-        if perm & (P.WRITE | P.WRITE_UNCHANGED) and self.read_only(key):
-            if self._was_read_only.get(key, self.read_only(key)):
-                raise NodeReadOnly()
-            raise ReadOnlyWithWriters(key)
         if info.driver == "file" and info.filename:
             self._check_locks(key, info.filename, perm, shared)
 
