@@ -51,12 +51,19 @@ def check_delete(view: GraphView, node: str, *, monitor_owned: bool | None = Non
 
 
 def check_new_node_name(view: GraphView, name: str) -> None:
-    """A name for a node about to be added: valid (``names.check_node_name``) and free."""
+    """A name for a node about to be added (QEMU's bdrv_assign_node_name): valid
+    (``names.check_node_name``), no other node's, and no drive's (a BlockBackend name,
+    which a view knows when it says what the backend's ``device`` is)."""
     text = check_node_name(name)
     if text is not None:
         raise InvalidNodeName(text)
-    if view.node_info(name) is not None:
+    info = view.node_info(name)
+    if info is not None and info.kind == "block-node":
         raise DuplicateNodeName(name)
+    backend = view.node_info(f"backend:{name}")
+    if backend is not None and backend.kind == "block-backend" and \
+            backend.info.get("device") == name:
+        raise RuleViolation(f"node-name={name} is conflicting with a device id")
 
 
 def check_add(view: GraphView, node_name: str, file_node: str | None = None,

@@ -11,12 +11,12 @@ checks here, for the engine and the editor's preflight alike.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import networkx as nx
 
+from engine.formats.backing_names import JSON_PREFIX, BackingNameError, json_options
 from engine.graph import drivers
 from engine.graph import perms as P
 from engine.graph.rules.errors import (
@@ -336,13 +336,13 @@ def child_link_perms(info: NodeInfo, role: str, *, writable: bool, parent_perm: 
 
 
 def _json_options(filename: str) -> dict[str, object]:
-    if not filename.startswith("json:"):
+    """The options of a ``json:{...}`` filename (none for a plain or unreadable one)."""
+    if not filename.startswith(JSON_PREFIX):
         return {}
     try:
-        data = json.loads(filename[len("json:"):])
-    except ValueError:
+        return json_options(filename)
+    except BackingNameError:
         return {}
-    return data if isinstance(data, dict) else {}
 
 
 
