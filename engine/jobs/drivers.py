@@ -141,8 +141,7 @@ class StreamDriver(JobDriver):
         inter = [wrap(i) for i in self.intermediates]
         reader = ChainReader([wrap(i) for i in self.below_top])
         copy = _Copy(self.top.virtual_size, self.chunk)
-        batch = WriteBatch(top)
-        with _write_back(self.top):
+        with _write_back(self.top), WriteBatch(top) as batch:
             yield from copy.loop(job, lambda off, n: stream_step(top, inter, reader, off, n,
                                                                  batch))
             if job.cancel_requested:
@@ -192,8 +191,7 @@ class CommitDriver(JobDriver):
         base = wrap(self.base)
         reader = ChainReader([wrap(i) for i in self.top_chain])
         copy = _Copy(self.top_chain[0].virtual_size, self.chunk, retry_ignored=True)
-        batch = WriteBatch(base)
-        with _write_back(self.base):
+        with _write_back(self.base), WriteBatch(base) as batch:
             if self.active:
                 yield from self._mirror(job, copy, batch, reader)
             else:
