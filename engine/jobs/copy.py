@@ -144,9 +144,12 @@ class WriteBatch:
     code that follows it (end of write-back, header changes, closing the image).
     """
 
-    def __init__(self, target: Any, limit: int = 32 << 20) -> None:
+    def __init__(self, target: Any, limit: int = 32 << 20, *, background: bool = True) -> None:
         self.target = target
         self.limit = limit
+        #: False: every batch is written by the caller's thread when handed off (for a
+        #: caller whose writes must not overlap anything it does between requests)
+        self.background = background
         self._buf = _take_buffer(limit)
         self._spare: mmap.mmap | None = None
         self._start = 0
@@ -254,6 +257,9 @@ class WriteBatch:
     def _hand_off(self) -> None:
         """Start writing the pending batch on the writer thread and read on into the
         spare buffer (the write before it finished first)."""
+        if not self.background:
+            self.flush()
+            return
         self._settle()
         if not self._len:
             return

@@ -108,3 +108,21 @@ def test_closing_waits_for_the_write_in_flight() -> None:
     done = list(target.writes)
     opener.join()
     assert done == [("data", 0, 64 * KIB)]
+
+
+def test_without_background_every_batch_is_written_by_the_callers_thread() -> None:
+    threads: list[str] = []
+
+    class Watching(Target):
+        def write(self, offset: int, view: memoryview) -> None:
+            threads.append(threading.current_thread().name)
+            super().write(offset, view)
+
+    target = Watching(1 << 20)
+    with WriteBatch(target, limit=64 * KIB, background=False) as batch:
+        _fill(batch, 0, 64 * KIB, 1)
+        _fill(batch, 64 * KIB, 64 * KIB, 2)      # the first batch is written here and now
+        assert target.writes == [("data", 0, 64 * KIB)]
+        batch.flush()
+    assert threads == [threading.current_thread().name] * 2
+    assert target.data[:128 * KIB] == b"\x01" * 64 * KIB + b"\x02" * 64 * KIB
