@@ -245,6 +245,9 @@ def _make_io(graph: BlockGraph, node: Node) -> Any:
     if node.driver == "raw":
         check_raw_window(node)
     assert spec.io is not None
+    refusal = spec.io.option_error(graph.io, node.options)
+    if refusal is not None:
+        raise GraphError(refusal)
     io = spec.io(node, graph.io)
     return io
 

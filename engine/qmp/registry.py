@@ -35,6 +35,7 @@ COMMAND_MODULES: list[str] = [
     "engine.qmp.commands_core",
     "engine.qmp.commands_block",
     "engine.qmp.commands_backend",
+    "engine.qmp.commands_qom",
     "engine.jobs",
     "engine.snapshots",
     "engine.server.commands",

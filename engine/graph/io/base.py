@@ -21,6 +21,7 @@ from typing import Any
 from engine.formats.image import Extent, Image, zero_fill
 from engine.formats.store import ByteStore
 from engine.graph.faults import FaultInjector
+from engine.graph.throttle import ThrottleGroup
 
 Node = Any   # engine.graph.model.Node (duck-typed: this package sits below the model)
 
@@ -32,13 +33,15 @@ class IOContext:
     children they resolved and look again when it moved. ``lock`` is held by every
     graph transaction and around every job request, so a request never sees half a
     graph change (QEMU drains the nodes a reopen touches). ``faults``: the engine's
-    injected I/O errors (its ``blkdebug``).
+    injected I/O errors (its ``blkdebug``). ``throttle_groups``: the ``throttle-group``
+    objects by id, which ``throttle`` nodes name.
     """
 
     def __init__(self) -> None:
         self.epoch = 0
         self.lock = threading.RLock()
         self.faults = FaultInjector()
+        self.throttle_groups: dict[str, ThrottleGroup] = {}
 
     def changed(self) -> None:
         self.epoch += 1
@@ -76,6 +79,12 @@ class NodeIO:
         self.node = node
         self.ctx = ctx
         self._epoch = -1
+
+    @staticmethod
+    def option_error(ctx: IOContext, options: dict[str, Any]) -> str | None:
+        """QEMU's refusal of the driver's own options at open or reopen, if any (checked
+        once the node's file child is attached, before the driver instance is made)."""
+        return None
 
     # -- children ----------------------------------------------------------------------
     def child_io(self, role: str) -> NodeIO | None:

@@ -7,8 +7,9 @@ The job filters QEMU inserts (``copy-on-read`` for stream, ``commit_top`` and
 from __future__ import annotations
 
 import errno
+from typing import Any
 
-from engine.graph.io.base import NodeIO
+from engine.graph.io.base import IOContext, NodeIO
 
 
 class FilterIO(NodeIO):
@@ -37,3 +38,19 @@ class BackingFilterIO(FilterIO):
     """``commit_top`` / ``mirror_top``: commit's filters, whose child is a ``backing`` link."""
 
     role = "backing"
+
+
+class ThrottleIO(FilterIO):
+    """``throttle``: a member of the ``throttle-group`` its options name.
+
+    The group must exist when the node opens and when a reopen names it. Requests pass
+    through undelayed (see :mod:`engine.graph.throttle`)."""
+
+    @staticmethod
+    def option_error(ctx: IOContext, options: dict[str, Any]) -> str | None:
+        group = options.get("throttle-group")
+        if group is None:
+            return "Please specify a throttle group"
+        if group not in ctx.throttle_groups:
+            return f"Throttle group '{group}' does not exist"
+        return None
