@@ -42,20 +42,10 @@ from engine.jobs.graphops import (
 )
 from engine.jobs.job import Job
 from engine.jobs.manager import JobManager
-from engine.jobs.stream import ON_ERROR, new_job
-from engine.qmp.registry import command
-from engine.qmp.schema import Bool, Int, Str, Struct, members
+from engine.jobs.stream import new_job
 
 if TYPE_CHECKING:
     from engine.qmp.engine import Engine
-
-BLOCK_COMMIT = Struct("block-commit", members({
-    "*job-id": Str(), "device": Str(), "*base-node": Str(), "*base": Str(),
-    "*top-node": Str(), "*top": Str(), "*backing-file": Str(), "*speed": Int(),
-    "*on-error": ON_ERROR, "*filter-node-name": Str(), "*auto-finalize": Bool(),
-    "*auto-dismiss": Bool(),
-}))
-
 
 def move_parents(graph: BlockGraph, old: Node, new: Node,
                  keep: JobFootprint | None = None) -> list[Node]:
@@ -202,17 +192,6 @@ def _commit_layers(top: Node, base: Node, source: Node) -> CommitLayers:
         below = filter_or_cow(below)
     return CommitLayers([n.io for n in above if n.io is not None], base.io, source.io,
                         [n.io for n in chain if n.io is not None])
-
-
-@command("block-commit", BLOCK_COMMIT)
-def block_commit(engine: Engine, args: dict[str, Any]) -> Any:
-    """QEMU's checks first (:func:`engine.graph.rules.plan_commit`), then the job."""
-    plan = rules.plan_commit(
-        engine.graph, args["device"], top_node=args.get("top-node"), top=args.get("top"),
-        base_node=args.get("base-node"), base=args.get("base"),
-        backing_file=args.get("backing-file"), job_id=args.get("job-id"))
-    start_commit(engine, plan, args)
-    return {}
 
 
 def start_commit(engine: Engine, plan: rules.CommitPlan, args: dict[str, Any]) -> Job:

@@ -23,7 +23,7 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.formats.create import format_qcow2
 from engine.formats.errors import ImageError
@@ -32,34 +32,8 @@ from engine.formats.store import ByteStore
 from engine.graph import perms as P
 from engine.graph.model import BlockGraph, GraphError, Node
 from engine.graph.permcheck import lock_conflict_with
-from engine.jobs.engine_jobs import jobs_of
-from engine.jobs.errors import JobCommandError, JobFailed
+from engine.jobs.errors import JobFailed
 from engine.jobs.job import Job, JobDriver
-from engine.qmp.block_schema import BlockdevRef, Driver
-from engine.qmp.registry import command
-from engine.qmp.schema import Bool, Enum, Int, Str, Struct, Union, members
-
-if TYPE_CHECKING:
-    from engine.qmp.engine import Engine
-
-_PREALLOC = Enum("PreallocMode", ["off", "metadata", "falloc", "full"])
-
-BlockdevCreateOptions = Union("BlockdevCreateOptions", members({"driver": Driver}), variants={
-    "file": members({"filename": Str(), "size": Int(non_negative=True),
-                     "*preallocation": _PREALLOC, "*nocow": Bool(),
-                     "*extent-size-hint": Int(non_negative=True)}),
-    "qcow2": members({"file": BlockdevRef, "*data-file": BlockdevRef, "*data-file-raw": Bool(),
-                      "*extended-l2": Bool(), "size": Int(non_negative=True),
-                      "*version": Enum("BlockdevQcow2Version", ["v2", "v3"]),
-                      "*backing-file": Str(), "*backing-fmt": Driver, "*encrypt": BlockdevRef,
-                      "*cluster-size": Int(non_negative=True), "*preallocation": _PREALLOC,
-                      "*lazy-refcounts": Bool(), "*refcount-bits": Int(),
-                      "*compression-type": Enum("Qcow2CompressionType", ["zlib", "zstd"])}),
-    "raw": (),
-})
-
-BLOCKDEV_CREATE = Struct("blockdev-create", members({"job-id": Str(),
-                                                     "options": BlockdevCreateOptions}))
 
 #: what QEMU's ``file`` create takes on the new file, and shares with others
 FILE_CREATE_PERMS = (P.WRITE | P.RESIZE, P.ALL & ~P.RESIZE)
@@ -301,24 +275,3 @@ def _qcow2_target(graph: BlockGraph, ref: Any) -> Target:
     if ref.get("driver") != "file" or "filename" not in ref:
         return Target(problem="The bundled engine creates images on 'file' nodes only")
     return Target(store=graph.open_host_file(ref["filename"], writable=True), owned=True)
-
-
-@command("blockdev-create", BLOCKDEV_CREATE)
-def blockdev_create(engine: Engine, args: dict[str, Any]) -> Any:
-    opts = args["options"]
-    driver = opts["driver"]
-    if driver not in ("file", "qcow2"):
-        if driver == "raw":
-            raise JobCommandError("Driver does not support blockdev-create")
-        raise JobCommandError(f"Driver '{driver}' is not supported by the bundled engine")
-    mgr = jobs_of(engine)
-    mgr.check_new_id(args["job-id"])
-    target = open_target(engine.graph, opts)
-    try:
-        job = mgr.create(args["job-id"], CreateDriver(engine.graph, engine.lock, opts, target),
-                         auto_dismiss=False)
-    except BaseException:
-        target.close()
-        raise
-    job.start()
-    return {}

@@ -39,20 +39,9 @@ from engine.jobs.graphops import (
 )
 from engine.jobs.job import Job, JobDriver, OnError
 from engine.jobs.manager import JobManager
-from engine.qmp.registry import command
-from engine.qmp.schema import Bool, Enum, Int, Str, Struct, members
 
 if TYPE_CHECKING:
     from engine.qmp.engine import Engine
-
-ON_ERROR = Enum("BlockdevOnError", ["report", "ignore", "enospc", "stop", "auto"])
-
-BLOCK_STREAM = Struct("block-stream", members({
-    "*job-id": Str(), "device": Str(), "*base": Str(), "*base-node": Str(),
-    "*backing-file": Str(), "*bottom": Str(), "*speed": Int(), "*on-error": ON_ERROR,
-    "*filter-node-name": Str(), "*auto-finalize": Bool(), "*auto-dismiss": Bool(),
-}))
-
 
 def on_error_of(args: dict[str, Any]) -> OnError:
     value = args.get("on-error", "report")
@@ -152,17 +141,6 @@ def _stream_layers(device: Node, base_overlay: Node, filter_node: Node) -> Strea
     assert device.io is not None and source.io is not None
     return StreamLayers(device.io, [n.io for n in intermediates if n.io is not None],
                         source.io)
-
-
-@command("block-stream", BLOCK_STREAM)
-def block_stream(engine: Engine, args: dict[str, Any]) -> Any:
-    """QEMU's checks first (:func:`engine.graph.rules.plan_stream`), then the job."""
-    plan = rules.plan_stream(
-        engine.graph, args["device"], base=args.get("base"), base_node=args.get("base-node"),
-        bottom=args.get("bottom"), backing_file=args.get("backing-file"),
-        job_id=args.get("job-id"))
-    start_stream(engine, plan, args)
-    return {}
 
 
 def start_stream(engine: Engine, plan: rules.StreamPlan, args: dict[str, Any]) -> Job:

@@ -1,4 +1,4 @@
-"""External snapshots and ``transaction``: blockdev-snapshot, blockdev-snapshot-sync.
+"""External snapshots: the work of blockdev-snapshot and blockdev-snapshot-sync.
 
 A snapshot puts an overlay above a node: every parent of the node (exports,
 devices, filters, overlays) moves to the overlay, the node becomes the overlay's
@@ -7,15 +7,14 @@ that already exists; ``blockdev-snapshot-sync`` creates the image file (backing
 string = the node's filename, format = its driver) and opens it — that overlay
 is not monitor-owned and lives only through the parents it took over.
 
-``transaction`` runs its actions in order inside one graph transaction: the
-first failure (or an ``abort`` action) undoes every change and is the answer.
+Their QMP commands and ``transaction`` are in :mod:`engine.qmp.commands_snapshot`.
 Checks and texts follow QEMU 7.2 (``external_snapshot_prepare``).
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.formats.backing_names import strip_file_protocol
 from engine.formats.create import format_qcow2
@@ -28,41 +27,8 @@ from engine.graph.permcheck import lock_conflict_with
 from engine.jobs.create import FILE_CREATE_PERMS
 from engine.jobs.errors import JobCommandError
 from engine.jobs.graphops import node_filename, set_read_only
-from engine.qmp.registry import command
-from engine.qmp.schema import Enum, ListOf, Str, Struct, Union, members
-
-if TYPE_CHECKING:
-    from engine.qmp.engine import Engine
 
 BACKING_DRIVERS = rules.BACKING_DRIVERS
-
-BlockdevSnapshot = Struct("BlockdevSnapshot", members({"node": Str(), "overlay": Str()}))
-BlockdevSnapshotSync = Struct("BlockdevSnapshotSync", members({
-    "*device": Str(), "*node-name": Str(), "snapshot-file": Str(),
-    "*snapshot-node-name": Str(), "*format": Str(),
-    "*mode": Enum("NewImageMode", ["existing", "absolute-paths"]),
-}))
-
-ACTION_TYPES = ("abort", "block-dirty-bitmap-add", "block-dirty-bitmap-remove",
-                "block-dirty-bitmap-clear", "block-dirty-bitmap-enable",
-                "block-dirty-bitmap-disable", "block-dirty-bitmap-merge", "blockdev-backup",
-                "blockdev-snapshot", "blockdev-snapshot-internal-sync",
-                "blockdev-snapshot-sync", "drive-backup")
-TransactionAction = Union(
-    "TransactionAction",
-    members({"type": Enum("TransactionActionKind", ACTION_TYPES)}),
-    discriminator="type",
-    variants={
-        "abort": members({"*data": Struct("Abort", ())}),
-        "blockdev-snapshot": members({"data": BlockdevSnapshot}),
-        "blockdev-snapshot-sync": members({"data": BlockdevSnapshotSync}),
-    })
-TRANSACTION = Struct("transaction", members({
-    "actions": ListOf(TransactionAction),
-    "*properties": Struct("TransactionProperties", members({
-        "*completion-mode": Enum("ActionCompletionMode", ["individual", "grouped"])})),
-}))
-
 
 def append_overlay(graph: BlockGraph, node: Node, overlay: Node) -> None:
     """QEMU's bdrv_append + the read-only reopen of the old node (checks done by callers)."""
@@ -144,39 +110,3 @@ def create_overlay_file(graph: BlockGraph, node: Node, filename: str, fmt: str) 
         store.close()
         raise
     return store
-
-
-def _run_action(engine: Engine, action: Any, args: dict[str, Any]) -> Any:
-    """One snapshot action in its own graph transaction; a refusal changes nothing."""
-    with engine.graph.transaction():
-        action(engine.graph, args)
-    return {}
-
-
-@command("blockdev-snapshot", BlockdevSnapshot)
-def blockdev_snapshot(engine: Engine, args: dict[str, Any]) -> Any:
-    return _run_action(engine, snapshot, args)
-
-
-@command("blockdev-snapshot-sync", BlockdevSnapshotSync)
-def blockdev_snapshot_sync(engine: Engine, args: dict[str, Any]) -> Any:
-    return _run_action(engine, snapshot_sync, args)
-
-
-@command("transaction", TRANSACTION)
-def transaction(engine: Engine, args: dict[str, Any]) -> Any:
-    """All actions or none: the first failure rolls every change back."""
-    graph = engine.graph
-    with graph.transaction():
-        for action in args["actions"]:
-            kind = action["type"]
-            if kind == "abort":
-                raise JobCommandError("Transaction aborted using Abort action")
-            if kind == "blockdev-snapshot":
-                snapshot(graph, action["data"])
-            elif kind == "blockdev-snapshot-sync":
-                snapshot_sync(graph, action["data"])
-            else:
-                raise JobCommandError(
-                    f"Transaction action '{kind}' is not supported by the bundled engine")
-    return {}
