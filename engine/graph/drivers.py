@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from engine.graph.io.base import NodeIO
-from engine.graph.io.filters import BackingFilterIO, CopyOnReadIO, ThrottleIO
+from engine.graph.io.copy_on_read import CopyOnReadIO
+from engine.graph.io.filters import BackingFilterIO
 from engine.graph.io.formats import Qcow2IO, RawIO
 from engine.graph.io.protocol import FileIO, NullIO
+from engine.graph.io.throttle import ThrottleIO
 
 
 class Kind(StrEnum):

@@ -1,7 +1,7 @@
 """Guest I/O on a node of either peer: what a VM's disk would read and write.
 
 qemu-storage-daemon has no guest, so a node is reached through a short-lived NBD
-export (``nbd-server-start`` once, ``block-export-add``, ``qemu-io`` on the export,
+export (``nbd-server-start`` once, ``block-export-add``, a plain NBD client on the export,
 ``block-export-del`` and its ``BLOCK_EXPORT_DELETED`` event): the export is gone again
 when the call returns, so the graphs of the two peers stay comparable. The engine's
 node is read and written in process, through the node's own I/O (the same data path
@@ -16,30 +16,29 @@ each peer::
 
 from __future__ import annotations
 
-import re
+import socket
+import struct
 import time
 from collections.abc import Callable
 from typing import Any
 
 from tests.support.differential import EnginePeer
-from tests.support.qemu import QEMU_IO, QemuStorageDaemon, run
+from tests.support.qemu import QemuStorageDaemon
 
 _EXPORT = "guest"
-_HEX = re.compile(r"^[0-9a-f]{8}:  ((?:[0-9a-f]{2} ){1,16})")
 
 
-def _export(qsd: QemuStorageDaemon, node: str, writable: bool) -> str:
-    """Export ``node`` over NBD; return the export's URI."""
-    socket = str(qsd.workdir / "nbd.sock")
+def _export(qsd: QemuStorageDaemon, node: str, writable: bool) -> None:
+    """Export ``node`` over NBD (under its own name)."""
+    path = str(qsd.workdir / "nbd.sock")
     if not getattr(qsd, "_nbd_started", False):
         reply = qsd.execute("nbd-server-start", {"addr": {"type": "unix", "data": {
-                                                          "path": socket}}})
+                                                          "path": path}}})
         assert "return" in reply, reply
         qsd._nbd_started = True          # type: ignore[attr-defined]
     reply = qsd.execute("block-export-add", {"type": "nbd", "id": _EXPORT,
                                              "node-name": node, "writable": writable})
     assert "return" in reply, reply
-    return f"nbd+unix:///{node}?socket={socket}"
 
 
 def _unexport(qsd: QemuStorageDaemon) -> None:
@@ -52,11 +51,70 @@ def _unexport(qsd: QemuStorageDaemon) -> None:
     raise AssertionError("the NBD export was not deleted")
 
 
-def _qemu_io(qsd: QemuStorageDaemon, node: str, command: str, writable: bool) -> str:
-    uri = _export(qsd, node, writable)
+class _NbdClient:
+    """A minimal NBD client (fixed newstyle, ``NBD_OPT_GO``, simple replies only).
+
+    qemu-io would negotiate structured replies, and QEMU's NBD server then answers
+    the ranges that block status calls zero with holes, without reading them: no
+    guest read would reach a copy-on-read filter there. A client without structured
+    replies makes the server read every byte, as a guest's read does."""
+
+    def __init__(self, path: str, export: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        magic, opt_magic, _flags = struct.unpack(">8s8sH", self._recv(18))
+        assert magic == b"NBDMAGIC" and opt_magic == b"IHAVEOPT", (magic, opt_magic)
+        self.sock.sendall(struct.pack(">I", 1 | 2))          # fixed newstyle, no zeroes
+        name = export.encode()
+        data = struct.pack(">I", len(name)) + name + struct.pack(">H", 0)
+        self.sock.sendall(b"IHAVEOPT" + struct.pack(">II", 7, len(data)) + data)   # GO
+        while True:
+            _magic, _opt, reply, length = struct.unpack(">QIII", self._recv(20))
+            body = self._recv(length)
+            if reply == 1:                                   # ACK: transmission starts
+                break
+            assert reply == 3, f"NBD option refused: {reply:#x} {body!r}"
+        self.handle = 0
+
+    def _recv(self, n: int) -> bytes:
+        out = bytearray()
+        while len(out) < n:
+            chunk = self.sock.recv(n - len(out))
+            if not chunk:
+                raise EOFError("NBD server closed the connection")
+            out += chunk
+        return bytes(out)
+
+    def _request(self, kind: int, offset: int, length: int, payload: bytes = b"") -> bytes:
+        self.handle += 1
+        self.sock.sendall(struct.pack(">IHHQQI", 0x25609513, 0, kind, self.handle, offset,
+                                      length) + payload)
+        magic, error, handle = struct.unpack(">IIQ", self._recv(16))
+        assert magic == 0x67446698 and handle == self.handle, (magic, handle)
+        assert error == 0, f"NBD request {kind} failed: errno {error}"
+        return self._recv(length) if kind == 0 else b""
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self._request(0, offset, length)
+
+    def write(self, offset: int, data: bytes) -> None:
+        self._request(1, offset, len(data), data)
+        self._request(3, 0, 0)                               # flush
+
+    def close(self) -> None:
+        self.sock.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 2, 0, 0, 0))   # disconnect
+        self.sock.close()
+
+
+def _nbd(qsd: QemuStorageDaemon, node: str, writable: bool,
+         action: Callable[[_NbdClient], bytes]) -> bytes:
+    _export(qsd, node, writable)
     try:
-        args = ["-f", "raw", *([] if writable else ["-r"]), "-c", command, uri]
-        return run(QEMU_IO, *args).stdout
+        client = _NbdClient(str(qsd.workdir / "nbd.sock"), node)
+        try:
+            return action(client)
+        finally:
+            client.close()
     finally:
         _unexport(qsd)
 
@@ -68,19 +126,13 @@ def _engine_io(peer: EnginePeer, node: str) -> Any:
 
 
 def read(peer: Any, node: str, offset: int, length: int) -> bytes:
-    """``length`` guest bytes of ``node`` at ``offset`` (keep it small: a hex dump)."""
+    """``length`` guest bytes of ``node`` at ``offset``, read as a guest reads them."""
     if isinstance(peer, EnginePeer):
         buf = bytearray(length)
         with peer.engine.lock, peer.engine.graph.io.lock:
             _engine_io(peer, node).readinto(offset, memoryview(buf))
         return bytes(buf)
-    out = bytearray()
-    for line in _qemu_io(peer, node, f"read -v {offset} {length}", False).splitlines():
-        m = _HEX.match(line)
-        if m:
-            out += bytes.fromhex(m.group(1).replace(" ", ""))
-    assert len(out) == length, f"qemu-io read {len(out)} of {length} bytes"
-    return bytes(out)
+    return _nbd(peer, node, False, lambda client: client.read(offset, length))
 
 
 def write(peer: Any, node: str, offset: int, pattern: int, length: int) -> None:
@@ -91,7 +143,8 @@ def write(peer: Any, node: str, offset: int, pattern: int, length: int) -> None:
             io.write(offset, bytes([pattern]) * length)
             io.flush()
         return
-    _qemu_io(peer, node, f"write -P {pattern} {offset} {length}", True)
+    _nbd(peer, node, True,
+         lambda client: client.write(offset, bytes([pattern]) * length) or b"")
 
 
 def guest_write(node: str, offset: int, pattern: int, length: int) -> Callable[[Any], None]:

@@ -71,6 +71,9 @@ class NodeIO:
 
     #: the host file whose data this layer holds, for fault rules and messages
     data_path: str | None = None
+    #: the node down to which this node froze the links below it when it opened
+    #: (``copy-on-read``'s ``bottom``); they thaw when the node goes
+    frozen_base: Node | None = None
     #: reads past the node's length must be cut here (its length is its own, not its
     #: child's): formats and windows; plain pass-through filters leave it to the child
     clamps: bool = True
@@ -103,6 +106,11 @@ class NodeIO:
     def passthrough(self) -> tuple[NodeIO, int] | None:
         """(child, offset) when a request at *n* is the child's request at offset + *n*."""
         return None
+
+    def read_passthrough(self) -> tuple[NodeIO, int] | None:
+        """:meth:`passthrough` for reads (a node that acts on reads answers None and
+        does its work in :meth:`_read_layer`)."""
+        return self.passthrough()
 
     def _bottom(self, offset: int) -> tuple[NodeIO, int, bool]:
         """Down the pass-through nodes: (the node that answers, its offset, whether a
@@ -169,7 +177,7 @@ class NodeIO:
                 v = v[:inside]
             if io.ctx.faults.active and io.data_path is not None:
                 io._check_read_faults(off, len(v))
-            below = io.passthrough()
+            below = io.read_passthrough()
             if below is not None:
                 work.append((below[0], off + below[1], v))
             else:

@@ -1,15 +1,15 @@
 """Filter drivers: one child, every request passed through to it.
 
-The job filters QEMU inserts (``copy-on-read`` for stream, ``commit_top`` and
-``mirror_top`` for commit) are of this kind; so are the filters a user adds.
+The job filters QEMU inserts (``commit_top`` and ``mirror_top`` for commit) are of
+this kind; the filters a user adds build on it in modules of their own
+(:mod:`~engine.graph.io.throttle`, :mod:`~engine.graph.io.copy_on_read`).
 """
 
 from __future__ import annotations
 
 import errno
-from typing import Any
 
-from engine.graph.io.base import IOContext, NodeIO
+from engine.graph.io.base import NodeIO
 
 
 class FilterIO(NodeIO):
@@ -30,27 +30,8 @@ class FilterIO(NodeIO):
         return below[0], size
 
 
-class CopyOnReadIO(FilterIO):
-    """``copy-on-read``: stream's filter above the device (copying is the job's work)."""
-
-
 class BackingFilterIO(FilterIO):
     """``commit_top`` / ``mirror_top``: commit's filters, whose child is a ``backing`` link."""
 
     role = "backing"
 
-
-class ThrottleIO(FilterIO):
-    """``throttle``: a member of the ``throttle-group`` its options name.
-
-    The group must exist when the node opens and when a reopen names it. Requests pass
-    through undelayed (see :mod:`engine.graph.throttle`)."""
-
-    @staticmethod
-    def option_error(ctx: IOContext, options: dict[str, Any]) -> str | None:
-        group = options.get("throttle-group")
-        if group is None:
-            return "Please specify a throttle group"
-        if group not in ctx.throttle_groups:
-            return f"Throttle group '{group}' does not exist"
-        return None
