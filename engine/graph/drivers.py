@@ -101,6 +101,9 @@ def _entries() -> list[Driver]:
         Driver("compress", X, filtered_role="file", writes_unchanged=True),
         Driver("blkdebug", X, filtered_role="image", reopen=True),
         Driver("copy-before-write", X, filtered_role="file"),
+        *[Driver(n, X, filtered_role=r) for n, r in (
+            ("blklogwrites", "file"), ("blkreplay", "image"), ("blkverify", "raw"),
+            ("replication", "file"))],
     ]
 
 

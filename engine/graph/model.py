@@ -442,11 +442,16 @@ class BlockGraph(Journaled, LiveView):
         return job
 
     def remove_job(self, job: JobParent) -> None:
+        """Drop a job's links; every node it held has its permissions refreshed, as
+        QEMU refreshes a node when a parent lets go of it (a layer that survives the
+        job then shares again what the job did not)."""
+        held = [link.child for link in job.links]
         for link in list(job.links):
             self.detach(link)
         self.jobs.pop(job.job_id, None)
         if self.g.has_node(job.key):
             self.g.remove_node(job.key)
+        self.refresh_perms([n for n in held if self.nodes.get(n.name) is n])
 
     def freeze_chain(self, top: Node, base: Node | None, frozen: bool = True) -> None:
         """(Un)freeze every backing/filter link from ``top`` down to ``base`` (exclusive).

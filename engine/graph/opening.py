@@ -30,7 +30,6 @@ from engine.graph.filenames import filename, full_backing_name
 from engine.graph.io.formats import Qcow2IO
 from engine.graph.io.protocol import FileIO
 from engine.graph.model import BlockGraph, GraphError, Node
-from engine.graph.names import check_node_name
 
 #: the driver name that asks to probe the format from the file child's first bytes
 PROBE = ""
@@ -324,13 +323,7 @@ def _assign_name(graph: BlockGraph, node: Node, name: str | None) -> None:
         node.name = graph.new_name()
         node.auto_named = True
         return
-    err = check_node_name(name)
-    if err:
-        raise GraphError(err)
-    if name in graph.nodes:
-        raise GraphError(f"Duplicate nodes with node-name='{name}'")
-    if any(b.name == name for b in graph.backends.values()):
-        raise GraphError(f"node-name={name} is conflicting with a device id")
+    rules.check_new_node_name(graph, name)
     node.name = name
 
 

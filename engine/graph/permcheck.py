@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from engine.graph import perms as P
 from engine.graph.nodes import Child, GraphError, Node
+from engine.graph.rules.permissions import NodeUser, check_node_users
 
 if TYPE_CHECKING:
     from engine.graph.model import BlockGraph
@@ -104,30 +105,19 @@ def _set_link_perm(graph: BlockGraph, link: Child, perm: int, shared: int) -> No
 
 def check_node_perms(graph: BlockGraph, node: Node) -> None:
     """QEMU's checks on one node, in its order (GraphError with its text)."""
-    parents = node.parents
-    # a conflict needs some parent's perm outside some other parent's shared set
-    if node.cum_perm & ~node.cum_shared & P.ALL:
-        for a in parents:
-            for b in parents:
-                missing = b.perm & ~a.shared if a is not b else 0
-                if missing:
-                    raise GraphError(conflict_text(node.name, missing, b, a))
-    if node.cum_perm & (P.WRITE | P.WRITE_UNCHANGED) and node.read_only:
-        if graph.ro_before.get(node.name, True):
-            raise GraphError("Block node is read-only")
-        raise GraphError(f"Read-only block node '{node.name}' cannot support read-write users")
+    # a conflict needs some parent's perm outside some other parent's shared set; a
+    # read-only node refuses writers: only then are the users worth listing
+    if node.cum_perm & ~node.cum_shared & P.ALL or \
+            (node.cum_perm & (P.WRITE | P.WRITE_UNCHANGED) and node.read_only):
+        check_node_users(
+            node.name, [NodeUser(link.describe_parent(), link.role, link.perm, link.shared)
+                        for link in node.parents],
+            read_only=node.read_only, was_read_only=graph.ro_before.get(node.name, True))
     if node.file_id is not None and node.options.get("locking", "auto") != "off":
         text = lock_conflict_with(graph, node.file_id, node.cum_perm, node.cum_shared,
                                   besides=node)
         if text:
             raise GraphError(text)
-
-
-def conflict_text(name: str, missing: int, wants: Child, refuses: Child) -> str:
-    return (f"Permission conflict on node '{name}': permissions "
-            f"'{P.text_names(missing)}' are both required by {wants.describe_parent()} "
-            f"(uses node '{name}' as '{wants.role}' child) and unshared by "
-            f"{refuses.describe_parent()} (uses node '{name}' as '{refuses.role}' child).")
 
 
 def lock_conflict_with(graph: BlockGraph, file_id: tuple[int, int], perm: int, shared: int,

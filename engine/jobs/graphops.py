@@ -1,13 +1,13 @@
-"""Graph questions and changes the job commands share, with QEMU's texts.
+"""Graph changes the jobs share: the nodes a job holds, the filter it puts in.
 
-Lookups (``bdrv_lookup_bs``), backing-chain walks that see through job filters
-(``bdrv_filter_or_cow_bs``), operation blockers ("Node 'x' is busy: …"), the
-images a job reads and writes, and the filter node each job puts into the graph.
+QEMU's checks (lookups, chain walks on graph views, operation blockers) are the
+rules' (:mod:`engine.graph.rules`); here are the steps on live nodes that jobs take
+once the rules allowed them: the next node down a chain, the images a job reads and
+writes, the filter node each job puts into the graph, what it leaves behind.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,16 +15,7 @@ from engine.graph import perms as P
 from engine.graph import rules
 from engine.graph.filenames import filename
 from engine.graph.model import Backend, BlockGraph, JobParent, Node
-from engine.graph.names import check_node_name
 from engine.jobs.errors import JobCommandError
-
-
-def lookup_bs(graph: BlockGraph, device: str | None, node_name: str | None) -> Node:
-    """QEMU's bdrv_lookup_bs (:func:`engine.graph.rules.lookup_bs`) on the live graph."""
-    try:
-        return graph.nodes[rules.lookup_bs(graph, device, node_name)]
-    except rules.RuleViolation as exc:
-        raise JobCommandError(str(exc)) from exc
 
 
 def filter_or_cow(node: Node) -> Node | None:
@@ -40,83 +31,8 @@ def skip_filters(node: Node | None) -> Node | None:
     return node
 
 
-def chain_contains(top: Node, target: Node) -> bool:
-    node: Node | None = top
-    while node is not None:
-        if node is target:
-            return True
-        node = filter_or_cow(node)
-    return False
-
-
-def find_overlay(top: Node, base: Node) -> Node | None:
-    """The node directly above ``base`` in ``top``'s chain (QEMU's bdrv_find_overlay)."""
-    node: Node | None = top
-    while node is not None:
-        below = filter_or_cow(node)
-        if below is base:
-            return node
-        node = below
-    return None
-
-
-def bottom_of_chain(node: Node) -> Node:
-    """The last node of the backing chain (QEMU's bdrv_find_base)."""
-    while (below := filter_or_cow(node)) is not None:
-        node = below
-    return node
-
-
 def node_filename(node: Node) -> str:
     return filename(node, {})
-
-
-def find_backing_image(top: Node, name: str) -> Node | None:
-    """A node below ``top`` named by ``name`` (QEMU's bdrv_find_backing_image).
-
-    The name matches an overlay's header string as written, or — resolved against
-    the overlay's directory when relative — the backing node's filename.
-    """
-    overlay: Node | None = top
-    while overlay is not None:
-        below = filter_or_cow(overlay)
-        if below is None:
-            return None
-        if not below.spec.is_filter:
-            if overlay.header_backing == name:
-                return below
-            target = node_filename(below)
-            if not target.startswith("json:"):
-                if os.path.isabs(name):
-                    wanted = name
-                else:
-                    wanted = os.path.join(os.path.dirname(node_filename(overlay)), name)
-                if os.path.realpath(wanted) == os.path.realpath(target):
-                    return below
-        overlay = below
-    return None
-
-
-def check_op(graph: BlockGraph, node: Node, op: str) -> None:
-    try:
-        rules.check_op(graph, node.name, op)
-    except rules.RuleViolation as exc:
-        raise JobCommandError(str(exc)) from exc
-
-
-def is_root(node: Node) -> bool:
-    """Only BlockBackends use it (QEMU's bdrv_is_root_node)."""
-    return all(isinstance(link.parent, Backend) for link in node.parents)
-
-
-def chain_from(node: Node | None) -> list[Node]:
-    """``node`` and everything below it, skipping job filters."""
-    out: list[Node] = []
-    while node is not None:
-        if not node.spec.is_filter:
-            out.append(node)
-        node = filter_or_cow(node)
-    return out
 
 
 @dataclass
@@ -183,11 +99,10 @@ def new_filter(graph: BlockGraph, driver: str, name: str | None,
     not create node: ..."), commit's filters are created directly (no prefix).
     """
     if name is not None:
-        err = check_node_name(name)
-        if err:
-            raise JobCommandError(f"{prefix}{err}")
-        if name in graph.nodes:
-            raise JobCommandError(f"{prefix}Duplicate nodes with node-name='{name}'")
+        try:
+            rules.check_new_node_name(graph, name)
+        except rules.RuleViolation as exc:
+            raise JobCommandError(f"{prefix}{exc}") from exc
     node = Node(name=name or graph.new_name(), driver=driver, auto_named=name is None,
                 options=dict(options or {}), implicit=name is None)
     io_class = node.spec.io

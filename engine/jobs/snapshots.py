@@ -41,8 +41,7 @@ def append_overlay(graph: BlockGraph, node: Node, overlay: Node) -> None:
 
 def snapshot(graph: BlockGraph, args: dict[str, Any]) -> None:
     """blockdev-snapshot, inside the caller's graph transaction."""
-    node = graph.nodes[rules.lookup_bs(graph, args["node"], args["node"])]
-    rules.check_op(graph, node.name, "external-snapshot")
+    node = graph.nodes[rules.check_snapshot_node(graph, args["node"])]
     overlay = graph.nodes[rules.lookup_bs(graph, args["overlay"], args["overlay"])]
     rules.check_overlay(graph, overlay.name)
     append_overlay(graph, node, overlay)
@@ -57,8 +56,7 @@ def snapshot_sync(graph: BlockGraph, args: dict[str, Any]) -> None:
     overlay opened on that same descriptor.
     """
     device, node_name = args.get("device"), args.get("node-name")
-    node = graph.nodes[rules.lookup_bs(graph, device, node_name)]
-    rules.check_op(graph, node.name, "external-snapshot")
+    node = graph.nodes[rules.check_snapshot_source(graph, device, node_name)]
     new_name = args.get("snapshot-node-name")
     rules.check_overlay_name(graph, node_name, new_name)
     fmt = args.get("format", "qcow2")

@@ -73,7 +73,11 @@ class Delete:
 
 @dataclass(frozen=True, slots=True)
 class AddImage:
-    """Open an existing image file as node ``node_name``, with or without its chain."""
+    """Open an existing image file as node ``node_name``, with or without its chain.
+
+    ``backing`` names a node already open to back it (by reference), instead of the
+    chain its header names; ``file_node`` names its protocol node (else auto-named).
+    """
 
     node_name: str
     filename: str
@@ -81,6 +85,8 @@ class AddImage:
     with_chain: bool = True
     read_only: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)   # cache, discard, ...
+    file_node: str | None = None
+    backing: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +100,39 @@ class ChangeMedium:
     force: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class OpenTray:
+    """Open ``device``'s tray (``force``: even when the guest locked it)."""
+
+    device: str
+    force: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CloseTray:
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveMedium:
+    """Take the medium out of ``device`` (its tray must be open); the nodes stay."""
+
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
+class InsertMedium:
+    """Put node ``node`` into ``device`` as its medium (its tray must be open and empty)."""
+
+    device: str
+    node: str
+
+
 Intent = (SetBacking | DetachBacking | SetReadOnly | ExternalSnapshot | Stream | Commit | Delete
-          | AddImage | ChangeMedium)
+          | AddImage | ChangeMedium | OpenTray | CloseTray | RemoveMedium | InsertMedium)
+
+#: Intents on a device's removable medium (they need the devices of ``query-block``).
+MEDIA_INTENTS = (ChangeMedium, OpenTray, CloseTray, RemoveMedium, InsertMedium)
 
 #: Intents that only change links or flags, so they stage into one blockdev-reopen.
 LINK_INTENTS = (SetBacking, DetachBacking, SetReadOnly)

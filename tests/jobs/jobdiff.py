@@ -29,6 +29,7 @@ from tests.support.differential import (
     outcome,
     substitute,
     unsubstitute,
+    without_host_figures,
 )
 from tests.support.qemu import check, compare, info, map_json, qemu_img
 
@@ -264,8 +265,8 @@ def run_jobs(tmp_path: Path, setup: Callable[[Path], None], steps: Sequence[Step
                         raise Mismatch(f"{where}: replies differ: qsd={outs[0]} "
                                        f"engine={outs[1]}")
                     view = step.project or (lambda value: value)
-                    rets = [_AUTO.sub("#block?", json.dumps(unsubstitute(view(r.get("return")),
-                                                                         p.dir)))
+                    rets = [_AUTO.sub("#block?", json.dumps(without_host_figures(
+                        unsubstitute(view(r.get("return")), p.dir))))
                             for r, p in zip(replies, peers, strict=True)]
                     if (step.compare_return or step.project) and rets[0] != rets[1]:
                         raise Mismatch(f"{where}: returns differ:\nqsd:    {rets[0]}\n"

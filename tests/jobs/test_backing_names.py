@@ -156,3 +156,51 @@ def test_names_of_a_chain_whose_backing_was_overridden(tmp_path: Path) -> None:
                              "file": {"driver": "file", "filename": "{dir}/s.qcow2"}}),
         NAMES, DEEP,
     ], ("s.qcow2", "top.qcow2"))
+
+
+def named_chain() -> list[Cmd]:
+    """base <- mid <- top, each added by name with its file node."""
+    out = []
+    for name, backing in (("base", None), ("mid", "base"), ("top", "mid")):
+        opts: dict[str, Any] = {"driver": "qcow2", "node-name": name,
+                                "file": {"driver": "file", "node-name": f"{name}-file",
+                                         "filename": f"{{dir}}/{name}.qcow2"}}
+        if backing is not None:
+            opts["backing"] = backing
+        else:
+            opts["read-only"] = True
+        out.append(Cmd("blockdev-add", opts))
+    return out
+
+
+DETACH_BASE = Cmd("blockdev-reopen", {"options": [{
+    "driver": "qcow2", "node-name": "mid", "file": "mid-file", "backing": None}]})
+
+
+def backing_chain(image: Path) -> list[dict[str, Any]]:
+    """``qemu-img info --backing-chain`` of ``image``: it fails if a name does not open."""
+    return json.loads(qemu_img("info", "--output=json", "--backing-chain",
+                               str(image)).stdout)
+
+
+@pytest.mark.parametrize("base_node", [None, "mid"])
+def test_stream_after_the_base_was_detached(tmp_path: Path, base_node: str | None) -> None:
+    """The base detached below the middle layer: a stream of the whole chain leaves the
+    top with no backing name at all; a stream down to the middle layer names it as
+    QEMU does (a ``json:`` name that says it has no backing), and qemu-img opens it."""
+    args: dict[str, Any] = {"job-id": "s0", "device": "top"}
+    if base_node is not None:
+        args["base-node"] = base_node
+    result = run_jobs(tmp_path, chain, [
+        *named_chain(), DETACH_BASE,
+        Cmd("block-stream", args, compare_graph=False), done("s0"), NAMES,
+    ], IMAGES)
+    ours, qemus = (backing_chain(result.dirs[p] / "top.qcow2") for p in ("engine", "qsd"))
+    if base_node is None:
+        assert len(ours) == 1 and "backing-filename" not in ours[0]
+    else:
+        assert "mid.qcow2" in ours[1]["filename"]
+        assert json.loads(ours[0]["backing-filename"].removeprefix("json:"))["backing"] is None
+    dirs = {p: str(d) for p, d in result.dirs.items()}
+    assert ours[0].get("backing-filename", "").replace(dirs["engine"], "{dir}") == \
+        qemus[0].get("backing-filename", "").replace(dirs["qsd"], "{dir}")

@@ -138,3 +138,41 @@ def test_blockdev_create_checks_options_before_writing(tmp_path: Path) -> None:
                   WaitStatus(f"j{i}", "concluded")]
     steps += [Cmd("query-jobs", compare_return=True), FilesUnchanged()]
     run_jobs(tmp_path, setup, steps, ("spare.qcow2",))
+
+
+def named_chain() -> list[Cmd]:
+    """base <- mid <- top by name, each with a named file node."""
+    out = []
+    for name, backing in (("base", None), ("mid", "base"), ("top", "mid")):
+        opts: dict[str, Any] = {"driver": "qcow2", "node-name": name,
+                                "file": {"driver": "file", "filename": f"{{dir}}/{name}.qcow2",
+                                         "node-name": f"{name}-file"}}
+        if backing is None:
+            opts["read-only"] = True
+        else:
+            opts["backing"] = backing
+        out.append(Cmd("blockdev-add", opts))
+    return out
+
+
+def test_block_resize_of_a_file_in_use(tmp_path: Path) -> None:
+    """``block_resize`` truncates: aimed at a layer another node reads through, at the
+    file under a format, at a read-only node or at a layer a job holds, it is refused
+    with QEMU's text and leaves every file as it was."""
+    result = run_jobs(tmp_path, chain, [
+        *named_chain(),
+        Cmd("blockdev-add", {"driver": "raw", "node-name": "peek", "read-only": True,
+                             "file": {"driver": "file", "filename": "{dir}/top.qcow2"}}),
+        *refused("block_resize", {"node-name": "mid", "size": 1 << 20}),
+        *refused("block_resize", {"node-name": "base", "size": 8 << 20}),
+        *refused("block_resize", {"node-name": "top-file", "size": 1 << 20}),
+        *refused("block_resize", {"node-name": "peek", "size": 1 << 20}),
+        Cmd("block-stream", {"job-id": "s0", "device": "top", "auto-finalize": False},
+            compare_graph=False),
+        WaitStatus("s0", "pending"),
+        *refused("block_resize", {"node-name": "top", "size": 1 << 20}),
+        Cmd("job-finalize", {"id": "s0"}, compare_graph=False),
+        WaitStatus("s0", "null"),
+    ], IMAGES)
+    resizes = [r for r in result.replies if r and "error" in r[0]]
+    assert len(resizes) == 5, resizes

@@ -18,6 +18,11 @@ from engine.graph.view import GraphView
 
 #: operations a backing link does not block on the backing node (QEMU unblocks them)
 BACKING_UNBLOCKED = frozenset({"stream", "commit-target", "backup-source", "backup-target"})
+#: Drivers QEMU treats as filters of one child (``is_filter``), from the driver table.
+FILTER_DRIVERS = frozenset(d.name for d in drivers.DRIVERS.values() if d.is_filter)
+#: How a rule names a node QEMU is about to create and name itself (``#block`` and
+#: digits QEMU draws at random): a job's filter, an overlay.
+NEW_AUTO_NAME = "#blockNNN"
 
 
 def lookup_bs(view: GraphView, device: str | None, node_name: str | None) -> str:
@@ -33,8 +38,7 @@ def lookup_bs(view: GraphView, device: str | None, node_name: str | None) -> str
         info = view.node_info(node_name)
         if info is not None and info.kind == "block-node":
             return node_name
-    raise RuleViolation(
-        f"Cannot find device='{device or ''}' nor node-name='{node_name or ''}'")
+    raise ReferenceNotFound(node_name or "", device or "")
 
 
 def find_node(view: GraphView, name: str) -> str:
@@ -78,8 +82,10 @@ def reaches(view: GraphView, src: str, dst: str) -> bool:
     return bool(nx.has_path(g, src, dst))
 
 
-def filter_or_cow(view: GraphView, key: str) -> str | None:
+def filter_or_cow(view: GraphView, key: str | None) -> str | None:
     """The next node down the chain: a filter's filtered child, else the backing child."""
+    if key is None:
+        return None
     role = drivers.filtered_role(driver_of(view, key))
     return view.child(key, role) if role is not None else view.child(key, "backing")
 
@@ -108,11 +114,27 @@ def chain_contains(view: GraphView, top: str, target: str) -> bool:
     return target in walk(view, top)
 
 
-def find_overlay(view: GraphView, top: str, base: str) -> str | None:
-    """The node directly above ``base`` in ``top``'s chain (QEMU's bdrv_find_overlay)."""
-    for key in walk(view, top):
-        if filter_or_cow(view, key) == base:
+def backing_chain_next(view: GraphView, key: str | None) -> str | None:
+    """The next data layer down (QEMU's bdrv_backing_chain_next): filters skipped on
+    both sides of a backing link."""
+    key = skip_filters(view, key)
+    if key is None or not drivers.cow(driver_of(view, key)):
+        return None
+    return skip_filters(view, view.child(key, "backing"))
+
+
+def find_overlay(view: GraphView, active: str, base: str | None) -> str | None:
+    """The data layer whose next layer down is ``base``, filters skipped on both
+    (QEMU's bdrv_find_overlay); ``base`` None: the bottom layer of the chain."""
+    target = skip_filters(view, base) if base is not None else None
+    key = skip_filters(view, active)
+    seen: set[str] = set()
+    while key is not None and key not in seen:
+        seen.add(key)
+        nxt = backing_chain_next(view, key)
+        if nxt == target:
             return key
+        key = nxt
     return None
 
 

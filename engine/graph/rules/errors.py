@@ -142,3 +142,27 @@ class DeviceNotFound(RuleViolation):
 class JobIdInUse(RuleViolation):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"Job ID '{job_id}' already in use")
+
+
+class Unexpected(RuleViolation):
+    """QAPI refused the arguments before QEMU looked at the graph."""
+
+
+class PermissionConflict(RuleViolation):
+    """Two parents of a node want what the other does not share (QEMU's text)."""
+
+    def __init__(self, node: str, missing: str, wants: str, wants_role: str,
+                 refuses: str, refuses_role: str) -> None:
+        super().__init__(
+            f"Permission conflict on node '{node}': permissions '{missing}' "
+            f"are both required by {wants} (uses node '{node}' as '{wants_role}' child) "
+            f"and unshared by {refuses} (uses node '{node}' as '{refuses_role}' child).")
+
+
+class LockConflict(RuleViolation):
+    """An image lock another node on the same host file holds (``Failed to get ...``)."""
+
+
+class DeviceWithoutBackend(RuleViolation):
+    def __init__(self) -> None:
+        super().__init__("Device does not have a block device backend")

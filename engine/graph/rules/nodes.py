@@ -5,7 +5,7 @@ from __future__ import annotations
 from engine.formats.backing_names import has_protocol
 from engine.graph import drivers
 from engine.graph.names import check_node_name
-from engine.graph.rules.chains import check_op, first_blocker
+from engine.graph.rules.chains import NEW_AUTO_NAME, check_op, first_blocker, lookup_bs
 from engine.graph.rules.errors import (
     BlockDeviceInUse,
     DuplicateNodeName,
@@ -17,11 +17,13 @@ from engine.graph.rules.errors import (
     ReferenceNotFound,
     RuleViolation,
 )
+from engine.graph.rules.permissions import PermissionSim
+from engine.graph.snapshot import NodeInfo
 from engine.graph.view import GraphView
 
 
 def check_delete(view: GraphView, node: str, *, monitor_owned: bool | None = None,
-                 job_blockers: tuple[str, ...] = ()) -> None:
+                 job_blockers: tuple[str, ...] | None = None) -> None:
     """Would ``blockdev-del`` of ``node`` be refused? QEMU's check order:
     unknown node, used by a BlockBackend, operation blockers, not monitor-owned (unknown
     from QMP: pass None), other node parents.
@@ -48,27 +50,62 @@ def check_delete(view: GraphView, node: str, *, monitor_owned: bool | None = Non
         raise BlockDeviceInUse(node)
 
 
-#: operations a backing link does not block on the backing node (QEMU unblocks them)
-
-
 def check_new_node_name(view: GraphView, name: str) -> None:
-    """A name for a node about to be added: valid (``names.check_node_name``) and free."""
+    """A name for a node about to be added (QEMU's bdrv_assign_node_name): valid
+    (``names.check_node_name``), no other node's, and no drive's (a BlockBackend name,
+    which a view knows when it says what the backend's ``device`` is)."""
     text = check_node_name(name)
     if text is not None:
         raise InvalidNodeName(text)
-    if view.node_info(name) is not None:
+    info = view.node_info(name)
+    if info is not None and info.kind == "block-node":
         raise DuplicateNodeName(name)
+    backend = view.node_info(f"backend:{name}")
+    if backend is not None and backend.kind == "block-backend" and \
+            backend.info.get("device") == name:
+        raise RuleViolation(f"node-name={name} is conflicting with a device id")
 
 
-def check_snapshot_node(view: GraphView, node: str) -> None:
-    """``blockdev-snapshot``'s checks on ``node`` (spec §4.1 1–2): it exists and is not
-    the backing child of another node."""
-    info = view.node_info(node)
-    if info is None or info.kind != "block-node":
-        raise ReferenceNotFound(node, node)
-    for e in view.parents(node):
-        if e.role == "backing" and not e.parent.startswith(("job:", "backend:")):
-            raise NodeBusy(node, f"node is used as backing hd of '{e.parent}'")
+def check_add(view: GraphView, node_name: str, file_node: str | None = None,
+              backing: str | None = None) -> None:
+    """``blockdev-add`` of an image by name (its ``file`` node named too, a ``backing``
+    node given by reference): the refusals QEMU makes before it opens a file, in its
+    order."""
+    check_new_node_name(view, node_name)
+    if file_node is not None:
+        check_new_node_name(view, file_node)
+        if file_node == node_name:
+            raise DuplicateNodeName(file_node)
+    if backing is not None and view.node_info(backing) is None:
+        missing = ReferenceNotFound(backing, backing)
+        raise RuleViolation(f"Could not open backing file: {missing}")
+
+
+def check_snapshot_source(view: GraphView, device: str | None,
+                          node_name: str | None) -> str:
+    """The snapshot commands' checks on the node they put an overlay above (spec §4.1
+    1–2): it exists (QEMU's bdrv_lookup_bs) and no job or overlay blocks it. Returns
+    its key."""
+    key = lookup_bs(view, device, node_name)
+    check_op(view, key, "external-snapshot")
+    return key
+
+
+def check_snapshot_node(view: GraphView, node: str) -> str:
+    """``blockdev-snapshot``'s checks on ``node``, a device or node name."""
+    return check_snapshot_source(view, node, node)
+
+
+def check_snapshot(view: GraphView, node: str, overlay: str = NEW_AUTO_NAME) -> None:
+    """``blockdev-snapshot node overlay`` with a new, unused qcow2 ``overlay``: the
+    node's checks, then the overlay taking over the node's parents (a frozen link
+    refuses) and the permissions that follow."""
+    node = check_snapshot_node(view, node)
+    sim = PermissionSim(view)
+    sim.add_node(NodeInfo(key=overlay, kind="block-node", name=overlay, driver="qcow2"))
+    sim.attach(overlay, node, "backing")
+    sim.replace_node(node, overlay)
+    sim.refresh(overlay)
 
 
 def check_overlay(view: GraphView, overlay: str) -> None:

@@ -8,8 +8,16 @@ support, cycles, read-only users.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from engine.graph import drivers
-from engine.graph.rules.chains import find_node, reaches, resolve_reference, skip_implicit
+from engine.graph.rules.chains import (
+    FILTER_DRIVERS,
+    find_node,
+    reaches,
+    resolve_reference,
+    skip_implicit,
+)
 from engine.graph.rules.errors import (
     BackingMissing,
     CycleViolation,
@@ -22,7 +30,10 @@ from engine.graph.rules.errors import (
     OptionReset,
     ReadOnlyWithWriters,
     ReopenUnsupported,
+    RuleViolation,
+    Unexpected,
 )
+from engine.graph.rules.permissions import PermissionSim
 from engine.graph.view import GraphView
 
 #: Drivers with a ``backing`` option (COW formats).
@@ -61,26 +72,32 @@ def check_set_child(view: GraphView, node: str, role: str, new_child: str | None
 
     Returns False when nothing would change (the same child, or the node below an
     implicit filter that is the current child), True for an allowed change; raises a
-    :class:`RuleViolation` otherwise. The checks and their order are QEMU's: implicit
-    child, frozen link, backing support, cycle.
+    :class:`RuleViolation` otherwise. The checks and their order are QEMU's: cycle
+    (when the new child is looked up), implicit child, filter without such a child,
+    frozen link, backing support.
     """
+    if new_child is not None and reaches(view, new_child, node):
+        raise CycleViolation(new_child, role, node)
     old = view.child(node, role)
     if new_child == old:
         return False
+    info = view.node_info(node)
     if old is not None:
         if skip_implicit(view, old) == new_child:
             return False
         old_info = view.node_info(old)
         if old_info is not None and old_info.implicit:
             raise ImplicitChild(role, node)
+    elif info is not None and info.driver in FILTER_DRIVERS:
+        raise RuleViolation(f"'{node}' is a {info.driver} filter node that does not "
+                            f"support a {role} child")
+    if old is not None:
         edge = view.edge(node, role)
         if edge is not None and edge.frozen:
             raise FrozenLink(role, node, old)
-    info = view.node_info(node)
-    if role == "backing" and info is not None and info.driver not in BACKING_DRIVERS:
+    if role == "backing" and info is not None and info.driver not in BACKING_DRIVERS \
+            and info.driver not in FILTER_DRIVERS:
         raise NoBackingSupport(info.driver, node)
-    if new_child is not None and reaches(view, new_child, node):
-        raise CycleViolation(new_child, role, node)
     return True
 
 
@@ -139,3 +156,61 @@ def check_reopen_by_name(view: GraphView, node: str) -> None:
     find_node(view, node)
     if node.startswith("#"):
         raise OptionChange("node-name")
+
+
+# -- reopen edits (the editor's link and read-only changes) --------------------------------
+#: Drivers a graph may hold that QAPI's BlockdevDriver does not list (jobs' filters).
+INTERNAL_DRIVERS = frozenset({"commit_top", "mirror_top"})
+
+
+KEEP = object()
+
+
+def check_reopen_edit(view: GraphView, node: str, *, backing: object = KEEP,
+                      read_only: bool | None = None, by_name: bool = True,
+                      path: str = "options[0]", entry: str | None = None,
+                      file_follows: bool = True, inline: Collection[str] = ()) -> None:
+    """``blockdev-reopen`` changing ``node``'s backing link (a node key, None to
+    detach, :data:`KEEP`) or its read-only flag, every other option as it is.
+
+    ``by_name``: the entry names ``node``; otherwise it is reopened through a nested
+    dict at ``path`` below the named ``entry`` (how auto-named nodes are reached).
+    ``file_follows``: an auto-named ``file`` child goes along with a change to
+    read-write (given as a nested dict). QEMU's order: arguments, the node's name, each
+    node's options (driver support, the new backing link: lookup, cycle, implicit,
+    frozen), the node-name an auto-named node cannot be given, then the permissions of
+    the graph as changed.
+    """
+    info = view.node_info(node)
+    if info is not None and info.driver in INTERNAL_DRIVERS:
+        # a nested dict's driver is checked when QEMU reads the child's options
+        where = f"{path}.driver" if by_name else "driver"
+        raise Unexpected(f"Parameter '{where}' does not accept value '{info.driver}'")
+    if backing is not KEEP and (info is None or info.driver not in BACKING_DRIVERS):
+        raise Unexpected(f"Parameter '{path}.backing' is unexpected")
+    find_node(view, entry if entry is not None and not by_name else node)
+    if info is None:
+        raise NodeNotFound(node)
+    check_reopen_driver(view, node)
+    new_backing: str | None = None
+    if backing is not KEEP:
+        new_backing = backing if isinstance(backing, str) else None
+        if new_backing is not None:
+            resolve_reference(view, new_backing)
+        check_set_child(view, node, "backing", new_backing)
+    if by_name and info.auto_named:
+        raise OptionChange("node-name")
+    sim = PermissionSim(view, inline)
+    old_backing = view.child(node, "backing")
+    if backing is not KEEP and skip_implicit(view, old_backing) != new_backing \
+            and old_backing != new_backing:
+        sim.replace_child(node, "backing", new_backing)
+    if read_only is not None and read_only != bool(info.read_only):
+        sim.set_read_only(node, read_only)
+        file_child = view.child(node, "file")
+        child = view.node_info(file_child) if file_child else None
+        follows = (child is not None and (child.auto_named or child.key in inline)
+                   if read_only else file_follows)
+        if child is not None and bool(child.read_only) != read_only and follows:
+            sim.set_read_only(child.key, read_only)
+    sim.refresh(entry if entry is not None else node, node, old_backing)
