@@ -70,10 +70,11 @@ def _one_image_info(node: Node, memo: dict[str, Any],
 
 def _info_driver(node: Node) -> str:
     """The driver whose bdrv_get_info answers for ``node``: filters without their own
-    pass the question to their child."""
+    and ``raw`` pass the question to their child."""
     current = node
-    while current.spec.is_filter and current.spec.filtered_role is not None:
-        link = current.children.get(current.spec.filtered_role)
+    while ((current.spec.is_filter and current.spec.filtered_role is not None)
+           or current.driver == "raw"):
+        link = current.children.get(current.spec.filtered_role or "file")
         if link is None:
             break
         current = link.child
