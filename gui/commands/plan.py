@@ -5,7 +5,11 @@
     blockgraph plan --connect unix:/run/qsd.sock snapshot top --file /images/top-1.qcow2
 
 The intent is planned on the peer's graph exactly as the editor plans a gesture, and
-checked by the same preflight (QEMU's rules). The plan is printed as a qmp-shell script
+checked by the same preflight (QEMU's rules). Its consequences head it as comments, the
+lines the editor's review shows: what each VM disk, export or top node reads afterwards
+(layers that join or leave its chain, bytes read from other layers, counted from the
+images' allocation on this machine), nodes QEMU frees, files written — with a warning
+for each disk or export whose data changes under it. The plan is printed as a qmp-shell script
 (one command per line, comments for what it does and for the jobs to wait for) that
 ``blockgraph replay`` and qmp-shell both read. A plan preflight refuses prints QEMU's
 error text on stderr and exits 2; ``--no-check`` prints it (or, with ``--apply``, sends
@@ -199,7 +203,9 @@ async def _plan_and_apply(target: PlanTarget, args: argparse.Namespace, out: Tex
         for reason in plan.refusals:
             print(str(reason), file=err)
         return REFUSED
-    _print_lines([*header(plan), target.script(plan)], out)
+    effects, warnings = await target.consequences(plan)
+    _print_lines([*header(plan), *(f"# warning: {w}" for w in warnings), "# consequences:",
+                  *(f"#   {line}" for line in effects), target.script(plan)], out)
     if not args.apply:
         return APPLIED
     try:

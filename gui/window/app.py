@@ -40,8 +40,7 @@ async def start(window: MainWindow, args: argparse.Namespace) -> None:
         await window.open_remote(args.connect)
     elif args.images:
         if await window.open_bundled(demo=False):
-            for path in args.images:
-                window.open_image(path)
+            window.open_images(args.images)      # one review, in the order given
     else:
         await window.open_bundled(args.demo_dir)
 
@@ -78,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             quitting = True
             window.save_settings()
             window.abandon_session()
+            window.abandon_teaching()
         closed.set()
 
     app.aboutToQuit.connect(qt_quitting)
@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         await closed.wait()
         if not quitting:
             await window.close_session()
+            await window.close_teaching()
 
     with loop:
         try:
