@@ -17,6 +17,18 @@ Nodes are named as QEMU reports them, auto-named ones too (quote ``#block258`` f
 shell); devices by their qdev id or QOM path, as ``query-block`` reports them. A
 relative ``--file`` is made absolute here, since QEMU would resolve it against its own
 working directory.
+
+A libvirt domain is planned through libvirt's own APIs (:mod:`gui.libvirt.target`), so
+that ``virsh domblklist`` and ``virsh snapshot-list`` show the result; the plan is
+printed as virsh commands, and nodes and devices may also be named by libvirt's disk
+targets (``vda``, ``vda[2]``, ``sda``):
+
+    blockgraph plan --connect qemu:///system --domain vm1 --apply snapshot vda --file /vm/s1.qcow2
+    blockgraph plan --connect qemu:///system --domain vm1 --apply commit vda --base 'vda[2]'
+
+An edit libvirt has no API for is refused with the reason; ``--confirm-passthrough``
+sends it through libvirt's QMP passthrough anyway, accepting that libvirt marks the
+domain tainted and will not know of the change.
 """
 
 from __future__ import annotations
@@ -59,7 +71,13 @@ def _parser() -> argparse.ArgumentParser:
                "2 refused by preflight (QEMU's text on stderr) or bad arguments.")
     p.add_argument("--connect", metavar="ADDR", required=True,
                    help="unix:PATH or tcp:HOST:PORT of QEMU, qemu-storage-daemon or "
-                        "blockgraph serve")
+                        "blockgraph serve; or a libvirt URI (qemu:///system, "
+                        "qemu+ssh://HOST/system) with --domain")
+    p.add_argument("--domain", metavar="NAME", help="the libvirt domain to edit")
+    p.add_argument("--confirm-passthrough", action="store_true",
+                   help="libvirt only: send an edit libvirt has no API for through QMP "
+                        "passthrough; libvirt marks the domain tainted and will not know "
+                        "of the change")
     p.add_argument("--apply", action="store_true",
                    help="run the plan, wait for its jobs, print what changed")
     p.add_argument("--no-check", action="store_true",
@@ -165,13 +183,25 @@ def intent_from(args: argparse.Namespace, graph: GraphSnapshot) -> Any:
     raise ValueError(args.intent)
 
 
+def is_libvirt(address: str) -> bool:
+    scheme = address.partition(":")[0]
+    return scheme in ("qemu", "test") or scheme.startswith(("qemu+", "test+"))
+
+
 async def open_target(args: argparse.Namespace) -> PlanTarget:
-    """The target the address names. QMP endpoints here; libvirt domains are another
-    target (:mod:`gui.executor.targets`) not wired to this command yet."""
-    scheme = args.connect.partition(":")[0]
-    if scheme in ("qemu", "test") or scheme.startswith(("qemu+", "test+")):
-        raise SessionError(f"{args.connect}: libvirt domains are not planned by this "
-                           "command yet; connect to a QMP socket")
+    """The target the address names: a QMP endpoint, or a libvirt domain."""
+    if is_libvirt(args.connect):
+        # the libvirt binding is optional: loaded only for a libvirt URI
+        from gui.libvirt.headless import domain_from
+        from gui.libvirt.target import LibvirtTarget
+
+        if args.no_check:
+            raise ValueError("--no-check is for QMP peers: a libvirt domain is edited "
+                             "through libvirt's APIs, whose plans are always checked")
+        return await LibvirtTarget.connect(*domain_from(args.connect, args.domain),
+                                           passthrough=args.confirm_passthrough)
+    if args.domain or args.confirm_passthrough:
+        raise ValueError("--domain and --confirm-passthrough are for libvirt URIs")
     return await QmpTarget.connect(args.connect)
 
 
@@ -198,6 +228,9 @@ async def _plan_and_apply(target: PlanTarget, args: argparse.Namespace, out: Tex
     if plan.refusals:
         for reason in plan.refusals:
             print(str(reason), file=err)
+        if getattr(plan, "passthrough_possible", False):
+            print("blockgraph plan: --confirm-passthrough sends it anyway; libvirt then marks "
+                  "the domain tainted and will not know of the change", file=err)
         return REFUSED
     _print_lines([*header(plan), target.script(plan)], out)
     if not args.apply:
