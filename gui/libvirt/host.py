@@ -29,7 +29,7 @@ from typing import Any
 import libvirt
 
 from engine.offline.domain_xml import DomainDescription, parse_domain_xml
-from gui.libvirt.bridge import DomainBridge, PassthroughGate, monitor_command
+from gui.libvirt.bridge import DomainBridge, PassthroughGate, QmpEventHub, monitor_command
 from gui.libvirt.errors import LibvirtError
 from gui.libvirt.runtime import LibvirtRuntime, deliver, runtime
 from gui.session import Endpoint, Session, socket_endpoint
@@ -147,6 +147,7 @@ class LibvirtHost:
         self.gate = PassthroughGate()
         self._rt: LibvirtRuntime = runtime()
         self._conn: libvirt.virConnect | None = None
+        self._hub: QmpEventHub | None = None       # the bridges' QMP events (one callback)
         self._lifecycle_id: int | None = None
         self._job_id: int | None = None
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, Observers[Any]]] = []
@@ -170,6 +171,7 @@ class LibvirtHost:
             None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
         self._job_id = conn.domainEventRegisterAny(
             None, libvirt.VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2, self._on_block_job, None)
+        self._hub = QmpEventHub(conn)
         return conn
 
     async def close(self) -> None:
@@ -266,7 +268,8 @@ class LibvirtHost:
         except LibvirtError as exc:
             raise ConnectionRefusedError(exc.message) from None
         client, server = socket.socketpair()
-        self._rt.spawn(DomainBridge(self.connection, dom, self.gate).serve(server, version))
+        self._rt.spawn(DomainBridge(self.connection, dom, self.gate, self._hub).serve(
+            server, version))
         return client
 
     def _running_domain(self, name: str) -> tuple[libvirt.virDomain, dict[str, Any]]:

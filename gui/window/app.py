@@ -2,6 +2,7 @@
 
     blockgraph                          the bundled engine with the demo chains
     blockgraph --connect unix:PATH      a remote QEMU / qemu-storage-daemon
+    blockgraph --connect qemu:///system every VM of a libvirt connection (gui.vms)
     blockgraph IMAGE ...                the bundled engine with these images open
 """
 
@@ -25,7 +26,8 @@ from gui.window.main_window import MainWindow
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="blockgraph", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--connect", metavar="ADDR", help="unix:PATH or tcp:HOST:PORT")
+    parser.add_argument("--connect", metavar="ADDR", help="unix:PATH or tcp:HOST:PORT; "
+                        "a libvirt URI shows all its VMs")
     parser.add_argument("--demo", action="store_true", help="the bundled engine with the "
                         "demo chains (the default without --connect or images)")
     parser.add_argument("--demo-dir", type=Path, help="where to write the demo images")
@@ -46,8 +48,19 @@ async def start(window: MainWindow, args: argparse.Namespace) -> None:
         await window.open_bundled(args.demo_dir)
 
 
+def _names_a_libvirt_host(address: str | None) -> bool:
+    """A libvirt URI opens the VMs window (``qemu:///system#vm1``: with vm1 focused)."""
+    scheme, sep, _ = (address or "").partition(":")
+    return bool(sep) and (scheme in ("qemu", "test") or scheme.startswith(("qemu+", "test+")))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    if _names_a_libvirt_host(args.connect):
+        # the VMs window needs the libvirt binding: loaded only for a libvirt URI
+        from gui.vms import app as vms_app
+
+        return vms_app.main([args.connect], args.settings)
     if (status := exit_status_without_display()) is not None:
         return status
     app = QApplication.instance() or QApplication([sys.argv[0]])
