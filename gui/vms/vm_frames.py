@@ -32,6 +32,11 @@ FRAME_HEIGHT = 320
 class FittedGraphView(CompactGraphView):
     """The compact drawing, scaled down to fit its frame (never up)."""
 
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
     def show_snapshot(self, snapshot: GraphSnapshot) -> None:
         super().show_snapshot(snapshot)
         self._fit()

@@ -29,6 +29,8 @@ class VmList(QTreeWidget):
         self.setHeaderLabels(["VM", "Status"])
         self.setRootIsDecorated(True)
         self.setUniformRowHeights(True)
+        self.header().setStretchLastSection(True)
+        self.setColumnWidth(0, 150)
         self.groups: dict[str, QTreeWidgetItem] = {}
         self.rows: dict[str, QTreeWidgetItem] = {}
         self.itemChanged.connect(self._item_changed)
@@ -38,16 +40,17 @@ class VmList(QTreeWidget):
         """The group row of connection ``group`` (made on first use)."""
         item = self.groups.get(group)
         if item is None:
-            item = QTreeWidgetItem([group, description])
+            item = QTreeWidgetItem([group])
             bold = QFont(item.font(0))
             bold.setBold(True)
             item.setFont(0, bold)
             item.setFlags(Qt.ItemFlag.ItemIsEnabled)
             self.addTopLevelItem(item)
+            item.setFirstColumnSpanned(True)    # a host's URI is long: the whole row
             item.setExpanded(True)
             self.groups[group] = item
-        else:
-            item.setText(1, description)
+        item.setText(0, f"{group} — {description}" if description else group)
+        item.setToolTip(0, item.text(0))
         return item
 
     def set_vm(self, group: str, address: str, name: str, status: str) -> QTreeWidgetItem:
@@ -63,7 +66,6 @@ class VmList(QTreeWidget):
             self.blockSignals(False)
             self.set_group(group).addChild(item)
             self.rows[address] = item
-            self.resizeColumnToContents(0)
         elif item.text(1) != status:
             item.setText(1, status)
         item.setToolTip(0, address)

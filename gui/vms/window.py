@@ -48,7 +48,7 @@ class VmsWindow(QMainWindow):
         splitter.addWidget(self.vm_list)
         splitter.addWidget(self.frames)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([300, 1000])
+        splitter.setSizes([340, 1000])
         self.setCentralWidget(splitter)
         self.hosts: dict[str, HostWatch] = {}
         self.sockets = SocketWatch()
