@@ -34,6 +34,16 @@ from gui.vms.vm_frames import FRAMES, TABS, VmFrames
 from gui.vms.vm_list import VmList
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def domains_text(watch: HostWatch) -> str:
+    """A connection's group row: ``5 domains, 4 running``."""
+    running = sum(d.running for d in watch.domains.values())
+    return f"{plural(len(watch.domains), 'domain')}, {running} running"
+
+
 class VmsWindow(QMainWindow):
     """Several VMs of several connections at once (see the module)."""
 
@@ -193,11 +203,11 @@ class VmsWindow(QMainWindow):
 
     def _summary(self) -> str:
         domains = sum(len(w.domains) for w in self.hosts.values())
-        running = sum(len(w.sessions) for w in self.hosts.values())
-        text = (f"{domains} domains ({running} running) on {len(self.hosts)} "
-                f"connection{'s' if len(self.hosts) != 1 else ''}")
+        running = sum(d.running for w in self.hosts.values() for d in w.domains.values())
+        text = (f"{plural(domains, 'domain')} ({running} running) on "
+                f"{plural(len(self.hosts), 'connection')}")
         if self.sockets.sessions:
-            text += f", {len(self.sockets.sessions)} QMP sockets"
+            text += f", {plural(len(self.sockets.sessions), 'QMP socket')}"
         return text
 
     def _domain_changed(self, uri: str, name: str) -> None:
@@ -218,8 +228,7 @@ class VmsWindow(QMainWindow):
                 self.frames.remove(address)
         for name in watch.domains:
             self._show_domain(uri, name)
-        self.vm_list.set_group(uri, f"{len(watch.domains)} domains, "
-                                    f"{len(watch.sessions)} running")
+        self.vm_list.set_group(uri, domains_text(watch))
 
     def _show_domain(self, uri: str, name: str) -> None:
         watch = self.hosts[uri]
@@ -235,8 +244,7 @@ class VmsWindow(QMainWindow):
         graph = session.snapshot if session is not None and session.connected else None
         frame.show_graph(graph, domain.error or f"{name} is {domain.state.value}: libvirt "
                                                 "keeps its disks in the XML, no live graph")
-        self.vm_list.set_group(uri, f"{len(watch.domains)} domains, "
-                                    f"{len(watch.sessions)} running")
+        self.vm_list.set_group(uri, domains_text(watch))
 
     def _socket_changed(self, address: str) -> None:
         group = self.sockets.group

@@ -191,6 +191,29 @@ def test_show_hide_focus_tabs_and_a_stopped_domain(
     assert not polling(window), polling(window)
 
 
+def test_several_connections_are_groups_of_their_own(
+        qtbot: Any, loop: asyncio.AbstractEventLoop, window: VmsWindow,
+        three: list[Domain]) -> None:
+    a = three[0]
+    assert run(qtbot, loop, window.open_address(a.uri))
+    # libvirt's built-in test driver: a second connection, whose one domain has no QEMU
+    assert run(qtbot, loop, window.open_address("test:///default"))
+    assert set(window.vm_list.groups) == {a.uri, "test:///default"}
+    other = domain_address("test:///default", "test")
+    assert window.vm_list.rows[other].parent() is window.vm_list.groups["test:///default"]
+    assert window.vm_list.status(other).startswith("running, not readable: ")
+    assert window.frames.frames[other].snapshot is None
+    assert "not readable" in window.frames.frames[other].note.text()
+    for dom in three:
+        assert window.vm_list.rows[domain_address(dom.uri, dom.name)].parent() is \
+            window.vm_list.groups[a.uri]
+    assert window.vm_list.groups["test:///default"].text(0) == \
+        "test:///default — 1 domain, 1 running"
+    assert not run(qtbot, loop, window.open_address("qemu:///system?socket=/nonexistent"))
+    assert "Failed to connect socket to '/nonexistent'" in window.vm_list.groups[
+        "qemu:///system?socket=/nonexistent"].text(0)
+
+
 @pytest.fixture
 def qmp_socket(tmp_path: Path) -> Iterator[str]:
     """A qemu-storage-daemon whose monitor is free (started before the Qt loop runs)."""
