@@ -195,14 +195,20 @@ async def open_target(args: argparse.Namespace) -> PlanTarget:
         from gui.libvirt.headless import domain_from
         from gui.libvirt.target import LibvirtTarget
 
-        if args.no_check:
-            raise ValueError("--no-check is for QMP peers: a libvirt domain is edited "
-                             "through libvirt's APIs, whose plans are always checked")
         return await LibvirtTarget.connect(*domain_from(args.connect, args.domain),
                                            passthrough=args.confirm_passthrough)
-    if args.domain or args.confirm_passthrough:
-        raise ValueError("--domain and --confirm-passthrough are for libvirt URIs")
     return await QmpTarget.connect(args.connect)
+
+
+def misused_options(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options for the kind of peer, or None."""
+    if is_libvirt(args.connect):
+        if args.no_check:
+            return ("--no-check is for QMP peers: a libvirt domain is edited through "
+                    "libvirt's APIs, and its plans are always checked")
+    elif args.domain or args.confirm_passthrough:
+        return "--domain and --confirm-passthrough are for libvirt URIs (qemu:///system)"
+    return None
 
 
 async def run(args: argparse.Namespace, out: TextIO | None = None,
@@ -266,5 +272,8 @@ def _print_lines(lines: Sequence[str], out: TextIO) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if (problem := misused_options(args)) is not None:
+        parser.error(problem)
     return asyncio.run(run(args))

@@ -89,7 +89,11 @@ class LibvirtTarget:
         return dataclasses.replace(intent, **changes) if changes else intent
 
     def script(self, plan: Any) -> str:
-        return str(plan.as_virsh())
+        """virsh commands; a passthrough plan says first what the user accepted."""
+        text = str(plan.as_virsh())
+        if plan.confirmation:
+            text = "\n".join(["# confirmed: " + plan.confirmation, text])
+        return text
 
     async def apply(self, plan: Any, *, check: bool = True) -> Applied:
         before = self.session.snapshot

@@ -145,7 +145,8 @@ def test_libvirts_refusals_and_edits_without_an_api(domain: Domain) -> None:
     assert proc.returncode == 1                  # libvirt's own refusal: the file exists
     assert proc.stderr.strip().startswith("blockgraph plan: ")
     assert chain(domain) == before
-    assert plan(domain, "--no-check", "stream", "vda").returncode == 1
+    proc = plan(domain, "--no-check", "stream", "vda")
+    assert proc.returncode == 2 and "--no-check is for QMP peers" in proc.stderr
     proc = plan(domain, "stream", "no-such-node")
     assert proc.returncode == 2 and "no-such-node" in proc.stderr
 
@@ -167,6 +168,16 @@ def test_passthrough_only_once_confirmed_and_libvirt_does_not_know(domain: Domai
     proc = plan(domain, "--confirm-passthrough", "rebase", "vda", "--onto", names(domain)[2])
     assert proc.returncode == 0, proc.stderr
     assert "(QMP passthrough)" in proc.stdout.splitlines()[0]
+    assert "# confirmed: libvirt has no API for this edit." in proc.stdout
+    assert "libvirt marks the domain tainted" in proc.stdout
     assert f"virsh qemu-monitor-command {domain.name} '" in proc.stdout
     assert qemu_chain(domain) == [before[0], before[2]]
     assert chain(domain) == before            # libvirt did not see it
+
+
+def test_libvirt_options_on_a_qmp_address_are_a_usage_error(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "gui.cli", "plan", "--connect",
+                           f"unix:{tmp_path}/none.sock", "--domain", "vm1", "stream", "top"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2
+    assert "--domain and --confirm-passthrough are for libvirt URIs" in proc.stderr
