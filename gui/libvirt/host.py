@@ -5,6 +5,7 @@
     for d in await host.domains():             # every domain, running ones first
         print(d.name, d.state, d.running)
     host.on_domain_event(cb)                   # cb(DomainEvent): started, stopped, …
+    host.on_connection_lost(cb)                # cb(reason): libvirtd went away
     session = host.session("vm1")             # a gui.session.Session on vm1's QMP bridge
     description = await host.describe("vm1")  # disks from the live XML (engine.offline)
     await host.close()
@@ -119,6 +120,14 @@ _JOB_STATUS = {
 }
 
 
+_CLOSE_REASONS = {
+    libvirt.VIR_CONNECT_CLOSE_REASON_ERROR: "a connection error",
+    libvirt.VIR_CONNECT_CLOSE_REASON_EOF: "libvirtd closed the connection",
+    libvirt.VIR_CONNECT_CLOSE_REASON_KEEPALIVE: "libvirtd stopped answering (keepalive)",
+    libvirt.VIR_CONNECT_CLOSE_REASON_CLIENT: "closed",
+}
+
+
 def is_libvirt_uri(address: str) -> bool:
     """True for ``qemu:///system``, ``qemu+ssh://host/system``, ``test:///default``…"""
     scheme, sep, _ = address.partition(":")
@@ -153,6 +162,7 @@ class LibvirtHost:
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, Observers[Any]]] = []
         self._domain_events: Observers[DomainEvent] = Observers("domain_event")
         self._job_events: Observers[BlockJobEvent] = Observers("block_job")
+        self._lost: Observers[str] = Observers("connection_lost")
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- connection --------------------------------------------------------------------
@@ -172,6 +182,8 @@ class LibvirtHost:
         self._job_id = conn.domainEventRegisterAny(
             None, libvirt.VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2, self._on_block_job, None)
         self._hub = QmpEventHub(conn)
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.registerCloseCallback(self._on_close, None)
         return conn
 
     async def close(self) -> None:
@@ -180,6 +192,8 @@ class LibvirtHost:
             await self._rt.run(self._close, conn)
 
     def _close(self, conn: libvirt.virConnect) -> None:
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.unregisterCloseCallback()
         for cb_id in (self._lifecycle_id, self._job_id):
             if cb_id is not None:
                 with contextlib.suppress(libvirt.libvirtError):
@@ -238,6 +252,15 @@ class LibvirtHost:
     def on_block_job(self, cb: Callable[[BlockJobEvent], None]) -> Callable[[], None]:
         """libvirt's block-job events (after libvirt updated its XML for them)."""
         return self._job_events.add(cb)
+
+    def on_connection_lost(self, cb: Callable[[str], None]) -> Callable[[], None]:
+        """``cb(reason)`` when libvirt's connection ends other than by :meth:`close`
+        (libvirtd went away, the keepalive timed out, a remote host dropped)."""
+        return self._lost.add(cb)
+
+    def _on_close(self, conn: Any, reason: int, opaque: Any) -> None:
+        if self._loop is not None:
+            deliver(self._loop, self._lost.emit, _CLOSE_REASONS.get(reason, f"reason {reason}"))
 
     def _on_lifecycle(self, conn: Any, dom: Any, event: int, detail: int, opaque: Any) -> None:
         if self._loop is not None:

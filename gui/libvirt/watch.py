@@ -54,6 +54,8 @@ class HostWatch:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sync_lock = asyncio.Lock()
         self._closed = False
+        #: why libvirt's connection ended, once it did (the domains are then unknown)
+        self.lost: str | None = None
 
     def on_change(self, cb: Callable[[str], None]) -> Callable[[], None]:
         """``cb(name)`` when a domain appears, goes, or its state, jobs or graph change;
@@ -65,7 +67,8 @@ class HostWatch:
         """Connect, list the domains and connect to the running ones (LibvirtError if the
         connection fails)."""
         await self.host.open()
-        self._unsubscribe.append(self.host.on_domain_event(self._on_domain_event))
+        self._unsubscribe += [self.host.on_domain_event(self._on_domain_event),
+                              self.host.on_connection_lost(self._on_lost)]
         await self.sync()
 
     async def close(self) -> None:
@@ -83,7 +86,7 @@ class HostWatch:
     async def sync(self) -> None:
         """Read the domain list and open or close sessions to match it."""
         async with self._sync_lock:
-            if self._closed:
+            if self._closed or self.lost is not None:
                 return
             listed = {d.name: d for d in await self.host.domains()}
             gone = [n for n in self.domains if n not in listed]
@@ -142,3 +145,17 @@ class HostWatch:
     def _on_domain_event(self, event: DomainEvent) -> None:
         if not self._closed:
             self._spawn(self.sync())
+
+    def _on_lost(self, reason: str) -> None:
+        """libvirt's connection ended: every session with it (their bridges ran on it)."""
+        if self._closed:
+            return
+        self.lost = reason
+        for watch in self.domains.values():
+            watch.error = f"connection to libvirt lost: {reason}"
+        self._spawn(self._drop_sessions())
+
+    async def _drop_sessions(self) -> None:
+        for name in list(self.sessions):
+            await self._close_session(name)
+        self._changes.emit("")

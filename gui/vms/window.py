@@ -228,7 +228,8 @@ class VmsWindow(QMainWindow):
                 self.frames.remove(address)
         for name in watch.domains:
             self._show_domain(uri, name)
-        self.vm_list.set_group(uri, domains_text(watch))
+        self.vm_list.set_group(uri, domains_text(watch) if watch.lost is None
+                               else f"connection lost: {watch.lost}")
 
     def _show_domain(self, uri: str, name: str) -> None:
         watch = self.hosts[uri]
@@ -237,14 +238,16 @@ class VmsWindow(QMainWindow):
             return
         address = domain_address(uri, name)
         session = watch.sessions.get(name)
-        status = vm_status(domain.state.value, session, domain.error)
+        status = (vm_status(domain.state.value, session, domain.error) if watch.lost is None
+                  else "unknown: connection to libvirt lost")
         self.vm_list.set_vm(uri, address, name, status)
         frame = self.frames.frame(address, name)
         frame.set_status(status)
         graph = session.snapshot if session is not None and session.connected else None
         frame.show_graph(graph, domain.error or f"{name} is {domain.state.value}: libvirt "
                                                 "keeps its disks in the XML, no live graph")
-        self.vm_list.set_group(uri, domains_text(watch))
+        self.vm_list.set_group(uri, domains_text(watch) if watch.lost is None
+                               else f"connection lost: {watch.lost}")
 
     def _socket_changed(self, address: str) -> None:
         group = self.sockets.group

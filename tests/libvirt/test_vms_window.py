@@ -214,6 +214,30 @@ def test_several_connections_are_groups_of_their_own(
         "qemu:///system?socket=/nonexistent"].text(0)
 
 
+def test_a_libvirtd_that_goes_away_is_said_and_nothing_is_lost(
+        qtbot: Any, loop: asyncio.AbstractEventLoop, window: VmsWindow,
+        libvirtd: LibvirtDaemon, tmp_path: Path) -> None:
+    """A second private libvirtd, stopped under the window: its group and its VM say so,
+    the other connection stays live."""
+    other = LibvirtDaemon(tmp_path / "other")    # ``libvirtd`` said it can run here
+    other.start()
+    try:
+        dom = start_domain(other, "bg-vms-lost", tmp_path / "lost")
+        assert run(qtbot, loop, window.open_address(other.uri))
+        assert run(qtbot, loop, window.open_address("test:///default"))
+        address = domain_address(other.uri, dom.name)
+        qtbot.waitUntil(lambda: bool(files(window, dom)), timeout=WAIT)
+    finally:
+        other.stop()
+    qtbot.waitUntil(lambda: window.vm_list.groups[other.uri].text(0).startswith(
+        f"{other.uri} — connection lost: "), timeout=WAIT)
+    assert window.vm_list.status(address) == "unknown: connection to libvirt lost"
+    assert "connection to libvirt lost" in window.frames.frames[address].note.text()
+    assert address not in dict(window.sessions())
+    assert window.vm_list.groups["test:///default"].text(0).endswith("1 domain, 1 running")
+    assert not polling(window), polling(window)
+
+
 @pytest.fixture
 def qmp_socket(tmp_path: Path) -> Iterator[str]:
     """A qemu-storage-daemon whose monitor is free (started before the Qt loop runs)."""
