@@ -135,7 +135,25 @@ def _parser() -> argparse.ArgumentParser:
     insert = intents.add_parser("insert-medium", help="put NODE into DEVICE (tray open)")
     insert.add_argument("device")
     insert.add_argument("node")
+
+    copy = intents.add_parser("copy", help="libvirt: copy NODE's disk to FILE and switch "
+                                           "the disk to it (virDomainBlockCopy)")
+    copy.add_argument("node")
+    copy.add_argument("--file", required=True, metavar="PATH", help="the copy to create")
+    copy.add_argument("--format", default="qcow2", metavar="FMT")
+    copy.add_argument("--shallow", action="store_true",
+                      help="copy the active layer only; the copy keeps the backing chain")
+    copy.add_argument("--no-pivot", action="store_true",
+                      help="finish the copy but leave the disk on its old image")
+    for name, what in (("abort-job", "cancel"), ("pivot-job", "complete (pivot)")):
+        job = intents.add_parser(name, help=f"libvirt: {what} the block job on DISK or "
+                                            "with id JOB (virDomainBlockJobAbort)")
+        job.add_argument("job", metavar="JOB|DISK")
     return p
+
+
+#: intents only libvirt domains have (libvirt's own jobs and copies)
+LIBVIRT_INTENTS = ("copy", "abort-job", "pivot-job")
 
 
 def overlay_name(filename: str, graph: GraphSnapshot) -> str:
@@ -180,6 +198,24 @@ def intent_from(args: argparse.Namespace, graph: GraphSnapshot) -> Any:
             return RemoveMedium(args.device)
         case "insert-medium":
             return InsertMedium(args.device, args.node)
+    if args.intent in LIBVIRT_INTENTS:
+        return libvirt_intent_from(args)
+    raise ValueError(args.intent)
+
+
+def libvirt_intent_from(args: argparse.Namespace) -> Any:
+    """The intents only a libvirt domain has. Their module loads the libvirt binding, so
+    it is imported here, lazily: only for a libvirt URI (see :func:`misused_options`)."""
+    from gui.libvirt.edits import AbortJob, BlockCopy, PivotJob
+
+    match args.intent:
+        case "copy":
+            return BlockCopy(args.node, os.path.abspath(args.file), args.format,
+                             shallow=args.shallow, pivot=not args.no_pivot)
+        case "abort-job":
+            return AbortJob(args.job)
+        case "pivot-job":
+            return PivotJob(args.job)
     raise ValueError(args.intent)
 
 
@@ -208,6 +244,9 @@ def misused_options(args: argparse.Namespace) -> str | None:
                     "libvirt's APIs, and its plans are always checked")
     elif args.domain or args.confirm_passthrough:
         return "--domain and --confirm-passthrough are for libvirt URIs (qemu:///system)"
+    elif args.intent in LIBVIRT_INTENTS:
+        return (f"{args.intent} is an edit of a libvirt domain (virDomainBlockCopy, "
+                "virDomainBlockJobAbort): connect to a libvirt URI with --domain")
     return None
 
 

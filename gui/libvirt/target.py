@@ -21,10 +21,12 @@ import dataclasses
 from typing import Any
 
 from engine.graph import rules
+from engine.graph.snapshot import GraphSnapshot
+from engine.offline.domain_xml import DomainDescription
 from gui.executor.changes import describe_changes
 from gui.executor.targets import Applied
 from gui.libvirt.editor import DomainEditor
-from gui.libvirt.edits import LibvirtPlan, plan_edit, resolve_name
+from gui.libvirt.edits import AbortJob, LibvirtPlan, PivotJob, locate, plan_edit, resolve_name
 from gui.libvirt.errors import LibvirtError
 from gui.libvirt.host import LibvirtHost, domain_address
 from gui.planner.intents import ChangeMedium
@@ -32,6 +34,20 @@ from gui.session import Session
 
 #: intent fields that name a node (a disk target is resolved to one)
 _NODE_FIELDS = ("node", "top", "base", "backing")
+
+
+def job_for(graph: GraphSnapshot, description: DomainDescription, name: str) -> str:
+    """A job id for ``name``: a job's id, or a disk target whose chain a job runs on
+    (libvirt allows one block job per disk, and virsh names it by the disk)."""
+    if f"job:{name}" in graph.nodes:
+        return name
+    places = locate(graph, description)
+    for key in graph.nodes:
+        if key.startswith("job:") and any(
+                (place := places.get(e.child)) is not None and place.disk.target == name
+                for e in graph.children(key)):
+            return key.removeprefix("job:")
+    raise rules.RuleViolation(f"Block job '{name}' not found")
 
 
 class LibvirtTarget:
@@ -79,6 +95,8 @@ class LibvirtTarget:
 
     @staticmethod
     def _resolved(intent: Any, ctx: Any) -> Any:
+        if isinstance(intent, AbortJob | PivotJob):
+            return type(intent)(job_for(ctx.graph, ctx.description, intent.job))
         if isinstance(intent, ChangeMedium) or not dataclasses.is_dataclass(intent):
             return intent                    # devices: libvirt's targets are understood there
         changes = {}

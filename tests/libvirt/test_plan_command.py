@@ -60,6 +60,12 @@ def qemu_chain(domain: Domain) -> list[str]:
     return out
 
 
+def block_jobs(domain: Domain) -> list[dict]:
+    """QEMU's block jobs (``query-block-jobs`` through virsh)."""
+    return list(json.loads(domain.virsh("qemu-monitor-command", domain.name,
+                                        '{"execute":"query-block-jobs"}'))["return"])
+
+
 def test_snapshot_shows_in_domblklist_and_snapshot_list(domain: Domain) -> None:
     before = chain(domain)
     path = domain.dir / "s1.qcow2"
@@ -159,6 +165,37 @@ def test_a_missing_domain_is_named(domain: Domain) -> None:
     assert "Domain not found: no domain with matching name 'no-such-vm'" in proc.stderr
 
 
+def test_copy_and_a_jobs_abort_or_pivot(domain: Domain) -> None:
+    before = chain(domain)
+    assert plan(domain, "snapshot", "vda", "--file", str(domain.dir / "s5.qcow2")
+                ).returncode == 0
+    copy = str(domain.dir / "copy.qcow2")
+    proc = plan(domain, "copy", "vda", "--file", copy, "--shallow")
+    assert proc.returncode == 0, proc.stderr
+    assert (f"virsh blockcopy {domain.name} vda {copy} --format qcow2 --shallow "
+            "--transient-job --wait --pivot") in proc.stdout
+    assert domain.blklist()["vda"] == copy
+    assert chain(domain) == [copy, *before]
+    assert qemu_chain(domain) == chain(domain)
+    proc = plan(domain, "abort-job", "vda")
+    assert proc.returncode == 2 and "Block job 'vda' not found" in proc.stderr
+    # a commit that waits, ready, for its pivot: cancelled, then completed, by disk name
+    domain.virsh("blockcommit", domain.name, "vda", "--active", "--shallow", "--wait")
+    assert [j["ready"] for j in block_jobs(domain)] == [True]
+    proc = plan(domain, "abort-job", "vda")
+    assert proc.returncode == 0, proc.stderr
+    assert f"virsh blockjob {domain.name} vda --abort" in proc.stdout
+    assert chain(domain) == [copy, *before]
+    assert block_jobs(domain) == []
+    domain.virsh("blockcommit", domain.name, "vda", "--active", "--shallow", "--wait")
+    proc = plan(domain, "pivot-job", "vda")
+    assert proc.returncode == 0, proc.stderr
+    assert f"virsh blockjob {domain.name} vda --pivot" in proc.stdout
+    assert chain(domain) == before
+    assert domain.blklist()["vda"] == before[0]
+    assert qemu_chain(domain) == chain(domain)
+
+
 def test_passthrough_only_once_confirmed_and_libvirt_does_not_know(domain: Domain) -> None:
     """Last: it leaves QEMU's graph different from libvirt's XML, as the warning says."""
     assert plan(domain, "snapshot", "vda", "--file", str(domain.dir / "s4.qcow2")
@@ -181,3 +218,7 @@ def test_libvirt_options_on_a_qmp_address_are_a_usage_error(tmp_path: Path) -> N
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 2
     assert "--domain and --confirm-passthrough are for libvirt URIs" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "gui.cli", "plan", "--connect",
+                           f"unix:{tmp_path}/none.sock", "copy", "top", "--file", "c.qcow2"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2 and "copy is an edit of a libvirt domain" in proc.stderr
