@@ -9,18 +9,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from pathlib import Path
 
-import qasync
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from gui.lifecycle.display import exit_status_without_display
-from gui.lifecycle.shutdown import end_without_teardown
-from gui.lifecycle.signals import close_on_signals
+from gui.lifecycle.event_loop import run_window
 from gui.window.main_window import MainWindow
 
 
@@ -71,48 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = (QSettings(str(args.settings), QSettings.Format.IniFormat) if args.settings
                 else QSettings())
     window = MainWindow(settings, scheme="dark" if args.dark else None)
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
-    closed = asyncio.Event()
-    # The loop must outlive the window: closing it only starts the shutdown, and the
-    # session is closed on the loop before run_until_complete returns. (With Qt quitting
-    # on the last window, a close while the session was busy ended in "Event loop
-    # stopped before Future completed" and exit status 1.)
-    app.setQuitOnLastWindowClosed(False)
-    app.lastWindowClosed.connect(closed.set)
-    quitting = False
 
-    def qt_quitting() -> None:
-        # Qt ends its loop by itself (the X server went away, as when Ctrl+C reaches
-        # both xvfb-run's server and the editor): nothing can be awaited after this,
-        # so settings are saved and the session dropped here, synchronously.
-        nonlocal quitting
-        if not quitting:
-            quitting = True
-            window.save_settings()
-            window.abandon_session()
-        closed.set()
+    def abandon() -> None:
+        # Qt ended its loop by itself: settings saved and the session dropped, at once
+        window.save_settings()
+        window.abandon_session()
 
-    app.aboutToQuit.connect(qt_quitting)
-    window.show()
-    close_on_signals(window.close, window)
-
-    async def run() -> None:
-        window.spawn(start(window, args), "start")
-        await closed.wait()
-        if not quitting:
-            await window.close_session()
-
-    with loop:
-        try:
-            loop.run_until_complete(run())
-        except RuntimeError:
-            if not quitting:
-                raise
-            # the loop stopped with Qt's before run() saw the event: expected here
-        if quitting:   # before the loop is closed: nothing of it is torn down
-            end_without_teardown(0)
-    return 0
+    return run_window(app, window, start=lambda: window.spawn(start(window, args), "start"),
+                      finish=window.close_session, abandon=abandon)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from engine.offline.domain_xml import parse_domain_xml
 from tests.libvirt.conftest import Domain
 
@@ -22,8 +24,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def plan(domain: Domain, *args: str, apply: bool = True) -> subprocess.CompletedProcess[str]:
     argv = ["--connect", domain.uri, "--domain", domain.name, *(["--apply"] if apply else []),
             *args]
-    return subprocess.run([sys.executable, "-m", "gui.cli", "plan", *argv],
-                          capture_output=True, text=True, timeout=180, cwd=ROOT)
+    try:
+        return subprocess.run([sys.executable, "-m", "gui.cli", "plan", *argv],
+                              capture_output=True, text=True, timeout=180, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        # what QEMU and libvirt said meanwhile, for whoever reads the failure
+        qemu_log = domain.daemon.base / "log" / "qemu" / f"{domain.name}.log"
+        tails = [f"{path}:\n" + "\n".join(path.read_text(errors="replace").splitlines()[-15:])
+                 for path in (qemu_log, domain.daemon.log) if path.exists()]
+        pytest.fail(f"blockgraph plan {' '.join(args)} did not end\n" + "\n".join(tails))
 
 
 def chain(domain: Domain, target: str = "vda") -> list[str]:
