@@ -3,9 +3,9 @@
 A :class:`PlanTarget` turns an intent into a plan on the peer's graph, says it as the
 text the command prints, and runs it. :class:`QmpTarget` is the one for any QMP peer —
 QEMU, qemu-storage-daemon, ``blockgraph serve`` — through a session and the
-:class:`~gui.executor.PlanExecutor`. A libvirt domain plugs in here with a target of
-its own over :class:`gui.libvirt.editor.DomainEditor` (its ``plan``/``run``), printing
-virsh commands instead of qmp-shell; the command's front end does not change.
+:class:`~gui.executor.PlanExecutor`. A libvirt domain is the other:
+:class:`gui.libvirt.target.LibvirtTarget`, over the domain editor, prints virsh commands
+instead of qmp-shell; the command's front end does not change.
 """
 
 from __future__ import annotations
