@@ -24,9 +24,17 @@ from engine.graph import rules
 from engine.graph.snapshot import GraphSnapshot
 from engine.offline.domain_xml import DomainDescription
 from gui.executor.changes import describe_changes
-from gui.executor.targets import Applied
+from gui.executor.targets import Applied, QmpTarget
 from gui.libvirt.editor import DomainEditor
-from gui.libvirt.edits import AbortJob, LibvirtPlan, PivotJob, locate, plan_edit, resolve_name
+from gui.libvirt.edits import (
+    AbortJob,
+    BlockCopy,
+    LibvirtPlan,
+    PivotJob,
+    locate,
+    plan_edit,
+    resolve_name,
+)
 from gui.libvirt.errors import LibvirtError
 from gui.libvirt.host import LibvirtHost, domain_address
 from gui.planner.intents import ChangeMedium
@@ -105,6 +113,16 @@ class LibvirtTarget:
             if isinstance(value, str):
                 changes[field] = resolve_name(ctx.graph, ctx.description, value)
         return dataclasses.replace(intent, **changes) if changes else intent
+
+    async def consequences(self, plan: Any) -> tuple[list[str], list[str]]:
+        """What the edit changes for each disk, and the warnings, as for the same edit on
+        a QMP peer: libvirt's APIs run the QMP commands the planner plans for it (a
+        passthrough plan is that plan). Job control and a copy change no disk's data."""
+        if not plan.ok or isinstance(plan.intent, AbortJob | PivotJob | BlockCopy):
+            return [], []
+        qmp = QmpTarget(self.session)
+        qmp_plan = plan.passthrough or await qmp.plan(plan.intent, check=False)
+        return await qmp.consequences(qmp_plan)
 
     def script(self, plan: Any) -> str:
         """virsh commands; a passthrough plan says first what the user accepted."""

@@ -96,6 +96,12 @@ def test_stream_pulls_the_chain_into_the_active_layer(domain: Domain) -> None:
     printed = plan(domain, "stream", "vda", "--base", base, apply=False)
     assert printed.returncode == 0, printed.stderr
     assert f"virsh blockpull {domain.name} vda --base {base} --wait" in printed.stdout
+    # the consequences head the plan as for a QMP peer: the disk's chain loses a layer
+    # and the running VM is warned of nothing, since it reads the same data
+    lines = printed.stdout.splitlines()
+    assert "# consequences:" in lines
+    assert any(line.startswith("#   ") for line in lines), printed.stdout
+    assert not any(line.startswith("# warning:") for line in lines), printed.stdout
     assert chain(domain) == before                        # printing changed nothing
     proc = plan(domain, "stream", "vda", "--base", base)
     assert proc.returncode == 0, proc.stderr
