@@ -164,6 +164,7 @@ class JSONStream:
         self._token_count = 0
         self._token_bytes = 0
         self._builder = MessageBuilder()
+        self._sizes: list[int] | None = None
 
     # -- public ----------------------------------------------------------------------------
     @property
@@ -182,10 +183,15 @@ class JSONStream:
             self._chunks.append(data)
             self._backlog += len(data)
 
-    def pump(self, deadline: float | None = None) -> list[Any | JSONParseError]:
+    def pump(self, deadline: float | None = None,
+             sizes: list[int] | None = None) -> list[Any | JSONParseError]:
         """Read pushed input until it is all read or ``time.monotonic()`` passes
-        ``deadline``; return the messages completed (values or parse errors)."""
+        ``deadline``; return the messages completed (values or parse errors).
+
+        ``sizes``, if given, gets each message's bytes of token text (0 for errors).
+        """
         out: list[Any | JSONParseError] = []
+        self._sizes = sizes
         chunks = self._chunks
         while chunks:
             buf = chunks[0]
@@ -249,7 +255,7 @@ class JSONStream:
             return pos + 1
         state = _FIRST.get(c)
         if state is None:
-            out.append(_stray(_stray_byte(c)))
+            self._emit(out, _stray(_stray_byte(c)))
             self._reset_message()
             self._state = _RECOVERY
             return pos + 1
@@ -267,7 +273,7 @@ class JSONStream:
             if stop < end:
                 self._state = _START   # that byte is read again from the start state
             return stop
-        if state == _STRING_BODY or state == _STRING_ESCAPE:
+        if state in (_STRING_BODY, _STRING_ESCAPE):
             return self._continue_string(buf, pos, out)
         run = _RUNS.get(state)
         if run is not None:
@@ -289,7 +295,7 @@ class JSONStream:
         if move == _ERROR:
             text = decode_lossy(b"".join(self._pieces)) + _stray_byte(c)
             self._end_token()
-            out.append(_stray(text))
+            self._emit(out, _stray(text))
             self._reset_message()
             self._state = _RECOVERY
             return pos + 1
@@ -335,7 +341,7 @@ class JSONStream:
     def _string_stray(self, decoder: StringDecoder, c: int, pos: int, out: list[Any]) -> int:
         text = chr(decoder.quote) + decoder.raw_text() + _stray_byte(c)
         self._end_token()
-        out.append(_stray(text))
+        self._emit(out, _stray(text))
         self._reset_message()
         self._state = _RECOVERY
         return pos + 1
@@ -353,7 +359,7 @@ class JSONStream:
         taken = self.max_token_size + 1 - self._token_length
         assert 0 < taken <= more
         self._end_token()
-        out.append(JSONParseError("JSON token size limit exceeded"))
+        self._emit(out, JSONParseError("JSON token size limit exceeded"))
         self._reset_message()
         return pos + taken
 
@@ -383,7 +389,7 @@ class JSONStream:
         elif self._braces + self._brackets > self.max_nesting:
             error = "JSON nesting depth limit exceeded"
         if error is not None:
-            out.append(JSONParseError(error))
+            self._emit(out, JSONParseError(error))
             self._reset_message()
             return
         self._token_count += 1
@@ -394,8 +400,14 @@ class JSONStream:
         if (braces > 0 or brackets > 0) and braces >= 0 and brackets >= 0:
             return
         value, desc = builder.finish()
-        out.append(value if desc is None else JSONParseError(f"JSON parse error, {desc}"))
+        self._emit(out, value if desc is None else JSONParseError(f"JSON parse error, {desc}"),
+                   self._token_bytes)
         self._reset_message()
+
+    def _emit(self, out: list[Any], message: Any, size: int = 0) -> None:
+        out.append(message)
+        if self._sizes is not None:
+            self._sizes.append(size)
 
     def _reset_message(self) -> None:
         self._braces = 0

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.qmp import QMPError
-from engine.qmp.qdict import qdict_order
 from engine.server import wire
 from engine.server.jsonstream import JSONParseError
 
@@ -95,7 +94,7 @@ class QMPSession:
         def fail(desc: str, error_class: str = "GenericError") -> Reply:
             return Reply(wire.failure(error_class, desc, request_id, has_id=has_id))
 
-        for key in qdict_order(message):
+        for key in wire.member_order(message):
             value = message[key]
             if key == "execute" or (key == "exec-oob" and self.oob_enabled):
                 if not isinstance(value, str):

@@ -81,9 +81,12 @@ def test_long_floats_round_like_strtod() -> None:
     assert float_value(b"1." + b"1" * 5000 + b"e-5000") == 0.0   # qsd: "id": 0
     half = b"0." + b"0" * 1000 + b"5"
     assert float_value(half) == float(half)
-    # a halfway case decided only by a digit far beyond the 17th
-    tie = b"9007199254740993" + b"0" * 2000 + b"1" + b"e-2001"
-    assert float_value(tie) == float(tie) == 9007199254740994.0
+    # just above / below the midpoint between 1 and the next double (1 + 2**-53, 54
+    # significant digits): decided by a digit 1,000 places further
+    midpoint = b"1.00000000000000011102230246251565404236316680908203125"
+    assert float_value(midpoint + b"0" * 1000 + b"1") == 1 + 2 ** -52
+    below = b"1.00000000000000011102230246251565404236316680908203124" + b"9" * 1000
+    assert float_value(below) == 1.0
     assert float_value(b"-0." + b"0" * 3000) == -0.0
 
 
@@ -118,7 +121,7 @@ def test_pieces_and_deadlines_never_change_the_messages(data: bytes, cuts: list[
     stream = JSONStream()
     got: list[object] = []
     last = 0
-    for cut in sorted({min(c, len(data)) for c in cuts}) + [len(data)]:
+    for cut in [*sorted({min(c, len(data)) for c in cuts}), len(data)]:
         stream.push(data[last:cut])
         last = cut
         while stream.backlog:
