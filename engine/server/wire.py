@@ -48,8 +48,8 @@ class _EscapeTable(dict):  # type: ignore[type-arg]
 
     def __missing__(self, cp: int) -> str:
         if cp > 0xFFFF:
-            cp -= 0x10000
-            text = f"\\u{0xD800 + (cp >> 10):04X}\\u{0xDC00 + (cp & 0x3FF):04X}"
+            low = cp - 0x10000
+            text = f"\\u{0xD800 + (low >> 10):04X}\\u{0xDC00 + (low & 0x3FF):04X}"
         elif 0x20 <= cp < 0x7F:
             text = chr(cp)
         else:

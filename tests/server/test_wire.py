@@ -90,3 +90,20 @@ def test_numbers_like_qemu() -> None:
 def test_empty_containers_and_nesting() -> None:
     assert wire.dumps({"a": [], "b": {}}) in ('{"a": [], "b": {}}', '{"b": {}, "a": []}')
     assert wire.encode({"return": [[], [{}]]}) == b'{"return": [[], [{}]]}\r\n'
+
+
+def test_every_character_escapes_alike_the_first_time_and_later() -> None:
+    """The escape table fills as characters are met; the spelling must not depend on
+    which characters came first (an astral character once spoiled another's entry)."""
+    chars = ["\U000FAD70", "\U000EAD70", "\U0010FFFD", "\U00010000", "\u00e9", "\x7f", "\x00"]
+    def utf16(c: str) -> str:
+        data = c.encode("utf-16-be")
+        return '"' + "".join(f"\\u{int.from_bytes(data[i:i + 2], 'big'):04X}"
+                             for i in range(0, len(data), 2)) + '"'
+
+    first = [wire.encode_string(c) for c in chars]
+    assert first[0] == '"\\uDBAB\\uDD70"'
+    assert first[:4] == [utf16(c) for c in chars[:4]]
+    assert [wire.encode_string(c) for c in chars] == first
+    assert [wire.encode_string(c) for c in reversed(chars)] == first[::-1]
+    assert wire.encode_string("".join(chars)) == '"' + "".join(f[1:-1] for f in first) + '"'

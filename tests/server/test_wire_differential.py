@@ -21,9 +21,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.fuzz.budget import fuzz_settings
 from tests.server.wire_peers import QsdWire, ServeWire
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
@@ -125,9 +126,7 @@ def conversation(draw: Any) -> tuple[bytes, list[int]]:
     return data, cuts
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                 HealthCheck.function_scoped_fixture])
+@fuzz_settings(short_examples=400)
 @given(case=conversation())
 def test_the_server_answers_byte_for_byte_like_qemu(
         peers: tuple[QsdWire, ServeWire], case: tuple[bytes, list[int]]) -> None:
