@@ -17,10 +17,15 @@ _BUCKETS = 512
 _MASK = 0xFFFFFFFF
 
 
+def _c_string(key: str) -> bytes:
+    """The bytes QEMU keeps for a key: modified UTF-8, where U+0000 is C0 80."""
+    return key.encode().replace(b"\x00", b"\xc0\x80")
+
+
 @functools.lru_cache(maxsize=4096)
 def qdict_bucket(key: str) -> int:
     """QEMU's bucket for ``key`` (cached: replies reuse a small set of member names)."""
-    data = key.encode()
+    data = _c_string(key)
     value = (0x238F13AF * len(data)) & _MASK
     for i, byte in enumerate(data):
         value = (value + (byte << ((i * 5) % 24))) & _MASK
@@ -65,7 +70,7 @@ _GHASH_PRIMES = (1, 2, 3, 7, 13, 31, 61, 127, 251, 509, 1021, 2039, 4093, 8191, 
 
 def _g_str_hash(key: str) -> int:
     h = 5381
-    for byte in key.encode():
+    for byte in _c_string(key):
         h = ((h << 5) + h + (byte if byte < 128 else byte - 256)) & _MASK
     return h if h >= 2 else 2
 

@@ -79,7 +79,7 @@ def encode_float(value: float) -> str:
 
 def key_bucket(key: str) -> int:
     """QEMU's hash bucket of ``key`` (its modified UTF-8 bytes)."""
-    if len(key) <= _LONG_KEY and "\x00" not in key:
+    if len(key) <= _LONG_KEY:
         return qdict_bucket(key)
     for bucket in _iter_bucket(key):
         if bucket >= 0:
@@ -254,7 +254,7 @@ def _iter_text(value: Any) -> Iterator[str]:
                 if keys is None:
                     buckets = []
                     for key in item:
-                        if len(key) > _LONG_KEY or "\x00" in key:
+                        if len(key) > _LONG_KEY:
                             for bucket in _iter_bucket(key):
                                 if bucket < 0:
                                     yield ""   # a step of a long key's hash
