@@ -30,6 +30,7 @@ server can share its time between clients. Values are as QEMU reads them
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections import deque
@@ -49,7 +50,7 @@ from engine.server.jsonparser import (
     STRING,
     MessageBuilder,
 )
-from engine.server.jsontext import StringDecoder, decode_lossy
+from engine.server.jsontext import StringDecoder, decode_lossy, integer_value
 
 MAX_NESTING = 1024
 MAX_TOKEN_SIZE = 64 << 20
@@ -129,6 +130,31 @@ _FIRST.update({c: _DIGITS for c in b"123456789"})
 _FIRST.update({c: _KEYWORD for c in range(ord("a"), ord("z") + 1)})
 
 
+class _NotQEMUs(ValueError):
+    """The standard decoder met something it reads differently from QEMU."""
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _NotQEMUs("duplicate key")
+    return obj
+
+
+def _qemu_integer(text: str) -> int | float:
+    return integer_value(text.encode("ascii"))
+
+
+def _refuse(text: str) -> None:
+    raise _NotQEMUs(text)
+
+
+#: a message read in one go by the standard decoder (see ``JSONStream._whole_message``)
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_members, parse_int=_qemu_integer,
+                            parse_constant=_refuse)
+_WHOLE_MESSAGE = 64 << 10
+
+
 def _stray(text: str) -> JSONParseError:
     return JSONParseError(f"JSON parse error, stray '{text}'")
 
@@ -165,6 +191,9 @@ class JSONStream:
         self._token_bytes = 0
         self._builder = MessageBuilder()
         self._sizes: list[int] | None = None
+        # the buffer being read, as text (None unless it is ASCII)
+        self._text_of: bytes | None = None
+        self._text: str | None = None
 
     # -- public ----------------------------------------------------------------------------
     @property
@@ -219,6 +248,11 @@ class JSONStream:
         counted = 0
         while pos < end:
             if self._state == _START:
+                if self._token_count == 0 and (buf[pos] == 0x7B or buf[pos] == 0x5B):
+                    whole = self._whole_message(buf, pos, out)
+                    if whole:
+                        pos = whole
+                        continue
                 m = fast(buf, pos)
                 if m is None:
                     pos = self._begin(buf, pos, out)
@@ -244,6 +278,35 @@ class JSONStream:
             if deadline is not None and time.monotonic() >= deadline:
                 return pos
         return pos
+
+    def _whole_message(self, buf: bytes, pos: int, out: list[Any]) -> int:
+        """Read an ordinary message at ``pos`` in one go; where it ends, or 0.
+
+        Most messages are short, ASCII, standard JSON objects. For those, the C JSON
+        decoder of Python's standard library gives exactly QEMU's value, and much
+        faster; whatever it might read differently from QEMU is refused and left to
+        the lexer: escapes ``\\u`` (surrogates, noncharacters, NUL), ``0e..`` (not a
+        number for QEMU), duplicate keys, ``NaN``/``Infinity``, anything near a limit.
+        """
+        if self._text_of is not buf:
+            self._text_of = buf
+            self._text = buf.decode("ascii") if buf.isascii() else None
+        text = self._text
+        if text is None:
+            return 0
+        try:
+            value, stop = _DECODER.raw_decode(text, pos)
+        except (ValueError, RecursionError):
+            return 0
+        size = stop - pos
+        if size >= min(self.max_token_size, self.max_token_count, _WHOLE_MESSAGE):
+            return 0
+        message = text[pos:stop]
+        if "\\u" in message or "0e" in message or "0E" in message or \
+                message.count("{") + message.count("[") > self.max_nesting:
+            return 0
+        self._emit(out, value, size)
+        return stop
 
     def _begin(self, buf: bytes, pos: int, out: list[Any]) -> int:
         """The first byte of a token the fast path could not take whole."""
