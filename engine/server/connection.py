@@ -56,8 +56,13 @@ LARGE = 64 << 10
 HIGH_WATER = 256 << 10
 
 
-class Connection(asyncio.Protocol):
-    """The server's side of one client connection."""
+class Connection(asyncio.BufferedProtocol):
+    """The server's side of one client connection.
+
+    A buffered protocol: the transport reads into the server's one read buffer (the
+    loop runs one callback at a time), and only the bytes read are copied out, instead
+    of a 256 KiB buffer allocated for every read.
+    """
 
     def __init__(self, server: QMPServer) -> None:
         self._server = server
@@ -89,8 +94,11 @@ class Connection(asyncio.Protocol):
         self._server.connection_opened(self)
         transport.write(self._server.greeting)
 
-    def data_received(self, data: bytes) -> None:
-        self.stream.push(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._server.read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.stream.push(bytes(self._server.read_buffer[:nbytes]))
         self._step()
 
     def eof_received(self) -> bool:

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: A client that lets more than this pile up unread (events) is disconnected.
 MAX_OUTPUT_BUFFER = 4 << 20
+#: Bytes read from a connection at a time.
+READ_BUFFER = 256 << 10
 #: How long closing waits for clients to take what was written to them.
 CLOSE_GRACE = 0.3
 #: Commands quick enough to run on the loop (queries of the graph and the server).
@@ -80,6 +82,8 @@ class QMPServer:
         self.slots = LargeMessageSlots(large_message_slots)
         self.known_commands: Callable[[], list[str]] | None = getattr(engine, "commands", None)
         self.greeting = b""
+        #: where every connection's transport reads into (see ``Connection``)
+        self.read_buffer = memoryview(bytearray(READ_BUFFER))
         self.worker: CommandWorker = None  # type: ignore[assignment]  # set by start()
         self._known: frozenset[str] = frozenset()
         self._engine_lock: Any = getattr(engine, "lock", None)

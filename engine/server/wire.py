@@ -65,11 +65,35 @@ _ESCAPES = _EscapeTable({ord('"'): '\\"', ord("\\"): "\\\\", ord("\b"): "\\b",
 _ORDER_CACHE: dict[tuple[str, ...], list[str]] = {}
 
 
+#: short strings met before (member names, drivers, states) and how they are written
+_STRING_CACHE: dict[str, str] = {}
+_MEMBER_CACHE: dict[str, str] = {}
+_CACHE_LIMIT = 8192
+_CACHED_LENGTH = 64
+
+
 def encode_string(text: str) -> str:
     """``text`` as a QEMU JSON string literal."""
+    encoded = _STRING_CACHE.get(text)
+    if encoded is not None:
+        return encoded
     if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
-        return f'"{text}"'
-    return f'"{text.translate(_ESCAPES)}"'
+        encoded = f'"{text}"'
+    else:
+        encoded = f'"{text.translate(_ESCAPES)}"'
+    if len(text) <= _CACHED_LENGTH and len(_STRING_CACHE) < _CACHE_LIMIT:
+        _STRING_CACHE[text] = encoded
+    return encoded
+
+
+def _member(key: str) -> str:
+    """``"key": `` as written before a member's value."""
+    text = _MEMBER_CACHE.get(key)
+    if text is None:
+        text = encode_string(key) + ": "
+        if len(key) <= _CACHED_LENGTH and len(_MEMBER_CACHE) < _CACHE_LIMIT:
+            _MEMBER_CACHE[key] = text
+    return text
 
 
 def encode_float(value: float) -> str:
@@ -135,7 +159,20 @@ def _dump(value: Any, emit: Any, depth: int) -> None:
     t = type(value)
     if t is str:
         emit(encode_string(value))
-    elif t is dict or t is QEMUOrdered:
+    elif t is QEMUOrdered:
+        if not value:
+            emit("{}")
+            return
+        if depth > _RECURSION_DEPTH:
+            raise _TooDeep
+        sep = "{"
+        for key, member in value.items():
+            emit(sep)
+            emit(_member(key))
+            _dump(member, emit, depth + 1)
+            sep = ", "
+        emit("}")
+    elif t is dict:
         if not value:
             emit("{}")
             return
@@ -144,8 +181,7 @@ def _dump(value: Any, emit: Any, depth: int) -> None:
         sep = "{"
         for key in member_order(value):
             emit(sep)
-            emit(encode_string(key))
-            emit(": ")
+            emit(_member(key))
             _dump(value[key], emit, depth + 1)
             sep = ", "
         emit("}")
