@@ -1,11 +1,13 @@
 """The QMP server: the engine behind unix sockets, TCP or socket pairs, on asyncio.
 
 Each connection is a :class:`~engine.server.connection.Connection` (its own session,
-stream and output; see there for how no client can stall the others). Quick queries
-run on the event loop itself when the engine is free; everything else runs on one
-:class:`~engine.server.worker.CommandWorker` thread, so a slow command never stalls
-the other clients' input, answers or events; the engine serialises commands with its
-own lock. Events from the engine (which may come from a job's thread) are written to
+stream and output; see there for how no client can stall the others). Commands run on
+the event loop itself while they are quick and the engine is free; commands seen to be
+slow, ones that write new images, ones carrying a large message, and any command
+while the engine is busy (a job holds its lock) run on one
+:class:`~engine.server.worker.CommandWorker` thread, so that they do not hold up the
+other clients' input, answers or events; the engine serialises commands with its own
+lock. Events from the engine (which may come from a job's thread) are written to
 every client that has finished negotiation, in the order they happened; events
 caused by a command, and any that happened before it, are written before that
 command's reply, as QEMU does.
@@ -45,12 +47,12 @@ MAX_OUTPUT_BUFFER = 4 << 20
 READ_BUFFER = 256 << 10
 #: How long closing waits for clients to take what was written to them.
 CLOSE_GRACE = 0.3
-#: Commands quick enough to run on the loop (queries of the graph and the server).
-INLINE_COMMANDS = frozenset({
-    "qmp_capabilities", "query-version", "query-commands", "quit", "query-jobs",
-    "query-block-jobs", "query-named-block-nodes", "query-block", "x-debug-query-block-graph"})
-#: A command that took longer than this on the loop runs on the worker for a while
-#: (a large graph makes even a query slow).
+#: Commands that write and flush new image files run on the worker; every other command
+#: runs on the loop when the engine is free — serialised by the engine's lock anyway,
+#: and a thread hand-over costs more than most commands — until one takes longer than
+#: :data:`INLINE_SECONDS` (a large graph, a slow disk): then that command runs on the
+#: worker for its next :data:`_INLINE_PENALTY` calls.
+WORKER_COMMANDS = frozenset({"blockdev-snapshot-sync", "blockdev-snapshot", "transaction"})
 INLINE_SECONDS = 0.002
 _INLINE_PENALTY = 64
 
@@ -85,7 +87,6 @@ class QMPServer:
         #: where every connection's transport reads into (see ``Connection``)
         self.read_buffer = memoryview(bytearray(READ_BUFFER))
         self.worker: CommandWorker = None  # type: ignore[assignment]  # set by start()
-        self._known: frozenset[str] = frozenset()
         self._engine_lock: Any = getattr(engine, "lock", None)
         self._penalty: dict[str, int] = {}
         self._connections: set[Connection] = set()
@@ -110,8 +111,6 @@ class QMPServer:
         version = await self._loop.run_in_executor(None, self.engine.execute,
                                                    "query-version", None)
         self.greeting = wire.encode(wire.greeting(version, list(CAPABILITIES)))
-        if self.known_commands is not None:
-            self._known = frozenset(self.known_commands())
         self._unsubscribe = self.engine.add_listener(self._on_event)
 
     async def listen_unix(self, path: str | os.PathLike[str]) -> str:
@@ -207,7 +206,7 @@ class QMPServer:
     def run_inline(self, session: QMPSession, request: Request) -> Reply | None:
         """Run a quick command on the loop, or None: it goes to the worker."""
         command = request.command
-        if command not in INLINE_COMMANDS and (command in self._known or request.oob):
+        if request.oob or command in WORKER_COMMANDS:
             return None
         penalty = self._penalty.get(command)
         if penalty:
