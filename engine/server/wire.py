@@ -24,6 +24,8 @@ the other clients in between.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -222,8 +224,53 @@ def dumps(value: Any) -> str:
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    """One QMP message as the bytes QEMU sends: its JSON line and ``\\r\\n``."""
+    """One QMP message as the bytes QEMU sends: its JSON line and ``\\r\\n``.
+
+    Most replies hold only what Python's C JSON encoder writes exactly as QEMU does
+    (dicts already in QEMU's order, strings, integers, booleans, null), once its
+    lower-case ``\\u`` escapes are made upper-case; those are written by it, the
+    rest by :func:`dumps`.
+    """
+    if _c_writable(message, 0):
+        text = _C_ENCODER.encode(message)
+        if "\\u" in text:
+            text = _UNICODE_ESCAPE.sub(_upper_hex, text)
+        return text.encode("ascii") + EOL
     return dumps(message).encode("ascii") + EOL
+
+
+_C_ENCODER = json.JSONEncoder(ensure_ascii=True, check_circular=False,
+                              separators=(", ", ": "))
+#: a \\u escape: preceded by an odd number of backslashes (an even number is escaped
+#: backslashes followed by a plain "u")
+_UNICODE_ESCAPE = re.compile(r"(\\+)u([0-9a-f]{4})")
+
+
+def _upper_hex(match: re.Match[str]) -> str:
+    slashes, digits = match.groups()
+    return f"{slashes}u{digits.upper()}" if len(slashes) % 2 else match.group(0)
+
+
+def _c_writable(value: Any, depth: int) -> bool:
+    """True when the C encoder writes ``value`` exactly as QEMU would (no floats, no
+    plain dict of several members, nothing deeper than recursion allows)."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return True
+    if depth > _RECURSION_DEPTH:
+        return False
+    if t is QEMUOrdered or (t is dict and len(value) < 2):
+        items = value.values()
+    elif t is list or t is tuple:
+        items = value
+    else:
+        return False
+    for item in items:   # a loop, not all(): this runs for every reply
+        if not _c_writable(item, depth + 1):
+            break
+    else:
+        return True
+    return False
 
 
 # -- the writer in steps ----------------------------------------------------------------
@@ -335,28 +382,33 @@ def iter_encode(message: dict[str, Any]) -> Iterator[bytes]:
 
 # -- messages, built with members in the order QEMU inserts them --------------------
 
+def _in_qemu_order(message: dict[str, Any]) -> QEMUOrdered:
+    return QEMUOrdered((key, message[key]) for key in member_order(message))
+
+
 def greeting(version: dict[str, Any], capabilities: list[str]) -> dict[str, Any]:
     return {"QMP": {"version": version, "capabilities": list(capabilities)}}
 
 
 def success(value: Any, request_id: Any = None, *, has_id: bool = False) -> dict[str, Any]:
-    reply: dict[str, Any] = {"return": value}
-    if has_id:
-        reply["id"] = request_id
-    return reply
+    if not has_id:
+        return {"return": value}
+    return _in_qemu_order({"return": value, "id": request_id})
 
 
 def failure(error_class: str, desc: str, request_id: Any = None, *,
             has_id: bool = False) -> dict[str, Any]:
-    reply: dict[str, Any] = {"error": {"class": error_class, "desc": desc}}
+    reply: dict[str, Any] = {"error": _in_qemu_order({"class": error_class, "desc": desc})}
     if has_id:
         reply["id"] = request_id
+        return _in_qemu_order(reply)
     return reply
 
 
 def event(event: dict[str, Any]) -> dict[str, Any]:
     """An engine event (``{"event", "data", "timestamp"}``) as QEMU builds it."""
-    message: dict[str, Any] = {"timestamp": event["timestamp"], "event": event["event"]}
+    message: dict[str, Any] = {"timestamp": _in_qemu_order(event["timestamp"]),
+                               "event": event["event"]}
     if "data" in event:
         message["data"] = event["data"]
-    return message
+    return _in_qemu_order(message)
