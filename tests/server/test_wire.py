@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from engine.qmp.qdict import qdict_sorted
 from engine.server import wire
 
@@ -112,9 +115,6 @@ def test_every_character_escapes_alike_the_first_time_and_later() -> None:
 def test_the_c_encoder_path_writes_what_the_python_writer_writes() -> None:
     """Replies that the standard library's C encoder may write (dicts in QEMU order,
     strings, integers) must come out exactly as :func:`wire.dumps` writes them."""
-    from hypothesis import given, settings
-    from hypothesis import strategies as st
-
     values = st.recursive(
         st.none() | st.booleans() | st.integers(-(1 << 70), 1 << 70)
         | st.text(alphabet=st.characters(codec="utf-8"), max_size=6)
