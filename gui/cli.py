@@ -1,9 +1,10 @@
 """The ``blockgraph`` command.
 
 ``blockgraph`` alone opens the editor on the bundled engine with a demo chain;
-``blockgraph SUBCOMMAND ...`` runs a headless tool. Each subcommand lives in its
-own module with a ``main(argv) -> int`` and is imported only when used, so that
-``blockgraph serve`` and ``blockgraph info`` never load Qt.
+``blockgraph SUBCOMMAND ...`` runs a headless tool. Each subcommand's front end is a
+module with a ``main(argv) -> int`` (:mod:`gui.commands`, and the engine's own for
+``info`` and ``serve``), imported only when used — so that ``blockgraph serve`` and
+``blockgraph info`` never load Qt. Without a subcommand, :mod:`gui.window.app`.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ import engine
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "info": ("engine.formats.cli", "describe an image file, like qemu-img info"),
     "serve": ("engine.server.cli", "serve the bundled engine over QMP on a socket"),
-    "render": ("gui.render", "draw a graph to SVG/PNG/DOT/JSON without a window"),
-    "tour": ("gui.tour", "run a guided tour of QMP block operations"),
-    "replay": ("gui.replay", "replay a recorded QMP script against an endpoint"),
-    "offline": ("gui.offline", "show image files' backing chains and fix them, without QEMU"),
+    "render": ("gui.commands.render", "draw a graph to SVG/PNG/DOT/JSON without a window"),
+    "tour": ("gui.commands.tour", "run a guided tour of QMP block operations"),
+    "replay": ("gui.commands.replay", "replay a recorded QMP script against an endpoint"),
+    "offline": ("gui.commands.offline",
+                "show image files' backing chains and fix them, without QEMU"),
 }
 
 USAGE = """\
 usage: blockgraph [--connect unix:PATH|tcp:HOST:PORT | --demo | IMAGE ...]
+       blockgraph --list [--connect URI ...]   what this host offers to connect to
        blockgraph SUBCOMMAND [ARGS ...]
 
 With no arguments, opens the editor on the bundled engine with a demo disk chain.
@@ -51,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] == "--version":
         print(f"blockgraph {engine.__version__}")
         return 0
+    if args and args[0] == "--list":
+        from gui.discovery.listing import main as list_main
+
+        return list_main(args[1:])
     if args and args[0] in SUBCOMMANDS:
         module_name, _ = SUBCOMMANDS[args[0]]
         try:
@@ -61,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             raise
         return int(module.main(args[1:]) or 0)
-    from gui import app
+    from gui.window import app  # lazily: the editor loads Qt, the subcommands need not
 
     return int(app.main(args) or 0)
 

@@ -9,14 +9,25 @@ BLOCKGRAPH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export BLOCKGRAPH_ROOT
 VENV="${BLOCKGRAPH_VENV:-$BLOCKGRAPH_ROOT/.venv}"
 
-# Debian packages: the real QEMU the tests compare against, the Qt runtime
-# (xcb for a real window, GL/EGL/fontconfig even for offscreen), Xvfb for
-# screenshots, Graphviz `dot` as a benchmark anchor.
+# Debian packages, installed without their recommends (so each one needed is named):
+# the real QEMU the tests compare against; the Qt runtime (xcb for a real window,
+# GL/EGL/fontconfig even for offscreen, and a font: Qt brings none); Xvfb and xauth
+# (xvfb-run needs it) for a window without a display; Graphviz `dot` as a benchmark
+# anchor; libvirtd, virtlogd, virsh and the QEMU driver for the libvirt tests, and
+# libvirt-dev, pkg-config, gcc, libc6-dev and python3-dev to build the libvirt binding
+# from PyPI (the venv's Python need not be Debian's, so Debian's python3-libvirt would
+# not import there);
+# libvirt-daemon-system-sysv picks the init-script flavour so that apt does not pull
+# systemd in as the init system. tests/test_runtime_dependencies.py checks that
+# nothing is missing.
 APT_PACKAGES=(
-  qemu-utils qemu-system-common qemu-system-x86 xvfb graphviz python3-venv
+  qemu-utils qemu-system-common qemu-system-x86 xvfb xauth graphviz python3-venv
+  libvirt-daemon-system libvirt-daemon-system-sysv libvirt-daemon-driver-qemu
+  libvirt-clients libvirt-dev pkg-config gcc libc6-dev python3-dev
   libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0
   libxcb-shape0 libxcb-randr0 libxcb-xkb1 libxkbcommon-x11-0
-  libgl1 libegl1 libglib2.0-0 libfontconfig1 libxkbcommon0 libdbus-1-3
+  libgl1 libegl1 libglib2.0-0 libfontconfig1 fontconfig fonts-dejavu-core
+  libxkbcommon0 libdbus-1-3
 )
 
 missing=()
@@ -46,7 +57,7 @@ want="$(sha256sum "$BLOCKGRAPH_ROOT/pyproject.toml" | cut -d' ' -f1) $BLOCKGRAPH
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "blockgraph: installing Python packages into $VENV" >&2
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-  "$VENV/bin/python" -m pip install -q -e "$BLOCKGRAPH_ROOT[dev]"
+  "$VENV/bin/python" -m pip install -q -e "$BLOCKGRAPH_ROOT[dev,libvirt]"
   echo "$want" >"$stamp"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -38,7 +38,7 @@ async def _settle(panel) -> None:  # type: ignore[no-untyped-def]
 
 
 async def tour_shot(app: QApplication) -> None:
-    from gui.widgets.tour_window import TourWindow
+    from gui.tours.window import TourWindow
 
     window = TourWindow("reopen-backing")
     window.resize(1320, 780)
@@ -57,7 +57,7 @@ async def tour_shot(app: QApplication) -> None:
 
 
 def offline_shot(app: QApplication) -> None:
-    from gui.widgets.offline_window import OfflineWindow
+    from gui.offline.window import OfflineWindow
 
     d = Path(tempfile.mkdtemp(prefix="blockgraph-shot-"))
     create_qcow2(d / "base.qcow2", 64 * MIB)

@@ -23,15 +23,11 @@ Link changes become ``blockdev-reopen`` transactions that repeat each node's ful
 set (reopen resets what it is not given) — see :mod:`gui.planner.options`.
 """
 
-from gui.planner.planner import (
-    PlanContext,
-    check_plan,
-    describe,
-    plan_intent,
-    plan_staged,
-    simulate,
-)
+from gui.planner.context import PlanContext
+from gui.planner.planner import check_plan, plan_intent, plan_staged
 from gui.planner.preflight import check as check_intent
+from gui.planner.simulate import simulate
+from gui.planner.summary import describe
 
 __all__ = ["PlanContext", "check_intent", "check_plan", "describe", "plan_intent",
            "plan_staged", "simulate"]

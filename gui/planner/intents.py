@@ -73,7 +73,11 @@ class Delete:
 
 @dataclass(frozen=True, slots=True)
 class AddImage:
-    """Open an existing image file as node ``node_name``, with or without its chain."""
+    """Open an existing image file as node ``node_name``, with or without its chain.
+
+    ``backing`` names a node already open to back it (by reference), instead of the
+    chain its header names; ``file_node`` names its protocol node (else auto-named).
+    """
 
     node_name: str
     filename: str
@@ -81,6 +85,8 @@ class AddImage:
     with_chain: bool = True
     read_only: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)   # cache, discard, ...
+    file_node: str | None = None
+    backing: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,12 @@ is the one QEMU would report, so lists hold at most one reason per intent.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.graph import rules
 from engine.graph.names import check_job_id
 from engine.graph.snapshot import GraphSnapshot
+from gui.planner.context import PlanContext
 from gui.planner.intents import (
     AddImage,
     ChangeMedium,
@@ -27,9 +28,7 @@ from gui.planner.intents import (
     SetReadOnly,
     Stream,
 )
-
-if TYPE_CHECKING:
-    from gui.planner.planner import PlanContext
+from gui.planner.simulate import simulate
 
 
 class MissingCommand(rules.RuleViolation):
@@ -58,8 +57,6 @@ def check(ctx: PlanContext, intent: Any) -> list[Exception]:
 def check_staged(ctx: PlanContext, intents: Sequence[Any]) -> list[Exception]:
     """Reasons to refuse staged link edits, each checked on the graph the ones before it
     leave (they are sent as one atomic reopen)."""
-    from gui.planner.planner import PlanContext, simulate
-
     if all(isinstance(i, ExternalSnapshot) for i in intents):
         return next((r for r in (check(ctx, i) for i in intents) if r), [])
     if any(isinstance(i, Delete) for i in intents):      # an undo of staged snapshots
@@ -119,15 +116,28 @@ def _check(ctx: PlanContext, intent: Any) -> None:
             info = view.node_info(node)
             owned = None if info is None or not info.auto_named else False
             rules.check_delete(view, node, monitor_owned=owned, job_blockers=_jobs_on(view, node))
-        case AddImage(node_name):
+        case AddImage():
             _need(ctx, "blockdev-add")
-            rules.check_new_node_name(view, node_name)
+            _check_add(view, intent)
         case ChangeMedium(device, filename):
             _need(ctx, "blockdev-change-medium" if filename is not None else "eject")
             if view.node_info(f"backend:{device}") is None:
                 raise rules.DeviceNotFound(device)
         case _:
             raise TypeError(f"not an intent: {intent!r}")
+
+
+def _check_add(view: GraphSnapshot, intent: AddImage) -> None:
+    """``blockdev-add``'s refusals for an image opened by name (and its file node, and
+    the node backing it by reference), in QEMU's order."""
+    rules.check_new_node_name(view, intent.node_name)
+    if intent.file_node is not None:
+        rules.check_new_node_name(view, intent.file_node)
+        if intent.file_node == intent.node_name:
+            raise rules.DuplicateNodeName(intent.file_node)
+    if intent.backing is not None and view.node_info(intent.backing) is None:
+        missing = rules.ReferenceNotFound(intent.backing, intent.backing)
+        raise rules.RuleViolation(f"Could not open backing file: {missing}")
 
 
 def _check_job_id(view: GraphSnapshot, job_id: str) -> None:

@@ -24,9 +24,12 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from engine.graph.snapshot import GraphSnapshot
+from gui.session import CommandFailed, Session
+from gui.session.peers import BundledPeer
 
 
 class PeerError(Exception):
@@ -135,8 +138,6 @@ class SessionPeer:
         task.add_done_callback(self._tasks.discard)
 
     async def execute(self, command: str, arguments: Mapping[str, Any] | None = None) -> Any:
-        from gui.session import CommandFailed
-
         try:
             return await self.session.execute(command, dict(arguments) if arguments else None)
         except CommandFailed as exc:
@@ -172,28 +173,14 @@ async def open_peer(address: str | None = None, *, poll_interval: float | None =
 
     The bundled engine runs behind the in-process QMP server and is closed with the peer.
     """
-    from gui.session import Session, socket_endpoint
-
-    server = None
-    if address is None:
-        from pathlib import Path
-
-        try:
-            from engine.server.inprocess import InProcessServer
-        except ImportError as exc:
-            raise PeerError("the bundled engine's QMP server is not available in this "
-                            "build; connect to a QEMU peer instead") from exc
-
-        server = InProcessServer(root=Path(root) if root else None)
-        endpoint: Any = socket_endpoint("bundled engine", server.connect)
-    else:
-        endpoint = address
-    session = Session(endpoint, auto_reconnect=False, poll_interval=poll_interval)
+    bundled = BundledPeer(Path(root) if root else None) if address is None else None
+    session = Session(bundled.endpoint if bundled is not None else address,
+                      auto_reconnect=False, poll_interval=poll_interval)
     try:
         await session.connect()
     except BaseException:
         await session.close()
-        if server is not None:
-            server.close()
+        if bundled is not None:
+            bundled.close()
         raise
-    return SessionPeer(session, on_close=server.close if server is not None else None)
+    return SessionPeer(session, on_close=bundled.close if bundled is not None else None)

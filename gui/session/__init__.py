@@ -25,13 +25,12 @@ Public API (stable; the GUI bridges the callbacks to Qt signals)::
     session.capabilities             # PeerCapabilities: version, commands, reopen_command, ...
     session.jobs                     # {job id: JobProgress}
     session.traffic                  # TrafficLog: bounded; entries .direction .time .json
+    session.added_options            # {node-name: options} this client added/reopened nodes with
     await session.execute(cmd, args) # -> return value; raises CommandFailed / Disconnected
     await session.refresh(force=False) # re-read the graph now
     session.request_refresh()        # ask the background loop to re-read soon
-
-    plan = session.plan(intent)      # pure planning on the current graph (gui.planner)
-    report = await session.run_plan(plan)   # raises PreflightRefused before sending;
-    report.snapshot, report.mismatches      # graph re-read after, and where it differs
+    session.set_poll_interval(60.0)  # the safety re-read (None: events only)
+    await session.wait_job(id, ("concluded",))  # -> JobProgress; raises JobFailed
 
     await session.reconnect()        # drop and connect again (re-reads the graph)
     await session.disconnect()       # close on request; connect() works again later
@@ -42,15 +41,22 @@ Connection states: DISCONNECTED → CONNECTING → CONNECTED; a dropped link giv
 ``auto_reconnect`` (default on) — reconnects with exponential back-off (0.1 s up to 5 s)
 and re-reads the graph. ``close()`` gives CLOSED.
 
+Plans are planned (:mod:`gui.planner`) and run on a session (:mod:`gui.executor`)
+elsewhere: the session only carries commands. Where the peer is:
+:class:`~gui.session.peers.BundledPeer` (the bundled engine in-process) or
+:func:`~gui.session.peers.remote_endpoint` (an address).
+
 Errors (:mod:`gui.session.errors`): ``SessionError`` → ``ConnectFailed``, ``Disconnected``
 (``outcome_unknown``), ``CommandFailed`` (``sent``/``received`` JSON, ``error_class``,
 ``desc``), ``PreflightRefused`` (``reasons``), ``UnsupportedByPeer``, ``JobFailed``.
 
-Refreshing: events that can change the graph (``JOB_STATUS_CHANGE``, ``BLOCK_JOB_*``,
-``BLOCK_IMAGE_CORRUPTED``, ``DEVICE_DELETED``, ``DEVICE_TRAY_MOVED``, …) and the
-session's own commands wake the refresh loop; otherwise it polls every
-``poll_interval`` seconds with the cheap ``x-debug-query-block-graph`` and fetches the
-flat node list only when that changed (see :mod:`gui.session.graph_reader`).
+Staying live (:mod:`gui.session.updates`): after the first read, events that can change
+the graph, the session's own commands and ``request_refresh()`` have it read again, as
+much as each calls for; a running job's progress is polled every ``job_poll_interval``
+seconds; a slow safety re-read every ``poll_interval`` seconds (None: never) catches
+what no event reports, asking the cheap ``x-debug-query-block-graph`` first and the flat
+node list only when that changed (:mod:`gui.session.graph_reader`).
+``session.poll_deadline`` is when the next unasked read is due (None: none is).
 """
 
 from gui.session.address import Endpoint, parse_address, socket_endpoint
@@ -64,18 +70,14 @@ from gui.session.errors import (
     SessionError,
     UnsupportedByPeer,
 )
-from gui.session.session import (
-    ConnectionState,
-    ConnectionStatus,
-    ExecutionReport,
-    JobProgress,
-    Session,
-)
+from gui.session.jobs import JobProgress
+from gui.session.session import Session
+from gui.session.state import ConnectionState, ConnectionStatus
 from gui.session.traffic import TrafficEntry, TrafficLog
 
 __all__ = [
     "CommandFailed", "ConnectFailed", "ConnectionState", "ConnectionStatus", "Disconnected",
-    "Endpoint", "ExecutionReport", "JobFailed", "JobProgress", "PeerCapabilities",
+    "Endpoint", "JobFailed", "JobProgress", "PeerCapabilities",
     "PreflightRefused", "Session", "SessionError", "TrafficEntry", "TrafficLog",
     "UnsupportedByPeer", "parse_address", "socket_endpoint",
 ]

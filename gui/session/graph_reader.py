@@ -5,7 +5,8 @@ Costs on QEMU 7.2 with 1,000 nodes: ``x-debug-query-block-graph`` ~17 ms;
 every backing chain (90 s for a 500-deep chain) — it is never sent. So a refresh asks
 the debug graph first and fetches the flat node list only when the debug graph changed,
 when an event or the session's own command may have changed node state (read-only,
-options), or when forced. ``query-block-jobs`` is asked only while the graph has jobs.
+options), or when forced. ``query-block-jobs`` is asked only while the graph has jobs;
+while a job runs and nothing else changed, :func:`read_jobs` asks only that.
 
 Peers without ``x-debug-query-block-graph`` (a custom build) get a graph synthesised
 from the flat node list: ``children`` members (QEMU 10.1+) when present, else backing
@@ -29,6 +30,7 @@ class ReadState:
     """What the last read saw, to skip work when nothing changed."""
 
     debug_key: str | None = None
+    debug: Mapping[str, Any] | None = None
     named_nodes: list[Mapping[str, Any]] | None = None
     jobs: list[Mapping[str, Any]] | None = None
     snapshot: GraphSnapshot | None = None
@@ -91,6 +93,21 @@ async def read_graph(
     # not compare, so the flat list itself is compared too
     changed = (state.snapshot is None or snapshot != state.snapshot
                or list(named) != state.named_nodes or list(jobs) != state.jobs)
-    state.debug_key, state.named_nodes, state.jobs = key, list(named), list(jobs)
+    state.debug_key, state.debug = key, debug
+    state.named_nodes, state.jobs = list(named), list(jobs)
     state.snapshot = snapshot
     return snapshot, changed
+
+
+async def read_jobs(query: Query, state: ReadState) -> tuple[GraphSnapshot, bool]:
+    """Read only the block jobs (their progress) into the graph last read; returns
+    (snapshot, changed). The graph itself is not asked for: links and nodes change with
+    events, which call for :func:`read_graph`."""
+    if state.debug is None or state.named_nodes is None or state.snapshot is None:
+        raise ValueError("read the graph before its jobs")
+    jobs = list(await query("query-block-jobs", None))
+    if jobs == state.jobs:
+        return state.snapshot, False
+    state.jobs = jobs
+    state.snapshot = GraphSnapshot.from_qmp(state.debug, state.named_nodes, jobs)
+    return state.snapshot, True

@@ -1,104 +1,51 @@
 """The session: one QMP connection to one peer, and the live graph read from it.
 
-See :mod:`gui.session` for the public API. Internals worth knowing:
+See :mod:`gui.session` for the public API. Its parts: :mod:`~gui.session.link` (one
+connection, time limits), :mod:`~gui.session.graph_reader` (the cheapest queries that
+answer), :mod:`~gui.session.jobs` (job statuses and progress),
+:mod:`~gui.session.sent_options` (what this client told the peer). Internals worth
+knowing:
 
-* Background tasks (event drain, poll/refresh loop, connection watch, reconnect) are
+* Background tasks (event drain, update loop, connection watch, reconnect) are
   created with :meth:`Session._spawn` and kept in ``self._tasks`` — strong references,
   because the event loop (and qasync's) holds only weak ones.
-* One task drains events; events that can change the graph wake the refresh loop, which
-  is the only place background reads happen (under ``self._read_lock``).
+* One task drains events; each event and each own command says what it calls for
+  (:mod:`~gui.session.updates`) and wakes the update loop, the only place background
+  reads happen — under the command lock, so that no query can slip in between a
+  ``blockdev-create`` and the end of its job.
 * A dropped connection is noticed by the watch task through qemu.qmp's runstate; the
   session then reports ``LOST`` ("disconnected — outcome unknown"), never raises into
   the caller, and reconnects with back-off when ``auto_reconnect`` is on.
+
+Planning and running plans are not the session's: :mod:`gui.executor` runs a plan on
+a session (send, wait for jobs, read back, compare).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
-import enum
 import logging
-import time
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from qemu.qmp import ConnectError, EventListener, ExecInterruptedError, QMPClient, Runstate
-from qemu.qmp.protocol import StateError
-from qemu.qmp.qmp_client import ExecuteError
+from qemu.qmp import EventListener
 
 from engine.graph.snapshot import GraphSnapshot
-from gui.planner import PlanContext, check_plan, plan_intent
-from gui.planner.plan import Plan, QmpCommand, WaitJob
 from gui.session.address import Endpoint, parse_address
 from gui.session.capabilities import PeerCapabilities
-from gui.session.client import LoggingQMPClient, background_traffic
-from gui.session.errors import (
-    CommandFailed,
-    ConnectFailed,
-    Disconnected,
-    JobFailed,
-    PreflightRefused,
-    SessionError,
-)
-from gui.session.graph_reader import ReadState, read_graph
+from gui.session.client import background_traffic
+from gui.session.errors import ConnectFailed, Disconnected, SessionError
+from gui.session.graph_reader import ReadState, read_graph, read_jobs
+from gui.session.jobs import JobProgress, JobTracker
+from gui.session.link import LINK_ERRORS, QmpLink, Stalled
 from gui.session.observers import Observers
+from gui.session.sent_options import SentOptions
+from gui.session.state import ConnectionState, ConnectionStatus
 from gui.session.traffic import TrafficEntry, TrafficLog
+from gui.session.updates import Need, need_for_command, need_for_event
 
 log = logging.getLogger(__name__)
-
-#: Events after which the graph (or a job) may have changed.
-GRAPH_EVENTS = frozenset({
-    "JOB_STATUS_CHANGE", "BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED", "BLOCK_JOB_READY",
-    "BLOCK_JOB_ERROR", "BLOCK_JOB_PENDING", "BLOCK_IMAGE_CORRUPTED", "BLOCK_EXPORT_DELETED",
-    "DEVICE_DELETED", "DEVICE_TRAY_MOVED", "BLOCK_WRITE_THRESHOLD",
-})
-#: Commands that only read; everything else may change the graph.
-_READ_ONLY_PREFIXES = ("query-", "x-debug-query-")
-
-
-class ConnectionStatus(enum.Enum):
-    DISCONNECTED = "disconnected"   # never connected, or closed the old connection on request
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    LOST = "lost"                   # dropped by the peer: outcome of in-flight commands unknown
-    CLOSED = "closed"               # close() was called; the session is finished
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionState:
-    status: ConnectionStatus
-    address: str
-    message: str = ""
-    peer: PeerCapabilities | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class JobProgress:
-    """A job as last seen: status from events, progress from ``query-jobs``."""
-
-    id: str
-    type: str = ""
-    status: str = ""
-    current: int = 0
-    total: int = 0
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionReport:
-    """What running a plan did: the graph after and where it differs from the plan."""
-
-    plan: Plan
-    snapshot: GraphSnapshot
-    mismatches: tuple[str, ...] = ()
-    results: tuple[Any, ...] = field(default=(), compare=False)
-
-    @property
-    def as_expected(self) -> bool:
-        return not self.mismatches
-
 
 class Session:
     """A live connection to a QMP peer (see the package docstring for the API)."""
@@ -108,7 +55,8 @@ class Session:
         endpoint: Endpoint | str,
         *,
         auto_reconnect: bool = True,
-        poll_interval: float | None = 2.0,
+        poll_interval: float | None = 60.0,
+        job_poll_interval: float = 1.0,
         traffic_limit: int = 5000,
         reconnect_delays: tuple[float, float] = (0.1, 5.0),
         job_timeout: float = 300.0,
@@ -116,7 +64,10 @@ class Session:
     ) -> None:
         self.endpoint = parse_address(endpoint) if isinstance(endpoint, str) else endpoint
         self.auto_reconnect = auto_reconnect
+        #: the safety re-read, for changes no event reports (None: never); see updates
         self.poll_interval = poll_interval
+        #: how often a running job's progress is asked for
+        self.job_poll_interval = job_poll_interval
         self.reconnect_delays = reconnect_delays
         self.job_timeout = job_timeout
         #: a peer that accepts but never greets or never answers is treated as gone after
@@ -129,21 +80,21 @@ class Session:
         self._traffic: Observers[TrafficEntry] = Observers("traffic")
         self._events: Observers[Mapping[str, Any]] = Observers("event")
         self._state = ConnectionState(ConnectionStatus.DISCONNECTED, self.endpoint.label)
-        self._client: LoggingQMPClient | None = None
+        self._link: QmpLink | None = None
         self._caps: PeerCapabilities | None = None
         self._read = ReadState()
         self._read_lock = asyncio.Lock()
         self._command_lock = asyncio.Lock()
         self._wake = asyncio.Event()
-        self._force_nodes = True
+        self._need = Need.NOTHING
+        self._poll_deadline: float | None = None
+        self._last_graph_read = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._conn_tasks: set[asyncio.Task[Any]] = set()
         self._reconnect_task: asyncio.Task[Any] | None = None
         self._closing = False
-        self._jobs: dict[str, JobProgress] = {}
-        self._job_history: dict[str, list[JobProgress]] = {}
-        self._job_changed = asyncio.Condition()
-        self._added_options: dict[str, dict[str, Any]] = {}
+        self._jobs = JobTracker(self._job_progress.emit)
+        self._sent = SentOptions()
 
     # -- observers ----------------------------------------------------------------------
     def on_graph_changed(self, cb: Callable[[GraphSnapshot], None]) -> Callable[[], None]:
@@ -180,12 +131,12 @@ class Session:
 
     @property
     def jobs(self) -> Mapping[str, JobProgress]:
-        return dict(self._jobs)
+        return self._jobs.jobs
 
     @property
     def added_options(self) -> Mapping[str, Mapping[str, Any]]:
         """Options of nodes this session added or reopened, by node-name (newest wins)."""
-        return self._added_options
+        return self._sent.by_node
 
     def _set_state(self, status: ConnectionStatus, message: str = "") -> None:
         self._state = ConnectionState(status, self.endpoint.label, message, self._caps)
@@ -200,39 +151,31 @@ class Session:
             assert self._read.snapshot is not None
             return self._read.snapshot
         self._set_state(ConnectionStatus.CONNECTING)
-        client = LoggingQMPClient(self.traffic, self._traffic.emit, name="blockgraph")
-        timer = asyncio.timeout(self.command_timeout)
         try:
-            async with timer:
-                await client.connect(self.endpoint.connect_argument())
-        except (ConnectError, OSError) as exc:   # TimeoutError is an OSError
-            if timer.expired():   # qemu.qmp reports the cancelled handshake as ConnectError
-                with contextlib.suppress(Exception):
-                    await client.disconnect()
-                reason = f"no QMP greeting within {self.command_timeout:g} s"
-            elif isinstance(exc, ConnectError):
-                reason = str(exc.exc) or f"{exc.error_message} ({type(exc.exc).__name__})"
-            else:
-                reason = str(exc)
-            self._set_state(ConnectionStatus.DISCONNECTED, f"cannot connect: {reason}")
-            raise ConnectFailed(self.endpoint.label, reason) from exc
-        self._client = client
+            link = await QmpLink.open(self.endpoint, self.traffic, self._traffic.emit,
+                                      self.command_timeout)
+        except ConnectFailed as exc:
+            self._set_state(ConnectionStatus.DISCONNECTED, f"cannot connect: {exc.reason}")
+            raise
+        self._link = link
         try:
             with background_traffic():
                 version = await self._query("query-version")
                 commands = await self._query("query-commands")
             self._caps = PeerCapabilities.from_replies(version, commands)
             listener = EventListener()
-            client.register_listener(listener)
-            self._spawn_conn(self._drain_events(client, listener), "events")
-            self._spawn_conn(self._watch(client), "watch")
+            link.client.register_listener(listener)
+            self._spawn_conn(self._drain_events(link, listener), "events")
+            self._spawn_conn(self._watch(link), "watch")
+            with background_traffic():   # the jobs first: no node query during a creation
+                self._jobs.on_query(await self._query("query-jobs"))
             self._read = ReadState()
             snapshot = await self.refresh(force=True)
-        except (SessionError, ExecInterruptedError, StateError) as exc:
-            await self._drop_client(client)
+        except (SessionError, *LINK_ERRORS) as exc:
+            await self._drop_link(link)
             self._set_state(ConnectionStatus.DISCONNECTED, f"cannot connect: {exc}")
             raise ConnectFailed(self.endpoint.label, str(exc)) from exc
-        self._spawn_conn(self._poll(client), "poll")
+        self._spawn_conn(self._keep_graph(link), "updates")
         self._set_state(ConnectionStatus.CONNECTED,
                         f"connected to QEMU {self._caps.version_text}")
         return snapshot
@@ -240,24 +183,24 @@ class Session:
     async def reconnect(self) -> GraphSnapshot:
         """Drop the current connection (if any) and connect again; re-reads the graph."""
         self._cancel_reconnect()
-        if self._client is not None:
-            await self._drop_client(self._client)
+        if self._link is not None:
+            await self._drop_link(self._link)
         self._set_state(ConnectionStatus.DISCONNECTED, "reconnecting")
         return await self.connect()
 
     async def disconnect(self) -> None:
         """Close the connection on request; the session can connect again later."""
         self._cancel_reconnect()
-        if self._client is not None:
-            await self._drop_client(self._client)
+        if self._link is not None:
+            await self._drop_link(self._link)
         self._set_state(ConnectionStatus.DISCONNECTED, "disconnected")
 
     async def close(self) -> None:
         """Finish the session: stop every task and close the connection."""
         self._closing = True
         self._cancel_reconnect()
-        if self._client is not None:
-            await self._drop_client(self._client)
+        if self._link is not None:
+            await self._drop_link(self._link)
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -283,10 +226,10 @@ class Session:
         self._conn_tasks.add(task)
         task.add_done_callback(self._conn_tasks.discard)
 
-    async def _drop_client(self, client: LoggingQMPClient) -> None:
+    async def _drop_link(self, link: QmpLink) -> None:
         """Stop this connection's tasks and close it; errors of a dead link are expected."""
-        if client is self._client:
-            self._client = None          # loops see this and stop even if a cancel is lost
+        if link is self._link:
+            self._link = None            # loops see this and stop even if a cancel is lost
         current = asyncio.current_task()
         tasks = [t for t in self._conn_tasks if t is not current]
         for task in tasks:
@@ -294,43 +237,38 @@ class Session:
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
-        with contextlib.suppress(Exception):
-            await client.disconnect()
+        await link.close()
 
     def _cancel_reconnect(self) -> None:
         if self._reconnect_task is not None and self._reconnect_task is not asyncio.current_task():
             self._reconnect_task.cancel()
         self._reconnect_task = None
 
-    async def _watch(self, client: QMPClient) -> None:
-        """Notice the peer hanging up (qemu.qmp moves to DISCONNECTING on EOF)."""
-        while client.runstate is Runstate.RUNNING:
-            await client.runstate_changed()
-        if self._closing or client is not self._client:
+    async def _watch(self, link: QmpLink) -> None:
+        """Notice the peer hanging up."""
+        await link.hung_up()
+        if self._closing or link is not self._link:
             return
-        await self._connection_lost(client)
+        await self._connection_lost(link)
 
-    async def _stalled(self, client: LoggingQMPClient, tasks: set[asyncio.Task[Any]]) -> None:
+    async def _stalled(self, link: QmpLink, tasks: set[asyncio.Task[Any]]) -> None:
         """Close a link that stopped answering (its tasks only), then reconnect."""
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
-        with contextlib.suppress(Exception):
-            await client.disconnect()
-        async with self._job_changed:
-            self._job_changed.notify_all()
-        if self.auto_reconnect and not self._closing and self._client is None \
+        await link.close()
+        await self._jobs.wake()
+        if self.auto_reconnect and not self._closing and self._link is None \
                 and self._reconnect_task is None:
             self._reconnect_task = self._spawn(self._reconnect_loop(), "reconnect")
 
-    async def _connection_lost(self, client: LoggingQMPClient) -> None:
-        await self._drop_client(client)
+    async def _connection_lost(self, link: QmpLink) -> None:
+        await self._drop_link(link)
         self._set_state(ConnectionStatus.LOST,
                         "disconnected — outcome unknown; the graph is re-read on reconnect")
-        async with self._job_changed:
-            self._job_changed.notify_all()
+        await self._jobs.wake()
         if self.auto_reconnect and not self._closing:
             self._reconnect_task = self._spawn(self._reconnect_loop(), "reconnect")
 
@@ -352,231 +290,190 @@ class Session:
         return await self._send(command, arguments)
 
     async def _send(self, command: str, arguments: Mapping[str, Any] | None) -> Any:
-        client = self._client
-        if client is None or client.runstate is not Runstate.RUNNING:
+        link = self._link
+        if link is None:
             raise Disconnected("not connected")
-        msg = QMPClient.make_execute_msg(command, arguments)
         try:
-            async with asyncio.timeout(self.command_timeout):
-                return await client.execute_msg(msg)
-        except ExecuteError as exc:
-            raise CommandFailed(dict(exc.sent), dict(exc.received)) from None
-        except TimeoutError as exc:   # (an OSError too: this clause must come first)
+            return await link.send(command, arguments, self.command_timeout)
+        except Stalled:
             # a stalled peer: replies come in order, so nothing after this can be trusted
             # either; drop the connection (reconnecting re-reads the real graph)
-            if client is self._client and not self._closing:
+            if link is self._link and not self._closing:
                 # at once, so nobody sends into the stalled link or sees "connected"
-                self._client = None
+                self._link = None
                 self._set_state(ConnectionStatus.LOST, "no reply from the peer — outcome "
                                 "unknown; the graph is re-read on reconnect")
-                self._spawn(self._stalled(client, set(self._conn_tasks)), "stalled")
-            raise Disconnected(f"no reply to {command} within {self.command_timeout:g} s — "
-                               "outcome unknown", outcome_unknown=True) from exc
-        except (ExecInterruptedError, StateError, EOFError, OSError) as exc:
-            raise Disconnected(f"connection lost during {command} — outcome unknown",
-                               outcome_unknown=True) from exc
+                self._spawn(self._stalled(link, set(self._conn_tasks)), "stalled")
+            raise
 
     async def execute(self, command: str, arguments: Mapping[str, Any] | None = None) -> Any:
         """Send one command; return its ``return`` value.
 
         Raises CommandFailed (QMP error, with JSON sent/received) or Disconnected. A
-        command that may change the graph makes the next refresh re-read node details.
+        command that may change the graph has the graph re-read (node details too) once
+        it is answered (:func:`gui.session.updates.need_for_command`).
         """
         async with self._command_lock:
+            job_id = self._jobs.starting(command, arguments or {})
             try:
                 result = await self._send(command, arguments)
+            except BaseException:
+                if job_id is not None:
+                    await self._jobs.not_started(job_id)
+                    self._wake.set()     # a read deferred for that creation may go now
+                raise
             finally:
-                if not command.startswith(_READ_ONLY_PREFIXES):
-                    self._force_nodes = True
-        self._remember_options(command, arguments or {})
+                self._want(need_for_command(command))
+        self._sent.record(command, arguments or {})
         return result
 
-    def _remember_options(self, command: str, arguments: Mapping[str, Any]) -> None:
-        """Keep the options of nodes we added/reopened: queries do not report them all."""
-        if command == "blockdev-add" and isinstance(arguments.get("node-name"), str):
-            self._added_options[arguments["node-name"]] = copy.deepcopy(dict(arguments))
-        elif command == "blockdev-reopen":
-            for opts in arguments.get("options", []):
-                if isinstance(opts.get("node-name"), str):
-                    self._added_options[opts["node-name"]] = copy.deepcopy(dict(opts))
-        elif command == "x-blockdev-reopen" and isinstance(arguments.get("node-name"), str):
-            self._added_options[arguments["node-name"]] = copy.deepcopy(dict(arguments))
-        elif command == "blockdev-del":
-            self._added_options.pop(str(arguments.get("node-name")), None)
-
     # -- graph --------------------------------------------------------------------------
+    @property
+    def poll_deadline(self) -> float | None:
+        """When (event loop time) the graph or its jobs are next read unasked; None while
+        only an event, a command or a request will have them read."""
+        return self._poll_deadline
+
+    def set_poll_interval(self, seconds: float | None) -> None:
+        """Change the safety re-read interval (None: never) from now on."""
+        self.poll_interval = seconds
+        self._wake.set()                 # the loop sets its timer again
+
+    def request_refresh(self) -> None:
+        """Ask the background loop to re-read the graph (node details included) soon."""
+        self._want(Need.NODES)
+
+    def _want(self, need: Need) -> None:
+        if need > self._need:
+            self._need = need
+        if need:
+            self._wake.set()
+
     async def refresh(self, *, force: bool = False) -> GraphSnapshot:
-        """Re-read the graph now; emits graph_changed if it changed. ``force``: node details too."""
-        client = self._client
-        if client is None or self._caps is None:
+        """Re-read the graph now; emits graph_changed if it changed. ``force``: node details too.
+
+        Waits first until no image is being created (see :mod:`gui.session.updates`).
+        """
+        if self._link is None or self._caps is None:
             raise Disconnected("not connected")
+        need = self._need
+        while True:
+            await self._jobs.until_not_creating(self.job_timeout)
+            async with self._command_lock:
+                if self._jobs.creating:
+                    continue
+                snapshot = await self._read_graph(force or need >= Need.NODES)
+                break
+        if self._need == need:           # nothing new called for a read meanwhile
+            self._need = Need.NOTHING
+        return snapshot
+
+    async def _read_graph(self, force_nodes: bool) -> GraphSnapshot:
+        """Read the graph (and the jobs' progress if there are jobs); emit if it changed.
+        The caller holds the command lock."""
+        assert self._caps is not None
         async with self._read_lock:
-            force_nodes = force or self._force_nodes
-            self._force_nodes = False
-            try:
-                with background_traffic():
-                    snapshot, changed = await read_graph(
-                        self._query, self._read, has_debug_graph=self._caps.has_debug_graph,
-                        force_nodes=force_nodes)
-                    if self._jobs or any(n.kind == "block-job" for n in snapshot.nodes.values()):
-                        await self._refresh_jobs()
-            except BaseException:
-                self._force_nodes = self._force_nodes or force_nodes
-                raise
+            with background_traffic():
+                snapshot, changed = await read_graph(
+                    self._query, self._read, has_debug_graph=self._caps.has_debug_graph,
+                    force_nodes=force_nodes)
+                if self._jobs or any(n.kind == "block-job" for n in snapshot.nodes.values()):
+                    self._jobs.on_query(await self._query("query-jobs"))
+        self._last_graph_read = asyncio.get_running_loop().time()
         if changed:
             self._graph_changed.emit(snapshot)
         return snapshot
 
-    def request_refresh(self) -> None:
-        """Ask the background loop to re-read the graph (node details included) soon."""
-        self._force_nodes = True
-        self._wake.set()
+    async def _read_jobs(self) -> None:
+        """Read the jobs' statuses and progress only; emit the graph if that changed it."""
+        async with self._read_lock:
+            with background_traffic():
+                self._jobs.on_query(await self._query("query-jobs"))
+                snapshot, changed = await read_jobs(self._query, self._read)
+        if changed:
+            self._graph_changed.emit(snapshot)
 
-    async def _poll(self, client: QMPClient) -> None:
-        """The refresh loop: wakes on graph events or every ``poll_interval`` seconds."""
-        while client is self._client:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll_interval):
+    def _next_wait(self) -> tuple[float | None, bool]:
+        """How long the loop may sleep before reading unasked, and whether the graph (not
+        only the jobs) is due then."""
+        graph_in = self.poll_interval
+        if graph_in is not None:
+            graph_in = max(0.0, self._last_graph_read + graph_in
+                           - asyncio.get_running_loop().time())
+        if self._jobs.progressing and (graph_in is None or self.job_poll_interval < graph_in):
+            return self.job_poll_interval, False
+        return graph_in, True
+
+    async def _keep_graph(self, link: QmpLink) -> None:
+        """The update loop: sleeps until something calls for a read (see updates)."""
+        loop = asyncio.get_running_loop()
+        while link is self._link:
+            timeout, graph_due = self._next_wait()
+            self._poll_deadline = None if timeout is None else loop.time() + timeout
+            try:
+                async with asyncio.timeout(timeout):
                     await self._wake.wait()
+            except TimeoutError:
+                self._want(Need.GRAPH if graph_due else Need.JOBS)
             self._wake.clear()
-            if client is not self._client:
+            self._poll_deadline = None
+            if link is not self._link:
                 return
             try:
-                await self.refresh()
+                await self._catch_up()
             except Disconnected:
                 return
             except SessionError as exc:
                 log.warning("background refresh failed: %s", exc)
 
-    async def _drain_events(self, client: QMPClient, listener: EventListener) -> None:
+    async def _catch_up(self) -> None:
+        """Read what was called for since the last read."""
+        need = self._need
+        if need is Need.NOTHING:
+            return
+        async with self._command_lock:
+            if self._jobs.untyped:       # another client's job: is it creating an image?
+                with background_traffic():
+                    self._jobs.on_query(await self._query("query-jobs"))
+            deferred = need >= Need.GRAPH and self._jobs.creating
+            # a graph read waits for the image to exist: the creation's end wakes the loop
+            self._need = need if deferred else Need.NOTHING
+            try:
+                if need >= Need.GRAPH and not deferred:
+                    await self._read_graph(need >= Need.NODES)
+                elif self._jobs and self._read.snapshot is not None:
+                    await self._read_jobs()
+            except BaseException:
+                self._need = max(self._need, need)
+                raise
+
+    async def _drain_events(self, link: QmpLink, listener: EventListener) -> None:
         """The one task that consumes events."""
         try:
             async for event in listener:
                 await self._handle_event(dict(event))
         finally:
             with contextlib.suppress(Exception):
-                client.remove_listener(listener)
+                link.client.remove_listener(listener)
 
     async def _handle_event(self, event: dict[str, Any]) -> None:
         self._events.emit(event)
         name = event.get("event", "")
         data = event.get("data", {}) or {}
-        if name == "JOB_STATUS_CHANGE":
-            job_id = str(data.get("id"))
-            old = self._jobs.get(job_id, JobProgress(job_id))
-            await self._update_job(JobProgress(old.id, old.type, str(data.get("status")),
-                                               old.current, old.total, old.error))
-        elif name in ("BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED"):
-            job_id = str(data.get("device"))
-            old = self._jobs.get(job_id, JobProgress(job_id))
-            error = data.get("error") or ("cancelled" if name == "BLOCK_JOB_CANCELLED" else None)
-            await self._update_job(JobProgress(old.id, str(data.get("type", old.type)),
-                                               old.status, int(data.get("offset", 0)),
-                                               int(data.get("len", 0)), error))
-        if name in GRAPH_EVENTS:
-            self.request_refresh()
+        await self._jobs.on_event(name, data)
+        self._want(need_for_event(name, data))
 
-    async def _update_job(self, job: JobProgress) -> None:
-        if job.status == "null":
-            self._jobs.pop(job.id, None)
-        else:
-            self._jobs[job.id] = job
-        self._job_history.setdefault(job.id, []).append(job)
-        self._job_progress.emit(job)
-        async with self._job_changed:
-            self._job_changed.notify_all()
-
-    async def _refresh_jobs(self) -> None:
-        jobs = await self._query("query-jobs")
-        for j in jobs:
-            job_id = str(j["id"])
-            old = self._jobs.get(job_id, JobProgress(job_id))
-            new = JobProgress(job_id, str(j.get("type", "")), str(j.get("status", "")),
-                              int(j.get("current-progress", 0)), int(j.get("total-progress", 0)),
-                              j.get("error") or old.error)
-            if new != old:
-                self._jobs[job_id] = new
-                self._job_progress.emit(new)
-
+    # -- jobs ---------------------------------------------------------------------------
     async def wait_job(self, job_id: str, until: tuple[str, ...],
                        timeout: float | None = None) -> JobProgress:
         """Wait until job ``job_id`` has reached a status in ``until`` (seen since last reset).
 
         Raises JobFailed if it was cancelled or failed first, Disconnected if the link drops.
         """
-        deadline = time.monotonic() + (self.job_timeout if timeout is None else timeout)
-        async with self._job_changed:
-            while True:
-                for job in self._job_history.get(job_id, []):
-                    if job.error and job.status in ("concluded", "null", ""):
-                        raise JobFailed(job_id, "failed", job.error)
-                    if job.status in until:
-                        return job
-                    if job.status == "aborting":
-                        raise JobFailed(job_id, "aborted", job.error)
-                if not self.connected and self._client is None:
-                    raise Disconnected(f"connection lost while waiting for job {job_id}",
-                                       outcome_unknown=True)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise SessionError(f"timed out waiting for job {job_id} to become "
-                                       f"{'/'.join(until)}")
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(remaining):
-                        await self._job_changed.wait()
+        return await self._jobs.wait(
+            job_id, until, self.job_timeout if timeout is None else timeout,
+            gone=lambda: not self.connected and self._link is None)
 
-    # -- planning and execution -----------------------------------------------------------
-    def plan_context(self) -> PlanContext:
-        """What the pure planner needs: the graph, the peer's reopen command, known options."""
-        if self._read.snapshot is None:
-            raise Disconnected("no graph yet: not connected")
-        caps = self._caps
-        return PlanContext(
-            snapshot=self._read.snapshot,
-            reopen_command=(caps.reopen_command if caps else None) or "blockdev-reopen",
-            known_options=self._added_options,
-            commands=caps.commands if caps else frozenset(),
-        )
-
-    def plan(self, intent: Any) -> Plan:
-        """Plan an intent on the current graph (pure; nothing is sent)."""
-        return plan_intent(self.plan_context(), intent)
-
-    async def run_plan(self, plan: Plan) -> ExecutionReport:
-        """Execute a plan, then re-read the real graph and compare with the plan's promise.
-
-        Preflight runs again on the current graph first; a refusal raises
-        PreflightRefused before anything is sent. A failing command raises CommandFailed
-        (after the graph was re-read, so views show the real state).
-        """
-        if plan.refusals:
-            raise PreflightRefused(plan.refusals)
-        reasons = check_plan(self.plan_context(), plan)
-        if reasons:
-            raise PreflightRefused(reasons)
-        for step in plan.steps:
-            if isinstance(step, WaitJob):
-                self._job_history.pop(step.job_id, None)
-        results: list[Any] = []
-        try:
-            for step in plan.steps:
-                if isinstance(step, QmpCommand):
-                    results.append(await self.execute(step.command, step.arguments))
-                else:
-                    results.append(await self.wait_job(step.job_id, step.until))
-                    if step.dismiss:
-                        await self._dismiss(step.job_id)
-        except (CommandFailed, JobFailed):
-            with contextlib.suppress(SessionError):
-                await self.refresh(force=True)
-            raise
-        snapshot = await self.refresh(force=True)
-        return ExecutionReport(plan, snapshot, tuple(plan.expected.mismatches(snapshot)),
-                               tuple(results))
-
-    async def _dismiss(self, job_id: str) -> None:
-        jobs = await self.execute("query-jobs")
-        error = next((j.get("error") for j in jobs if j.get("id") == job_id), None)
-        await self.execute("job-dismiss", {"id": job_id})
-        if error:
-            raise JobFailed(job_id, "failed", str(error))
+    def forget_job(self, job_id: str) -> None:
+        """Forget the statuses seen of ``job_id``: a new job of that id is about to start."""
+        self._jobs.forget(job_id)

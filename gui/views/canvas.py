@@ -2,7 +2,7 @@
 
 Gestures become requests (signals carrying node keys), never QMP: the main window
 turns them into planner intents. While a backing link is dragged, every mouse
-move asks :attr:`GraphView.drop_validator` — the planner's preflight, i.e. the
+move asks :attr:`GraphCanvas.drop_validator` — the planner's preflight, i.e. the
 engine's rules module on the snapshot on screen — whether dropping here would be
 legal; the live edge turns green or red and the reason is written beside the
 cursor and sent to the status bar. Releasing on a node asks for a re-point (only
@@ -11,6 +11,10 @@ detach, Escape cancels.
 
 Grab handles: the small circle under a format node (its backing port), or the
 arrow end of an existing backing edge.
+
+When an update places new cards, the canvas scrolls to show them — unless the user
+is dragging or moving something, which a jump of the view would spoil. The scene
+lays out anew for the canvas's shape (its :attr:`~GraphScene.aspect`).
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from PySide6.QtCore import QPointF, QRect, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent, QPainter, QWheelEvent
 from PySide6.QtWidgets import QGraphicsView, QWidget
 
+from gui.views.drag_edge import DragEdgeItem
 from gui.views.edges import Edge
-from gui.views.items import DragEdgeItem
 from gui.views.scene import GraphScene
 
 #: (parent key, target key or None for "detach") -> (allowed, reason)
@@ -50,7 +54,7 @@ class _Move:
     last: QPointF
 
 
-class GraphView(QGraphicsView):
+class GraphCanvas(QGraphicsView):
     """A view on a :class:`GraphScene` with node-editor gestures."""
 
     rebaseRequested = Signal(str, str)
@@ -81,6 +85,7 @@ class GraphView(QGraphicsView):
         self.horizontalScrollBar().valueChanged.connect(self.viewportChanged)
         self.verticalScrollBar().valueChanged.connect(self.viewportChanged)
         self.rubberBandChanged.connect(self._rubber_band_changed)
+        scene.cardsPlaced.connect(self.show_new_cards)
         self.setToolTip("")
 
     # -- zoom and fit -----------------------------------------------------------------
@@ -114,7 +119,14 @@ class GraphView(QGraphicsView):
         self.setSceneRect(rect.adjusted(-2000, -2000, 2000, 2000))
 
     def center_on_node(self, key: str, select: bool = True) -> bool:
-        card = self.graph_scene.nodes.get(key)
+        """Centre (and select) the card of ``key`` — or, for a node inside a folded
+        chain, the chain's summary card; False when the node is not drawn."""
+        scene = self.graph_scene
+        card = scene.nodes.get(key)
+        if card is None and scene.snapshot is not None:
+            shown = scene.lens.shown_key(scene.snapshot, key)
+            card = scene.nodes.get(shown) if shown is not None else None
+            key = shown or key
         if card is None:
             return False
         if select:
@@ -122,6 +134,27 @@ class GraphView(QGraphicsView):
         self.centerOn(card.scene_rect().center())
         self.viewportChanged.emit()
         return True
+
+    def busy(self) -> bool:
+        """Whether the user is dragging a link, moving cards or panning."""
+        return (self._drag is not None or self._move is not None
+                or self._pan_from is not None or bool(self.rubberBandRect().isValid()))
+
+    def show_new_cards(self, keys: list[str]) -> None:
+        """Scroll so that the cards an update placed are in view (not while the user
+        drags or moves something)."""
+        cards = [self.graph_scene.nodes[k] for k in keys if k in self.graph_scene.nodes]
+        if not cards or self.busy():
+            return
+        self.update_scene_rect()
+        area = cards[0].scene_rect()
+        for card in cards[1:]:
+            area = area.united(card.scene_rect())
+        visible = self.mapToScene(self.viewport().rect()).boundingRect()
+        if visible.contains(area):
+            return
+        self.ensureVisible(area, 40, 40)
+        self.viewportChanged.emit()
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         if event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
@@ -375,6 +408,8 @@ class GraphView(QGraphicsView):
             return
         if self._move is not None:
             self._move = None
+            self.graph_scene.update_frames()
+            self.update_scene_rect()
             event.accept()
             return
         if self._pan_from is not None:
@@ -416,5 +451,8 @@ class GraphView(QGraphicsView):
 
     def resizeEvent(self, event: object) -> None:
         super().resizeEvent(event)  # type: ignore[arg-type]
+        size = self.viewport().size()
+        if size.width() > 50 and size.height() > 50:
+            self.graph_scene.aspect = size.width() / size.height()
         # with the view as context: the call is dropped if the view is gone by then
         QTimer.singleShot(0, self, self.viewportChanged.emit)

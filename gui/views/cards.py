@@ -1,6 +1,6 @@
 """The card layer: paints every node card of the scene in one pass.
 
-Node cards (:class:`~gui.views.items.NodeCard`) are plain objects, not graphics
+Node cards (:class:`~gui.views.node_card.NodeCard`) are plain objects, not graphics
 items: with a thousand cards, Qt would otherwise keep a thousand items and make
 a thousand Python paint calls per frame, each with its own style option and
 painter state. This layer draws them, and answers which card lies under a point
@@ -12,21 +12,21 @@ selected; closer in, each visible card is drawn in full (:meth:`NodeCard.paint_c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
-from gui.views.items import LOW_DETAIL, NODE_Z
+from gui.views.levels import LOW_DETAIL, NODE_Z
 
 if TYPE_CHECKING:
-    from gui.views.items import NodeCard
+    from gui.views.node_card import NodeCard
     from gui.views.palette import Scheme
 
 #: room around a card for its halo, border and job badge (item coordinates)
-_PAD_X, _PAD_TOP, _PAD_BOTTOM = 6.0, 14.0, 10.0
+_PAD_X, _PAD_TOP, _PAD_BOTTOM = 10.0, 14.0, 12.0
 #: side of a hit-test bucket in scene units (about a card and its gap)
 _CELL = 256.0
 
@@ -42,6 +42,8 @@ class CardLayer(QGraphicsItem):
         self._bounds: QRectF | None = QRectF()
         self._cover: QRectF | None = None  # cards_rect(), until a card moves
         self._grid: dict[tuple[int, int], list[NodeCard]] | None = None
+        #: told when one card was placed somewhere else (the scene's obstacle index)
+        self.placed: Callable[[NodeCard], None] | None = None
         self.setZValue(NODE_Z)
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
@@ -56,6 +58,12 @@ class CardLayer(QGraphicsItem):
             self.prepareGeometryChange()
             self._bounds = None
         self.update()
+
+    def card_placed(self, card: NodeCard) -> None:
+        """One card moved (:meth:`NodeCard.place`)."""
+        if self.placed is not None:
+            self.placed(card)
+        self.cards_moved()
 
     def card_changed(self, card: NodeCard) -> None:
         """One card's look changed (text, badge, selection, drop state)."""

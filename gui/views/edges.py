@@ -2,36 +2,34 @@
 
 A graph of a thousand nodes has a thousand links. As separate graphics items each
 would cost a Python object with its own pen, path and hover band to build, and a
-Python paint call per frame. Here an :class:`Edge` is plain geometry (its two ends,
+Python paint call per frame. Here an :class:`Edge` is plain geometry (its path,
 bounds and style, a few floats), and the scene's single :class:`EdgeLayer` draws
 all of them: one path per style, traced from the edges once and kept until one of
 them changes, so a frame costs a handful of Qt calls whatever the graph's size.
-Zoomed far out (where cards are plain rectangles too) links are straight one-pixel
-lines. The layer also answers "which link is under the cursor" for hover,
-tooltips and the grab of a backing arrow.
+Zoomed far out (where cards are plain rectangles too) links are one-pixel lines.
+The layer also answers "which link is under the cursor" for hover, tooltips and the
+grab of a backing arrow.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
-from gui.views.items import LOW_DETAIL, font, metrics
+from gui.views.layout import Point, rounded
+from gui.views.levels import EDGE_Z, LABEL_DETAIL, LOW_DETAIL
+from gui.views.text import font, metrics
 
 if TYPE_CHECKING:
     from engine.graph.snapshot import EdgeInfo
-    from gui.views.items import NodeCard
+    from gui.views.node_card import NodeCard
     from gui.views.palette import Scheme
 
-#: below the card layer, so cards are drawn over the ends of their links
-EDGE_Z = -1.0
-
-#: labels (a job link's role, permissions) are drawn from this zoom on
-LABEL_DETAIL = 0.4
 #: distance (in pixels on screen) within which the cursor is "on" a link
 HOVER_PIXELS = 5.0
 #: half the widest edge pen (hovered backing: 4.1), rounded up
@@ -56,33 +54,33 @@ _PURPOSE_OF_ROLE = {"backing": "edge_backing", "file": "edge_file", "root": "edg
 
 
 class Edge:
-    """One child link: its endpoints' items, the curve between them, its style.
+    """One child link: its endpoints' cards, the path drawn between them, its style.
 
-    Not a graphics item: the :class:`EdgeLayer` paints it. Geometry is recomputed
-    with :meth:`adjust` when an endpoint moves.
+    Not a graphics item: the :class:`EdgeLayer` paints it. ``route`` is the path's
+    corner points (from the layout, or from the router after a card moved) and
+    ``points`` the line as drawn, corners rounded (:func:`~gui.views.layout.rounded`);
+    ``blockgraph render -o FILE.json`` writes ``points``.
     """
 
     __slots__ = (
+        "_bounds",
         "_label",
+        "_points",
         "_purpose",
-        "ax",
-        "ay",
-        "bounds",
-        "bx",
-        "by",
         "dimmed",
         "dst",
-        "dy",
         "hover",
         "info",
         "layer",
+        "route",
         "show_perms",
         "sideways",
         "src",
     )
 
     def __init__(self, info: EdgeInfo, parent_item: NodeCard, child_item: NodeCard,
-                 layer: EdgeLayer | None = None) -> None:
+                 layer: EdgeLayer | None = None,
+                 route: list[Point] | None = None) -> None:
         self.info = info
         self.src = parent_item
         self.dst = child_item
@@ -93,13 +91,23 @@ class Edge:
         self._purpose = purpose_of(info, parent_item.info.kind)
         self.sideways = child_item.beside and info.role == "file"
         self._label: str | None = None
+        self.route: list[Point] = []
+        self._points: list[Point] | None = None
+        self._bounds: tuple[float, float, float, float] | None = None
         parent_item.edges.append(self)
         child_item.edges.append(self)
-        self.adjust()
+        if route is not None:
+            self.set_route(route)
+        else:
+            self.adjust()
 
     # -- model ------------------------------------------------------------------------
     def purpose(self) -> str:
         return self._purpose
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.info.parent, self.info.role, self.info.child)
 
     @property
     def frozen(self) -> bool:
@@ -154,72 +162,100 @@ class Edge:
 
     # -- geometry ---------------------------------------------------------------------
     def adjust(self) -> None:
-        """Re-route after an endpoint moved (plain float arithmetic and conditional
-        expressions rather than min()/max() calls: this runs for every link)."""
+        """Route the link again (an end moved): around the cards when the layer has
+        a router, else the plain shape between the two ports."""
+        router = self.layer.router if self.layer is not None else None
+        self.set_route(router(self) if router is not None else self.plain_route())
+
+    def plain_route(self) -> list[Point]:
+        """Down from the parent's bottom, across, down into the child's top (or a
+        straight line to a protocol node beside its parent), ignoring other cards."""
         src, dst = self.src, self.dst
         if self.sideways:
-            ax, ay = src.px + src.width, src.py + src.height / 2
-            bx, by = dst.px, dst.py + dst.height / 2
-            dy = 0.0
-            top, bottom = (ay, by) if ay < by else (by, ay)
-        else:
-            ax, ay = src.px + src.width / 2, src.py + src.height
-            bx, by = dst.px + dst.width / 2, dst.py
-            dy = (by - ay if by > ay else ay - by) / 2
-            if dy < 30.0:
-                dy = 30.0
-            top = by - dy if by - dy < ay else ay     # by - dy <= by - 8 always
-            bottom = ay + dy if ay + dy > by else by
-        self.ax, self.ay, self.bx, self.by, self.dy = ax, ay, bx, by, dy
-        # the control points bound the curve; the margin covers the widest pen
-        m = _EDGE_MARGIN
-        left, right = (ax, bx) if ax < bx else (bx, ax)
-        self.bounds = (left - 5 - m, top - m, right + 5 + m, bottom + m)
+            y = src.py + src.height / 2
+            return [(src.px + src.width, y), (dst.px, dst.py + dst.height / 2)]
+        ax, ay = src.px + src.width / 2, src.py + src.height
+        bx, by = dst.px + dst.width / 2, dst.py
+        if abs(ax - bx) < 0.01 and by > ay:
+            return [(ax, ay), (bx, by)]
+        ym = (ay + by) / 2 if by > ay + 36 else ay + 18
+        return [(ax, ay), (ax, ym), (bx, ym), (bx, by)]
+
+    def set_route(self, route: list[Point]) -> None:
+        """Take a new path (corner points) and redraw. (The rounded line lies within
+        the corners' bounds; it is worked out when first needed.)"""
+        self.route = route
+        self._points = None
+        self._bounds = None
         self._changed()
 
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """Left, top, right, bottom around the line, its arrow head and its pen
+        (worked out when first asked: a first paint of a whole layout needs none)."""
+        if self._bounds is None:
+            m = _EDGE_MARGIN
+            xs = [x for x, _ in self.route]
+            ys = [y for _, y in self.route]
+            self._bounds = (min(xs) - 5 - m, min(ys) - 8 - m, max(xs) + 5 + m, max(ys) + m)
+        return self._bounds
+
+    @property
+    def points(self) -> list[Point]:
+        """The line as drawn: the route with its corners rounded."""
+        if self._points is None:
+            self._points = rounded(self.route)
+        return self._points
+
     def endpoints(self) -> tuple[QPointF, QPointF]:
-        return QPointF(self.ax, self.ay), QPointF(self.bx, self.by)
+        (ax, ay), (bx, by) = self.points[0], self.points[-1]
+        return QPointF(ax, ay), QPointF(bx, by)
 
     def child_end(self) -> QPointF:
-        return QPointF(self.bx, self.by)
+        return QPointF(*self.points[-1])
 
     def xy_at(self, t: float) -> tuple[float, float]:
-        ax, ay, bx, by = self.ax, self.ay, self.bx, self.by
-        if self.sideways:
-            return ax + (bx - ax) * t, ay + (by - ay) * t
-        dy, u = self.dy, 1 - t
-        x = u ** 3 * ax + 3 * u * u * t * ax + 3 * u * t * t * bx + t ** 3 * bx
-        y = (u ** 3 * ay + 3 * u * u * t * (ay + dy) + 3 * u * t * t * (by - dy)
-             + t ** 3 * by)
-        return x, y
+        """The point at fraction ``t`` of the line's length (0 parent, 1 child)."""
+        pts = self.points
+        lengths = [abs(bx - ax) + abs(by - ay) if ax == bx or ay == by
+                   else ((bx - ax) ** 2 + (by - ay) ** 2) ** 0.5
+                   for (ax, ay), (bx, by) in itertools.pairwise(pts)]
+        total = sum(lengths)
+        if total <= 0:
+            return pts[0]
+        goal = max(0.0, min(1.0, t)) * total
+        for (ax, ay), (bx, by), seg in zip(pts, pts[1:], lengths, strict=False):
+            if goal <= seg and seg > 0:
+                f = goal / seg
+                return ax + (bx - ax) * f, ay + (by - ay) * f
+            goal -= seg
+        return pts[-1]
 
     def point_at(self, t: float) -> QPointF:
-        """A point along the link's curve (0 = parent end, 1 = child end)."""
+        """A point along the link's line (0 = parent end, 1 = child end)."""
         return QPointF(*self.xy_at(t))
 
     def distance(self, x: float, y: float) -> float:
-        """Approximate distance from (x, y) to the curve (sampled, for hit tests)."""
-        best = float("inf")
-        steps = 1 if self.sideways else 24
-        px, py = self.xy_at(0.0)
-        for i in range(1, steps + 1):
-            qx, qy = self.xy_at(i / steps)
-            best = min(best, _segment_distance(x, y, px, py, qx, qy))
-            px, py = qx, qy
-        return best
+        """Distance from (x, y) to the line (for hit tests)."""
+        pts = self.points
+        return min((_segment_distance(x, y, ax, ay, bx, by)
+                    for (ax, ay), (bx, by) in itertools.pairwise(pts)),
+                   default=float("inf"))
 
     def trace(self, path: QPainterPath) -> None:
-        """Append this link's curve (and arrow head) to ``path``."""
-        ax, ay, bx, by = self.ax, self.ay, self.bx, self.by
-        path.moveTo(ax, ay)
+        """Append this link's line (and arrow head) to ``path``."""
+        pts = self.points
+        path.moveTo(*pts[0])
+        for x, y in pts[1:]:
+            path.lineTo(x, y)
         if self.sideways:
-            path.lineTo(bx, by)
             return
-        dy = self.dy
-        path.cubicTo(ax, ay + dy, bx, by - dy, bx, by)
-        path.moveTo(bx - 5, by - 8)
+        (ax, ay), (bx, by) = pts[-2], pts[-1]
+        length = ((bx - ax) ** 2 + (by - ay) ** 2) ** 0.5 or 1.0
+        ux, uy = (bx - ax) / length, (by - ay) / length
+        path.moveTo(bx - 8 * ux - 5 * uy, by - 8 * uy + 5 * ux)
         path.lineTo(bx, by)
-        path.lineTo(bx + 5, by - 8)
+        path.lineTo(bx - 8 * ux + 5 * uy, by - 8 * uy - 5 * ux)
 
     def path(self) -> QPainterPath:
         p = QPainterPath()
@@ -279,8 +315,10 @@ class EdgeLayer(QGraphicsItem):
         self.hovered: Edge | None = None
         #: which card (if any) covers a scene point: no link is hovered under a card
         self.card_at: Callable[[float, float], object] | None = None
+        #: the scene's router: a link's path around the cards where they are now
+        self.router: Callable[[Edge], list[Point]] | None = None
         self._paths: dict[tuple[str, bool], QPainterPath] | None = None
-        self._lines: dict[str, list[QLineF]] | None = None
+        self._lines: dict[str, QPainterPath] | None = None
         self._bounds: QRectF | None = QRectF()
         self.setZValue(EDGE_Z)
         self.setAcceptHoverEvents(True)
@@ -322,6 +360,17 @@ class EdgeLayer(QGraphicsItem):
 
     def set_scheme(self, scheme: Scheme) -> None:
         self.scheme = scheme
+        self.update()
+
+    def set_extent(self, rect: QRectF) -> None:
+        """All links were laid out anew: drop what was traced from them and take
+        ``rect`` as the layer's bounds until a link changes — the scene knows where
+        the links are (inside the picture it packed), so a first paint need not look
+        at every link's bounds."""
+        self._paths = None
+        self._lines = None
+        self._bounds = QRectF(rect)
+        self.prepareGeometryChange()
         self.update()
 
     # -- geometry ---------------------------------------------------------------------
@@ -431,17 +480,21 @@ class EdgeLayer(QGraphicsItem):
 
     def _paint_lines(self, painter: QPainter) -> None:
         if self._lines is None:
-            # lines by colour, one drawLines call each (Qt's fast path for hairlines;
-            # a path of them would go through the general stroker)
+            # one path of one-pixel lines per colour: a cosmetic (zero-width) pen
+            # draws a path with Qt's cosmetic stroker, a quarter faster here than
+            # the same segments as QLineF objects, which Python must make one by one
             self._lines = {}
             for e in self.edges:
-                lines = self._lines.get(e._purpose)
-                if lines is None:
-                    lines = self._lines[e._purpose] = []
-                lines.append(QLineF(e.ax, e.ay, e.bx, e.by))
-        for purpose, lines in self._lines.items():
+                path = self._lines.get(e._purpose)
+                if path is None:
+                    path = self._lines[e._purpose] = QPainterPath()
+                route = e.route
+                path.moveTo(*route[0])
+                for x, y in route[1:]:
+                    path.lineTo(x, y)
+        for purpose, path in self._lines.items():
             painter.setPen(_hairline(self.scheme, purpose))
-            painter.drawLines(lines)
+            painter.drawPath(path)
 
     def _paint_labels(self, painter: QPainter, exposed: QRectF) -> None:
         f, fm = font("small"), metrics("small")
@@ -452,7 +505,7 @@ class EdgeLayer(QGraphicsItem):
             if not text:
                 continue
             w, h = fm.horizontalAdvance(text), fm.height()
-            cx, cy = (e.ax + e.bx) / 2, (e.ay + e.by) / 2
+            cx, cy = e.xy_at(0.5)
             painter.drawText(QRectF(cx - w / 2, cy - h / 2, w + 1, h),
                              Qt.AlignmentFlag.AlignCenter, text)
 

@@ -11,11 +11,11 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
 from PySide6.QtWidgets import QWidget
 
-from gui.views.canvas import GraphView
+from gui.views.canvas import GraphCanvas
 
 
 class Minimap(QWidget):
-    def __init__(self, view: GraphView, parent: QWidget | None = None) -> None:
+    def __init__(self, view: GraphCanvas, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.view = view
         self.scene = view.graph_scene

@@ -45,6 +45,9 @@ class Scheme:
     read_only: str
     error: str
     highlight: str
+    frame: str = "#eaeef4"
+    frame_border: str = "#c9d1dc"
+    folded_header: str = "#4d5f80"
 
     def color(self, purpose: str) -> QColor:
         return QColor(getattr(self, purpose))
@@ -110,6 +113,9 @@ DARK = Scheme(
     read_only="#f0b35a",
     error="#ff6b6b",
     highlight="#c9a227",
+    frame="#23272e",
+    frame_border="#3a414c",
+    folded_header="#56698e",
 )
 
 SCHEMES = {"light": LIGHT, "dark": DARK}

@@ -2,10 +2,14 @@
 
 :meth:`GraphScene.show_snapshot` compares the new snapshot with the one on
 screen (:meth:`GraphSnapshot.diff`) and adds, updates and removes only the
-items that changed; positions of surviving nodes are kept and new nodes are
-placed next to their neighbours (:func:`gui.views.layout.layout`). Nothing but
-this method changes node and edge items, so the canvas always shows exactly
-one snapshot.
+cards and links that changed. Cards that survive keep their places; new cards
+are placed into free space next to their neighbours
+(:func:`gui.views.layout.layout`), links are routed around the cards
+(:class:`gui.views.layout.Router`), and ``cardsPlaced`` names the new cards so
+the view can scroll to them. Nothing but this class changes cards and links, so
+the canvas always shows exactly one snapshot — through the scene's :class:`Lens`
+(folded chains, one VM, a filter), which changes the drawing, never the graph
+the editor plans on (:attr:`GraphScene.snapshot` is the peer's).
 """
 
 from __future__ import annotations
@@ -19,10 +23,24 @@ from PySide6.QtWidgets import QGraphicsScene, QGraphicsSceneHelpEvent, QToolTip
 from engine.gc_pause import gc_paused
 from engine.graph.snapshot import EdgeInfo, GraphSnapshot
 from gui.views import layout as layout_mod
+from gui.views.animation import LayoutAnimation
 from gui.views.cards import CardLayer
 from gui.views.edges import Edge, EdgeLayer
-from gui.views.items import NodeCard
-from gui.views.layout import DEFAULT_GEOMETRY, Geometry, Point
+from gui.views.frames import FrameLayer
+from gui.views.layout import (
+    DEFAULT_ASPECT,
+    DEFAULT_GEOMETRY,
+    Drawing,
+    Frame,
+    Geometry,
+    Point,
+    RectIndex,
+    Router,
+)
+from gui.views.layout.drawing import frame_rect
+from gui.views.layout.structure import analyse, vm_label
+from gui.views.lens import Lens
+from gui.views.node_card import NodeCard
 from gui.views.palette import LIGHT, Scheme
 
 EdgeKey = tuple[str, str, str]  # parent, role, child
@@ -33,52 +51,88 @@ def edge_key(e: EdgeInfo) -> EdgeKey:
 
 
 class GraphScene(QGraphicsScene):
-    """Holds one :class:`NodeCard` per node of the snapshot on screen and one
-    :class:`Edge` per link; the :class:`CardLayer` paints the cards, the
-    :class:`EdgeLayer` the links. Which cards are selected is kept here (cards are
-    not graphics items); ``selectionChanged`` is emitted when it changes, as Qt's
-    scene does for its own items."""
+    """Holds one :class:`NodeCard` per node drawn and one :class:`Edge` per link;
+    the :class:`CardLayer` paints the cards, the :class:`EdgeLayer` the links, the
+    :class:`FrameLayer` the VM frames. Which cards are selected is kept here (cards
+    are not graphics items); ``selectionChanged`` is emitted when it changes, as
+    Qt's scene does for its own items."""
 
     #: emitted after every applied snapshot with the diff (None for the first)
     snapshotShown = Signal(object)
+    #: keys of cards an update placed anew (not a whole new layout), to scroll to
+    cardsPlaced = Signal(list)
+    #: a re-layout finished (after its animation)
+    relaidOut = Signal()
 
     def __init__(self, scheme: Scheme = LIGHT, geometry: Geometry = DEFAULT_GEOMETRY,
                  parent: object | None = None) -> None:
         super().__init__(parent)
         self.scheme = scheme
         self.geometry = geometry
+        #: the peer's graph (what the editor plans on) and the graph drawn
         self.snapshot: GraphSnapshot | None = None
+        self.shown: GraphSnapshot | None = None
+        self.lens = Lens()
+        #: width / height the next full layout aims at (the view sets its own)
+        self.aspect = DEFAULT_ASPECT
         self.nodes: dict[str, NodeCard] = {}
         self.edges: dict[EdgeKey, Edge] = {}
+        self.frames: list[Frame] = []
+        self._index: RectIndex | None = RectIndex()
+        self.frame_layer = FrameLayer(scheme)
         self.edge_layer = EdgeLayer(scheme)
         self.card_layer = CardLayer(self.nodes, scheme)
         self.edge_layer.card_at = self.card_layer.card_at
-        self.addItem(self.edge_layer)
-        self.addItem(self.card_layer)
+        self.edge_layer.router = self._route
+        self.card_layer.placed = self._card_placed
+        for layer in (self.frame_layer, self.edge_layer, self.card_layer):
+            self.addItem(layer)
         self.selectionChanged.connect(self.card_layer.selection_changed)
         self.show_permissions = False
-        # No index: the scene holds two layers and, during a drag, the drag edge.
+        self.animation = LayoutAnimation(self, self)
+        # No index: the scene holds three layers and, during a drag, the drag edge.
         self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
         self.setBackgroundBrush(scheme.color("background"))
 
     # -- projection -----------------------------------------------------------------
     def show_snapshot(self, snapshot: GraphSnapshot) -> None:
-        """Make the scene show ``snapshot``, touching only what changed."""
-        old = self.snapshot
-        if old is None:
-            self._build(snapshot)
-            self.snapshot = snapshot
+        """Make the scene show ``snapshot`` (through the lens), touching only what
+        changed."""
+        self.animation.finish()
+        self.snapshot = snapshot
+        self._show(self.lens.apply(snapshot))
+
+    def set_lens(self, lens: Lens) -> None:
+        """Look through another lens: the picture is laid out anew (animated)."""
+        if lens == self.lens:
+            return
+        self.lens = lens
+        if self.snapshot is None:
+            return
+        self.animation.finish()
+        shown = lens.apply(self.snapshot)
+        before = self.positions()
+        self._show(shown, whole=True)
+        self.animation.start(before)
+
+    def _show(self, shown: GraphSnapshot, whole: bool = False) -> None:
+        old = self.shown
+        if old is None or whole:
+            self._build(shown)
+            self.shown = shown
             self.snapshotShown.emit(None)
             return
-        diff = old.diff(snapshot)
+        diff = old.diff(shown)
         if diff.empty:
-            self.snapshot = snapshot
+            self.shown = shown
             return
+        touched: set[str] = set()   # cards whose links need routing again
         for e in diff.removed_edges:
             edge = self.edges.pop(edge_key(e), None)
             if edge is not None:
                 edge.detach()
                 self.edge_layer.remove(edge)
+                touched.update((e.parent, e.child))
         unselected = False
         for k in diff.removed_nodes:
             node = self.nodes.pop(k, None)
@@ -87,31 +141,43 @@ class GraphScene(QGraphicsScene):
                     edge.detach()
                     self.edges.pop(edge_key(edge.info), None)
                     self.edge_layer.remove(edge)
+                    touched.update((edge.info.parent, edge.info.child))
                 node.layer = None
+                if self._index is not None:
+                    self._index.remove(k)
                 unselected |= node.selected
                 self.card_layer.cards_moved()
-        beside = self._beside(snapshot) if diff.added_nodes or diff.added_edges else None
+        placed: list[str] = []
+        moved: set[str] = set()
         if diff.added_nodes:
+            st = analyse(shown)
             previous = self.positions()
-            positions = layout_mod.layout(snapshot, previous, self.geometry)
-            assert beside is not None
+            positions = layout_mod.layout(shown, previous, self.geometry, self.frames,
+                                          self.aspect)
             for k in diff.added_nodes:
-                self._add_node(snapshot, k, positions[k], k in beside)
+                self._add_node(shown, k, positions[k], k in st.beside_of)
+                placed.append(k)
             for k, old_pos in previous.items():  # made room for an inserted node
                 new_pos = positions.get(k)
                 if new_pos is not None and new_pos != old_pos:
                     self.nodes[k].place(*new_pos)
-                    self.nodes[k].adjust_edges()
+                    moved.add(k)
             self.card_layer.cards_moved()
         for k in diff.changed_nodes:
-            self.nodes[k].set_info(snapshot.nodes[k])
+            self.nodes[k].set_info(shown.nodes[k])
         for e in diff.added_edges:
-            self._add_edge(e)
-        self.snapshot = snapshot
-        self._update_badges(snapshot, old)
+            if self._add_edge(e) is not None:
+                touched.update((e.parent, e.child))
+        self.shown = shown
+        self._reroute(touched | moved | set(placed), set(placed) | moved)
+        if diff.added_nodes or diff.removed_nodes or diff.added_edges or diff.removed_edges:
+            self._update_frames()
+        self._update_badges(shown, old)
         if unselected:
             self.selectionChanged.emit()
         self.snapshotShown.emit(diff)
+        if placed:
+            self.cardsPlaced.emit([k for k in placed if k in self.nodes])
 
     def _build(self, snapshot: GraphSnapshot) -> None:
         with gc_paused():
@@ -119,8 +185,13 @@ class GraphScene(QGraphicsScene):
 
     def reset(self) -> None:
         """Remove every node and link (the scene shows no snapshot afterwards)."""
-        self.snapshot = None
-        for layer in (self.edge_layer, self.card_layer):
+        self.animation.finish()
+        self.snapshot = self.shown = None
+        self._clear()
+
+    def _clear(self) -> None:
+        layers = (self.frame_layer, self.edge_layer, self.card_layer)
+        for layer in layers:
             self.removeItem(layer)         # kept: clear() would delete them
         self.clear()
         unselected = any(card.selected for card in self.nodes.values())
@@ -128,43 +199,84 @@ class GraphScene(QGraphicsScene):
             card.layer = None
         self.nodes.clear()
         self.edges.clear()
+        self._index = None
         self.edge_layer.clear()
         self.card_layer.cards_moved()
-        self.addItem(self.edge_layer)
-        self.addItem(self.card_layer)
+        self.frames = []
+        self.frame_layer.set_frames([])
+        for layer in layers:
+            self.addItem(layer)
         if unselected:
             self.selectionChanged.emit()
 
     def _build_all(self, snapshot: GraphSnapshot) -> None:
-        self.reset()
+        selected = set(self.selected_keys())
+        self._clear()
         structure = layout_mod.analyse(snapshot)
-        positions = layout_mod.full_layout(snapshot, self.geometry, structure)
-        beside = set(structure.beside_of)
+        drawing = layout_mod.draw(snapshot, self.geometry, self.aspect, structure)
+        beside = structure.beside_of
         for k in snapshot.nodes:
-            self._add_node(snapshot, k, positions[k], k in beside)
+            x, y, _w, _h = drawing.rects[k]
+            self._add_node(snapshot, k, (x, y), k in beside)
+            if k in selected:
+                self.nodes[k].selected = True
+        paths = drawing.paths
         for e in snapshot.edges:
-            self._add_edge(e, notify=False)
+            self._add_edge(e, notify=False, route=paths.get(edge_key(e)))
+        self.frames = drawing.frames
+        self.frame_layer.set_frames(self.frames)
         self.card_layer.cards_moved()
-        self.edge_layer.edge_changed(None)
+        cards = self.card_layer.cards_rect()
+        if cards.isEmpty():
+            self.edge_layer.edge_changed(None)
+        else:
+            # every link of a fresh layout runs within its part, between the cards
+            # (label room as the layer's own bounds leave it)
+            self.edge_layer.set_extent(cards.adjusted(-220, -40, 220, 40))
         self._update_badges(snapshot, None)
+        if selected:
+            self.selectionChanged.emit()
 
-    def relayout(self) -> None:
-        """Lay every node out again from scratch (View → Re-layout)."""
-        if self.snapshot is None:
+    def relayout(self, animate: bool = False) -> None:
+        """Lay every node out again from scratch (View → Re-layout); with
+        ``animate``, the cards glide to their new places."""
+        if self.shown is None:
             return
-        positions = layout_mod.full_layout(self.snapshot, self.geometry)
-        for k, item in self.nodes.items():
-            item.place(*positions[k])
-        for e in self.edges.values():
-            e.adjust()
+        self.animation.finish()
+        before = self.positions()
+        self._build(self.shown)
+        if animate:
+            self.animation.start(before)
+        else:
+            self.relaidOut.emit()
+
+    def apply_drawing(self, drawing: Drawing) -> None:
+        """Put cards, links and frames where ``drawing`` has them (the end of an
+        animated re-layout)."""
+        for k, (x, y, _w, _h) in drawing.rects.items():
+            card = self.nodes.get(k)
+            if card is not None:
+                card.px, card.py = x, y
+        self._index = None
+        for key, edge in self.edges.items():
+            route = drawing.paths.get(key)
+            if route is not None:
+                edge.set_route(route)
+            else:
+                edge.adjust()
+        self.frames = list(drawing.frames)
+        self.frame_layer.set_frames(self.frames)
         self.card_layer.cards_moved()
+
+    def drawing(self) -> Drawing:
+        """The picture as it is now: each card's rectangle, each link's line as
+        drawn (corners rounded), the VM frames."""
+        return Drawing({k: c.rect_tuple() for k, c in self.nodes.items()},
+                       {k: list(e.points) for k, e in self.edges.items()},
+                       list(self.frames))
 
     def positions(self) -> dict[str, Point]:
         return {k: (n.px, n.py) for k, n in self.nodes.items()}
-
-    @staticmethod
-    def _beside(snapshot: GraphSnapshot) -> set[str]:
-        return set(layout_mod.analyse(snapshot).beside_of)
 
     def _add_node(self, snapshot: GraphSnapshot, key: str, pos: Point, beside: bool) -> None:
         """Add a card (the caller tells the card layer once it has added them all)."""
@@ -172,21 +284,133 @@ class GraphScene(QGraphicsScene):
         card.px, card.py = pos
         card.layer = self.card_layer
         self.nodes[key] = card
+        if self._index is not None:
+            self._index.set(key, card.rect_tuple())
 
-    def _add_edge(self, e: EdgeInfo, notify: bool = True) -> None:
+    def _add_edge(self, e: EdgeInfo, notify: bool = True, route: list[Point] | None = None,
+                  ) -> Edge | None:
         src, dst = self.nodes.get(e.parent), self.nodes.get(e.child)
         if src is None or dst is None:
-            return
+            return None
         key = (e.parent, e.role, e.child)
         old = self.edges.pop(key, None)
         if old is not None:  # same link with new permissions
             old.detach()
             self.edge_layer.remove(old)
-        edge = Edge(e, src, dst)
+        edge = Edge(e, src, dst, route=route if route is not None else (
+            old.route if old is not None else None))
         if self.show_permissions:
             edge.set_show_perms(True)
         self.edge_layer.add(edge, notify)
         self.edges[key] = edge
+        return edge
+
+    # -- routing --------------------------------------------------------------------
+    @property
+    def index(self) -> RectIndex:
+        """The cards where they are, for the router (built when first needed after
+        a whole new layout: a first paint routes nothing)."""
+        if self._index is None:
+            self._index = RectIndex({k: c.rect_tuple() for k, c in self.nodes.items()})
+        return self._index
+
+    @property
+    def router(self) -> Router:
+        return Router(self.index)
+
+    def _card_placed(self, card: NodeCard) -> None:
+        if self._index is not None and self.nodes.get(card.key) is card:
+            self._index.set(card.key, card.rect_tuple())
+
+    def _route(self, edge: Edge) -> list[Point]:
+        """A link's path around the cards where they are now, leaving and entering
+        its cards at ports spread in the order of the cards at the other ends."""
+        src, dst = edge.src, edge.dst
+        if src.key not in self.index.rects or dst.key not in self.index.rects:
+            return edge.plain_route()
+        if edge.sideways:
+            return self.router.route(src.key, dst.key, sideways=True)
+        return self.router.route(src.key, dst.key, out_x=self._port(src, edge, True),
+                                 in_x=self._port(dst, edge, False))
+
+    def _port(self, card: NodeCard, edge: Edge, outgoing: bool) -> float | None:
+        group = [e for e in card.edges if not e.sideways
+                 and (e.src is card if outgoing else e.dst is card)]
+        if len(group) < 2:
+            return None
+
+        def other_x(e: Edge) -> tuple[float, tuple[str, str, str]]:
+            other = e.dst if outgoing else e.src
+            return (other.px + other.width / 2, e.key)
+
+        group.sort(key=other_x)
+        k = len(group)
+        step = min(self.geometry.port_gap, card.width * 0.8 / (k - 1))
+        return card.px + card.width / 2 - step * (k - 1) / 2 + group.index(edge) * step
+
+    def _reroute(self, cards: set[str], obstacles: set[str]) -> None:
+        """Route again the links of ``cards`` and of their neighbours (their ports
+        moved), and any link whose line now runs through a card of ``obstacles``."""
+        edges: dict[EdgeKey, Edge] = {}
+        for k in cards:
+            card = self.nodes.get(k)
+            if card is None:
+                continue
+            for e in card.edges:
+                edges[e.key] = e
+                if e.sideways:
+                    continue
+                # the ports at the other end are spread again: its links that way too
+                end, incoming = (e.dst, True) if e.src is card else (e.src, False)
+                for e2 in end.edges:
+                    if not e2.sideways and (e2.dst is end) == incoming:
+                        edges[e2.key] = e2
+        for k in obstacles:
+            card = self.nodes.get(k)
+            if card is None:
+                continue
+            r = card.rect_tuple()
+            for e in self.edge_layer.edges_in(QRectF(*r)):
+                if e.key not in edges and k not in (e.src.key, e.dst.key) and \
+                        RectIndex({k: r}).path_blocked(e.route, (), 0.0):
+                    edges[e.key] = e
+        for e in edges.values():
+            e.adjust()
+
+    # -- frames ---------------------------------------------------------------------
+    def _update_frames(self) -> None:
+        """Frames around each VM's cards, where they are now (the connected parts
+        found by union-find over the links: this runs on every structural change)."""
+        shown = self.shown
+        if shown is None:
+            return
+        root: dict[str, str] = {k: k for k in shown.nodes}
+
+        def find(k: str) -> str:
+            while root[k] != k:
+                root[k] = root[root[k]]
+                k = root[k]
+            return k
+
+        for e in shown.edges:
+            a, b = find(e.parent), find(e.child)
+            if a != b:
+                root[a] = b
+        parts: dict[str, list[str]] = {}
+        for k in shown.nodes:
+            parts.setdefault(find(k), []).append(k)
+        groups: dict[str, list[str]] = {}
+        for part in parts.values():
+            label = vm_label(shown, part)
+            if label:
+                groups.setdefault(label, []).extend(part)
+        frames = []
+        for label, keys in groups.items():
+            rects = [self.nodes[k].rect_tuple() for k in keys if k in self.nodes]
+            if rects:
+                frames.append(Frame(label, frame_rect(rects, self.geometry), tuple(keys)))
+        self.frames = frames
+        self.frame_layer.set_frames(frames)
 
     def _update_badges(self, snapshot: GraphSnapshot, old: GraphSnapshot | None) -> None:
         """Badge every node a running job holds with the job's id (and progress)."""
@@ -214,6 +438,7 @@ class GraphScene(QGraphicsScene):
             node.scheme = scheme
         self.card_layer.set_scheme(scheme)
         self.edge_layer.set_scheme(scheme)
+        self.frame_layer.set_scheme(scheme)
         self.update()
 
     def set_show_permissions(self, on: bool) -> None:
@@ -249,14 +474,70 @@ class GraphScene(QGraphicsScene):
             self.selectionChanged.emit()
 
     def move_cards(self, keys: Iterable[str], dx: float, dy: float) -> None:
-        """Move cards by (dx, dy) with their links (a mouse drag)."""
+        """Move cards by (dx, dy) with their links (a mouse drag): the links of the
+        moved cards are routed around the others, and links the moved cards now
+        cover are routed around them."""
+        moved = set()
         for k in keys:
             card = self.nodes.get(k)
             if card is not None:
-                card.px += dx
-                card.py += dy
-                card.adjust_edges()
+                card.place(card.px + dx, card.py + dy)
+                moved.add(k)
+        self._reroute(moved, moved)
         self.card_layer.cards_moved()
+
+    def place_near(self, key: str, x: float, y: float, among: Iterable[str] = ()) -> None:
+        """Move the card of ``key`` — with the cards of ``among`` linked to it (the rest
+        of a chain just opened) — so that it lands at the free place nearest (x, y),
+        for an image opened "here"; their links are routed again."""
+        card = self.nodes.get(key)
+        shown = self.shown
+        if card is None or shown is None:
+            return
+        pool = set(among) | {key}
+        block = {key}
+        stack = [key]
+        while stack:
+            k = stack.pop()
+            for e in (*shown.children(k), *shown.parents(k)):
+                for n in (e.parent, e.child):
+                    if n in pool and n not in block and n in self.nodes:
+                        block.add(n)
+                        stack.append(n)
+        rects = [self.nodes[k].rect_tuple() for k in block]
+        left = min(r[0] for r in rects)
+        top = min(r[1] for r in rects)
+        width = max(r[0] + r[2] for r in rects) - left
+        height = max(r[1] + r[3] for r in rects) - top
+        others = RectIndex({k: c.rect_tuple() for k, c in self.nodes.items()
+                            if k not in block})
+        g = self.geometry
+        step_x, step_y = g.node_w / 2 + g.col_gap / 2, g.row_gap
+        # where the block's corner goes so that the card of ``key`` is at (x, y)
+        bx, by = x - (card.px - left), y - (card.py - top)
+        spot = (bx, by)
+        for radius in range(0, 60):
+            ring = sorted(((dx, dy) for dx in range(-radius, radius + 1)
+                           for dy in range(-radius, radius + 1)
+                           if max(abs(dx), abs(dy)) == radius),
+                          key=lambda d: d[0] * d[0] + d[1] * d[1])
+            free = next(((bx + dx * step_x, by + dy * step_y) for dx, dy in ring
+                         if not others.inside((bx + dx * step_x, by + dy * step_y, width,
+                                               height), g.col_gap / 2)), None)
+            if free is not None:
+                spot = free
+                break
+        dx, dy = spot[0] - left, spot[1] - top
+        for k in block:
+            c = self.nodes[k]
+            c.place(c.px + dx, c.py + dy)
+        self._reroute(block, block)
+        self._update_frames()
+        self.card_layer.cards_moved()
+
+    def update_frames(self) -> None:
+        """Fit the frames to their cards again (after cards were moved by hand)."""
+        self._update_frames()
 
     def helpEvent(self, event: QGraphicsSceneHelpEvent) -> None:
         """A card's tooltip, built when the pointer rests on it; elsewhere Qt's own
@@ -273,6 +554,9 @@ class GraphScene(QGraphicsScene):
         cards = self.card_layer.cards_rect()
         if cards.isEmpty():
             return QRectF()
+        frames = self.frame_layer.frames_rect()
+        if not frames.isEmpty():
+            cards = cards.united(frames)
         return cards.adjusted(-60, -60, 60, 60)
 
     def drawBackground(self, painter: QPainter, rect: QRectF) -> None:

@@ -1,10 +1,12 @@
-"""A compact, read-only drawing of a GraphSnapshot for tours and offline chains.
+"""A compact, read-only drawing of a GraphSnapshot for the compare and offline views.
 
 The editor's canvas is for editing; this view only shows: each block node as a box
-(name, driver, file name), parents above children, backing links as solid arrows and
-other links as thin ones. Protocol nodes (``file``) are folded into their format
-node's caption so chains stay readable. Nodes can be highlighted (a tour step points
-at them), marked as having a problem, and edges drawn as broken (offline chains).
+(name, driver, file name), backing links as solid arrows and other links as thin
+ones. Protocol nodes (``file``) are folded into their format node's caption so chains
+stay readable. The boxes are placed and the links routed by the editor's own layout
+(:func:`gui.views.layout.draw`): parts layered and packed, links around the boxes.
+Nodes can be highlighted (a tour step points at them), marked as having a problem,
+and edges drawn as broken (offline chains).
 
 ``show_snapshot(snapshot)`` and ``set_highlight(keys)`` are the same calls the tour
 panel makes on any canvas; ``set_problems(node_keys, broken_edges)`` marks an
@@ -17,7 +19,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-import networkx as nx
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPainterPath, QPen, QPolygonF
 from PySide6.QtWidgets import (
@@ -31,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.graph.snapshot import GraphSnapshot, NodeInfo
+from gui.views.layout import Drawing, Geometry, draw, rounded
 
 BOX_W, BOX_H, GAP_X, GAP_Y = 190.0, 58.0, 36.0, 54.0
 COLOURS = {
@@ -58,30 +60,19 @@ def _folded(snapshot: GraphSnapshot) -> dict[str, str]:
     return folded
 
 
-def layered_positions(snapshot: GraphSnapshot, hidden: Iterable[str] = ()) -> dict[str, QPointF]:
-    """Parents above children: row = longest path from a root; loops are collapsed."""
+#: the boxes' sizes and gaps for the shared layout (protocol nodes folded into captions)
+COMPACT_GEOMETRY = Geometry(node_w=BOX_W, node_h=BOX_H, small_h=BOX_H, beside_w=BOX_W * 0.8,
+                            beside_h=BOX_H * 0.8, col_gap=GAP_X, row_gap=GAP_Y)
+
+
+def compact_drawing(snapshot: GraphSnapshot, hidden: Iterable[str] = ()) -> Drawing:
+    """The editor's layout (:func:`gui.views.layout.draw`) of the nodes not hidden,
+    at the compact boxes' size: parts layered and packed, links in free space."""
     hidden = set(hidden)
-    g = nx.DiGraph()
-    g.add_nodes_from(k for k in snapshot.nodes if k not in hidden)
-    g.add_edges_from((e.parent, e.child) for e in snapshot.edges
-                     if e.parent not in hidden and e.child not in hidden)
-    cond = nx.condensation(g)
-    depth: dict[int, int] = {}
-    for c in nx.topological_sort(cond):
-        preds = list(cond.predecessors(c))
-        depth[c] = max((depth[p] + 1 for p in preds), default=0)
-    rows: dict[int, list[str]] = {}
-    order = {k: i for i, k in enumerate(snapshot.nodes)}
-    for c, members in cond.nodes(data="members"):
-        for k in sorted(members, key=order.__getitem__):
-            rows.setdefault(depth[c], []).append(k)
-    pos: dict[str, QPointF] = {}
-    for row, keys in rows.items():
-        keys.sort(key=order.__getitem__, reverse=True)   # oldest first, left to right
-        width = len(keys) * BOX_W + (len(keys) - 1) * GAP_X
-        for i, k in enumerate(keys):
-            pos[k] = QPointF(-width / 2 + i * (BOX_W + GAP_X), row * (BOX_H + GAP_Y))
-    return pos
+    shown = GraphSnapshot([n for k, n in snapshot.nodes.items() if k not in hidden],
+                          [e for e in snapshot.edges
+                           if e.parent not in hidden and e.child not in hidden])
+    return draw(shown, COMPACT_GEOMETRY)
 
 
 class NodeBox(QGraphicsRectItem):
@@ -170,22 +161,31 @@ def _tooltip(info: NodeInfo) -> str:
 
 
 class EdgeLine(QGraphicsPathItem):
-    def __init__(self, key: EdgeKey, start: QPointF, end: QPointF, broken: bool) -> None:
+    """A link along its routed line (corners rounded), its role written halfway."""
+
+    def __init__(self, key: EdgeKey, route: list[tuple[float, float]], broken: bool) -> None:
         super().__init__()
         self.key = key
         self.broken = broken
         role = key[1]
-        path = QPainterPath(start)
-        mid_y = (start.y() + end.y()) / 2
-        path.cubicTo(QPointF(start.x(), mid_y), QPointF(end.x(), mid_y), end)
+        points = rounded(route)
+        path = QPainterPath(QPointF(*points[0]))
+        for x, y in points[1:]:
+            path.lineTo(x, y)
         self.setPath(path)
+        end = QPointF(*points[-1])
+        last = QPointF(*points[-2]) if len(points) > 1 else end
+        dx, dy = end.x() - last.x(), end.y() - last.y()
+        length = (dx * dx + dy * dy) ** 0.5 or 1.0
+        ux, uy = dx / length, dy / length
         colour = _c("broken") if broken else _c("backing" if role == "backing" else "other")
         pen = QPen(colour, 2.6 if broken else (2.0 if role == "backing" else 1.2))
         if broken:
             pen.setStyle(Qt.PenStyle.DashLine)
         self.setPen(pen)
         self.setZValue(-1)
-        head = QPolygonF([end, end + QPointF(-6, -11), end + QPointF(6, -11)])
+        head = QPolygonF([end, end + QPointF(-11 * ux - 6 * uy, -11 * uy + 6 * ux),
+                          end + QPointF(-11 * ux + 6 * uy, -11 * uy - 6 * ux)])
         arrow = QGraphicsPathItem(self)
         ap = QPainterPath()
         ap.addPolygon(head)
@@ -198,7 +198,7 @@ class EdgeLine(QGraphicsPathItem):
         lf.setPointSizeF(8)
         label.setFont(lf)
         label.setBrush(colour)
-        label.setPos((start + end) / 2 + QPointF(6, -8))
+        label.setPos(path.pointAtPercent(0.5) + QPointF(6, -8))
 
 
 class CompactGraphView(QGraphicsView):
@@ -245,25 +245,20 @@ class CompactGraphView(QGraphicsView):
             return
         folded = _folded(snap) if self.fold_protocol else {}
         file_child = {parent: snap.nodes[child] for child, parent in folded.items()}
-        pos = layered_positions(snap, folded)
-        for key, p in pos.items():
+        drawing = compact_drawing(snap, folded)
+        for key, (x, y, _w, _h) in drawing.rects.items():
             info = snap.nodes[key]
             box = NodeBox(info, _caption(info, file_child.get(key)))
-            box.setPos(p)
+            box.setPos(QPointF(x, y))
             box.set_state(key in self.highlight, key in self.problem_nodes)
             scene.addItem(box)
             self.boxes[key] = box
         for e in snap.edges:
-            if e.parent not in pos or e.child not in pos:
-                continue
-            a, b = pos[e.parent], pos[e.child]
-            start = a + QPointF(BOX_W / 2, BOX_H)
-            end = b + QPointF(BOX_W / 2, 0)
-            if b.y() <= a.y():      # a link closing a loop: go round the side
-                start = a + QPointF(BOX_W, BOX_H / 2)
-                end = b + QPointF(BOX_W, BOX_H / 2 + 6)
             key = (e.parent, e.role, e.child)
-            line = EdgeLine(key, start, end, key in self.broken_edges)
+            route = drawing.paths.get(key)
+            if route is None:
+                continue
+            line = EdgeLine(key, route, key in self.broken_edges)
             scene.addItem(line)
             self.lines[key] = line
         rect = scene.itemsBoundingRect().adjusted(-30, -30, 30, 30)

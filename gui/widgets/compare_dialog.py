@@ -10,7 +10,6 @@ the header still names the old backing file.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 
 from PySide6.QtCore import Qt
@@ -28,7 +27,9 @@ from PySide6.QtWidgets import (
 from engine.graph.snapshot import GraphSnapshot
 from engine.offline import Difference, compare_with_disk, offline_snapshot
 from engine.offline.compare import FORMAT_DRIVERS, image_path
+from gui.scripting.peer import open_peer
 from gui.widgets.compact_graph import CompactGraphView
+from gui.widgets.modal import nested_event_loop
 
 
 def disk_paths(snapshot: GraphSnapshot) -> list[str]:
@@ -96,9 +97,12 @@ class CompareDialog(QDialog):
         self.resize(1100, 640)
 
 
-async def _read_graph(address: str) -> GraphSnapshot:
-    from gui.scripting.peer import open_peer
+#: how long reading a peer's graph may take before the comparison gives up
+READ_TIMEOUT = 30.0
 
+
+async def read_graph(address: str) -> GraphSnapshot:
+    """The graph of the peer at ``address``, read on a session of its own."""
     peer = await open_peer(address)
     try:
         return await peer.graph()
@@ -106,14 +110,22 @@ async def _read_graph(address: str) -> GraphSnapshot:
         await peer.close()
 
 
-def compare_with_address(address: str, parent: QWidget | None = None) -> CompareDialog | None:
-    """Read the graph of the peer at ``address`` (on a helper thread) and show the dialog."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        try:
-            live = pool.submit(asyncio.run, _read_graph(address)).result(timeout=30)
-        except Exception as exc:  # shown to the user; nothing else to clean up
-            QMessageBox.warning(parent, "Compare", f"Cannot read the graph of {address}: {exc}")
-            return None
+async def compare_with_address(address: str, parent: QWidget | None = None,
+                               timeout: float = READ_TIMEOUT) -> CompareDialog | None:
+    """Read the graph of the peer at ``address`` and show the dialog (None: could not).
+
+    Runs on the window's own asyncio loop (qasync): the window stays responsive while
+    the peer is reached and read, for up to ``timeout`` seconds.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            live = await read_graph(address)
+    except Exception as exc:  # shown to the user; nothing else to clean up
+        reason = f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else exc
+        with nested_event_loop():
+            QMessageBox.warning(parent, "Compare",
+                                f"Cannot read the graph of {address}: {reason}")
+        return None
     dialog = CompareDialog(live, parent, address)
     dialog.show()
     return dialog

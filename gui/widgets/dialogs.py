@@ -70,7 +70,7 @@ class PlanPreviewDialog(QDialog):
         text.setPlainText(plan_json(plan))
         text.setMinimumSize(560, 280)
         layout.addWidget(text)
-        self.skip = QCheckBox("Don't preview plans again (Settings → Preview plans)")
+        self.skip = QCheckBox("Don't preview plans again (Edit → Preview plans)")
         layout.addWidget(self.skip)
         buttons = QDialogButtonBox()
         self.run_button = buttons.addButton("Execute", QDialogButtonBox.ButtonRole.AcceptRole)

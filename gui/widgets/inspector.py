@@ -8,7 +8,7 @@ import json
 from PySide6.QtWidgets import QTextBrowser, QVBoxLayout, QWidget
 
 from engine.graph.snapshot import GraphSnapshot
-from gui.views.items import human_size
+from gui.views.text import human_size
 
 
 class Inspector(QWidget):

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.views.items import human_size
+from gui.views.text import human_size
 
 VERBS = ("pause", "resume", "cancel", "complete")
 

@@ -9,7 +9,11 @@ Opens the editor on the bundled engine with the demo chains, exactly as
 * ``drag.png`` — a backing link being dragged onto a node that would make a cycle
   (refused, with QEMU's reason beside the cursor), driven by real mouse events;
 * ``job.png`` — a stream job running (throttled with ``block-job-set-speed`` so
-  it is still running when the picture is taken).
+  it is still running when the picture is taken);
+* ``host-fit.png`` / ``host-zoomed.png`` — a host of 200 VMs' chains, packed to the
+  window's shape, fitted to the view and then zoomed in at 100 % with the minimap
+  framing the part in view;
+* ``folded.png`` — the same host with one VM's 300-layer chain folded into a card.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from PySide6.QtWidgets import QApplication
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
-from gui.main_window import MainWindow  # noqa: E402
+from engine.graph.snapshot import EdgeInfo, GraphSnapshot, NodeInfo  # noqa: E402
 from gui.widgets.dialogs import DialogPrompter  # noqa: E402
+from gui.window.main_window import MainWindow  # noqa: E402
+from tests.support.graphs import deep_chain, host_of_chains  # noqa: E402
 
 
 async def pause(seconds: float) -> None:
@@ -90,6 +96,56 @@ async def shoot(window: MainWindow, scratch: Path) -> None:
     save(window, "job.png")
     await session.execute("block-job-set-speed", {"device": "stream-vm1-top", "speed": 0})
     await pause(1.0)
+    await host_shots(window)
+
+
+def host_with_a_deep_chain() -> GraphSnapshot:
+    """200 VMs' chains, and one more VM whose disk is 300 snapshots deep."""
+    host, deep = host_of_chains(200), deep_chain(300)
+
+    def renamed(key: str) -> str:
+        return "backend:legacy" if key == "backend:vm0" else f"legacy-{key}"
+
+    nodes = list(host.nodes.values()) + [
+        NodeInfo(**{**{f: getattr(n, f) for f in n.__slots__}, "key": renamed(n.key),
+                    "name": "legacy" if n.kind == "block-backend" else renamed(n.key)})
+        for n in deep.nodes.values()]
+    edges = list(host.edges) + [EdgeInfo(renamed(e.parent), renamed(e.child), e.role, e.perm,
+                                         e.shared_perm) for e in deep.edges]
+    return GraphSnapshot(nodes, edges)
+
+
+async def host_shots(window: MainWindow) -> None:
+    """A big host, read from a snapshot rather than a peer (no QEMU runs 200 VMs here)."""
+    await window.close_session()
+    window.jobs.clear_finished()
+    window.setWindowTitle("blockgraph — a host of 200 VMs")
+    vp = window.view.viewport()
+    window.scene.aspect = vp.width() / vp.height()
+    window.show_snapshot(host_of_chains(200))
+    window.view.fit()
+    window.show_message("a host of 200 VMs: each VM's chain in its frame, packed to the "
+                        "window's shape")
+    await pause(0.6)
+    window.minimap.rebuild()
+    await pause(0.3)
+    save(window, "host-fit.png")
+    window.view.reset_zoom()
+    window.view.center_on_node("vm57-top")
+    await pause(0.3)
+    window.minimap.rebuild()
+    await pause(0.3)
+    save(window, "host-zoomed.png")
+    window.scene.reset()
+    window.show_snapshot(host_with_a_deep_chain())
+    window.view_controls.fold("legacy-layer299")
+    window.scene.animation.finish()
+    window.view.reset_zoom()
+    window.view.center_on_node("legacy-layer299")
+    await pause(0.4)
+    window.minimap.rebuild()
+    await pause(0.3)
+    save(window, "folded.png")
 
 
 def main() -> int:

@@ -123,7 +123,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
-from gui.main_window import MainWindow
+from gui.window.main_window import MainWindow
 from tests.support.graphs import vm_farm
 settings = QSettings(sys.argv[1], QSettings.Format.IniFormat)
 w = MainWindow(settings)

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from engine.formats import create_qcow2
+from gui.executor import PlanExecutor
 from gui.planner import check_intent
 from gui.planner.intents import SetBacking
 from gui.session import Session
@@ -63,7 +64,7 @@ async def _measure(peer: Peer, report: Report, label: str, drag: bool) -> None:
     report.add(BENCH, f"idle poll (nothing changed), {label}", _best(polls) * 1e3, "ms",
                anchor=_best(flat) * 1e3, anchor_name="qsd: query-named-block-nodes flat alone")
     if drag:
-        ctx = session.plan_context()
+        ctx = PlanExecutor(session).context()
         # inside chain 10: nodes n500 (bottom) .. n549 (top)
         mid, top = f"n{N // 2 + CHAIN // 2}", f"n{N // 2 + CHAIN - 1}"
         allowed = SetBacking(mid, f"n{N // 2 + 2}")

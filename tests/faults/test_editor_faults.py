@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from engine.server.inprocess import InProcessServer
-from gui import main_window
-from gui.main_window import MainWindow
 from gui.session import ConnectionStatus, Session
+from gui.window import connection
+from gui.window.main_window import MainWindow
 from tests.faults.fake_peer import FaultyPeer
 from tests.faults.support import check_intact
 from tests.gui.conftest import ScriptedPrompter, aloop, run, window  # noqa: F401 - fixtures
@@ -48,7 +48,7 @@ def _idle(win: MainWindow) -> bool:
 def test_editor_survives_a_misbehaving_peer(qtbot: Any, aloop: Any, window: MainWindow,  # noqa: F811
                                             peer: FaultyPeer, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
-    monkeypatch.setattr(main_window, "Session",
+    monkeypatch.setattr(connection, "Session",
                         functools.partial(Session, command_timeout=30.0,
                                           reconnect_delays=(0.05, 0.2)))
     assert run(qtbot, aloop, window.open_remote(f"unix:{peer.path}"))

@@ -18,9 +18,9 @@ import qasync  # after PySide6
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
-from gui.main_window import MainWindow
 from gui.planner.plan import Plan
 from gui.widgets.dialogs import Prompter
+from gui.window.main_window import MainWindow
 from tests.support.peer import PEER_KINDS, Peer, started_peer
 
 

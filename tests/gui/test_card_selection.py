@@ -12,7 +12,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QToolTip
 
 from engine.graph.snapshot import GraphSnapshot
-from gui.views.canvas import GraphView
+from gui.views.canvas import GraphCanvas
 from gui.views.scene import GraphScene
 from tests.gui.test_layers import shown_view
 from tests.gui.test_layout import chains
@@ -24,7 +24,7 @@ NONE = Qt.KeyboardModifier.NoModifier
 LEFT = Qt.MouseButton.LeftButton
 
 
-def point_on(view: GraphView, key: str) -> QPoint:
+def point_on(view: GraphCanvas, key: str) -> QPoint:
     """A viewport point on the card of ``key`` (left of its centre: not a port)."""
     card = view.graph_scene.nodes[key]
     at = QPointF(card.px + 30, card.py + card.height / 2)
@@ -32,7 +32,7 @@ def point_on(view: GraphView, key: str) -> QPoint:
     return view.mapFromScene(at)
 
 
-def click(view: GraphView, key: str, modifier: Qt.KeyboardModifier = NONE) -> None:
+def click(view: GraphCanvas, key: str, modifier: Qt.KeyboardModifier = NONE) -> None:
     QTest.mouseClick(view.viewport(), LEFT, modifier, point_on(view, key))
 
 
@@ -117,7 +117,7 @@ def test_right_click_selects_the_card_under_it(qapp: QApplication, qtbot: Any) -
     assert asked == ["top2"]
 
 
-def _context_event(view: GraphView, at: QPoint) -> QContextMenuEvent:
+def _context_event(view: GraphCanvas, at: QPoint) -> QContextMenuEvent:
     return QContextMenuEvent(QContextMenuEvent.Reason.Mouse, at, view.viewport().mapToGlobal(at))
 
 

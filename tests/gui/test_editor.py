@@ -9,8 +9,8 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 
-from gui.demo import build_demo
-from gui.main_window import MainWindow
+from gui.images.demo import build_demo
+from gui.window.main_window import MainWindow
 from tests.gui.conftest import run
 from tests.support.peer import Peer
 
@@ -82,7 +82,7 @@ def test_drag_making_a_cycle_is_refused_and_sends_nothing(
     QTest.mouseRelease(window.view.viewport(), Qt.MouseButton.LeftButton,
                        Qt.KeyboardModifier.NoModifier,
                        view_point(window, top.scene_rect().center()))
-    qtbot.wait(200)
+    qtbot.waitUntil(lambda: "refused" in window.error_label.text(), timeout=10000)
     sent_after = window.bridge.session.traffic.sent_commands(0)
     edits = [c for c in sent_after[len(sent_before):]
              if not c.startswith(("query-", "x-debug-query"))]
@@ -101,8 +101,9 @@ def test_drop_on_empty_canvas_detaches_after_confirmation(
     assert window.scene.node_at(empty) is None
     prompter = window.prompter
     prompter.confirm_answer = False  # "Detach vm2-top from base?" — No
+    asked = len(prompter.asked)
     drag(qtbot, window, start, empty)
-    qtbot.wait(200)
+    qtbot.waitUntil(lambda: len(prompter.asked) > asked, timeout=10000)
     assert window.scene.snapshot.backing("vm2-top") == "base"
     assert ("confirm", prompter.asked[-1][1]) == prompter.asked[-1]
     assert "Detach vm2-top" in prompter.asked[-1][1]

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from gui.main_window import MainWindow
+from gui.executor import PlanExecutor
 from gui.planner.plan import WaitJob
 from gui.session import ConnectionStatus
+from gui.window.main_window import MainWindow
 from tests.gui.conftest import ScriptedPrompter
 from tests.gui.test_editor import open_demo
 from tests.support.peer import Peer
@@ -53,7 +54,7 @@ def test_stream_runs_to_completion_with_progress(qtbot: Any, aloop: Any, window:
                                                  gui_peer: Peer, tmp_path: Path) -> None:
     open_demo(qtbot, aloop, window, gui_peer, tmp_path)
     select(window, "vm1-top")
-    plan = window.bridge.session.plan(__import__("gui.planner.intents",
+    plan = PlanExecutor(window.bridge.session).plan(__import__("gui.planner.intents",
                                                  fromlist=["Stream"]).Stream("vm1-top"))
     job_id = next(s.job_id for s in plan.steps if isinstance(s, WaitJob))
     window.act_stream.trigger()
@@ -81,7 +82,7 @@ def test_commit_down_to_a_base(qtbot: Any, aloop: Any, window: MainWindow, gui_p
     prompter.choice = "spare"
     from gui.planner.intents import Commit
 
-    plan = window.bridge.session.plan(Commit("spare-snap1", "spare"))
+    plan = PlanExecutor(window.bridge.session).plan(Commit("spare-snap1", "spare"))
     job_id = next(s.job_id for s in plan.steps if isinstance(s, WaitJob))
     window.act_commit.trigger()
     qtbot.waitUntil(lambda: window.jobs.progress(job_id) == 1000, timeout=20000)
@@ -107,8 +108,10 @@ def test_delete(qtbot: Any, aloop: Any, window: MainWindow, gui_peer: Peer,
     prompter: ScriptedPrompter = window.prompter  # type: ignore[assignment]
     prompter.confirm_answer = False  # "Delete node spare?" — No: nothing happens
     select(window, "spare")
+    asked = len(prompter.asked)
     window.act_delete.trigger()
-    qtbot.wait(100)
+    qtbot.waitUntil(lambda: len(prompter.asked) > asked, timeout=10000)
+    assert "spare" in prompter.asked[-1][1]
     assert "spare" in window.scene.nodes and "blockdev-del" not in (
         window.bridge.session.traffic.sent_commands(0))
     prompter.confirm_answer = True

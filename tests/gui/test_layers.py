@@ -11,8 +11,8 @@ from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from gui.views.canvas import GraphView
-from gui.views.items import header_purpose
+from gui.views.canvas import GraphCanvas
+from gui.views.node_card import header_purpose
 from gui.views.palette import LIGHT
 from gui.views.scene import GraphScene
 from tests.gui.test_layout import chains
@@ -37,11 +37,11 @@ def pixel(img: QImage, source: QRectF, scale: float, at: QPointF) -> str:
     return img.pixelColor(x, y).name()
 
 
-def shown_view(qtbot: Any) -> GraphView:
+def shown_view(qtbot: Any) -> GraphCanvas:
     """A view at 100 % on the test chains' scene, shown."""
     scene = GraphScene()
     scene.show_snapshot(chains())
-    view = GraphView(scene)
+    view = GraphCanvas(scene)
     qtbot.addWidget(view)
     view.resize(900, 700)
     view.show()

@@ -10,9 +10,9 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtTest import QTest
 
-from gui.main_window import MainWindow
 from gui.session import TrafficLog
 from gui.widgets.qmp_log import qmp_shell_line
+from gui.window.main_window import MainWindow
 from tests.gui.test_layout import chains
 
 pytestmark = pytest.mark.gui
@@ -56,8 +56,8 @@ def test_settings_are_remembered(qtbot: Any, aloop: Any, tmp_path: Path) -> None
     first = MainWindow(QSettings(path, QSettings.Format.IniFormat), scheme="light")
     first.resize(640, 480)  # within the offscreen screen (800x600)
     first.show()
-    first._remember("unix:/tmp/a.sock")
-    first._remember("tcp:localhost:4444")
+    first.connection.remember("unix:/tmp/a.sock")
+    first.connection.remember("tcp:localhost:4444")
     first.set_dark(True)
     first.close()
     second = MainWindow(QSettings(path, QSettings.Format.IniFormat))
@@ -105,7 +105,7 @@ def test_export_every_format(window: MainWindow, tmp_path: Path) -> None:
 
 def test_blockgraph_without_arguments_opens_the_demo_on_the_bundled_engine(
         qtbot: Any, aloop: Any, window: MainWindow, tmp_path: Path) -> None:
-    from gui import app
+    from gui.window import app
     from tests.gui.conftest import run
 
     args = app.parse_args(["--demo-dir", str(tmp_path / "demo")])

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.formats import open_image
+from tests.gui.conftest import aloop  # noqa: F401 - the qasync loop fixture
 from tests.support.qemu import check, compare, qemu_img
 
 pytestmark = [pytest.mark.gui, pytest.mark.qemu]
@@ -23,7 +24,7 @@ def broken_dir(chain_dirs: tuple[Path, Path, Path]) -> Path:
 
 
 def _window(qtbot, paths, answers=None):  # type: ignore[no-untyped-def]
-    from gui.widgets.offline_window import OfflineWindow
+    from gui.offline.window import OfflineWindow
 
     asked: list[tuple[str, str]] = []
 
@@ -146,3 +147,78 @@ def test_editor_scene_draws_the_offline_graph(qtbot, broken_dir: Path) -> None: 
     assert len(scene.edges) == len(graph.snapshot.edges) == 2
     (parent, role, child), = graph.broken_edges
     assert (parent, role, child) in scene.edges and child.startswith("missing:")
+
+
+def _modal_closer(record: list[object], ticks: list[int]) -> None:
+    """Close the next modal message box, noting its text and how far the ticker got."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    def close() -> None:
+        modal = QApplication.activeModalWidget()
+        if not isinstance(modal, QMessageBox):
+            QTimer.singleShot(20, close)
+            return
+        record.append((modal.text(), len(ticks)))
+        modal.done(int(QMessageBox.StandardButton.Ok))
+
+    QTimer.singleShot(20, close)
+
+
+def test_compare_with_a_live_peer_reads_it_on_the_windows_loop(  # type: ignore[no-untyped-def]
+        qtbot, aloop, chain_dirs, tmp_path) -> None:  # noqa: F811 - the fixture
+    """Compare with a live peer…: the graph of a real qemu-storage-daemon, whose top was
+    re-pointed in memory, read on the editor's own loop and set beside the headers."""
+    from gui.widgets.compare_dialog import compare_with_address
+    from tests.gui.conftest import run
+    from tests.support.peer import started_peer
+
+    ours, _, _ = chain_dirs
+    with started_peer("qsd", tmp_path) as peer:
+        for name in ("alt", "top"):
+            peer.ok("blockdev-add", {"driver": "qcow2", "node-name": name, "file": {
+                "driver": "file", "node-name": f"{name}-file",
+                "filename": str(ours / f"{name}.qcow2")}})
+        peer.ok("blockdev-reopen", {"options": [{
+            "driver": "qcow2", "node-name": "top", "backing": "alt", "file": "top-file"}]})
+        dialog = run(qtbot, aloop, compare_with_address(peer.address))
+    assert dialog is not None
+    qtbot.addWidget(dialog)
+    assert [d.kind for d in dialog.differences] == ["link"]
+    assert ("top", "backing", "alt") in dialog.live_view.broken_edges
+    assert dialog.isVisible()
+
+
+def test_compare_with_a_silent_peer_keeps_the_window_responsive(  # type: ignore[no-untyped-def]
+        qtbot, aloop, tmp_path) -> None:  # noqa: F811 - the fixture
+    """A peer that accepts and never greets: while the comparison waits for it, the
+    window's loop keeps running; then it gives up with a message that says why."""
+    import asyncio
+    import socket
+
+    from gui.widgets.compare_dialog import compare_with_address
+
+    path = tmp_path / "silent.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(4)                       # connects succeed; nothing is ever said
+    ticks: list[int] = []
+    shown: list[object] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(1)
+            await asyncio.sleep(0.01)
+
+    tick_task = aloop.create_task(ticker())
+    try:
+        _modal_closer(shown, ticks)
+        task = aloop.create_task(compare_with_address(f"unix:{path}", None, timeout=1.0))
+        qtbot.waitUntil(task.done, timeout=20000)
+        assert task.result() is None
+        (text, ticks_then), = shown
+        assert "no answer within 1 s" in str(text) and str(path) in str(text)
+        assert ticks_then > 20, "the window's loop stood still while the peer was read"
+    finally:
+        tick_task.cancel()
+        listener.close()

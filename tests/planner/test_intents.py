@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from engine.graph.snapshot import GraphSnapshot
+from gui.executor import PlanExecutor
 from gui.planner import plan_intent
 from gui.planner.intents import (
     AddImage,
@@ -64,18 +65,18 @@ async def setup_chain(peer: Peer, session: Session, tmp_path: Path,
 
 
 async def run(session: Session, intent: Any) -> GraphSnapshot:
-    plan = session.plan(intent)
+    plan = PlanExecutor(session).plan(intent)
     assert plan.ok, plan.refusals
-    report = await session.run_plan(plan)
+    report = await PlanExecutor(session).run(plan)
     assert report.as_expected, report.mismatches
     return report.snapshot
 
 
 async def undo(session: Session, intent: Any, before: GraphSnapshot) -> None:
-    plan = plan_intent(session.plan_context(), intent)
-    await session.run_plan(plan)
+    plan = plan_intent(PlanExecutor(session).context(), intent)
+    await PlanExecutor(session).run(plan)
     assert plan.inverse is not None, plan.irreversible
-    report = await session.run_plan(plan.inverse)
+    report = await PlanExecutor(session).run(plan.inverse)
     assert report.as_expected, report.mismatches
     assert shape(report.snapshot) == shape(before)
 
@@ -90,7 +91,7 @@ async def test_set_backing(any_peer: Peer, any_session: Session, tmp_path: Path)
     assert shape(before) == BEFORE
     after = await run(any_session, SetBacking("top", "base"))
     assert shape(after)["top"] == ("qcow2", False, "base", "file")
-    await any_session.run_plan(any_session.plan(SetBacking("top", "mid")))
+    await PlanExecutor(any_session).run(PlanExecutor(any_session).plan(SetBacking("top", "mid")))
     await undo(any_session, SetBacking("top", "base"), before)
 
 
@@ -99,7 +100,7 @@ async def test_detach_backing(any_peer: Peer, any_session: Session, tmp_path: Pa
     before = any_session.snapshot
     after = await run(any_session, DetachBacking("top"))
     assert shape(after)["top"] == ("qcow2", False, None, "file")
-    await any_session.run_plan(any_session.plan(SetBacking("top", "mid")))
+    await PlanExecutor(any_session).run(PlanExecutor(any_session).plan(SetBacking("top", "mid")))
     await undo(any_session, DetachBacking("top"), before)
 
 
@@ -118,17 +119,17 @@ async def test_staged_edits_are_one_atomic_reopen(any_peer: Peer, any_session: S
                                                   tmp_path: Path) -> None:
     await setup_chain(any_peer, any_session, tmp_path)
     before = any_session.snapshot
-    ctx = any_session.plan_context()
+    ctx = PlanExecutor(any_session).context()
     plan = plan_staged(ctx, [SetBacking("top", "base"), SetReadOnly("mid", True),
                              DetachBacking("mid")])
     assert plan.ok and [c.command for c in plan.commands()] == ["blockdev-reopen"]
     assert [o["node-name"] for o in plan.commands()[0].arguments["options"]] == ["top", "mid"]
     assert '"execute": "blockdev-reopen"' in plan.as_json()
-    report = await any_session.run_plan(plan)
+    report = await PlanExecutor(any_session).run(plan)
     assert report.as_expected, report.mismatches
     assert shape(report.snapshot)["top"][2] == "base"
     assert shape(report.snapshot)["mid"][1:3] == (True, None)
-    undo_report = await any_session.run_plan(plan.inverse)
+    undo_report = await PlanExecutor(any_session).run(plan.inverse)
     assert undo_report.as_expected, undo_report.mismatches
     assert shape(undo_report.snapshot) == shape(before)
 
@@ -138,7 +139,7 @@ async def test_staged_failure_changes_nothing(any_peer: Peer, any_session: Sessi
     """A staged list whose second edit QEMU refuses: nothing of the first is applied."""
     await setup_chain(any_peer, any_session, tmp_path)
     before = any_session.snapshot
-    ctx = any_session.plan_context()
+    ctx = PlanExecutor(any_session).context()
     staged = [SetBacking("top", "base"), SetBacking("base", "mid")]
     assert not plan_staged(ctx, staged).ok           # preflight sees the cycle
     unchecked = plan_links(ctx, staged, "sent anyway")
@@ -156,25 +157,25 @@ async def test_external_snapshot(any_peer: Peer, any_session: Session, tmp_path:
     before = await any_session.refresh(force=True)
     overlay = tmp_path / "snap1.qcow2"
     intent = ExternalSnapshot("disk", "snap1", str(overlay))
-    plan = any_session.plan(intent)
+    plan = PlanExecutor(any_session).plan(intent)
     assert [s.command for s in plan.commands()] == [
         "blockdev-create", "blockdev-add", "blockdev-create", "blockdev-add",
         "blockdev-snapshot"]
-    report = await any_session.run_plan(plan)
+    report = await PlanExecutor(any_session).run(plan)
     assert report.as_expected, report.mismatches
     assert shape(report.snapshot)["snap1"] == ("qcow2", False, "disk", "file")
     assert shape(report.snapshot)["disk"][1] is True          # old active layer read-only
     hdr = info(overlay)
     assert hdr["backing-filename"] == str(files["base"]) and hdr["virtual-size"] == 1 << 20
     assert not any_session.jobs                                  # create jobs dismissed
-    undo_report = await any_session.run_plan(plan.inverse)
+    undo_report = await PlanExecutor(any_session).run(plan.inverse)
     assert undo_report.as_expected, undo_report.mismatches
     assert shape(undo_report.snapshot) == shape(before)
 
 
 async def test_stream(any_peer: Peer, any_session: Session, tmp_path: Path) -> None:
     files = await setup_chain(any_peer, any_session, tmp_path, data=True)
-    plan = any_session.plan(Stream("top", "base"))
+    plan = PlanExecutor(any_session).plan(Stream("top", "base"))
     assert plan.inverse is None and "copied" in (plan.irreversible or "")
     after = await run(any_session, Stream("top", "base"))
     assert shape(after)["top"] == ("qcow2", False, "base", "file")
@@ -192,7 +193,7 @@ async def test_commit_intermediate(any_peer: Peer, any_session: Session,
 
 async def test_commit_active(any_peer: Peer, any_session: Session, tmp_path: Path) -> None:
     files = await setup_chain(any_peer, any_session, tmp_path, data=True)
-    plan = any_session.plan(Commit("top", "mid"))
+    plan = PlanExecutor(any_session).plan(Commit("top", "mid"))
     assert [s.command for s in plan.commands()] == ["block-commit", "job-complete"]
     after = await run(any_session, Commit("top", "mid"))
     assert shape(after) == BEFORE                  # no users: top stays, chain unchanged
@@ -206,9 +207,9 @@ async def test_delete_and_undo(any_peer: Peer, any_session: Session, tmp_path: P
     after = await run(any_session, Delete("top"))
     assert "top" not in after.nodes
     assert not any(n.filename.endswith("top.qcow2") for n in after.block_nodes())
-    await any_session.run_plan(any_session.plan(AddImage("top", before.nodes["top"].filename,
-                                                         with_chain=False)))
-    await any_session.run_plan(any_session.plan(SetBacking("top", "mid")))
+    await PlanExecutor(any_session).run(PlanExecutor(any_session).plan(
+        AddImage("top", before.nodes["top"].filename, with_chain=False)))
+    await PlanExecutor(any_session).run(PlanExecutor(any_session).plan(SetBacking("top", "mid")))
     await undo(any_session, Delete("top"), before)
 
 
@@ -230,12 +231,13 @@ async def test_add_image_with_and_without_chain(any_peer: Peer, any_session: Ses
     await undo(any_session, AddImage("u", str(other), with_chain=False), after)
     # the same image read-write while t's chain holds it read-only: QEMU's lock refuses
     with pytest.raises(CommandFailed, match='Failed to get "write" lock'):
-        await any_session.run_plan(any_session.plan(AddImage("v", str(files["mid"]))))
-    plan = any_session.plan(AddImage("u", str(other), with_chain=False))
-    plain = await any_session.run_plan(plan)
+        await PlanExecutor(any_session).run(
+            PlanExecutor(any_session).plan(AddImage("v", str(files["mid"]))))
+    plan = PlanExecutor(any_session).plan(AddImage("u", str(other), with_chain=False))
+    plain = await PlanExecutor(any_session).run(plan)
     assert shape(plain.snapshot)["u"] == ("qcow2", False, None, "file")
-    await any_session.run_plan(plan.inverse)
-    await any_session.run_plan(any_session.plan(Delete("t")))
+    await PlanExecutor(any_session).run(plan.inverse)
+    await PlanExecutor(any_session).run(PlanExecutor(any_session).plan(Delete("t")))
     assert shape(await any_session.refresh(force=True)) == shape(before)
 
 
@@ -244,7 +246,7 @@ async def test_change_medium(any_peer: Peer, any_session: Session, tmp_path: Pat
     (qemu-storage-daemon): refused with the peer's own answer to the command."""
     caps = any_session.capabilities
     if not caps.has_removable_media:
-        plan = any_session.plan(ChangeMedium("cd0", "/nonexistent.iso"))
+        plan = PlanExecutor(any_session).plan(ChangeMedium("cd0", "/nonexistent.iso"))
         assert not plan.ok
         with pytest.raises(CommandFailed) as exc:
             await any_session.execute("blockdev-change-medium",
@@ -254,7 +256,7 @@ async def test_change_medium(any_peer: Peer, any_session: Session, tmp_path: Pat
         return
     files = chain(tmp_path)
     other = create(tmp_path / "disc2.qcow2", "1M")
-    missing = any_session.plan(ChangeMedium("cd0", str(files["base"]), "qcow2"))
+    missing = PlanExecutor(any_session).plan(ChangeMedium("cd0", str(files["base"]), "qcow2"))
     with pytest.raises(CommandFailed) as exc:
         await any_session.execute("blockdev-change-medium", {
             "id": "cd0", "filename": str(files["base"]), "format": "qcow2"})
@@ -268,10 +270,10 @@ async def test_change_medium(any_peer: Peer, any_session: Session, tmp_path: Pat
 
     first = await run(any_session, ChangeMedium("cd0", str(files["base"]), "qcow2"))
     assert medium(first) == str(files["base"])
-    plan = any_session.plan(ChangeMedium("cd0", str(other), "qcow2"))
-    second = (await any_session.run_plan(plan)).snapshot
+    plan = PlanExecutor(any_session).plan(ChangeMedium("cd0", str(other), "qcow2"))
+    second = (await PlanExecutor(any_session).run(plan)).snapshot
     assert medium(second) == str(other)
-    back = await any_session.run_plan(plan.inverse)
+    back = await PlanExecutor(any_session).run(plan.inverse)
     assert medium(back.snapshot) == str(files["base"])
     ejected = await run(any_session, ChangeMedium("cd0", None))
     assert medium(ejected) is None
@@ -285,7 +287,7 @@ async def test_staged_snapshots_are_one_transaction(any_peer: Peer, any_session:
                                      "backing": None, "file": {
                                          "driver": "file", "filename": str(files[name])}})
     before = await any_session.refresh(force=True)
-    ctx = any_session.plan_context()
+    ctx = PlanExecutor(any_session).context()
     intents = [ExternalSnapshot("d-base", "s-base", str(tmp_path / "s-base.qcow2")),
                ExternalSnapshot("d-top", "s-top", str(tmp_path / "s-top.qcow2"))]
     clash = plan_staged(ctx, [intents[0], ExternalSnapshot("d-top", "s-base", "/x")])
@@ -294,11 +296,11 @@ async def test_staged_snapshots_are_one_transaction(any_peer: Peer, any_session:
     assert plan.ok and plan.commands()[-1].command == "transaction"
     assert [a["data"] for a in plan.commands()[-1].arguments["actions"]] == [
         {"node": "d-base", "overlay": "s-base"}, {"node": "d-top", "overlay": "s-top"}]
-    report = await any_session.run_plan(plan)
+    report = await PlanExecutor(any_session).run(plan)
     assert report.as_expected, report.mismatches
     after = shape(report.snapshot)
     assert after["s-base"][2] == "d-base" and after["s-top"][2] == "d-top"
     assert after["d-base"][1] is True and after["d-top"][1] is True
-    undo = await any_session.run_plan(plan.inverse)
+    undo = await PlanExecutor(any_session).run(plan.inverse)
     assert undo.as_expected, undo.mismatches
     assert shape(undo.snapshot) == shape(before)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from gui.executor import PlanExecutor
 from gui.planner.intents import DetachBacking, SetBacking, SetReadOnly
 from gui.session import Session
 from tests.support.peer import Peer
@@ -43,16 +44,16 @@ async def test_set_backing_and_undo_on_nodes_added_elsewhere(
     before = await session.refresh(force=True)
     assert links(before) == {"top": "mid", "mid": "base", "base": None}
 
-    plan = session.plan(SetBacking("top", "base"))
+    plan = PlanExecutor(session).plan(SetBacking("top", "base"))
     assert plan.ok and plan.commands()[0].command == "blockdev-reopen"
     (entry,) = plan.commands()[0].arguments["options"]
     assert entry["node-name"] == "top" and entry["backing"] == "base"
     assert entry["file"] == before.child("top", "file")     # kept by reference
-    report = await session.run_plan(plan)
+    report = await PlanExecutor(session).run(plan)
     assert report.as_expected, report.mismatches
     assert links(report.snapshot)["top"] == "base"
 
-    undo = await session.run_plan(plan.inverse)
+    undo = await PlanExecutor(session).run(plan.inverse)
     assert undo.as_expected, undo.mismatches
     assert links(undo.snapshot) == links(before)
     assert {k: n.read_only for k, n in undo.snapshot.nodes.items()} == {
@@ -62,16 +63,16 @@ async def test_set_backing_and_undo_on_nodes_added_elsewhere(
 async def test_detach_and_reattach(peer: Peer, session: Session, tmp_path: Path) -> None:
     add_by_reference(peer.ok, chain(tmp_path))
     await session.refresh(force=True)
-    report = await session.run_plan(session.plan(DetachBacking("mid")))
+    report = await PlanExecutor(session).run(PlanExecutor(session).plan(DetachBacking("mid")))
     assert report.as_expected and links(report.snapshot)["mid"] is None
     # the header still names base: the next reopen must say backing: null (spec §3.4)
-    plan = session.plan(SetReadOnly("mid", True))
+    plan = PlanExecutor(session).plan(SetReadOnly("mid", True))
     assert plan.commands()[0].arguments["options"][0]["backing"] is None
-    report = await session.run_plan(plan)
+    report = await PlanExecutor(session).run(plan)
     assert report.as_expected, report.mismatches
-    report = await session.run_plan(report.plan.inverse)
+    report = await PlanExecutor(session).run(report.plan.inverse)
     assert report.as_expected
-    undo = await session.run_plan(session.plan(SetBacking("mid", "base")))
+    undo = await PlanExecutor(session).run(PlanExecutor(session).plan(SetBacking("mid", "base")))
     assert links(undo.snapshot)["mid"] == "base"
 
 
@@ -90,7 +91,8 @@ async def test_rebase_keeps_non_default_options(
         else:
             any_peer.ok(cmd, args)
     await any_session.refresh(force=True)
-    report = await any_session.run_plan(any_session.plan(SetBacking("top", "base")))
+    report = await PlanExecutor(any_session).run(
+        PlanExecutor(any_session).plan(SetBacking("top", "base")))
     assert report.as_expected, report.mismatches
     nodes = {n["node-name"]: n for n in any_peer.ok("query-named-block-nodes", {"flat": True})}
     top = nodes["top"]

@@ -177,6 +177,23 @@ def _anonymise(value: Any) -> Any:
     return value
 
 
+#: Figures of the host, not of the image: ``actual-size`` is the file's allocation on the
+#: host filesystem (st_blocks), which depends on the filesystem, on timing and on
+#: preallocation heuristics, so two writers of the same image may differ in it.
+HOST_FIGURES = frozenset({"actual-size"})
+
+
+def without_host_figures(value: Any) -> Any:
+    """``value`` with every host figure replaced by ``"<host>"`` (its presence compares,
+    its number does not); what QEMU defines (sizes, allocation maps, content) stays."""
+    if isinstance(value, dict):
+        return {k: "<host>" if k in HOST_FIGURES else without_host_figures(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_host_figures(v) for v in value]
+    return value
+
+
 def outcome(reply: dict[str, Any], directory: Path | None = None) -> tuple[str, ...]:
     """("ok",) or ("error", class, text); auto node names in texts become ``#block?``."""
     if "error" in reply:

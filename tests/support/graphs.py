@@ -80,3 +80,67 @@ def to_dot(snapshot: GraphSnapshot) -> str:
         lines.append(f'  "{e.parent}" -> "{e.child}" [label="{e.role}"];')
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def host_of_chains(n_chains: int, seed: int = 2) -> GraphSnapshot:
+    """A host of ``n_chains`` VMs whose disks share nothing: each a block backend over
+    its own chain of one to four qcow2 images (each with its protocol node)."""
+    rnd = random.Random(seed)
+    nodes: list[NodeInfo] = []
+    edges: list[EdgeInfo] = []
+    for vm in range(n_chains):
+        depth = rnd.choice((1, 2, 2, 3, 4))
+        below: str | None = None
+        below_path: str | None = None
+        for level in range(depth):
+            top = level == depth - 1
+            name = f"vm{vm}-{'top' if top else f'l{level}'}"
+            path = f"/images/{name}.qcow2"
+            nodes += [_image(name, path, not top, below_path),
+                      _file(f"{name}-file", path, not top)]
+            edges.append(EdgeInfo(name, f"{name}-file", "file",
+                                  *(RO_FILE if not top else RW_FILE)))
+            if below is not None:
+                edges.append(EdgeInfo(name, below, "backing", *BACKING))
+            below, below_path = name, path
+        assert below is not None
+        nodes.append(NodeInfo(key=f"backend:vm{vm}", kind="block-backend", name=f"vm{vm}"))
+        edges.append(EdgeInfo(f"backend:vm{vm}", below, "root", *ROOT))
+    return GraphSnapshot(nodes, edges)
+
+
+def shared_base(n_overlays: int) -> GraphSnapshot:
+    """One base image shared by ``n_overlays`` overlays, each a VM's disk."""
+    nodes = [_image("base", "/images/base.qcow2", True, None),
+             _file("base-file", "/images/base.qcow2", True)]
+    edges = [EdgeInfo("base", "base-file", "file", *RO_FILE)]
+    for vm in range(n_overlays):
+        name, path = f"vm{vm}-top", f"/images/vm{vm}-top.qcow2"
+        nodes += [_image(name, path, False, "/images/base.qcow2"),
+                  _file(f"{name}-file", path, False),
+                  NodeInfo(key=f"backend:vm{vm}", kind="block-backend", name=f"vm{vm}")]
+        edges += [EdgeInfo(name, f"{name}-file", "file", *RW_FILE),
+                  EdgeInfo(name, "base", "backing", *BACKING),
+                  EdgeInfo(f"backend:vm{vm}", name, "root", *ROOT)]
+    return GraphSnapshot(nodes, edges)
+
+
+def deep_chain(depth: int) -> GraphSnapshot:
+    """One VM over a chain of ``depth`` qcow2 images (snapshots taken for years)."""
+    nodes: list[NodeInfo] = []
+    edges: list[EdgeInfo] = []
+    below: str | None = None
+    below_path: str | None = None
+    for level in range(depth):
+        name = f"layer{level}"
+        path = f"/images/{name}.qcow2"
+        top = level == depth - 1
+        nodes += [_image(name, path, not top, below_path), _file(f"{name}-file", path, not top)]
+        edges.append(EdgeInfo(name, f"{name}-file", "file", *(RO_FILE if not top else RW_FILE)))
+        if below is not None:
+            edges.append(EdgeInfo(name, below, "backing", *BACKING))
+        below, below_path = name, path
+    assert below is not None
+    nodes.append(NodeInfo(key="backend:vm0", kind="block-backend", name="vm0"))
+    edges.append(EdgeInfo("backend:vm0", below, "root", *ROOT))
+    return GraphSnapshot(nodes, edges)

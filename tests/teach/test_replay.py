@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from engine.formats import create_qcow2, open_image
-from gui import replay as replay_cli
+from gui.commands import replay as replay_cli
 from gui.scripting import dump_jsonl, dump_qmp_shell, load_script, script_from_traffic
 from gui.scripting.peer import PeerCommandError, open_peer
 from gui.scripting.signature import graph_signature

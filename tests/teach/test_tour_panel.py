@@ -25,7 +25,7 @@ class FakeCanvas:
 
 
 def _panel(qtbot, factory):  # type: ignore[no-untyped-def]
-    from gui.widgets.tour_panel import TourPanel
+    from gui.tours.panel import TourPanel
 
     panel = TourPanel(peer_factory=factory)
     qtbot.addWidget(panel)
@@ -127,8 +127,8 @@ def test_tour_drives_the_editors_scene(qtbot, qloop) -> None:  # type: ignore[no
     """The panel on the editor's GraphScene: the graph drawn, the step's nodes haloed."""
     from PySide6.QtCore import Qt
 
+    from gui.tours.panel import SceneCanvas, TourPanel
     from gui.views.scene import GraphScene
-    from gui.widgets.tour_panel import SceneCanvas, TourPanel
 
     scene = GraphScene()
     panel = TourPanel()
@@ -149,7 +149,7 @@ def test_tour_drives_the_editors_scene(qtbot, qloop) -> None:  # type: ignore[no
 
 
 def test_tour_window_shows_the_tour_on_the_editors_scene(qtbot, qloop) -> None:  # type: ignore[no-untyped-def]
-    from gui.widgets.tour_window import TourWindow
+    from gui.tours.window import TourWindow
 
     window = TourWindow("stream")
     qtbot.addWidget(window)
@@ -173,7 +173,7 @@ def test_install_teaching_adds_menu_entries(qtbot, qloop, tmp_path) -> None:  # 
     from PySide6.QtWidgets import QMainWindow
 
     from engine.formats import create_qcow2
-    from gui.teaching import install_teaching, open_offline
+    from gui.tours.teaching import install_teaching, open_offline
 
     window = QMainWindow()
     qtbot.addWidget(window)

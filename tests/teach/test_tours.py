@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gui import tour as tour_cli
+from gui.commands import tour as tour_cli
 from gui.tours.model import TourError, list_tours, parse_tour
 
 TOURS = [t.name for t in list_tours()]

@@ -1,0 +1,7 @@
+"""The life of a window's process: whether it can start, how it is asked to stop, how it ends.
+
+Shared by every command that opens a window (the editor, the tour window, the offline
+window): :mod:`~gui.lifecycle.display` says whether a screen is there to open one on,
+:mod:`~gui.lifecycle.signals` turns Ctrl+C and SIGTERM into a window close, and
+:mod:`~gui.lifecycle.shutdown` quietens what is left when Qt ends its loop by itself.
+"""

@@ -1,0 +1,214 @@
+"""The window's connection: one session at a time, to the bundled engine or a remote QEMU.
+
+:class:`WindowConnection` opens and closes sessions (with the demo on the bundled
+engine), remembers recent addresses, and owns the coroutines the window starts (through
+the session's :class:`~gui.window.bridge.SessionBridge`, or its own set while there is
+none). It never touches a widget: it reports through signals, and the main window shows
+what they say (:mod:`gui.window.main_window`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QSettings, Signal
+from PySide6.QtWidgets import QWidget
+
+from gui.images.demo import build_demo
+from gui.session import ConnectFailed, ConnectionStatus, Endpoint, Session
+from gui.session.peers import BUNDLED_LABEL, BundledPeer, remote_endpoint
+from gui.widgets.dialogs import ConnectDialog
+from gui.window.bridge import SessionBridge
+
+MAX_RECENT = 8
+#: the safety re-read's interval unless the user chose another (settings: safety_interval)
+SAFETY_INTERVAL = 60
+#: what View → Re-read the graph… offers, in seconds (0: never)
+SAFETY_CHOICES = (0, 10, 30, 60, 300, 900)
+
+
+class WindowConnection(QObject):
+    """The current session of a window (see the module docstring)."""
+
+    #: a new session's bridge, before it connects: wire its signals (bridge, label)
+    sessionOpened = Signal(object, str)
+    #: the session connected; its first graph
+    connected = Signal(object)
+    #: the session was closed: clear what it showed
+    sessionClosed = Signal()
+    #: the demo chains were opened on the bundled engine
+    demoOpened = Signal()
+    #: something failed: (title, text), shown in the status bar and a message box
+    error = Signal(str, str)
+    #: a coroutine the window started failed: (what was being done, the exception)
+    failed = Signal(str, object)
+    #: a line for the status bar
+    message = Signal(str)
+    recentChanged = Signal()
+
+    def __init__(self, settings: QSettings, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.parent_widget = parent
+        self.bridge: SessionBridge | None = None
+        self.bundled: BundledPeer | None = None
+        self.address = ""
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- state --------------------------------------------------------------------------
+    @property
+    def session(self) -> Session | None:
+        return self.bridge.session if self.bridge is not None else None
+
+    @property
+    def is_connected(self) -> bool:
+        return self.bridge is not None and self.bridge.session.connected
+
+    @property
+    def status(self) -> ConnectionStatus:
+        if self.bridge is None:
+            return ConnectionStatus.DISCONNECTED
+        return self.bridge.session.state.status
+
+    # -- coroutines ---------------------------------------------------------------------
+    def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
+        """Run ``coro`` on the loop; a failure is reported as ``failed(what, exc)``."""
+        if self.bridge is not None:
+            return self.bridge.spawn(coro, what)
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._background.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                self.failed.emit(what, t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    # -- sessions -----------------------------------------------------------------------
+    async def open_session(self, endpoint: Endpoint, label: str,
+                           bundled: BundledPeer | None = None) -> bool:
+        """Close the current session and connect to ``endpoint``; True when connected."""
+        await self.close_session()
+        session = Session(endpoint, poll_interval=self.safety_interval or None)
+        bridge = SessionBridge(session, self.parent_widget)
+        bridge.failed.connect(self.failed.emit)
+        self.bridge = bridge
+        self.bundled = bundled
+        self.address = label
+        self.sessionOpened.emit(bridge, label)
+        try:
+            snapshot = await session.connect()
+        except ConnectFailed as exc:
+            self.error.emit("Cannot connect", str(exc))
+            return False
+        self.connected.emit(snapshot)
+        return True
+
+    def abandon_session(self) -> None:
+        """Drop the session without waiting for anything (no event loop is left to
+        wait on): the bundled engine still closes its images; a remote peer sees the
+        socket close when the process ends."""
+        bridge, self.bridge = self.bridge, None
+        if bridge is not None:
+            bridge.detach()
+        if self.bundled is not None:
+            self.bundled.close()
+            self.bundled = None
+
+    async def close_session(self) -> None:
+        bridge, self.bridge = self.bridge, None
+        if bridge is not None:
+            bridge.detach()
+            await bridge.session.close()
+        if self.bundled is not None:
+            self.bundled.close()
+            self.bundled = None
+        self.sessionClosed.emit()
+
+    async def open_bundled(self, demo_dir: Path | None = None, demo: bool = True) -> bool:
+        """The bundled engine, with the demo chains unless ``demo`` is False."""
+        bundled = BundledPeer()
+        if not await self.open_session(bundled.endpoint, BUNDLED_LABEL, bundled):
+            return False
+        if demo:
+            assert self.bridge is not None
+            await build_demo(self.bridge.session, demo_dir)
+            self.demoOpened.emit()
+        self.message.emit("bundled engine with the demo chains — drag a backing arrow's end "
+                          "onto another node to rebase it" if demo else "bundled engine")
+        return True
+
+    async def open_remote(self, address: str) -> bool:
+        try:
+            endpoint = remote_endpoint(address)
+        except ValueError as exc:
+            self.error.emit("Bad address", str(exc))
+            return False
+        ok = await self.open_session(endpoint, endpoint.label)
+        if ok:
+            self.remember(endpoint.label)
+        return ok
+
+    # -- what the menus ask -------------------------------------------------------------
+    def connect_to(self, address: str) -> None:
+        self.spawn(self.open_remote(address), f"connect to {address}")
+
+    def open_demo(self) -> None:
+        self.spawn(self.open_bundled(), "open the demo")
+
+    def ask_connect(self) -> None:
+        dialog = ConnectDialog(self.recent(), self.parent_widget)
+        if dialog.exec() and dialog.address():
+            self.connect_to(dialog.address())
+
+    def disconnect_peer(self) -> None:
+        if self.bridge is not None:
+            self.spawn(self.bridge.session.disconnect(), "disconnect")
+
+    def reconnect(self) -> None:
+        if self.bridge is None:
+            return
+        session = self.bridge.session
+        self.message.emit("reconnecting…")
+        self.spawn(session.reconnect(), "reconnect")
+
+    def refresh(self) -> None:
+        if self.bridge is not None:
+            self.spawn(self.bridge.session.refresh(force=True), "refresh")
+
+    # -- the safety re-read -------------------------------------------------------------
+    @property
+    def safety_interval(self) -> int:
+        """Seconds between re-reads of the graph that no event asked for (0: never).
+
+        Events, this editor's own edits, Refresh and reconnecting re-read the graph when
+        they call for it (:mod:`gui.session.updates`); this catches what no event reports,
+        such as another client's ``blockdev-add``."""
+        value = self.settings.value("safety_interval", SAFETY_INTERVAL)
+        try:
+            return max(0, int(value))   # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            return SAFETY_INTERVAL
+
+    def set_safety_interval(self, seconds: int) -> None:
+        self.settings.setValue("safety_interval", int(seconds))
+        if self.bridge is not None:
+            self.bridge.session.set_poll_interval(seconds or None)
+
+    # -- recent addresses ---------------------------------------------------------------
+    def recent(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def remember(self, address: str) -> None:
+        items = [address, *[r for r in self.recent() if r != address]][:MAX_RECENT]
+        self.settings.setValue("recent", items)
+        self.settings.sync()
+        self.recentChanged.emit()

@@ -1,0 +1,414 @@
+"""The editor's main window: the canvas, its docks and status bar, and the parts behind them.
+
+The window is put together from parts, each in its own module:
+
+* :mod:`~gui.window.actions` — every action, the menus, the toolbar, the context menu
+  (:class:`~gui.window.actions.ActionsWindow`, which this window extends);
+* :mod:`~gui.window.docks` — the inspector, jobs and QMP log docks;
+* :mod:`~gui.window.connection` — the one session at a time (bundled engine or remote);
+* :mod:`~gui.window.editing` — menu actions and gestures made into intents, and
+  :mod:`~gui.window.edits` — intents planned, previewed, run and undone;
+* :mod:`~gui.window.search` — finding a node by name.
+
+This module shows what they report: snapshots go to the scene (as diffs), job progress
+to the jobs dock, traffic to the QMP log, connection states to the status bar and the
+banner over the canvas. Its public methods are the window's face for the start-up code
+(:mod:`gui.window.app`), scripts and tests; most of them hand over to a part.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QPointF, QSettings, QSize, QTimer
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QIcon, QScreen
+from PySide6.QtWidgets import (
+    QApplication,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QWidget,
+)
+
+from engine.graph.snapshot import GraphSnapshot
+from gui.session import ConnectionState, ConnectionStatus, Endpoint
+from gui.session.peers import BundledPeer
+from gui.views.canvas import GraphCanvas
+from gui.views.export import export
+from gui.views.minimap import Minimap
+from gui.views.palette import DARK, LIGHT, SCHEMES, Scheme, qt_palette
+from gui.views.scene import GraphScene
+from gui.widgets.dialogs import DialogPrompter, Prompter
+from gui.window.actions import ActionsWindow
+from gui.window.bridge import SessionBridge
+from gui.window.connection import WindowConnection
+from gui.window.docks import build_docks
+from gui.window.editing import EditingController
+from gui.window.edits import EditController
+from gui.window.search import NodeSearch
+
+log = logging.getLogger(__name__)
+
+RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+
+
+class Banner(QFrame):
+    """A strip over the canvas for the disconnected state, with a Reconnect button."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setObjectName("banner")
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.button = QPushButton("Reconnect")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(10, 6, 10, 6)
+        lay.addWidget(self.label, 1)
+        lay.addWidget(self.button)
+        self.setStyleSheet("#banner { background: #c62828; border-radius: 6px; }"
+                           "#banner QLabel { color: white; font-weight: bold; }")
+        self.hide()
+
+
+def default_size(screen: QScreen | None) -> QSize:
+    """The first run's window size: 1400x900, but never larger than 90% of the screen
+    (on a 1280x800 laptop a 1400x900 window opened with its edges off-screen)."""
+    want = QSize(1400, 900)
+    if screen is None:
+        return want
+    room = screen.availableGeometry().size() * 0.9
+    return want.boundedTo(room)
+
+
+class MainWindow(ActionsWindow):
+    def __init__(self, settings: QSettings | None = None, prompter: Prompter | None = None,
+                 scheme: str | None = None) -> None:
+        super().__init__()
+        self.settings = settings or QSettings("blockgraph", "blockgraph")
+        self.setWindowTitle("blockgraph")
+        icon = RESOURCES / "blockgraph.svg"
+        if icon.exists():
+            self.setWindowIcon(QIcon(str(icon)))
+        self.scheme = SCHEMES.get(scheme or str(self.settings.value("scheme", "light")), LIGHT)
+        self.scene = GraphScene(self.scheme, parent=self)
+        self.view = GraphCanvas(self.scene)
+        self.setCentralWidget(self.view)
+        self.minimap = Minimap(self.view, self.view)
+        self.banner = Banner(self.view)
+        self.dialog_prompter = DialogPrompter(
+            self, bool(self.settings.value("preview_plans", True, type=bool)))
+        self.dialog_prompter.on_preview_disabled = lambda: self.act_preview.setChecked(False)
+        self.prompter: Prompter = prompter or self.dialog_prompter
+        self.connection = WindowConnection(self.settings, self)
+        self.edits = EditController(self.connection, self.prompter, self)
+        self.editing = EditingController(self.scene, self.view, self.connection, self.edits,
+                                         self.prompter, self)
+        self.search = NodeSearch(self.scene, self.view, self)
+        parts = build_docks(self)
+        self.inspector, self.jobs, self.qmp_log = parts.inspector, parts.jobs, parts.qmp_log
+        self.docks = parts.docks
+        self._build_status()
+        self.build_actions()
+        self.act_dark.setChecked(self.scheme is DARK)
+        self._wire()
+        self.apply_scheme(self.scheme)
+        self._restore_geometry()
+        self.set_status(ConnectionState(ConnectionStatus.DISCONNECTED, "", "not connected"))
+
+    # -- construction -------------------------------------------------------------------
+    def _build_status(self) -> None:
+        bar = self.statusBar()
+        self.conn_label = QLabel()
+        self.peer_label = QLabel()
+        self.error_label = QLabel()
+        self.error_label.setStyleSheet("color: #c62828;")
+        self.message_label = QLabel()
+        bar.addWidget(self.message_label, 1)
+        bar.addPermanentWidget(self.error_label)
+        bar.addPermanentWidget(self.peer_label)
+        bar.addPermanentWidget(self.conn_label)
+
+    def _wire(self) -> None:
+        """Connect the parts' signals to what shows them."""
+        v, e = self.view, self.editing
+        v.drop_validator = e.validate_drop
+        v.rebaseRequested.connect(e.rebase)
+        v.detachRequested.connect(e.confirm_detach)
+        v.dropRefused.connect(lambda reason: self.show_error(f"refused: {reason}"))
+        v.statusMessage.connect(self.show_message)
+        v.nodeActivated.connect(
+            lambda key: self.view_controls.activate(key) or self.inspect(key))
+        v.contextMenuRequested.connect(self.context_menu)
+        v.viewportChanged.connect(self._place_overlays)
+        self.scene.selectionChanged.connect(self._selection_changed)
+        self.scene.snapshotShown.connect(self._snapshot_shown)
+        self.banner.button.clicked.connect(self.connection.reconnect)
+        self.jobs.verbRequested.connect(e.job_verb)
+        for part in (e, self.search):
+            part.message.connect(self.show_message)
+            part.error.connect(self.show_error)
+        c = self.connection
+        c.sessionOpened.connect(self._session_opened)
+        c.connected.connect(self._connected)
+        c.sessionClosed.connect(self._session_closed)
+        c.demoOpened.connect(self.relayout)
+        c.error.connect(self._connection_error)
+        c.failed.connect(self._on_failed)
+        c.message.connect(self.show_message)
+        c.recentChanged.connect(self.fill_recent)
+        self.edits.status.connect(self.show_message)
+        self.edits.failed.connect(self._edit_failed)
+        stack = self.edits.undo_stack
+        stack.canUndoChanged.connect(self.act_undo.setEnabled)
+        stack.canRedoChanged.connect(self.act_redo.setEnabled)
+        stack.undoTextChanged.connect(self.set_undo_text)
+        stack.redoTextChanged.connect(self.set_redo_text)
+
+    # -- settings -----------------------------------------------------------------------
+    def _restore_geometry(self) -> None:
+        geo = self.settings.value("geometry")
+        if isinstance(geo, QByteArray | bytes) and geo:
+            self.restoreGeometry(QByteArray(geo))
+        else:
+            self.resize(default_size(QGuiApplication.primaryScreen()))
+        state = self.settings.value("windowState")
+        if isinstance(state, QByteArray | bytes) and state:
+            self.restoreState(QByteArray(state))
+
+    def save_settings(self) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("windowState", self.saveState())
+        self.settings.setValue("scheme", self.scheme.name)
+        self.settings.setValue("preview_plans", self.dialog_prompter.preview_enabled)
+        self.settings.sync()
+
+    def set_preview(self, on: bool) -> None:
+        self.dialog_prompter.preview_enabled = on
+        self.settings.setValue("preview_plans", on)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_settings()
+        super().closeEvent(event)
+
+    # -- presentation -------------------------------------------------------------------
+    def apply_scheme(self, scheme: Scheme) -> None:
+        self.scheme = scheme
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            app.setPalette(qt_palette(scheme))
+        self.setPalette(qt_palette(scheme))
+        self.scene.set_scheme(scheme)
+        self.minimap.rebuild()
+
+    def set_dark(self, on: bool) -> None:
+        self.apply_scheme(DARK if on else LIGHT)
+        self.settings.setValue("scheme", self.scheme.name)
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._place_overlays()
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        QTimer.singleShot(0, self._place_overlays)
+
+    def _place_overlays(self) -> None:
+        vp = self.view.viewport().geometry()
+        self.minimap.move(vp.right() - self.minimap.width() - 12,
+                          vp.bottom() - self.minimap.height() - 12)
+        self.minimap.raise_()
+        width = min(640, vp.width() - 40)
+        self.banner.setFixedWidth(max(200, width))
+        self.banner.adjustSize()
+        self.banner.move(vp.left() + (vp.width() - self.banner.width()) // 2, vp.top() + 12)
+        self.banner.raise_()
+
+    def show_message(self, text: str) -> None:
+        self.message_label.setText(text)
+
+    def show_error(self, text: str) -> None:
+        self.error_label.setText(text[:160])
+        self.error_label.setToolTip(text)
+        self.message_label.setText(text)
+
+    def _connection_error(self, title: str, text: str) -> None:
+        self.show_error(text)
+        self.prompter.error(title, text)
+
+    def _edit_failed(self, title: str, text: str) -> None:
+        self.show_error(f"{title}: {text}")
+        self.prompter.error(title, text)
+
+    def set_status(self, state: ConnectionState) -> None:
+        status = state.status
+        text = {ConnectionStatus.CONNECTED: "● connected",
+                ConnectionStatus.CONNECTING: "◌ connecting…",
+                ConnectionStatus.LOST: "○ disconnected",
+                ConnectionStatus.DISCONNECTED: "○ not connected",
+                ConnectionStatus.CLOSED: "○ closed"}[status]
+        where = f" — {state.address}" if state.address else ""
+        self.conn_label.setText(text + where)
+        self.conn_label.setToolTip(state.message)
+        color = {"connected": "#1f9d55", "connecting": "#c9761a"}.get(status.value, "#c62828")
+        self.conn_label.setStyleSheet(f"color: {color}; font-weight: bold;")
+        peer = state.peer
+        if peer is not None:
+            self.peer_label.setText(f"QEMU {peer.version_text}")
+        if status is ConnectionStatus.LOST:
+            self.banner.label.setText(state.message or "Disconnected — outcome unknown")
+            self.banner.show()
+            self.show_error(state.message)
+        elif status is ConnectionStatus.CONNECTED:
+            self.banner.hide()
+        self._place_overlays()
+        self.update_node_actions()
+
+    # -- the graph ----------------------------------------------------------------------
+    def show_snapshot(self, snapshot: GraphSnapshot) -> None:
+        self.scene.show_snapshot(snapshot)
+
+    def _snapshot_shown(self, diff: Any) -> None:
+        snap = self.scene.snapshot
+        if snap is None:
+            return
+        if diff is None or diff.added_nodes or diff.removed_nodes:
+            self.search.set_graph(snap)
+        if diff is not None:
+            for key in diff.added_nodes:
+                pos = self.editing.take_position(key)
+                if pos is not None and key in self.scene.nodes:
+                    # where the user asked, or the free place nearest, with its chain
+                    self.scene.place_near(key, pos.x(), pos.y(), diff.added_nodes)
+        self.view.update_scene_rect()
+        key = self.inspector.key
+        self.inspector.show_node(snap, key if key in snap.nodes else None)
+        self.update_node_actions()
+
+    def relayout(self, animate: bool = False) -> None:
+        """Lay everything out again for the canvas's shape and fit it; asked for by
+        the user (``animate``), the cards glide to their new places first."""
+        vp = self.view.viewport()
+        if vp.width() > 50 and vp.height() > 50:
+            self.scene.aspect = vp.width() / vp.height()
+        if not animate or self.scene.shown is None:
+            self.scene.relayout()
+            self.view.fit()
+            return
+        self.scene.relaidOut.connect(self._fit_after_relayout)
+        self.scene.relayout(animate=True)
+
+    def _fit_after_relayout(self) -> None:
+        self.scene.relaidOut.disconnect(self._fit_after_relayout)
+        self.view.fit()
+
+    def _selection_changed(self) -> None:
+        key = self.view.selected_key()
+        if key is not None:
+            self.inspector.show_node(self.scene.snapshot, key)
+        self.update_node_actions()
+
+    def inspect(self, key: str) -> None:
+        self.inspector.show_node(self.scene.snapshot, key)
+        self.docks["inspector"].show()
+        self.docks["inspector"].raise_()
+
+    def export_to(self, path: str) -> None:
+        try:
+            written = export(self.scene, path)
+        except (OSError, ValueError) as exc:
+            self.show_error(str(exc))
+            return
+        if len(written) > 1:
+            self.show_message(f"exported {path}: too big for one legible picture, an "
+                              f"overview and {len(written) - 1} pages beside it")
+        else:
+            self.show_message(f"exported {path}")
+
+    # -- the session --------------------------------------------------------------------
+    def _session_opened(self, bridge: SessionBridge, label: str) -> None:
+        bridge.graphChanged.connect(self.show_snapshot)
+        bridge.jobProgress.connect(self.jobs.update_job)
+        bridge.connectionState.connect(self.set_status)
+        bridge.traffic.connect(self.qmp_log.add)
+        bridge.busyChanged.connect(lambda _busy: self.update_node_actions())
+        self.edits.reset()
+        self.setWindowTitle(f"blockgraph — {label}")
+
+    def _connected(self, snapshot: GraphSnapshot) -> None:
+        self.show_snapshot(snapshot)
+        self.view.fit()
+
+    def _session_closed(self) -> None:
+        self.scene.reset()
+        self.inspector.show_node(None, None)
+        self.peer_label.setText("")
+
+    def _on_failed(self, what: str, exc: object) -> None:
+        self.show_error(f"{what} failed: {exc}")
+
+    # -- the window's face: each hands over to a part ------------------------------------
+    @property
+    def bridge(self) -> SessionBridge | None:
+        return self.connection.bridge
+
+    @property
+    def connection_status(self) -> ConnectionStatus:
+        return self.connection.status
+
+    def spawn(self, coro: Any, what: str) -> Any:
+        return self.connection.spawn(coro, what)
+
+    async def open_session(self, endpoint: Endpoint, label: str,
+                           bundled: BundledPeer | None = None) -> bool:
+        return await self.connection.open_session(endpoint, label, bundled)
+
+    async def open_bundled(self, demo_dir: Path | None = None, demo: bool = True) -> bool:
+        return await self.connection.open_bundled(demo_dir, demo)
+
+    async def open_remote(self, address: str) -> bool:
+        return await self.connection.open_remote(address)
+
+    async def close_session(self) -> None:
+        await self.connection.close_session()
+
+    def abandon_session(self) -> None:
+        self.connection.abandon_session()
+
+    def refresh(self) -> None:
+        self.connection.refresh()
+
+    def recent(self) -> list[str]:
+        return self.connection.recent()
+
+    def find_node(self, text: str) -> str | None:
+        return self.search.find(text)
+
+    def selected_node(self) -> str | None:
+        return self.editing.selected_node()
+
+    def validate_drop(self, parent: str, target: str | None) -> tuple[bool, str]:
+        return self.editing.validate_drop(parent, target)
+
+    def request(self, intent: Any) -> None:
+        self.editing.request(intent)
+
+    def open_image(self, path: str, at: QPointF | None = None) -> None:
+        self.editing.open_image(path, at)
+
+    def copy_as_qmp_text(self, key: str) -> str:
+        return self.editing.copy_as_qmp_text(key)
+
+    def action_toggle_ro(self, key: str | None = None) -> None:
+        self.editing.toggle_read_only(key)
+
+    def action_delete(self, key: str | None = None) -> None:
+        self.editing.delete(key)
+
+    def undo(self) -> None:
+        self.editing.undo()
+
+    def redo(self) -> None:
+        self.editing.redo()
