@@ -9,7 +9,10 @@ message, the memory the server holds for input is at most ``slots`` such message
 (and their decoded copies) plus :data:`SMALL_MESSAGE` per client, however many
 clients send huge messages at once.
 
-Slots are granted in the order they were asked for.
+Slots are granted in the order they were asked for. A holder that makes no progress
+(sends nothing, reads nothing) for ``large_message_idle`` seconds while another client
+waits for its slot is disconnected by the server, so that one client cannot keep
+every other client's large messages waiting.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from typing import Protocol
 SMALL_MESSAGE = 1 << 20
 #: clients that may hold a larger message at once
 LARGE_MESSAGE_SLOTS = 1
+#: seconds a slot holder may make no progress while others wait for its slot
+LARGE_MESSAGE_IDLE = 10.0
 
 
 class SlotHolder(Protocol):
@@ -38,6 +43,13 @@ class LargeMessageSlots:
     @property
     def holders(self) -> int:
         return len(self._holders)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def holding(self) -> list[SlotHolder]:
+        return list(self._holders)
 
     def request(self, who: SlotHolder) -> bool:
         """True if ``who`` holds a slot now; else it waits and is told by

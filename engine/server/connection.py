@@ -83,6 +83,8 @@ class Connection(asyncio.BufferedProtocol):
         self._step_scheduled = False
         self._waiting_for_slot = False
         self._halted = False        # after quit: answer nothing more
+        #: when the client last sent or read anything (see ``QMPServer._check_slots``)
+        self.last_progress = time.monotonic()
 
     # -- asyncio callbacks ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -99,6 +101,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self.stream.push(bytes(self._server.read_buffer[:nbytes]))
+        self.last_progress = time.monotonic()
         self._step()
 
     def eof_received(self) -> bool:
@@ -115,6 +118,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        self.last_progress = time.monotonic()
         self._step()
 
     # -- called by the server --------------------------------------------------------------
@@ -134,9 +138,7 @@ class Connection(asyncio.BufferedProtocol):
             self.transport.write(data)
         waiting = self.transport.get_write_buffer_size() + self._queued
         if waiting > max_output:
-            log.warning("QMP: dropping %s: it does not read, and %d bytes of output "
-                        "wait for it", self.peer, waiting)
-            self.abort()
+            self.evict(f"it does not read, and {waiting} bytes of output wait for it")
 
     def close(self) -> None:
         """Close after what is already written; :meth:`abort` if it is not read."""
@@ -144,6 +146,10 @@ class Connection(asyncio.BufferedProtocol):
         self._output.clear()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+
+    def evict(self, reason: str) -> None:
+        log.warning("QMP: dropping %s: %s", self.peer, reason)
+        self.abort()
 
     def abort(self) -> None:
         self.closed = True
@@ -269,7 +275,7 @@ class Connection(asyncio.BufferedProtocol):
         wanted = stream.backlog < READ_BACKLOG
         if stream.pending > SMALL_MESSAGE:
             if not self.holds_slot and not self._waiting_for_slot:
-                if self._server.slots.request(self):
+                if self._server.request_slot(self):
                     self.holds_slot = True
                 else:
                     self._waiting_for_slot = True

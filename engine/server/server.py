@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from engine.server import wire
-from engine.server.budget import LARGE_MESSAGE_SLOTS, LargeMessageSlots
+from engine.server.budget import LARGE_MESSAGE_IDLE, LARGE_MESSAGE_SLOTS, LargeMessageSlots
 from engine.server.connection import Connection
 from engine.server.protocol import CAPABILITIES, QMPSession, Reply, Request
 from engine.server.worker import CommandWorker
@@ -75,6 +75,7 @@ class QMPServer:
 
     def __init__(self, engine: ServedEngine, *, max_output_buffer: int = MAX_OUTPUT_BUFFER,
                  large_message_slots: int = LARGE_MESSAGE_SLOTS,
+                 large_message_idle: float = LARGE_MESSAGE_IDLE,
                  **stream_limits: int) -> None:
         """``stream_limits``: :class:`~engine.server.jsonstream.JSONStream` limits
         (``max_nesting``, ``max_token_size``, ``max_token_count``)."""
@@ -82,6 +83,8 @@ class QMPServer:
         self.max_output_buffer = max_output_buffer
         self.stream_limits = stream_limits
         self.slots = LargeMessageSlots(large_message_slots)
+        self.large_message_idle = large_message_idle
+        self._slot_watch: asyncio.TimerHandle | None = None
         self.known_commands: Callable[[], list[str]] | None = getattr(engine, "commands", None)
         self.greeting = b""
         #: where every connection's transport reads into (see ``Connection``)
@@ -177,6 +180,9 @@ class QMPServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), CLOSE_GRACE)
         self._listeners.clear()
+        if self._slot_watch is not None:
+            self._slot_watch.cancel()
+            self._slot_watch = None
         if self.worker is not None:
             self.worker.stop()
         for path in self._unix_paths:
@@ -202,6 +208,34 @@ class QMPServer:
         self.slots.release(conn)
         if not self._connections and self._all_closed is not None:
             self._all_closed.set()
+
+    def request_slot(self, conn: Connection) -> bool:
+        """A large-message slot for ``conn`` now (True), or later (``slot_granted``)."""
+        if self.slots.request(conn):
+            return True
+        self._watch_slots()
+        return False
+
+    def _watch_slots(self) -> None:
+        if self._slot_watch is None and self._loop is not None:
+            self._slot_watch = self._loop.call_later(self.large_message_idle / 4,
+                                                     self._check_slots)
+
+    def _check_slots(self) -> None:
+        """Disconnect slot holders that hold others up and make no progress."""
+        self._slot_watch = None
+        if not self.slots.waiting:
+            return
+        now = time.monotonic()
+        for holder in self.slots.holding():
+            assert isinstance(holder, Connection)
+            idle = now - holder.last_progress
+            if idle >= self.large_message_idle:
+                holder.evict(f"it holds a large message and has neither sent nor read "
+                             f"anything for {idle:.0f} s while {self.slots.waiting} other "
+                             f"client(s) wait to send one")
+        if self.slots.waiting:
+            self._watch_slots()
 
     def run_inline(self, session: QMPSession, request: Request) -> Reply | None:
         """Run a quick command on the loop, or None: it goes to the worker."""
