@@ -21,6 +21,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "render": ("gui.commands.render", "draw a graph to SVG/PNG/DOT/JSON without a window"),
     "tour": ("gui.commands.tour", "run a guided tour of QMP block operations"),
     "replay": ("gui.commands.replay", "replay a recorded QMP script against an endpoint"),
+    "plan": ("gui.commands.plan", "plan an edit (rebase, snapshot, stream, commit, ...) "
+                                  "as QMP, check it, print it, --apply it"),
     "offline": ("gui.commands.offline",
                 "show image files' backing chains and fix them, without QEMU"),
 }

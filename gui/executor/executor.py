@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from engine.graph.rules import Device, devices_from_query_block
 from engine.graph.snapshot import GraphSnapshot
 from gui.planner import PlanContext, check_plan, plan_intent
 from gui.planner.intents import Intent
@@ -68,8 +69,16 @@ class ExecutionReport:
 class PlanExecutor:
     """Plans intents on a peer's graph and runs plans on the peer (see the module)."""
 
-    def __init__(self, peer: PlanPeer) -> None:
+    def __init__(self, peer: PlanPeer, devices: Mapping[str, Device] | None = None) -> None:
         self.peer = peer
+        #: the peer's devices with block backends, as last read (:meth:`read_devices`)
+        self.devices = devices
+
+    async def read_devices(self) -> Mapping[str, Device]:
+        """Ask the peer for its devices (``query-block``): removable or not, their trays
+        and media, which the media edits' preflight needs and the graph does not show."""
+        self.devices = devices_from_query_block(await self.peer.execute("query-block"))
+        return self.devices
 
     def context(self) -> PlanContext:
         """What the pure planner needs: the graph, the peer's reopen command, known options."""
@@ -82,23 +91,25 @@ class PlanExecutor:
             reopen_command=(caps.reopen_command if caps else None) or "blockdev-reopen",
             known_options=self.peer.added_options,
             commands=caps.commands if caps else frozenset(),
+            devices=self.devices,
         )
 
-    def plan(self, intent: Intent) -> Plan:
-        """Plan ``intent`` on the peer's graph as last read (pure; nothing is sent)."""
-        return plan_intent(self.context(), intent)
+    def plan(self, intent: Intent, *, check: bool = True) -> Plan:
+        """Plan ``intent`` on the peer's graph as last read (pure; nothing is sent).
+        ``check=False`` skips preflight: the plan QEMU itself is to judge."""
+        return plan_intent(self.context(), intent, check=check)
 
-    async def run(self, plan: Plan) -> ExecutionReport:
+    async def run(self, plan: Plan, *, check: bool = True) -> ExecutionReport:
         """Execute ``plan``, then re-read the real graph and compare with the plan's promise.
 
-        Preflight runs again on the current graph first; a refusal raises
-        PreflightRefused before anything is sent. A failing command raises CommandFailed
-        and a failing job JobFailed (after the graph was re-read, so views show the real
-        state).
+        Preflight runs again on the current graph first (unless ``check`` is False); a
+        refusal raises PreflightRefused before anything is sent. A failing command
+        raises CommandFailed and a failing job JobFailed (after the graph was re-read,
+        so views show the real state).
         """
         if plan.refusals:
             raise PreflightRefused(plan.refusals)
-        reasons = check_plan(self.context(), plan)
+        reasons = check_plan(self.context(), plan) if check else []
         if reasons:
             raise PreflightRefused(reasons)
         for step in plan.steps:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.graph.rules import Device
 from engine.graph.snapshot import GraphSnapshot
 
 
@@ -19,3 +20,6 @@ class PlanContext:
     known_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: the peer's commands (``query-commands``); empty means "not known, assume QEMU 7.2"
     commands: frozenset[str] = frozenset()
+    #: the peer's devices with block backends (``query-block``), by device id; None when
+    #: not read (media edits are then checked against the graph alone)
+    devices: Mapping[str, Device] | None = None

@@ -100,8 +100,39 @@ class ChangeMedium:
     force: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class OpenTray:
+    """Open ``device``'s tray (``force``: even when the guest locked it)."""
+
+    device: str
+    force: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CloseTray:
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveMedium:
+    """Take the medium out of ``device`` (its tray must be open); the nodes stay."""
+
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
+class InsertMedium:
+    """Put node ``node`` into ``device`` as its medium (its tray must be open and empty)."""
+
+    device: str
+    node: str
+
+
 Intent = (SetBacking | DetachBacking | SetReadOnly | ExternalSnapshot | Stream | Commit | Delete
-          | AddImage | ChangeMedium)
+          | AddImage | ChangeMedium | OpenTray | CloseTray | RemoveMedium | InsertMedium)
+
+#: Intents on a device's removable medium (they need the devices of ``query-block``).
+MEDIA_INTENTS = (ChangeMedium, OpenTray, CloseTray, RemoveMedium, InsertMedium)
 
 #: Intents that only change links or flags, so they stage into one blockdev-reopen.
 LINK_INTENTS = (SetBacking, DetachBacking, SetReadOnly)

@@ -11,7 +11,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gui.planner.context import PlanContext
-from gui.planner.intents import AddImage, ChangeMedium, Delete
+from gui.planner.intents import (
+    AddImage,
+    ChangeMedium,
+    CloseTray,
+    Delete,
+    InsertMedium,
+    OpenTray,
+    RemoveMedium,
+)
 from gui.planner.options import current_options, inline_options
 from gui.planner.plan import EdgeFact, Expectation, Plan, QmpCommand
 from gui.planner.summary import describe
@@ -164,3 +172,52 @@ def plan_medium(ctx: PlanContext, intent: ChangeMedium) -> Plan:
     return Plan(intent=intent, summary=describe(graph, intent), steps=(cmd,),
                 preconditions=(f"device {intent.device} has a removable medium",),
                 inverse=inverse, irreversible=why)
+
+
+def plan_tray(ctx: PlanContext, intent: OpenTray | CloseTray | RemoveMedium | InsertMedium
+              ) -> Plan:
+    """A tray opened or closed, a medium taken out or a node put in: one command each,
+    undone by its opposite (a medium taken out goes back in by its node's name)."""
+    graph = ctx.snapshot
+    backend = f"backend:{intent.device}"
+    medium = graph.child(backend, "root") if backend in graph.nodes else None
+    inverse_intent: Any = None
+    expected = Expectation()
+    cmd = _tray_command(intent)
+    match intent:
+        case OpenTray(device):
+            inverse_intent = CloseTray(device)
+        case CloseTray(device):
+            inverse_intent = OpenTray(device)
+        case RemoveMedium(device):
+            if medium is not None and not graph.nodes[medium].auto_named:
+                inverse_intent = InsertMedium(device, medium)
+            if backend in graph.nodes:
+                expected = Expectation(edges=(EdgeFact(backend, "root", None),))
+        case InsertMedium(device, node):
+            inverse_intent = RemoveMedium(device)
+            if backend in graph.nodes:
+                expected = Expectation(edges=(EdgeFact(backend, "root", node),))
+    inverse = None
+    why = f"{medium} has no name of its own to insert it again" \
+        if isinstance(intent, RemoveMedium) and inverse_intent is None and medium else None
+    if inverse_intent is not None:
+        inverse = Plan(intent=inverse_intent, summary="Undo: " + describe(graph, intent),
+                       steps=(_tray_command(inverse_intent),),
+                       irreversible="already an undo step")
+    return Plan(intent=intent, summary=describe(graph, intent), steps=(cmd,),
+                preconditions=(f"device {intent.device} has a removable medium",),
+                expected=expected, inverse=inverse, irreversible=why)
+
+
+def _tray_command(intent: OpenTray | CloseTray | RemoveMedium | InsertMedium) -> QmpCommand:
+    match intent:
+        case OpenTray(device, force):
+            return QmpCommand("blockdev-open-tray", {"id": device, "force": force})
+        case CloseTray(device):
+            return QmpCommand("blockdev-close-tray", {"id": device})
+        case RemoveMedium(device):
+            return QmpCommand("blockdev-remove-medium", {"id": device})
+        case InsertMedium(device, node):
+            return QmpCommand("blockdev-insert-medium", {"id": device, "node-name": node})
+    raise TypeError(intent)

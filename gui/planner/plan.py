@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.graph.snapshot import GraphSnapshot
+from gui.scripting.qmp_shell import format_command, format_line, format_wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +32,10 @@ class QmpCommand:
         return msg
 
     def qmp_shell(self) -> str:
-        """The command in qmp-shell syntax (``cmd key=value``, values as JSON)."""
-        parts = [self.command]
-        for key, value in (self.arguments or {}).items():
-            text = value if isinstance(value, str) and _bare(value) else json.dumps(_plain(value))
-            parts.append(f"{key}={text}")
-        return " ".join(parts)
+        """The command in qmp-shell syntax, as qmp-shell reads it back
+        (:func:`gui.scripting.qmp_shell.format_line`: a commented JSON line when that
+        syntax cannot carry an argument, such as a file name with a space)."""
+        return format_line(self.command, self.arguments)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +50,12 @@ class WaitJob:
     dismiss: bool = False
 
     def qmp_shell(self) -> str:
-        text = f"# wait for job {self.job_id} to become {'/'.join(self.until)}"
-        return text + (f"\njob-dismiss id={self.job_id}" if self.dismiss else "")
+        """A wait directive (qmp-shell itself does not wait: a comment for a person),
+        then the dismissal."""
+        text = format_wait(self.job_id, self.until)
+        if self.dismiss:
+            text += "\n" + format_command("job-dismiss", {"id": self.job_id})
+        return text
 
 
 Step = QmpCommand | WaitJob
@@ -90,7 +93,7 @@ class Expectation:
                 out.append(f"node {fact.parent} is missing (expected its {fact.role} link)")
                 continue
             actual = _through_implicit(graph, graph.child(fact.parent, fact.role))
-            if actual != fact.child:
+            if actual != _through_implicit(graph, fact.child):
                 out.append(f"{fact.parent}.{fact.role} is {actual or 'nothing'}, "
                            f"expected {fact.child or 'nothing'}")
         for key, ro in self.read_only:
@@ -176,10 +179,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
-
-
-def _bare(text: str) -> bool:
-    """True when qmp-shell would read ``text`` back as this same string."""
-    if not text or text in ("true", "false") or text.lstrip("-").isdigit():
-        return False
-    return all(c.isalnum() or c in "-_./#:" for c in text)

@@ -17,17 +17,21 @@ from gui.planner.intents import (
     LINK_INTENTS,
     AddImage,
     ChangeMedium,
+    CloseTray,
     Commit,
     Delete,
     DetachBacking,
     ExternalSnapshot,
+    InsertMedium,
+    OpenTray,
+    RemoveMedium,
     SetBacking,
     SetReadOnly,
     Stream,
 )
 from gui.planner.jobs import plan_commit, plan_stream
 from gui.planner.links import plan_detach, plan_links, plan_read_only, plan_set_backing
-from gui.planner.nodes import plan_add, plan_delete, plan_medium
+from gui.planner.nodes import plan_add, plan_delete, plan_medium, plan_tray
 from gui.planner.plan import Plan, refused
 from gui.planner.preflight import check as preflight_check
 from gui.planner.preflight import check_staged
@@ -87,4 +91,8 @@ _BUILDERS: dict[type, Any] = {
     Delete: plan_delete,
     AddImage: plan_add,
     ChangeMedium: plan_medium,
+    OpenTray: plan_tray,
+    CloseTray: plan_tray,
+    RemoveMedium: plan_tray,
+    InsertMedium: plan_tray,
 }

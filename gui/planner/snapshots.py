@@ -3,33 +3,69 @@
 The overlay's file and image are created by ``blockdev-create`` jobs, added by name and
 put on top with ``blockdev-snapshot``; several snapshots staged together become one
 ``transaction``, so every overlay takes over at once or none does.
+
+The overlay's header names its backing file by the image's plain file name, as
+``blockdev-snapshot-sync`` does for a node with a plain name, and as libvirt and
+``qemu-img`` users expect — also when the node's name is a ``json:`` one only because
+its backing link was overridden (:func:`backing_file_name`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
+from engine.graph import rules
 from engine.graph.rules import DuplicateNodeName
+from engine.graph.snapshot import GraphSnapshot
 from gui.planner.context import PlanContext
 from gui.planner.intents import Delete, ExternalSnapshot, SetReadOnly
 from gui.planner.links import reopen_commands, reopen_entries
+from gui.planner.names import job_id_for
 from gui.planner.plan import EdgeFact, Expectation, Plan, QmpCommand, WaitJob, refused
 from gui.planner.preflight import check as preflight_check
 from gui.planner.simulate import simulate
 from gui.planner.summary import describe
 
 
+def backing_file_name(graph: GraphSnapshot, key: str) -> tuple[str, str]:
+    """(file name, format) an overlay of ``key`` should name in its header.
+
+    Below any filters (a throttle node), the image's own name when it is plain; when
+    it is ``json:`` only because its backing link is overridden (``backing: null`` or
+    another node), the plain name of its file; otherwise (a raw window with an
+    offset, a ``null-co`` node) the ``json:`` name itself, which QEMU can reopen.
+    """
+    data = rules.skip_filters(graph, key) or key
+    node = graph.nodes[data]
+    if not node.filename.startswith("json:"):
+        return node.filename, node.driver
+    try:
+        options = json.loads(node.filename[len("json:"):])
+    except ValueError:
+        options = None
+    if isinstance(options, dict) and set(options) <= {"driver", "file", "backing"}:
+        file = options.get("file")
+        if isinstance(file, dict) and set(file) == {"driver", "filename"} \
+                and file["driver"] == "file" and isinstance(file["filename"], str):
+            return file["filename"], node.driver
+    return node.filename, node.driver
+
+
 def plan_snapshot(ctx: PlanContext, intent: ExternalSnapshot) -> Plan:
     graph = ctx.snapshot
-    node = graph.nodes[intent.node]
+    node = graph.nodes.get(intent.node)
     file_node = intent.file_node or f"{intent.overlay}-file"
-    size = node.virtual_size or 0
+    size = (node.virtual_size or 0) if node is not None else 0
+    backing, backing_fmt = (backing_file_name(graph, intent.node) if node is not None
+                            else ("", "qcow2"))
     qcow2: dict[str, Any] = {"driver": "qcow2", "file": file_node, "size": size,
-                             "backing-file": node.filename, "backing-fmt": node.driver}
+                             "backing-file": backing, "backing-fmt": backing_fmt}
     if intent.cluster_size:
         qcow2["cluster-size"] = intent.cluster_size
-    file_job, fmt_job = f"create-{file_node}", f"create-{intent.overlay}"
+    file_job = job_id_for(graph, "create", file_node)
+    fmt_job = job_id_for(graph, "create", intent.overlay)
     steps = (
         QmpCommand("blockdev-create", {"job-id": file_job, "options": {
             "driver": "file", "filename": intent.filename, "size": 0}}),
@@ -44,7 +80,7 @@ def plan_snapshot(ctx: PlanContext, intent: ExternalSnapshot) -> Plan:
     )
     parents = graph.parents(intent.node)
     moved = tuple(EdgeFact(e.parent, e.role, intent.overlay) for e in parents
-                  if not e.parent.startswith("job:"))
+                  if not e.parent.startswith(("job:", "backend:#")))
     expected = Expectation(
         edges=(EdgeFact(intent.overlay, "backing", intent.node), *moved),
         present=(intent.overlay, file_node),
@@ -52,7 +88,9 @@ def plan_snapshot(ctx: PlanContext, intent: ExternalSnapshot) -> Plan:
     )
     inverse: Plan | None = None
     why: str | None = None
-    if parents:
+    if node is None:
+        why = f"{intent.node} is not in the graph"
+    elif parents:
         why = (f"the users of {intent.node} ({', '.join(e.parent for e in parents)}) now use "
                f"{intent.overlay}; QMP cannot move them back")
     else:
@@ -65,7 +103,7 @@ def plan_snapshot(ctx: PlanContext, intent: ExternalSnapshot) -> Plan:
             # the way back on that graph so inline children are reopened with it
             ro_graph = simulate(graph, [SetReadOnly(intent.node, True)])
             ro_ctx = PlanContext(ro_graph, ctx.reopen_command, ctx.known_options,
-                                 ctx.commands)
+                                 ctx.commands, ctx.devices)
             entries = reopen_entries(ro_ctx, [SetReadOnly(intent.node, False)])
             steps_inv += reopen_commands(ro_ctx, entries)
         inverse = Plan(

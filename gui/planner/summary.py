@@ -8,10 +8,14 @@ from engine.graph.snapshot import GraphSnapshot
 from gui.planner.intents import (
     AddImage,
     ChangeMedium,
+    CloseTray,
     Commit,
     Delete,
     DetachBacking,
     ExternalSnapshot,
+    InsertMedium,
+    OpenTray,
+    RemoveMedium,
     SetBacking,
     SetReadOnly,
     Stream,
@@ -48,4 +52,12 @@ def describe(graph: GraphSnapshot, intent: Any) -> str:
             return f"Eject the medium of {device}"
         case ChangeMedium(device, filename):
             return f"Insert {filename} into {device}"
+        case OpenTray(device):
+            return f"Open the tray of {device}"
+        case CloseTray(device):
+            return f"Close the tray of {device}"
+        case RemoveMedium(device):
+            return f"Remove the medium of {device}"
+        case InsertMedium(device, node):
+            return f"Insert node {node} into {device}"
     return repr(intent)

@@ -25,9 +25,10 @@ script: :func:`script_from_traffic` builds one from traffic entries (anything wi
 background queries, and :func:`dump_jsonl` writes it.
 
 **qmp-shell** (``*.qmp``, anything else that is not JSON lines). One command per line,
-``command key=value ...``; a value is JSON when it parses as JSON, else a bare string;
-``a.b=v`` nests (``file.driver=file``). A line may also be a JSON command object.
-Comments start with ``#``; two are directives:
+``command key=value ...``, read exactly as qmp-shell reads it
+(:mod:`gui.scripting.qmp_shell`, which also writes it); ``transaction(`` ... ``)``
+blocks too. A line may also be a JSON command object. Comments start with ``#``; two
+are directives:
 
 * ``# wait for job J to become S1/S2`` (what the planner's copy-as-qmp-shell writes);
 * ``# expect error: TEXT`` — the preceding command must fail with desc TEXT.
@@ -39,11 +40,21 @@ but :func:`script_from_traffic` skips them: they do not change the graph.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from gui.scripting.qmp_shell import (
+    EXPECT_RE,
+    WAIT_RE,
+    QmpShellError,
+    format_expected_error,
+    format_line,
+    format_wait,
+    parse_command,
+    parse_lines,
+)
 
 #: job statuses worth waiting for (transient ones are implied by these)
 SETTLED_STATUSES = frozenset({"ready", "standby", "paused", "pending", "concluded", "null"})
@@ -111,12 +122,7 @@ class Script:
         return [s for s in self.steps if isinstance(s, ScriptCommand)]
 
 
-# -- qmp-shell syntax -------------------------------------------------------------------
-
-_TOKEN = re.compile(r"""(?:[^\s"']|"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*')+""")
-_WAIT = re.compile(r"#\s*wait for job (\S+) to become (\S+)\s*$")
-_EXPECT = re.compile(r"#\s*expect error:\s*(.*)$")
-
+# -- qmp-shell syntax (gui.scripting.qmp_shell reads and writes it) --------------------
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
@@ -126,58 +132,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _bare(text: str) -> bool:
-    """True when the qmp-shell parser reads ``text`` back as this same string."""
-    if not text:
-        return False
-    try:
-        json.loads(text)
-    except ValueError:
-        return all(c.isalnum() or c in "-_./#:" for c in text)
-    return False
-
-
 def to_qmp_shell(command: str, arguments: Mapping[str, Any] | None) -> str:
-    """``command key=value ...``; values that are not bare words are written as JSON."""
-    parts = [command]
-    for key, value in (arguments or {}).items():
-        if isinstance(value, str) and _bare(value):
-            parts.append(f"{key}={value}")
-        else:
-            parts.append(f"{key}={json.dumps(_plain(value), separators=(',', ':'))}")
-    return " ".join(parts)
-
-
-def _value(text: str) -> Any:
-    if len(text) >= 2 and text[0] == text[-1] == "'":
-        return text[1:-1]
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+    """``command key=value ...`` (:func:`gui.scripting.qmp_shell.format_line`: a JSON line
+    after a comment when qmp-shell syntax cannot carry the command)."""
+    return format_line(command, arguments)
 
 
 def parse_qmp_shell(line: str) -> tuple[str, dict[str, Any]]:
     """Parse one qmp-shell command line into (command, arguments)."""
-    tokens = _TOKEN.findall(line)
-    if not tokens:
-        raise ValueError("empty command")
-    command, args = tokens[0], {}
-    for tok in tokens[1:]:
-        key, sep, raw = tok.partition("=")
-        if not sep or not key:
-            raise ValueError(f"'{tok}' is not key=value")
-        target = args
-        *parents, leaf = key.split(".")
-        for p in parents:
-            nxt = target.setdefault(p, {})
-            if not isinstance(nxt, dict):
-                raise ValueError(f"'{key}' nests into a non-object value")
-            target = nxt
-        if leaf in target:
-            raise ValueError(f"'{key}' is given twice")
-        target[leaf] = _value(raw)
-    return command, args
+    return parse_command(line)
 
 
 # -- loading ----------------------------------------------------------------------------
@@ -258,22 +221,17 @@ def _parse_jsonl(text: str, source: str) -> Script:
 
 def _parse_shell(text: str, source: str) -> Script:
     steps: list[Step] = []
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line:
-            continue
-        if line.startswith("#"):
-            m = _WAIT.match(line)
-            if m:
-                steps.append(ScriptWait(m.group(1), tuple(m.group(2).split("/")), line=lineno))
-                continue
-            m = _EXPECT.match(line)
-            if m and steps and isinstance(steps[-1], ScriptCommand):
-                c = steps[-1]
-                steps[-1] = ScriptCommand(c.command, c.arguments,
-                                          Expected(None, m.group(1).strip()), c.line)
-            continue
-        if line.startswith("{"):
+    lines = text.splitlines()
+    directives: dict[int, str] = {n: ln.strip() for n, ln in enumerate(lines, 1)
+                                  if ln.strip().startswith(("#", "{"))}
+    try:
+        commands = {n: (c, a) for n, c, a in parse_lines(
+            [ln if n not in directives else "" for n, ln in enumerate(lines, 1)])}
+    except QmpShellError as exc:
+        raise ScriptError(str(exc), None, source) from None
+    for lineno in range(1, len(lines) + 1):
+        line = directives.get(lineno)
+        if line is not None and line.startswith("{"):
             try:
                 msg = json.loads(line)
             except ValueError as exc:
@@ -281,12 +239,19 @@ def _parse_shell(text: str, source: str) -> Script:
             if not isinstance(msg, dict) or not isinstance(msg.get("execute"), str):
                 raise ScriptError("a JSON line must be a command object", lineno, source)
             steps.append(ScriptCommand(msg["execute"], msg.get("arguments"), None, lineno))
-            continue
-        try:
-            command, args = parse_qmp_shell(line)
-        except ValueError as exc:
-            raise ScriptError(str(exc), lineno, source) from None
-        steps.append(ScriptCommand(command, args or None, None, lineno))
+        elif line is not None:
+            m = WAIT_RE.match(line)
+            if m:
+                steps.append(ScriptWait(m.group(1), tuple(m.group(2).split("/")), line=lineno))
+                continue
+            m = EXPECT_RE.match(line)
+            if m and steps and isinstance(steps[-1], ScriptCommand):
+                c = steps[-1]
+                steps[-1] = ScriptCommand(c.command, c.arguments,
+                                          Expected(None, m.group(1).strip()), c.line)
+        elif lineno in commands:
+            command, args = commands[lineno]
+            steps.append(ScriptCommand(command, args or None, None, lineno))
     return Script(tuple(steps), source)
 
 
@@ -320,9 +285,9 @@ def dump_qmp_shell(script: Script | Sequence[Step]) -> str:
         if isinstance(s, ScriptCommand):
             out.append(s.qmp_shell())
             if s.expected is not None and not s.expected.ok:
-                out.append(f"# expect error: {s.expected.error}")
+                out.append(format_expected_error(str(s.expected.error)))
         else:
-            out.append(f"# wait for job {s.job} to become {'/'.join(s.until)}")
+            out.append(format_wait(s.job, s.until))
     return "\n".join(out) + ("\n" if out else "")
 
 

@@ -25,15 +25,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.scripting.qmp_shell import format_line
 from gui.session import TrafficEntry
 
 
 def qmp_shell_line(message: dict) -> str:
-    """A sent command as qmp-shell would take it (``cmd key=json``)."""
-    parts = [str(message.get("execute", ""))]
-    for key, value in (message.get("arguments") or {}).items():
-        parts.append(f"{key}={json.dumps(value, separators=(',', ':'))}")
-    return " ".join(parts)
+    """A sent command as qmp-shell reads it (:func:`gui.scripting.qmp_shell.format_line`)."""
+    return format_line(str(message.get("execute", "")), message.get("arguments"))
 
 
 class QmpLog(QWidget):

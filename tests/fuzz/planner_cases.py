@@ -112,7 +112,10 @@ def node_names(recipe: GraphRecipe) -> list[str]:
     return out
 
 
-def build(engine: Engine, recipe: GraphRecipe, workdir: Path) -> None:
+def build(engine: Engine, recipe: GraphRecipe, workdir: Path) -> dict[str, dict[str, Any]]:
+    """Open the recipe's nodes; returns the options sent for each (what an editor's
+    session remembers: which named file nodes were created inside their parent)."""
+    sent: dict[str, dict[str, Any]] = {}
     for i, s in enumerate(recipe.stacks):
         chain = CHAINS[s.chain]
         layers = chain if s.named else chain[:1]
@@ -128,9 +131,11 @@ def build(engine: Engine, recipe: GraphRecipe, workdir: Path) -> None:
             if s.named and opts["driver"] == "qcow2":
                 opts["backing"] = below
             engine.execute("blockdev-add", opts)
+            sent[name] = opts
             below = name
         if s.drive:
             engine.add_backend(f"drive{i}", f"n{i}l0", writable=not s.read_only)
+    return sent
 
 
 def snapshot(engine: Engine) -> GraphSnapshot:
@@ -182,11 +187,13 @@ def structure(graph: GraphSnapshot) -> tuple[Any, ...]:
     return tuple(nodes), tuple(sorted((e.parent, e.role, e.child) for e in graph.edges))
 
 
-def run_intent(engine: Engine, intent: Any, events: list[dict[str, Any]] | None = None
-               ) -> Outcome:
+def run_intent(engine: Engine, intent: Any, events: list[dict[str, Any]] | None = None,
+               known: dict[str, dict[str, Any]] | None = None) -> Outcome:
+    """Plan ``intent`` as the editor would (``known``: the options sent so far, updated
+    with what the plan adds and reopens) and run it on the engine."""
     out = Outcome(intent)
     before = snapshot(engine)
-    plan = plan_intent(PlanContext(before), intent)
+    plan = plan_intent(PlanContext(before, known_options=dict(known or {})), intent)
     if plan.refusals:
         out.refused = True
         return out
@@ -221,6 +228,8 @@ def run_intent(engine: Engine, intent: Any, events: list[dict[str, Any]] | None 
     wrong = plan.expected.mismatches(after)
     if wrong:
         raise PromiseBroken(f"{intent!r} executed but the graph differs from the plan: {wrong}")
+    if known is not None:
+        known.update({k: dict(v) for k, v in {**plan.added, **plan.reopened}.items()})
     return out
 
 
@@ -251,13 +260,13 @@ def check_case(recipe: GraphRecipe, intents: list[tuple[int, int, int, bool]],
     events: list[dict[str, Any]] = []
     engine.add_listener(events.append)
     try:
-        build(engine, recipe, workdir)
+        known = build(engine, recipe, workdir)
         names = [*node_names(recipe), "nosuch"]
         outcomes = []
         for n, (kind, a, b, flag) in enumerate(intents):
             intent = intent_from(kind, names[a % len(names)], names[b % len(names)], flag, n,
                                  workdir)
-            outcomes.append(run_intent(engine, intent, events))
+            outcomes.append(run_intent(engine, intent, events, known))
         return outcomes
     finally:
         engine.close()

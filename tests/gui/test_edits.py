@@ -83,6 +83,7 @@ def test_commit_down_to_a_base(qtbot: Any, aloop: Any, window: MainWindow, gui_p
     from gui.planner.intents import Commit
 
     plan = PlanExecutor(window.bridge.session).plan(Commit("spare-snap1", "spare"))
+    assert plan.ok, plan.refusals
     job_id = next(s.job_id for s in plan.steps if isinstance(s, WaitJob))
     window.act_commit.trigger()
     qtbot.waitUntil(lambda: window.jobs.progress(job_id) == 1000, timeout=20000)

@@ -1,0 +1,106 @@
+"""Where ``blockgraph plan`` plans and runs an edit: the seam for other kinds of peer.
+
+A :class:`PlanTarget` turns an intent into a plan on the peer's graph, says it as the
+text the command prints, and runs it. :class:`QmpTarget` is the one for any QMP peer —
+QEMU, qemu-storage-daemon, ``blockgraph serve`` — through a session and the
+:class:`~gui.executor.PlanExecutor`. A libvirt domain plugs in here with a target of
+its own over :class:`gui.libvirt.editor.DomainEditor` (its ``plan``/``run``), printing
+virsh commands instead of qmp-shell; the command's front end does not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from engine.graph.snapshot import GraphSnapshot
+from gui.executor.changes import describe_changes
+from gui.executor.executor import PlanExecutor
+from gui.planner.intents import MEDIA_INTENTS
+from gui.session import Session
+
+
+class PlanLike(Protocol):
+    """What the front end needs of a plan, whoever made it."""
+
+    @property
+    def refusals(self) -> tuple[Exception, ...]: ...
+
+    @property
+    def summary(self) -> str: ...
+
+    @property
+    def warnings(self) -> tuple[str, ...]: ...
+
+    @property
+    def irreversible(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What running a plan did: the changes, and where the graph differs from the plan."""
+
+    changes: tuple[str, ...] = ()
+    mismatches: tuple[str, ...] = ()
+    snapshot: GraphSnapshot | None = field(default=None, compare=False)
+
+
+class PlanTarget(Protocol):
+    """A peer that plans and runs edits (see the module)."""
+
+    label: str
+
+    async def plan(self, intent: Any, *, check: bool = True) -> PlanLike: ...
+
+    def script(self, plan: PlanLike) -> str: ...
+
+    async def apply(self, plan: PlanLike, *, check: bool = True) -> Applied: ...
+
+    async def close(self) -> None: ...
+
+
+class QmpTarget:
+    """A QMP peer: plans are QMP, printed as qmp-shell, run by the plan executor."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.executor = PlanExecutor(session)
+        self.label = str(getattr(session.endpoint, "label", "peer"))
+
+    @classmethod
+    async def connect(cls, address: str) -> QmpTarget:
+        session = Session(address, auto_reconnect=False, poll_interval=None)
+        try:
+            await session.connect()
+        except BaseException:
+            await session.close()
+            raise
+        return cls(session)
+
+    async def plan(self, intent: Any, *, check: bool = True) -> Any:
+        await self.session.refresh(force=True)
+        if isinstance(intent, MEDIA_INTENTS) or self.executor.devices is None:
+            await self.executor.read_devices()
+        return self.executor.plan(intent, check=check)
+
+    def script(self, plan: Any) -> str:
+        return str(plan.as_qmp_shell())
+
+    async def apply(self, plan: Any, *, check: bool = True) -> Applied:
+        before = self.session.snapshot
+        report = await self.executor.run(plan, check=check)
+        changes = describe_changes(before, report.snapshot) if before is not None else []
+        return Applied(tuple(changes), tuple(report.mismatches), report.snapshot)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+def header(plan: PlanLike) -> Sequence[str]:
+    """The comment lines that head a printed plan: what it does and what to know."""
+    lines = [f"# {plan.summary}"]
+    lines += [f"# warning: {w}" for w in plan.warnings]
+    if plan.irreversible and plan.irreversible not in ("refused", "already an undo step"):
+        lines.append(f"# cannot be undone: {plan.irreversible}")
+    return lines
