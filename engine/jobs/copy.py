@@ -10,9 +10,13 @@ Two copies exist, the data half of QEMU's stream and commit jobs:
 
 Both copy whole clusters of the layer written to (a partial cluster written into
 an unallocated qcow2 cluster would lose the rest of its backing data), read the
-guest view through :class:`engine.formats.ChainReader`, and never change what the
-guest sees through the top: a process killed mid-copy leaves every image valid
-with the same guest content. Header and graph changes come later, after a flush.
+guest view through the graph's nodes (:class:`engine.graph.io.base.NodeIO`: a read
+goes through each node's current children), and never change what the guest sees
+through the top: a process killed mid-copy leaves every image valid with the same
+guest content. Header and graph changes come later, after a flush.
+
+A *layer* here is a node's I/O: ``length()``, ``cluster_size()``, ``block_status()``
+of its own allocation, ``readinto()`` of its guest view, ``write()``.
 
 Errors are split as QEMU reports them: :class:`CopyError` says whether the read
 (source) or the write (target) failed, with the errno, for ``on-error``.
@@ -25,7 +29,6 @@ import mmap
 from collections.abc import Sequence
 from typing import Any
 
-from engine.formats import ChainReader
 from engine.formats.buffers import aligned_buffer
 from engine.formats.errors import ImageError
 
@@ -73,7 +76,7 @@ def layer_status(img: Any, offset: int, length: int) -> tuple[bool, int]:
     Like QEMU's bdrv_is_allocated: the run is cut at ``length``; past the layer's
     end nothing is allocated.
     """
-    limit = min(offset + length, img.virtual_size)
+    limit = min(offset + length, img.length())
     if limit <= offset:
         return False, length
     first = img.block_status(offset, limit - offset)[0]
@@ -96,6 +99,24 @@ def allocated_above(layers: Sequence[Any], offset: int, length: int) -> tuple[bo
             return True, run
         n = min(n, run)
     return False, n
+
+
+def zero_status(layers: Sequence[Any], offset: int, length: int) -> tuple[bool, int]:
+    """Whether the guest view over ``layers`` (top first, down to the bottom of the
+    chain) reads as zeros by its allocation at ``offset``, and for how many bytes
+    (QEMU's block status above nothing: the first allocating layer decides; past a
+    layer's end, or with nothing allocated at all, it is zeros)."""
+    n = length
+    for img in layers:
+        limit = min(offset + n, img.length())
+        if limit <= offset:
+            return True, n
+        first = img.block_status(offset, limit - offset)[0]
+        run = min(first.start + first.length, limit) - offset
+        if first.state != "unallocated":
+            return first.state == "zero", run
+        n = min(n, run)
+    return True, n
 
 
 def align_out(runs: list[Run], granularity: int | None, limit: int) -> list[Run]:
@@ -192,11 +213,13 @@ def _write(target: Any, start: int, data: memoryview) -> None:
         raise CopyError(False, _errno_of(exc), exc) from exc
 
 
-def copy_runs(source: ChainReader, sink: WriteBatch, runs: list[Run]) -> int:
+def copy_runs(source: Any, sink: WriteBatch, runs: list[Run], *,
+              detect_zeroes: bool = True) -> int:
     """Copy the guest view of ``source`` over ``runs`` into ``sink``; returns bytes copied.
 
-    All-zero ranges become ``write_zeroes`` (a zero cluster, so backing data stays
-    hidden) instead of data clusters full of zeros.
+    With ``detect_zeroes`` (stream's copy-on-read does so) all-zero ranges become
+    ``write_zeroes`` (a zero cluster, so backing data stays hidden) instead of data
+    clusters full of zeros; commit writes what it read as data.
     """
     copied = 0
     for start, end in runs:
@@ -210,7 +233,7 @@ def copy_runs(source: ChainReader, sink: WriteBatch, runs: list[Run]) -> int:
             if batched:
                 sink.drop_last(n)
             raise CopyError(True, _errno_of(exc), exc) from exc
-        if not view[0] and not view[-1] and view == _ZEROS[:n]:
+        if detect_zeroes and not view[0] and not view[-1] and view == _ZEROS[:n]:
             if batched:
                 sink.drop_last(n)
             sink.write_zeroes(start, n)
@@ -232,7 +255,7 @@ def dirty_runs(layers: Sequence[Any], length: int, granularity: int) -> list[Run
     return align_out(runs, granularity, length)
 
 
-def stream_step(top: Any, intermediates: Sequence[Any], below_top: ChainReader,
+def stream_step(top: Any, intermediates: Sequence[Any], source: Any,
                 offset: int, length: int, sink: WriteBatch) -> tuple[int, int]:
     """One iteration of QEMU's stream loop at ``offset``: (bytes done, bytes copied).
 
@@ -251,11 +274,11 @@ def stream_step(top: Any, intermediates: Sequence[Any], below_top: ChainReader,
         raise CopyError(True, _errno_of(exc), exc) from exc
     if not in_between:
         return n, 0
-    return n, _copy_run(below_top, sink, align_out([(offset, offset + n)], top.cluster_size,
-                                                   top.virtual_size), n)
+    return n, _copy_run(source, sink, align_out([(offset, offset + n)], top.cluster_size(),
+                                                top.length()), n)
 
 
-def commit_step(above_base: Sequence[Any], base: Any, top_view: ChainReader,
+def commit_step(above_base: Sequence[Any], base: Any, top_view: Any,
                 offset: int, length: int, sink: WriteBatch) -> tuple[int, int]:
     """One iteration of QEMU's commit loop at ``offset``: (bytes done, bytes copied).
 
@@ -271,15 +294,41 @@ def commit_step(above_base: Sequence[Any], base: Any, top_view: ChainReader,
         raise CopyError(True, _errno_of(exc), exc) from exc
     if not allocated:
         return n, 0
-    limit = min(base.virtual_size, top_view.virtual_size)
+    limit = min(base.length(), top_view.length())
     runs = [(s, min(e, limit)) for s, e in
-            align_out([(offset, offset + n)], base.cluster_size, limit) if s < limit]
-    return n, _copy_run(top_view, sink, runs, n)
+            align_out([(offset, offset + n)], base.cluster_size(), limit) if s < limit]
+    return n, _copy_run(top_view, sink, runs, n, detect_zeroes=False)
 
 
-def _copy_run(source: ChainReader, sink: WriteBatch, runs: list[Run], n: int) -> int:
+def mirror_chunk(chain: Sequence[Any], source: Any, sink: WriteBatch, start: int,
+                 end: int) -> int:
+    """One chunk of an active commit, as QEMU's mirror copies it: ranges whose
+    allocation in ``chain`` (top to bottom) reads as zeros are written as zeros, the
+    rest copied as data. Returns bytes copied."""
     try:
-        return copy_runs(source, sink, runs)
+        pieces: list[tuple[int, int, bool]] = []
+        pos = start
+        while pos < end:
+            zero, run = zero_status(chain, pos, end - pos)
+            run = max(1, min(run, end - pos))
+            pieces.append((pos, pos + run, zero))
+            pos += run
+    except ValueError:  # a request outside the image is a bug
+        raise
+    except IO_ERRORS as exc:
+        raise CopyError(True, _errno_of(exc), exc) from exc
+    for s, e, zero in pieces:
+        if zero:
+            sink.write_zeroes(s, e - s)
+        else:
+            copy_runs(source, sink, [(s, e)], detect_zeroes=False)
+    return end - start
+
+
+def _copy_run(source: Any, sink: WriteBatch, runs: list[Run], n: int, *,
+              detect_zeroes: bool = True) -> int:
+    try:
+        return copy_runs(source, sink, runs, detect_zeroes=detect_zeroes)
     except CopyError as exc:
         exc.done = n
         raise
