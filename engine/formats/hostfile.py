@@ -253,8 +253,9 @@ class HostFS:
 
 
 def _check_name(name: str) -> None:
-    if "\0" in name:
-        # QEMU's C strings end at the NUL; no such file is looked up here
+    if "\0" in name or not name:
+        # QEMU's C strings end at the NUL; no such file is looked up here (nor, as
+        # open() answers, an empty name)
         raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), name)
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from engine.formats.create import format_qcow2
 from engine.formats.errors import ImageError
-from engine.formats.hostfile import HostFile
+from engine.formats.hostfile import HostFile, NotRegularFile
 from engine.formats.store import ByteStore
 from engine.graph import perms as P
 from engine.graph.model import BlockGraph, GraphError, Node
@@ -259,6 +259,9 @@ def _file_target(graph: BlockGraph, opts: dict[str, Any]) -> Target:
     name = opts["filename"]
     try:
         return Target(store=graph.hostfs.create(name), owned=True)
+    except NotRegularFile:
+        # QEMU opens it and fails to truncate it (a FIFO, a device): EINVAL
+        return Target(problem="Could not resize file: Invalid argument")
     except OSError as exc:
         return Target(problem=f"Could not create '{name}': {exc.strerror}")
 
