@@ -49,7 +49,11 @@ class _EscapeTable(dict):  # type: ignore[type-arg]
     _LIMIT = 1 << 17
 
     def __missing__(self, cp: int) -> str:
-        if cp > 0xFFFF:
+        if 0xD800 <= cp <= 0xDFFF:
+            # a lone surrogate (a byte that was not UTF-8, kept by surrogateescape):
+            # QEMU writes what is not valid UTF-8 as U+FFFD
+            text = "\\uFFFD"
+        elif cp > 0xFFFF:
             low = cp - 0x10000
             text = f"\\u{0xD800 + (low >> 10):04X}\\u{0xDC00 + (low & 0x3FF):04X}"
         elif 0x20 <= cp < 0x7F:
@@ -243,6 +247,8 @@ _C_ENCODER = json.JSONEncoder(ensure_ascii=True, check_circular=False,
                               separators=(", ", ": "))
 #: a \\u escape: preceded by an odd number of backslashes (an even number is escaped
 #: backslashes followed by a plain "u")
+#: what the C encoder would write as a lone ``\\uDCxx`` where QEMU writes U+FFFD
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _UNICODE_ESCAPE = re.compile(r"(\\+)u([0-9a-f]{4})")
 
 
@@ -255,7 +261,9 @@ def _c_writable(value: Any, depth: int) -> bool:
     """True when the C encoder writes ``value`` exactly as QEMU would (no floats, no
     plain dict of several members, nothing deeper than recursion allows)."""
     t = type(value)
-    if t is str or t is int or t is bool or value is None:
+    if t is str:
+        return value.isascii() or _SURROGATE.search(value) is None
+    if t is int or t is bool or value is None:
         return True
     if depth > _RECURSION_DEPTH:
         return False

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import random
+import struct
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +28,7 @@ from hypothesis import strategies as st
 
 from tests.fuzz.budget import fuzz_settings
 from tests.server.wire_peers import QsdWire, ServeWire
+from tests.support.qemu import qemu_img
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
@@ -134,3 +137,24 @@ def test_the_server_answers_byte_for_byte_like_qemu(
     data, cuts = case
     pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
     assert serve.exchange(pieces) == qsd.exchange([data])
+
+
+def test_names_that_are_not_utf8_are_written_as_qemu_writes_them(
+        peers: tuple[QsdWire, ServeWire], tmp_path: Path) -> None:
+    """A backing name in an image header that is not UTF-8 reaches an error text; QEMU
+    writes each byte that is not UTF-8 as U+FFFD, never a lone surrogate."""
+    image = tmp_path / "bad.qcow2"
+    qemu_img("create", "-q", "-u", "-f", "qcow2", "-b", "bxx", "-F", "qcow2", str(image),
+             "1M")
+    with open(image, "r+b") as f:
+        (offset,) = struct.unpack(">Q", f.read(16)[8:16])
+        f.seek(offset)
+        f.write(b"b\xff\xfe")
+    add = json.dumps({"execute": "blockdev-add", "arguments": {
+        "driver": "qcow2", "node-name": "bad", "read-only": True,
+        "file": {"driver": "file", "filename": str(image)}}}).encode()
+    qsd, serve = peers
+    chunks = [b'{"execute": "qmp_capabilities"}', add]
+    answers = qsd.exchange(chunks)
+    assert b"\\uFFFD\\uFFFD" in answers[1], answers
+    assert serve.exchange(chunks) == answers
