@@ -37,10 +37,12 @@ class HostFile:
     format code may use directly for the fast paths (``O_DIRECT``, writeback hints).
     """
 
-    def __init__(self, fd: int, name: str, writable: bool) -> None:
+    def __init__(self, fd: int, name: str, writable: bool, *, created: bool = False) -> None:
         self.fd: int | None = fd
         self.name = name
         self.writable = writable
+        #: :meth:`HostFS.create` made the file (it did not exist before)
+        self.created = created
 
     # -- identity ------------------------------------------------------------------------
     def identity(self) -> tuple[int, int]:
@@ -210,8 +212,47 @@ class HostFS:
     def create(self, name: str, mode: int = 0o644) -> HostFile:
         """Open ``name`` read-write, creating it if it is missing; nothing is truncated
         (QEMU checks image locks on the descriptor before it truncates)."""
-        fd = self._open(name, os.O_RDWR | os.O_CREAT, mode)
-        return HostFile(fd, name, True)
+        try:
+            fd = self._open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, mode)
+            created = True
+        except FileExistsError:
+            fd = self._open(name, os.O_RDWR | os.O_CREAT, mode)
+            created = False
+        return HostFile(fd, name, True, created=created)
+
+    def discard(self, f: HostFile, *, emptied: bool) -> None:
+        """Undo a creation that failed: the file :meth:`create` made is removed (if its
+        name still names it), one that existed is truncated to nothing when ``emptied``
+        (its old content is gone already); ``f`` is closed either way."""
+        try:
+            if f.created:
+                self._remove(f)
+            elif emptied:
+                with contextlib.suppress(OSError):
+                    f.truncate(0)
+        finally:
+            f.close()
+
+    def _remove(self, f: HostFile) -> None:
+        parent, base = os.path.split(f.name)
+        flags = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+        try:
+            if self.root is None:
+                dir_fd = os.open(parent or ".", flags)
+            elif self._root_fd is None:
+                return
+            else:
+                dir_fd = open_beneath(self._root_fd, self.beneath(parent or "."), flags)
+        except OSError:
+            return
+        try:
+            st = os.stat(base, dir_fd=dir_fd, follow_symlinks=False)
+            if (st.st_dev, st.st_ino) == f.identity():
+                os.unlink(base, dir_fd=dir_fd)
+        except OSError:
+            pass
+        finally:
+            os.close(dir_fd)
 
     def close(self) -> None:
         fd, self._root_fd = self._root_fd, None

@@ -166,6 +166,7 @@ def grow_file(store: HostFile, size: int, prealloc: str) -> None:
                 assert store.fd is not None
                 os.posix_fallocate(store.fd, 0, size)
         except OSError as exc:
+            _shrink_back(store)
             raise fail(exc, "Could not preallocate new data") from exc
         _allocate_first_block(store, size)
     elif prealloc == "full":
@@ -179,9 +180,17 @@ def grow_file(store: HostFile, size: int, prealloc: str) -> None:
                 store.pwrite(zeros[:size - offset], offset)
             store.sync()
         except OSError as exc:
+            _shrink_back(store)
             raise fail(exc, "Could not write zeros for preallocation") from exc
     else:
         raise JobFailed(errno.ENOTSUP, f"Unsupported preallocation mode: {prealloc}")
+
+
+def _shrink_back(store: HostFile) -> None:
+    """After a failed preallocation the file goes back to the length it had (empty), as
+    QEMU truncates it back: a full disk leaves no partial file."""
+    with contextlib.suppress(OSError):
+        store.truncate(0)
 
 
 def _allocate_first_block(store: HostFile, size: int) -> None:
