@@ -362,6 +362,25 @@ def _compare_progress(result: Result) -> None:
         raise Mismatch(f"job progress differs:\nqsd:    {fq}\nengine: {fe}")
 
 
+def named_chain(names: Sequence[str] = ("base", "mid", "top")) -> list[Cmd]:
+    """``blockdev-add`` of a chain by name, bottom first (``{dir}/<name>.qcow2``, each
+    with a file node ``<name>-file``); the bottom read-only, each other layer backed by
+    the one before it."""
+    out = []
+    below: str | None = None
+    for name in names:
+        opts: dict[str, Any] = {"driver": "qcow2", "node-name": name,
+                                "file": {"driver": "file", "filename": f"{{dir}}/{name}.qcow2",
+                                         "node-name": f"{name}-file"}}
+        if below is None:
+            opts["read-only"] = True
+        else:
+            opts["backing"] = below
+        out.append(Cmd("blockdev-add", opts))
+        below = name
+    return out
+
+
 def image_fields(*fields: str) -> Callable[[Any], Any]:
     """A projection of ``query-named-block-nodes``: these ImageInfo fields by node name
     (auto-named nodes by driver and filename)."""

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from engine.formats.create import create_qcow2
-from tests.jobs.jobdiff import Cmd, WaitStatus, image_fields, run_jobs
+from tests.jobs.jobdiff import Cmd, WaitStatus, image_fields, named_chain, run_jobs
 from tests.support.qemu import create, qemu_img, qemu_io
 
 pytestmark = pytest.mark.qemu
@@ -156,21 +156,6 @@ def test_names_of_a_chain_whose_backing_was_overridden(tmp_path: Path) -> None:
                              "file": {"driver": "file", "filename": "{dir}/s.qcow2"}}),
         NAMES, DEEP,
     ], ("s.qcow2", "top.qcow2"))
-
-
-def named_chain() -> list[Cmd]:
-    """base <- mid <- top, each added by name with its file node."""
-    out = []
-    for name, backing in (("base", None), ("mid", "base"), ("top", "mid")):
-        opts: dict[str, Any] = {"driver": "qcow2", "node-name": name,
-                                "file": {"driver": "file", "node-name": f"{name}-file",
-                                         "filename": f"{{dir}}/{name}.qcow2"}}
-        if backing is not None:
-            opts["backing"] = backing
-        else:
-            opts["read-only"] = True
-        out.append(Cmd("blockdev-add", opts))
-    return out
 
 
 DETACH_BASE = Cmd("blockdev-reopen", {"options": [{

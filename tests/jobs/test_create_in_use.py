@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.jobs.jobdiff import Cmd, FilesSaved, FilesUnchanged, WaitStatus, run_jobs
+from tests.jobs.jobdiff import Cmd, FilesSaved, FilesUnchanged, WaitStatus, named_chain, run_jobs
 from tests.support.qemu import create, qemu_io
 
 pytestmark = pytest.mark.qemu
@@ -138,21 +138,6 @@ def test_blockdev_create_checks_options_before_writing(tmp_path: Path) -> None:
                   WaitStatus(f"j{i}", "concluded")]
     steps += [Cmd("query-jobs", compare_return=True), FilesUnchanged()]
     run_jobs(tmp_path, setup, steps, ("spare.qcow2",))
-
-
-def named_chain() -> list[Cmd]:
-    """base <- mid <- top by name, each with a named file node."""
-    out = []
-    for name, backing in (("base", None), ("mid", "base"), ("top", "mid")):
-        opts: dict[str, Any] = {"driver": "qcow2", "node-name": name,
-                                "file": {"driver": "file", "filename": f"{{dir}}/{name}.qcow2",
-                                         "node-name": f"{name}-file"}}
-        if backing is None:
-            opts["read-only"] = True
-        else:
-            opts["backing"] = backing
-        out.append(Cmd("blockdev-add", opts))
-    return out
 
 
 def test_block_resize_of_a_file_in_use(tmp_path: Path) -> None:

@@ -296,17 +296,7 @@ class PermissionSim:
 
     def _check_locks(self, key: str, filename: str, perm: int, shared: int) -> None:
         """Image locks against the other ``file`` nodes on the same host file."""
-        g = self.view.nx()
-        for other in g.nodes if g is not None else ():
-            if other == key:
-                continue
-            oinfo = self.info(other)
-            if oinfo is None or oinfo.driver != "file" or oinfo.filename != filename:
-                continue
-            operm, oshared = self.cumulative(other)
-            text = P.lock_conflict(perm, shared, operm, oshared)
-            if text:
-                raise LockConflict(text)
+        check_locks_beside(self, filename, perm, shared, besides=key)
 
     def _set_child_perms(self, key: str) -> None:
         info = self.info(key)
@@ -386,12 +376,20 @@ class _SimView:
 def check_file_locks(view: GraphView, filename: str, perm: int, shared: int) -> None:
     """A new node on ``filename`` taking ``perm`` and sharing ``shared``, beside the
     nodes already open on that host file (their image locks)."""
-    sim = PermissionSim(view)
-    for key in view.nx().nodes:
-        info = view.node_info(key)
-        if info is None or info.driver != "file" or info.filename != filename:
+    check_locks_beside(PermissionSim(view), filename, perm, shared)
+
+
+def check_locks_beside(sim: PermissionSim, filename: str, perm: int, shared: int,
+                       besides: str | None = None) -> None:
+    """Taking ``perm`` and sharing ``shared`` on host file ``filename``: refused
+    (:class:`LockConflict`, QEMU's text) when another ``file`` node on it (not
+    ``besides``) holds an image lock against it."""
+    g = sim.view.nx()
+    for other in g.nodes if g is not None else ():
+        info = sim.info(other)
+        if other == besides or info is None or info.driver != "file" \
+                or info.filename != filename:
             continue
-        operm, oshared = sim.cumulative(key)
-        text = P.lock_conflict(perm, shared, operm, oshared)
+        text = P.lock_conflict(perm, shared, *sim.cumulative(other))
         if text:
             raise LockConflict(text)
