@@ -24,6 +24,7 @@ ROUNDS = 5
 def run(report: Report) -> None:
     work = Path(tempfile.mkdtemp(prefix="bg-bench-attack-"))
     try:
+        (work / "attack").mkdir()
         result = slow_readers_and_huge_messages(work / "attack")
         if not result.still_answers or len(result.latencies) < 2:
             raise AssertionError("the server stopped answering under the attack")
@@ -37,6 +38,7 @@ def run(report: Report) -> None:
         for how in ("quit", "SIGTERM"):
             times = []
             for n in range(ROUNDS):
+                (work / f"{how}{n}").mkdir()
                 took, status = time_to_end(work / f"{how}{n}", how)
                 if status != 0:
                     raise AssertionError(f"{how}: exit status {status}")
