@@ -199,8 +199,9 @@ class HostFS:
         for prefix in (self.root, self._given_root):
             if full == prefix:
                 return "."
-            if full.startswith(prefix + "/"):
-                return full[len(prefix) + 1:].lstrip("/") or "."
+            inside = prefix.rstrip("/") + "/"          # the root may be "/" itself
+            if full.startswith(inside):
+                return full[len(inside):].lstrip("/") or "."
         raise OSError(errno.EACCES, os.strerror(errno.EACCES), name)
 
     def open(self, name: str, *, writable: bool) -> HostFile:
@@ -289,7 +290,7 @@ class HostFS:
             raise NotRegularFile(errno.EINVAL, "not a regular file", name)
         if self.root is not None:
             real = os.readlink(_PROC_FD + str(fd))
-            if not real.startswith(self.root + "/") or real.endswith(" (deleted)"):
+            if not real.startswith(self.root.rstrip("/") + "/") or real.endswith(" (deleted)"):
                 raise OSError(errno.EACCES, os.strerror(errno.EACCES), name)
 
 

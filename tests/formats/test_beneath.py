@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from engine.formats.beneath import open_beneath
+from engine.formats.hostfile import HostFS, NotRegularFile
 
 
 @pytest.fixture
@@ -95,3 +96,30 @@ def test_errors_inside_keep_their_errno(tree: tuple[int, Path, Path], walk: bool
         with pytest.raises(OSError) as exc:
             _read(tree[0], rel, walk)
         assert exc.value.errno == err, rel
+
+
+def test_host_files_under_a_root(tmp_path: Path) -> None:
+    """HostFS: names inside the root (as resolved or as the root was spelled) open, a
+    root of "/" confines nothing, names elsewhere and FIFOs are refused."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "f").write_bytes(b"data")
+    (tmp_path / "spelled").symlink_to("real")
+    os.mkfifo(tmp_path / "real" / "fifo")
+    fs = HostFS(tmp_path / "spelled")
+    try:
+        for name in (tmp_path / "real" / "f", tmp_path / "spelled" / "f"):
+            with fs.open(str(name), writable=False) as f:
+                assert f.pread(4, 0) == b"data"
+        with pytest.raises(OSError) as exc:
+            fs.open("/etc/hostname", writable=False)
+        assert exc.value.errno == errno.EACCES
+        with pytest.raises(NotRegularFile):
+            fs.open(str(tmp_path / "real" / "fifo"), writable=False)
+    finally:
+        fs.close()
+    everything = HostFS("/")
+    try:
+        with everything.open(str(tmp_path / "real" / "f"), writable=False) as f:
+            assert f.pread(4, 0) == b"data"
+    finally:
+        everything.close()
