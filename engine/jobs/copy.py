@@ -27,6 +27,7 @@ from __future__ import annotations
 import errno as errno_mod
 import mmap
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from engine.formats.buffers import aligned_buffer
@@ -143,7 +144,8 @@ def _take_buffer(size: int) -> mmap.mmap:
 
 
 class WriteBatch:
-    """Coalesces contiguous writes to one image into requests of up to ``limit`` bytes.
+    """Coalesces contiguous writes to one image into requests of up to ``limit`` bytes,
+    written on a writer thread while the job reads the next batch.
 
     Each request costs Python work per cluster and per table it touches; copying
     512 KiB per request would pay that a thousand times per 512 MiB. Data waits
@@ -151,26 +153,77 @@ class WriteBatch:
     changes nothing the guest sees, so a crash or cancel in between only means
     less was copied. (The job's target is in write-back mode meanwhile: one
     barrier publishes all batches' metadata at the job's flush.)
+
+    A full batch is handed to the writer thread and the job goes on reading into a
+    second buffer: the read of one batch (a copy out of the page cache) and the
+    write of the one before (a direct write to the disk) overlap instead of taking
+    turns, as QEMU's coroutines overlap them. One batch at most is in flight; the
+    next hand-off, :meth:`flush` and leaving the ``with`` block wait for it. A
+    write that failed stays pending and is written again first, so an error
+    surfaces at most one batch after its chunk, still as a write (target) error.
+    Use the batch as a context manager: nothing may be written after the job's
+    code that follows it (end of write-back, header changes, closing the image).
     """
 
-    def __init__(self, target: Any, limit: int = 32 << 20) -> None:
+    def __init__(self, target: Any, limit: int = 32 << 20, *, background: bool = True) -> None:
         self.target = target
         self.limit = limit
+        #: False: every batch is written by the caller's thread when handed off (for a
+        #: caller whose writes must not overlap anything it does between requests)
+        self.background = background
         self._buf = _take_buffer(limit)
+        self._spare: mmap.mmap | None = None
         self._start = 0
         self._len = 0
+        self._writer: ThreadPoolExecutor | None = None
+        #: the batch on the writer thread: (its write, start, buffer, length)
+        self._inflight: tuple[Future[None], int, mmap.mmap, int] | None = None
+        #: a batch whose write failed, written again before anything else
+        self._failed: tuple[int, mmap.mmap, int] | None = None
+
+    def __enter__(self) -> WriteBatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def release(self) -> None:
-        """Give the buffer back for the next job (after the last flush)."""
-        if self._len == 0 and self._buf:
-            _POOL.append(self._buf)
-            self._buf = bytearray()
+        """Give the buffers back for the next job (after the last flush)."""
+        self.close()
+
+    def close(self) -> None:
+        """Wait for the write in flight (its failure no longer matters: the job is
+        over or failing), stop the writer thread, and keep the buffers for the next
+        job when nothing is left pending."""
+        if self._inflight is not None:
+            future, start, buf, n = self._inflight
+            self._inflight = None
+            if future.exception() is None:
+                self._give_back(buf)
+            elif self._failed is None:
+                self._failed = (start, buf, n)
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        if self._len == 0 and self._failed is None and self._buf:
+            self._give_back(self._buf)
+            self._buf = bytearray()     # type: ignore[assignment]
+            if self._spare is not None:
+                _POOL.append(self._spare)
+                self._spare = None
+
+    def _give_back(self, buf: mmap.mmap) -> None:
+        """A buffer written out: the spare for the next batch, else the pool's."""
+        if self._spare is None:
+            self._spare = buf
+        else:
+            _POOL.append(buf)
 
     def view_for(self, start: int, n: int) -> tuple[memoryview, bool]:
         """A buffer to read ``[start, start+n)`` into; True when it joined the batch
         (False: an oversized run, to be written with :meth:`write_direct`)."""
         if self._len and (start != self._start + self._len or self._len + n > self.limit):
-            self.flush()
+            self._hand_off()
         if n > self.limit:
             return memoryview(aligned_buffer(n)), False
         if not self._len:
@@ -198,10 +251,47 @@ class WriteBatch:
         self._len -= n
 
     def flush(self) -> None:
-        """Write what is pending; on failure it stays pending (a retry writes it again)."""
+        """Write everything pending and wait for it; on failure it stays pending
+        (a retry writes it again)."""
+        self._settle()
         if self._len:
             _write(self.target, self._start, memoryview(self._buf)[:self._len])
             self._len = 0
+
+    def _settle(self) -> None:
+        """Wait for the batch in flight, then write a failed one again (raising
+        CopyError while it still fails)."""
+        if self._inflight is not None:
+            future, start, buf, n = self._inflight
+            self._inflight = None
+            exc = future.exception()
+            if exc is not None:
+                self._failed = (start, buf, n)
+                raise exc
+            self._give_back(buf)
+        if self._failed is not None:
+            start, buf, n = self._failed
+            _write(self.target, start, memoryview(buf)[:n])
+            self._failed = None
+            self._give_back(buf)
+
+    def _hand_off(self) -> None:
+        """Start writing the pending batch on the writer thread and read on into the
+        spare buffer (the write before it finished first)."""
+        if not self.background:
+            self.flush()
+            return
+        self._settle()
+        if not self._len:
+            return
+        buf, start, n = self._buf, self._start, self._len
+        spare, self._spare = self._spare, None
+        self._buf = spare if spare is not None else _take_buffer(self.limit)
+        self._len = 0
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="job-write")
+        future = self._writer.submit(_write, self.target, start, memoryview(buf)[:n])
+        self._inflight = (future, start, buf, n)
 
 
 def _write(target: Any, start: int, data: memoryview) -> None:

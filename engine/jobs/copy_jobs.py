@@ -183,13 +183,14 @@ class StreamDriver(JobDriver):
                 return
             top, length = first.top, first.top.length()
         copy = _Copy(length, self.ctx, self.chunk)
-        batch = WriteBatch(top)
 
         def step(offset: int, n: int) -> tuple[int, int]:
             now = self.layers.get()
             return stream_step(now.top, now.intermediates, now.source, offset, n, batch)
 
-        with _write_back(top):
+        # the job's requests run under the engine's lock, which a writer thread could not
+        # take while the job waits for it: the batch writes in this thread
+        with _write_back(top), WriteBatch(top, background=False) as batch:
             yield from copy.loop(job, step)
             if job.cancel_requested:
                 return
@@ -238,8 +239,7 @@ class CommitDriver(JobDriver):
                 job.set_remaining(length)
             self._grow_base(base, length)
         copy = _Copy(length, self.ctx, self.chunk, retry_ignored=True)
-        batch = WriteBatch(base)
-        with _write_back(base):
+        with _write_back(base), WriteBatch(base, background=False) as batch:
             if self.active:
                 yield from self._mirror(job, copy, batch)
             else:
