@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 USAGE = """\
 usage: blockgraph [--connect unix:PATH|tcp:HOST:PORT | --demo | IMAGE ...]
+       blockgraph --connect qemu:///system      every libvirt VM of a connection at once
        blockgraph --list [--connect URI ...]   what this host offers to connect to
        blockgraph SUBCOMMAND [ARGS ...]
 

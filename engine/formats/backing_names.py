@@ -76,6 +76,20 @@ def json_options(name: str) -> dict[str, Any]:
     return crumple(value)
 
 
+def options_of_name(name: str) -> dict[str, Any]:
+    """The options a ``json:{…}`` name stands for, or none for a plain or unreadable name.
+
+    For readers that only look inside a name (the permission rules, the planner's
+    reopen options): a name QEMU could not parse names no options to them either.
+    """
+    if not name.startswith(JSON_PREFIX):
+        return {}
+    try:
+        return json_options(name)
+    except BackingNameError:
+        return {}
+
+
 def crumple(options: dict[str, Any]) -> dict[str, Any]:
     """Nested options from a dict that may use dotted keys (``file.filename``).
 

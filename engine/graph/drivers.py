@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from engine.graph.io.base import NodeIO
-from engine.graph.io.filters import BackingFilterIO, CopyOnReadIO
+from engine.graph.io.copy_on_read import CopyOnReadIO
+from engine.graph.io.filters import BackingFilterIO
 from engine.graph.io.formats import Qcow2IO, RawIO
 from engine.graph.io.protocol import FileIO, NullIO
+from engine.graph.io.throttle import ThrottleIO
 
 
 class Kind(StrEnum):
@@ -94,7 +96,7 @@ def _entries() -> list[Driver]:
         Driver("mirror_top", X, filtered_role="backing", job_filter=True,
                io=BackingFilterIO, own_filename=True),
         Driver("throttle", X, filtered_role="file", strong_options=("throttle-group",),
-               reopen=True),
+               reopen=True, io=ThrottleIO),
         Driver("preallocate", X, filtered_role="file", reopen=True),
         Driver("compress", X, filtered_role="file", writes_unchanged=True),
         Driver("blkdebug", X, filtered_role="image", reopen=True),

@@ -163,6 +163,8 @@ class BlockGraph(Journaled, LiveView):
         while work:
             current = work.pop()
             assert not current.parents, f"{current.name} still has parents"
+            if current.io is not None and current.io.frozen_base is not None:
+                self.unfreeze_chain(current, current.io.frozen_base)
             for link in list(current.children.values()):
                 self.detach(link, release=False)
                 child = link.child

@@ -251,8 +251,40 @@ def _make_io(graph: BlockGraph, node: Node) -> Any:
     if node.driver == "raw":
         check_raw_window(node)
     assert spec.io is not None
+    refusal = spec.io.option_error(graph.io, node.options)
+    if refusal is not None:
+        raise GraphError(refusal)
     io = spec.io(node, graph.io)
+    if node.driver == "copy-on-read" and "bottom" in node.options:
+        io.frozen_base = _freeze_to_bottom(graph, node)
     return io
+
+
+def _freeze_to_bottom(graph: BlockGraph, node: Node) -> Node:
+    """``copy-on-read``'s ``bottom``: an existing node that is no filter, in the chain
+    below the filter; the links down to it are frozen (QEMU's checks and texts; QEMU
+    itself never returns when the node is not in the chain, the engine refuses)."""
+    name = node.options["bottom"]
+    bottom = graph.find(name)
+    if bottom is None:
+        raise GraphError(f"Bottom node '{name}' not found")
+    if bottom.spec.is_filter:
+        raise GraphError(f"Bottom node '{name}' is a filter")
+    chain: list[tuple[Node, Any]] = []
+    current: Node | None = node
+    while current is not None and current is not bottom:
+        link = current.children.get(current.spec.filtered_role or "backing")
+        if link is None:
+            raise GraphError(f"Bottom node '{name}' is not in the backing chain of "
+                             f"'{node.name}'")
+        chain.append((current, link))
+        current = link.child
+    for parent, link in chain:
+        if link.frozen:
+            raise GraphError(f"Cannot change '{link.role}' link from '{parent.name}' to "
+                             f"'{link.child.name}'")
+    graph.freeze_chain(node, bottom)
+    return bottom
 
 
 def _open_qcow2(node: Node) -> Any:

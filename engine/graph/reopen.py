@@ -143,6 +143,10 @@ def _prepare(graph: BlockGraph, entry: Entry, seeds: list[Node]) -> None:
         _check_qcow2_options(node, opts)
     if node.driver == "raw":     # against the file child it has before the reopen
         check_raw_window(node, {k: v for k, v in opts.items() if k in ("offset", "size")})
+    if node.spec.io is not None:
+        refusal = node.spec.io.option_error(graph.io, opts)
+        if refusal is not None:
+            raise rules.RuleViolation(refusal)
     rules.check_backing_given(graph, node.name, "backing" in opts)
     for role in ("backing", "file"):
         value = opts.get(role)

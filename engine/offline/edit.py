@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -345,10 +345,19 @@ def _copy_nonzero(reader: ChainReader, out: Image, data: list[tuple[int, int]], 
 
 
 def _temp_beside(path: str) -> str:
-    fd, tmp = tempfile.mkstemp(prefix=".blockgraph-", suffix=".tmp",
-                               dir=os.path.dirname(os.path.abspath(path)))
-    os.close(fd)
-    return tmp
+    """A new empty file beside ``path``, created with the mode any new file gets here
+    (0666 less the umask, as qemu-img's files): renamed over ``path``, it is that file.
+    (``tempfile.mkstemp`` makes it 0600, and a flattened image stayed unreadable to the
+    group that reads every other image.)"""
+    directory = os.path.dirname(os.path.abspath(path))
+    while True:
+        tmp = os.path.join(directory, f".blockgraph-{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
 
 
 def _unlink_quietly(path: str) -> None:

@@ -44,7 +44,7 @@ def _one_image_info(node: Node, memo: dict[str, Any],
     info: dict[str, Any] = {"filename": filename(node, memo), "format": node.driver}
     img = node.image
     raw_info = _format_info(img)
-    if node.driver not in ("null-co", "null-aio"):
+    if _info_driver(node) not in ("null-co", "null-aio"):
         info["dirty-flag"] = bool(raw_info.get("dirty-flag", False))
     info["actual-size"] = _actual_size(node)
     info["virtual-size"] = virtual_size(node)
@@ -66,6 +66,19 @@ def _one_image_info(node: Node, memo: dict[str, Any],
     if "format-specific" in raw_info and node.driver == "qcow2":
         info["format-specific"] = qdict_sorted(raw_info["format-specific"])
     return ordered(info)
+
+
+def _info_driver(node: Node) -> str:
+    """The driver whose bdrv_get_info answers for ``node``: filters without their own
+    and ``raw`` pass the question to their child."""
+    current = node
+    while ((current.spec.is_filter and current.spec.filtered_role is not None)
+           or current.driver == "raw"):
+        link = current.children.get(current.spec.filtered_role or "file")
+        if link is None:
+            break
+        current = link.child
+    return current.driver
 
 
 def _cluster_size(node: Node) -> int | None:

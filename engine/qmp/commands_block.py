@@ -39,9 +39,12 @@ def blockdev_del(engine: Engine, args: dict[str, Any]) -> Any:
     rules.check_delete(graph, name,
                        monitor_owned=node.monitor_owned if node is not None else None)
     assert node is not None
+    below = [link.child for link in node.children.values()]
     with graph.transaction():
         graph.set(node, "monitor_owned", False)
         graph.release(node)
+        # children that stay lose what the deleted node asked of them
+        graph.refresh_perms([child for child in below if child.name in graph.nodes])
     return {}
 
 

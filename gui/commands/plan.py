@@ -5,7 +5,11 @@
     blockgraph plan --connect unix:/run/qsd.sock snapshot top --file /images/top-1.qcow2
 
 The intent is planned on the peer's graph exactly as the editor plans a gesture, and
-checked by the same preflight (QEMU's rules). The plan is printed as a qmp-shell script
+checked by the same preflight (QEMU's rules). Its consequences head it as comments, the
+lines the editor's review shows: what each VM disk, export or top node reads afterwards
+(layers that join or leave its chain, bytes read from other layers, counted from the
+images' allocation on this machine), nodes QEMU frees, files written — with a warning
+for each disk or export whose data changes under it. The plan is printed as a qmp-shell script
 (one command per line, comments for what it does and for the jobs to wait for) that
 ``blockgraph replay`` and qmp-shell both read. A plan preflight refuses prints QEMU's
 error text on stderr and exits 2; ``--no-check`` prints it (or, with ``--apply``, sends
@@ -17,6 +21,18 @@ Nodes are named as QEMU reports them, auto-named ones too (quote ``#block258`` f
 shell); devices by their qdev id or QOM path, as ``query-block`` reports them. A
 relative ``--file`` is made absolute here, since QEMU would resolve it against its own
 working directory.
+
+A libvirt domain is planned through libvirt's own APIs (:mod:`gui.libvirt.target`), so
+that ``virsh domblklist`` and ``virsh snapshot-list`` show the result; the plan is
+printed as virsh commands, and nodes and devices may also be named by libvirt's disk
+targets (``vda``, ``vda[2]``, ``sda``):
+
+    blockgraph plan --connect qemu:///system --domain vm1 --apply snapshot vda --file /vm/s1.qcow2
+    blockgraph plan --connect qemu:///system --domain vm1 --apply commit vda --base 'vda[2]'
+
+An edit libvirt has no API for is refused with the reason; ``--confirm-passthrough``
+sends it through libvirt's QMP passthrough anyway, accepting that libvirt marks the
+domain tainted and will not know of the change.
 """
 
 from __future__ import annotations
@@ -59,7 +75,13 @@ def _parser() -> argparse.ArgumentParser:
                "2 refused by preflight (QEMU's text on stderr) or bad arguments.")
     p.add_argument("--connect", metavar="ADDR", required=True,
                    help="unix:PATH or tcp:HOST:PORT of QEMU, qemu-storage-daemon or "
-                        "blockgraph serve")
+                        "blockgraph serve; or a libvirt URI (qemu:///system, "
+                        "qemu+ssh://HOST/system) with --domain")
+    p.add_argument("--domain", metavar="NAME", help="the libvirt domain to edit")
+    p.add_argument("--confirm-passthrough", action="store_true",
+                   help="libvirt only: send an edit libvirt has no API for through QMP "
+                        "passthrough; libvirt marks the domain tainted and will not know "
+                        "of the change")
     p.add_argument("--apply", action="store_true",
                    help="run the plan, wait for its jobs, print what changed")
     p.add_argument("--no-check", action="store_true",
@@ -117,7 +139,25 @@ def _parser() -> argparse.ArgumentParser:
     insert = intents.add_parser("insert-medium", help="put NODE into DEVICE (tray open)")
     insert.add_argument("device")
     insert.add_argument("node")
+
+    copy = intents.add_parser("copy", help="libvirt: copy NODE's disk to FILE and switch "
+                                           "the disk to it (virDomainBlockCopy)")
+    copy.add_argument("node")
+    copy.add_argument("--file", required=True, metavar="PATH", help="the copy to create")
+    copy.add_argument("--format", default="qcow2", metavar="FMT")
+    copy.add_argument("--shallow", action="store_true",
+                      help="copy the active layer only; the copy keeps the backing chain")
+    copy.add_argument("--no-pivot", action="store_true",
+                      help="finish the copy but leave the disk on its old image")
+    for name, what in (("abort-job", "cancel"), ("pivot-job", "complete (pivot)")):
+        job = intents.add_parser(name, help=f"libvirt: {what} the block job on DISK or "
+                                            "with id JOB (virDomainBlockJobAbort)")
+        job.add_argument("job", metavar="JOB|DISK")
     return p
+
+
+#: intents only libvirt domains have (libvirt's own jobs and copies)
+LIBVIRT_INTENTS = ("copy", "abort-job", "pivot-job")
 
 
 def overlay_name(filename: str, graph: GraphSnapshot) -> str:
@@ -162,17 +202,56 @@ def intent_from(args: argparse.Namespace, graph: GraphSnapshot) -> Any:
             return RemoveMedium(args.device)
         case "insert-medium":
             return InsertMedium(args.device, args.node)
+    if args.intent in LIBVIRT_INTENTS:
+        return libvirt_intent_from(args)
     raise ValueError(args.intent)
 
 
+def libvirt_intent_from(args: argparse.Namespace) -> Any:
+    """The intents only a libvirt domain has. Their module loads the libvirt binding, so
+    it is imported here, lazily: only for a libvirt URI (see :func:`misused_options`)."""
+    from gui.libvirt.edits import AbortJob, BlockCopy, PivotJob
+
+    match args.intent:
+        case "copy":
+            return BlockCopy(args.node, os.path.abspath(args.file), args.format,
+                             shallow=args.shallow, pivot=not args.no_pivot)
+        case "abort-job":
+            return AbortJob(args.job)
+        case "pivot-job":
+            return PivotJob(args.job)
+    raise ValueError(args.intent)
+
+
+def is_libvirt(address: str) -> bool:
+    scheme = address.partition(":")[0]
+    return scheme in ("qemu", "test") or scheme.startswith(("qemu+", "test+"))
+
+
 async def open_target(args: argparse.Namespace) -> PlanTarget:
-    """The target the address names. QMP endpoints here; libvirt domains are another
-    target (:mod:`gui.executor.targets`) not wired to this command yet."""
-    scheme = args.connect.partition(":")[0]
-    if scheme in ("qemu", "test") or scheme.startswith(("qemu+", "test+")):
-        raise SessionError(f"{args.connect}: libvirt domains are not planned by this "
-                           "command yet; connect to a QMP socket")
+    """The target the address names: a QMP endpoint, or a libvirt domain."""
+    if is_libvirt(args.connect):
+        # the libvirt binding is optional: loaded only for a libvirt URI
+        from gui.libvirt.headless import domain_from
+        from gui.libvirt.target import LibvirtTarget
+
+        return await LibvirtTarget.connect(*domain_from(args.connect, args.domain),
+                                           passthrough=args.confirm_passthrough)
     return await QmpTarget.connect(args.connect)
+
+
+def misused_options(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options for the kind of peer, or None."""
+    if is_libvirt(args.connect):
+        if args.no_check:
+            return ("--no-check is for QMP peers: a libvirt domain is edited through "
+                    "libvirt's APIs, and its plans are always checked")
+    elif args.domain or args.confirm_passthrough:
+        return "--domain and --confirm-passthrough are for libvirt URIs (qemu:///system)"
+    elif args.intent in LIBVIRT_INTENTS:
+        return (f"{args.intent} is an edit of a libvirt domain (virDomainBlockCopy, "
+                "virDomainBlockJobAbort): connect to a libvirt URI with --domain")
+    return None
 
 
 async def run(args: argparse.Namespace, out: TextIO | None = None,
@@ -198,8 +277,13 @@ async def _plan_and_apply(target: PlanTarget, args: argparse.Namespace, out: Tex
     if plan.refusals:
         for reason in plan.refusals:
             print(str(reason), file=err)
+        if getattr(plan, "passthrough_possible", False):
+            print("blockgraph plan: --confirm-passthrough sends it anyway; libvirt then marks "
+                  "the domain tainted and will not know of the change", file=err)
         return REFUSED
-    _print_lines([*header(plan), target.script(plan)], out)
+    effects, warnings = await target.consequences(plan)
+    _print_lines([*header(plan), *(f"# warning: {w}" for w in warnings), "# consequences:",
+                  *(f"#   {line}" for line in effects), target.script(plan)], out)
     if not args.apply:
         return APPLIED
     try:
@@ -233,5 +317,8 @@ def _print_lines(lines: Sequence[str], out: TextIO) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if (problem := misused_options(args)) is not None:
+        parser.error(problem)
     return asyncio.run(run(args))

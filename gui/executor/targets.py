@@ -3,13 +3,14 @@
 A :class:`PlanTarget` turns an intent into a plan on the peer's graph, says it as the
 text the command prints, and runs it. :class:`QmpTarget` is the one for any QMP peer —
 QEMU, qemu-storage-daemon, ``blockgraph serve`` — through a session and the
-:class:`~gui.executor.PlanExecutor`. A libvirt domain plugs in here with a target of
-its own over :class:`gui.libvirt.editor.DomainEditor` (its ``plan``/``run``), printing
-virsh commands instead of qmp-shell; the command's front end does not change.
+:class:`~gui.executor.PlanExecutor`. A libvirt domain is the other:
+:class:`gui.libvirt.target.LibvirtTarget`, over the domain editor, prints virsh commands
+instead of qmp-shell; the command's front end does not change.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -17,6 +18,8 @@ from typing import Any, Protocol
 from engine.graph.snapshot import GraphSnapshot
 from gui.executor.changes import describe_changes
 from gui.executor.executor import PlanExecutor
+from gui.images.allocation import local_allocation
+from gui.planner.consequences import consequences_of, dangers
 from gui.planner.intents import MEDIA_INTENTS
 from gui.session import Session
 
@@ -53,6 +56,8 @@ class PlanTarget(Protocol):
 
     async def plan(self, intent: Any, *, check: bool = True) -> PlanLike: ...
 
+    async def consequences(self, plan: PlanLike) -> tuple[list[str], list[str]]: ...
+
     def script(self, plan: PlanLike) -> str: ...
 
     async def apply(self, plan: PlanLike, *, check: bool = True) -> Applied: ...
@@ -83,6 +88,27 @@ class QmpTarget:
         if isinstance(intent, MEDIA_INTENTS) or self.executor.devices is None:
             await self.executor.read_devices()
         return self.executor.plan(intent, check=check)
+
+    async def consequences(self, plan: Any) -> tuple[list[str], list[str]]:
+        """What ``plan`` changes for each reader (the editor's review, as lines) and the
+        warnings for disks and exports whose data changes under them."""
+        ctx = self.executor.context()
+        labels = await self._export_labels()
+        found = await asyncio.to_thread(consequences_of, ctx, plan, local_allocation, labels)
+        warn = dangers(found, plan.intent, "")
+        if warn and self.session.capabilities is not None \
+                and self.session.capabilities.has("query-status"):
+            status = await self.session.execute("query-status")
+            warn = dangers(found, plan.intent, str((status or {}).get("status", "")))
+        return found.lines(), warn
+
+    async def _export_labels(self) -> dict[str, str]:
+        """Exports named by their id, as the editor names them."""
+        caps = self.session.capabilities
+        if caps is None or not caps.has("query-block-exports"):
+            return {}
+        return {f"backend:#{e.get('node-name', '')}": f"export {e.get('id')}"
+                for e in await self.session.execute("query-block-exports") or []}
 
     def script(self, plan: Any) -> str:
         return str(plan.as_qmp_shell())

@@ -28,7 +28,7 @@ import contextlib
 import json
 import logging
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import libvirt
@@ -95,14 +95,59 @@ def monitor_command(dom: libvirt.virDomain, command: str,
     return data
 
 
+#: what a QMP-event subscriber gets: (event, seconds, microseconds, details as JSON text)
+QmpEventCallback = Callable[[str, int, int, "str | None"], None]
+
+
+class QmpEventHub:
+    """One QMP-event callback per libvirt connection, handing each event to the bridges
+    of its domain (by UUID). Used on the libvirt thread only.
+
+    Over a libvirtd connection, a QMP-event callback filtered to one domain leaves every
+    later one on the same connection without events — with several domains open, only
+    the first would stay live — and libvirt refuses a second unfiltered one with the
+    same callback. So there is one, unfiltered, and the filtering is done here.
+    """
+
+    def __init__(self, conn: libvirt.virConnect) -> None:
+        self.conn = conn
+        self._id: int | None = None
+        self._subscribers: dict[str, list[QmpEventCallback]] = {}
+
+    def add(self, dom: libvirt.virDomain, cb: QmpEventCallback) -> Callable[[], None]:
+        """Deliver ``dom``'s events to ``cb`` until the returned function is called."""
+        if self._id is None:
+            self._id = libvirt_qemu.qemuMonitorEventRegister(
+                self.conn, None, None, self._dispatch, None, 0)
+        subscribers = self._subscribers.setdefault(dom.UUIDString(), [])
+        subscribers.append(cb)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                subscribers.remove(cb)
+            if not any(self._subscribers.values()) and self._id is not None:
+                cb_id, self._id = self._id, None
+                with contextlib.suppress(libvirt.libvirtError):
+                    libvirt_qemu.qemuMonitorEventDeregister(self.conn, cb_id)
+
+        return remove
+
+    def _dispatch(self, conn: Any, dom: Any, event: str, seconds: int, micros: int,
+                  details: str | None, opaque: Any) -> None:
+        for cb in list(self._subscribers.get(dom.UUIDString(), ())):
+            cb(event, seconds, micros, details)
+
+
 class DomainBridge:
     """Serves QMP for one domain on one socket (see the module docstring)."""
 
     def __init__(self, conn: libvirt.virConnect, dom: libvirt.virDomain,
-                 gate: PassthroughGate) -> None:
+                 gate: PassthroughGate, hub: QmpEventHub | None = None) -> None:
         self.conn = conn
         self.dom = dom
         self.gate = gate
+        self.hub = hub or QmpEventHub(conn)
+        self._stop_events: Callable[[], None] | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._callbacks: list[tuple[str, int]] = []
         self._closed = asyncio.Event()
@@ -178,24 +223,21 @@ class DomainBridge:
 
     # -- libvirt's events (callbacks on the libvirt thread) ------------------------------
     def _register(self) -> None:
-        qmp_id = libvirt_qemu.qemuMonitorEventRegister(
-            self.conn, self.dom, None, self._on_qmp_event, None, 0)
-        self._callbacks.append(("qmp", qmp_id))
+        self._stop_events = self.hub.add(self.dom, self._on_qmp_event)
         life_id = self.conn.domainEventRegisterAny(
             self.dom, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
         self._callbacks.append(("domain", life_id))
 
     def _unregister(self) -> None:
-        for kind, cb_id in self._callbacks:
+        if self._stop_events is not None:
+            self._stop_events()
+            self._stop_events = None
+        for _kind, cb_id in self._callbacks:
             with contextlib.suppress(libvirt.libvirtError):
-                if kind == "qmp":
-                    libvirt_qemu.qemuMonitorEventDeregister(self.conn, cb_id)
-                else:
-                    self.conn.domainEventDeregisterAny(cb_id)
+                self.conn.domainEventDeregisterAny(cb_id)
         self._callbacks = []
 
-    def _on_qmp_event(self, conn: Any, dom: Any, event: str, seconds: int, micros: int,
-                      details: str | None, opaque: Any) -> None:
+    def _on_qmp_event(self, event: str, seconds: int, micros: int, details: str | None) -> None:
         data = json.loads(details) if details else {}
         self._send({"event": event, "data": data,
                     "timestamp": {"seconds": seconds, "microseconds": micros}})

@@ -8,7 +8,8 @@
 Each libvirt call is made on the libvirt thread; a step that waits for a block job waits
 for libvirt's own event (``VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2``), which libvirt sends once
 it has updated the domain XML for the new chain — events are recorded from before the
-call, so a job that finishes at once is not missed. A plan sent through QMP passthrough
+call, so a job that finishes at once is not missed; the wait ends with an error when the
+domain stops (QEMU gone, no event will come). A plan sent through QMP passthrough
 runs through the session's own executor with the bridge's gate opened for its commands,
 and only with ``confirmed=True`` (the user accepted ``plan.confirmation``). After every
 plan, and after a failed one, the graph and the XML are read again.
@@ -28,9 +29,12 @@ from engine.offline.domain_xml import DomainDescription
 from gui.executor import PlanExecutor
 from gui.libvirt.edits import EditContext, LibvirtCall, LibvirtPlan, WaitBlockJob, plan_edit
 from gui.libvirt.errors import LibvirtError
-from gui.libvirt.host import BlockJobEvent, LibvirtHost
+from gui.libvirt.host import BlockJobEvent, DomainEvent, LibvirtHost
 from gui.session import JobFailed, PreflightRefused, Session, SessionError
 from gui.session.observers import Observers
+
+#: lifecycle events after which no block job event will come
+STOPPED = frozenset({"stopped", "crashed"})
 
 
 class ConfirmationRequired(SessionError):
@@ -63,18 +67,26 @@ class DomainEditor:
         self._job_events: list[BlockJobEvent] = []
         self._job_changed = asyncio.Event()
         self._calls: Observers[LibvirtCall] = Observers("libvirt_call")
-        self._unsubscribe = host.on_block_job(self._on_job)
+        self._stopped: str | None = None      # the lifecycle event that ended the domain
+        self._unsubscribe = [host.on_block_job(self._on_job),
+                             host.on_domain_event(self._on_domain_event)]
 
     def on_call(self, cb: Callable[[LibvirtCall], None]) -> Callable[[], None]:
         """Every libvirt call made, before it is made (for a log of what was sent)."""
         return self._calls.add(cb)
 
     def close(self) -> None:
-        self._unsubscribe()
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
 
     def _on_job(self, event: BlockJobEvent) -> None:
         if event.domain == self.domain:
             self._job_events.append(event)
+            self._job_changed.set()
+
+    def _on_domain_event(self, event: DomainEvent) -> None:
+        if event.domain == self.domain:
+            self._stopped = event.kind if event.kind in STOPPED else None
             self._job_changed.set()
 
     async def context(self) -> EditContext:
@@ -111,6 +123,7 @@ class DomainEditor:
                              tuple(plan.mismatches(snapshot, description)))
 
     async def _run_calls(self, plan: LibvirtPlan) -> None:
+        self._stopped = None
         dom = await self.host.lookup(self.domain)
         seen = len(self._job_events)
         for step in plan.steps:
@@ -135,6 +148,9 @@ class DomainEditor:
                     raise JobFailed(f"{event.job_type} on {step.disk}", event.status,
                                     "libvirt reported the block job " + event.status)
             seen = len(self._job_events)
+            if self._stopped is not None:
+                raise LibvirtError(f"domain '{self.domain}' {self._stopped} while its block "
+                                   f"job on {step.disk} ran")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise LibvirtError(f"no block job event for {step.disk} within "

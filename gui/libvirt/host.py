@@ -5,6 +5,7 @@
     for d in await host.domains():             # every domain, running ones first
         print(d.name, d.state, d.running)
     host.on_domain_event(cb)                   # cb(DomainEvent): started, stopped, …
+    host.on_connection_lost(cb)                # cb(reason): libvirtd went away
     session = host.session("vm1")             # a gui.session.Session on vm1's QMP bridge
     description = await host.describe("vm1")  # disks from the live XML (engine.offline)
     await host.close()
@@ -29,7 +30,7 @@ from typing import Any
 import libvirt
 
 from engine.offline.domain_xml import DomainDescription, parse_domain_xml
-from gui.libvirt.bridge import DomainBridge, PassthroughGate, monitor_command
+from gui.libvirt.bridge import DomainBridge, PassthroughGate, QmpEventHub, monitor_command
 from gui.libvirt.errors import LibvirtError
 from gui.libvirt.runtime import LibvirtRuntime, deliver, runtime
 from gui.session import Endpoint, Session, socket_endpoint
@@ -119,6 +120,14 @@ _JOB_STATUS = {
 }
 
 
+_CLOSE_REASONS = {
+    libvirt.VIR_CONNECT_CLOSE_REASON_ERROR: "a connection error",
+    libvirt.VIR_CONNECT_CLOSE_REASON_EOF: "libvirtd closed the connection",
+    libvirt.VIR_CONNECT_CLOSE_REASON_KEEPALIVE: "libvirtd stopped answering (keepalive)",
+    libvirt.VIR_CONNECT_CLOSE_REASON_CLIENT: "closed",
+}
+
+
 def is_libvirt_uri(address: str) -> bool:
     """True for ``qemu:///system``, ``qemu+ssh://host/system``, ``test:///default``…"""
     scheme, sep, _ = address.partition(":")
@@ -147,11 +156,13 @@ class LibvirtHost:
         self.gate = PassthroughGate()
         self._rt: LibvirtRuntime = runtime()
         self._conn: libvirt.virConnect | None = None
+        self._hub: QmpEventHub | None = None       # the bridges' QMP events (one callback)
         self._lifecycle_id: int | None = None
         self._job_id: int | None = None
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, Observers[Any]]] = []
         self._domain_events: Observers[DomainEvent] = Observers("domain_event")
         self._job_events: Observers[BlockJobEvent] = Observers("block_job")
+        self._lost: Observers[str] = Observers("connection_lost")
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- connection --------------------------------------------------------------------
@@ -170,6 +181,9 @@ class LibvirtHost:
             None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
         self._job_id = conn.domainEventRegisterAny(
             None, libvirt.VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2, self._on_block_job, None)
+        self._hub = QmpEventHub(conn)
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.registerCloseCallback(self._on_close, None)
         return conn
 
     async def close(self) -> None:
@@ -178,6 +192,8 @@ class LibvirtHost:
             await self._rt.run(self._close, conn)
 
     def _close(self, conn: libvirt.virConnect) -> None:
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.unregisterCloseCallback()
         for cb_id in (self._lifecycle_id, self._job_id):
             if cb_id is not None:
                 with contextlib.suppress(libvirt.libvirtError):
@@ -237,6 +253,15 @@ class LibvirtHost:
         """libvirt's block-job events (after libvirt updated its XML for them)."""
         return self._job_events.add(cb)
 
+    def on_connection_lost(self, cb: Callable[[str], None]) -> Callable[[], None]:
+        """``cb(reason)`` when libvirt's connection ends other than by :meth:`close`
+        (libvirtd went away, the keepalive timed out, a remote host dropped)."""
+        return self._lost.add(cb)
+
+    def _on_close(self, conn: Any, reason: int, opaque: Any) -> None:
+        if self._loop is not None:
+            deliver(self._loop, self._lost.emit, _CLOSE_REASONS.get(reason, f"reason {reason}"))
+
     def _on_lifecycle(self, conn: Any, dom: Any, event: int, detail: int, opaque: Any) -> None:
         if self._loop is not None:
             deliver(self._loop, self._domain_events.emit,
@@ -266,7 +291,8 @@ class LibvirtHost:
         except LibvirtError as exc:
             raise ConnectionRefusedError(exc.message) from None
         client, server = socket.socketpair()
-        self._rt.spawn(DomainBridge(self.connection, dom, self.gate).serve(server, version))
+        self._rt.spawn(DomainBridge(self.connection, dom, self.gate, self._hub).serve(
+            server, version))
         return client
 
     def _running_domain(self, name: str) -> tuple[libvirt.virDomain, dict[str, Any]]:

@@ -4,6 +4,10 @@ Without this, Ctrl+C in the terminal did nothing (Qt's loop holds the process an
 Python's default handler only raises inside Python code) and SIGTERM ended the
 process on the spot, so the window geometry, theme and other settings of that run
 were never saved.
+
+Every other top-level window closes too (a tour or offline window the editor opened):
+the process ends when its last window has closed, so one left open kept it alive and
+a SIGTERM seemed ignored.
 """
 
 from __future__ import annotations
@@ -12,6 +16,16 @@ import signal
 from collections.abc import Callable
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer
+from PySide6.QtWidgets import QApplication, QWidget
+
+
+def close_everything(close: Callable[[], object]) -> None:
+    """Close every other visible top-level window, then call ``close`` (the main one's)."""
+    main = close.__self__ if isinstance(getattr(close, "__self__", None), QWidget) else None
+    for widget in QApplication.topLevelWidgets():
+        if widget is not main and widget.isWindow() and widget.isVisible():
+            widget.close()
+    close()
 
 
 def close_on_signals(close: Callable[[], object], parent: QObject) -> QTimer:
@@ -28,7 +42,7 @@ def close_on_signals(close: Callable[[], object], parent: QObject) -> QTimer:
         # not reach Qt objects that are being torn down
         if quitting or QCoreApplication.instance() is None or QCoreApplication.closingDown():
             return
-        QTimer.singleShot(0, close)
+        QTimer.singleShot(0, lambda: close_everything(close))
 
     def on_quit() -> None:
         nonlocal quitting

@@ -235,12 +235,29 @@ class OfflineWindow(QMainWindow):
                         lambda: self._rebase_dialog(key, safe=True)))
         entries.append(("Rebase onto another image (header only, unsafe)…",
                         lambda: self._rebase_dialog(key, safe=False)))
-        if info.header_backing:
+        # stream and commit read (and commit writes) the chain below: only when all of it
+        # is there (a missing or unreadable backing file has the fixes above instead)
+        if info.header_backing and self._chain_below_readable(key):
             entries.append(("Stream the chain into this image",
                             lambda: self.run_stream(key)))
             entries.append(("Commit into its backing file", lambda: self.run_commit(key)))
         entries.append(("Flatten into a new image…", lambda: self._flatten_dialog(key)))
         return entries
+
+    def _chain_below_readable(self, key: str) -> bool:
+        """Whether every backing file below ``key`` is on disk and readable."""
+        assert self.graph is not None
+        snap = self.graph.snapshot
+        seen = {key}
+        below = snap.backing(key)
+        if below is None:
+            return False
+        while below is not None and below not in seen:
+            if snap.nodes[below].driver in ("missing", "unreadable"):
+                return False
+            seen.add(below)
+            below = snap.backing(below)
+        return True
 
     def _context_menu(self, key: str, where: QPoint) -> None:
         menu = QMenu(self)

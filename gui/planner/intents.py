@@ -50,6 +50,7 @@ class Stream:
     node: str
     base: str | None = None
     job_id: str | None = None
+    speed: int = 0          # bytes per second, 0: unlimited
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ class Commit:
     top: str
     base: str | None = None
     job_id: str | None = None
+    speed: int = 0          # bytes per second, 0: unlimited
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,8 @@ def plan_stream(ctx: PlanContext, intent: Stream) -> Plan:
     args: dict[str, Any] = {"job-id": job_id, "device": intent.node}
     if intent.base is not None:
         args["base-node"] = intent.base
+    if intent.speed:
+        args["speed"] = intent.speed
     chain = chain_below(graph, intent.node) if intent.node in graph.nodes else []
     dropped = chain[: chain.index(intent.base)] if intent.base in chain else chain
     dropped = [k for k in dropped if graph.nodes[k].driver not in rules.FILTER_DRIVERS]
@@ -97,6 +99,8 @@ def plan_commit(ctx: PlanContext, intent: Commit) -> Plan:
         args["top-node"] = intent.top
     if intent.base is not None:
         args["base-node"] = intent.base
+    if intent.speed:
+        args["speed"] = intent.speed
     chain = chain_below(graph, intent.top) if known else []
     base = intent.base if intent.base is not None else (
         rules.find_overlay(graph, intent.top, None) if known else None)

@@ -175,13 +175,20 @@ class JobTracker:
         deadline = time.monotonic() + timeout
         async with self._changed:
             while True:
+                # a job that aborts says why only as it concludes (QEMU's completion
+                # event, or the cancel): wait for that rather than report "aborted"
+                aborted = False
                 for job in self._history.get(job_id, []):
                     if job.error and job.status in ("concluded", "null", ""):
-                        raise JobFailed(job_id, "failed", job.error)
-                    if job.status in until:
-                        return job
+                        raise JobFailed(job_id, "cancelled" if job.error == "cancelled"
+                                        else "failed", job.error)
                     if job.status == "aborting":
-                        raise JobFailed(job_id, "aborted", job.error)
+                        aborted = True
+                    elif job.status in until or (aborted and job.status in ("concluded",
+                                                                             "null")):
+                        if aborted:
+                            raise JobFailed(job_id, "aborted", job.error)
+                        return job
                 if gone():
                     raise Disconnected(f"connection lost while waiting for job {job_id}",
                                        outcome_unknown=True)

@@ -22,7 +22,7 @@ from PySide6.QtGui import QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from gui.views.layout import Point, rounded
-from gui.views.levels import EDGE_Z, LABEL_DETAIL, LOW_DETAIL
+from gui.views.levels import EDGE_Z, LABEL_DETAIL, LABEL_Z, LOW_DETAIL
 from gui.views.text import font, metrics
 
 if TYPE_CHECKING:
@@ -35,12 +35,14 @@ HOVER_PIXELS = 5.0
 #: half the widest edge pen (hovered backing: 4.1), rounded up
 _EDGE_MARGIN = 6.0
 
-_PERM_SHORT = {"consistent-read": "r", "write": "w", "write-unchanged": "wu", "resize": "rs",
-               "graph-mod": "gm"}
+#: permissions in the words a link's label uses (the legend over the canvas explains them)
+PERM_WORDS = {"consistent-read": "read", "write": "write",
+              "write-unchanged": "unchanged-write", "resize": "resize",
+              "graph-mod": "graph-mod"}
 
 
 def _short_perm(p: str) -> str:
-    return _PERM_SHORT.get(p, p)
+    return PERM_WORDS.get(p, p)
 
 
 def purpose_of(info: EdgeInfo, parent_kind: str) -> str:
@@ -143,10 +145,10 @@ class Edge:
             label = "" if purpose in ("edge_backing", "edge_file", "edge_root") \
                 else self.info.role
             if self.show_perms:
-                perm = "/".join(_short_perm(p) for p in self.info.perm) or "-"
-                shared = "/".join(_short_perm(p) for p in self.info.shared_perm) or "-"
-                label = (f"{self.info.role}  " if label else "") + \
-                    f"perm {perm} · shared {shared}"
+                perm = "+".join(_short_perm(p) for p in self.info.perm) or "nothing"
+                shared = "+".join(_short_perm(p) for p in self.info.shared_perm) or "nothing"
+                label = (f"{self.info.role}: " if label else "") + \
+                    f"takes {perm} · shares {shared}"
             self._label = label
         return self._label
 
@@ -320,6 +322,8 @@ class EdgeLayer(QGraphicsItem):
         self._paths: dict[tuple[str, bool], QPainterPath] | None = None
         self._lines: dict[str, QPainterPath] | None = None
         self._bounds: QRectF | None = QRectF()
+        #: the links' labels, drawn over the cards by their own layer
+        self.labels = EdgeLabelLayer(self)
         self.setZValue(EDGE_Z)
         self.setAcceptHoverEvents(True)
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
@@ -357,10 +361,12 @@ class EdgeLayer(QGraphicsItem):
             self.prepareGeometryChange()
             self._bounds = None
         self.update()
+        self.labels.links_changed()
 
     def set_scheme(self, scheme: Scheme) -> None:
         self.scheme = scheme
         self.update()
+        self.labels.update()
 
     def set_extent(self, rect: QRectF) -> None:
         """All links were laid out anew: drop what was traced from them and take
@@ -372,6 +378,7 @@ class EdgeLayer(QGraphicsItem):
         self._bounds = QRectF(rect)
         self.prepareGeometryChange()
         self.update()
+        self.labels.links_changed()
 
     # -- geometry ---------------------------------------------------------------------
     def boundingRect(self) -> QRectF:
@@ -475,8 +482,6 @@ class EdgeLayer(QGraphicsItem):
                 painter.setPen(edge_pen(s, e.purpose(), e.hover, e.frozen))
                 painter.drawPath(e.path())
                 painter.setOpacity(1.0)
-        if lod >= LABEL_DETAIL:
-            self._paint_labels(painter, option.exposedRect)
 
     def _paint_lines(self, painter: QPainter) -> None:
         if self._lines is None:
@@ -496,18 +501,55 @@ class EdgeLayer(QGraphicsItem):
             painter.setPen(_hairline(self.scheme, purpose))
             painter.drawPath(path)
 
-    def _paint_labels(self, painter: QPainter, exposed: QRectF) -> None:
+
+
+class EdgeLabelLayer(QGraphicsItem):
+    """The links' labels (a job link's role, permissions), over the cards.
+
+    Under the cards (with the links) a label that fell on a card could not be read; here
+    each is drawn on a small plate of the card colour, above the cards and below the
+    drag edge.
+    """
+
+    def __init__(self, links: EdgeLayer) -> None:
+        super().__init__()
+        self.links = links
+        self._bounds: QRectF | None = None
+        self.setZValue(LABEL_Z)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+
+    def links_changed(self) -> None:
+        if self._bounds is not None:
+            self.prepareGeometryChange()
+            self._bounds = None
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        if self._bounds is None:
+            self._bounds = QRectF(self.links.boundingRect())
+        return self._bounds
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        if lod < LABEL_DETAIL or not self.links.edges:
+            return
         f, fm = font("small"), metrics("small")
+        s = self.links.scheme
         painter.setFont(f)
-        painter.setPen(self.scheme.color("text"))
-        for e in self.edges_in(exposed):
+        for e in self.links.edges_in(option.exposedRect):
             text = e.label_text()
             if not text:
                 continue
             w, h = fm.horizontalAdvance(text), fm.height()
             cx, cy = e.xy_at(0.5)
-            painter.drawText(QRectF(cx - w / 2, cy - h / 2, w + 1, h),
-                             Qt.AlignmentFlag.AlignCenter, text)
+            plate = QRectF(cx - w / 2 - 4, cy - h / 2 - 1, w + 8, h + 2)
+            painter.setPen(QPen(s.color("card_border"), 0.8))
+            painter.setBrush(s.color("card"))
+            painter.drawRoundedRect(plate, 4, 4)
+            painter.setPen(s.color("text"))
+            painter.drawText(plate, Qt.AlignmentFlag.AlignCenter, text)
 
 
 def _scale_of(widget: QWidget | None) -> float:

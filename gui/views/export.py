@@ -69,6 +69,12 @@ def _dot_id(key: str) -> str:
     return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _dot_label(lines: list[str]) -> str:
+    """A DOT label of ``lines``: each escaped (backslash, quote), joined by DOT's ``\\n``."""
+    return '"' + "\\n".join(x.replace("\\", "\\\\").replace('"', '\\"')
+                             for x in lines) + '"'
+
+
 def to_dot(snapshot: Any, positions: dict[str, tuple[float, float]] | None = None) -> str:
     """Graphviz DOT of the graph; positions (points, y up) when given."""
     lines = ["digraph blockgraph {", "  rankdir=TB;", '  node [shape=box, style="rounded"];']
@@ -76,7 +82,7 @@ def to_dot(snapshot: Any, positions: dict[str, tuple[float, float]] | None = Non
         label = [n.name or "(anonymous)", n.driver or n.kind]
         if n.filename and not n.filename.startswith("json:"):
             label.append(os.path.basename(n.filename))
-        attrs = [f'label="{chr(92).join(x.replace(chr(34), "") + "n" for x in label)}"']
+        attrs = [f"label={_dot_label(label)}"]
         if n.read_only:
             attrs.append('color="#a05a00"')
         if n.kind != "block-node":

@@ -12,6 +12,8 @@ FRAME_Z = -2.0
 EDGE_Z = -1.0
 #: the cards
 NODE_Z = 10.0
+#: the links' labels, over the cards so a label on a card stays legible
+LABEL_Z = 20.0
 #: the edge that follows the cursor while a backing link is dragged
 DRAG_Z = 50.0
 

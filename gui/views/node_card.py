@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPen
 
+from engine.graph.rules import BACKING_DRIVERS
 from gui.views.layout import Geometry
 from gui.views.lens import FOLDED
 from gui.views.levels import CARD_DETAIL
@@ -62,6 +63,17 @@ def header_purpose(info: NodeInfo) -> str:
     if info.driver in FILTER_DRIVERS:
         return "filter_header"
     return "format_header"
+
+
+def chip_text(info: NodeInfo) -> str:
+    """The chip on the right of a card's header: its driver, or what kind it is."""
+    return info.driver if info.kind != "block-backend" else "backend"
+
+
+def chip_width(info: NodeInfo) -> float:
+    """Room the header's chip takes, its right margin included (0: no chip)."""
+    chip = chip_text(info)
+    return metrics("small").horizontalAdvance(chip) + 15 if chip else 0.0
 
 
 class NodeCard:
@@ -135,8 +147,9 @@ class NodeCard:
         w = self.width - 16
         fm_title = metrics("auto" if info.auto_named else "title")
         fm = metrics("body")
+        # the title ends where the driver chip begins (a long name never runs under it)
         self._title = fm_title.elidedText(display_name(info), Qt.TextElideMode.ElideMiddle,
-                                          w - 30)
+                                          self.width - 16 - chip_width(info) - 4)
         lines: list[str] = []
         if info.kind == "block-node":
             base = display_file(info.filename) if info.filename else ""
@@ -228,9 +241,10 @@ class NodeCard:
         return QPointF(self.px, self.py + self.height / 2)
 
     def has_backing_port(self) -> bool:
-        """Format nodes (and filters) can take a backing link: they get a drag handle."""
+        """Nodes whose driver takes a backing link (qcow2 and the other COW formats, as
+        QEMU's rules say) get a drag handle; raw, filters and protocols do not."""
         return self.info.kind == "block-node" and not self.beside and (
-            self.info.driver not in PROTOCOL_DRIVERS)
+            self.info.driver in BACKING_DRIVERS)
 
     def backing_port_rect(self) -> QRectF:
         """The handle below the card to drag a backing link from (scene coordinates)."""
@@ -282,10 +296,9 @@ class NodeCard:
         # driver chip on the right of the header
         info = self.info
         painter.setFont(font("small"))
-        chip = info.driver if info.kind != "block-backend" else "backend"
+        chip = chip_text(info)
         if chip:
-            fm = QFontMetricsF(font("small"))
-            cw = fm.horizontalAdvance(chip) + 10
+            cw = chip_width(info) - 5
             crect = QRectF(r.width() - cw - 5, 4, cw, hh - 8)
             painter.setBrush(QColor(255, 255, 255, 60))
             painter.drawRoundedRect(crect, 6, 6)

@@ -85,7 +85,8 @@ class GraphScene(QGraphicsScene):
         self.edge_layer.card_at = self.card_layer.card_at
         self.edge_layer.router = self._route
         self.card_layer.placed = self._card_placed
-        for layer in (self.frame_layer, self.edge_layer, self.card_layer):
+        for layer in (self.frame_layer, self.edge_layer, self.card_layer,
+                      self.edge_layer.labels):
             self.addItem(layer)
         self.selectionChanged.connect(self.card_layer.selection_changed)
         self.show_permissions = False
@@ -190,7 +191,7 @@ class GraphScene(QGraphicsScene):
         self._clear()
 
     def _clear(self) -> None:
-        layers = (self.frame_layer, self.edge_layer, self.card_layer)
+        layers = (self.frame_layer, self.edge_layer, self.card_layer, self.edge_layer.labels)
         for layer in layers:
             self.removeItem(layer)         # kept: clear() would delete them
         self.clear()

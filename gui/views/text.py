@@ -78,7 +78,19 @@ def display_file(filename: str) -> str:
     return os.path.basename(filename)
 
 
+def readable_device(name: str) -> str:
+    """A device id as it is; a QOM path (``/machine/peripheral-anon/device[0]/
+    virtio-backend``, what QEMU names a device without an id by) shortened to the part
+    that tells devices apart (``peripheral-anon/device[0]``)."""
+    if not name.startswith("/"):
+        return name
+    parts = [p for p in name.split("/") if p and p != "machine"]
+    if parts and parts[-1].endswith("-backend"):
+        parts = parts[:-1]
+    return "/".join(parts[-2:]) or name
+
+
 def display_name(info: NodeInfo) -> str:
     if info.kind == "block-backend":
-        return info.name or "(anonymous backend)"
+        return readable_device(info.name) if info.name else "(anonymous backend)"
     return info.name

@@ -1,90 +1,44 @@
-"""Dialogs: plan preview, connect, and the :class:`Prompter` every question goes through.
+"""Dialogs: connect, job options, and the :class:`Prompter` every question goes through.
 
-All questions the editor asks (confirmations, names, choices, file names) go
-through one :class:`Prompter`, so tests (and scripted tours) can answer them
-without modal dialogs; :class:`DialogPrompter` is the interactive one.
+All questions the editor asks (confirmations, an edit's review, names, choices, file
+names) go through one :class:`Prompter`, so tests (and scripted tours) can answer them
+without modal dialogs; :class:`DialogPrompter` is the interactive one. The review of an
+edit is :mod:`gui.widgets.plan_review`.
 """
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 
-from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
+    QFormLayout,
     QInputDialog,
     QLabel,
     QMessageBox,
-    QPlainTextEdit,
-    QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from gui.planner.plan import Plan
+from gui.widgets.media_dialog import MediumChoice, MediumDialog
 from gui.widgets.modal import nested_event_loop
+from gui.widgets.plan_review import PlanReviewDialog, Review
+
+#: the file chooser's filter for disk images
+IMAGE_FILTER = "Disk images (*.qcow2 *.img *.raw);;All files (*)"
 
 
-def plan_json(plan: Plan) -> str:
-    """The commands a plan sends, pretty-printed (waits shown as comments)."""
-    out = []
-    for step in plan.steps:
-        if hasattr(step, "message"):
-            out.append(json.dumps(step.message(), indent=2))
-        else:
-            out.append(step.qmp_shell())
-    return "\n".join(out)
+@dataclass(frozen=True, slots=True)
+class JobChoice:
+    """A job dialog's answer: the option chosen and the speed limit (bytes/s; 0: none)."""
 
-
-class PlanPreviewDialog(QDialog):
-    """Shows exactly what a plan will send before it is sent."""
-
-    def __init__(self, plan: Plan, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Preview: " + plan.summary)
-        self.plan = plan
-        layout = QVBoxLayout(self)
-        summary = QLabel(f"<b>{plan.summary}</b>")
-        summary.setWordWrap(True)
-        layout.addWidget(summary)
-        if plan.irreversible:
-            warn = QLabel(f"⚠ This cannot be undone: {plan.irreversible}")
-            warn.setStyleSheet("color: #c62828;")
-            warn.setWordWrap(True)
-            layout.addWidget(warn)
-        elif plan.inverse is not None:
-            layout.addWidget(QLabel("Can be undone (Ctrl+Z)."))
-        for warning in plan.warnings:
-            note = QLabel(f"⚠ {warning}")
-            note.setStyleSheet("color: #a05a00;")
-            note.setWordWrap(True)
-            layout.addWidget(note)
-        text = QPlainTextEdit(readOnly=True)
-        mono = QFont("monospace")
-        mono.setStyleHint(QFont.StyleHint.Monospace)
-        text.setFont(mono)
-        text.setPlainText(plan_json(plan))
-        text.setMinimumSize(560, 280)
-        layout.addWidget(text)
-        self.skip = QCheckBox("Don't preview plans again (Edit → Preview plans)")
-        layout.addWidget(self.skip)
-        buttons = QDialogButtonBox()
-        self.run_button = buttons.addButton("Execute", QDialogButtonBox.ButtonRole.AcceptRole)
-        buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
-        copy_json = QPushButton("Copy JSON")
-        copy_shell = QPushButton("Copy qmp-shell")
-        buttons.addButton(copy_json, QDialogButtonBox.ButtonRole.ActionRole)
-        buttons.addButton(copy_shell, QDialogButtonBox.ButtonRole.ActionRole)
-        copy_json.clicked.connect(lambda: QGuiApplication.clipboard().setText(plan.as_json()))
-        copy_shell.clicked.connect(
-            lambda: QGuiApplication.clipboard().setText(plan.as_qmp_shell()))
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
+    choice: str
+    speed: int = 0
 
 
 class Prompter:
@@ -93,7 +47,9 @@ class Prompter:
     def confirm(self, title: str, text: str) -> bool:
         raise NotImplementedError
 
-    def preview(self, plan: Plan) -> bool:
+    def review(self, review: Review) -> bool:
+        """Show an edit's review; True to run it. Asked even with previews off when
+        ``review.needs_confirmation``."""
         raise NotImplementedError
 
     def ask_text(self, title: str, label: str, default: str) -> str | None:
@@ -103,7 +59,21 @@ class Prompter:
                ) -> str | None:
         raise NotImplementedError
 
-    def open_file(self, title: str, directory: str = "") -> str | None:
+    def choose_job(self, title: str, label: str, options: list[str], default: int = 0
+                   ) -> JobChoice | None:
+        """Choose among ``options`` and give a speed limit (stream, commit)."""
+        raise NotImplementedError
+
+    def open_file(self, title: str, directory: str = "", filters: str = IMAGE_FILTER
+                  ) -> str | None:
+        raise NotImplementedError
+
+    def save_file(self, title: str, suggested: str, filters: str) -> str | None:
+        raise NotImplementedError
+
+    def ask_medium(self, drive: str, current: str | None) -> MediumChoice | None:
+        """The image to insert into ``drive`` (now holding ``current``), its format and
+        read-only mode."""
         raise NotImplementedError
 
     def error(self, title: str, text: str) -> None:
@@ -126,10 +96,10 @@ class DialogPrompter(Prompter):
                                           QMessageBox.StandardButton.Cancel)
         return answer == QMessageBox.StandardButton.Yes
 
-    def preview(self, plan: Plan) -> bool:
-        if not self.preview_enabled:
+    def review(self, review: Review) -> bool:
+        if not self.preview_enabled and not review.needs_confirmation:
             return True
-        dialog = PlanPreviewDialog(plan, self.parent)
+        dialog = PlanReviewDialog(review, self.parent, offer_skip=self.preview_enabled)
         with nested_event_loop():
             ok = dialog.exec() == QDialog.DialogCode.Accepted
         if ok and dialog.skip.isChecked():
@@ -144,6 +114,15 @@ class DialogPrompter(Prompter):
 
     def choose(self, title: str, label: str, options: list[str], default: int = 0
                ) -> str | None:
+        answer = self._choose(title, label, options, default, speed=False)
+        return answer.choice if answer is not None else None
+
+    def choose_job(self, title: str, label: str, options: list[str], default: int = 0
+                   ) -> JobChoice | None:
+        return self._choose(title, label, options, default, speed=True)
+
+    def _choose(self, title: str, label: str, options: list[str], default: int,
+                speed: bool) -> JobChoice | None:
         if not options:
             return None
         dialog = QDialog(self.parent)
@@ -154,6 +133,9 @@ class DialogPrompter(Prompter):
         combo.addItems(options)
         combo.setCurrentIndex(default)
         layout.addWidget(combo)
+        limit = SpeedLimit()
+        if speed:
+            layout.addWidget(limit)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(dialog.accept)
@@ -161,17 +143,54 @@ class DialogPrompter(Prompter):
         layout.addWidget(buttons)
         with nested_event_loop():
             accepted = dialog.exec() == QDialog.DialogCode.Accepted
-        return combo.currentText() if accepted else None
+        return JobChoice(combo.currentText(), limit.speed()) if accepted else None
 
-    def open_file(self, title: str, directory: str = "") -> str | None:
+    def open_file(self, title: str, directory: str = "", filters: str = IMAGE_FILTER
+                  ) -> str | None:
         with nested_event_loop():
-            path, _ = QFileDialog.getOpenFileName(
-                self.parent, title, directory, "Disk images (*.qcow2 *.img *.raw);;All files (*)")
+            path, _ = QFileDialog.getOpenFileName(self.parent, title, directory, filters)
         return path or None
+
+    def save_file(self, title: str, suggested: str, filters: str) -> str | None:
+        with nested_event_loop():
+            path, _ = QFileDialog.getSaveFileName(self.parent, title, suggested, filters)
+        return path or None
+
+    def ask_medium(self, drive: str, current: str | None) -> MediumChoice | None:
+        dialog = MediumDialog(drive, current, self.parent)
+        with nested_event_loop():
+            accepted = dialog.exec() == QDialog.DialogCode.Accepted
+        return dialog.choice() if accepted else None
 
     def error(self, title: str, text: str) -> None:
         with nested_event_loop():
             QMessageBox.warning(self.parent, title, text)
+
+
+class SpeedLimit(QWidget):
+    """A job's speed limit: off, or so many MiB/s (QMP ``speed``, in bytes per second).
+
+    A limited job runs long enough to be paused, resumed or cancelled from the jobs dock.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.enabled = QCheckBox("Limit the speed to")
+        self.mib = QSpinBox()
+        self.mib.setRange(1, 100_000)
+        self.mib.setValue(10)
+        self.mib.setSuffix(" MiB/s")
+        self.mib.setEnabled(False)
+        self.enabled.toggled.connect(self.mib.setEnabled)
+        self.enabled.setToolTip("Start the job with a speed limit (it can be changed later: "
+                                "block-job-set-speed)")
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow(self.enabled, self.mib)
+
+    def speed(self) -> int:
+        """Bytes per second, 0 for no limit."""
+        return self.mib.value() << 20 if self.enabled.isChecked() else 0
 
 
 class ConnectDialog(QDialog):

@@ -14,11 +14,14 @@ the toolbar or context menu if it belongs there); a shortcut also goes in
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Iterable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QPointF, QSettings
+import PySide6
+from PySide6.QtCore import QPointF, QSettings, qVersion
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -30,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.session import Session
 from gui.tours.teaching import install_teaching
 from gui.views.canvas import GraphCanvas
 from gui.views.minimap import Minimap
@@ -38,7 +42,11 @@ from gui.views.view_controls import ViewControls
 from gui.widgets.dialogs import DialogPrompter, Prompter
 from gui.window.connection import SAFETY_CHOICES, WindowConnection
 from gui.window.editing import EditingController
+from gui.window.edits import EditController
+from gui.window.media import MediaTracker
+from gui.window.recording import RecordingController
 from gui.window.search import NodeSearch
+from gui.window.staging import StagingController
 
 SHORTCUTS_HELP = """\
 Drag the end of a backing arrow (or the round port under a node) onto another node to
@@ -56,6 +64,8 @@ Ctrl+Z / Ctrl+Shift+Z undo / redo · Ctrl+P permissions · Ctrl+L re-layout
 Ctrl+[ fold a chain · Ctrl+] or double-click unfold · Ctrl+Shift+V focus on the VM
 Ctrl+Shift+F filter (driver:NAME, file:TEXT, job:ID) · Ctrl+Shift+E show everything
 Ctrl+M minimap
+Ctrl+B stage edits (or hold Shift while dropping a link) · Ctrl+Return apply them
+Right-click a CD-ROM or floppy drive for its tray and medium
 """
 
 Shortcut = str | QKeySequence.StandardKey | None
@@ -71,7 +81,11 @@ class ActionsWindow(QMainWindow):
     settings: QSettings
     connection: WindowConnection
     editing: EditingController
+    edits: EditController
     search: NodeSearch
+    staging: StagingController
+    media: MediaTracker
+    recording: RecordingController
     dialog_prompter: DialogPrompter
     prompter: Prompter
     docks: dict[str, QDockWidget]
@@ -159,7 +173,8 @@ class ActionsWindow(QMainWindow):
                             "(another client's changes)")
         self.act_search = a("&Find node…", self.search.focus, QKeySequence.StandardKey.Find)
         self.act_perms = a("Show &permissions", self.scene.set_show_permissions, "Ctrl+P",
-                           "Label every link with its permissions (perm / shared)",
+                           "Label every link with the permissions its parent takes and shares "
+                           "(a legend explains the words)",
                            checkable=True)
         self.act_dark = a("&Dark theme", self.set_dark, "Ctrl+Shift+L", checkable=True)
         self.act_preview = a("&Preview plans before executing", self.set_preview, None,
@@ -171,12 +186,17 @@ class ActionsWindow(QMainWindow):
         # Redo's standard key depends on the platform (Ctrl+Y or Ctrl+Shift+Z): bind both
         self.act_redo = a("&Redo", e.redo, "Ctrl+Shift+Z", "Redo the edit just undone")
         self.act_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        # the toolbar shows these short words; the menu and tooltip say what is undone
+        self.act_undo.setIconText("Undo")
+        self.act_redo.setIconText("Redo")
         self.act_undo.setEnabled(False)
         self.act_redo.setEnabled(False)
         self.act_about = a("&About blockgraph", self.about)
         self.act_shortcuts = a("&Keyboard and mouse", self.show_shortcuts, "F1")
         self.node_actions = [self.act_snapshot, self.act_stream, self.act_commit,
                              self.act_delete, self.act_ro, self.act_detach, self.act_copy_qmp]
+        self._build_staging_actions()
+        self._build_script_actions()
         # fold, focus, filter, minimap: what the canvas shows (gui.views.view_controls)
         self.view_controls = ViewControls(self.scene, self.view, self.minimap, self.settings,
                                           self, self.show_message)
@@ -191,10 +211,12 @@ class ActionsWindow(QMainWindow):
         _add(m, (self.act_connect, self.act_demo, self.act_open))
         self.recent_menu = m.addMenu("Recent connections")
         self.fill_recent()
-        _add(m, (None, self.act_export, None, self.act_disconnect, self.act_quit))
+        _add(m, (None, self.act_export, self.act_save_script, self.act_replay, None,
+                 self.act_disconnect, self.act_quit))
         _add(mb.addMenu("&Edit"), (
             self.act_undo, self.act_redo, None, self.act_snapshot, self.act_stream,
             self.act_commit, self.act_delete, self.act_ro, self.act_detach, None,
+            self.act_stage, self.act_apply_staged, self.act_discard_staged, None,
             self.act_select_all, self.act_copy_qmp, None, self.act_preview))
         m = mb.addMenu("&View")
         _add(m, (self.act_fit, self.act_zoom_in, self.act_zoom_out, self.act_zoom_reset,
@@ -219,6 +241,53 @@ class ActionsWindow(QMainWindow):
         tb.addWidget(self.view_controls.filter_field)
         tb.addWidget(self.search.box)
         self.addToolBar(tb)
+
+    def _build_staging_actions(self) -> None:
+        """Edit → Stage edits, Apply staged edits, Discard staged edits."""
+        a, st = self.action, self.staging
+        self.act_stage = a("Stage &edits", st.set_enabled, "Ctrl+B",
+                           "Collect link changes, read-only toggles and snapshots instead "
+                           "of running them; apply them together (Shift+drop stages one)",
+                           checkable=True)
+        self.act_apply_staged = a("&Apply staged edits…", self.apply_staged, "Ctrl+Return",
+                                  "Review every staged edit once and send them as one "
+                                  "atomic blockdev-reopen (or one transaction)")
+        self.act_discard_staged = a("Discard staged edits", st.clear, None,
+                                    "Forget every staged edit (nothing was sent)")
+        self.act_apply_staged.setEnabled(False)
+        self.act_discard_staged.setEnabled(False)
+
+    def _build_script_actions(self) -> None:
+        """File → Save session as script…, Replay script…"""
+        a, r = self.action, self.recording
+        self.act_save_script = a("Save session as &script…", r.ask_save, None,
+                                 "Save this session's QMP traffic as a replayable script "
+                                 "(JSON lines, or qmp-shell lines)")
+        self.act_replay = a("Re&play script…", r.ask_replay, None,
+                            "Run a recorded QMP script on this peer, step by step, marking "
+                            "every step that does not go as recorded")
+
+    def apply_staged(self) -> None:
+        raise NotImplementedError
+
+    def media_entries(self, menu: QMenu, key: str) -> None:
+        """A drive's tray and medium entries (for drives ``query-block`` calls removable)."""
+        drive = self.media.drive(key)
+        if drive is None or not drive.removable:
+            return
+        live = self.connection.is_connected
+        menu.addSection(f"{drive.label}: {drive.state_text()}")
+        entries = [("Open tray", "open", drive.tray_open is False),
+                   ("Close tray", "close", bool(drive.tray_open)),
+                   ("Eject medium", "eject", drive.medium is not None or not drive.tray_open),
+                   ("Force eject (the guest locked it)", "force-eject", drive.locked),
+                   ("Change medium…" if drive.medium else "Insert medium…", "insert", True)]
+        for text, what, shown in entries:
+            if not shown:
+                continue
+            act = menu.addAction(text)
+            act.setEnabled(live)
+            act.triggered.connect(lambda _=False, w=what: self.editing.media_request(key, w))
 
     def fill_recent(self) -> None:
         """File → Recent connections, from the remembered addresses."""
@@ -245,11 +314,21 @@ class ActionsWindow(QMainWindow):
                                 else "Make &read-only")
             self.act_detach.setEnabled(connected and snap.backing(key) is not None)
 
-    def set_undo_text(self, text: str) -> None:
-        self.act_undo.setText(f"&Undo {text}" if text else "&Undo")
-
-    def set_redo_text(self, text: str) -> None:
-        self.act_redo.setText(f"&Redo {text}" if text else "&Redo")
+    def update_undo_actions(self) -> None:
+        """Undo and redo: enabled only while connected and no edit runs; their menu
+        texts and tooltips name the edit (the toolbar keeps its short word)."""
+        stack = self.edits.undo_stack
+        live = self.connection.is_connected and not self.edits.running
+        for act, word, can, text in (
+                (self.act_undo, "Undo", stack.canUndo(), stack.undoText()),
+                (self.act_redo, "Redo", stack.canRedo(), stack.redoText())):
+            act.setEnabled(live and can)
+            act.setText(f"&{word} {text}" if can and text else f"&{word}")
+            keys = act.shortcut().toString()
+            tip = f"{word}: {text}" if can and text else f"{word} the last edit"
+            if can and not live:
+                tip += " (not while disconnected or while an edit runs)"
+            act.setToolTip(f"{tip} ({keys})" if keys else tip)
 
     # -- menus and dialogs --------------------------------------------------------------
     def context_menu(self, key: str | None, global_pos: Any) -> None:
@@ -265,6 +344,13 @@ class ActionsWindow(QMainWindow):
         if key is not None and snap is not None and key not in snap.nodes:
             menu.addSection(key)     # a card the lens made: a folded chain
             _add(menu, view_actions)
+        elif key is not None and snap is not None and snap.nodes[key].kind == "block-backend":
+            self.media_entries(menu, key)
+            if menu.isEmpty():
+                menu.addSection(snap.nodes[key].name or key)
+            inspect = menu.addAction("Inspect")
+            inspect.triggered.connect(lambda: self.inspect(key))
+            _add(menu, (None, *view_actions))
         elif key is not None and snap is not None and snap.nodes[key].kind == "block-node":
             menu.addSection(key)
             _add(menu, (self.act_snapshot, self.act_stream, self.act_commit, None,
@@ -288,6 +374,21 @@ class ActionsWindow(QMainWindow):
         if path:
             self.export_to(path)
 
+    def about_text(self) -> str:
+        """The About box: our version, the peer's, and what runs us."""
+        try:
+            version = metadata.version("blockgraph")
+        except metadata.PackageNotFoundError:
+            version = "(not installed)"
+        session: Session | None = self.connection.session
+        caps = session.capabilities if session is not None else None
+        peer = (f"Connected to {self.connection.address}: QEMU {caps.version_text}"
+                if caps is not None and session is not None and session.connected
+                else "Not connected")
+        return (f"<b>blockgraph {version}</b><br>A desktop editor for QEMU block graphs."
+                f"<br><br>{peer}<br>PySide6 {PySide6.__version__}, Qt "
+                f"{qVersion()}, Python {platform.python_version()}")
+
     def ask_safety_interval(self) -> None:
         """View → Re-read the graph every…: the session's safety re-read, remembered."""
         labels = [_interval_text(n) for n in SAFETY_CHOICES]
@@ -304,8 +405,7 @@ class ActionsWindow(QMainWindow):
                                      if seconds else "the graph is re-read when it changes")
 
     def about(self) -> None:
-        QMessageBox.about(self, "About blockgraph",
-                          "<b>blockgraph</b><br>A desktop editor for QEMU block graphs.")
+        QMessageBox.about(self, "About blockgraph", self.about_text())
 
     def select_all_nodes(self) -> None:
         self.scene.select(self.scene.nodes)

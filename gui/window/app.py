@@ -2,30 +2,29 @@
 
     blockgraph                          the bundled engine with the demo chains
     blockgraph --connect unix:PATH      a remote QEMU / qemu-storage-daemon
+    blockgraph --connect qemu:///system every VM of a libvirt connection (gui.vms)
     blockgraph IMAGE ...                the bundled engine with these images open
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from pathlib import Path
 
-import qasync
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from gui.lifecycle.display import exit_status_without_display
-from gui.lifecycle.shutdown import end_without_teardown
-from gui.lifecycle.signals import close_on_signals
+from gui.lifecycle.event_loop import run_window
 from gui.window.main_window import MainWindow
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="blockgraph", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--connect", metavar="ADDR", help="unix:PATH or tcp:HOST:PORT")
+    parser.add_argument("--connect", metavar="ADDR", help="unix:PATH or tcp:HOST:PORT; "
+                        "a libvirt URI shows all its VMs")
     parser.add_argument("--demo", action="store_true", help="the bundled engine with the "
                         "demo chains (the default without --connect or images)")
     parser.add_argument("--demo-dir", type=Path, help="where to write the demo images")
@@ -40,14 +39,24 @@ async def start(window: MainWindow, args: argparse.Namespace) -> None:
         await window.open_remote(args.connect)
     elif args.images:
         if await window.open_bundled(demo=False):
-            for path in args.images:
-                window.open_image(path)
+            window.open_images(args.images)      # one review, in the order given
     else:
         await window.open_bundled(args.demo_dir)
 
 
+def _names_a_libvirt_host(address: str | None) -> bool:
+    """A libvirt URI opens the VMs window (``qemu:///system#vm1``: with vm1 focused)."""
+    scheme, sep, _ = (address or "").partition(":")
+    return bool(sep) and (scheme in ("qemu", "test") or scheme.startswith(("qemu+", "test+")))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    if _names_a_libvirt_host(args.connect):
+        # the VMs window needs the libvirt binding: loaded only for a libvirt URI
+        from gui.vms import app as vms_app
+
+        return vms_app.main([args.connect], args.settings)
     if (status := exit_status_without_display()) is not None:
         return status
     app = QApplication.instance() or QApplication([sys.argv[0]])
@@ -58,48 +67,20 @@ def main(argv: list[str] | None = None) -> int:
     settings = (QSettings(str(args.settings), QSettings.Format.IniFormat) if args.settings
                 else QSettings())
     window = MainWindow(settings, scheme="dark" if args.dark else None)
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
-    closed = asyncio.Event()
-    # The loop must outlive the window: closing it only starts the shutdown, and the
-    # session is closed on the loop before run_until_complete returns. (With Qt quitting
-    # on the last window, a close while the session was busy ended in "Event loop
-    # stopped before Future completed" and exit status 1.)
-    app.setQuitOnLastWindowClosed(False)
-    app.lastWindowClosed.connect(closed.set)
-    quitting = False
 
-    def qt_quitting() -> None:
-        # Qt ends its loop by itself (the X server went away, as when Ctrl+C reaches
-        # both xvfb-run's server and the editor): nothing can be awaited after this,
-        # so settings are saved and the session dropped here, synchronously.
-        nonlocal quitting
-        if not quitting:
-            quitting = True
-            window.save_settings()
-            window.abandon_session()
-        closed.set()
+    def abandon() -> None:
+        # Qt ended its loop by itself: settings saved, the session and the teaching
+        # engines dropped, at once
+        window.save_settings()
+        window.abandon_session()
+        window.abandon_teaching()
 
-    app.aboutToQuit.connect(qt_quitting)
-    window.show()
-    close_on_signals(window.close, window)
+    async def finish() -> None:
+        await window.close_session()
+        await window.close_teaching()
 
-    async def run() -> None:
-        window.spawn(start(window, args), "start")
-        await closed.wait()
-        if not quitting:
-            await window.close_session()
-
-    with loop:
-        try:
-            loop.run_until_complete(run())
-        except RuntimeError:
-            if not quitting:
-                raise
-            # the loop stopped with Qt's before run() saw the event: expected here
-        if quitting:   # before the loop is closed: nothing of it is torn down
-            end_without_teardown(0)
-    return 0
+    return run_window(app, window, start=lambda: window.spawn(start(window, args), "start"),
+                      finish=finish, abandon=abandon)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,12 @@ engine), remembers recent addresses, and owns the coroutines the window starts (
 the session's :class:`~gui.window.bridge.SessionBridge`, or its own set while there is
 none). It never touches a widget: it reports through signals, and the main window shows
 what they say (:mod:`gui.window.main_window`).
+
+A new connection is made beside the working one and replaces it only once it is up: a
+failed Connect leaves the session the user was working in as it was. A monitor that
+another client holds accepts the connection but never greets (QEMU serves one client per
+monitor); it is probed first, and said to be busy within seconds instead of a minute of
+"connecting…".
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtWidgets import QWidget
 
+from gui.discovery.sockets import probe
 from gui.images.demo import build_demo
 from gui.session import ConnectFailed, ConnectionStatus, Endpoint, Session
 from gui.session.peers import BUNDLED_LABEL, BundledPeer, remote_endpoint
@@ -28,6 +35,8 @@ MAX_RECENT = 8
 SAFETY_INTERVAL = 60
 #: what View → Re-read the graph… offers, in seconds (0: never)
 SAFETY_CHOICES = (0, 10, 30, 60, 300, 900)
+#: how long a monitor may take to greet before it is called busy, in seconds
+GREETING_PROBE = 3.0
 
 
 class WindowConnection(QObject):
@@ -92,20 +101,26 @@ class WindowConnection(QObject):
     # -- sessions -----------------------------------------------------------------------
     async def open_session(self, endpoint: Endpoint, label: str,
                            bundled: BundledPeer | None = None) -> bool:
-        """Close the current session and connect to ``endpoint``; True when connected."""
-        await self.close_session()
+        """Connect to ``endpoint``; once connected, close the current session and use the
+        new one. True when connected; on failure the current session stays."""
         session = Session(endpoint, poll_interval=self.safety_interval or None)
         bridge = SessionBridge(session, self.parent_widget)
+        self.message.emit(f"connecting to {label}…")
+        try:
+            snapshot = await session.connect()
+        except ConnectFailed as exc:
+            bridge.detach()
+            await session.close()
+            if bundled is not None:
+                bundled.close()
+            self._not_connected(label, str(exc))
+            return False
+        await self.close_session()
         bridge.failed.connect(self.failed.emit)
         self.bridge = bridge
         self.bundled = bundled
         self.address = label
         self.sessionOpened.emit(bridge, label)
-        try:
-            snapshot = await session.connect()
-        except ConnectFailed as exc:
-            self.error.emit("Cannot connect", str(exc))
-            return False
         self.connected.emit(snapshot)
         return True
 
@@ -143,11 +158,26 @@ class WindowConnection(QObject):
                           "onto another node to rebase it" if demo else "bundled engine")
         return True
 
+    def _not_connected(self, label: str, reason: str) -> None:
+        """Say why ``label`` could not be reached, and what the window still shows."""
+        self.error.emit("Cannot connect", reason)
+        self.message.emit(f"not connected to {label}" + (
+            f"; still connected to {self.address}" if self.is_connected else ""))
+
     async def open_remote(self, address: str) -> bool:
         try:
             endpoint = remote_endpoint(address)
         except ValueError as exc:
             self.error.emit("Bad address", str(exc))
+            return False
+        self.message.emit(f"connecting to {endpoint.label}…")
+        found = await asyncio.to_thread(probe, endpoint.label, GREETING_PROBE)
+        if found.state != "free":
+            reason = {"busy": f"no QMP greeting within {GREETING_PROBE:g} s: another client "
+                              "holds this monitor (QEMU serves one client per monitor; "
+                              "close that client, or give QEMU a second monitor)"}.get(
+                found.state, found.detail)
+            self._not_connected(endpoint.label, f"cannot connect to {endpoint.label}: {reason}")
             return False
         ok = await self.open_session(endpoint, endpoint.label)
         if ok:

@@ -21,10 +21,13 @@ from gui.executor import PlanExecutor
 from gui.images.opening import add_image, free_node_name
 from gui.planner import check_intent
 from gui.planner.intents import (
+    ChangeMedium,
+    CloseTray,
     Commit,
     Delete,
     DetachBacking,
     ExternalSnapshot,
+    OpenTray,
     SetBacking,
     SetReadOnly,
     Stream,
@@ -34,8 +37,12 @@ from gui.session import SessionError
 from gui.views.canvas import GraphCanvas
 from gui.views.scene import GraphScene
 from gui.widgets.dialogs import Prompter
+from gui.window.batch import open_images_plan
+from gui.window.canvas import STAGE_MODIFIER
 from gui.window.connection import WindowConnection
 from gui.window.edits import EditController, reasons_text
+from gui.window.media import MediaTracker
+from gui.window.staging import StagingController
 
 
 class EditingController(QObject):
@@ -48,13 +55,16 @@ class EditingController(QObject):
 
     def __init__(self, scene: GraphScene, view: GraphCanvas, connection: WindowConnection,
                  edits: EditController, prompter: Prompter,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, *, staging: StagingController | None = None,
+                 media: MediaTracker | None = None) -> None:
         super().__init__(parent)
         self.scene = scene
         self.view = view
         self.connection = connection
         self.edits = edits
         self.prompter = prompter
+        self.staging = staging
+        self.media = media
         self._pending_positions: dict[str, QPointF] = {}
 
     # -- the graph on screen ------------------------------------------------------------
@@ -100,34 +110,51 @@ class EditingController(QObject):
         session = self.connection.session
         if session is None or not session.connected:
             return False, "not connected"
+        staging = self._staging_now()
         try:
-            ctx = PlanExecutor(session).context()
+            # while staging, a drop is answered for the graph the staged edits leave
+            ctx = (self.staging.staged_context() if staging and self.staging is not None
+                   else PlanExecutor(session).context())
         except SessionError as exc:
             return False, str(exc)
         intent = SetBacking(parent, target) if target else DetachBacking(parent)
         reasons = check_intent(ctx, intent)
         if reasons:
             return False, reasons_text(reasons)
-        return True, (f"release to back {parent} by {target}" if target
-                      else f"release to detach {parent}")
+        verb = "stage" if staging else "release"
+        return True, (f"{verb} to back {parent} by {target}" if target
+                      else f"{verb} to detach {parent}")
 
-    def request(self, intent: Any) -> None:
+    def _staging_now(self) -> bool:
+        """Whether a drop now would be staged: the mode, or the modifier held."""
+        if self.staging is None:
+            return False
+        held = QGuiApplication.queryKeyboardModifiers() & STAGE_MODIFIER
+        return self.staging.enabled or bool(held)
+
+    def request(self, intent: Any, *, destructive: bool = False, action: str = "Execute",
+                dropped: bool = False) -> None:
+        """Run ``intent`` (after its review), or stage it: in staging mode, or when it
+        comes from a drop made with the staging modifier held."""
         if self.connection.bridge is None:
             self.error.emit("not connected")
             return
-        self.edits.request(intent)
+        modifier = dropped and bool(getattr(self.view, "staged_drop", lambda: False)())
+        if self.staging is not None and self.staging.wants(intent, modifier):
+            self.staging.add(intent)
+            return
+        self.edits.request(intent, destructive=destructive, action=action)
 
     def rebase(self, parent: str, child: str) -> None:
-        self.request(SetBacking(parent, child))
+        self.request(SetBacking(parent, child), dropped=True)
+
+    def drop_detach(self, parent: str) -> None:
+        """A backing link dropped on empty canvas: detach it (reviewed, or staged)."""
+        self.request(DetachBacking(parent), destructive=True, action="Detach", dropped=True)
 
     def confirm_detach(self, parent: str) -> None:
-        snap = self.scene.snapshot
-        child = snap.backing(parent) if snap else None
-        if self.prompter.confirm("Detach backing",
-                                 f"Detach {parent} from its backing {child}?\n\nThe guest "
-                                 f"will no longer see the data {child} provides "
-                                 "(undo with Ctrl+Z)."):
-            self.request(DetachBacking(parent))
+        """Detach ``parent``'s backing link; the edit's review asks before it runs."""
+        self.request(DetachBacking(parent), destructive=True, action="Detach")
 
     # -- the node actions ---------------------------------------------------------------
     def snapshot(self, key: str | None = None) -> None:
@@ -163,13 +190,14 @@ class EditingController(QObject):
             self.error.emit(f"{key} has no backing chain to stream from")
             return
         everything = "(everything: make it standalone)"
-        choice = self.prompter.choose(
+        answer = self.prompter.choose_job(
             "Stream into this node",
             f"Copy data into {key} from the chain below, down to (not including) the base:",
             [everything, *below[1:]], 0)
-        if choice is None:
+        if answer is None:
             return
-        self.request(Stream(key, None if choice == everything else choice))
+        base = None if answer.choice == everything else answer.choice
+        self.request(Stream(key, base, speed=answer.speed))
 
     def commit(self, key: str | None = None) -> None:
         key = key or self.selected_node()
@@ -179,23 +207,19 @@ class EditingController(QObject):
         if not below:
             self.error.emit(f"{key} has no backing chain to commit into")
             return
-        choice = self.prompter.choose("Commit down to…",
-                                      f"Write {key}'s data (and the layers between) into:",
-                                      below, 0)
-        if choice is None:
+        answer = self.prompter.choose_job("Commit down to…",
+                                          f"Write {key}'s data (and the layers between) "
+                                          "into:", below, 0)
+        if answer is None:
             return
-        self.request(Commit(key, choice))
+        self.request(Commit(key, answer.choice, speed=answer.speed))
 
     def delete(self, key: str | None = None) -> None:
         key = key or self.selected_node()
         if key is None:
             return
-        if not self.prompter.confirm("Delete node",
-                                     f"Delete {key} from the graph (blockdev-del)?\n\nThe "
-                                     "image file stays on disk; nothing is written to it."):
-            self.message.emit("cancelled")
-            return
-        self.request(Delete(key))
+        # one dialog: the review names what goes (and that the image file stays)
+        self.request(Delete(key), destructive=True, action="Delete")
 
     def toggle_read_only(self, key: str | None = None) -> None:
         key = key or self.selected_node()
@@ -230,6 +254,39 @@ class EditingController(QObject):
         if path:
             self.open_image(path, at)
 
+    def open_images(self, paths: list[str]) -> None:
+        """Open several images (the command line's) as one edit: one review, in order."""
+        snap = self.scene.snapshot
+        taken: set[str] = set(snap.nodes) if snap is not None else set()
+        intents = []
+        for path in paths:
+            name = free_node_name(path, taken)
+            try:
+                intents.append(add_image(path, name))
+            except Exception as exc:  # ImageError and OSError: say what is wrong
+                self.error.emit(str(exc))
+                self.prompter.error("Cannot open image", str(exc))
+                continue
+            taken.add(name)
+        if not intents:
+            return
+        if len(intents) == 1:
+            self.request(intents[0])
+            return
+        try:
+            ctx = PlanExecutor(self._session()).context()
+        except SessionError as exc:
+            self.error.emit(str(exc))
+            return
+        self.edits.request_plan(open_images_plan(ctx, intents),
+                                lambda again: open_images_plan(again, intents))
+
+    def _session(self) -> Any:
+        session = self.connection.session
+        if session is None:
+            raise SessionError("not connected")
+        return session
+
     def open_image(self, path: str, at: QPointF | None = None) -> None:
         """Open ``path`` (with its chain) as a new node, placed at ``at`` if given."""
         snap = self.scene.snapshot
@@ -246,12 +303,34 @@ class EditingController(QObject):
 
     # -- undo, jobs ---------------------------------------------------------------------
     def undo(self) -> None:
-        if not self.edits.running:
-            self.edits.undo_stack.undo()
+        if self.connection.is_connected and self.edits.undo_stack.canUndo():
+            self.edits.undo()
 
     def redo(self) -> None:
-        if not self.edits.running:
-            self.edits.undo_stack.redo()
+        if self.connection.is_connected and self.edits.undo_stack.canRedo():
+            self.edits.redo()
+
+    # -- removable media ----------------------------------------------------------------
+    def media_request(self, key: str, what: str) -> None:
+        """A media action on the drive ``key``: open, close, eject, force-eject, insert."""
+        drive = self.media.drive(key) if self.media is not None else None
+        if drive is None:
+            self.error.emit(f"{key} is not a drive with removable media")
+            return
+        device = drive.device
+        if what == "open":
+            self.request(OpenTray(device))
+        elif what == "close":
+            self.request(CloseTray(device))
+        elif what in ("eject", "force-eject"):
+            self.request(ChangeMedium(device, None, force=what == "force-eject"),
+                         action="Eject")
+        else:
+            choice = self.prompter.ask_medium(drive.label, drive.medium)
+            if choice is None:
+                return
+            self.request(ChangeMedium(device, choice.filename, choice.format,
+                                      choice.read_only_mode))
 
     def job_verb(self, job_id: str, verb: str) -> None:
         """Pause/resume/cancel/complete a job (job verbs, not graph edits)."""

@@ -8,7 +8,11 @@ The window is put together from parts, each in its own module:
 * :mod:`~gui.window.connection` — the one session at a time (bundled engine or remote);
 * :mod:`~gui.window.editing` — menu actions and gestures made into intents, and
   :mod:`~gui.window.edits` — intents planned, previewed, run and undone;
-* :mod:`~gui.window.search` — finding a node by name.
+* :mod:`~gui.window.search` — finding a node by name or file;
+* :mod:`~gui.window.staging` — edits collected and applied as one;
+* :mod:`~gui.window.media` — drives with trays and their media;
+* :mod:`~gui.window.jobs_view` — job states on the canvas;
+* :mod:`~gui.window.recording` — the session saved as a script, scripts replayed.
 
 This module shows what they report: snapshots go to the scene (as diffs), job progress
 to the jobs dock, traffic to the QMP log, connection states to the status bar and the
@@ -22,6 +26,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QByteArray, QPointF, QSettings, QSize, QTimer
 from PySide6.QtGui import QCloseEvent, QGuiApplication, QIcon, QScreen
 from PySide6.QtWidgets import (
@@ -36,19 +41,26 @@ from PySide6.QtWidgets import (
 from engine.graph.snapshot import GraphSnapshot
 from gui.session import ConnectionState, ConnectionStatus, Endpoint
 from gui.session.peers import BundledPeer
-from gui.views.canvas import GraphCanvas
 from gui.views.export import export
 from gui.views.minimap import Minimap
 from gui.views.palette import DARK, LIGHT, SCHEMES, Scheme, qt_palette
 from gui.views.scene import GraphScene
+from gui.widgets.canvas_marks import CanvasMarks
 from gui.widgets.dialogs import DialogPrompter, Prompter
+from gui.widgets.perm_legend import PermissionLegend
+from gui.widgets.status import ElidedLabel
 from gui.window.actions import ActionsWindow
 from gui.window.bridge import SessionBridge
+from gui.window.canvas import EditorCanvas
 from gui.window.connection import WindowConnection
 from gui.window.docks import build_docks
 from gui.window.editing import EditingController
 from gui.window.edits import EditController
+from gui.window.jobs_view import JobMarks
+from gui.window.media import MediaTracker
+from gui.window.recording import RecordingController
 from gui.window.search import NodeSearch
+from gui.window.staging import StagingController
 
 log = logging.getLogger(__name__)
 
@@ -94,40 +106,55 @@ class MainWindow(ActionsWindow):
             self.setWindowIcon(QIcon(str(icon)))
         self.scheme = SCHEMES.get(scheme or str(self.settings.value("scheme", "light")), LIGHT)
         self.scene = GraphScene(self.scheme, parent=self)
-        self.view = GraphCanvas(self.scene)
+        self.marks = CanvasMarks(self)
+        self.view = EditorCanvas(self.scene, self.marks)
         self.setCentralWidget(self.view)
         self.minimap = Minimap(self.view, self.view)
         self.banner = Banner(self.view)
+        self.perm_legend = PermissionLegend(self.view)
         self.dialog_prompter = DialogPrompter(
             self, bool(self.settings.value("preview_plans", True, type=bool)))
         self.dialog_prompter.on_preview_disabled = lambda: self.act_preview.setChecked(False)
         self.prompter: Prompter = prompter or self.dialog_prompter
         self.connection = WindowConnection(self.settings, self)
         self.edits = EditController(self.connection, self.prompter, self)
+        self.staging = StagingController(self.connection, self.edits, self.marks, self)
+        self.media = MediaTracker(self.marks, self)
         self.editing = EditingController(self.scene, self.view, self.connection, self.edits,
-                                         self.prompter, self)
+                                         self.prompter, self, staging=self.staging,
+                                         media=self.media)
         self.search = NodeSearch(self.scene, self.view, self)
         parts = build_docks(self)
         self.inspector, self.jobs, self.qmp_log = parts.inspector, parts.jobs, parts.qmp_log
+        self.staging_panel, self.replay_panel = parts.staging, parts.replay
         self.docks = parts.docks
+        self.job_marks = JobMarks(self.marks, self.jobs, self)
+        self.edits.started.connect(self.job_marks.plan_started)
+        self.recording = RecordingController(self.connection, self.edits, self.prompter,
+                                             self.replay_panel, self)
         self._build_status()
         self.build_actions()
         self.act_dark.setChecked(self.scheme is DARK)
         self._wire()
         self.apply_scheme(self.scheme)
         self._restore_geometry()
+        #: the session was connected before (a CONNECTED now is a reconnection)
+        self._connected_once = False
         self.set_status(ConnectionState(ConnectionStatus.DISCONNECTED, "", "not connected"))
 
     # -- construction -------------------------------------------------------------------
     def _build_status(self) -> None:
+        """The status bar: the last message, the last error (until something succeeds
+        or the connection changes), the peer's version and the connection state. The
+        first two elide to the room they have, their whole text in the tooltip."""
         bar = self.statusBar()
         self.conn_label = QLabel()
         self.peer_label = QLabel()
-        self.error_label = QLabel()
+        self.error_label = ElidedLabel(minimum=80)
         self.error_label.setStyleSheet("color: #c62828;")
-        self.message_label = QLabel()
-        bar.addWidget(self.message_label, 1)
-        bar.addPermanentWidget(self.error_label)
+        self.message_label = ElidedLabel()
+        bar.addWidget(self.message_label, 3)
+        bar.addWidget(self.error_label, 2)
         bar.addPermanentWidget(self.peer_label)
         bar.addPermanentWidget(self.conn_label)
 
@@ -136,7 +163,7 @@ class MainWindow(ActionsWindow):
         v, e = self.view, self.editing
         v.drop_validator = e.validate_drop
         v.rebaseRequested.connect(e.rebase)
-        v.detachRequested.connect(e.confirm_detach)
+        v.detachRequested.connect(e.drop_detach)
         v.dropRefused.connect(lambda reason: self.show_error(f"refused: {reason}"))
         v.statusMessage.connect(self.show_message)
         v.nodeActivated.connect(
@@ -147,9 +174,17 @@ class MainWindow(ActionsWindow):
         self.scene.snapshotShown.connect(self._snapshot_shown)
         self.banner.button.clicked.connect(self.connection.reconnect)
         self.jobs.verbRequested.connect(e.job_verb)
-        for part in (e, self.search):
+        for part in (e, self.search, self.staging, self.recording):
             part.message.connect(self.show_message)
             part.error.connect(self.show_error)
+        self.scene.snapshotShown.connect(lambda _diff: self.job_marks.graph_shown(
+            self.scene.snapshot))
+        self._wire_staging()
+        self.act_perms.toggled.connect(self._show_legend)
+        self.recording.showPanel.connect(lambda: (self.docks["replay"].show(),
+                                                  self.docks["replay"].raise_()))
+        self.media.changed.connect(lambda: setattr(self.edits, "labels", self.media.labels()))
+        self.edits.executed.connect(lambda _report: self.media.refresh())
         c = self.connection
         c.sessionOpened.connect(self._session_opened)
         c.connected.connect(self._connected)
@@ -161,11 +196,46 @@ class MainWindow(ActionsWindow):
         c.recentChanged.connect(self.fill_recent)
         self.edits.status.connect(self.show_message)
         self.edits.failed.connect(self._edit_failed)
+        self.edits.succeeded.connect(self.clear_error)
+        self.edits.runningChanged.connect(lambda _on: self.update_undo_actions())
         stack = self.edits.undo_stack
-        stack.canUndoChanged.connect(self.act_undo.setEnabled)
-        stack.canRedoChanged.connect(self.act_redo.setEnabled)
-        stack.undoTextChanged.connect(self.set_undo_text)
-        stack.redoTextChanged.connect(self.set_redo_text)
+        stack.indexChanged.connect(self._undo_changed)
+        stack.cleanChanged.connect(self._undo_changed)
+
+    def _show_legend(self, on: bool) -> None:
+        self.perm_legend.setVisible(on)
+        self._place_overlays()
+
+    def _undo_changed(self, *_: object) -> None:
+        # the stack also signals while it is being destroyed with the window
+        if shiboken6.isValid(self.edits.undo_stack):
+            self.update_undo_actions()
+
+    def _wire_staging(self) -> None:
+        st, panel = self.staging, self.staging_panel
+        panel.modeToggled.connect(self.act_stage.setChecked)
+        panel.removeRequested.connect(st.remove)
+        panel.discardRequested.connect(st.clear)
+        panel.applyRequested.connect(self.apply_staged)
+        st.modeChanged.connect(panel.set_mode)
+        st.modeChanged.connect(self._staging_shown)
+        st.changed.connect(lambda: panel.show_items(st.describe_items(), st.refused_index,
+                                                    st.refused_reason))
+        st.changed.connect(lambda: self._staging_shown(st.enabled))
+
+    def _staging_shown(self, on: bool) -> None:
+        """The Staged edits dock comes while staging (or edits wait) and goes after."""
+        dock = self.docks["staging"]
+        if on or self.staging.items:
+            dock.show()
+            dock.raise_()
+        else:
+            dock.hide()
+        self.act_apply_staged.setEnabled(bool(self.staging.items))
+        self.act_discard_staged.setEnabled(bool(self.staging.items))
+
+    def apply_staged(self) -> None:
+        self.spawn(self.staging.apply(), "apply the staged edits")
 
     # -- settings -----------------------------------------------------------------------
     def _restore_geometry(self) -> None:
@@ -225,14 +295,23 @@ class MainWindow(ActionsWindow):
         self.banner.adjustSize()
         self.banner.move(vp.left() + (vp.width() - self.banner.width()) // 2, vp.top() + 12)
         self.banner.raise_()
+        legend = getattr(self, "perm_legend", None)
+        if legend is not None:
+            legend.adjustSize()
+            legend.move(vp.left() + 12, vp.bottom() - legend.height() - 12)
+            legend.raise_()
 
     def show_message(self, text: str) -> None:
         self.message_label.setText(text)
 
     def show_error(self, text: str) -> None:
-        self.error_label.setText(text[:160])
-        self.error_label.setToolTip(text)
-        self.message_label.setText(text)
+        """The last error, said once: in the error label (whole text in its tooltip);
+        the message beside it no longer says what was running."""
+        self.error_label.setText(text)
+        self.message_label.setText("")
+
+    def clear_error(self) -> None:
+        self.error_label.setText("")
 
     def _connection_error(self, title: str, text: str) -> None:
         self.show_error(text)
@@ -263,8 +342,13 @@ class MainWindow(ActionsWindow):
             self.show_error(state.message)
         elif status is ConnectionStatus.CONNECTED:
             self.banner.hide()
+            self.clear_error()
+            if self._connected_once:   # a reconnection: the peer may be another process
+                self.edits.reset("reconnected — the peer may have been restarted")
+            self._connected_once = True
         self._place_overlays()
         self.update_node_actions()
+        self.update_undo_actions()
 
     # -- the graph ----------------------------------------------------------------------
     def show_snapshot(self, snapshot: GraphSnapshot) -> None:
@@ -305,9 +389,14 @@ class MainWindow(ActionsWindow):
         self.view.fit()
 
     def _selection_changed(self) -> None:
+        """The inspector follows the selection: the (first) selected node, or nothing
+        once the selection is cleared."""
         key = self.view.selected_key()
+        selected = self.scene.selected_keys()
         if key is not None:
             self.inspector.show_node(self.scene.snapshot, key)
+        elif self.inspector.key not in selected:
+            self.inspector.show_node(None, None)
         self.update_node_actions()
 
     def inspect(self, key: str) -> None:
@@ -329,12 +418,25 @@ class MainWindow(ActionsWindow):
 
     # -- the session --------------------------------------------------------------------
     def _session_opened(self, bridge: SessionBridge, label: str) -> None:
+        """A new session is up: what the last one showed (jobs, log, errors, undo) goes."""
+        self.jobs.clear_all()
+        self.qmp_log.clear()
+        self.clear_error()
+        for entry in bridge.session.traffic:
+            self.qmp_log.add(entry)
+        for job in bridge.session.jobs.values():
+            self.jobs.update_job(job)
         bridge.graphChanged.connect(self.show_snapshot)
         bridge.jobProgress.connect(self.jobs.update_job)
         bridge.connectionState.connect(self.set_status)
         bridge.traffic.connect(self.qmp_log.add)
         bridge.busyChanged.connect(lambda _busy: self.update_node_actions())
         self.edits.reset()
+        self.staging.clear()
+        self.job_marks.clear()
+        self.media.attach(bridge)
+        self._connected_once = False
+        self.set_status(bridge.session.state)
         self.setWindowTitle(f"blockgraph — {label}")
 
     def _connected(self, snapshot: GraphSnapshot) -> None:
@@ -345,6 +447,7 @@ class MainWindow(ActionsWindow):
         self.scene.reset()
         self.inspector.show_node(None, None)
         self.peer_label.setText("")
+        self.media.detach()
 
     def _on_failed(self, what: str, exc: object) -> None:
         self.show_error(f"{what} failed: {exc}")
@@ -364,6 +467,21 @@ class MainWindow(ActionsWindow):
     async def open_session(self, endpoint: Endpoint, label: str,
                            bundled: BundledPeer | None = None) -> bool:
         return await self.connection.open_session(endpoint, label, bundled)
+
+    async def close_teaching(self) -> None:
+        """Close what the tour windows this window opened still run (their engines and
+        scratch images)."""
+        for other in getattr(self, "teaching_windows", []):
+            panel = getattr(other, "panel", None)
+            if panel is not None:
+                await panel.shutdown()
+
+    def abandon_teaching(self) -> None:
+        """:meth:`close_teaching` without awaiting (Qt's loop has ended by itself)."""
+        for other in getattr(self, "teaching_windows", []):
+            panel = getattr(other, "panel", None)
+            if panel is not None:
+                panel.abandon()
 
     async def open_bundled(self, demo_dir: Path | None = None, demo: bool = True) -> bool:
         return await self.connection.open_bundled(demo_dir, demo)
@@ -397,6 +515,9 @@ class MainWindow(ActionsWindow):
 
     def open_image(self, path: str, at: QPointF | None = None) -> None:
         self.editing.open_image(path, at)
+
+    def open_images(self, paths: list[str]) -> None:
+        self.editing.open_images(paths)
 
     def copy_as_qmp_text(self, key: str) -> str:
         return self.editing.copy_as_qmp_text(key)

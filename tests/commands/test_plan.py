@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import select
 import shutil
 import subprocess
 import sys
@@ -199,22 +201,40 @@ async def test_the_printed_plan_runs_unchanged_with_replay(peer: Peer, tmp_path:
 
 
 def _qmp_shell(address_socket: str, text: str, aux: RawMonitor) -> str:
-    """Type ``text`` into qmp-shell as a person would: each command line as it is, and
+    """Type ``text`` into qmp-shell as a person would: each command line as it is, the
+    next only once qmp-shell printed the reply to the last (as a person reads it), and
     at a ``# wait for job`` comment, wait (watching on another monitor) before going on.
     Returns qmp-shell's output."""
     proc = subprocess.Popen([QMP_SHELL, address_socket], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdin is not None
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stdin is not None and proc.stdout is not None
+    printed = bytearray()
+
+    def until_reply(seen: int, timeout: float = 30) -> None:
+        """Read qmp-shell's output until one more reply line than ``seen``."""
+        deadline = time.monotonic() + timeout
+        while (printed.count(b"(QEMU) {") <= seen
+               or b"\n" not in printed[printed.rindex(b"(QEMU) {"):]):
+            left = deadline - time.monotonic()
+            assert left > 0, f"no reply from qmp-shell: {printed.decode()}"
+            ready, _, _ = select.select([proc.stdout], [], [], left)
+            chunk = os.read(proc.stdout.fileno(), 65536) if ready else b""
+            assert chunk or not ready, f"qmp-shell ended: {printed.decode()}"
+            printed.extend(chunk)
+
     for line in text.splitlines():
         wait = WAIT_RE.match(line)
         if wait:
             _wait_job(aux, wait.group(1), tuple(wait.group(2).split("/")))
         elif line.strip() and not line.startswith("#"):
-            proc.stdin.write(line + "\n")
+            seen = printed.count(b"(QEMU) {")
+            proc.stdin.write(line.encode() + b"\n")
             proc.stdin.flush()
-    out, err = proc.communicate(timeout=60)
+            until_reply(seen)
+    rest, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    return out
+    return (bytes(printed) + rest).decode()
 
 
 def _wait_job(aux: RawMonitor, job: str, until: tuple[str, ...], timeout: float = 30) -> None:
@@ -434,9 +454,10 @@ def test_the_installed_command(peer: Peer, tmp_path: Path) -> None:
     exe = str(Path(sys.executable).parent / "blockgraph")
     ok = subprocess.run([exe, "plan", "--connect", peer.address, "stream", "top"],
                         capture_output=True, text=True, timeout=60)
-    assert ok.returncode == 0 and ok.stdout.splitlines()[2:] == [
+    assert ok.returncode == 0 and ok.stdout.splitlines()[-2:] == [
         "block-stream job-id=stream-top device=top",
         "# wait for job stream-top to become null"], ok.stdout
+    assert "#   top (nothing attached): reads the same data" in ok.stdout.splitlines()
     bad = subprocess.run([exe, "plan", "--connect", peer.address, "delete", "nope"],
                          capture_output=True, text=True, timeout=60)
     assert (bad.returncode, bad.stdout, bad.stderr) == (

@@ -19,30 +19,57 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from gui.planner.plan import Plan
-from gui.widgets.dialogs import Prompter
+from gui.widgets.dialogs import JobChoice, Prompter
+from gui.widgets.media_dialog import MediumChoice
+from gui.widgets.plan_review import Review
 from gui.window.main_window import MainWindow
 from tests.support.peer import PEER_KINDS, Peer, started_peer
 
 
 class ScriptedPrompter(Prompter):
-    """Answers questions without dialogs; records what was asked."""
+    """Answers questions without dialogs; records what was asked.
+
+    A review that must be confirmed (``Review.needs_confirmation``) is recorded as a
+    ``("confirm", text)`` question and answered with ``confirm_answer``; every review is
+    kept in ``reviews`` (its plan in ``previews``).
+    """
 
     def __init__(self) -> None:
         self.asked: list[tuple[str, str]] = []
         self.errors: list[tuple[str, str]] = []
         self.previews: list[Plan] = []
+        self.reviews: list[Review] = []
         self.confirm_answer = True
         self.text_answer: str | None = None  # None: accept the suggestion
         self.choice: str | None = None  # None: accept the default
+        self.speed = 0  # the job dialogs' speed limit
         self.file: str | None = None
+        self.medium: MediumChoice | None = None
 
     def confirm(self, title: str, text: str) -> bool:
         self.asked.append(("confirm", text))
         return self.confirm_answer
 
-    def preview(self, plan: Plan) -> bool:
-        self.previews.append(plan)
+    def review(self, review: Review) -> bool:
+        self.reviews.append(review)
+        self.previews.append(review.plan)
+        if review.needs_confirmation:
+            self.asked.append(("confirm", review.text()))
+            return self.confirm_answer
         return True
+
+    def choose_job(self, title: str, label: str, options: list[str], default: int = 0
+                   ) -> JobChoice | None:
+        choice = self.choose(title, label, options, default)
+        return None if choice is None else JobChoice(choice, self.speed)
+
+    def save_file(self, title: str, suggested: str, filters: str) -> str | None:
+        self.asked.append(("save", suggested))
+        return self.file
+
+    def ask_medium(self, drive: str, current: str | None) -> MediumChoice | None:
+        self.asked.append(("medium", drive))
+        return self.medium
 
     def ask_text(self, title: str, label: str, default: str) -> str | None:
         self.asked.append(("text", default))
@@ -53,7 +80,7 @@ class ScriptedPrompter(Prompter):
         self.asked.append(("choose", "|".join(options)))
         return self.choice if self.choice is not None else options[default]
 
-    def open_file(self, title: str, directory: str = "") -> str | None:
+    def open_file(self, title: str, directory: str = "", filters: str = "") -> str | None:
         return self.file
 
     def error(self, title: str, text: str) -> None:
@@ -62,6 +89,14 @@ class ScriptedPrompter(Prompter):
 
 _LOOP: list[asyncio.AbstractEventLoop] = []
 _OTHER_HOOKS: list[object] = []
+_EXECUTOR: dict[str, qasync.QThreadExecutor] = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _join_loop_threads() -> Iterator[None]:
+    yield
+    if "threads" in _EXECUTOR:
+        _EXECUTOR.pop("threads").shutdown(wait=True)
 
 
 @pytest.fixture
@@ -74,6 +109,9 @@ def aloop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
     if not _LOOP:
         _OTHER_HOOKS.append(sys.get_asyncgen_hooks())
         _LOOP.append(qasync.QEventLoop(qapp, already_running=True))
+        # its threads (asyncio.to_thread: image maps, probes) are joined at the end of
+        # the session, as closing the loop would; a QThread left running aborts Python
+        _LOOP[0].set_default_executor(_EXECUTOR.setdefault("threads", qasync.QThreadExecutor()))
     loop = _LOOP[0]
     asyncio.events._set_running_loop(loop)
     sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook,  # type: ignore[attr-defined]

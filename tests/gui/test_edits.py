@@ -199,4 +199,6 @@ def test_declined_irreversible_edit_sends_nothing(qtbot: Any, aloop: Any, window
                     timeout=5000)
     assert any("cannot be undone" in text for kind, text in prompter.asked if kind == "confirm")
     sent = window.bridge.session.traffic.sent_commands(before)
-    assert "block-stream" not in sent and not prompter.previews
+    # one dialog said it (the review, declined), and nothing was sent
+    assert "block-stream" not in sent and len(prompter.reviews) == 1
+    assert prompter.reviews[0].irreversible

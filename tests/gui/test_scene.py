@@ -28,7 +28,8 @@ def test_first_snapshot_builds_one_item_per_node_and_edge(qapp: QApplication) ->
     assert len(scene.edges) == len(snap.edges)
     assert all(isinstance(card, NodeCard) for card in scene.nodes.values())
     # cards are drawn by one layer, not as graphics items of their own
-    assert set(scene.items()) == {scene.edge_layer, scene.card_layer, scene.frame_layer}
+    assert set(scene.items()) == {scene.edge_layer, scene.card_layer, scene.frame_layer,
+                                  scene.edge_layer.labels}
     assert len(scene.edge_layer.edges) == len(snap.edges)
     assert set(scene.edge_layer.edges) == set(scene.edges.values())
 

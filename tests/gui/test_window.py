@@ -130,13 +130,13 @@ def test_plan_preview_shows_the_qmp(qapp: Any) -> None:
 
     from gui.planner import PlanContext, plan_intent
     from gui.planner.intents import SetBacking
-    from gui.widgets.dialogs import PlanPreviewDialog, plan_json
+    from gui.widgets.plan_review import PlanReviewDialog, Review, plan_text
 
     plan = plan_intent(PlanContext(chains()), SetBacking("top2", "mid1"))
     assert plan.ok, plan.refusals
-    dialog = PlanPreviewDialog(plan)
+    dialog = PlanReviewDialog(Review(plan))
     text = dialog.findChild(QPlainTextEdit).toPlainText()
-    assert text == plan_json(plan)
+    assert text == plan_text(plan)
     assert '"execute": "blockdev-reopen"' in text and '"backing": "mid1"' in text
     assert dialog.skip.text().startswith("Don't preview")
     dialog.deleteLater()

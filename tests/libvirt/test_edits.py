@@ -21,7 +21,9 @@ from gui.libvirt.edits import (
     PASSTHROUGH_WARNING,
     AbortJob,
     BlockCopy,
+    LibvirtPlan,
     PivotJob,
+    WaitBlockJob,
     disk_chain_nodes,
     locate,
     resolve_name,
@@ -35,7 +37,8 @@ from gui.planner.intents import (
     SetBacking,
     Stream,
 )
-from tests.libvirt.conftest import Domain
+from tests.libvirt.conftest import Domain, remove_domain, start_domain
+from tests.support.libvirtd import LibvirtDaemon
 from tests.support.qemu import create
 
 
@@ -249,3 +252,28 @@ async def test_disk_targets_name_nodes_as_virsh_users_know_them(editor: DomainEd
     assert resolve_name(ctx.graph, ctx.description, bottom.name) == nodes[-1]
     assert os.path.basename(bottom.layer.path) == "base.qcow2"
     assert places[resolve_name(ctx.graph, ctx.description, "sda")].disk.device == "cdrom"
+
+
+async def test_a_wait_for_a_block_job_ends_when_the_domain_stops(
+        libvirtd: LibvirtDaemon, tmp_path: Path) -> None:
+    """No block-job event comes once QEMU is gone: the wait says so instead of hanging."""
+    dom = start_domain(libvirtd, "bg-edits-stops", tmp_path / "stops")
+    try:
+        async with LibvirtHost(dom.uri) as host:
+            session = host.session(dom.name, auto_reconnect=False)
+            await session.connect()
+            editor = DomainEditor(host, dom.name, session, job_timeout=600)
+            plan = LibvirtPlan(None, dom.name, "wait for a job that never ends",
+                               steps=(WaitBlockJob("vda"),))
+            running = asyncio.ensure_future(editor.run(plan))
+            await asyncio.sleep(0)                 # the run has begun: it waits from now on
+            await asyncio.to_thread(dom.virsh, "destroy", dom.name)
+            with pytest.raises(LibvirtError) as err:
+                async with asyncio.timeout(120):
+                    await running
+            assert str(err.value) == \
+                f"domain '{dom.name}' stopped while its block job on vda ran"
+            editor.close()
+            await session.close()
+    finally:
+        remove_domain(dom)

@@ -222,3 +222,28 @@ def test_compare_with_a_silent_peer_keeps_the_window_responsive(  # type: ignore
     finally:
         tick_task.cancel()
         listener.close()
+
+
+def test_no_stream_or_commit_is_offered_into_a_missing_backing_file(  # type: ignore[no-untyped-def]
+        qtbot, broken_dir: Path, chain_dirs) -> None:
+    w, _ = _window(qtbot, [broken_dir / "top.qcow2"])
+    for image in ("mid.qcow2", "top.qcow2"):     # mid's backing file is gone: below both
+        labels = [label for label, _ in w.actions_for(str(broken_dir / image))]
+        assert not any(label.startswith(("Commit", "Stream")) for label in labels), labels
+        assert "Flatten into a new image…" in labels
+    # with the chain whole they are offered
+    whole, _ = _window(qtbot, [chain_dirs[1] / "top.qcow2"])
+    labels = [label for label, _ in whole.actions_for(str(chain_dirs[1] / "top.qcow2"))]
+    assert "Commit into its backing file" in labels
+    assert "Stream the chain into this image" in labels
+
+
+def test_a_flattened_image_gets_the_mode_qemu_img_gives_a_new_image(  # type: ignore[no-untyped-def]
+        qtbot, chain_dirs) -> None:
+    ours, ref, _ = chain_dirs
+    w, _ = _window(qtbot, [ours / "top.qcow2"])
+    assert w.run_flatten(str(ours / "top.qcow2"), str(ours / "flat.qcow2")) is not None
+    qemu_img("convert", "-f", "qcow2", "-O", "qcow2", ref / "top.qcow2", ref / "flat.qcow2")
+    mode = (ours / "flat.qcow2").stat().st_mode & 0o777
+    assert mode == (ref / "flat.qcow2").stat().st_mode & 0o777
+    assert mode & 0o044        # not the 0600 of a temporary file

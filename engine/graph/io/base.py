@@ -21,6 +21,7 @@ from typing import Any
 from engine.formats.image import Extent, Image, zero_fill
 from engine.formats.store import ByteStore
 from engine.graph.faults import FaultInjector
+from engine.graph.throttle import ThrottleGroup
 
 Node = Any   # engine.graph.model.Node (duck-typed: this package sits below the model)
 
@@ -32,13 +33,15 @@ class IOContext:
     children they resolved and look again when it moved. ``lock`` is held by every
     graph transaction and around every job request, so a request never sees half a
     graph change (QEMU drains the nodes a reopen touches). ``faults``: the engine's
-    injected I/O errors (its ``blkdebug``).
+    injected I/O errors (its ``blkdebug``). ``throttle_groups``: the ``throttle-group``
+    objects by id, which ``throttle`` nodes name.
     """
 
     def __init__(self) -> None:
         self.epoch = 0
         self.lock = threading.RLock()
         self.faults = FaultInjector()
+        self.throttle_groups: dict[str, ThrottleGroup] = {}
 
     def changed(self) -> None:
         self.epoch += 1
@@ -68,6 +71,9 @@ class NodeIO:
 
     #: the host file whose data this layer holds, for fault rules and messages
     data_path: str | None = None
+    #: the node down to which this node froze the links below it when it opened
+    #: (``copy-on-read``'s ``bottom``); they thaw when the node goes
+    frozen_base: Node | None = None
     #: reads past the node's length must be cut here (its length is its own, not its
     #: child's): formats and windows; plain pass-through filters leave it to the child
     clamps: bool = True
@@ -76,6 +82,12 @@ class NodeIO:
         self.node = node
         self.ctx = ctx
         self._epoch = -1
+
+    @staticmethod
+    def option_error(ctx: IOContext, options: dict[str, Any]) -> str | None:
+        """QEMU's refusal of the driver's own options at open or reopen, if any (checked
+        once the node's file child is attached, before the driver instance is made)."""
+        return None
 
     # -- children ----------------------------------------------------------------------
     def child_io(self, role: str) -> NodeIO | None:
@@ -94,6 +106,11 @@ class NodeIO:
     def passthrough(self) -> tuple[NodeIO, int] | None:
         """(child, offset) when a request at *n* is the child's request at offset + *n*."""
         return None
+
+    def read_passthrough(self) -> tuple[NodeIO, int] | None:
+        """:meth:`passthrough` for reads (a node that acts on reads answers None and
+        does its work in :meth:`_read_layer`)."""
+        return self.passthrough()
 
     def _bottom(self, offset: int) -> tuple[NodeIO, int, bool]:
         """Down the pass-through nodes: (the node that answers, its offset, whether a
@@ -160,7 +177,7 @@ class NodeIO:
                 v = v[:inside]
             if io.ctx.faults.active and io.data_path is not None:
                 io._check_read_faults(off, len(v))
-            below = io.passthrough()
+            below = io.read_passthrough()
             if below is not None:
                 work.append((below[0], off + below[1], v))
             else:

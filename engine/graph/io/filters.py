@@ -1,7 +1,8 @@
 """Filter drivers: one child, every request passed through to it.
 
-The job filters QEMU inserts (``copy-on-read`` for stream, ``commit_top`` and
-``mirror_top`` for commit) are of this kind; so are the filters a user adds.
+The job filters QEMU inserts (``commit_top`` and ``mirror_top`` for commit) are of
+this kind; the filters a user adds build on it in modules of their own
+(:mod:`~engine.graph.io.throttle`, :mod:`~engine.graph.io.copy_on_read`).
 """
 
 from __future__ import annotations
@@ -29,11 +30,8 @@ class FilterIO(NodeIO):
         return below[0], size
 
 
-class CopyOnReadIO(FilterIO):
-    """``copy-on-read``: stream's filter above the device (copying is the job's work)."""
-
-
 class BackingFilterIO(FilterIO):
     """``commit_top`` / ``mirror_top``: commit's filters, whose child is a ``backing`` link."""
 
     role = "backing"
+

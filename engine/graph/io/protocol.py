@@ -86,7 +86,8 @@ class NullIO(NodeIO):
     DEFAULT_SIZE = 1 << 30
 
     def _own_length(self) -> int:
-        return int(self.node.options.get("size", self.DEFAULT_SIZE))
+        # the block layer counts whole 512-byte sectors: a size of 1000 is 1024
+        return -(-int(self.node.options.get("size", self.DEFAULT_SIZE)) // 512) * 512
 
     def _read_layer(self, offset: int, view: memoryview) -> list[Pending]:
         zero_fill(view)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from engine.formats.backing_names import JSON_PREFIX, BackingNameError, json_options
+from engine.formats.backing_names import options_of_name
 from engine.graph import drivers
 from engine.graph import perms as P
 from engine.graph.rules.errors import (
@@ -319,22 +319,10 @@ def child_link_perms(info: NodeInfo, role: str, *, writable: bool, parent_perm: 
         return ((parent_perm & passthrough) | P.WRITE_UNCHANGED,
                 (parent_shared & passthrough) | (P.ALL & ~passthrough))
     fixed_size = info.driver == "raw" and bool(
-        {"offset", "size"} & set(_json_options(info.filename)))
+        {"offset", "size"} & set(options_of_name(info.filename)))
     return P.child_perms(drivers.driver(info.driver), role, writable=writable,
                          force_share_child=False, parent_perm=parent_perm,
                          parent_shared=parent_shared, fixed_size=fixed_size)
-
-
-def _json_options(filename: str) -> dict[str, object]:
-    """The options of a ``json:{...}`` filename (none for a plain or unreadable one)."""
-    if not filename.startswith(JSON_PREFIX):
-        return {}
-    try:
-        return json_options(filename)
-    except BackingNameError:
-        return {}
-
-
 
 
 def sim_view(sim: PermissionSim, view: GraphView) -> GraphView:
