@@ -10,17 +10,22 @@ several unexpected arguments an error names first.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 _BUCKETS = 512
 _MASK = 0xFFFFFFFF
 
 
+def _c_string(key: str) -> bytes:
+    """The bytes QEMU keeps for a key: modified UTF-8, where U+0000 is C0 80."""
+    return key.encode().replace(b"\x00", b"\xc0\x80")
+
+
 @functools.lru_cache(maxsize=4096)
 def qdict_bucket(key: str) -> int:
     """QEMU's bucket for ``key`` (cached: replies reuse a small set of member names)."""
-    data = key.encode()
+    data = _c_string(key)
     value = (0x238F13AF * len(data)) & _MASK
     for i, byte in enumerate(data):
         value = (value + (byte << ((i * 5) % 24))) & _MASK
@@ -65,7 +70,7 @@ _GHASH_PRIMES = (1, 2, 3, 7, 13, 31, 61, 127, 251, 509, 1021, 2039, 4093, 8191, 
 
 def _g_str_hash(key: str) -> int:
     h = 5381
-    for byte in key.encode():
+    for byte in _c_string(key):
         h = ((h << 5) + h + (byte if byte < 128 else byte - 256)) & _MASK
     return h if h >= 2 else 2
 
@@ -75,25 +80,47 @@ def ghash_order(keys: Iterable[str]) -> list[str]:
 
     QEMU's input visitor tracks not-yet-visited members in such a table (filled in
     QDict order); of several unexpected members it reports the first in this order.
+    GLib (2.74) places a key at ``(hash * 11) % prime`` in 32-bit arithmetic, probing
+    by growing steps, and grows the table in place: each key is moved to its new
+    place, evicting a key not moved yet, which moves next.
     """
     table: list[str | None] = [None] * 8
     shift = 3
 
-    def insert(tab: list[str | None], mod: int, key: str) -> None:
-        mask = len(tab) - 1
-        i = (_g_str_hash(key) * 11) % mod
-        step = 0
-        while tab[i] is not None:
-            step += 1
-            i = (i + step) & mask
-        tab[i] = key
+    def index(key: str, mod: int) -> int:
+        return ((_g_str_hash(key) * 11) & _MASK) % mod   # guint arithmetic wraps
 
     for count, key in enumerate(keys, start=1):
-        insert(table, _GHASH_PRIMES[shift], key)
+        mask = len(table) - 1
+        i = index(key, _GHASH_PRIMES[shift])
+        step = 0
+        while table[i] is not None:
+            step += 1
+            i = (i + step) & mask
+        table[i] = key
         if len(table) <= count + count // 16:
+            old_size = len(table)
             shift = max(3, int(count * 1.333).bit_length())
-            old, table = table, [None] * (1 << shift)
-            for k in old:
-                if k is not None:
-                    insert(table, _GHASH_PRIMES[shift], k)
+            table += [None] * ((1 << shift) - old_size)
+            _grow_in_place(table, old_size, _GHASH_PRIMES[shift], index)
     return [k for k in table if k is not None]
+
+
+def _grow_in_place(table: list[str | None], old_size: int, mod: int,
+                   index: Callable[[str, int], int]) -> None:
+    mask = len(table) - 1
+    moved = [False] * len(table)
+    for i in range(old_size):
+        key = table[i]
+        if key is None or moved[i]:
+            continue
+        table[i] = None
+        while key is not None:
+            j = index(key, mod)
+            step = 0
+            while moved[j]:
+                step += 1
+                j = (j + step) & mask
+            moved[j] = True
+            table[j], key = key, table[j]
+

@@ -8,9 +8,9 @@ was renamed, replaced or pointed elsewhere in the meantime.
 
 :class:`HostFS` turns a name into a descriptor. Without a root it follows QEMU's
 ``file`` driver: the name as given, relative to the working directory, symlinks
-followed; with a root, the name must resolve inside it. Confining names by
-descriptor (``openat2`` with ``RESOLVE_BENEATH``) belongs in :meth:`HostFS._open`
-and nowhere else.
+followed; with a root, the name is resolved beneath a descriptor of the root
+(``openat2`` with ``RESOLVE_BENEATH``, see :mod:`engine.formats.beneath`) in
+:meth:`HostFS._open` and nowhere else.
 
 Errors are :class:`OSError` with the name as given; callers word them as QEMU does.
 """
@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.formats import fileio
+from engine.formats.beneath import open_beneath
 
 _PROC_FD = "/proc/self/fd/"
 
@@ -36,10 +37,12 @@ class HostFile:
     format code may use directly for the fast paths (``O_DIRECT``, writeback hints).
     """
 
-    def __init__(self, fd: int, name: str, writable: bool) -> None:
+    def __init__(self, fd: int, name: str, writable: bool, *, created: bool = False) -> None:
         self.fd: int | None = fd
         self.name = name
         self.writable = writable
+        #: :meth:`HostFS.create` made the file (it did not exist before)
+        self.created = created
 
     # -- identity ------------------------------------------------------------------------
     def identity(self) -> tuple[int, int]:
@@ -48,12 +51,14 @@ class HostFile:
         return st.st_dev, st.st_ino
 
     def real_path(self) -> str:
-        """The file's path now, read from the descriptor (symlinks resolved)."""
+        """The file's path now, read from the descriptor (symlinks resolved); a file
+        removed since it was opened keeps the kernel's `` (deleted)`` suffix (its name
+        may now be another file's, even outside a root)."""
         try:
             real = os.readlink(_PROC_FD + str(self._fd()))
         except OSError:
             real = ""
-        if not real.startswith("/") or real.endswith(" (deleted)"):
+        if not real.startswith("/"):
             return os.path.realpath(self.name)
         return real
 
@@ -152,8 +157,22 @@ class HostFile:
         return f"<HostFile {self.name!r} fd={self.fd}{' rw' if self.writable else ''}>"
 
 
+class NotRegularFile(OSError):
+    """The name opened is a FIFO, a socket or a device, which QEMU's ``file`` driver
+    refuses (``'file' driver requires '...' to be a regular file``)."""
+
+
 class HostFS:
     """Names to host files, optionally confined to ``root``.
+
+    Without a root a name means what QEMU's ``file`` driver makes of it: the name as
+    given to ``open()``, relative to the working directory, symlinks followed. With a
+    root, the name must start inside it (as an absolute name or relative to a working
+    directory inside it) and the rest is resolved by the kernel beneath a descriptor
+    of the root opened once (:func:`engine.formats.beneath.open_beneath`): a symlink
+    that leaves the root, ``..`` above it or a magic link is refused, however the
+    names change meanwhile. The descriptor opened is then checked (a regular file,
+    inside the root) and is the only way the engine ever reaches that file again.
 
     Every method raises :class:`OSError` (``strerror`` as the OS words it, ``filename``
     the name as given) when the name cannot be opened.
@@ -161,43 +180,125 @@ class HostFS:
 
     def __init__(self, root: Path | str | None = None) -> None:
         self.root = str(Path(root).resolve()) if root is not None else None
+        #: the root as spelled by whoever set it (clients may name files that way)
+        self._given_root = os.path.abspath(root) if root is not None else None
+        self._root_fd: int | None = None
+        if self.root is not None:
+            self._root_fd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def path(self, name: str) -> str:
-        """The absolute host path ``name`` means (QEMU: relative to the working directory)."""
-        if "\0" in name:
-            # QEMU's C strings end at the NUL; no such file is looked up here
-            raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), name)
-        path = os.path.abspath(name)
-        if self.root is not None:
-            real = os.path.realpath(path)
-            if real != self.root and not real.startswith(self.root + os.sep):
-                raise OSError(errno.EACCES, os.strerror(errno.EACCES), name)
-        return path
+        """The absolute host path ``name`` means (QEMU: relative to the working directory);
+        only a name: files are opened by :meth:`open` and :meth:`create`."""
+        _check_name(name)
+        return os.path.abspath(name)
+
+    def beneath(self, name: str) -> str:
+        """``name`` relative to the root, as spelled (EACCES when it starts elsewhere)."""
+        assert self.root is not None and self._given_root is not None
+        full = name if name.startswith("/") else os.path.join(os.getcwd(), name)
+        for prefix in (self.root, self._given_root):
+            if full == prefix:
+                return "."
+            inside = prefix.rstrip("/") + "/"          # the root may be "/" itself
+            if full.startswith(inside):
+                return full[len(inside):].lstrip("/") or "."
+        raise OSError(errno.EACCES, os.strerror(errno.EACCES), name)
 
     def open(self, name: str, *, writable: bool) -> HostFile:
-        """Open an existing file (a directory is refused with EISDIR)."""
+        """Open an existing regular file (a directory: EISDIR; anything else that is
+        not a regular file: :class:`NotRegularFile`)."""
         fd = self._open(name, os.O_RDWR if writable else os.O_RDONLY)
         return HostFile(fd, name, writable)
 
     def create(self, name: str, mode: int = 0o644) -> HostFile:
         """Open ``name`` read-write, creating it if it is missing; nothing is truncated
         (QEMU checks image locks on the descriptor before it truncates)."""
-        fd = self._open(name, os.O_RDWR | os.O_CREAT, mode)
-        return HostFile(fd, name, True)
+        try:
+            fd = self._open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, mode)
+            created = True
+        except FileExistsError:
+            fd = self._open(name, os.O_RDWR | os.O_CREAT, mode)
+            created = False
+        return HostFile(fd, name, True, created=created)
+
+    def discard(self, f: HostFile, *, emptied: bool) -> None:
+        """Undo a creation that failed: the file :meth:`create` made is removed (if its
+        name still names it), one that existed is truncated to nothing when ``emptied``
+        (its old content is gone already); ``f`` is closed either way."""
+        try:
+            if f.created:
+                self._remove(f)
+            elif emptied:
+                with contextlib.suppress(OSError):
+                    f.truncate(0)
+        finally:
+            f.close()
+
+    def _remove(self, f: HostFile) -> None:
+        parent, base = os.path.split(f.name)
+        flags = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+        try:
+            if self.root is None:
+                dir_fd = os.open(parent or ".", flags)
+            elif self._root_fd is None:
+                return
+            else:
+                dir_fd = open_beneath(self._root_fd, self.beneath(parent or "."), flags)
+        except OSError:
+            return
+        try:
+            st = os.stat(base, dir_fd=dir_fd, follow_symlinks=False)
+            if (st.st_dev, st.st_ino) == f.identity():
+                os.unlink(base, dir_fd=dir_fd)
+        except OSError:
+            pass
+        finally:
+            os.close(dir_fd)
+
+    def close(self) -> None:
+        fd, self._root_fd = self._root_fd, None
+        if fd is not None:
+            os.close(fd)
 
     def _open(self, name: str, flags: int, mode: int = 0o644) -> int:
-        path = self.path(name)
+        _check_name(name)
+        # O_NONBLOCK: a FIFO must not hang the engine before it is refused below
+        flags |= os.O_CLOEXEC | os.O_NONBLOCK
         try:
-            fd = os.open(path, flags | os.O_CLOEXEC, mode)
+            if self.root is None:
+                fd = os.open(name, flags, mode)
+            elif self._root_fd is None:     # closed: never fall back to plain names
+                raise OSError(errno.EBADF, "the root is closed", name)
+            else:
+                fd = open_beneath(self._root_fd, self.beneath(name), flags, mode)
         except OSError as exc:
             raise OSError(exc.errno, exc.strerror, name) from None
         try:
-            if stat.S_ISDIR(os.fstat(fd).st_mode):
-                raise OSError(errno.EISDIR, os.strerror(errno.EISDIR), name)
+            self._check_opened(fd, name)
+            os.set_blocking(fd, True)
         except BaseException:
             os.close(fd)
             raise
         return fd
+
+    def _check_opened(self, fd: int, name: str) -> None:
+        """What was opened, checked on the descriptor itself."""
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise OSError(errno.EISDIR, os.strerror(errno.EISDIR), name)
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file", name)
+        if self.root is not None:
+            real = os.readlink(_PROC_FD + str(fd))
+            if not real.startswith(self.root.rstrip("/") + "/") or real.endswith(" (deleted)"):
+                raise OSError(errno.EACCES, os.strerror(errno.EACCES), name)
+
+
+def _check_name(name: str) -> None:
+    if "\0" in name or not name:
+        # QEMU's C strings end at the NUL; no such file is looked up here (nor, as
+        # open() answers, an empty name)
+        raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), name)
 
 
 #: Host files without confinement: the command-line tools and the offline view.

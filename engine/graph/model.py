@@ -46,7 +46,7 @@ import networkx as nx
 from networkx import has_path
 
 from engine.formats.errors import ImageError
-from engine.formats.hostfile import HostFile, HostFS
+from engine.formats.hostfile import HostFile, HostFS, NotRegularFile
 from engine.graph import permcheck
 from engine.graph import perms as P
 from engine.graph.io.base import IOContext
@@ -505,20 +505,18 @@ class BlockGraph(Journaled, LiveView):
         permcheck.check_node_perms(self, node)
 
     # -- paths ----------------------------------------------------------------------
-    def host_path(self, filename: str) -> str:
-        """An absolute host path for ``filename``; refuses paths outside ``root``."""
-        try:
-            return self.hostfs.path(filename)
-        except OSError as exc:
-            raise GraphError(f"Could not open '{filename}': {exc.strerror}") from exc
-
     def open_host_file(self, filename: str, *, writable: bool) -> HostFile:
-        """Open ``filename`` (once: the node keeps the descriptor) with QEMU's texts."""
+        """Open ``filename`` (once: the node keeps the descriptor) with QEMU's texts;
+        under a root, beneath it (see :class:`~engine.formats.hostfile.HostFS`)."""
         try:
             return self.hostfs.open(filename, writable=writable)
+        except NotRegularFile as exc:
+            raise GraphError(f"'file' driver requires '{filename}' to be a regular file") \
+                from exc
         except OSError as exc:
             raise GraphError(f"Could not open '{filename}': {exc.strerror}") from exc
 
     def close(self) -> None:
         for node in self.nodes.values():
             self._close_io(node)
+        self.hostfs.close()

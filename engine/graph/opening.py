@@ -31,6 +31,9 @@ from engine.graph.io.formats import Qcow2IO
 from engine.graph.io.protocol import FileIO
 from engine.graph.model import BlockGraph, GraphError, Node
 
+#: QEMU's largest node: INT64_MAX aligned down to 1 GiB (longer ones: EFBIG at open)
+MAX_LENGTH = ((1 << 63) - 1) & ~((1 << 30) - 1)
+
 #: the driver name that asks to probe the format from the file child's first bytes
 PROBE = ""
 BACKING_PREFIX = "Could not open backing file: "
@@ -216,6 +219,8 @@ def _open_protocol(graph: BlockGraph, node: Node, opts: dict[str, Any],
                    opened: dict[str, HostFile]) -> None:
     """A protocol node's own resource: the host file, or a null device's size."""
     if node.driver == "file":
+        if opts["filename"] == "":
+            raise GraphError("The 'file' block driver requires a file name")
         hostfile = opened.pop(opts["filename"], None)
         if hostfile is None:
             hostfile = graph.open_host_file(opts["filename"], writable=not node.read_only)
@@ -234,6 +239,8 @@ def _open_protocol(graph: BlockGraph, node: Node, opts: dict[str, Any],
         raise GraphError("latency-ns is invalid")
     if opts.get("size", 0) < 0:
         raise GraphError("Parameter 'size' expects a non-negative value")
+    if -(-opts.get("size", 0) // 512) * 512 > MAX_LENGTH:
+        raise GraphError("Could not refresh total sector count: File too large")
 
 
 def _make_io(graph: BlockGraph, node: Node) -> Any:

@@ -27,7 +27,7 @@ from typing import Any
 
 from engine.formats.create import format_qcow2
 from engine.formats.errors import ImageError
-from engine.formats.hostfile import HostFile
+from engine.formats.hostfile import HostFile, NotRegularFile
 from engine.formats.store import ByteStore
 from engine.graph import perms as P
 from engine.graph.model import BlockGraph, GraphError, Node
@@ -166,6 +166,7 @@ def grow_file(store: HostFile, size: int, prealloc: str) -> None:
                 assert store.fd is not None
                 os.posix_fallocate(store.fd, 0, size)
         except OSError as exc:
+            _shrink_back(store)
             raise fail(exc, "Could not preallocate new data") from exc
         _allocate_first_block(store, size)
     elif prealloc == "full":
@@ -179,9 +180,17 @@ def grow_file(store: HostFile, size: int, prealloc: str) -> None:
                 store.pwrite(zeros[:size - offset], offset)
             store.sync()
         except OSError as exc:
+            _shrink_back(store)
             raise fail(exc, "Could not write zeros for preallocation") from exc
     else:
         raise JobFailed(errno.ENOTSUP, f"Unsupported preallocation mode: {prealloc}")
+
+
+def _shrink_back(store: HostFile) -> None:
+    """After a failed preallocation the file goes back to the length it had (empty), as
+    QEMU truncates it back: a full disk leaves no partial file."""
+    with contextlib.suppress(OSError):
+        store.truncate(0)
 
 
 def _allocate_first_block(store: HostFile, size: int) -> None:
@@ -259,6 +268,9 @@ def _file_target(graph: BlockGraph, opts: dict[str, Any]) -> Target:
     name = opts["filename"]
     try:
         return Target(store=graph.hostfs.create(name), owned=True)
+    except NotRegularFile:
+        # QEMU opens it and fails to truncate it (a FIFO, a device): EINVAL
+        return Target(problem="Could not resize file: Invalid argument")
     except OSError as exc:
         return Target(problem=f"Could not create '{name}': {exc.strerror}")
 

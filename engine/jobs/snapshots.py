@@ -93,18 +93,21 @@ def create_overlay_file(graph: BlockGraph, node: Node, filename: str, fmt: str) 
         raise JobCommandError(f"Could not create '{host_name}': {exc.strerror}") from exc
     try:
         conflict = lock_conflict_with(graph, store.identity(), *FILE_CREATE_PERMS)
-        if conflict:
-            raise JobCommandError(conflict)
+    except BaseException:
+        graph.hostfs.discard(store, emptied=False)
+        raise
+    if conflict:                  # nothing written: a file that was there stays as it is
+        graph.hostfs.discard(store, emptied=False)
+        raise JobCommandError(conflict)
+    try:
         format_qcow2(store, virtual_size(node), backing_file=backing,
                      backing_format=node.driver, probe_backing=False)
-    except ImageError as exc:
-        store.close()
-        raise JobCommandError(str(exc)) from exc
-    except OSError as exc:
-        store.close()
-        raise JobCommandError(
-            f"Could not create '{host_name}': {os.strerror(exc.errno or 0)}") from exc
-    except BaseException:
-        store.close()
+    except BaseException as exc:  # a full disk: no half-written overlay is left behind
+        graph.hostfs.discard(store, emptied=True)
+        if isinstance(exc, ImageError):
+            raise JobCommandError(str(exc)) from exc
+        if isinstance(exc, OSError):
+            raise JobCommandError(
+                f"Could not create '{host_name}': {os.strerror(exc.errno or 0)}") from exc
         raise
     return store

@@ -156,7 +156,7 @@ class ChainReport:
 def _identity(path: str) -> tuple[int, int] | str:
     try:
         st = os.stat(path)
-    except OSError:
+    except (OSError, ValueError):      # ValueError: a NUL in the name
         return os.path.realpath(path)
     return (st.st_dev, st.st_ino)
 
@@ -232,7 +232,8 @@ def inspect_chain(path: str | os.PathLike[str], fmt: str | None = None, *,
             layers.append(layer)
             if not img.backing_file:
                 break
-            resolved = backing_host_path(img.path, img.backing_file)
+            # QEMU reads the name as a C string: a NUL ends it
+            resolved = backing_host_path(img.path, img.backing_file.split("\0", 1)[0])
             problem, nxt = _follow(layer, resolved, seen)
             if problem is not None:
                 problems.append(problem)

@@ -92,6 +92,9 @@ class Bool(QType):
             raise _type_error(path, "boolean")
 
 
+_INT_MIN, _INT_MAX, _UINT_MAX = -(1 << 63), (1 << 63) - 1, (1 << 64) - 1
+
+
 class Int(QType):
     """An integer; ``size``-like members reject negative values with QEMU's text."""
 
@@ -102,6 +105,13 @@ class Int(QType):
 
     def check(self, value: Any, path: Path) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
+            raise _type_error(path, "integer")
+        if self.non_negative and value > _UINT_MAX:
+            # QEMU reads it as a float, which a ``size`` member refuses by its range
+            raise generic(f"Parameter '{full_name(path)}' expects uint64")
+        if not _INT_MIN <= value <= (_UINT_MAX if self.non_negative else _INT_MAX):
+            # QEMU reads such a number as a float (or, for an ``int``, an unsigned it
+            # cannot take): not an integer to the visitor
             raise _type_error(path, "integer")
         if self.non_negative and value < 0:
             raise generic(f"Parameter '{full_name(path)}' expects a non-negative value")

@@ -34,8 +34,9 @@ class InProcessServer:
     """An engine and its QMP server on a private thread; ``connect()`` for clients."""
 
     def __init__(self, engine: Any | None = None, *, root: Path | None = None,
-                 close_engine: bool = True, **server_options: int) -> None:
-        """``server_options`` go to :class:`~engine.server.server.QMPServer` (limits)."""
+                 close_engine: bool = True, **server_options: float) -> None:
+        """``server_options`` go to :class:`~engine.server.server.QMPServer` (limits,
+        large-message slots)."""
         if engine is None:
             from engine.qmp import Engine
 

@@ -1,168 +1,441 @@
-"""Split a QMP byte stream into JSON messages, and parse them, the way QEMU does.
+"""Split a QMP byte stream into JSON messages and parse them, the way QEMU 7.2 does.
 
 Clients need not end a message with a newline (qemu.qmp never does), so the server
-cannot read lines; it must find where one JSON value ends in a stream that may
-arrive in any pieces. :class:`JSONStream` does what QEMU 7.2's monitor does, so
-that good input, bad input and the recovery after bad input all answer alike:
+cannot read lines; it must find where one JSON value ends in a stream that may arrive
+in any pieces. :class:`JSONStream` does what QEMU's monitor does, so that good input,
+bad input and the recovery after bad input all answer alike, byte for byte:
 
-* A lexer cuts the bytes into tokens: the structural characters ``{}[]:,``,
-  strings (in double *or single* quotes, as QEMU accepts), numbers and lower-case
-  keywords. A number or keyword is complete only when the next character arrives,
-  so a bare ``42`` waits, just as in QEMU.
-* Tokens are collected until braces and brackets balance (or close more than they
-  opened); then the collected tokens are one message and are parsed.
-* A character that cannot continue a token is a lexical error: the partial token
-  and that character are reported (``JSON parse error, stray '...'``), the message
-  under construction is dropped, and input is skipped up to the next structural
-  character or control character (other than tab) before lexing resumes.
-* Limits guard the server, with QEMU's values by default: nesting depth 1024,
-  64 MiB of token text and 2 Mi tokens per message. Crossing one drops the message
-  with ``JSON nesting depth limit exceeded`` / ``JSON token size limit exceeded`` /
-  ``JSON token count limit exceeded``.
+* **Lexer.** Bytes become tokens: ``{}[]:,``, strings (in double *or single* quotes),
+  numbers and lower-case keywords. A number or keyword ends only when the next byte
+  arrives (a bare ``42`` waits). A byte that cannot continue a token is an error: the
+  token so far and that byte are answered as ``JSON parse error, stray '...'`` and the
+  lexer skips input up to the next structural character or control character (tab
+  excepted) or 0xFE/0xFF, which it then reads afresh. A token that grows past 64 MiB
+  is dropped (``JSON token size limit exceeded``) and the lexer starts afresh on the
+  very next byte.
+* **Streamer.** Tokens are collected until braces and brackets balance (or close more
+  than they opened); that is one message. Before a token is added, QEMU's limits are
+  checked: 64 MiB of token text, 2 Mi tokens, nesting 1024; crossing one answers
+  ``JSON token size limit exceeded`` / ``JSON token count limit exceeded`` /
+  ``JSON nesting depth limit exceeded`` and drops the message so far. A lexical
+  error drops it too.
+* **Parser.** :mod:`~engine.server.jsonparser` builds the value token by token.
 
-:meth:`JSONStream.feed` returns, for each completed message, either the parsed value
-or a :class:`JSONParseError` whose text is QEMU's ``desc``.
+No client can stall the server with its input: the work is linear in the input (the
+lexer runs regular expressions over whole runs of bytes, never a Python step per
+byte of a long token), and :meth:`JSONStream.pump` stops at a deadline so that the
+server can share its time between clients. Values are as QEMU reads them
+(:mod:`~engine.server.jsontext`): integers of any length, modified UTF-8.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
+
+from engine.server.jsonparser import (
+    COLON,
+    COMMA,
+    FLOAT,
+    INTEGER,
+    KEYWORD,
+    LCURLY,
+    LSQUARE,
+    RCURLY,
+    RSQUARE,
+    STRING,
+    MessageBuilder,
+)
+from engine.server.jsontext import StringDecoder, decode_lossy, integer_value
 
 MAX_NESTING = 1024
 MAX_TOKEN_SIZE = 64 << 20
 MAX_TOKEN_COUNT = 2 << 20
 
-_WHITESPACE = re.compile(rb"[ \t\n\r]+")
-_KEYWORD = re.compile(rb"[a-z]+")
-#: A string's body after the opening quote, as far as it is valid. Possessive runs keep
-#: matching linear (no backtracking), and a string arriving in many reads is scanned
-#: once: each feed resumes where the previous one stopped (``JSONStream._scan``).
-_DQ_BODY = re.compile(rb'(?:[^"\\\x00-\x1f\xfe\xff]++|\\[^\x00-\x1f\xfe\xff])*+')
-_SQ_BODY = re.compile(rb"(?:[^'\\\x00-\x1f\xfe\xff]++|\\[^\x00-\x1f\xfe\xff])*+")
-#: Input skipped after a lexical error.
-_RECOVERY_SKIP = re.compile(rb"[^{}\[\]:,\x00-\x08\x0a-\x1f\xfe\xff]*")
-_STRUCTURAL = frozenset(b"{}[]:,")
-_DIGITS = frozenset(b"0123456789")
-
-# token kinds
-LCURLY, RCURLY, LSQUARE, RSQUARE, COLON, COMMA = "{", "}", "[", "]", ":", ","
-STRING, INTEGER, FLOAT, KEYWORD = "string", "integer", "float", "keyword"
-
-_INT64_MIN, _UINT64_MAX = -(1 << 63), (1 << 64) - 1
+#: a string's body goes to its decoder in pieces of at most this many bytes, so that
+#: one step of work stays short whatever the string holds
+STRING_PIECE = 64 << 10
+#: complete tokens lexed between two looks at the clock
+_TOKENS_PER_CLOCK = 64
 
 
 @dataclass(frozen=True, slots=True)
 class JSONParseError:
-    """A message that could not be parsed; ``desc`` is QEMU's error text."""
+    """A message that could not be read; ``desc`` is QEMU's error text."""
 
     desc: str
 
 
-class _LexError(Exception):
-    def __init__(self, text: bytes) -> None:
-        super().__init__(text)
-        self.text = text
+# -- lexer tables ------------------------------------------------------------------------
+
+(_START, _RECOVERY, _STRING_BODY, _STRING_ESCAPE, _ZERO, _SIGN, _DIGITS, _MANTISSA,
+ _MANTISSA_DIGITS, _EXP_E, _EXP_SIGN, _EXP_DIGITS, _KEYWORD) = range(13)
+
+#: complete tokens (and whitespace) at the start state, within one buffer; a token that
+#: may continue past the buffer's end, or any error, is left to the state machine
+_FAST = re.compile(
+    rb"(?P<w>[ \t\n\r]++)"
+    rb"|(?P<p>[{}\[\]:,])"
+    rb"|(?P<s>\"(?:[^\"\\\x00-\x1f\xfe\xff]++|\\[\x20-\xfd])*+\""
+    rb"|'(?:[^'\\\x00-\x1f\xfe\xff]++|\\[\x20-\xfd])*+')"
+    rb"|(?P<i>-?(?:0(?=[^0-9.])|[1-9][0-9]*+(?=[^0-9.eE])))"
+    rb"|(?P<f>-?(?:0|[1-9][0-9]*+)\.[0-9]++(?=[^0-9eE])"
+    rb"|-?(?:(?:0|[1-9][0-9]*+)\.[0-9]++|[1-9][0-9]*+)[eE][-+]?[0-9]++(?=[^0-9]))"
+    rb"|(?P<k>[a-z]++(?=[^a-z]))")
+_FAST_KIND = {"s": STRING, "i": INTEGER, "f": FLOAT, "k": KEYWORD}
+_PUNCTUATION = {ord(c): c for c in (LCURLY, RCURLY, LSQUARE, RSQUARE, COLON, COMMA)}
+#: bytes skipped in recovery: 0x20..0xFD but the structural characters, and tab
+_RECOVERY_SKIP = re.compile(rb"[^{}\[\]:,\x00-\x08\x0a-\x1f\xfe\xff]*+")
+_STRING_RUN = {
+    0x22: re.compile(rb"(?:[^\"\\\x00-\x1f\xfe\xff]++|\\[\x20-\xfd])*+"),
+    0x27: re.compile(rb"(?:[^'\\\x00-\x1f\xfe\xff]++|\\[\x20-\xfd])*+"),
+}
+_DIGIT_RUN = re.compile(rb"[0-9]*+")
+_KEYWORD_RUN = re.compile(rb"[a-z]*+")
+
+_ERROR, _END = 254, 255
+
+
+def _table(default: int, **moves: int) -> bytes:
+    row = bytearray([default] * 256)
+    for chars, state in moves.items():
+        for c in chars.replace("digits", "0123456789").replace("nonzero", "123456789"):
+            row[ord(c)] = state
+    return bytes(row)
+
+
+#: the number and keyword states: next state per byte, ``_END`` (the token ends before
+#: this byte) or ``_ERROR`` (this byte is stray)
+_NEXT = {
+    _SIGN: _table(_ERROR, **{"0": _ZERO, "nonzero": _DIGITS}),
+    _ZERO: _table(_END, **{"digits": _ERROR, ".": _MANTISSA}),
+    _DIGITS: _table(_END, **{"digits": _DIGITS, "eE": _EXP_E, ".": _MANTISSA}),
+    _MANTISSA: _table(_ERROR, digits=_MANTISSA_DIGITS),
+    _MANTISSA_DIGITS: _table(_END, **{"digits": _MANTISSA_DIGITS, "eE": _EXP_E}),
+    _EXP_E: _table(_ERROR, **{"+-": _EXP_SIGN, "digits": _EXP_DIGITS}),
+    _EXP_SIGN: _table(_ERROR, digits=_EXP_DIGITS),
+    _EXP_DIGITS: _table(_END, digits=_EXP_DIGITS),
+    _KEYWORD: _table(_END, **{chr(c): _KEYWORD for c in range(ord("a"), ord("z") + 1)}),
+}
+_ENDED_KIND = {_ZERO: INTEGER, _DIGITS: INTEGER, _MANTISSA_DIGITS: FLOAT,
+               _EXP_DIGITS: FLOAT, _KEYWORD: KEYWORD}
+_RUNS = {_DIGITS: _DIGIT_RUN, _MANTISSA_DIGITS: _DIGIT_RUN, _EXP_DIGITS: _DIGIT_RUN,
+         _KEYWORD: _KEYWORD_RUN}
+_FIRST = {ord("-"): _SIGN, ord("0"): _ZERO}
+_FIRST.update({c: _DIGITS for c in b"123456789"})
+_FIRST.update({c: _KEYWORD for c in range(ord("a"), ord("z") + 1)})
+
+
+class _NotQEMUs(ValueError):
+    """The standard decoder met something it reads differently from QEMU."""
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _NotQEMUs("duplicate key")
+    return obj
+
+
+def _qemu_integer(text: str) -> int | float:
+    return integer_value(text.encode("ascii"))
+
+
+def _refuse(text: str) -> None:
+    raise _NotQEMUs(text)
+
+
+#: a message read in one go by the standard decoder (see ``JSONStream._whole_message``)
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_members, parse_int=_qemu_integer,
+                            parse_constant=_refuse)
+_WHOLE_MESSAGE = 64 << 10
+
+
+def _stray(text: str) -> JSONParseError:
+    return JSONParseError(f"JSON parse error, stray '{text}'")
+
+
+def _stray_byte(c: int) -> str:
+    """One offending byte as QEMU quotes it (a NUL ends its C string: nothing shows)."""
+    return "" if c == 0 else decode_lossy(bytes([c]))
 
 
 class JSONStream:
-    """Incremental QMP input: feed bytes, get parsed messages back in order."""
+    """Incremental QMP input: push bytes, pump out parsed messages in order.
+
+    :meth:`feed` does both at once. :meth:`pump` with a deadline leaves the rest of
+    the input for a later call, so one client's huge input is read in short steps.
+    """
 
     def __init__(self, *, max_nesting: int = MAX_NESTING, max_token_size: int = MAX_TOKEN_SIZE,
                  max_token_count: int = MAX_TOKEN_COUNT) -> None:
         self.max_nesting = max_nesting
         self.max_token_size = max_token_size
         self.max_token_count = max_token_count
-        self._buf = b""
-        self._scan = 0
-        self._recovering = False
-        self._reset_message()
-
-    def _reset_message(self) -> None:
-        self._tokens: list[tuple[str, bytes]] = []
+        self._chunks: deque[bytes] = deque()
+        self._offset = 0
+        self._backlog = 0
+        # lexer: the token being read, when it is not complete within one buffer
+        self._state = _START
+        self._pieces: list[bytes] = []
+        self._string: StringDecoder | None = None
+        self._token_length = 0
+        # streamer: the message being collected
         self._braces = 0
         self._brackets = 0
-        self._size = 0
+        self._token_count = 0
+        self._token_bytes = 0
+        self._builder = MessageBuilder()
+        self._sizes: list[int] | None = None
+        # the buffer being read, as text (None unless it is ASCII)
+        self._text_of: bytes | None = None
+        self._text: str | None = None
+
+    # -- public ----------------------------------------------------------------------------
+    @property
+    def backlog(self) -> int:
+        """Bytes pushed and not read yet."""
+        return self._backlog
 
     @property
     def pending(self) -> int:
-        """Bytes held for a message not complete yet (input and collected tokens)."""
-        return len(self._buf) + self._size
+        """Bytes held for what is not answered yet: unread input, the message so far."""
+        return self._backlog + self._token_bytes + self._token_length
 
-    def feed(self, data: bytes) -> list[Any | JSONParseError]:
-        """Add input; return every message it completes (values or parse errors)."""
-        buf = self._buf + data if self._buf else data
-        scan, self._scan = self._scan, 0   # only for a string continued at buf[0]
+    def push(self, data: bytes) -> None:
+        """Add input (read later by :meth:`pump`)."""
+        if data:
+            self._chunks.append(data)
+            self._backlog += len(data)
+
+    def pump(self, deadline: float | None = None,
+             sizes: list[int] | None = None) -> list[Any | JSONParseError]:
+        """Read pushed input until it is all read or ``time.monotonic()`` passes
+        ``deadline``; return the messages completed (values or parse errors).
+
+        ``sizes``, if given, gets each message's bytes of token text (0 for errors).
+        """
         out: list[Any | JSONParseError] = []
-        pos, end = 0, len(buf)
-        while pos < end:
-            if self._recovering:
-                pos = _RECOVERY_SKIP.match(buf, pos).end()
-                if pos >= end:
-                    break
-                self._recovering = False
-                if buf[pos] not in _STRUCTURAL:
-                    pos += 1  # a control character or 0xFE/0xFF ends recovery
-                continue
-            c = buf[pos]
-            if c in (0x20, 0x09, 0x0A, 0x0D):
-                pos = _WHITESPACE.match(buf, pos).end()
-                continue
-            try:
-                token = self._lex(buf, pos, scan if pos == 0 else 0)
-            except _LexError as exc:
-                self._reset_message()
-                self._recovering = True
-                pos += len(exc.text)
-                shown = exc.text.decode("utf-8", "replace")
-                out.append(JSONParseError(f"JSON parse error, stray '{shown}'"))
-                continue
-            if token is None:  # incomplete: wait for more input
-                if end - pos > self.max_token_size:
-                    self._reset_message()
-                    self._scan = 0
-                    self._recovering = True
-                    pos = end
-                    out.append(JSONParseError("JSON token size limit exceeded"))
+        self._sizes = sizes
+        chunks = self._chunks
+        while chunks:
+            buf = chunks[0]
+            start = self._offset
+            pos = self._lex(buf, start, out, deadline)
+            self._backlog -= pos - start
+            if pos < len(buf):
+                self._offset = pos
                 break
-            kind, text = token
-            pos += len(text)
-            self._collect(kind, text, out)
-        self._buf = buf[pos:]
+            chunks.popleft()
+            self._offset = 0
+            if deadline is not None and time.monotonic() >= deadline:
+                break
         return out
 
-    # -- lexer ------------------------------------------------------------------------
-    def _lex(self, buf: bytes, pos: int, resume: int = 0) -> tuple[str, bytes] | None:
-        """The token at ``pos``; None if it may continue beyond the buffer.
+    def feed(self, data: bytes) -> list[Any | JSONParseError]:
+        """Add input; return every message it completes."""
+        self.push(data)
+        return self.pump()
 
-        ``resume``: bytes of a string's body already checked by an earlier feed.
+    # -- lexer -----------------------------------------------------------------------------
+    def _lex(self, buf: bytes, pos: int, out: list[Any], deadline: float | None) -> int:
+        end = len(buf)
+        fast = _FAST.match
+        counted = 0
+        while pos < end:
+            if self._state == _START:
+                if self._token_count == 0 and (buf[pos] == 0x7B or buf[pos] == 0x5B):
+                    whole = self._whole_message(buf, pos, out)
+                    if whole:
+                        pos = whole
+                        continue
+                m = fast(buf, pos)
+                if m is None:
+                    pos = self._begin(buf, pos, out)
+                    continue
+                group = m.lastgroup
+                stop = m.end()
+                if stop - pos > self.max_token_size and group != "w":
+                    pos = self._begin(buf, pos, out)   # QEMU cuts it: the long way
+                    continue
+                if group == "p":
+                    self._token(_PUNCTUATION[buf[pos]], b"", 1, out)
+                elif group != "w":
+                    self._token(_FAST_KIND[group], buf[pos:stop], stop - pos,  # type: ignore[index]
+                                out)
+                pos = stop
+                counted += 1
+                if counted >= _TOKENS_PER_CLOCK:
+                    counted = 0
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return pos
+                continue
+            pos = self._continue(buf, pos, out)
+            if deadline is not None and time.monotonic() >= deadline:
+                return pos
+        return pos
+
+    def _whole_message(self, buf: bytes, pos: int, out: list[Any]) -> int:
+        """Read an ordinary message at ``pos`` in one go; where it ends, or 0.
+
+        Most messages are short, ASCII, standard JSON objects. For those, the C JSON
+        decoder of Python's standard library gives exactly QEMU's value, and much
+        faster; whatever it might read differently from QEMU is refused and left to
+        the lexer: escapes ``\\u`` (surrogates, noncharacters, NUL), ``0e..`` (not a
+        number for QEMU), duplicate keys, ``NaN``/``Infinity``, anything near a limit.
         """
-        c = buf[pos]
-        if c in _STRUCTURAL:
-            return chr(c), buf[pos:pos + 1]
-        if c == 0x22 or c == 0x27:  # " or '
-            body = _DQ_BODY if c == 0x22 else _SQ_BODY
-            end = body.match(buf, pos + 1 + resume).end()
-            if end < len(buf) and buf[end] == c:
-                return STRING, buf[pos:end + 1]
-            bad = end + 1 if end < len(buf) and buf[end] == 0x5C else end  # a lone backslash
-            if bad >= len(buf):
-                self._scan = end - pos - 1   # valid so far: the next feed resumes here
-                return None
-            raise _LexError(buf[pos:bad + 1])
-        if c == 0x2D or c in _DIGITS:  # - or digit
-            return _lex_number(buf, pos)
-        if 0x61 <= c <= 0x7A:  # a-z
-            m = _KEYWORD.match(buf, pos)
-            if m.end() >= len(buf):
-                return None
-            return KEYWORD, m.group(0)
-        raise _LexError(buf[pos:pos + 1])
+        if self._text_of is not buf:
+            self._text_of = buf
+            self._text = buf.decode("ascii") if buf.isascii() else None
+        text = self._text
+        if text is None:
+            return 0
+        try:
+            value, stop = _DECODER.raw_decode(text, pos)
+        except (ValueError, RecursionError):
+            return 0
+        size = stop - pos
+        if size >= min(self.max_token_size, self.max_token_count, _WHOLE_MESSAGE):
+            return 0
+        message = text[pos:stop]
+        if "\\u" in message or "0e" in message or "0E" in message or \
+                message.count("{") + message.count("[") > self.max_nesting:
+            return 0
+        self._emit(out, value, size)
+        return stop
 
-    # -- streamer ---------------------------------------------------------------------
-    def _collect(self, kind: str, text: bytes, out: list[Any | JSONParseError]) -> None:
-        """Add a token to the message being built; append the message once complete."""
+    def _begin(self, buf: bytes, pos: int, out: list[Any]) -> int:
+        """The first byte of a token the fast path could not take whole."""
+        c = buf[pos]
+        if c == 0x22 or c == 0x27:
+            self._state = _STRING_BODY
+            self._string = StringDecoder(c)
+            self._token_length = 1
+            return pos + 1
+        state = _FIRST.get(c)
+        if state is None:
+            self._emit(out, _stray(_stray_byte(c)))
+            self._reset_message()
+            self._state = _RECOVERY
+            return pos + 1
+        self._state = state
+        self._pieces = [buf[pos:pos + 1]]
+        self._token_length = 1
+        return pos + 1
+
+    def _continue(self, buf: bytes, pos: int, out: list[Any]) -> int:
+        """One step of a token that spans buffers or needs a closer look."""
+        state = self._state
+        end = len(buf)
+        if state == _RECOVERY:
+            stop = _RECOVERY_SKIP.match(buf, pos).end()
+            if stop < end:
+                self._state = _START   # that byte is read again from the start state
+            return stop
+        if state in (_STRING_BODY, _STRING_ESCAPE):
+            return self._continue_string(buf, pos, out)
+        run = _RUNS.get(state)
+        if run is not None:
+            stop = run.match(buf, pos).end()
+            if stop > pos:
+                if self._too_long(stop - pos):
+                    return self._cut(pos, stop - pos, out)
+                self._pieces.append(buf[pos:stop])
+                pos = stop
+                if pos == end:
+                    return pos
+        c = buf[pos]
+        move = _NEXT[state][c]
+        if move == _END:   # the token ends before c, which is read again
+            text = b"".join(self._pieces)
+            self._end_token()
+            self._token(_ENDED_KIND[state], text, len(text), out)
+            return pos
+        if move == _ERROR:
+            text = decode_lossy(b"".join(self._pieces)) + _stray_byte(c)
+            self._end_token()
+            self._emit(out, _stray(text))
+            self._reset_message()
+            self._state = _RECOVERY
+            return pos + 1
+        if self._too_long(1):
+            return self._cut(pos, 1, out)
+        self._pieces.append(buf[pos:pos + 1])
+        self._state = move
+        return pos + 1
+
+    def _continue_string(self, buf: bytes, pos: int, out: list[Any]) -> int:
+        decoder = self._string
+        assert decoder is not None
+        quote = decoder.quote
+        c = buf[pos]
+        if self._state == _STRING_ESCAPE:
+            if 0x20 <= c <= 0xFD:
+                if self._too_long(1):
+                    return self._cut(pos, 1, out)
+                decoder.add(buf[pos:pos + 1])
+                self._state = _STRING_BODY
+                return pos + 1
+            return self._string_stray(decoder, c, pos, out)
+        stop = min(len(buf), pos + STRING_PIECE)
+        run_end = _STRING_RUN[quote].match(buf, pos, stop).end()
+        if run_end > pos:
+            if self._too_long(run_end - pos):
+                return self._cut(pos, run_end - pos, out)
+            decoder.add(buf[pos:run_end])
+            return run_end
+        if c == quote:
+            length = self._token_length + 1
+            self._end_token()
+            self._token(STRING, decoder, length, out)
+            return pos + 1
+        if c == 0x5C:   # a backslash whose escape is cut off here, or bad
+            if self._too_long(1):
+                return self._cut(pos, 1, out)
+            decoder.add(b"\\")
+            self._state = _STRING_ESCAPE
+            return pos + 1
+        return self._string_stray(decoder, c, pos, out)
+
+    def _string_stray(self, decoder: StringDecoder, c: int, pos: int, out: list[Any]) -> int:
+        text = chr(decoder.quote) + decoder.raw_text() + _stray_byte(c)
+        self._end_token()
+        self._emit(out, _stray(text))
+        self._reset_message()
+        self._state = _RECOVERY
+        return pos + 1
+
+    def _too_long(self, more: int) -> bool:
+        """Add ``more`` bytes to the token; True if QEMU would cut it within them."""
+        if self._token_length + more > self.max_token_size:
+            return True
+        self._token_length += more
+        return False
+
+    def _cut(self, pos: int, more: int, out: list[Any]) -> int:
+        """QEMU drops a token once it holds ``max_token_size`` + 1 bytes: the byte that
+        crosses the limit is the token's last; lexing starts afresh after it."""
+        taken = self.max_token_size + 1 - self._token_length
+        assert 0 < taken <= more
+        self._end_token()
+        self._emit(out, JSONParseError("JSON token size limit exceeded"))
+        self._reset_message()
+        return pos + taken
+
+    def _end_token(self) -> None:
+        self._state = _START
+        self._pieces = []
+        self._string = None
+        self._token_length = 0
+
+    # -- streamer --------------------------------------------------------------------------
+    def _token(self, kind: str, payload: bytes | StringDecoder, length: int,
+               out: list[Any]) -> None:
+        """Add a complete token to the message; append the message once it is whole."""
         if kind == LCURLY:
             self._braces += 1
         elif kind == RCURLY:
@@ -171,236 +444,37 @@ class JSONStream:
             self._brackets += 1
         elif kind == RSQUARE:
             self._brackets -= 1
-        self._tokens.append((kind, text))
-        self._size += len(text)
-        if self._braces < 0 or self._brackets < 0 or (self._braces == 0
-                                                      and self._brackets == 0):
-            tokens = self._tokens
-            self._reset_message()
-            out.append(parse_tokens(tokens))
-            return
         error = None
-        if self._size > self.max_token_size:
+        if self._token_bytes + length + 1 > self.max_token_size:
             error = "JSON token size limit exceeded"
-        elif len(self._tokens) > self.max_token_count:
+        elif self._token_count + 1 > self.max_token_count:
             error = "JSON token count limit exceeded"
         elif self._braces + self._brackets > self.max_nesting:
             error = "JSON nesting depth limit exceeded"
         if error is not None:
+            self._emit(out, JSONParseError(error))
             self._reset_message()
-            out.append(JSONParseError(error))
+            return
+        self._token_count += 1
+        self._token_bytes += length
+        builder = self._builder
+        builder.token(kind, payload)
+        braces, brackets = self._braces, self._brackets
+        if (braces > 0 or brackets > 0) and braces >= 0 and brackets >= 0:
+            return
+        value, desc = builder.finish()
+        self._emit(out, value if desc is None else JSONParseError(f"JSON parse error, {desc}"),
+                   self._token_bytes)
+        self._reset_message()
 
+    def _emit(self, out: list[Any], message: Any, size: int = 0) -> None:
+        out.append(message)
+        if self._sizes is not None:
+            self._sizes.append(size)
 
-def _lex_number(buf: bytes, pos: int) -> tuple[str, bytes] | None:
-    """A number token (JSON grammar; leading zeros refused); None if it may continue."""
-    end = len(buf)
-    i = pos
-    if buf[i] == 0x2D:
-        i += 1
-        if i >= end:
-            return None
-        if buf[i] not in _DIGITS:
-            raise _LexError(buf[pos:i + 1])
-    if buf[i] == 0x30:  # 0
-        i += 1
-        if i < end and buf[i] in _DIGITS:
-            raise _LexError(buf[pos:i + 1])
-    else:
-        while i < end and buf[i] in _DIGITS:
-            i += 1
-    kind = INTEGER
-    if i < end and buf[i] == 0x2E:  # .
-        kind = FLOAT
-        i += 1
-        if i >= end:
-            return None
-        if buf[i] not in _DIGITS:
-            raise _LexError(buf[pos:i + 1])
-        while i < end and buf[i] in _DIGITS:
-            i += 1
-    if i < end and buf[i] in (0x65, 0x45):  # e E
-        kind = FLOAT
-        i += 1
-        if i < end and buf[i] in (0x2B, 0x2D):
-            i += 1
-        if i >= end:
-            return None
-        if buf[i] not in _DIGITS:
-            raise _LexError(buf[pos:i + 1])
-        while i < end and buf[i] in _DIGITS:
-            i += 1
-    if i >= end:
-        return None
-    return kind, buf[pos:i]
-
-
-# -- parser ---------------------------------------------------------------------------
-
-class _ParseError(Exception):
-    pass
-
-
-_ESCAPES = {ord('"'): '"', ord("'"): "'", ord("\\"): "\\", ord("/"): "/", ord("b"): "\b",
-            ord("f"): "\f", ord("n"): "\n", ord("r"): "\r", ord("t"): "\t"}
-_HEX4 = re.compile(rb"[0-9a-fA-F]{4}")
-
-
-def parse_tokens(tokens: list[tuple[str, bytes]]) -> Any | JSONParseError:
-    """One message's tokens as a Python value, or QEMU's parse error.
-
-    Iterative (an explicit stack, not recursion), so the nesting limit is the only
-    limit on depth.
-    """
-    try:
-        return _parse(tokens)
-    except _ParseError as exc:
-        return JSONParseError(f"JSON parse error, {exc}")
-
-
-def _scalar(kind: str, text: bytes) -> Any:
-    if kind == STRING:
-        return _parse_string(text)
-    if kind == INTEGER:
-        value = int(text)
-        return value if _INT64_MIN <= value <= _UINT64_MAX else float(text)
-    if kind == FLOAT:
-        return float(text)
-    if kind == KEYWORD:
-        if text == b"true":
-            return True
-        if text == b"false":
-            return False
-        if text == b"null":
-            return None
-        raise _ParseError(f"invalid keyword '{text.decode()}'")
-    raise _ParseError("expecting value")
-
-
-def _parse(tokens: list[tuple[str, bytes]]) -> Any:
-    # stack entries: [container, pending key (objects only)]
-    stack: list[list[Any]] = []
-    n = len(tokens)
-    i = 0
-    while True:
-        # -- parse a value at i (opening containers push onto the stack) ------------
-        if i >= n:
-            raise _ParseError("premature EOI")
-        kind, text = tokens[i]
-        i += 1
-        value: Any
-        if kind in (LCURLY, LSQUARE):
-            container: Any = {} if kind == LCURLY else []
-            close = RCURLY if kind == LCURLY else RSQUARE
-            if i < n and tokens[i][0] == close:
-                i += 1
-                value = container
-            else:
-                stack.append([container, None])
-                if kind == LCURLY:
-                    i = _object_key(tokens, i, stack[-1])
-                continue
-        else:
-            value = _scalar(kind, text)
-        # -- store the value in its container; close finished containers -----------
-        while True:
-            if not stack:
-                return value
-            frame = stack[-1]
-            container = frame[0]
-            if isinstance(container, dict):
-                if frame[1] in container:
-                    raise _ParseError("duplicate key")
-                container[frame[1]] = value
-                if i >= n:
-                    raise _ParseError("premature EOI")
-                sep = tokens[i][0]
-                i += 1
-                if sep == COMMA:
-                    i = _object_key(tokens, i, frame)
-                    break
-                if sep != RCURLY:
-                    raise _ParseError("expected separator in dict")
-            else:
-                container.append(value)
-                if i >= n:
-                    raise _ParseError("premature EOI")
-                sep = tokens[i][0]
-                i += 1
-                if sep == COMMA:
-                    break
-                if sep != RSQUARE:
-                    raise _ParseError("expected separator in list")
-            stack.pop()
-            value = container
-
-
-def _object_key(tokens: list[tuple[str, bytes]], i: int, frame: list[Any]) -> int:
-    """Read ``"key" :`` at ``i`` into ``frame``; return where the value starts."""
-    if i >= len(tokens):
-        raise _ParseError("premature EOI")
-    kind, text = tokens[i]
-    if kind in (LCURLY, LSQUARE):
-        raise _ParseError("key is not a string in object")
-    key = _scalar(kind, text)
-    if kind != STRING:
-        raise _ParseError("key is not a string in object")
-    if i + 1 >= len(tokens) or tokens[i + 1][0] != COLON:
-        raise _ParseError("missing : in object pair")
-    frame[1] = key
-    return i + 2
-
-
-def _parse_string(text: bytes) -> str:
-    body = text[1:-1]
-    if b"\\" not in body:
-        try:
-            return body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise _ParseError("invalid UTF-8 sequence in string") from None
-    out: list[str] = []
-    i, n = 0, len(body)
-    while i < n:
-        j = body.find(b"\\", i)
-        if j < 0:
-            j = n
-        if j > i:
-            try:
-                out.append(body[i:j].decode("utf-8"))
-            except UnicodeDecodeError:
-                raise _ParseError("invalid UTF-8 sequence in string") from None
-        if j >= n:
-            break
-        esc = body[j + 1]
-        if esc == ord("u"):
-            cp, i = _parse_unicode_escape(body, j, text[1:])
-            out.append(chr(cp))
-            continue
-        simple = _ESCAPES.get(esc)
-        if simple is None:
-            raise _ParseError("invalid escape sequence in string")
-        out.append(simple)
-        i = j + 2
-    return "".join(out)
-
-
-def _parse_unicode_escape(body: bytes, j: int, rest: bytes) -> tuple[int, int]:
-    """The code point of ``\\uXXXX`` (or a surrogate pair) at ``j``; and where it ends.
-
-    ``rest`` is the token after its opening quote: QEMU's error quotes the six
-    characters from the backslash, the closing quote included if it comes sooner.
-    """
-    m = _HEX4.match(body, j + 2)
-    if not m:
-        shown = rest[j:j + 6].decode("utf-8", "replace")
-        raise _ParseError(f"{shown} is not a valid Unicode character")
-    cp = int(m.group(0), 16)
-    end = j + 6
-    if 0xD800 <= cp < 0xDC00:
-        low = _HEX4.match(body, end + 2) if body[end:end + 2] == b"\\u" else None
-        if low:
-            lo = int(low.group(0), 16)
-            if 0xDC00 <= lo < 0xE000:
-                return 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00), end + 6
-    if 0xD800 <= cp < 0xE000:
-        raise _ParseError(f"\\u{m.group(0).decode()} is not a valid Unicode character")
-    return cp, end
+    def _reset_message(self) -> None:
+        self._braces = 0
+        self._brackets = 0
+        self._token_count = 0
+        self._token_bytes = 0
+        self._builder = MessageBuilder()

@@ -12,7 +12,8 @@ answers like a QEMU 7.2 monitor, in QEMU's order of checks:
 5. capability negotiation: before it only ``qmp_capabilities`` runs
    (``CommandNotFound``, "Expecting capabilities negotiation with 'qmp_capabilities'"),
    after it ``qmp_capabilities`` is refused ("Capabilities negotiation is already
-   complete, command ignored");
+   complete, command ignored") once its arguments have been checked, as QEMU runs the
+   command to refuse it;
 6. the command itself, through ``engine.execute``; its :class:`QMPError` becomes the
    error reply. ``id`` is echoed in every reply once the input was an object.
 
@@ -30,7 +31,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.qmp import QMPError
-from engine.qmp.qdict import qdict_order
 from engine.server import wire
 from engine.server.jsonstream import JSONParseError
 
@@ -95,7 +95,7 @@ class QMPSession:
         def fail(desc: str, error_class: str = "GenericError") -> Reply:
             return Reply(wire.failure(error_class, desc, request_id, has_id=has_id))
 
-        for key in qdict_order(message):
+        for key in wire.member_order(message):
             value = message[key]
             if key == "execute" or (key == "exec-oob" and self.oob_enabled):
                 if not isinstance(value, str):
@@ -113,8 +113,6 @@ class QMPSession:
             return fail("QMP input lacks member 'execute'")
         if not self.negotiated and command != "qmp_capabilities":
             return fail(NEGOTIATION_EXPECTED, "CommandNotFound")
-        if self.negotiated and command == "qmp_capabilities":
-            return fail(NEGOTIATION_DONE, "CommandNotFound")
         return Request(command, message.get("arguments"), request_id, has_id, oob)
 
     def run(self, request: Request) -> Reply:
@@ -151,7 +149,9 @@ class QMPSession:
         return checked if isinstance(checked, Reply) else self.run(checked)
 
     def _negotiate(self, arguments: dict[str, Any] | None) -> Any:
-        value = self.engine.execute("qmp_capabilities", arguments)
+        value = self.engine.execute("qmp_capabilities", arguments)   # checks the arguments
+        if self.negotiated:
+            raise QMPError("CommandNotFound", NEGOTIATION_DONE)
         enable = (arguments or {}).get("enable") or []
         self.oob_enabled = "oob" in enable
         self.negotiated = True

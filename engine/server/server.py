@@ -1,19 +1,22 @@
 """The QMP server: the engine behind unix sockets, TCP or socket pairs, on asyncio.
 
-Each connection gets the greeting, its own :class:`~engine.server.protocol.QMPSession`
-(negotiation state) and its own :class:`~engine.server.jsonstream.JSONStream`
-(framing). A connection's commands run one after another, in a worker thread so
-that a slow command never stalls the other clients' input or the events; the engine
-serialises commands with its own lock. Events from the engine (which may come from a
-job's thread) are queued onto the loop and written to every client that has
-finished negotiation, in the order they happened; events caused by a command are
-written before that command's reply, as QEMU does.
+Each connection is a :class:`~engine.server.connection.Connection` (its own session,
+stream and output; see there for how no client can stall the others). Commands run on
+the event loop itself while they are quick and the engine is free; commands seen to be
+slow, ones that write new images, ones carrying a large message, and any command
+while the engine is busy (a job holds its lock) run on one
+:class:`~engine.server.worker.CommandWorker` thread, so that they do not hold up the
+other clients' input, answers or events; the engine serialises commands with its own
+lock. Events from the engine (which may come from a job's thread) are written to
+every client that has finished negotiation, in the order they happened; events
+caused by a command, and any that happened before it, are written before that
+command's reply, as QEMU does.
 
 A client that goes away mid-command loses only its reply: the command finishes, and
-so do jobs it started. A client that stops reading is dropped once more than
-:data:`MAX_OUTPUT_BUFFER` bytes wait for it, so it cannot make the server hoard
-memory. ``quit`` from any client answers ``{}``, then closes every connection and
-ends :meth:`QMPServer.serve_forever`; the owner then closes the engine.
+so do jobs it started. ``quit`` from any client answers ``{}``, then the server
+closes every connection — within :data:`CLOSE_GRACE` seconds even if a client reads
+nothing — and :meth:`QMPServer.serve_forever` returns; the owner then closes the
+engine.
 """
 
 from __future__ import annotations
@@ -25,19 +28,33 @@ import os
 import socket
 import stat
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from engine.server import wire
-from engine.server.jsonstream import JSONStream
-from engine.server.protocol import CAPABILITIES, QMPSession, Reply
+from engine.server.budget import LARGE_MESSAGE_IDLE, LARGE_MESSAGE_SLOTS, LargeMessageSlots
+from engine.server.connection import Connection
+from engine.server.protocol import CAPABILITIES, QMPSession, Reply, Request
+from engine.server.worker import CommandWorker
 
 log = logging.getLogger(__name__)
 
+#: A client that lets more than this pile up unread (events) is disconnected.
+MAX_OUTPUT_BUFFER = 4 << 20
 #: Bytes read from a connection at a time.
-READ_CHUNK = 256 * 1024
-#: A client that leaves more than this unread is disconnected.
-MAX_OUTPUT_BUFFER = 64 << 20
+READ_BUFFER = 256 << 10
+#: How long closing waits for clients to take what was written to them.
+CLOSE_GRACE = 0.3
+#: Commands that write and flush new image files run on the worker; every other command
+#: runs on the loop when the engine is free — serialised by the engine's lock anyway,
+#: and a thread hand-over costs more than most commands — until one takes longer than
+#: :data:`INLINE_SECONDS` (a large graph, a slow disk): then that command runs on the
+#: worker for its next :data:`_INLINE_PENALTY` calls.
+WORKER_COMMANDS = frozenset({"blockdev-snapshot-sync", "blockdev-snapshot", "transaction"})
+INLINE_SECONDS = 0.002
+_INLINE_PENALTY = 64
 
 
 class ServedEngine(Protocol):
@@ -53,65 +70,66 @@ class ServeError(Exception):
     """The server could not listen where it was asked to (a clear sentence)."""
 
 
-class _Connection:
-    def __init__(self, writer: asyncio.StreamWriter, session: QMPSession,
-                 max_output_buffer: int) -> None:
-        self.writer = writer
-        self.session = session
-        self.max_output_buffer = max_output_buffer
-
-    def send(self, data: bytes) -> None:
-        transport = self.writer.transport
-        if transport.is_closing():
-            return
-        if transport.get_write_buffer_size() > self.max_output_buffer:
-            log.warning("dropping a QMP client that does not read its replies")
-            transport.abort()
-            return
-        self.writer.write(data)
-
-
 class QMPServer:
     """Serve one engine to any number of QMP clients on the running event loop."""
 
     def __init__(self, engine: ServedEngine, *, max_output_buffer: int = MAX_OUTPUT_BUFFER,
+                 large_message_slots: int = LARGE_MESSAGE_SLOTS,
+                 large_message_idle: float = LARGE_MESSAGE_IDLE,
                  **stream_limits: int) -> None:
         """``stream_limits``: :class:`~engine.server.jsonstream.JSONStream` limits
         (``max_nesting``, ``max_token_size``, ``max_token_count``)."""
         self.engine = engine
-        self._max_output_buffer = max_output_buffer
-        self._stream_limits = stream_limits
-        self._connections: set[_Connection] = set()
+        self.max_output_buffer = max_output_buffer
+        self.stream_limits = stream_limits
+        self.slots = LargeMessageSlots(large_message_slots)
+        self.large_message_idle = large_message_idle
+        self._slot_watch: asyncio.TimerHandle | None = None
+        self.known_commands: Callable[[], list[str]] | None = getattr(engine, "commands", None)
+        self.greeting = b""
+        #: where every connection's transport reads into (see ``Connection``)
+        self.read_buffer = memoryview(bytearray(READ_BUFFER))
+        self.worker: CommandWorker = None  # type: ignore[assignment]  # set by start()
+        self._engine_lock: Any = getattr(engine, "lock", None)
+        self._penalty: dict[str, int] = {}
+        self._connections: set[Connection] = set()
         self._listeners: list[asyncio.AbstractServer] = []
-        self._handlers: set[asyncio.Task[None]] = set()
         self._unix_paths: list[str] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self._stop: asyncio.Event | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._greeting = b""
+        self._events: list[dict[str, Any]] = []
+        self._events_lock = threading.Lock()
+        self._events_scheduled = False
+        self._all_closed: asyncio.Event | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
         """Prepare the greeting and subscribe to events (call before listening)."""
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._stop = asyncio.Event()
+        self.worker = CommandWorker(self._loop)
         version = await self._loop.run_in_executor(None, self.engine.execute,
                                                    "query-version", None)
-        self._greeting = wire.encode(wire.greeting(version, list(CAPABILITIES)))
+        self.greeting = wire.encode(wire.greeting(version, list(CAPABILITIES)))
         self._unsubscribe = self.engine.add_listener(self._on_event)
 
     async def listen_unix(self, path: str | os.PathLike[str]) -> str:
         """Listen on a unix socket only its owner can use; return its path."""
+        assert self._loop is not None, "start() first"
         sock = bind_private_unix_socket(os.fspath(path))
-        server = await asyncio.start_unix_server(self._accept, sock=sock, limit=READ_CHUNK)
+        server = await self._loop.create_unix_server(self._connection, sock=sock)
         self._listeners.append(server)
         self._unix_paths.append(os.path.abspath(path))
         return os.path.abspath(path)
 
     async def listen_tcp(self, host: str, port: int) -> tuple[str, int]:
         """Listen on TCP (the caller picks the host; the CLI defaults to loopback)."""
+        assert self._loop is not None, "start() first"
         try:
-            server = await asyncio.start_server(self._accept, host, port, limit=READ_CHUNK)
+            server = await self._loop.create_server(self._connection, host, port)
         except OSError as exc:
             raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
         self._listeners.append(server)
@@ -120,8 +138,8 @@ class QMPServer:
 
     async def add_connection(self, sock: socket.socket) -> None:
         """Serve one already-connected socket (the server end of a socket pair)."""
-        reader, writer = await asyncio.open_connection(sock=sock, limit=READ_CHUNK)
-        self._spawn(reader, writer)
+        assert self._loop is not None, "start() first"
+        await self._loop.connect_accepted_socket(self._connection, sock)
 
     async def serve_forever(self) -> None:
         """Run until ``quit`` or :meth:`request_stop`, then close every connection."""
@@ -133,25 +151,40 @@ class QMPServer:
         """Ask the server to stop (safe from any thread and from signal handlers)."""
         if self._loop is None or self._stop is None:
             return
-        self._loop.call_soon_threadsafe(self._stop.set)
+        with contextlib.suppress(RuntimeError):   # the loop has closed already
+            self._loop.call_soon_threadsafe(self._stop.set)
 
     async def close(self) -> None:
-        """Stop listening, disconnect every client, stop receiving events."""
+        """Stop listening, disconnect every client, stop receiving events.
+
+        Clients get :data:`CLOSE_GRACE` seconds to take what was written to them
+        (the ``quit`` reply); one that does not read is then cut off.
+        """
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
         for server in self._listeners:
             server.close()
+        self._all_closed = asyncio.Event()
         for conn in list(self._connections):
-            conn.writer.close()
-        for task in list(self._handlers):
-            task.cancel()
-        if self._handlers:
-            await asyncio.gather(*self._handlers, return_exceptions=True)
+            conn.close()
+        if self._connections:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._all_closed.wait(), CLOSE_GRACE)
+        for conn in list(self._connections):
+            conn.abort()
+        if self._connections:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._all_closed.wait(), CLOSE_GRACE)
         for server in self._listeners:
             with contextlib.suppress(Exception):
-                await server.wait_closed()
+                await asyncio.wait_for(server.wait_closed(), CLOSE_GRACE)
         self._listeners.clear()
+        if self._slot_watch is not None:
+            self._slot_watch.cancel()
+            self._slot_watch = None
+        if self.worker is not None:
+            self.worker.stop()
         for path in self._unix_paths:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
@@ -162,67 +195,100 @@ class QMPServer:
         return len(self._connections)
 
     # -- connections -------------------------------------------------------------------
-    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._spawn(reader, writer)
+    def _connection(self) -> Connection:
+        return Connection(self)
 
-    def _spawn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.ensure_future(self._serve(reader, writer))
-        self._handlers.add(task)
-        task.add_done_callback(self._handlers.discard)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        assert self._loop is not None
-        commands = getattr(self.engine, "commands", None)
-        conn = _Connection(writer, QMPSession(self.engine, commands), self._max_output_buffer)
+    def connection_opened(self, conn: Connection) -> None:
         self._connections.add(conn)
-        stream = JSONStream(**self._stream_limits)
+
+    def connection_closed(self, conn: Connection) -> None:
+        self._connections.discard(conn)
+        if conn.holds_slot:
+            conn.holds_slot = False
+        self.slots.release(conn)
+        if not self._connections and self._all_closed is not None:
+            self._all_closed.set()
+
+    def request_slot(self, conn: Connection) -> bool:
+        """A large-message slot for ``conn`` now (True), or later (``slot_granted``)."""
+        if self.slots.request(conn):
+            return True
+        self._watch_slots()
+        return False
+
+    def _watch_slots(self) -> None:
+        if self._slot_watch is None and self._loop is not None:
+            self._slot_watch = self._loop.call_later(self.large_message_idle / 4,
+                                                     self._check_slots)
+
+    def _check_slots(self) -> None:
+        """Disconnect slot holders that hold others up and make no progress."""
+        self._slot_watch = None
+        if not self.slots.waiting:
+            return
+        now = time.monotonic()
+        for holder in self.slots.holding():
+            assert isinstance(holder, Connection)
+            idle = now - holder.last_progress
+            if idle >= self.large_message_idle:
+                holder.evict(f"it holds a large message and has neither sent nor read "
+                             f"anything for {idle:.0f} s while {self.slots.waiting} other "
+                             f"client(s) wait to send one")
+        if self.slots.waiting:
+            self._watch_slots()
+
+    def run_inline(self, session: QMPSession, request: Request) -> Reply | None:
+        """Run a quick command on the loop, or None: it goes to the worker."""
+        command = request.command
+        if request.oob or command in WORKER_COMMANDS:
+            return None
+        penalty = self._penalty.get(command)
+        if penalty:
+            self._penalty[command] = penalty - 1
+            return None
+        lock = self._engine_lock
+        if lock is not None and not lock.acquire(blocking=False):
+            return None   # a command or job holds the engine: do not wait on the loop
         try:
-            conn.send(self._greeting)
-            while True:
-                data = await reader.read(READ_CHUNK)
-                if not data:
-                    break
-                for message in stream.feed(data):
-                    checked = conn.session.check(message)
-                    if isinstance(checked, Reply):
-                        reply = checked
-                    else:
-                        reply = await self._loop.run_in_executor(None, conn.session.run,
-                                                                 checked)
-                    conn.send(reply.encode())
-                    if reply.quit:
-                        with contextlib.suppress(ConnectionError):
-                            await writer.drain()
-                        self.request_stop()
-                        return
-                    # Back-pressure per reply, not per read: one read can hold
-                    # thousands of pipelined commands, and a client that sends them
-                    # faster than it reads must be slowed down, not dropped.
-                    await writer.drain()
-                if writer.transport.is_closing():
-                    break
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass  # the client went away; its commands and jobs carry on
+            started = time.perf_counter()
+            reply = session.run(request)
+            spent = time.perf_counter() - started
         finally:
-            self._connections.discard(conn)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            if lock is not None:
+                lock.release()
+        if spent > INLINE_SECONDS:
+            self._penalty[command] = _INLINE_PENALTY
+        return reply
 
     # -- events ------------------------------------------------------------------------
     def _on_event(self, event: dict[str, Any]) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
+        if threading.get_ident() == self._loop_thread:
+            self.flush_events()
+            self._broadcast(event)
             return
+        loop = self._loop
+        if loop is None:
+            return
+        with self._events_lock:
+            self._events.append(event)
+            if self._events_scheduled:
+                return
+            self._events_scheduled = True
         with contextlib.suppress(RuntimeError):  # loop closed meanwhile
-            loop.call_soon_threadsafe(self._broadcast, event)
+            loop.call_soon_threadsafe(self.flush_events)
+
+    def flush_events(self) -> None:
+        """Write the events other threads reported so far (on the loop)."""
+        with self._events_lock:
+            events, self._events = self._events, []
+            self._events_scheduled = False
+        for event in events:
+            self._broadcast(event)
 
     def _broadcast(self, event: dict[str, Any]) -> None:
         data = wire.encode(wire.event(event))
         for conn in list(self._connections):
-            if conn.session.negotiated:
-                conn.send(data)
+            conn.send_event(data, self.max_output_buffer)
 
 
 def bind_private_unix_socket(path: str) -> socket.socket:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import shutil
+import struct
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from engine.formats import open_chain, open_image
 from engine.offline import apply_fix, inspect_chain, offline_snapshot
 from engine.offline.inspect import FORMAT, LOOP, MISSING, UNFORMATTED
+from gui.commands.offline import check as offline_check
 from tests.support.qemu import check, create, qemu_img
 
 pytestmark = pytest.mark.qemu
@@ -160,3 +163,21 @@ def test_offline_check_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert "BROKEN: top.qcow2: backing file 'base.qcow2' is missing" in out
     assert "fix: Detach the backing file (header only): qemu-img rebase -u -f qcow2 -b ''" in out
+
+
+def test_a_nul_in_the_backing_name_ends_it_as_in_qemu(tmp_path: Path) -> None:
+    """QEMU reads the header's name as a C string: ``ba\\0k`` looks for ``ba``."""
+    create(tmp_path / "ba", "1M")
+    qemu_img("create", "-q", "-u", "-f", "qcow2", "-b", "bak", "-F", "qcow2",
+             str(tmp_path / "top.qcow2"), "1M")
+    with open(tmp_path / "top.qcow2", "r+b") as f:
+        (offset,) = struct.unpack(">Q", f.read(16)[8:16])
+        f.seek(offset)
+        f.write(b"ba\0")
+    report = inspect_chain(str(tmp_path / "top.qcow2"))
+    assert [layer.path for layer in report.layers] == [str(tmp_path / "top.qcow2"),
+                                                       str(tmp_path / "ba")]
+    (tmp_path / "ba").unlink()
+    out = io.StringIO()
+    assert offline_check([str(tmp_path / "top.qcow2")], out) == 1
+    assert f"looked for {tmp_path}/ba)" in out.getvalue()

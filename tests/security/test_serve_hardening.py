@@ -102,7 +102,12 @@ def test_nesting_beyond_the_limit_is_refused_and_the_server_carries_on(
 def test_oversized_token_is_refused_and_the_server_carries_on(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """QEMU's limit (64 MiB) is the default; the test lowers it to 4 MiB to stay quick
-    — the same code path refuses the token either way."""
+    — the same code path refuses the token either way.
+
+    QEMU's lexer starts afresh right after the byte that crossed the limit, so the rest
+    of the string is read as other tokens and its closing quote opens a new string; the
+    client gets its parser back into a known state as QMP's specification says, with a
+    control character (section 2.6, "Forcing the JSON parser into known-good state")."""
     import functools
 
     from engine.server import inprocess
@@ -121,9 +126,12 @@ def test_oversized_token_is_refused_and_the_server_carries_on(
             c.send(b'{"execute": "query-version", "arguments": {"a": "')
             for _ in range(limit // len(chunk) + 2):
                 c.send(chunk)
-            c.send(b'"}}')
-            first = _replies_until_ok(c)[0]
-            assert first["error"]["desc"] == "JSON token size limit exceeded", first
+            c.send(b'"}}\x01')
+            replies = _replies_until_ok(c)
+            assert replies[0]["error"]["desc"] == "JSON token size limit exceeded", replies
+            descs = [r["error"]["desc"] for r in replies[1:]]
+            assert descs[0].startswith("JSON parse error, invalid keyword 'aaa"), descs
+            assert descs[1:] == ["JSON parse error, stray '\"}}\x01'"], descs
         assert "return" in observer.cmd("query-version")
         observer.close()
 

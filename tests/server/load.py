@@ -33,10 +33,19 @@ class LoadResult:
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
     kinds: dict[str, int] = field(default_factory=dict)
+    #: each command's round trip (sent to answered), in seconds
+    latencies: list[float] = field(default_factory=list)
 
     @property
     def per_second(self) -> float:
         return self.commands / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        """The ``p``-th percentile round trip, in seconds (nearest rank)."""
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return 0.0
+        return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
 def _mix(image: Path, node: str) -> list[tuple[str, bytes, Callable[[dict[str, Any]], bool]]]:
@@ -72,6 +81,7 @@ def _client(path: str, image: Path, node: str, count: int, result: LoadResult,
     mix = _mix(image, node)
     kinds: dict[str, int] = {}
     failures: list[str] = []
+    latencies: list[float] = []
     done = 0
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(60)
@@ -110,8 +120,10 @@ def _client(path: str, image: Path, node: str, count: int, result: LoadResult,
                 if not added:
                     continue
                 added = False
+            sent = time.perf_counter()
             sock.sendall(data)
             reply = read_message()
+            latencies.append(time.perf_counter() - sent)
             done += 1
             kinds[kind] = kinds.get(kind, 0) + 1
             if not check(reply):
@@ -123,6 +135,7 @@ def _client(path: str, image: Path, node: str, count: int, result: LoadResult,
     with lock:
         result.commands += done
         result.failures += failures
+        result.latencies += latencies
         for k, v in kinds.items():
             result.kinds[k] = result.kinds.get(k, 0) + v
 

@@ -153,12 +153,20 @@ class RawClient:
 
     def line(self) -> bytes:
         """The next message line, terminator included; b"" at end of stream."""
-        while b"\r\n" not in self._buf:
-            data = self.sock.recv(65536)
-            if not data:
-                rest, self._buf = self._buf, b""
-                return rest
-            self._buf += data
+        if b"\r\n" not in self._buf:
+            # a line may be many MiB long: look for its end in what arrives, not in
+            # everything so far
+            parts = [self._buf]
+            while True:
+                data = self.sock.recv(1 << 20)
+                if not data:
+                    self._buf = b""
+                    return b"".join(parts)
+                tail = parts[-1][-1:] + data
+                parts.append(data)
+                if b"\r\n" in tail:
+                    break
+            self._buf = b"".join(parts)
         line, _, self._buf = self._buf.partition(b"\r\n")
         return line + b"\r\n"
 

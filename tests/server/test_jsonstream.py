@@ -6,7 +6,11 @@ for the same input (the differential suite replays the bad-input cases against i
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.server.jsonstream import JSONParseError, JSONStream
 
@@ -120,13 +124,42 @@ def test_nesting_limit() -> None:
         "JSON nesting depth limit exceeded")
 
 
+def test_token_size_limit_at_its_edges() -> None:
+    """QEMU's limit is 64 MiB; qemu-storage-daemon 7.2, sent one string token then a
+    command, answered: 67,108,863 bytes (quotes included) a message; 67,108,864 and
+    67,108,865 "JSON token size limit exceeded", the command answered after either.
+    The same edges, scaled down to a 1,000-byte limit:"""
+    after = b' {"execute":"q"}'
+    assert feed(b'"' + b"a" * 997 + b'"' + after, max_token_size=1000) == ["a" * 997,
+                                                                        {"execute": "q"}]
+    for length in (1000, 1001):
+        assert feed(b'"' + b"a" * (length - 2) + b'"' + after, max_token_size=1000) == [
+            JSONParseError("JSON token size limit exceeded"), {"execute": "q"}], length
+    # one byte more and the lexer drops the token as its 1,001st byte arrives, before
+    # the closing quote: lexing starts afresh there, so that quote opens a string
+    out = feed(b'"' + b"a" * 1000 + b'"' + after + b'"', max_token_size=1000)
+    assert out == [JSONParseError("JSON token size limit exceeded"), " {",
+                   JSONParseError("JSON parse error, invalid keyword 'execute'"), ":",
+                   JSONParseError("JSON parse error, invalid keyword 'q'"), "}"]
+
+
+def test_the_message_size_counts_every_token_plus_one() -> None:
+    # 999 bytes of tokens in the message so far, then one more token: refused
+    assert feed(b"[" + b'"' + b"a" * 996 + b'"' + b",1]", max_token_size=1000)[0] == \
+        JSONParseError("JSON token size limit exceeded")
+    assert feed(b"[" + b'"' + b"a" * 994 + b'"' + b"]", max_token_size=1000) == [["a" * 994]]
+
+
+def test_long_keywords_and_numbers_are_cut_too() -> None:
+    out = feed(b"x" * 1500 + b" ", max_token_size=1000)
+    assert out == [JSONParseError("JSON token size limit exceeded"),
+                   JSONParseError("JSON parse error, invalid keyword '" + "x" * 499 + "'")]
+    out = feed(b"1" * 2500 + b" ", max_token_size=1000)
+    assert out[:2] == [JSONParseError("JSON token size limit exceeded")] * 2
+    assert out[2] == float("1" * 498)
+
+
 def test_size_and_count_limits() -> None:
-    big = b'{"execute":"q","arguments":{"a":"' + b"x" * 2000 + b'"}}'
-    # QEMU drops the tokens so far; the rest of the message is then read as
-    # stray tokens ("expecting value" for each '}'), and the next message is fine
-    out = feed(big + b'{"execute":"q"}', max_token_size=1000)
-    assert out[0] == JSONParseError("JSON token size limit exceeded")
-    assert out[-1] == {"execute": "q"}
     # a string that never ends is cut off at the limit, not buffered forever
     stream = JSONStream(max_token_size=1000)
     assert stream.feed(b'{"a":"' + b"y" * 500) == []
@@ -136,3 +169,33 @@ def test_size_and_count_limits() -> None:
     assert feed(many, max_token_count=100)[0] == JSONParseError(
         "JSON token count limit exceeded")
     assert feed(many + b'{"execute":"q"}', max_token_count=100)[-1] == {"execute": "q"}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(1 << 80), 1 << 80)
+    | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner,
+                                                                max_size=4),
+    max_leaves=20)
+
+
+@given(st.dictionaries(st.text(max_size=4), json_values, max_size=5), st.booleans(),
+       st.sampled_from([None, 1, 2]))
+@settings(max_examples=400, deadline=None, derandomize=True)
+def test_whole_messages_read_at_once_equal_the_token_by_token_reading(
+        value: dict[str, object], ascii_only: bool, indent: int | None) -> None:
+    """A short ASCII message is read in one go by the standard library's decoder; the
+    same bytes fed one at a time go token by token through QEMU's grammar. Both must
+    give the same messages (values, errors) — including for what the standard decoder
+    reads differently from QEMU (duplicate keys, ``NaN``, ``0e5``, escapes)."""
+    text = json.dumps(value, ensure_ascii=ascii_only, indent=indent)
+    for data in (text.encode(), text.replace("1", "0e1").encode(),
+                 text.replace("}", ', "a": 1, "a": 2}').encode(),
+                 text.replace("0", "NaN").encode(), text.replace("a", "\\u0000").encode()):
+        whole = JSONStream().feed(data + b" ")
+        one_by_one = JSONStream()
+        got: list[object] = []
+        for i in range(len(data)):
+            got += one_by_one.feed(data[i:i + 1])
+        got += one_by_one.feed(b" ")
+        assert got == whole, data

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from engine.qmp.qdict import qdict_sorted
 from engine.server import wire
 
@@ -90,3 +93,43 @@ def test_numbers_like_qemu() -> None:
 def test_empty_containers_and_nesting() -> None:
     assert wire.dumps({"a": [], "b": {}}) in ('{"a": [], "b": {}}', '{"b": {}, "a": []}')
     assert wire.encode({"return": [[], [{}]]}) == b'{"return": [[], [{}]]}\r\n'
+
+
+def test_every_character_escapes_alike_the_first_time_and_later() -> None:
+    """The escape table fills as characters are met; the spelling must not depend on
+    which characters came first (an astral character once spoiled another's entry)."""
+    chars = ["\U000FAD70", "\U000EAD70", "\U0010FFFD", "\U00010000", "\u00e9", "\x7f", "\x00"]
+    def utf16(c: str) -> str:
+        data = c.encode("utf-16-be")
+        return '"' + "".join(f"\\u{int.from_bytes(data[i:i + 2], 'big'):04X}"
+                             for i in range(0, len(data), 2)) + '"'
+
+    first = [wire.encode_string(c) for c in chars]
+    assert first[0] == '"\\uDBAB\\uDD70"'
+    assert first[:4] == [utf16(c) for c in chars[:4]]
+    assert [wire.encode_string(c) for c in chars] == first
+    assert [wire.encode_string(c) for c in reversed(chars)] == first[::-1]
+    assert wire.encode_string("".join(chars)) == '"' + "".join(f[1:-1] for f in first) + '"'
+
+
+def test_the_c_encoder_path_writes_what_the_python_writer_writes() -> None:
+    """Replies that the standard library's C encoder may write (dicts in QEMU order,
+    strings, integers) must come out exactly as :func:`wire.dumps` writes them."""
+    values = st.recursive(
+        st.none() | st.booleans() | st.integers(-(1 << 70), 1 << 70)
+        | st.text(alphabet=st.characters(codec="utf-8"), max_size=6)
+        | st.sampled_from(["a\\u00e9", "\\\\u00e9", "\\", "\x7f", "\U0001F600"]),
+        lambda inner: st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+        | st.dictionaries(st.text(max_size=3), inner, max_size=3).map(qdict_sorted)
+        | st.dictionaries(st.text(max_size=3), inner, max_size=1),
+        max_leaves=15)
+
+    @given(values)
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    def check(value: object) -> None:
+        for message in (wire.success(value), wire.success(1, value, has_id=True),
+                        wire.failure("GenericError", "x", value, has_id=True)):
+            assert wire.encode(message) == wire.dumps(message).encode("ascii") + wire.EOL
+
+    check()
