@@ -18,6 +18,8 @@ import engine
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "info": ("engine.formats.cli", "describe an image file, like qemu-img info"),
     "serve": ("engine.server.cli", "serve the bundled engine over QMP on a socket"),
+    "qemu": ("engine.launcher.cli", "start the bundled engine from a QEMU command line "
+                                    "(-drive, -blockdev, -device, -qmp...)"),
     "render": ("gui.commands.render", "draw a graph to SVG/PNG/DOT/JSON without a window"),
     "tour": ("gui.commands.tour", "run a guided tour of QMP block operations"),
     "replay": ("gui.commands.replay", "replay a recorded QMP script against an endpoint"),
