@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.graph.model import Backend, GraphError, Node
+from engine.graph import perms as P
+from engine.graph.model import Backend, GraphError
 from engine.graph.opening import blockdev_add, open_node, probe_format
 from engine.launcher.cmdline import BLOCK_DEVICES, CommandLine, CommandLineError, Option
 from engine.launcher.drive import Drive, DriveError, parse_drive
@@ -169,9 +170,26 @@ def add_device(engine: Engine, option: Option, built: Built) -> None:
             try:
                 with graph.transaction():
                     graph.add_backend(backend, node)
+                    if _on(values.get("share-rw", "off")):
+                        _share_writes(graph, backend)
             except GraphError as exc:
                 raise BuildError(option, _text(exc)) from None
     built.devices[qdev] = backend
+
+
+def _on(text: str) -> bool:
+    return text in ("on", "yes", "true", "True")
+
+
+def _share_writes(graph: Any, backend: Backend) -> None:
+    """``share-rw=on``: the device lets other users write its node too."""
+    link = backend.root
+    if link is None or link.fixed is None:
+        return
+    perm, shared = link.fixed
+    graph.set(link, "fixed", (perm, shared | P.WRITE))
+    graph.set(link, "shared", shared | P.WRITE)
+    graph.refresh_perms([link.child])
 
 
 def _text(exc: Exception) -> str:

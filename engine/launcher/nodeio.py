@@ -1,7 +1,8 @@
 """Guest reads and writes through a node of the live graph, as a VM's device makes them.
 
-A format node with an image (qcow2, raw on a file) reads its own layer and, for what
-it does not define, what its ``backing`` child shows; a ``null-co``/``null-aio`` node
+A qcow2 node reads its own layer and, for what it does not define, what its
+``backing`` chain shows; a ``raw`` node passes requests to its ``file`` child (with
+its ``offset``, as reopened), a ``file`` node to its host file; a ``null-co``/``null-aio`` node
 reads zeros (so does a chain ending in a node without an image); a node with only a ``file`` child (a raw pass-through with offset, or a
 filter) forwards to it. Writes go to the node's own image; a qcow2 layer copies what
 lies below it from the graph's backing chain, not from the file named in its header.
@@ -9,7 +10,9 @@ lies below it from the graph's backing chain, not from the file named in its hea
 
 from __future__ import annotations
 
-from engine.formats import ChainReader
+import os
+from collections.abc import Callable
+
 from engine.graph.model import Node
 
 
@@ -19,6 +22,13 @@ class NodeIOError(OSError):
 
 def node_length(node: Node) -> int:
     """The node's guest size."""
+    if node.driver == "file" and node.host_path is not None:
+        return os.stat(node.host_path).st_size
+    if node.driver == "raw":
+        child = node.file
+        below = node_length(child) if child is not None else 0
+        offset = int(node.options.get("offset", 0))
+        return int(node.options.get("size", max(below - offset, 0)))
     if node.image is not None:
         return int(node.image.virtual_size)
     if node.size is not None:
@@ -27,32 +37,31 @@ def node_length(node: Node) -> int:
     return node_length(child) if child is not None else 0
 
 
-def _layers(node: Node) -> list[Node]:
-    layers = []
-    here: Node | None = node
-    while here is not None and here.image is not None:
-        layers.append(here)
-        here = here.backing if here.driver == "qcow2" else None
-    return layers
-
-
 def read(node: Node, offset: int, length: int) -> bytes:
     """``length`` guest bytes at ``offset``."""
     if node.driver in ("null-co", "null-aio"):
         return bytes(length)
-    if node.image is None:
+    if node.driver == "file" and node.host_path is not None:
+        return _host_read(node.host_path, offset, length)
+    if node.driver == "raw" or node.image is None:
         child = node.file
         if child is None:
             raise NodeIOError(5, "no medium")
         return read(child, offset + int(node.options.get("offset", 0)), length)
-    return ChainReader([n.image for n in _layers(node)]).read(offset, length)
+    node.image.check_request(offset, length)
+    buf = bytearray(length)
+    node.image.readinto(offset, memoryview(buf), _backing_fill(node), prezeroed=True)
+    return bytes(buf)
 
 
 def write(node: Node, offset: int, data: bytes) -> None:
     """Write ``data`` at ``offset`` into the node's own layer."""
     if node.driver in ("null-co", "null-aio"):
         return
-    if node.image is None:
+    if node.driver == "file" and node.host_path is not None:
+        _host_write(node.host_path, offset, data)
+        return
+    if node.driver == "raw" or node.image is None:
         child = node.file
         if child is None:
             raise NodeIOError(5, "no medium")
@@ -67,7 +76,10 @@ def write_zeroes(node: Node, offset: int, length: int) -> None:
     """Make ``[offset, offset+length)`` read as zeros."""
     if node.driver in ("null-co", "null-aio"):
         return
-    if node.image is None:
+    if node.driver == "file" and node.host_path is not None:
+        _host_write(node.host_path, offset, bytes(length))
+        return
+    if node.driver == "raw" or node.image is None:
         child = node.file
         if child is None:
             raise NodeIOError(5, "no medium")
@@ -79,12 +91,16 @@ def write_zeroes(node: Node, offset: int, length: int) -> None:
 
 
 def _prepare_cow(node: Node) -> None:
-    if node.driver != "qcow2":
-        return
-    backing = node.backing
+    if node.driver == "qcow2":
+        node.image.backing_reader = _backing_fill(node)
+
+
+def _backing_fill(node: Node) -> Callable[[int, memoryview], None] | None:
+    """What a qcow2 node sees below itself: its backing child in the graph, zeros
+    past that child's end (None: no backing, unallocated reads zeros)."""
+    backing = node.backing if node.driver == "qcow2" else None
     if backing is None:
-        node.image.backing_reader = None
-        return
+        return None
 
     def fill(offset: int, view: memoryview) -> None:
         size = node_length(backing)
@@ -94,4 +110,21 @@ def _prepare_cow(node: Node) -> None:
         if inside < len(view):
             view[inside:] = bytes(len(view) - inside)
 
-    node.image.backing_reader = fill
+    return fill
+
+
+def _host_read(path: str, offset: int, length: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.pread(fd, length, offset)
+    finally:
+        os.close(fd)
+    return data + bytes(length - len(data))     # past the end of file: zeros
+
+
+def _host_write(path: str, offset: int, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, data, offset)
+    finally:
+        os.close(fd)
