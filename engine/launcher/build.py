@@ -8,10 +8,12 @@ automatic node names and errors come out as QEMU's do.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.graph import perms as P
+from engine.graph.images import open_format_image
 from engine.graph.model import Backend, GraphError
 from engine.graph.opening import blockdev_add, open_node, probe_format
 from engine.launcher.cmdline import BLOCK_DEVICES, CommandLine, CommandLineError, Option
@@ -101,11 +103,11 @@ def _drive(engine: Engine, option: Option, counters: dict[str, int], built: Buil
     with engine.lock:
         if drive.node_options is not None:
             try:
-                options = typed(drive.node_options, BlockdevOptions)
-                validate(BlockdevOptions, {**options, "driver": options.get("driver", "raw")})
+                options = _header_backings(_with_probed_format(
+                    typed(drive.node_options, BlockdevOptions)))
+                validate(BlockdevOptions, options)
                 with graph.transaction(restore_names=False):
-                    node = open_node(graph, _with_probed_format(options),
-                                     inherited={}, role=None)
+                    node = open_node(graph, options, inherited={}, role=None)
             except (OptsError, QMPError, GraphError) as exc:
                 raise BuildError(option, _text(exc)) from None
         device_kind = _DRIVE_DEVICE.get(drive.interface)
@@ -130,6 +132,32 @@ def _with_probed_format(options: dict[str, Any]) -> dict[str, Any]:
     file_opts = options.get("file", {})
     fmt = probe_format(file_opts.get("filename", "")) if isinstance(file_opts, dict) else "raw"
     return {"driver": fmt, **options}
+
+
+def _header_backings(options: dict[str, Any]) -> dict[str, Any]:
+    """``backing.node-name=...`` without ``backing.driver``: options for the backing
+    file the image header names (``-drive`` passes them to it). Each such level gets
+    the header's file and format, as opening the header chain would."""
+    backing = options.get("backing")
+    if not isinstance(backing, dict) or "driver" in backing:
+        return options
+    file_opts = options.get("file")
+    if not isinstance(file_opts, dict) or file_opts.get("driver") != "file":
+        return options
+    path = str(file_opts.get("filename", ""))
+    image = open_format_image(path, str(options["driver"]), writable=False)
+    try:
+        name = getattr(image, "backing_file", None)
+        fmt = getattr(image, "backing_format", None)
+    finally:
+        image.close()
+    if not name:
+        return {k: v for k, v in options.items() if k != "backing"}
+    if not os.path.isabs(name):
+        name = os.path.join(os.path.dirname(path), name)
+    level = {"driver": fmt or probe_format(name), "file": {"driver": "file", "filename": name},
+             **backing}
+    return {**options, "backing": _header_backings(level)}
 
 
 def add_device(engine: Engine, option: Option, built: Built) -> None:
