@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _RAN = re.compile(r"^Ran (\d+) tests?", re.M)
-_FAILED = re.compile(r"^(?:FAIL|ERROR): (\S+) \((?:__main__\.)?([\w.]+)\)", re.M)
-_SKIPPED = re.compile(r"\[case not run\] (\S+) \((?:__main__\.)?([\w.]+)\)")
+# unittest names a case "test_x (__main__.Class)", from Python 3.11 on
+# "test_x (__main__.Class.test_x)"
+_FAILED = re.compile(r"^(?:FAIL|ERROR): (\w+) \((?:__main__\.)?(\w+)[\w.]*\)", re.M)
+_SKIPPED = re.compile(r"\[case not run\] (\w+) \((?:__main__\.)?(\w+)[\w.]*\):? ?(.*)")
 #: ``check -tap``: ``ok FMT NAME``, ``not ok FMT NAME``, ``ok FMT NAME # SKIP reason``
 _TAP = re.compile(r"^(not ok|ok) \S+ (\S+)(?: # SKIP (.*))?$", re.M)
 
@@ -33,6 +35,8 @@ class TestResult:
     failed: set[str] = field(default_factory=set)
     skipped: set[str] = field(default_factory=set)
     reason: str = ""
+    #: why each skipped case was skipped (iotests' own words)
+    skip_reasons: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> int:
@@ -69,7 +73,9 @@ def read_results(tap_output: str, test_dir: Path, iotests_dir: Path,
         casenotrun = here / f"{name}.casenotrun"
         if casenotrun.exists():
             text = casenotrun.read_text(encoding="utf-8")
-            result.skipped = {f"{cls}.{case}" for case, cls in _SKIPPED.findall(text)}
+            result.skip_reasons = {f"{cls}.{case}": why
+                                   for case, cls, why in _SKIPPED.findall(text)}
+            result.skipped = set(result.skip_reasons)
         bad = here / f"{name}.out.bad"
         if verdict == "fail" and bad.exists():
             text = bad.read_text(encoding="utf-8", errors="replace")
