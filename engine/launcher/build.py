@@ -16,9 +16,15 @@ from engine.graph import perms as P
 from engine.graph.images import open_format_image
 from engine.graph.model import Backend, GraphError
 from engine.graph.opening import blockdev_add, open_node, probe_format
-from engine.launcher.cmdline import BLOCK_DEVICES, CommandLine, CommandLineError, Option
+from engine.launcher.cmdline import (
+    BLOCK_DEVICES,
+    CommandLine,
+    CommandLineError,
+    Option,
+    properties,
+)
 from engine.launcher.drive import Drive, DriveError, parse_drive
-from engine.launcher.opts import OptsError, parse_blockdev_arg, split_opts, typed
+from engine.launcher.opts import OptsError, parse_blockdev_arg, typed
 from engine.qmp.block_schema import BlockdevOptions
 from engine.qmp.engine import Engine
 from engine.qmp.errors import QMPError
@@ -74,7 +80,7 @@ def _legacy_drive(option: Option) -> Option:
 
 
 def _object(option: Option, built: Built) -> None:
-    pairs = dict(split_opts(option.arg or "", implied="qom-type"))
+    pairs = properties(option.arg or "", "qom-type")
     if pairs.get("qom-type") == "iothread":
         if "id" not in pairs:
             raise BuildError(option, "Parameter 'id' is missing")
@@ -161,15 +167,19 @@ def _header_backings(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def add_device(engine: Engine, option: Option, built: Built) -> None:
-    props = split_opts(option.arg or "", implied="driver")
-    values = dict(props)
+    values = properties(option.arg or "", "driver")
     driver = values.get("driver", "")
     if driver not in BLOCK_DEVICES:
         return                                  # a bus: it holds devices, no backend
     dev_id = values.get("id")
-    qdev = dev_id or f"/machine/peripheral-anon/device[{built.anon_devices}]"
+    key = dev_id or f"/machine/peripheral-anon/device[{built.anon_devices}]"
     if dev_id is None:
         built.anon_devices += 1
+    # query-block names the device by id; a virtio disk's backend sits in its inner
+    # virtio device, which has none, so it is named by its path
+    qdev = key
+    if driver in _BACKEND_CHILD:
+        qdev = (f"/machine/peripheral/{dev_id}" if dev_id else key) + _BACKEND_CHILD[driver]
     removable = driver in ("ide-cd", "scsi-cd", "floppy")
     graph = engine.graph
     drive = values.get("drive")
@@ -186,7 +196,7 @@ def add_device(engine: Engine, option: Option, built: Built) -> None:
                     or backend in built.devices.values():
                 raise BuildError(option, f"Property '{driver}.drive' can't take value "
                                          f"'{drive}', it's in use")
-            backend.qdev = qdev + _BACKEND_CHILD.get(driver, "") if dev_id is None else qdev
+            backend.qdev = qdev
             backend.removable = removable or backend.removable
         else:
             node = graph.find(drive)
@@ -202,7 +212,7 @@ def add_device(engine: Engine, option: Option, built: Built) -> None:
                         _share_writes(graph, backend)
             except GraphError as exc:
                 raise BuildError(option, _text(exc)) from None
-    built.devices[qdev] = backend
+    built.devices[key] = backend
 
 
 def _on(text: str) -> bool:

@@ -18,6 +18,7 @@ option``). Each option lands in one of three places:
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -158,12 +159,27 @@ def _asks_help(name: str, arg: str) -> bool:
     return name == "-device" and split_opts(arg, implied="driver")[1:2] == [("help", "on")]
 
 
+def properties(arg: str, implied: str) -> dict[str, str]:
+    """A ``-device``/``-object`` argument's properties: QemuOpts (``virtio-blk,drive=d``,
+    the first word naming ``implied``) or JSON as libvirt writes it
+    (``{"driver":"virtio-blk-pci","drive":"d"}``); values as strings, booleans on/off."""
+    if arg.lstrip().startswith("{"):
+        try:
+            value = json.loads(arg)
+        except json.JSONDecodeError:
+            raise CommandLineError(f"{arg}: JSON parse error") from None
+        if not isinstance(value, dict):
+            raise CommandLineError(f"{arg}: JSON parse error, expected an object")
+        return {k: ("on" if v is True else "off" if v is False else
+                    v if isinstance(v, str) else json.dumps(v) if isinstance(v, dict | list)
+                    else str(v)) for k, v in value.items()}
+    return dict(split_opts(arg, implied=implied))
+
+
 def _block_related_device(arg: str) -> bool:
-    pairs = split_opts(arg, implied="driver")
-    driver = pairs[0][1] if pairs else ""
+    driver = properties(arg, "driver").get("driver", "")
     return driver in BLOCK_DEVICES or driver in BUS_DEVICES or driver == "help"
 
 
 def _modelled_object(arg: str) -> bool:
-    pairs = split_opts(arg, implied="qom-type")
-    return bool(pairs) and pairs[0][1] in ("iothread", "help")
+    return properties(arg, "qom-type").get("qom-type") in ("iothread", "help")
