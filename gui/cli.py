@@ -32,6 +32,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 USAGE = """\
 usage: blockgraph [--connect unix:PATH|tcp:HOST:PORT | --demo | IMAGE ...]
        blockgraph --list [--connect URI ...]   what this host offers to connect to
+       blockgraph --qemu-cmdline FILE|-        the block graph of a QEMU command line
        blockgraph SUBCOMMAND [ARGS ...]
 
 With no arguments, opens the editor on the bundled engine with a demo disk chain.

@@ -107,6 +107,15 @@ def split_words(text: str) -> list[str]:
     return words
 
 
+def program_of(text: str) -> str:
+    """The program a pasted command line runs (QEMU's name when it cannot be told)."""
+    try:
+        words = split_words(text)
+    except ValueError:
+        return PROGRAM
+    return os.path.basename(words[0]) if words and not words[0].startswith("-") else PROGRAM
+
+
 def parse(words: list[str]) -> CommandLine:
     """Sort ``words`` (with or without the program name first) into a CommandLine."""
     line = CommandLine()
