@@ -23,7 +23,7 @@ from engine.launcher.cmdline import (
     Option,
     properties,
 )
-from engine.launcher.drive import Drive, DriveError, parse_drive
+from engine.launcher.drive import DriveError, parse_drive
 from engine.launcher.opts import OptsError, parse_blockdev_arg, typed
 from engine.qmp.block_schema import BlockdevOptions
 from engine.qmp.engine import Engine
@@ -192,8 +192,7 @@ def add_device(engine: Engine, option: Option, built: Built) -> None:
                 graph.add_backend(backend, None)
         elif drive in built.drives:
             backend = built.drives[drive]
-            if backend.qdev is not None and not backend.qdev.startswith("/machine/peripheral-anon") \
-                    or backend in built.devices.values():
+            if backend.qdev is not None or backend in built.devices.values():
                 raise BuildError(option, f"Property '{driver}.drive' can't take value "
                                          f"'{drive}', it's in use")
             backend.qdev = qdev
@@ -236,4 +235,4 @@ def _text(exc: Exception) -> str:
     return str(exc)
 
 
-__all__ = ["Built", "BuildError", "CommandLineError", "build"]
+__all__ = ["BuildError", "Built", "CommandLineError", "build"]

@@ -147,9 +147,8 @@ def parse(words: list[str]) -> CommandLine:
         if arg is not None and name in HELP_OPTIONS and _asks_help(name, arg):
             line.help = option
         if name in MODELLED:
-            if name == "-device" and not _block_related_device(arg or ""):
-                line.unmodelled.append(option)
-            elif name == "-object" and not _modelled_object(arg or ""):
+            if (name == "-device" and not _block_related_device(arg or "")) or (
+                    name == "-object" and not _modelled_object(arg or "")):
                 line.unmodelled.append(option)
             else:
                 line.modelled.append(option)

@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.graph.model import GraphError
 from engine.launcher import hmp
-from engine.launcher.build import Built, BuildError, add_device
+from engine.launcher.build import BuildError, Built, add_device
 from engine.launcher.cmdline import BLOCK_DEVICES, BUS_DEVICES, Option
 from engine.qmp.engine import Engine
 from engine.qmp.errors import QMPError, generic

@@ -2,10 +2,10 @@
 
 A qcow2 node reads its own layer and, for what it does not define, what its
 ``backing`` chain shows; a ``raw`` node passes requests to its ``file`` child (with
-its ``offset``, as reopened), a ``file`` node to its host file; a ``null-co``/``null-aio`` node
-reads zeros (so does a chain ending in a node without an image); a node with only a ``file`` child (a raw pass-through with offset, or a
-filter) forwards to it. Writes go to the node's own image; a qcow2 layer copies what
-lies below it from the graph's backing chain, not from the file named in its header.
+its ``offset``, as reopened), a ``file`` node to its host file; a ``null-co`` or
+``null-aio`` node reads zeros; any other node with a ``file`` child forwards to it.
+Writes go to the node's own layer; a qcow2 layer copies what lies below it from the
+graph's backing chain, not from the file named in its header.
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def _deb822_stanzas(text: str) -> list[dict[str, str]]:
     stanzas: list[dict[str, str]] = []
     current: dict[str, str] = {}
     last = ""
-    for line in text.splitlines() + [""]:
+    for line in [*text.splitlines(), ""]:
         if line.startswith("#"):
             continue
         if not line.strip():
