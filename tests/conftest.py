@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.qemu import QemuStorageDaemon
+from tests.support.written_images import engine_written_images_are_sound  # noqa: F401  (autouse)
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,6 +1,6 @@
 """Image formats on real files: qcow2 (v2, v3) and raw.
 
-The public face (see CONTRACTS): ``open_image``, ``open_chain``, ``ChainReader``,
+The public face: ``open_image``, ``open_chain``, ``ChainReader``,
 ``allocation_map``, ``create_qcow2``, ``create_raw`` and the :class:`Image` API;
 errors come from :mod:`engine.formats.errors`.
 """
@@ -11,10 +11,10 @@ from engine.formats.chain import (
     close_chain,
     full_backing_filename,
     open_chain,
+    open_image,
 )
 from engine.formats.create import create_qcow2, create_raw
 from engine.formats.image import Extent, Image
-from engine.formats.probe import open_image
 
 __all__ = [
     "ChainReader",

@@ -9,12 +9,17 @@ so ``qemu-img check`` finds the new image clean.
 from __future__ import annotations
 
 import os
+from array import array
 
-from engine.formats import fileio
 from engine.formats import qcow2_header as hdr
+from engine.formats.backing_names import full_backing_filename
 from engine.formats.errors import ImageError, RequestError, UnsupportedImageError
+from engine.formats.hostfile import create_host_file
 from engine.formats.image import file_error
+from engine.formats.probe import open_image
+from engine.formats.qcow2_layout import OFLAG_COPIED, to_be
 from engine.formats.qcow2_refcount import fill_refcounts
+from engine.formats.store import ByteStore
 
 MAX_VIRTUAL_SIZE = (1 << 63) - 512
 
@@ -36,19 +41,14 @@ def create_raw(path: str | os.PathLike[str], size: int) -> None:
     path = os.fspath(path)
     size = _check_size(path, size)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            fileio.ftruncate(fd, size)
-        finally:
-            os.close(fd)
+        with create_host_file(path) as store:
+            store.truncate(0)
+            store.truncate(size)
     except OSError as exc:
         raise file_error(exc, path, f"Could not create '{path}'") from exc
 
 
 def _probe_backing_format(path: str, backing_file: str) -> str:
-    from engine.formats.chain import full_backing_filename
-    from engine.formats.probe import open_image
-
     full = full_backing_filename(path, backing_file)
     try:
         with open_image(full) as img:
@@ -71,6 +71,35 @@ def create_qcow2(path: str | os.PathLike[str], size: int, *, backing_file: str |
     engine always updates refcounts at once.
     """
     path = os.fspath(path)
+    if backing_format is not None and backing_format not in ("qcow2", "raw"):
+        raise UnsupportedImageError(f"Unknown backing format '{backing_format}'", path,
+                                    feature=f"format {backing_format}")
+    try:
+        store = create_host_file(path)
+    except OSError as exc:
+        raise file_error(exc, path, f"Could not create '{path}'") from exc
+    with store:
+        format_qcow2(store, size, backing_file=backing_file, backing_format=backing_format,
+                     cluster_size=cluster_size, version=version, refcount_bits=refcount_bits,
+                     lazy_refcounts=lazy_refcounts)
+
+
+def format_qcow2(store: ByteStore, size: int, *, backing_file: str | None = None,
+                 backing_format: str | None = None, cluster_size: int = 65536,
+                 version: int = 3, refcount_bits: int = 16, lazy_refcounts: bool = False,
+                 extended_l2: bool = False, probe_backing: bool = True,
+                 preallocation: str = "off") -> int:
+    """Write an empty qcow2 image into ``store`` (whatever it held is replaced); returns
+    where its metadata ends.
+
+    ``extended_l2`` sets the header bit of images with subclusters (a new image has no
+    L2 table yet, so nothing else differs). ``probe_backing`` False: a backing file
+    without a format is written without one (as QEMU's blockdev-create does).
+    ``preallocation`` (``metadata``, ``falloc``, ``full``) gives every guest cluster a
+    host cluster at once, as QEMU does: L2 tables after the L1 table, the data after
+    them, the file grown over it (sparse, allocated, or written with zeros).
+    """
+    path = store.name
     size = _check_size(path, size)
     if cluster_size < 512 or cluster_size > (1 << hdr.MAX_CLUSTER_BITS) or (
             cluster_size & (cluster_size - 1)):
@@ -92,25 +121,27 @@ def create_qcow2(path: str | os.PathLike[str], size: int, *, backing_file: str |
         raise UnsupportedImageError(
             "Lazy refcounts only supported with compatibility level 1.1 and above (use "
             "version=3)", path, feature="lazy refcounts")
-    if backing_format is not None and backing_format not in ("qcow2", "raw"):
-        raise UnsupportedImageError(f"Unknown backing format '{backing_format}'", path,
-                                    feature=f"format {backing_format}")
-    if backing_file and backing_format is None:
+    if extended_l2 and (version == 2 or cluster_size < 16384):
+        raise UnsupportedImageError("Extended L2 entries need version 3 and clusters of at "
+                                    "least 16k", path, feature="extended L2")
+    if backing_file and backing_format is None and probe_backing:
         backing_format = _probe_backing_format(path, backing_file)
     if not backing_file:
         backing_file, backing_format = None, None
 
     bits = cluster_size.bit_length() - 1
-    l2_entries = cluster_size // 8
+    l2_entries = cluster_size // (16 if extended_l2 else 8)
     l1_size = _ceil_div(size, cluster_size * l2_entries)
     if l1_size * 8 > hdr.MAX_L1_BYTES:
         raise RequestError(f"Image size {size} is too large for {cluster_size}-byte clusters",
                            path)
     l1_clusters = _ceil_div(l1_size * 8, cluster_size)
     rb_entries = cluster_size * 8 // refcount_bits
+    data_clusters = _ceil_div(size, cluster_size) if preallocation != "off" else 0
+    extra = (l1_size + data_clusters) if preallocation != "off" else 0
     rt_clusters, rb_count = 1, 1
     while True:   # the refcount structures must count themselves: find the fixed point
-        total = 1 + rt_clusters + rb_count + l1_clusters
+        total = 1 + rt_clusters + rb_count + l1_clusters + extra
         need_rb = _ceil_div(total, rb_entries)
         need_rt = _ceil_div(need_rb * 8, cluster_size)
         if (need_rb, need_rt) == (rb_count, rt_clusters):
@@ -126,6 +157,7 @@ def create_qcow2(path: str | os.PathLike[str], size: int, *, backing_file: str |
         refcount_table_offset=rt_off, refcount_table_clusters=rt_clusters, nb_snapshots=0,
         snapshots_offset=0, refcount_order=refcount_bits.bit_length() - 1,
         compatible_features=hdr.COMPAT_LAZY_REFCOUNTS if lazy_refcounts else 0,
+        incompatible_features=hdr.INCOMPAT_EXTL2 if extended_l2 else 0,
         header_length=hdr.QEMU_V3_HEADER_LENGTH if version == 3 else hdr.V2_HEADER_LENGTH,
         trailing=bytes(8) if version == 3 else b"")
     exts = [(hdr.EXT_BACKING_FORMAT, backing_format.encode())] if backing_format else []
@@ -143,7 +175,7 @@ def create_qcow2(path: str | os.PathLike[str], size: int, *, backing_file: str |
     for i in range(rb_count):
         reftable[i * 8:i * 8 + 8] = (rb_off + i * cluster_size).to_bytes(8, "big")
     refblocks = bytearray(rb_count * cluster_size)
-    total = 1 + rt_clusters + rb_count + l1_clusters
+    total = 1 + rt_clusters + rb_count + l1_clusters + extra
     for i in range(rb_count):
         first = i * rb_entries
         count = min(rb_entries, total - first)
@@ -152,14 +184,47 @@ def create_qcow2(path: str | os.PathLike[str], size: int, *, backing_file: str |
             fill_refcounts(block, 0, count, 1, refcount_bits)
             refblocks[i * cluster_size:(i + 1) * cluster_size] = block
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            fileio.pwrite(fd, cluster0, 0)
-            fileio.pwrite(fd, bytes(reftable), rt_off)
-            fileio.pwrite(fd, bytes(refblocks), rb_off)
-            fileio.ftruncate(fd, l1_off + l1_size * 8)
-            fileio.fdatasync(fd)
-        finally:
-            os.close(fd)
+        store.truncate(0)
+        store.pwrite(cluster0, 0)
+        store.pwrite(bytes(reftable), rt_off)
+        store.pwrite(bytes(refblocks), rb_off)
+        store.truncate(l1_off + l1_size * 8)
+        end = l1_off + l1_size * 8
+        if preallocation != "off":
+            end = _preallocate(store, preallocation, l1_off, l1_clusters, l1_size, l2_entries,
+                               data_clusters, cluster_size, extended_l2)
+        store.sync()
     except OSError as exc:
         raise file_error(exc, path, f"Could not create '{path}'") from exc
+    return end
+
+
+def _preallocate(store: ByteStore, mode: str, l1_off: int, l1_clusters: int, l1_size: int,
+                 l2_entries: int, data_clusters: int, cs: int, extended_l2: bool) -> int:
+    """L2 tables (right after the L1 table) mapping every guest cluster to a host
+    cluster (right after them); returns where the metadata ends."""
+    l2_off = l1_off + l1_clusters * cs
+    data_off = l2_off + l1_size * cs
+    l1 = array("Q", ((l2_off + t * cs) | OFLAG_COPIED for t in range(l1_size)))
+    store.pwrite(to_be(l1), l1_off)
+    step = 2 if extended_l2 else 1
+    for t in range(l1_size):
+        first = t * l2_entries
+        count = max(0, min(l2_entries, data_clusters - first))
+        table = array("Q", bytes(cs))
+        for i in range(count):
+            table[i * step] = (data_off + (first + i) * cs) | OFLAG_COPIED
+            if extended_l2:
+                table[i * step + 1] = 0xFFFFFFFF      # every subcluster allocated
+        store.pwrite(to_be(table), l2_off + t * cs)
+    data_end = data_off + data_clusters * cs
+    if mode == "metadata":
+        store.truncate(data_end)
+    elif mode == "falloc" and store.fd is not None:
+        store.truncate(data_off)
+        os.posix_fallocate(store.fd, data_off, data_end - data_off)
+    else:       # full (or falloc without a host file): zeros written out
+        zeros = bytes(1 << 20)
+        for at in range(data_off, data_end, len(zeros)):
+            store.pwrite(zeros[:data_end - at], at)
+    return data_off

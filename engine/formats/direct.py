@@ -22,6 +22,7 @@ import os
 from collections.abc import Sequence
 
 from engine.formats import fileio
+from engine.formats.store import ByteStore
 
 #: alignment asked of offsets, lengths and buffers (a page: safe for 512 B and 4 KiB disks)
 ALIGN = 4096
@@ -48,12 +49,15 @@ def aligned(offset: int, bufs: Sequence[memoryview]) -> bool:
 
 
 class DirectWriter:
-    """A second, ``O_DIRECT`` descriptor on an open image file, opened on first use."""
+    """A second, ``O_DIRECT`` descriptor on an open image file, opened on first use.
 
-    def __init__(self, fd: int) -> None:
-        self._of = fd
+    Stores that are not host files (a node above the file) take the ordinary path.
+    """
+
+    def __init__(self, store: ByteStore) -> None:
+        self._store = store
         self._fd: int | None = None
-        self.unsupported = False
+        self.unsupported = store.fd is None
 
     def writev(self, offset: int, bufs: list[memoryview]) -> bool:
         """Write ``bufs`` at ``offset`` directly; False when it cannot (use the page cache).
@@ -65,8 +69,7 @@ class DirectWriter:
         if self._fd is None:
             try:
                 # the same open file, whatever its path names now
-                self._fd = os.open(f"/proc/self/fd/{self._of}",
-                                   os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
+                self._fd = self._store.direct_fd()
             except OSError:
                 self.unsupported = True
                 return False
@@ -84,7 +87,7 @@ class DirectWriter:
                 rest = _after(part, n)
                 done = n
                 while rest:
-                    done += fileio.pwritev(self._of, rest, offset + done)
+                    done += self._store.pwritev(rest, offset + done)
                     rest = _after(part, done)
             offset += total
         return True

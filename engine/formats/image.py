@@ -1,21 +1,22 @@
 """What every opened image offers, whatever its format.
 
-An :class:`Image` is one layer: its own bytes and its own allocation. It never
-opens its backing file; chains are built by :mod:`engine.formats.chain`, which
-reads the guest view through :meth:`Image.readinto` and its ``backing`` hook.
+An :class:`Image` is one layer: its own bytes and its own allocation, interpreted
+over a byte store (:mod:`engine.formats.store`: a host file, or any node that presents
+bytes). It never opens its backing file; whoever holds the chain (the engine's graph,
+:mod:`engine.formats.chain` for the tools) reads the guest view through
+:meth:`Image.readinto` and its ``backing`` hook.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.formats import fileio
 from engine.formats.errors import ImageIOError, ImageReadOnlyError, RequestError
+from engine.formats.store import ByteStore
 
 #: state names used by :class:`Extent` (the contract's vocabulary)
 DATA = "data"
@@ -81,14 +82,23 @@ class Image:
     #: sets it, otherwise a writable qcow2 opens its backing chain itself when needed
     backing_reader: BackingReader | None = None
 
-    def __init__(self, path: str, fd: int, writable: bool) -> None:
-        self.path = path
-        self.fd = fd
+    def __init__(self, store: ByteStore, writable: bool, *, owns_store: bool = True) -> None:
+        self.store = store
+        self.path = store.name
         self.writable = writable
+        #: the image closes its store (a file it opened itself; not a graph node's)
+        self.owns_store = owns_store
+        #: called once the image is closed (e.g. to close a backing chain it opened)
+        self.closers: list[Callable[[], None]] = []
         self.closed = False
         #: one request at a time per image: a write updates cached tables before it
         #: publishes them on disk, and job threads may read while another writes
         self.lock = threading.RLock()
+
+    @property
+    def fd(self) -> int | None:
+        """The host descriptor under the image when it sits on a plain host file."""
+        return self.store.fd
 
     # -- reading ---------------------------------------------------------------------------
     def read(self, offset: int, length: int) -> bytes:
@@ -132,7 +142,7 @@ class Image:
         """Make everything written so far durable."""
         if self.writable and not self.closed:
             try:
-                fileio.fdatasync(self.fd)
+                self.store.sync()
             except OSError as exc:
                 raise file_error(exc, self.path, "Could not flush") from exc
 
@@ -144,7 +154,33 @@ class Image:
             self.flush()
         finally:
             self.closed = True
-            os.close(self.fd)
+            if self.owns_store:
+                self.store.close()
+            for closer in self.closers:
+                closer()
+
+    @locked
+    def rebind(self, store: ByteStore) -> None:
+        """Read and write through another store from now on (a node's new ``file``
+        child); whoever changes the child flushes the image first."""
+        if store is self.store:
+            return
+        self.store = store
+        self.path = store.name
+
+    @locked
+    def set_writable(self, writable: bool) -> None:
+        """Reopen read-write or read-only over the same store (already reopened)."""
+        if writable == self.writable:
+            return
+        if not writable:
+            self.flush()
+        self.writable = writable
+
+    def resize(self, size: int) -> None:
+        """Change the virtual size (``block_resize``, a commit into a smaller base)."""
+        raise ImageIOError("Image format driver does not support resize", self.path,
+                           errno=95)
 
     def __enter__(self) -> Image:
         return self
@@ -179,13 +215,13 @@ class Image:
     def actual_size(self) -> int:
         """Bytes allocated on the host for the file (what qemu-img calls disk size)."""
         try:
-            return os.fstat(self.fd).st_blocks * 512
+            return self.store.allocated()
         except OSError as exc:
             raise file_error(exc, self.path, "Could not stat") from exc
 
     def file_size(self) -> int:
         try:
-            return os.fstat(self.fd).st_size
+            return self.store.size()
         except OSError as exc:
             raise file_error(exc, self.path, "Could not stat") from exc
 

@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import zlib
 from array import array
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from engine.formats import fileio
 from engine.formats import qcow2_header as hdr
+from engine.formats.backing_names import full_backing_filename
 from engine.formats.errors import (
     CorruptImageError,
     ImageError,
     ImageReadOnlyError,
-    UnsupportedImageError,
 )
 from engine.formats.image import (
     DATA,
@@ -42,18 +40,21 @@ from engine.formats.image import (
     locked,
     zero_fill,
 )
+from engine.formats.qcow2_backing import rewrite_backing
 from engine.formats.qcow2_header import Qcow2Header, parse_header, parse_snapshots
+from engine.formats.qcow2_layout import (
+    K_COMPRESSED,
+    K_DATA,
+    K_UNALLOC,
+    K_ZERO,
+    OFFSET_MASK,
+    OFLAG_COMPRESSED,
+    OFLAG_ZERO,
+    be_array,
+)
+from engine.formats.qcow2_write import Qcow2Writer
+from engine.formats.store import ByteStore
 
-if TYPE_CHECKING:
-    from engine.formats.qcow2_write import Qcow2Writer
-
-OFFSET_MASK = 0x00FF_FFFF_FFFF_FE00      # bits 9..55 of L1 and standard L2 entries
-OFLAG_COPIED = 1 << 63
-OFLAG_COMPRESSED = 1 << 62
-OFLAG_ZERO = 1
-
-# kinds of guest cluster, in the order they are tested on the hot path
-K_UNALLOC, K_ZERO, K_DATA, K_COMPRESSED = range(4)
 _STATE = {K_UNALLOC: UNALLOCATED, K_ZERO: ZERO, K_DATA: DATA, K_COMPRESSED: DATA}
 
 log = logging.getLogger(__name__)
@@ -62,28 +63,9 @@ log = logging.getLogger(__name__)
 #: for tables pinned with unpublished updates in write-back mode)
 L2_CACHE_BYTES = 64 << 20
 
-_SWAP = sys.byteorder == "little"
 #: what opening an image reads first: enough for the header, its extensions and the
 #: backing file name of any image qemu-img or the engine writes
 _FIRST_READ = 4096
-
-
-def be_array(data: bytes | bytearray | memoryview) -> array:
-    """Big-endian u64s -> array('Q') in host order."""
-    arr = array("Q")
-    arr.frombytes(data)
-    if _SWAP:
-        arr.byteswap()
-    return arr
-
-
-def to_be(arr: array) -> bytes:
-    """array('Q') in host order -> big-endian bytes."""
-    if not _SWAP:
-        return arr.tobytes()
-    out = array("Q", arr)
-    out.byteswap()
-    return out.tobytes()
 
 
 class Qcow2Image(Image):
@@ -91,8 +73,9 @@ class Qcow2Image(Image):
 
     format = "qcow2"
 
-    def __init__(self, path: str, fd: int, writable: bool) -> None:
-        super().__init__(path, fd, writable)
+    def __init__(self, store: ByteStore, writable: bool, *, owns_store: bool = True) -> None:
+        super().__init__(store, writable, owns_store=owns_store)
+        path = self.path
         self._file_size = self.file_size()
         self.header: Qcow2Header = self._read_header()
         h = self.header
@@ -143,7 +126,7 @@ class Qcow2Image(Image):
     # -- low-level file access ------------------------------------------------------------
     def _pread(self, offset: int, length: int) -> bytes:
         try:
-            return fileio.pread(self.fd, length, offset)
+            return self.store.pread(length, offset)
         except OSError as exc:
             raise file_error(exc, self.path, "Could not read", offset) from exc
 
@@ -153,7 +136,7 @@ class Qcow2Image(Image):
         total = len(view)
         while done < total:
             try:
-                n = fileio.preadv(self.fd, [view[done:]], offset + done)
+                n = self.store.preadv([view[done:]], offset + done)
             except OSError as exc:
                 raise file_error(exc, self.path, "Could not read", offset + done) from exc
             if n == 0:
@@ -414,8 +397,6 @@ class Qcow2Image(Image):
             "format-specific": self.format_specific(),
         })
         if self.backing_file is not None:
-            from engine.formats.chain import full_backing_filename
-
             out["full-backing-filename"] = full_backing_filename(self.path, self.backing_file)
             out["backing-filename"] = self.backing_file
         out["dirty-flag"] = self.header.dirty
@@ -425,8 +406,6 @@ class Qcow2Image(Image):
     def _get_writer(self) -> Qcow2Writer:
         self.check_writable()
         if self._writer is None:
-            from engine.formats.qcow2_write import Qcow2Writer
-
             self._writer = Qcow2Writer(self)
             if self._write_back:
                 self._writer.begin_write_back()
@@ -448,8 +427,6 @@ class Qcow2Image(Image):
     @locked
     def set_backing(self, backing_file: str | None, backing_format: str | None) -> None:
         self.check_writable()
-        from engine.formats.qcow2_backing import rewrite_backing
-
         if self._writer is not None and self._writer.has_pending:
             self.flush()    # a new backing must never stand above unpublished data
         rewrite_backing(self, backing_file, backing_format)
@@ -498,15 +475,44 @@ class Qcow2Image(Image):
             self._writer.close()
         super().close()
 
+    # -- reopening ---------------------------------------------------------------------------
+    @locked
+    def rebind(self, store: ByteStore) -> None:
+        """Another ``file`` child: as QEMU's reopen, the header, L1 table and refcount
+        table stay as read; L2 tables and refcount blocks are read again from the new
+        store when next needed."""
+        if store is self.store:
+            return
+        super().rebind(store)
+        self._l2_cache.clear()
+        self._l2_pinned.clear()
+        self._compressed_cache = None
+        self._file_size = self.file_size()
+        if self._writer is not None:
+            self._writer.forget_blocks()
+
+    @locked
+    def set_writable(self, writable: bool) -> None:
+        if writable == self.writable:
+            return
+        if writable and self.header.corrupt:
+            raise ImageReadOnlyError("qcow2: Image is corrupt; cannot be opened read/write",
+                                     self.path, 72)
+        if not writable and self._writer is not None:
+            self.end_write_back()
+            self.flush()
+            self._writer.close()
+            self._writer = None
+        super().set_writable(writable)
+
+    @locked
+    def resize(self, size: int) -> None:
+        """Grow or shrink the virtual size (clusters past a new end are released)."""
+        self._get_writer().resize(size)
+
     def unsupported_for_writing(self) -> str | None:
         """Why this image must not be written, or None."""
         h = self.header
         if h.nb_snapshots:
             return "writing to images with internal snapshots is not supported"
         return None
-
-
-def require_writable_features(img: Qcow2Image) -> None:
-    why = img.unsupported_for_writing()
-    if why:
-        raise UnsupportedImageError(why, img.path, 72)

@@ -30,10 +30,10 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-from engine.formats import fileio
 from engine.formats import qcow2_header as hdr
 from engine.formats.errors import ImageError
 from engine.formats.image import file_error
+from engine.formats.store import ByteStore
 
 if TYPE_CHECKING:
     from engine.formats.qcow2 import Qcow2Image
@@ -104,7 +104,7 @@ def rewrite_backing(img: Qcow2Image, backing_file: str | None,
     h: hdr.Qcow2Header = img.header
     cs = h.cluster_size
     try:
-        old = fileio.pread(img.fd, cs, 0).ljust(cs, b"\0")
+        old = img.store.pread(cs, 0).ljust(cs, b"\0")
     except OSError as exc:
         raise file_error(exc, path, "Could not read the header", 0) from exc
     others = [(e.type, e.data) for e in h.extensions
@@ -126,14 +126,14 @@ def rewrite_backing(img: Qcow2Image, backing_file: str | None,
         # 1. beyond the first sector, only where the old header does not look: the new
         #    name (atomic plan), or the whole tail (fallback plan)
         if atomic and nlen and at >= sector:
-            _pwrite(img.fd, data[at:at + nlen], at)
-            fileio.fdatasync(img.fd)
+            _pwrite(img.store, data[at:at + nlen], at)
+            img.store.sync()
         elif not atomic and len(data) > sector:
-            _pwrite(img.fd, data[sector:], sector)
-            fileio.fdatasync(img.fd)
+            _pwrite(img.store, data[sector:], sector)
+            img.store.sync()
         # 2. the switch: one aligned write of the first sector
-        _pwrite(img.fd, data[:sector].ljust(sector, b"\0"), 0)
-        fileio.fdatasync(img.fd)
+        _pwrite(img.store, data[:sector].ljust(sector, b"\0"), 0)
+        img.store.sync()
     except OSError as exc:
         raise file_error(exc, path, "Could not rewrite the header", 0) from exc
     # 3. tidy up: the new bytes beyond the sector, zeros where only the old header was.
@@ -141,21 +141,19 @@ def rewrite_backing(img: Qcow2Image, backing_file: str | None,
     #    marker, so a failure here (a full disk) must not report the change as failed.
     with contextlib.suppress(OSError):
         if len(data) > sector:
-            _pwrite(img.fd, data[sector:], sector)
+            _pwrite(img.store, data[sector:], sector)
         tidy_from = max(len(data), sector)
         if stale_end > tidy_from:
-            _pwrite(img.fd, bytes(stale_end - tidy_from), tidy_from)
-    new_cluster0 = fileio.pread(img.fd, cs, 0)
+            _pwrite(img.store, bytes(stale_end - tidy_from), tidy_from)
+    new_cluster0 = img.store.pread(cs, 0)
     img.header = hdr.parse_header(new_cluster0.ljust(cs, b"\0"), path, img.file_size())
     img.backing_file = img.header.backing_file
     img.backing_format = img.header.backing_format
     img.backing_reader = None     # whoever attached one knew the old backing file
-    if img._writer is not None:
-        img._writer.close()
 
 
-def _pwrite(fd: int, data: bytes, offset: int) -> None:
+def _pwrite(store: ByteStore, data: bytes, offset: int) -> None:
     view = memoryview(data)
     done = 0
     while done < len(view):
-        done += fileio.pwrite(fd, view[done:], offset + done)
+        done += store.pwrite(view[done:], offset + done)

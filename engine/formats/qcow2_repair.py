@@ -11,7 +11,6 @@ sector (the refcount-table fields and the cleared dirty bit together).
 
 from __future__ import annotations
 
-import os
 import struct
 from collections import defaultdict
 from typing import TYPE_CHECKING
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING
 from engine.formats import qcow2_header as hdr
 from engine.formats.errors import CorruptImageError, UnsupportedImageError
 from engine.formats.image import file_error
-from engine.formats.qcow2 import OFFSET_MASK, OFLAG_COMPRESSED, OFLAG_COPIED, to_be
+from engine.formats.qcow2_layout import OFFSET_MASK, OFLAG_COMPRESSED, OFLAG_COPIED, to_be
 from engine.formats.qcow2_refcount import set_refcount
 
 if TYPE_CHECKING:
@@ -99,16 +98,16 @@ def rebuild_refcounts(img: Qcow2Image) -> None:
         table[8 * b:8 * b + 8] = ((top + k + b) * cs).to_bytes(8, "big")
     try:
         _fix_copied_flags(img, refs)
-        os.pwrite(img.fd, bytes(table), top * cs)
-        os.pwrite(img.fd, b"".join(blocks), (top + k) * cs)
-        os.fdatasync(img.fd)
-        sector = bytearray(os.pread(img.fd, 512, 0))
+        img.store.pwrite(bytes(table), top * cs)
+        img.store.pwrite(b"".join(blocks), (top + k) * cs)
+        img.store.sync()
+        sector = bytearray(img.store.pread(512, 0))
         if len(sector) < hdr.V3_HEADER_LENGTH:
             raise CorruptImageError("header shorter than a sector", path, 0)
         struct.pack_into(">QI", sector, 48, top * cs, k)
         struct.pack_into(">Q", sector, 72, h.incompatible_features & ~hdr.INCOMPAT_DIRTY)
-        os.pwrite(img.fd, bytes(sector), 0)
-        os.fdatasync(img.fd)
+        img.store.pwrite(bytes(sector), 0)
+        img.store.sync()
     except OSError as exc:
         raise file_error(exc, path, "Could not rebuild refcounts") from exc
     img.header = h.with_fields(refcount_table_offset=top * cs, refcount_table_clusters=k,
@@ -140,6 +139,6 @@ def _fix_copied_flags(img: Qcow2Image, refs: dict[int, int]) -> None:
                 table[i] = new
                 changed = True
         if changed:
-            os.pwrite(img.fd, to_be(table), l2_off)
+            img.store.pwrite(to_be(table), l2_off)
     if l1_changed:
-        os.pwrite(img.fd, to_be(img.l1), img.header.l1_table_offset)
+        img.store.pwrite(to_be(img.l1), img.header.l1_table_offset)

@@ -37,30 +37,27 @@ from array import array
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from engine.formats import fileio
 from engine.formats import qcow2_header as hdr
+from engine.formats import qcow2_resize
 from engine.formats.direct import DirectWriter
 from engine.formats.errors import (
-    BackingChainError,
     CorruptImageError,
     ImageError,
     UnsupportedImageError,
 )
 from engine.formats.image import file_error
-from engine.formats.qcow2 import (
+from engine.formats.qcow2_layout import (
     OFFSET_MASK,
     OFLAG_COMPRESSED,
     OFLAG_COPIED,
     OFLAG_ZERO,
     be_array,
-    require_writable_features,
     to_be,
 )
 from engine.formats.qcow2_refcount import fill_refcounts, get_refcount, set_refcount
+from engine.formats.qcow2_repair import rebuild_refcounts
 
 if TYPE_CHECKING:
-    from engine.formats.chain import ChainReader
-    from engine.formats.image import Image
     from engine.formats.qcow2 import Qcow2Image
 
 REFTABLE_OFFSET_MASK = ~0x1FF & ((1 << 64) - 1)
@@ -120,14 +117,13 @@ class Qcow2Writer:
     """The mutable side of a writable :class:`Qcow2Image` (created at its first write)."""
 
     def __init__(self, img: Qcow2Image) -> None:
-        require_writable_features(img)
+        why = img.unsupported_for_writing()
+        if why:
+            raise UnsupportedImageError(why, img.path, 72)
         if img.header.dirty:
-            from engine.formats.qcow2_repair import rebuild_refcounts
-
             rebuild_refcounts(img)
         self.img = img
         self.path = img.path
-        self.fd = img.fd
         self.cs = img.cluster_size
         self.bits = img.cluster_bits
         h = img.header
@@ -135,10 +131,8 @@ class Qcow2Writer:
         self.rbe = self.cs * 8 // self.rc_bits
         self.rbe_bits = self.rbe.bit_length() - 1
         self.rc_max = (1 << self.rc_bits) - 1
-        self._backing_chain: list[Image] | None = None
-        self._backing: ChainReader | None = None
         self.write_back = False
-        self._direct = DirectWriter(self.fd)     # bulk data in write-back mode
+        self._direct = DirectWriter(img.store)     # bulk data in write-back mode
         self._undo: _Undo | None = None
         #: the loss a failed barrier caused in write-back mode, reported by the next flush
         self.lost: ImageError | None = None
@@ -161,6 +155,14 @@ class Qcow2Writer:
         self._pending_bytes = 0
         self._tables: dict[int, array] = {}         # L1 index -> its pinned L2 table
         self.img._l2_pinned.clear()
+
+    def forget_blocks(self) -> None:
+        """The image now reads another file: refcount blocks are read again from it
+        when needed (the refcount table stays as read, as in QEMU)."""
+        self.blocks = {}
+        self.dirty = {}
+        self._direct.close()
+        self._direct = DirectWriter(self.img.store)
 
     def reload(self) -> None:
         """Forget every cached table after a failed request: re-read from disk."""
@@ -287,15 +289,10 @@ class Qcow2Writer:
 
     def close(self) -> None:
         self._direct.close()
-        if self._backing_chain is not None:
-            for i in self._backing_chain:
-                i.close()
-            self._backing_chain = None
-            self._backing = None
 
     def _pread(self, offset: int, length: int) -> bytes:
         try:
-            return fileio.pread(self.fd, length, offset)
+            return self.img.store.pread(length, offset)
         except OSError as exc:
             raise file_error(exc, self.path, "Could not read", offset) from exc
 
@@ -304,7 +301,7 @@ class Qcow2Writer:
         done = 0
         try:
             while done < len(view):
-                done += fileio.pwrite(self.fd, view[done:], offset + done)
+                done += self.img.store.pwrite(view[done:], offset + done)
         except OSError as exc:
             raise file_error(exc, self.path, "Could not write", offset + done) from exc
 
@@ -313,7 +310,7 @@ class Qcow2Writer:
             part = bufs[i:i + IOV_MAX]
             total = sum(len(b) for b in part)
             try:
-                n = fileio.pwritev(self.fd, part, offset)
+                n = self.img.store.pwritev(part, offset)
             except OSError as exc:
                 raise file_error(exc, self.path, "Could not write", offset) from exc
             if n < total:   # rare short write: finish it piece by piece
@@ -327,7 +324,7 @@ class Qcow2Writer:
 
     def barrier(self) -> None:
         try:
-            fileio.fdatasync(self.fd)
+            self.img.store.sync()
         except OSError as exc:
             raise file_error(exc, self.path, "Could not flush") from exc
 
@@ -535,26 +532,13 @@ class Qcow2Writer:
 
     # -- copy-on-write source -----------------------------------------------------------------
     def backing_fill(self, guest: int, view: memoryview) -> None:
-        """What lies below this image at ``guest`` (zeros without a backing file)."""
-        reader: Callable[[int, memoryview], None] | None = self.img.backing_reader
+        """What lies below this image at ``guest``: the image's backing reader (set by
+        whoever holds the chain), zeros without one."""
+        reader = self.img.backing_reader
         if reader is not None:
             reader(guest, view)
-            return
-        if not self.img.backing_file:
+        else:
             view[:] = bytes(len(view))
-            return
-        if self._backing is None:
-            from engine.formats.chain import ChainReader, full_backing_filename, open_chain
-
-            name = full_backing_filename(self.path, self.img.backing_file)
-            try:
-                self._backing_chain = open_chain(name, self.img.backing_format)
-            except ImageError as exc:
-                raise BackingChainError(
-                    f"Could not open backing file '{name}' for copy-on-write: {exc}",
-                    self.path) from exc
-            self._backing = ChainReader(self._backing_chain)
-        self._backing.fill(guest, view)
 
     def _old_content(self, cl: int, entry: int) -> bytearray:
         """The current guest content of cluster ``cl`` (for a partial overwrite)."""
@@ -629,6 +613,10 @@ class Qcow2Writer:
             else:
                 self._change(value, -1)
         self.write_blocks()
+
+    def resize(self, size: int) -> None:
+        """A new virtual size (see :mod:`engine.formats.qcow2_resize`)."""
+        qcow2_resize.resize(self, size)
 
     def write(self, offset: int, view: memoryview) -> None:
         if self.write_back:
@@ -750,7 +738,7 @@ class Qcow2Writer:
                 raise file_error(exc, self.path, "Could not write", offset) from exc
         self._pwritev(offset, bufs)
         if self.write_back:     # one barrier publishes it later: let the disk start now
-            fileio.start_writeback(self.fd, offset, sum(len(b) for b in bufs))
+            self.img.store.start_writeback(offset, sum(len(b) for b in bufs))
 
     def _write_zeroes(self, offset: int, length: int) -> None:
         img = self.img
@@ -803,7 +791,7 @@ class Qcow2Writer:
         start, stop = first_cl << self.bits, min(img.virtual_size, (last_cl + 1) << self.bits)
         chunk = 4 << 20
         for run_start, n, kind, _, _ in img.runs(start, stop - start):
-            if kind == 0 and not img.backing_file:     # unallocated, nothing below
+            if kind == 0 and img.backing_reader is None:     # unallocated, nothing below
                 continue
             pos = run_start
             while pos < run_start + n:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import errno
-import os
 from typing import Any
 
-from engine.formats import fileio
 from engine.formats.errors import ImageIOError
 from engine.formats.image import (
     DATA,
@@ -18,6 +16,7 @@ from engine.formats.image import (
     locked,
     zero_fill,
 )
+from engine.formats.store import ByteStore
 
 _ZERO_CHUNK = 1 << 20
 
@@ -27,8 +26,8 @@ class RawImage(Image):
 
     format = "raw"
 
-    def __init__(self, path: str, fd: int, writable: bool) -> None:
-        super().__init__(path, fd, writable)
+    def __init__(self, store: ByteStore, writable: bool, *, owns_store: bool = True) -> None:
+        super().__init__(store, writable, owns_store=owns_store)
         self.virtual_size = self.file_size()
 
     @locked
@@ -38,7 +37,7 @@ class RawImage(Image):
         done = 0
         while done < len(view):
             try:
-                n = fileio.preadv(self.fd, [view[done:]], offset + done)
+                n = self.store.preadv([view[done:]], offset + done)
             except OSError as exc:
                 raise file_error(exc, self.path, "Could not read", offset + done) from exc
             if n == 0:  # the file shrank under us: what is gone reads as zeros
@@ -51,29 +50,11 @@ class RawImage(Image):
     def block_status(self, offset: int, length: int) -> list[Extent]:
         """Data vs holes (SEEK_DATA/SEEK_HOLE); the whole range is defined by this layer."""
         self.check_request(offset, length)
-        end = offset + length
-        out: list[Extent] = []
-        pos = offset
-        while pos < end:
-            try:
-                data = os.lseek(self.fd, pos, os.SEEK_DATA)
-            except OSError as exc:
-                if exc.errno != errno.ENXIO:  # ENXIO: no data after pos
-                    out.append(Extent(pos, end - pos, DATA, pos))
-                    break
-                data = end
-            data = min(data, end)
-            if data > pos:
-                out.append(Extent(pos, data - pos, ZERO, pos))
-            if data >= end:
-                break
-            try:
-                hole = min(os.lseek(self.fd, data, os.SEEK_HOLE), end)
-            except OSError:
-                hole = end
-            out.append(Extent(data, hole - data, DATA, data))
-            pos = hole
-        return out
+        try:
+            runs = self.store.data_runs(offset, offset + length)
+        except OSError:
+            runs = [(offset, length, True)]
+        return [Extent(start, n, DATA if is_data else ZERO, start) for start, n, is_data in runs]
 
     @locked
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
@@ -83,7 +64,7 @@ class RawImage(Image):
         done = 0
         while done < len(view):
             try:
-                done += fileio.pwrite(self.fd, view[done:], offset + done)
+                done += self.store.pwrite(view[done:], offset + done)
             except OSError as exc:
                 raise file_error(exc, self.path, "Could not write", offset + done) from exc
 
@@ -97,6 +78,14 @@ class RawImage(Image):
             n = min(len(chunk), end - pos)
             self.write(pos, memoryview(chunk)[:n])
             pos += n
+
+    def resize(self, size: int) -> None:
+        self.check_writable()
+        try:
+            self.store.truncate(size)
+        except OSError as exc:
+            raise file_error(exc, self.path, "Could not resize") from exc
+        self.virtual_size = size
 
     def set_backing(self, backing_file: str | None, backing_format: str | None) -> None:
         if backing_file is not None:

@@ -16,6 +16,11 @@ MAX_NAME_LENGTH = 31
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9\-._]*\Z")
 
 
+def well_formed_id(name: str) -> bool:
+    """QEMU's rule for identifiers (object ids): letters, digits, ``-._``, a letter first."""
+    return bool(_NAME_RE.match(name))
+
+
 def check_node_name(name: str) -> str | None:
     """QEMU's error text for an invalid user-given node name, or None if it is valid."""
     if not _NAME_RE.match(name):

@@ -2,30 +2,40 @@
 
 Order and inheritance follow QEMU: an inline ``file`` child is opened (and named)
 before its parent; the parent gets its name, attaches the file child (permissions
-and image locks are checked at that moment), reads its image header, then opens its
-backing chain — from the header when ``backing`` is absent (read-only, auto-named,
-``Could not open backing file: ...`` on failure), by reference, inline, or not at
-all for ``null``. Inline children inherit ``read-only`` (backing children default
-to read-only), the cache options and ``force-share`` from their parent.
+and image locks are checked at that moment), makes its driver instance (a qcow2 reads
+its header through the file child), then opens its backing chain — from the header
+when ``backing`` is absent (read-only, auto-named, ``Could not open backing file: ...``
+on failure), by reference, inline, or not at all for ``null``. Inline children inherit
+``read-only`` (backing children default to read-only), the cache options and
+``force-share`` from their parent.
 
+Inline options may nest a thousand deep and header chains be thousands long, so
+nothing here recurses: :func:`open_node` runs an explicit stack of :class:`_Frame`.
 Everything runs inside the caller's graph transaction, so a failure leaves no node.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from typing import Any
 
+from engine.formats.backing_names import JSON_PREFIX, BackingNameError, json_options
+from engine.formats.errors import ImageError
+from engine.formats.hostfile import HostFile
+from engine.formats.probe import open_image_on, probe_format
 from engine.gc_pause import gc_paused
-from engine.graph import rules
-from engine.graph.filenames import filename
-from engine.graph.images import check_host_file, open_format_image
+from engine.graph import drivers, rules
+from engine.graph.filenames import filename, full_backing_name
+from engine.graph.io.formats import Qcow2IO
+from engine.graph.io.protocol import FileIO
 from engine.graph.model import BlockGraph, GraphError, Node
-from engine.graph.names import check_node_name
 
-#: Drivers the engine opens.
-SUPPORTED_DRIVERS = frozenset({"file", "qcow2", "raw", "null-co", "null-aio"})
-NULL_DEFAULT_SIZE = 1 << 30
+#: the driver name that asks to probe the format from the file child's first bytes
+PROBE = ""
+BACKING_PREFIX = "Could not open backing file: "
+_GENERIC_KEYS = ("file", "backing", "node-name", "driver", "read-only", "cache",
+                 "force-share", "discard", "detect-zeroes", "auto-read-only")
 
 
 def blockdev_add(graph: BlockGraph, options: dict[str, Any]) -> Node:
@@ -38,16 +48,93 @@ def blockdev_add(graph: BlockGraph, options: dict[str, Any]) -> Node:
     return node
 
 
+@dataclass(eq=False)
+class _Frame:
+    """One node being opened: its options and how far it got."""
+
+    opts: dict[str, Any]
+    inherited: dict[str, Any]
+    role: str | None
+    header_backing: bool = True
+    node: Node | None = None
+    file_target: Node | None = None
+    file_inline: bool = False
+    settings: dict[str, Any] = field(default_factory=dict)
+    #: waiting for the result of the inline child in this role
+    waiting: str | None = None
+    #: host files the caller opened already (a file it just created), by filename
+    opened: dict[str, HostFile] = field(default_factory=dict)
+
+
 def open_node(graph: BlockGraph, opts: dict[str, Any], *, inherited: dict[str, Any],
-              role: str | None, header_backing: bool = True) -> Node:
-    """Open one node (and its inline children); returns it unattached to any parent.
+              role: str | None, header_backing: bool = True,
+              opened: dict[str, HostFile] | None = None) -> Node:
+    """Open one node and its inline children; returns it unattached to any parent.
 
     ``inherited``: options the parent passes down (``read-only``, ``cache``,
-    ``force-share``); ``role``: the role this node will have under its parent;
-    ``header_backing`` False: leave the chain named in the image header to the caller.
+    ``force-share``); ``role``: the role the node will have under its parent;
+    ``header_backing`` False: leave the chain named in the image header to the caller;
+    ``opened``: host files already open by filename (used, not opened again; a file not
+    taken by a node stays the caller's to close).
     """
+    stack = [_Frame(opts, inherited, role, header_backing, opened=opened or {})]
+    result: Node | None = None
+    while stack:
+        frame = stack[-1]
+        try:
+            child = _advance(graph, frame, result)
+        except (GraphError, rules.RuleViolation) as exc:
+            _unwind(stack, exc)
+        result = None
+        if child is not None:
+            stack.append(child)
+        elif frame.waiting is None:
+            stack.pop()
+            result = frame.node
+    assert result is not None
+    return result
+
+
+def _unwind(stack: list[_Frame], exc: Exception) -> None:
+    """A node failed to open: each parent waiting for it as its backing says so."""
+    stack.pop()
+    text = str(exc)
+    while stack:
+        if stack.pop().waiting == "backing":
+            text = BACKING_PREFIX + text
+    if text == str(exc):
+        raise exc
+    raise GraphError(text) from exc
+
+
+def _advance(graph: BlockGraph, frame: _Frame, result: Node | None) -> _Frame | None:
+    """Take ``frame`` one stage further; a frame returned is an inline child to open first."""
+    if frame.waiting == "file":
+        frame.waiting, frame.file_target, frame.file_inline = None, result, True
+        return _create(graph, frame)
+    if frame.waiting == "backing":
+        frame.waiting = None
+        assert result is not None and frame.node is not None
+        _attach_backing(graph, frame.node, result, inline=True)
+        return None
+    _settle(frame)
+    file_opt = frame.opts.get("file")
+    if file_opt is not None and not drivers.driver(frame.opts["driver"]).is_protocol:
+        if isinstance(file_opt, dict):
+            frame.waiting = "file"
+            return _Frame(file_opt, frame.settings["child_inherit"], "file",
+                          opened=frame.opened)
+        frame.file_target = graph.find(file_opt)
+        if frame.file_target is None:
+            raise rules.ReferenceNotFound(file_opt, file_opt)
+    return _create(graph, frame)
+
+
+def _settle(frame: _Frame) -> None:
+    """The node's own settings: driver support, read-only, cache, force-share."""
+    opts, role, inherited = frame.opts, frame.role, frame.inherited
     driver = opts["driver"]
-    if driver not in SUPPORTED_DRIVERS:
+    if driver != PROBE and not drivers.opens(driver):
         raise GraphError(f"Driver '{driver}' is not supported by the bundled engine")
     for unsupported in ("data-file", "encrypt"):
         if unsupported in opts:
@@ -61,56 +148,174 @@ def open_node(graph: BlockGraph, opts: dict[str, Any], *, inherited: dict[str, A
         read_only, explicit = bool(inherited.get("read-only", False)), False
     cache = {**inherited.get("cache", {}), **opts.get("cache", {})}
     force_share = bool(opts.get("force-share", inherited.get("force-share", False)))
-    discard = opts.get("discard", "ignore")
-    detect_zeroes = opts.get("detect-zeroes", "off")
-    if detect_zeroes == "unmap" and discard != "unmap":
+    if opts.get("detect-zeroes", "off") == "unmap" and opts.get("discard", "ignore") != "unmap":
         raise rules.DetectZeroesUnmap()
     if force_share and not read_only:
         raise GraphError("force-share=on can only be used with read-only images")
-    child_inherit = {"read-only": read_only, "cache": cache, "force-share": force_share}
+    frame.settings = {
+        "read_only": read_only, "explicit": explicit, "cache": cache,
+        "force_share": force_share,
+        "child_inherit": {"read-only": read_only, "cache": cache, "force-share": force_share},
+    }
 
-    file_link_target: Node | None = None
-    file_inline = False
-    if "file" in opts and driver not in ("file", "null-co", "null-aio"):
-        file_opt = opts["file"]
-        if isinstance(file_opt, dict):
-            file_link_target = open_node(graph, file_opt, inherited=child_inherit, role="file")
-            file_inline = True
-        else:
-            file_link_target = graph.find(file_opt)
-            if file_link_target is None:
-                raise rules.ReferenceNotFound(file_opt, file_opt)
 
-    own = {k: v for k, v in opts.items()
-           if k not in ("file", "backing", "node-name", "driver", "read-only", "cache",
-                        "force-share", "discard", "detect-zeroes", "auto-read-only")}
-    node = Node(name="", driver=driver, options=own, read_only=read_only,
-                read_only_explicit=explicit, force_share=force_share,
-                detect_zeroes=detect_zeroes, discard=discard,
-                cache_direct=bool(cache.get("direct", False)),
-                cache_no_flush=bool(cache.get("no-flush", False)))
-
-    if driver == "file":
-        path = graph.host_path(opts["filename"])
-        node.host_path = check_host_file(opts["filename"], path, writable=not read_only)
-    elif driver in ("null-co", "null-aio"):
-        if opts.get("latency-ns", 0) < 0:
-            raise GraphError("latency-ns is invalid")
-        node.size = opts.get("size", NULL_DEFAULT_SIZE)
-        if node.size < 0:
-            raise GraphError("Parameter 'size' expects a non-negative value")
-
-    _assign_name(graph, node, opts.get("node-name"))
-    graph.add_node(node)
-
-    if file_link_target is not None:
-        graph.attach(node, file_link_target, "file", inherits=file_inline)
+def _create(graph: BlockGraph, frame: _Frame) -> _Frame | None:
+    """Make the node, attach its file child, make its driver instance; then its backing."""
+    opts, st = frame.opts, frame.settings
+    driver = opts["driver"]
+    if driver == PROBE:
+        driver = _probe(frame.file_target)
+    node = Node(name="", driver=driver,
+                options={k: v for k, v in opts.items() if k not in _GENERIC_KEYS},
+                read_only=st["read_only"], read_only_explicit=st["explicit"],
+                force_share=st["force_share"],
+                detect_zeroes=opts.get("detect-zeroes", "off"),
+                discard=opts.get("discard", "ignore"),
+                cache_direct=bool(st["cache"].get("direct", False)),
+                cache_no_flush=bool(st["cache"].get("no-flush", False)))
+    frame.node = node
+    if node.spec.is_protocol:
+        _open_protocol(graph, node, opts, frame.opened)
+    try:
+        _assign_name(graph, node, opts.get("node-name"))
+        graph.add_node(node)
+    except BaseException:
+        if node.io is not None:     # not in the graph: the rollback would not close it
+            node.io.close()
+        raise
+    if frame.file_target is not None:
+        graph.attach(node, frame.file_target, "file", inherits=frame.file_inline)
         graph.refresh_perms([node])
-        _open_image(graph, node, file_link_target)
+    if node.io is None:
+        node.io = _make_io(graph, node)
+    if not node.spec.cow or not ("backing" in opts or frame.header_backing):
+        return None
+    if "backing" not in opts:
+        _open_header_chain(graph, node, st["child_inherit"])
+        return None
+    value = opts["backing"]
+    if isinstance(value, dict):
+        frame.waiting = "backing"
+        return _Frame(value, st["child_inherit"], "backing", opened=frame.opened)
+    if value is not None and value != "":
+        _attach_reference(graph, node, value)
+    return None
 
-    if driver in rules.BACKING_DRIVERS and ("backing" in opts or header_backing):
-        _open_backing(graph, node, opts, child_inherit)
-    return node
+
+def _probe(file_node: Node | None) -> str:
+    if file_node is None or file_node.io is None:
+        raise GraphError("Could not probe the image format")
+    try:
+        return probe_format(file_node.io.store())
+    except OSError as exc:
+        raise GraphError(f"Could not read image for determining its format: "
+                         f"{exc.strerror}") from exc
+
+
+def _open_protocol(graph: BlockGraph, node: Node, opts: dict[str, Any],
+                   opened: dict[str, HostFile]) -> None:
+    """A protocol node's own resource: the host file, or a null device's size."""
+    if node.driver == "file":
+        hostfile = opened.pop(opts["filename"], None)
+        if hostfile is None:
+            hostfile = graph.open_host_file(opts["filename"], writable=not node.read_only)
+        elif hostfile.writable and node.read_only:
+            read_only = hostfile.reopen(False)
+            hostfile.close()
+            hostfile = read_only
+        try:
+            node.file_id = hostfile.identity()
+        except OSError as exc:
+            hostfile.close()
+            raise GraphError(f"Could not open '{opts['filename']}': {exc.strerror}") from exc
+        node.io = FileIO(node, graph.io, hostfile)
+        return
+    if opts.get("latency-ns", 0) < 0:
+        raise GraphError("latency-ns is invalid")
+    if opts.get("size", 0) < 0:
+        raise GraphError("Parameter 'size' expects a non-negative value")
+
+
+def _make_io(graph: BlockGraph, node: Node) -> Any:
+    """The driver instance of a non-protocol node (or a null one), its file child attached."""
+    spec = node.spec
+    if spec.io is Qcow2IO:
+        return Qcow2IO(node, graph.io, _open_qcow2(node))
+    if node.driver == "raw":
+        check_raw_window(node)
+    assert spec.io is not None
+    refusal = spec.io.option_error(graph.io, node.options)
+    if refusal is not None:
+        raise GraphError(refusal)
+    io = spec.io(node, graph.io)
+    if node.driver == "copy-on-read" and "bottom" in node.options:
+        io.frozen_base = _freeze_to_bottom(graph, node)
+    return io
+
+
+def _freeze_to_bottom(graph: BlockGraph, node: Node) -> Node:
+    """``copy-on-read``'s ``bottom``: an existing node that is no filter, in the chain
+    below the filter; the links down to it are frozen (QEMU's checks and texts; QEMU
+    itself never returns when the node is not in the chain, the engine refuses)."""
+    name = node.options["bottom"]
+    bottom = graph.find(name)
+    if bottom is None:
+        raise GraphError(f"Bottom node '{name}' not found")
+    if bottom.spec.is_filter:
+        raise GraphError(f"Bottom node '{name}' is a filter")
+    chain: list[tuple[Node, Any]] = []
+    current: Node | None = node
+    while current is not None and current is not bottom:
+        link = current.children.get(current.spec.filtered_role or "backing")
+        if link is None:
+            raise GraphError(f"Bottom node '{name}' is not in the backing chain of "
+                             f"'{node.name}'")
+        chain.append((current, link))
+        current = link.child
+    for parent, link in chain:
+        if link.frozen:
+            raise GraphError(f"Cannot change '{link.role}' link from '{parent.name}' to "
+                             f"'{link.child.name}'")
+    graph.freeze_chain(node, bottom)
+    return bottom
+
+
+def _open_qcow2(node: Node) -> Any:
+    file_node = node.file
+    if file_node is None or file_node.io is None:
+        raise GraphError("A block device must be specified for \"file\"")
+    try:
+        image = open_image_on(file_node.io.store(), "qcow2", writable=not node.read_only)
+    except ImageError as exc:
+        raise GraphError(getattr(exc, "message", str(exc))) from exc
+    except OSError as exc:
+        raise GraphError(f"Could not read qcow2 header: {os.strerror(exc.errno or 0)}") from exc
+    node.header_backing = image.backing_file or None
+    node.header_backing_format = image.backing_format or None
+    node.auto_backing_file = node.header_backing
+    return image
+
+
+def check_raw_window(node: Node, options: dict[str, Any] | None = None) -> None:
+    """QEMU's raw options checks against the file child's size, in QEMU's order
+    (``options``: the offset and size to check, default the node's own)."""
+    options = node.options if options is None else options
+    file_node = node.file
+    if file_node is None or file_node.io is None:
+        raise GraphError("A block device must be specified for \"file\"")
+    real = file_node.io.length()
+    offset = int(options.get("offset", 0))
+    if offset > real:
+        raise GraphError(f"Offset ({offset}) cannot be greater than size of the containing "
+                         f"file ({real})")
+    if "size" in options:
+        size = int(options["size"])
+        if real - offset < size:
+            raise GraphError(f"The sum of offset ({offset}) and size ({size}) has to be "
+                             "smaller or equal to the  actual size of the containing file "
+                             f"({real})")
+        if size % 512:
+            raise GraphError("Specified size is not multiple of 512")
 
 
 def _assign_name(graph: BlockGraph, node: Node, name: str | None) -> None:
@@ -118,102 +323,48 @@ def _assign_name(graph: BlockGraph, node: Node, name: str | None) -> None:
         node.name = graph.new_name()
         node.auto_named = True
         return
-    err = check_node_name(name)
-    if err:
-        raise GraphError(err)
-    if name in graph.nodes:
-        raise GraphError(f"Duplicate nodes with node-name='{name}'")
-    if any(b.name == name for b in graph.backends.values()):
-        raise GraphError(f"node-name={name} is conflicting with a device id")
+    rules.check_new_node_name(graph, name)
     node.name = name
 
 
-def _protocol_path(node: Node) -> str | None:
-    """The host file under ``node`` (through raw pass-through layers), if any."""
-    seen = 0
-    while node is not None and seen < 64:
-        if node.driver == "file":
-            return node.host_path
-        if node.driver == "raw" and not ("offset" in node.options or "size" in node.options):
-            node = node.child("file")  # type: ignore[assignment]
-            seen += 1
-            continue
-        return None
-    return None
+def _attach_reference(graph: BlockGraph, node: Node, name: str) -> None:
+    found = graph.find(name)
+    if found is None:
+        raise GraphError(BACKING_PREFIX + str(rules.ReferenceNotFound(name, name)))
+    _attach_backing(graph, node, found, inline=False)
 
 
-def _open_image(graph: BlockGraph, node: Node, file_node: Node) -> None:
-    """Read the image the node's driver interprets (qcow2 header, raw size)."""
-    path = _protocol_path(file_node)
-    if node.driver == "raw":
-        if path is not None and not ("offset" in node.options or "size" in node.options):
-            node.image = open_format_image(path, "raw", writable=not node.read_only)
-        else:
-            base = (file_node.image.virtual_size if file_node.image is not None
-                    else _node_size(file_node))
-            offset = node.options.get("offset", 0)
-            if offset > base:
-                raise GraphError(f"The sum of offset ({offset}) and size (0) has to be "
-                                 "smaller or equal to the  actual size of the containing "
-                                 f"file ({base})")
-            node.size = node.options.get("size", base - offset)
-        return
-    if path is None:
-        if file_node.driver in ("null-co", "null-aio") and node.driver == "qcow2":
-            raise GraphError("Image is not in qcow2 format")
-        raise GraphError(f"The bundled engine opens {node.driver} images only on a 'file' "
-                         "node")
-    image = open_format_image(path, node.driver, writable=not node.read_only)
-    node.image = image
-    node.header_backing = getattr(image, "backing_file", None) or None
-    node.header_backing_format = getattr(image, "backing_format", None) or None
-    node.auto_backing_file = node.header_backing
+def _attach_backing(graph: BlockGraph, node: Node, backing: Node, *, inline: bool) -> None:
+    if rules.reaches(graph, backing.name, node.name):
+        raise rules.CycleViolation(backing.name, "backing", node.name)
+    try:
+        graph.attach(node, backing, "backing", inherits=inline)
+        graph.refresh_perms([node])
+    except (GraphError, rules.RuleViolation) as exc:
+        raise GraphError(BACKING_PREFIX + str(exc)) from exc
 
 
-def _node_size(node: Node) -> int:
-    if node.size is not None:
-        return node.size
-    if node.host_path is not None:
-        return os.stat(node.host_path).st_size
-    return 0
-
-
-def full_backing_path(node: Node) -> str | None:
-    """The header backing string resolved against the image's directory."""
-    if not node.header_backing:
-        return None
-    if node.header_backing.startswith(("json:", "/")) or ":" in node.header_backing.split("/")[0]:
-        return node.header_backing
-    base_dir = os.path.dirname(_protocol_path(node.child("file")) or "")  # type: ignore[arg-type]
-    return os.path.join(base_dir, node.header_backing)
-
-
-def _open_backing(graph: BlockGraph, node: Node, opts: dict[str, Any],
-                  inherit: dict[str, Any]) -> None:
-    if "backing" in opts:
-        value = opts["backing"]
-        if value is None or value == "":
-            return
+def _header_options(node: Node) -> dict[str, Any]:
+    """The options QEMU opens the backing file named in ``node``'s header with."""
+    try:
+        name = full_backing_name(node)
+    except ValueError as exc:
+        raise GraphError(str(exc)) from exc
+    assert name is not None
+    fmt = node.header_backing_format
+    if name.startswith(JSON_PREFIX):
         try:
-            if isinstance(value, dict):
-                backing = open_node(graph, value, inherited=inherit, role="backing")
-                inline = True
-            else:
-                found = graph.find(value)
-                if found is None:
-                    raise rules.ReferenceNotFound(value, value)
-                backing, inline = found, False
-        except (GraphError, rules.RuleViolation) as exc:
-            raise GraphError(f"Could not open backing file: {exc}") from exc
-        if rules.reaches(graph, backing.name, node.name):
-            raise rules.CycleViolation(backing.name, "backing", node.name)
-        try:
-            graph.attach(node, backing, "backing", inherits=inline)
-            graph.refresh_perms([node])
-        except (GraphError, rules.RuleViolation) as exc:
-            raise GraphError(f"Could not open backing file: {exc}") from exc
-        return
-    _open_header_chain(graph, node, inherit)
+            opts = json_options(name)
+        except BackingNameError as exc:
+            raise GraphError(str(exc)) from exc
+        if fmt:
+            opts["driver"] = fmt         # the header's format wins (QEMU joins without overwrite)
+        opts.setdefault("driver", PROBE)
+        opts.pop("node-name", None)
+        return opts
+    if name.startswith("file:"):
+        name = name[len("file:"):]
+    return {"driver": fmt or PROBE, "file": {"driver": "file", "filename": name}}
 
 
 def _open_header_chain(graph: BlockGraph, top: Node, inherit: dict[str, Any]) -> None:
@@ -224,39 +375,24 @@ def _open_header_chain(graph: BlockGraph, top: Node, inherit: dict[str, Any]) ->
     """
     opened: list[tuple[Node, Node]] = []
     current, current_inherit, depth = top, inherit, 0
-    while True:
-        path = full_backing_path(current)
-        if path is None:
-            break
+    while current.header_backing:
         depth += 1
-        fmt = current.header_backing_format
         try:
-            if fmt is None:
-                graph.host_path(path)   # confinement first: probing must not read outside root
-                fmt = probe_format(path)
-            backing_opts: dict[str, Any] = {"driver": fmt,
-                                            "file": {"driver": "file", "filename": path}}
-            backing = open_node(graph, backing_opts, inherited=current_inherit,
-                                role="backing", header_backing=False)
+            options = _header_options(current)
+            explicit = "backing" in options
+            backing = open_node(graph, options, inherited=current_inherit, role="backing",
+                                header_backing=explicit)
             graph.attach(current, backing, "backing", inherits=True)
             graph.refresh_perms([current])
         except (GraphError, rules.RuleViolation) as exc:
-            raise GraphError("Could not open backing file: " * depth + str(exc)) from exc
+            raise GraphError(BACKING_PREFIX * depth + str(exc)) from exc
         opened.append((current, backing))
-        if backing.driver not in rules.BACKING_DRIVERS:
+        if explicit or not backing.spec.cow:
             break
         current = backing
         current_inherit = {"read-only": backing.read_only, "force-share": backing.force_share,
                            "cache": {"direct": backing.cache_direct,
                                      "no-flush": backing.cache_no_flush}}
-    memo: dict[str, str] = {}
+    names: dict[str, Any] = {}
     for parent, backing in reversed(opened):    # bottom-up: each chain is complete
-        graph.set(parent, "auto_backing_file", filename(backing, memo))
-
-
-def probe_format(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            return "qcow2" if f.read(4) == b"QFI\xfb" else "raw"
-    except OSError as exc:
-        raise GraphError(f"Could not open '{path}': {os.strerror(exc.errno or 0)}") from exc
+        graph.set(parent, "auto_backing_file", filename(backing, names))

@@ -15,6 +15,8 @@ share; a second node on the file behaves like a second process).
 
 from __future__ import annotations
 
+from engine.graph.drivers import Driver, Kind
+
 CONSISTENT_READ = 1
 WRITE = 2
 WRITE_UNCHANGED = 4
@@ -28,12 +30,6 @@ _QMP_NAMES = ((RESIZE, "resize"), (WRITE_UNCHANGED, "write-unchanged"), (WRITE, 
 _TEXT_NAMES = ((CONSISTENT_READ, "consistent read"), (WRITE, "write"),
                (WRITE_UNCHANGED, "write unchanged"), (RESIZE, "resize"))
 
-#: Drivers whose ``file`` child is image storage (metadata + data).
-FORMAT_DRIVERS = frozenset({"qcow2", "qcow", "qed", "vmdk", "vdi", "vhdx", "vpc", "parallels"})
-#: Drivers whose ``file`` child just passes requests through.
-FILTER_DRIVERS = frozenset({"raw", "throttle", "preallocate", "copy-on-read", "compress",
-                            "commit_top", "mirror_top", "blkdebug"})
-
 
 def qmp_names(bits: int) -> tuple[str, ...]:
     return tuple(name for bit, name in _QMP_NAMES if bits & bit)
@@ -43,16 +39,17 @@ def text_names(bits: int) -> str:
     return ", ".join(name for bit, name in _TEXT_NAMES if bits & bit)
 
 
-def child_perms(driver: str, role: str, *, writable: bool, force_share_child: bool,
+def child_perms(spec: Driver, role: str, *, writable: bool, force_share_child: bool,
                 parent_perm: int, parent_shared: int, fixed_size: bool = False,
                 ) -> tuple[int, int]:
-    """(perm, shared) a node with ``driver`` takes on its child in ``role``.
+    """(perm, shared) a node of driver ``spec`` takes on its child in ``role``.
 
     ``parent_perm``/``parent_shared`` are the node's own cumulative permissions
     (0 / ALL when nobody uses it); ``writable``: the node is read-write;
     ``fixed_size``: a raw node with ``offset``/``size`` (it must keep the child's size);
     ``force_share_child``: the child was opened with ``force-share`` (shares all).
     """
+    driver = spec.name
     if driver == "commit_top":
         # an intermediate commit's filter needs nothing from the top node and lets the
         # job write below it, so the top's backing link shares everything
@@ -67,13 +64,13 @@ def child_perms(driver: str, role: str, *, writable: bool, force_share_child: bo
         perm = parent_perm & CONSISTENT_READ
         shared = (WRITE | RESIZE) if parent_shared & WRITE else 0
         shared |= CONSISTENT_READ | WRITE_UNCHANGED
-    elif driver in FORMAT_DRIVERS or role == "data-file":
+    elif (spec.kind is Kind.FORMAT and driver != "raw") or role == "data-file":
         perm = parent_perm | CONSISTENT_READ | ((WRITE | RESIZE) if writable else 0)
         shared = parent_shared & ~(WRITE | RESIZE)
     else:  # filters and raw pass their users' needs through
         perm = parent_perm
         shared = parent_shared
-        if driver in ("copy-on-read", "compress"):
+        if spec.writes_unchanged:
             perm |= WRITE_UNCHANGED
         if fixed_size:
             shared &= ~RESIZE

@@ -21,6 +21,8 @@ from typing import Any
 
 from engine.graph import rules
 from engine.graph.model import BlockGraph, Node
+from engine.graph.opening import check_raw_window
+from engine.qdict import qdict_order
 
 _GENERIC_KEYS = frozenset({"driver", "node-name", "read-only", "auto-read-only", "cache",
                            "force-share", "discard", "detect-zeroes", "file", "backing"})
@@ -69,21 +71,29 @@ def build_queue(graph: BlockGraph, options_list: list[dict[str, Any]]) -> list[E
 
 def _enqueue(queue: dict[str, Entry], node: Node, opts: dict[str, Any] | None,
              parent: Entry | None, role: str | None) -> None:
-    entry = queue.get(node.name)
-    if entry is None:
-        entry = queue[node.name] = Entry(node, opts, parent, role)
-    elif opts is None:
-        return
-    else:
-        entry.opts, entry.parent, entry.role = opts, parent, role
-    for child_role, link in reversed(list(node.children.items())):
-        if not link.inherits:
+    """Queue ``node`` and, depth first, the children that inherit from it (QEMU's
+    bdrv_reopen_queue_child, with an explicit stack: options may nest deeply)."""
+    work: list[tuple[Node, dict[str, Any] | None, Entry | None, str | None]] = [
+        (node, opts, parent, role)]
+    while work:
+        node, opts, parent, role = work.pop()
+        entry = queue.get(node.name)
+        if entry is None:
+            entry = queue[node.name] = Entry(node, opts, parent, role)
+        elif opts is None:
             continue
-        value = opts.get(child_role, _MISSING) if opts is not None else _MISSING
-        if isinstance(value, dict):
-            _enqueue(queue, link.child, value, entry, child_role)
-        elif value is _MISSING or value == link.child.name:
-            _enqueue(queue, link.child, None, entry, child_role)
+        else:
+            entry.opts, entry.parent, entry.role = opts, parent, role
+        children = []
+        for child_role, link in reversed(list(node.children.items())):
+            if not link.inherits:
+                continue
+            value = opts.get(child_role, _MISSING) if opts is not None else _MISSING
+            if isinstance(value, dict):
+                children.append((link.child, value, entry, child_role))
+            elif value is _MISSING or value == link.child.name:
+                children.append((link.child, None, entry, child_role))
+        work.extend(reversed(children))
 
 
 def _follow_parent(graph: BlockGraph, entry: Entry, seeds: list[Node]) -> None:
@@ -118,6 +128,7 @@ def _default_read_only(entry: Entry) -> bool:
 
 
 def _prepare(graph: BlockGraph, entry: Entry, seeds: list[Node]) -> None:
+    """One node's reopen, QEMU's checks in QEMU's order, then the change itself."""
     node, opts = entry.node, entry.opts
     assert opts is not None
     detect_zeroes = opts.get("detect-zeroes", "off")
@@ -130,36 +141,20 @@ def _prepare(graph: BlockGraph, entry: Entry, seeds: list[Node]) -> None:
             raise rules.OptionReset(key)
     if node.driver == "qcow2":
         _check_qcow2_options(node, opts)
+    if node.driver == "raw":     # against the file child it has before the reopen
+        check_raw_window(node, {k: v for k, v in opts.items() if k in ("offset", "size")})
+    if node.spec.io is not None:
+        refusal = node.spec.io.option_error(graph.io, opts)
+        if refusal is not None:
+            raise rules.RuleViolation(refusal)
     rules.check_backing_given(graph, node.name, "backing" in opts)
-
-    leftover: list[str] = []
     for role in ("backing", "file"):
-        if role not in opts:
-            continue
-        value = opts[role]
-        link = node.children.get(role)
-        if isinstance(value, dict):
-            if link is None or not link.inherits:
-                leftover.append(f"{role}.driver")
-            continue
-        new = None if value is None else rules.resolve_reference(graph, value)
-        if rules.check_set_child(graph, node.name, role, new):
-            old = link.child if link is not None else None
-            new_node = graph.find(new) if new is not None else None
-            graph.replace_child(node, role, new_node, inherits=False)
-            seeds.extend(n for n in (node, new_node, old) if n is not None)
-
-    if leftover:
-        raise rules.OptionChange(leftover[0])
-    if opts["driver"] != node.driver:
-        raise rules.OptionChange("driver")
-    if "node-name" in opts and (node.auto_named or opts["node-name"] != node.name):
-        raise rules.OptionChange("node-name")
-    for key in rules.IMMUTABLE_OPTIONS.get(node.driver, ()):
-        if key in opts and (key not in node.options or opts[key] != node.options[key]):
-            raise rules.OptionChange(key)
-    if bool(opts.get("force-share", False)) != node.force_share:
-        raise rules.OptionChange("force-share")
+        value = opts.get(role)
+        if role in opts and not isinstance(value, dict):
+            _relink(graph, node, role, value, seeds)
+    changed = _first_changed(node, opts)
+    if changed is not None:
+        raise rules.OptionChange(changed)
 
     read_only = bool(opts["read-only"]) if "read-only" in opts else _default_read_only(entry)
     graph.set_read_only(node, read_only)
@@ -170,11 +165,58 @@ def _prepare(graph: BlockGraph, entry: Entry, seeds: list[Node]) -> None:
     graph.set(node, "cache_direct", bool(cache.get("direct", False)))
     graph.set(node, "cache_no_flush", bool(cache.get("no-flush", False)))
     graph.set(node, "options", {k: v for k, v in opts.items() if k not in _GENERIC_KEYS})
-    if node.driver == "raw" and node.image is None and node.file is not None:
-        base = node.file.image.virtual_size if node.file.image is not None else (
-            node.file.size or 0)
-        graph.set(node, "size", opts.get("size", base - opts.get("offset", 0)))
     seeds.append(node)
+
+
+def _relink(graph: BlockGraph, node: Node, role: str, value: str | None,
+            seeds: list[Node]) -> None:
+    """A ``backing``/``file`` reference in the options: point the link at that node."""
+    new = None if value is None else rules.resolve_reference(graph, value)
+    if rules.check_set_child(graph, node.name, role, new):
+        link = node.children.get(role)
+        old = link.child if link is not None else None
+        new_node = graph.find(new) if new is not None else None
+        graph.replace_child(node, role, new_node)
+        seeds.extend(n for n in (node, new_node, old) if n is not None)
+
+
+def _first_changed(node: Node, opts: dict[str, Any]) -> str | None:
+    """The option QEMU names in ``Cannot change the option 'X'``, or None.
+
+    QEMU compares every option that nothing consumed with the node's own, in the order
+    of its options dictionary: the node's name, driver and immutable options, and the
+    flattened options of a child that does not inherit from the node (options for a
+    child the reopen does not queue, such as a filter a job inserted).
+    """
+    differs: dict[str, bool] = {}
+    for role, value in opts.items():
+        link = node.children.get(role)
+        is_child = role in ("file", "backing") or link is not None
+        if is_child and isinstance(value, dict) and (link is None or not link.inherits):
+            differs.update((key, True) for key in flat_keys(role, value))
+    if "node-name" in opts:
+        differs["node-name"] = node.auto_named or opts["node-name"] != node.name
+    differs["driver"] = opts["driver"] != node.driver
+    for key in rules.IMMUTABLE_OPTIONS.get(node.driver, ()):
+        if key in opts:
+            differs[key] = key not in node.options or opts[key] != node.options[key]
+    if "force-share" in opts or node.force_share:
+        differs["force-share"] = bool(opts.get("force-share", False)) != node.force_share
+    return next((k for k in qdict_order(differs) if differs[k]), None)
+
+
+def flat_keys(prefix: str, value: dict[str, Any]) -> list[str]:
+    """QEMU's flattened keys of a nested options dict (``backing.file.driver`` ...)."""
+    out: list[str] = []
+    work = [(prefix, value)]
+    while work:
+        path, current = work.pop()
+        for key, item in current.items():
+            if isinstance(item, dict) and item:
+                work.append((f"{path}.{key}", item))
+            else:
+                out.append(f"{path}.{key}")
+    return out
 
 
 def _check_qcow2_options(node: Node, opts: dict[str, Any]) -> None:

@@ -293,7 +293,12 @@ class GraphSnapshot:
                                   perm=tuple(de.get("perm", ())),
                                   shared_perm=tuple(de.get("shared-perm", ())),
                                   frozen=frozen))
-        # QEMU lists edges newest first; keep each parent's children in that order.
+        # QEMU lists edges newest first; keep each parent's children in that order. A
+        # child's parents come newest first too, but the reply lists links by parent,
+        # so it cannot say whether a job took a node before or after an overlay did:
+        # the job's links go first, as a job is newer than the chain it works on (the
+        # newest user is the one QEMU's operation blockers name, see rules.chains).
+        edges.sort(key=lambda e: not e.parent.startswith("job:"))
         return cls(nodes.values(), edges)
 
 

@@ -3,7 +3,8 @@
 ``status`` holds QEMU's state and verb tables, ``job`` the lifecycle and events,
 ``manager`` the set of jobs, ``ratelimit``/``clock`` the speed limit and
 injectable time. The data-moving drivers (``stream``, ``commit``, ``create``) and
-the QMP commands that start and steer jobs build on these.
+the snapshot operations build on these; their QMP commands live in
+:mod:`engine.qmp` (``commands_jobs``, ``commands_snapshot``).
 """
 
 from engine.jobs.errors import JobCommandError, JobFailed
@@ -22,9 +23,3 @@ __all__ = [
     "JobVerb",
     "OnError",
 ]
-
-# Importing the package registers the job commands with the engine.
-from engine.jobs import commands as _commands  # noqa: F401
-from engine.jobs import commit as _commit  # noqa: F401
-from engine.jobs import create as _create  # noqa: F401
-from engine.jobs import stream as _stream  # noqa: F401

@@ -22,48 +22,30 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Any
 
-from engine.graph.model import Backend, BlockGraph, GraphError, JobParent, Node
-from engine.jobs.drivers import CommitDriver, GraphHooks
-from engine.jobs.engine_jobs import jobs_of, qmp_errors
-from engine.jobs.errors import JobCommandError, JobFailed
+from engine.graph import rules
+from engine.graph.model import Backend, BlockGraph, JobParent, Node
+from engine.jobs.copy_jobs import ChainLookup, CommitDriver, CommitLayers, GraphHooks
+from engine.jobs.engine_jobs import jobs_of
+from engine.jobs.errors import JobFailed
 from engine.jobs.graphops import (
     PERM_ALL,
     PERM_CR,
     PERM_W,
     PERM_WU,
     JobFootprint,
-    chain_contains,
-    chain_from,
-    check_op,
     filter_or_cow,
-    find_backing_image,
-    find_overlay,
-    is_root,
     job_backend,
-    layer_images,
-    lookup_bs,
     new_filter,
     node_filename,
     refresh_survivors,
     set_read_only,
-    skip_filters,
 )
 from engine.jobs.job import Job
-from engine.jobs.stream import ON_ERROR, device_name, new_job
-from engine.qmp.errors import QMPError
-from engine.qmp.registry import command
-from engine.qmp.schema import Bool, Int, Str, Struct, members
+from engine.jobs.manager import JobManager
+from engine.jobs.stream import new_job
 
 if TYPE_CHECKING:
     from engine.qmp.engine import Engine
-
-BLOCK_COMMIT = Struct("block-commit", members({
-    "*job-id": Str(), "device": Str(), "*base-node": Str(), "*base": Str(),
-    "*top-node": Str(), "*top": Str(), "*backing-file": Str(), "*speed": Int(),
-    "*on-error": ON_ERROR, "*filter-node-name": Str(), "*auto-finalize": Bool(),
-    "*auto-dismiss": Bool(),
-}))
-
 
 def move_parents(graph: BlockGraph, old: Node, new: Node,
                  keep: JobFootprint | None = None) -> list[Node]:
@@ -83,11 +65,21 @@ def move_parents(graph: BlockGraph, old: Node, new: Node,
 
 
 def rewrite_header(graph: BlockGraph, overlay: Node, backing: str, fmt: str) -> None:
-    """Write ``overlay``'s header backing string (data was flushed before)."""
+    """Write ``overlay``'s header backing string (data was flushed before); a read-only
+    overlay is reopened read-write for it and back, as QEMU's backing links do."""
+    was_ro = overlay.read_only
+    if was_ro:
+        with graph.transaction():
+            set_read_only(graph, overlay, False)
     try:
+        assert overlay.image is not None
         overlay.image.set_backing(backing, fmt)
     except Exception as exc:
         raise JobFailed(getattr(exc, "errno", None) or errno.EIO, str(exc)) from exc
+    finally:
+        if was_ro:
+            with graph.transaction():
+                set_read_only(graph, overlay, True)
     graph.set(overlay, "header_backing", backing)
     graph.set(overlay, "header_backing_format", fmt)
     graph.set(overlay, "auto_backing_file", backing)
@@ -179,140 +171,101 @@ class CommitGraph(GraphHooks):
                 set_read_only(self.graph, self.base, True)
 
 
-@command("block-commit", BLOCK_COMMIT)
-@qmp_errors
-def block_commit(engine: Engine, args: dict[str, Any]) -> Any:
-    graph = engine.graph
-    mgr = jobs_of(engine)
-    device_arg = args["device"]
-    try:
-        device = lookup_bs(graph, device_arg, device_arg)
-    except JobCommandError:
-        raise QMPError("DeviceNotFound", f"Device '{device_arg}' not found") from None
-    if not is_root(device):
-        raise JobCommandError("Need a root block node")
-    check_op(device, "commit-source")
-
-    top = device
-    top_node_name, top_name = args.get("top-node"), args.get("top")
-    if top_node_name is not None and top_name is not None:
-        raise JobCommandError("'top-node' and 'top' are mutually exclusive")
-    found: Node | None = device
-    if top_node_name is not None:
-        found = lookup_bs(graph, None, top_node_name)
-        if not chain_contains(device, found):
-            raise JobCommandError(f"'{top_node_name}' is not in this backing file chain")
-    elif top_name is not None and node_filename(device) != top_name:
-        found = find_backing_image(device, top_name)
-    if found is None:
-        raise JobCommandError(f"Top image file {top_name or 'NULL'} not found")
-    top = found
-
-    base_node_name, base_name = args.get("base-node"), args.get("base")
-    if base_node_name is not None and base_name is not None:
-        raise JobCommandError("'base-node' and 'base' are mutually exclusive")
-    if base_node_name is not None:
-        base = lookup_bs(graph, None, base_node_name)
-        if not chain_contains(top, base):
-            raise JobCommandError(f"'{base_node_name}' is not in this backing file chain")
-    elif base_name is not None:
-        found_base = find_backing_image(top, base_name)
-        if found_base is None:
-            raise JobCommandError(f"Can't find '{base_name}' in the backing chain")
-        base = found_base
-    else:
-        base = chain_from(top)[-1]  # QEMU's bdrv_find_base: the top itself without backing
-
+def _commit_layers(top: Node, base: Node, source: Node) -> CommitLayers:
+    """What the commit reads and writes now: the layers from the top down to the base
+    (filters skipped), the base, and the top's guest view (for an active commit read
+    through its mirror_top filter while it is there)."""
+    above: list[Node] = []
     node: Node | None = top
-    stop = filter_or_cow(base)
-    while node is not None and node is not stop:
-        check_op(node, "commit-target")
-        node = filter_or_cow(node)
-    if top is base:
-        raise JobCommandError("cannot commit an image into itself")
-
-    backing_file = args.get("backing-file")
-    active = top.cum_perm & PERM_W or skip_filters(top) is skip_filters(device)
-    job_id = args.get("job-id")
-    if job_id is None:
-        job_id = device_name(graph, device)
-    if active and backing_file is not None:
-        if skip_filters(top) is skip_filters(device):
-            raise JobCommandError("'backing-file' specified, but 'top' is the active layer")
-        raise JobCommandError("'backing-file' specified, but 'top' has a writer on it")
-    if not active:
-        overlay = find_overlay(device, top)
-        if overlay is not None:
-            check_op(overlay, "commit-target")
-    intermediates: list[Node] = []
-    node = filter_or_cow(top) if active else top
     while node is not None and node is not base:
-        intermediates.append(node)
+        if not node.spec.is_filter:
+            above.append(node)
         node = filter_or_cow(node)
+    if source is not top and source.child("backing") is not top:
+        source = top
+    assert base.io is not None and source.io is not None
+    chain = list(above)
+    below: Node | None = base
+    while below is not None:
+        if not below.spec.is_filter:
+            chain.append(below)
+        below = filter_or_cow(below)
+    return CommitLayers([n.io for n in above if n.io is not None], base.io, source.io,
+                        [n.io for n in chain if n.io is not None])
 
-    base_was_ro = base.read_only
+
+def start_commit(engine: Engine, plan: rules.CommitPlan, args: dict[str, Any]) -> Job:
+    """The filter above the top, the job and its nodes, the base read-write, the frozen
+    chain, in QEMU's order for each kind of commit; then start copying."""
+    graph, mgr = engine.graph, jobs_of(engine)
+    top, base = graph.nodes[plan.top], graph.nodes[plan.base]
     footprint = JobFootprint()
-    driver = CommitDriver(above_base=[], base=None, top_chain=[], faults=mgr.faults,
-                          active=bool(active))
-    job: Job | None = None
+    holder: list[Node] = []
+    driver = CommitDriver(layers=ChainLookup(graph.io, lambda: _commit_layers(
+        top, base, holder[0] if holder and plan.active else top)), ctx=graph.io,
+        active=plan.active)
+    base_was_ro = base.read_only
+    created: list[Job] = []
     try:
         with graph.transaction(restore_names=False):
-            if active:
-                # commit_active_start: base read-write, the filter, then the job
-                if base_was_ro:
-                    set_read_only(graph, base, False)
-                flt = new_filter(graph, "mirror_top", args.get("filter-node-name"))
-                graph.add_node(flt)
-                graph.insert_filter_above(flt, top, "backing")
-                graph.refresh_perms([flt, top])  # top has a new parent: the filter
-                job = new_job(mgr, job_id, driver, args)
-                footprint.backends.append(job_backend(graph, base, PERM_W,
-                                                      PERM_WU | PERM_CR | PERM_W))
-                footprint.parent = graph.add_job(JobParent(job_id, "commit"), [
-                    ("main node", flt, PERM_CR, PERM_CR | PERM_WU | PERM_W),
-                    ("source", top, 0, PERM_WU | PERM_W | PERM_CR),
-                    ("target", base, 0, PERM_ALL),
-                    *[("intermediate node", n, 0, PERM_WU | PERM_W)
-                      for n in intermediates],
-                ])
-            else:
-                # commit_start: the job, base read-write, then the filter
-                job = new_job(mgr, job_id, driver, args)
-                if base_was_ro:
-                    set_read_only(graph, base, False)
-                flt = new_filter(graph, "commit_top", args.get("filter-node-name"))
-                flt.read_only = True
-                graph.add_node(flt)
-                graph.insert_filter_above(flt, top, "backing")
-                graph.refresh_perms([flt, top])  # top has a new parent: the filter
-                footprint.backends.append(job_backend(graph, base, PERM_CR | PERM_W,
-                                                      PERM_CR | PERM_WU))
-                footprint.backends.append(job_backend(graph, top, 0, PERM_ALL))
-                footprint.parent = graph.add_job(JobParent(job_id, "commit"), [
-                    ("main node", device, 0, PERM_ALL),
-                    *[("intermediate node", n, 0, PERM_WU | PERM_W) for n in intermediates],
-                    ("base", base, 0, PERM_ALL),
-                ])
-            graph.freeze_chain(flt, base)
-            footprint.frozen = (flt, base)
-    except JobCommandError:
-        if job is not None:
+            setup = _setup_active if plan.active else _setup_intermediate
+            holder.append(setup(graph, mgr, plan, driver, args, footprint, created))
+            graph.freeze_chain(holder[0], base)
+            footprint.frozen = (holder[0], base)
+    except rules.RuleViolation:
+        for job in created:
             job.early_fail()
         raise
-    except GraphError as exc:
-        if job is not None:
-            job.early_fail()
-        raise JobCommandError(str(exc)) from exc
-
-    # Images are taken after the transaction: a read-write reopen replaces them.
-    above_base = [top, *intermediates] if active else intermediates
-    driver.above_base = layer_images(above_base)
-    driver.base = base.image
-    driver.top_chain = layer_images(chain_from(top))
-    hooks = CommitGraph(graph, top, base, flt, footprint, base_was_ro, backing_file,
-                        bool(active), driver)
-    hooks.intermediates = intermediates
+    hooks = CommitGraph(graph, top, base, holder[0], footprint, base_was_ro,
+                        args.get("backing-file"), plan.active, driver)
+    hooks.intermediates = [graph.nodes[k] for k in plan.intermediates]
     driver.hooks = hooks
-    assert job is not None
-    job.start()
-    return {}
+    created[0].start()
+    return created[0]
+
+
+def _setup_active(graph: BlockGraph, mgr: JobManager, plan: rules.CommitPlan,
+                  driver: CommitDriver, args: dict[str, Any], footprint: JobFootprint,
+                  created: list[Job]) -> Node:
+    """QEMU's commit_active_start: the base read-write, the mirror_top filter, the job."""
+    top, base = graph.nodes[plan.top], graph.nodes[plan.base]
+    if base.read_only:
+        set_read_only(graph, base, False)
+    flt = _insert_filter(graph, "mirror_top", top, args)
+    created.append(new_job(mgr, plan.job_id, driver, args))
+    footprint.backends.append(job_backend(graph, base, PERM_W, PERM_WU | PERM_CR | PERM_W))
+    footprint.parent = graph.add_job(JobParent(plan.job_id, "commit"), [
+        ("main node", flt, PERM_CR, PERM_CR | PERM_WU | PERM_W),
+        ("source", top, 0, PERM_WU | PERM_W | PERM_CR),
+        ("target", base, 0, PERM_ALL),
+        *[("intermediate node", graph.nodes[k], 0, PERM_WU | PERM_W)
+          for k in plan.intermediates]])
+    return flt
+
+
+def _setup_intermediate(graph: BlockGraph, mgr: JobManager, plan: rules.CommitPlan,
+                        driver: CommitDriver, args: dict[str, Any], footprint: JobFootprint,
+                        created: list[Job]) -> Node:
+    """QEMU's commit_start: the job, the base read-write, the commit_top filter."""
+    top, base = graph.nodes[plan.top], graph.nodes[plan.base]
+    created.append(new_job(mgr, plan.job_id, driver, args))
+    if base.read_only:
+        set_read_only(graph, base, False)
+    flt = _insert_filter(graph, "commit_top", top, args)
+    flt.read_only = True
+    footprint.backends.append(job_backend(graph, base, PERM_CR | PERM_W, PERM_CR | PERM_WU))
+    footprint.backends.append(job_backend(graph, top, 0, PERM_ALL))
+    footprint.parent = graph.add_job(JobParent(plan.job_id, "commit"), [
+        ("main node", graph.nodes[plan.device], 0, PERM_ALL),
+        *[("intermediate node", graph.nodes[k], 0, PERM_WU | PERM_W)
+          for k in plan.intermediates],
+        ("base", base, 0, PERM_ALL)])
+    return flt
+
+
+def _insert_filter(graph: BlockGraph, driver: str, top: Node, args: dict[str, Any]) -> Node:
+    flt = new_filter(graph, driver, args.get("filter-node-name"))
+    graph.add_node(flt)
+    graph.insert_filter_above(flt, top, "backing")
+    graph.refresh_perms([flt, top])  # the top has a new parent: the filter
+    return flt

@@ -10,9 +10,13 @@ Two copies exist, the data half of QEMU's stream and commit jobs:
 
 Both copy whole clusters of the layer written to (a partial cluster written into
 an unallocated qcow2 cluster would lose the rest of its backing data), read the
-guest view through :class:`engine.formats.ChainReader`, and never change what the
-guest sees through the top: a process killed mid-copy leaves every image valid
-with the same guest content. Header and graph changes come later, after a flush.
+guest view through the graph's nodes (:class:`engine.graph.io.base.NodeIO`: a read
+goes through each node's current children), and never change what the guest sees
+through the top: a process killed mid-copy leaves every image valid with the same
+guest content. Header and graph changes come later, after a flush.
+
+A *layer* here is a node's I/O: ``length()``, ``cluster_size()``, ``block_status()``
+of its own allocation, ``readinto()`` of its guest view, ``write()``.
 
 Errors are split as QEMU reports them: :class:`CopyError` says whether the read
 (source) or the write (target) failed, with the errno, for ``on-error``.
@@ -23,9 +27,9 @@ from __future__ import annotations
 import errno as errno_mod
 import mmap
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from engine.formats import ChainReader
 from engine.formats.buffers import aligned_buffer
 from engine.formats.errors import ImageError
 
@@ -73,7 +77,7 @@ def layer_status(img: Any, offset: int, length: int) -> tuple[bool, int]:
     Like QEMU's bdrv_is_allocated: the run is cut at ``length``; past the layer's
     end nothing is allocated.
     """
-    limit = min(offset + length, img.virtual_size)
+    limit = min(offset + length, img.length())
     if limit <= offset:
         return False, length
     first = img.block_status(offset, limit - offset)[0]
@@ -96,6 +100,24 @@ def allocated_above(layers: Sequence[Any], offset: int, length: int) -> tuple[bo
             return True, run
         n = min(n, run)
     return False, n
+
+
+def zero_status(layers: Sequence[Any], offset: int, length: int) -> tuple[bool, int]:
+    """Whether the guest view over ``layers`` (top first, down to the bottom of the
+    chain) reads as zeros by its allocation at ``offset``, and for how many bytes
+    (QEMU's block status above nothing: the first allocating layer decides; past a
+    layer's end, or with nothing allocated at all, it is zeros)."""
+    n = length
+    for img in layers:
+        limit = min(offset + n, img.length())
+        if limit <= offset:
+            return True, n
+        first = img.block_status(offset, limit - offset)[0]
+        run = min(first.start + first.length, limit) - offset
+        if first.state != "unallocated":
+            return first.state == "zero", run
+        n = min(n, run)
+    return True, n
 
 
 def align_out(runs: list[Run], granularity: int | None, limit: int) -> list[Run]:
@@ -122,7 +144,8 @@ def _take_buffer(size: int) -> mmap.mmap:
 
 
 class WriteBatch:
-    """Coalesces contiguous writes to one image into requests of up to ``limit`` bytes.
+    """Coalesces contiguous writes to one image into requests of up to ``limit`` bytes,
+    written on a writer thread while the job reads the next batch.
 
     Each request costs Python work per cluster and per table it touches; copying
     512 KiB per request would pay that a thousand times per 512 MiB. Data waits
@@ -130,26 +153,77 @@ class WriteBatch:
     changes nothing the guest sees, so a crash or cancel in between only means
     less was copied. (The job's target is in write-back mode meanwhile: one
     barrier publishes all batches' metadata at the job's flush.)
+
+    A full batch is handed to the writer thread and the job goes on reading into a
+    second buffer: the read of one batch (a copy out of the page cache) and the
+    write of the one before (a direct write to the disk) overlap instead of taking
+    turns, as QEMU's coroutines overlap them. One batch at most is in flight; the
+    next hand-off, :meth:`flush` and leaving the ``with`` block wait for it. A
+    write that failed stays pending and is written again first, so an error
+    surfaces at most one batch after its chunk, still as a write (target) error.
+    Use the batch as a context manager: nothing may be written after the job's
+    code that follows it (end of write-back, header changes, closing the image).
     """
 
-    def __init__(self, target: Any, limit: int = 32 << 20) -> None:
+    def __init__(self, target: Any, limit: int = 32 << 20, *, background: bool = True) -> None:
         self.target = target
         self.limit = limit
+        #: False: every batch is written by the caller's thread when handed off (for a
+        #: caller whose writes must not overlap anything it does between requests)
+        self.background = background
         self._buf = _take_buffer(limit)
+        self._spare: mmap.mmap | None = None
         self._start = 0
         self._len = 0
+        self._writer: ThreadPoolExecutor | None = None
+        #: the batch on the writer thread: (its write, start, buffer, length)
+        self._inflight: tuple[Future[None], int, mmap.mmap, int] | None = None
+        #: a batch whose write failed, written again before anything else
+        self._failed: tuple[int, mmap.mmap, int] | None = None
+
+    def __enter__(self) -> WriteBatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def release(self) -> None:
-        """Give the buffer back for the next job (after the last flush)."""
-        if self._len == 0 and self._buf:
-            _POOL.append(self._buf)
-            self._buf = bytearray()
+        """Give the buffers back for the next job (after the last flush)."""
+        self.close()
+
+    def close(self) -> None:
+        """Wait for the write in flight (its failure no longer matters: the job is
+        over or failing), stop the writer thread, and keep the buffers for the next
+        job when nothing is left pending."""
+        if self._inflight is not None:
+            future, start, buf, n = self._inflight
+            self._inflight = None
+            if future.exception() is None:
+                self._give_back(buf)
+            elif self._failed is None:
+                self._failed = (start, buf, n)
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        if self._len == 0 and self._failed is None and self._buf:
+            self._give_back(self._buf)
+            self._buf = bytearray()     # type: ignore[assignment]
+            if self._spare is not None:
+                _POOL.append(self._spare)
+                self._spare = None
+
+    def _give_back(self, buf: mmap.mmap) -> None:
+        """A buffer written out: the spare for the next batch, else the pool's."""
+        if self._spare is None:
+            self._spare = buf
+        else:
+            _POOL.append(buf)
 
     def view_for(self, start: int, n: int) -> tuple[memoryview, bool]:
         """A buffer to read ``[start, start+n)`` into; True when it joined the batch
         (False: an oversized run, to be written with :meth:`write_direct`)."""
         if self._len and (start != self._start + self._len or self._len + n > self.limit):
-            self.flush()
+            self._hand_off()
         if n > self.limit:
             return memoryview(aligned_buffer(n)), False
         if not self._len:
@@ -177,10 +251,47 @@ class WriteBatch:
         self._len -= n
 
     def flush(self) -> None:
-        """Write what is pending; on failure it stays pending (a retry writes it again)."""
+        """Write everything pending and wait for it; on failure it stays pending
+        (a retry writes it again)."""
+        self._settle()
         if self._len:
             _write(self.target, self._start, memoryview(self._buf)[:self._len])
             self._len = 0
+
+    def _settle(self) -> None:
+        """Wait for the batch in flight, then write a failed one again (raising
+        CopyError while it still fails)."""
+        if self._inflight is not None:
+            future, start, buf, n = self._inflight
+            self._inflight = None
+            exc = future.exception()
+            if exc is not None:
+                self._failed = (start, buf, n)
+                raise exc
+            self._give_back(buf)
+        if self._failed is not None:
+            start, buf, n = self._failed
+            _write(self.target, start, memoryview(buf)[:n])
+            self._failed = None
+            self._give_back(buf)
+
+    def _hand_off(self) -> None:
+        """Start writing the pending batch on the writer thread and read on into the
+        spare buffer (the write before it finished first)."""
+        if not self.background:
+            self.flush()
+            return
+        self._settle()
+        if not self._len:
+            return
+        buf, start, n = self._buf, self._start, self._len
+        spare, self._spare = self._spare, None
+        self._buf = spare if spare is not None else _take_buffer(self.limit)
+        self._len = 0
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="job-write")
+        future = self._writer.submit(_write, self.target, start, memoryview(buf)[:n])
+        self._inflight = (future, start, buf, n)
 
 
 def _write(target: Any, start: int, data: memoryview) -> None:
@@ -192,11 +303,13 @@ def _write(target: Any, start: int, data: memoryview) -> None:
         raise CopyError(False, _errno_of(exc), exc) from exc
 
 
-def copy_runs(source: ChainReader, sink: WriteBatch, runs: list[Run]) -> int:
+def copy_runs(source: Any, sink: WriteBatch, runs: list[Run], *,
+              detect_zeroes: bool = True) -> int:
     """Copy the guest view of ``source`` over ``runs`` into ``sink``; returns bytes copied.
 
-    All-zero ranges become ``write_zeroes`` (a zero cluster, so backing data stays
-    hidden) instead of data clusters full of zeros.
+    With ``detect_zeroes`` (stream's copy-on-read does so) all-zero ranges become
+    ``write_zeroes`` (a zero cluster, so backing data stays hidden) instead of data
+    clusters full of zeros; commit writes what it read as data.
     """
     copied = 0
     for start, end in runs:
@@ -210,7 +323,7 @@ def copy_runs(source: ChainReader, sink: WriteBatch, runs: list[Run]) -> int:
             if batched:
                 sink.drop_last(n)
             raise CopyError(True, _errno_of(exc), exc) from exc
-        if not view[0] and not view[-1] and view == _ZEROS[:n]:
+        if detect_zeroes and not view[0] and not view[-1] and view == _ZEROS[:n]:
             if batched:
                 sink.drop_last(n)
             sink.write_zeroes(start, n)
@@ -232,7 +345,7 @@ def dirty_runs(layers: Sequence[Any], length: int, granularity: int) -> list[Run
     return align_out(runs, granularity, length)
 
 
-def stream_step(top: Any, intermediates: Sequence[Any], below_top: ChainReader,
+def stream_step(top: Any, intermediates: Sequence[Any], source: Any,
                 offset: int, length: int, sink: WriteBatch) -> tuple[int, int]:
     """One iteration of QEMU's stream loop at ``offset``: (bytes done, bytes copied).
 
@@ -251,11 +364,11 @@ def stream_step(top: Any, intermediates: Sequence[Any], below_top: ChainReader,
         raise CopyError(True, _errno_of(exc), exc) from exc
     if not in_between:
         return n, 0
-    return n, _copy_run(below_top, sink, align_out([(offset, offset + n)], top.cluster_size,
-                                                   top.virtual_size), n)
+    return n, _copy_run(source, sink, align_out([(offset, offset + n)], top.cluster_size(),
+                                                top.length()), n)
 
 
-def commit_step(above_base: Sequence[Any], base: Any, top_view: ChainReader,
+def commit_step(above_base: Sequence[Any], base: Any, top_view: Any,
                 offset: int, length: int, sink: WriteBatch) -> tuple[int, int]:
     """One iteration of QEMU's commit loop at ``offset``: (bytes done, bytes copied).
 
@@ -271,15 +384,41 @@ def commit_step(above_base: Sequence[Any], base: Any, top_view: ChainReader,
         raise CopyError(True, _errno_of(exc), exc) from exc
     if not allocated:
         return n, 0
-    limit = min(base.virtual_size, top_view.virtual_size)
+    limit = min(base.length(), top_view.length())
     runs = [(s, min(e, limit)) for s, e in
-            align_out([(offset, offset + n)], base.cluster_size, limit) if s < limit]
-    return n, _copy_run(top_view, sink, runs, n)
+            align_out([(offset, offset + n)], base.cluster_size(), limit) if s < limit]
+    return n, _copy_run(top_view, sink, runs, n, detect_zeroes=False)
 
 
-def _copy_run(source: ChainReader, sink: WriteBatch, runs: list[Run], n: int) -> int:
+def mirror_chunk(chain: Sequence[Any], source: Any, sink: WriteBatch, start: int,
+                 end: int) -> int:
+    """One chunk of an active commit, as QEMU's mirror copies it: ranges whose
+    allocation in ``chain`` (top to bottom) reads as zeros are written as zeros, the
+    rest copied as data. Returns bytes copied."""
     try:
-        return copy_runs(source, sink, runs)
+        pieces: list[tuple[int, int, bool]] = []
+        pos = start
+        while pos < end:
+            zero, run = zero_status(chain, pos, end - pos)
+            run = max(1, min(run, end - pos))
+            pieces.append((pos, pos + run, zero))
+            pos += run
+    except ValueError:  # a request outside the image is a bug
+        raise
+    except IO_ERRORS as exc:
+        raise CopyError(True, _errno_of(exc), exc) from exc
+    for s, e, zero in pieces:
+        if zero:
+            sink.write_zeroes(s, e - s)
+        else:
+            copy_runs(source, sink, [(s, e)], detect_zeroes=False)
+    return end - start
+
+
+def _copy_run(source: Any, sink: WriteBatch, runs: list[Run], n: int, *,
+              detect_zeroes: bool = True) -> int:
+    try:
+        return copy_runs(source, sink, runs, detect_zeroes=detect_zeroes)
     except CopyError as exc:
         exc.done = n
         raise

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from engine.jobs.errors import JobCommandError
 from engine.jobs.manager import JobManager
-from engine.qmp.errors import QMPError
-from engine.qmp.qdict import qdict_sorted
+from engine.qdict import qdict_sorted
 
 if TYPE_CHECKING:
     from engine.qmp.engine import Engine
 
 _MANAGERS: weakref.WeakKeyDictionary[Any, JobManager] = weakref.WeakKeyDictionary()
-
-T = TypeVar("T")
 
 
 def jobs_of(engine: Engine) -> JobManager:
@@ -28,27 +23,26 @@ def jobs_of(engine: Engine) -> JobManager:
             engine.emit(event, qdict_sorted(data))
 
         mgr = JobManager(engine.lock, emitter=emit)
+        mgr.faults = engine.graph.io.faults
+        engine.graph.drain_listeners.append(_drain_jobs(engine, mgr))
         _MANAGERS[engine] = mgr
         engine.on_close.append(mgr.cancel_all)
     return mgr
 
 
-@contextmanager
-def as_qmp_errors() -> Iterator[None]:
-    """Turn a refused job command into the QMP error QEMU answers."""
-    try:
-        yield
-    except JobCommandError as exc:
-        raise QMPError(exc.error_class, exc.desc) from None
+def _drain_jobs(engine: Engine, mgr: JobManager) -> Callable[[frozenset[str], bool], None]:
+    """Pause (and resume) the jobs that use a drained node, as QEMU's drain does."""
+    drained: list[Any] = []
 
+    def listener(names: frozenset[str], begin: bool) -> None:
+        if begin:
+            jobs = [mgr.get(jp.job_id) for jp in engine.graph.jobs.values()
+                    if any(link.child.name in names for link in jp.links)]
+            drained.append([j for j in jobs if j is not None])
+            for job in drained[-1]:
+                job.drain_begin()
+        elif drained:
+            for job in drained.pop():
+                job.drain_end()
 
-def qmp_errors(fn: Callable[..., T]) -> Callable[..., T]:
-    """Decorator form of :func:`as_qmp_errors` for command handlers."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        with as_qmp_errors():
-            return fn(*args, **kwargs)
-
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
+    return listener

@@ -1,22 +1,20 @@
 """Errors of the job layer.
 
-``JobCommandError`` is a refused QMP command: it carries QEMU's error class and
-exact text and becomes the QMP error reply. ``JobFailed`` ends a running job: it
-carries an errno and the sentence QEMU reports in BLOCK_JOB_COMPLETED/query-jobs.
+``JobCommandError`` is a refused QMP command: the engine's one refusal type, with
+QEMU's error class and exact text, sent as the QMP error reply as it is.
+``JobFailed`` ends a running job: it carries an errno and the sentence QEMU reports
+in BLOCK_JOB_COMPLETED/query-jobs.
 """
 
 from __future__ import annotations
 
 import os
 
+from engine.graph.rules.errors import RuleViolation
 
-class JobCommandError(Exception):
-    """A job verb or job-starting command refused, as QEMU would answer it."""
-
-    def __init__(self, desc: str, error_class: str = "GenericError") -> None:
-        super().__init__(desc)
-        self.desc = desc
-        self.error_class = error_class
+#: A job verb or job-starting command refused, as QEMU would answer it (the one
+#: refusal type: ``JobCommandError(text, error_class)``).
+JobCommandError = RuleViolation
 
 
 class JobFailed(Exception):

@@ -1,8 +1,9 @@
-"""Graph questions and changes the job commands share, with QEMU's texts.
+"""Graph changes the jobs share: the nodes a job holds, the filter it puts in.
 
-Lookups (``bdrv_lookup_bs``), backing-chain walks that see through job filters
-(``bdrv_filter_or_cow_bs``), operation blockers ("Node 'x' is busy: …"), the
-images a job reads and writes, and the filter node each job puts into the graph.
+QEMU's checks (lookups, chain walks on graph views, operation blockers) are the
+rules' (:mod:`engine.graph.rules`); here are the steps on live nodes that jobs take
+once the rules allowed them: the next node down a chain, the images a job reads and
+writes, the filter node each job puts into the graph, what it leaves behind.
 """
 
 from __future__ import annotations
@@ -11,151 +12,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.graph import perms as P
+from engine.graph import rules
 from engine.graph.filenames import filename
-from engine.graph.model import JOB_FILTER_DRIVERS, Backend, BlockGraph, JobParent, Node
+from engine.graph.model import Backend, BlockGraph, JobParent, Node
 from engine.jobs.errors import JobCommandError
-
-#: Operations a backing link does NOT block (QEMU unblocks them for its overlay).
-BACKING_UNBLOCKED = frozenset({"stream", "commit-target", "backup-source", "backup-target"})
-
-
-def lookup_bs(graph: BlockGraph, device: str | None, node_name: str | None) -> Node:
-    """QEMU's bdrv_lookup_bs: a BlockBackend's root by name, else a node by name."""
-    if device is not None:
-        backend = graph.backend_names.get(device)
-        if backend is not None:
-            if backend.root is None:
-                raise JobCommandError(f"Device '{device}' has no medium")
-            return backend.root.child
-    if node_name is not None:
-        node = graph.find(node_name)
-        if node is not None:
-            return node
-    raise JobCommandError(
-        f"Cannot find device='{device or ''}' nor node-name='{node_name or ''}'")
 
 
 def filter_or_cow(node: Node) -> Node | None:
-    """The next node down the chain: a job filter's child, else the backing child."""
-    if node.driver in JOB_FILTER_DRIVERS:
-        return node.child("file") or node.child("backing")
-    return node.backing
+    """The next node down the chain (QEMU's bdrv_filter_or_cow_bs): a filter's
+    filtered child, else the backing child."""
+    role = node.spec.filtered_role
+    return node.child(role) if role is not None else node.backing
 
 
 def skip_filters(node: Node | None) -> Node | None:
-    while node is not None and node.driver in JOB_FILTER_DRIVERS:
-        node = node.child("file") or node.child("backing")
-    return node
-
-
-def chain_contains(top: Node, target: Node) -> bool:
-    node: Node | None = top
-    while node is not None:
-        if node is target:
-            return True
-        node = filter_or_cow(node)
-    return False
-
-
-def find_overlay(top: Node, base: Node) -> Node | None:
-    """The node directly above ``base`` in ``top``'s chain (QEMU's bdrv_find_overlay)."""
-    node: Node | None = top
-    while node is not None:
-        below = filter_or_cow(node)
-        if below is base:
-            return node
-        node = below
-    return None
-
-
-def bottom_of_chain(node: Node) -> Node:
-    """The last node of the backing chain (QEMU's bdrv_find_base)."""
-    while (below := filter_or_cow(node)) is not None:
-        node = below
+    while node is not None and node.spec.filtered_role is not None:
+        node = node.child(node.spec.filtered_role)
     return node
 
 
 def node_filename(node: Node) -> str:
     return filename(node, {})
-
-
-def find_backing_image(top: Node, name: str) -> Node | None:
-    """A node below ``top`` named by ``name`` (QEMU's bdrv_find_backing_image).
-
-    The name matches an overlay's header string as written, or — resolved against
-    the overlay's directory when relative — the backing node's filename.
-    """
-    import os
-
-    overlay: Node | None = top
-    while overlay is not None:
-        below = filter_or_cow(overlay)
-        if below is None:
-            return None
-        if below.driver not in JOB_FILTER_DRIVERS:
-            if overlay.header_backing == name:
-                return below
-            target = node_filename(below)
-            if not target.startswith("json:"):
-                if os.path.isabs(name):
-                    wanted = name
-                else:
-                    wanted = os.path.join(os.path.dirname(node_filename(overlay)), name)
-                if os.path.realpath(wanted) == os.path.realpath(target):
-                    return below
-        overlay = below
-    return None
-
-
-def op_blocker(node: Node, op: str) -> str | None:
-    """Why ``op`` is blocked on ``node`` ("Node 'x' is busy: …"), or None."""
-    if node.job_blockers:
-        return (f"Node '{node.name}' is busy: block device is in use by block job: "
-                f"{node.job_blockers[-1]}")
-    if op not in BACKING_UNBLOCKED:
-        for link in node.parents:
-            if link.role == "backing" and isinstance(link.parent, Node):
-                return (f"Node '{node.name}' is busy: node is used as backing hd of "
-                        f"'{link.parent.name}'")
-    return None
-
-
-def check_op(node: Node, op: str) -> None:
-    reason = op_blocker(node, op)
-    if reason is not None:
-        raise JobCommandError(reason)
-
-
-def is_root(node: Node) -> bool:
-    """Only BlockBackends use it (QEMU's bdrv_is_root_node)."""
-    return all(isinstance(link.parent, Backend) for link in node.parents)
-
-
-def layer_images(nodes: list[Node]) -> list[Any]:
-    """The opened images of ``nodes`` (format nodes), top first, stopping at one without."""
-    images = []
-    for node in nodes:
-        image = data_image(node)
-        if image is None:
-            break
-        images.append(image)
-    return images
-
-
-def data_image(node: Node) -> Any:
-    """The image holding ``node``'s data, looking through job filters."""
-    plain = skip_filters(node)
-    return plain.image if plain is not None else None
-
-
-def chain_from(node: Node | None) -> list[Node]:
-    """``node`` and everything below it, skipping job filters."""
-    out: list[Node] = []
-    while node is not None:
-        if node.driver not in JOB_FILTER_DRIVERS:
-            out.append(node)
-        node = filter_or_cow(node)
-    return out
 
 
 @dataclass
@@ -185,14 +62,17 @@ class JobFootprint:
 
 def set_read_only(graph: BlockGraph, node: Node, read_only: bool) -> None:
     """Reopen ``node`` read-only or read-write as QEMU's bdrv_reopen_set_read_only does:
-    children created from its options (its ``file``, not its backing) follow."""
-    def visit(n: Node) -> None:
+    the state becomes one of the node's explicit options (a later reopen that names
+    the node by reference keeps it), and children created from its options (its
+    ``file``, not its backing) follow."""
+    graph.set(node, "read_only_explicit", True)
+    work = [node]
+    while work:
+        n = work.pop()
         graph.set_read_only(n, read_only)
-        for role, link in n.children.items():
-            if role != "backing" and link.inherits and not link.child.read_only_explicit:
-                visit(link.child)
-
-    visit(node)
+        work.extend(link.child for role, link in n.children.items()
+                    if role != "backing" and link.inherits
+                    and not link.child.read_only_explicit)
     graph.refresh_perms([node])
 
 
@@ -207,11 +87,7 @@ def refresh_survivors(graph: BlockGraph, nodes: list[Node | None]) -> None:
 def job_backend(graph: BlockGraph, node: Node, perm: int, shared: int) -> Backend:
     """An anonymous BlockBackend a job uses on ``node`` with fixed permissions."""
     backend = graph.add_backend(Backend(name="", device_kind="job", writable=False), None)
-    link = graph.attach_backend_root(backend, node)
-    graph.set(link, "fixed", (perm, shared))
-    graph.set(link, "perm", perm)
-    graph.set(link, "shared", shared)
-    graph.refresh_perms([node])
+    graph.attach_backend_root(backend, node, (perm, shared))
     return backend
 
 
@@ -223,15 +99,15 @@ def new_filter(graph: BlockGraph, driver: str, name: str | None,
     not create node: ..."), commit's filters are created directly (no prefix).
     """
     if name is not None:
-        from engine.graph.names import check_node_name
-
-        err = check_node_name(name)
-        if err:
-            raise JobCommandError(f"{prefix}{err}")
-        if name in graph.nodes:
-            raise JobCommandError(f"{prefix}Duplicate nodes with node-name='{name}'")
+        try:
+            rules.check_new_node_name(graph, name)
+        except rules.RuleViolation as exc:
+            raise JobCommandError(f"{prefix}{exc}") from exc
     node = Node(name=name or graph.new_name(), driver=driver, auto_named=name is None,
                 options=dict(options or {}), implicit=name is None)
+    io_class = node.spec.io
+    assert io_class is not None
+    node.io = io_class(node, graph.io)
     return node
 
 

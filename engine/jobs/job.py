@@ -473,6 +473,23 @@ class Job:
         else:
             self._kick()
 
+    def drain_begin(self) -> None:
+        """A graph change drains nodes this job uses (QEMU's child_job_drained_begin): the
+        job pauses at once (``paused``, or ``standby`` when ready) until the drain ends."""
+        self.pause_count += 1
+        if self.status in (S.RUNNING, S.READY) and not self.paused and not self.deferred:
+            self._status_before_pause = self.status
+            self.paused = True
+            self.busy = False
+            self._transition(S.STANDBY if self.status == S.READY else S.PAUSED)
+
+    def drain_end(self) -> None:
+        self.pause_count -= 1
+        if self.pause_count == 0 and self.paused:
+            self.paused = False
+            self._transition(self._status_before_pause)
+        self.manager.cond.notify_all()
+
     def complete(self) -> None:
         self._check_verb(JobVerb.COMPLETE)
         if self.cancel_requested or not self.driver.can_complete:

@@ -13,11 +13,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from engine.graph import rules
+from engine.graph.faults import FaultInjector
 from engine.jobs.clock import Clock, RealClock, timestamp
 from engine.jobs.errors import JobCommandError
-from engine.jobs.faults import FaultInjector
 from engine.jobs.job import Job, JobDriver, OnError
-from engine.jobs.status import is_valid_job_id
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +66,8 @@ class JobManager:
     # -- creation ----------------------------------------------------------------------
 
     def check_new_id(self, job_id: str) -> None:
-        """QEMU's job_create checks: well-formed and unused."""
-        if not is_valid_job_id(job_id):
-            raise JobCommandError(f"Invalid job ID '{job_id}'")
-        if self.get(job_id) is not None:
-            raise JobCommandError(f"Job ID '{job_id}' already in use")
+        """QEMU's job_create checks: well-formed and unused (:func:`rules.check_job_id`)."""
+        rules.check_job_id(None, job_id, () if self.get(job_id) is None else (job_id,))
 
     def create(self, job_id: str, driver: JobDriver, *, auto_finalize: bool = True,
                auto_dismiss: bool = True, speed: int = 0,

@@ -80,10 +80,3 @@ def verb_error(job_id: str, status: JobStatus, verb: JobVerb) -> str | None:
     if status in VERBS[verb]:
         return None
     return f"Job '{job_id}' in state '{status}' cannot accept command verb '{verb}'"
-
-
-def is_valid_job_id(job_id: str) -> bool:
-    """QEMU's id_wellformed: a letter, then letters, digits, '-', '.', '_' (no length limit)."""
-    if not job_id or not (job_id[0].isascii() and job_id[0].isalpha()):
-        return False
-    return all(c.isascii() and (c.isalnum() or c in "-._") for c in job_id)

@@ -18,9 +18,10 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Any
 
-from engine.graph.model import Backend, BlockGraph, GraphError, JobParent, Node
-from engine.jobs.drivers import GraphHooks, StreamDriver
-from engine.jobs.engine_jobs import jobs_of, qmp_errors
+from engine.graph import rules
+from engine.graph.model import BlockGraph, JobParent, Node
+from engine.jobs.copy_jobs import ChainLookup, GraphHooks, StreamDriver, StreamLayers
+from engine.jobs.engine_jobs import jobs_of
 from engine.jobs.errors import JobCommandError, JobFailed
 from engine.jobs.graphops import (
     PERM_ALL,
@@ -28,36 +29,19 @@ from engine.jobs.graphops import (
     PERM_W,
     PERM_WU,
     JobFootprint,
-    chain_contains,
-    chain_from,
-    check_op,
     filter_or_cow,
-    find_backing_image,
-    find_overlay,
     job_backend,
-    layer_images,
-    lookup_bs,
     new_filter,
     node_filename,
     refresh_survivors,
     set_read_only,
+    skip_filters,
 )
 from engine.jobs.job import Job, JobDriver, OnError
 from engine.jobs.manager import JobManager
-from engine.qmp.registry import command
-from engine.qmp.schema import Bool, Enum, Int, Str, Struct, members
 
 if TYPE_CHECKING:
     from engine.qmp.engine import Engine
-
-ON_ERROR = Enum("BlockdevOnError", ["report", "ignore", "enospc", "stop", "auto"])
-
-BLOCK_STREAM = Struct("block-stream", members({
-    "*job-id": Str(), "device": Str(), "*base": Str(), "*base-node": Str(),
-    "*backing-file": Str(), "*bottom": Str(), "*speed": Int(), "*on-error": ON_ERROR,
-    "*filter-node-name": Str(), "*auto-finalize": Bool(), "*auto-dismiss": Bool(),
-}))
-
 
 def on_error_of(args: dict[str, Any]) -> OnError:
     value = args.get("on-error", "report")
@@ -79,14 +63,6 @@ def new_job(mgr: JobManager, job_id: str, driver: JobDriver, args: dict[str, Any
     return job
 
 
-def device_name(graph: BlockGraph, node: Node) -> str:
-    """QEMU's bdrv_get_device_name: the name of a BlockBackend on the node, else ''."""
-    for link in node.parents:
-        if isinstance(link.parent, Backend) and link.parent.name:
-            return link.parent.name
-    return ""
-
-
 class StreamGraph(GraphHooks):
     """The graph side of one stream job."""
 
@@ -97,13 +73,16 @@ class StreamGraph(GraphHooks):
         self.device = device
         self.base = base
         self.base_overlay = base_overlay
+        #: the node directly above the base (the base's overlay, or a filter below it)
+        self.above_base = base_overlay
         self.backing_file = backing_file
         self.filter_node: Node | None = filter_node
         self.footprint = footprint
         self.device_was_ro = device_was_ro
 
     def _drop_filter(self) -> None:
-        self.footprint.release(self.graph)
+        """The copy-on-read filter goes; its users (the job's own links among them, which
+        keep the device alive until the job is cleaned up) move to the device."""
         if self.filter_node is not None and self.filter_node.name in self.graph.nodes:
             with self.graph.transaction():
                 self.graph.remove_filter(self.filter_node, "file")
@@ -115,10 +94,12 @@ class StreamGraph(GraphHooks):
         device = self.device
         if device.backing is None:
             return
-        base = self.base
-        if base is not None:
-            base_id = self.backing_file or node_filename(base)
-            base_fmt: str | None = base.driver
+        # the base is what lies below the node above it *now*: that link is not frozen
+        base = filter_or_cow(self.above_base)
+        unfiltered = skip_filters(base)
+        if unfiltered is not None:
+            base_id = self.backing_file or node_filename(unfiltered)
+            base_fmt: str | None = unfiltered.driver
         else:
             base_id, base_fmt = None, None
         try:
@@ -143,113 +124,77 @@ class StreamGraph(GraphHooks):
                 set_read_only(self.graph, self.device, True)
 
 
-@command("block-stream", BLOCK_STREAM)
-@qmp_errors
-def block_stream(engine: Engine, args: dict[str, Any]) -> Any:
-    graph = engine.graph
-    mgr = jobs_of(engine)
-    base_name, base_node_name = args.get("base"), args.get("base-node")
-    bottom_name = args.get("bottom")
-    backing_file = args.get("backing-file")
-    if base_name is not None and base_node_name is not None:
-        raise JobCommandError("'base' and 'base-node' cannot be specified at the same time")
-    if base_name is not None and bottom_name is not None:
-        raise JobCommandError("'base' and 'bottom' cannot be specified at the same time")
-    if bottom_name is not None and base_node_name is not None:
-        raise JobCommandError("'bottom' and 'base-node' cannot be specified at the same time")
-    device_arg = args["device"]
-    device = lookup_bs(graph, device_arg, device_arg)
-
-    base: Node | None = None
-    bottom: Node | None = None
-    if base_name is not None:
-        base = find_backing_image(device, base_name)
-        if base is None:
-            raise JobCommandError(f"Can't find '{base_name}' in the backing chain")
-    if base_node_name is not None:
-        base = lookup_bs(graph, None, base_node_name)
-        if base is device or not chain_contains(device, base):
-            raise JobCommandError(
-                f"Node '{base_node_name}' is not a backing image of '{device_arg}'")
-    if bottom_name is not None:
-        bottom = lookup_bs(graph, None, bottom_name)
-        if bottom.driver in ("copy-on-read", "commit_top", "mirror_top", "throttle", "raw"):
-            raise JobCommandError(
-                f"Node '{bottom_name}' is a filter, use a non-filter node as 'bottom'")
-        if not chain_contains(device, bottom):
-            raise JobCommandError(
-                f"Node '{bottom_name}' is not in a chain starting from '{device_arg}'")
-
-    end = filter_or_cow(bottom) if bottom is not None else base
-    node: Node | None = device
-    while node is not None and node is not end:
-        check_op(node, "stream")
-        node = filter_or_cow(node)
-
-    if base is None and backing_file is not None:
-        raise JobCommandError("backing file specified, but streaming the entire chain")
-
-    if bottom is not None:
-        base_overlay: Node = bottom
-        base = filter_or_cow(bottom)
-    else:
-        overlay = device if base is None and device.backing is None else (
-            find_overlay(device, base) if base is not None else chain_from(device)[-1])
-        if overlay is None:
-            raise JobCommandError(
-                f"'{base.name if base else ''}' is not in the backing chain of '{device.name}'")
-        base_overlay = overlay
-
-    job_id = args.get("job-id")
-    if job_id is None:
-        job_id = device_name(graph, device)
-
+def _stream_layers(device: Node, base_overlay: Node, filter_node: Node) -> StreamLayers:
+    """What the stream reads and writes now: the device's layers down to the base's
+    overlay, read through the job's copy-on-read filter (while it is there)."""
     intermediates: list[Node] = []
-    node = filter_or_cow(device)
-    while node is not None and node is not base:
-        intermediates.append(node)
-        node = filter_or_cow(node)
+    if base_overlay is not device:
+        node = filter_or_cow(device)
+        while node is not None:
+            if not node.spec.is_filter:
+                intermediates.append(node)
+            if node is base_overlay:
+                break
+            node = filter_or_cow(node)
+    source = filter_node if filter_node.io is not None and filter_node.file is device \
+        else device
+    assert device.io is not None and source.io is not None
+    return StreamLayers(device.io, [n.io for n in intermediates if n.io is not None],
+                        source.io)
 
-    device_was_ro = device.read_only
+
+def start_stream(engine: Engine, plan: rules.StreamPlan, args: dict[str, Any]) -> Job:
+    """Reopen the device read-write, put the filter above it, create the job and give
+    it its nodes, freeze the chain: all in one transaction, then start copying."""
+    graph, mgr = engine.graph, jobs_of(engine)
+    device = graph.nodes[plan.device]
+    base_overlay = graph.nodes[plan.base_overlay]
     footprint = JobFootprint()
-    driver = StreamDriver(top=None, intermediates=[], below_top=[], faults=mgr.faults)
-    job: Job | None = None
+    holder: list[Node] = []
+    driver = StreamDriver(layers=ChainLookup(graph.io, lambda: _stream_layers(
+        device, base_overlay, holder[0] if holder else device)), ctx=graph.io)
+    device_was_ro = device.read_only
+    created: list[Job] = []
     try:
         with graph.transaction(restore_names=False):
             if device_was_ro:
                 set_read_only(graph, device, False)
-            filter_node = new_filter(graph, "copy-on-read", args.get("filter-node-name"),
-                                     {"bottom": base_overlay.name},
-                                     prefix="Could not create node: ")
-            graph.add_node(filter_node)
-            graph.insert_filter_above(filter_node, device, "file")
-            graph.refresh_perms([filter_node])
-            job = new_job(mgr, job_id, driver, args)
-            footprint.backends.append(job_backend(graph, filter_node, PERM_CR,
-                                                  PERM_CR | PERM_WU | PERM_W))
-            footprint.parent = graph.add_job(JobParent(job_id, "stream"), [
-                ("main node", filter_node, 0, PERM_ALL),
-                ("active node", device, 0, PERM_CR | PERM_WU | PERM_W),
-                *[("intermediate node", n, 0, PERM_CR | PERM_WU) for n in intermediates],
-            ])
-            graph.freeze_chain(filter_node, base_overlay)
-            footprint.frozen = (filter_node, base_overlay)
-    except JobCommandError:
-        if job is not None:
+            holder.append(_insert_filter(graph, device, base_overlay, args))
+            created.append(new_job(mgr, plan.job_id, driver, args))
+            _hold_nodes(graph, plan, holder[0], device, footprint)
+    except rules.RuleViolation:
+        for job in created:
             job.early_fail()
         raise
-    except GraphError as exc:
-        if job is not None:
-            job.early_fail()
-        raise JobCommandError(str(exc)) from exc
+    hooks = StreamGraph(graph, device, graph.nodes.get(plan.base or ""), base_overlay,
+                        args.get("backing-file"), holder[0], footprint, device_was_ro)
+    hooks.above_base = graph.nodes[plan.above_base]
+    driver.hooks = hooks
+    created[0].start()
+    return created[0]
 
-    # Images are taken after the transaction: a read-write reopen replaces them.
-    nothing = device.backing is None or base_overlay is device
-    driver.top = device.image
-    driver.intermediates = [] if nothing else layer_images(intermediates)
-    driver.below_top = layer_images(chain_from(device.backing))
-    driver.hooks = StreamGraph(graph, device, base, base_overlay, backing_file, filter_node,
-                               footprint, device_was_ro)
-    assert job is not None
-    job.start()
-    return {}
+
+def _insert_filter(graph: BlockGraph, device: Node, base_overlay: Node,
+                   args: dict[str, Any]) -> Node:
+    """The copy-on-read filter above the device (opened like a blockdev-add: its errors
+    read ``Could not create node: ...``), told where the stream stops."""
+    flt = new_filter(graph, "copy-on-read", args.get("filter-node-name"),
+                     {"bottom": base_overlay.name}, prefix="Could not create node: ")
+    graph.add_node(flt)
+    graph.insert_filter_above(flt, device, "file")
+    graph.refresh_perms([flt])
+    return flt
+
+
+def _hold_nodes(graph: BlockGraph, plan: rules.StreamPlan, flt: Node, device: Node,
+                footprint: JobFootprint) -> None:
+    """The job's own users of its nodes (its BlockBackend on the filter, the job's
+    links) and the frozen links from the filter down to the base's overlay."""
+    footprint.backends.append(job_backend(graph, flt, PERM_CR, PERM_CR | PERM_WU | PERM_W))
+    footprint.parent = graph.add_job(JobParent(plan.job_id, "stream"), [
+        ("main node", flt, 0, PERM_ALL),
+        ("active node", device, 0, PERM_CR | PERM_WU | PERM_W),
+        *[("intermediate node", graph.nodes[k], 0, PERM_CR | PERM_WU)
+          for k in plan.intermediates]])
+    graph.freeze_chain(flt, graph.nodes[plan.base_overlay])
+    footprint.frozen = (flt, graph.nodes[plan.base_overlay])

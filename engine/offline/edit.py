@@ -27,6 +27,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from engine.formats import (
     ChainReader,
@@ -38,19 +39,13 @@ from engine.formats import (
     open_chain,
     open_image,
 )
-from engine.formats.buffers import aligned_buffer
 from engine.formats.errors import BackingChainError, ImageError
 from engine.formats.image import UNALLOCATED, Image
+from engine.offline.bulk import CHUNK, Buffer, Op, WritePipeline, nonzero_runs, units, windows
 from engine.offline.commands import commit_command, convert_command, rebase_command
 from engine.offline.inspect import Fix
 
 Progress = Callable[[int, int], None]
-
-#: bytes handled per request (also the progress granularity)
-CHUNK = 16 << 20
-#: the copy buffer of flatten and commit: small enough to stay in the CPU cache between the read
-#: and the write (2 MiB, as qemu-img convert uses; 16 MiB halves the throughput)
-COPY_CHUNK = 2 << 20
 
 
 class OfflineEditError(ImageError):
@@ -80,10 +75,6 @@ def _probe_format(path: str, who: str) -> str:
             return img.format
     except ImageError as exc:
         raise OfflineEditError(f"cannot open the new backing file: {exc}", who) from exc
-
-
-def _is_zero(view: memoryview | bytes) -> bool:
-    return not any(view) if len(view) < 64 else bytes(view) == _zeros(len(view))
 
 
 @functools.lru_cache(maxsize=8)
@@ -219,61 +210,66 @@ def _copy_differences(top: Image, old: ChainReader | None, new: ChainReader | No
                       suspects: list[tuple[int, int]], progress: Progress | None) -> int:
     """Write into ``top`` every unallocated cluster where old and new backing differ.
 
-    Only the ``suspects`` ranges are read; everywhere else both read the same.
+    Only the ``suspects`` ranges are read; everywhere else both read the same. The
+    top's own allocation is read first (the writes below only fill clusters it does
+    not allocate, so it stays true while they run); a cluster whose old content is all
+    zeros is written as zeros.
     """
     size = top.virtual_size
     unit = top.cluster_size or 512
-    step = max(CHUNK // unit, 1) * unit
+    holes = [(e.start, e.end) for a, b in windows(suspects, size, unit, gap=0)
+             for e in top.block_status(a, b - a) if e.state == UNALLOCATED]
     copied = 0
-    for a, b in suspects:
-        a = a // unit * unit                     # whole clusters of the top
-        b = min(size, -(-b // unit) * unit)
-        for pos in range(a, b, step):
-            n = min(step, b - pos)
-            for ext in top.block_status(pos, n):
-                if ext.state != UNALLOCATED:
-                    continue
-                old_buf = bytearray(ext.length)
-                new_buf = bytearray(ext.length)
-                if old is not None:
-                    old.fill(ext.start, memoryview(old_buf))
-                if new is not None:
-                    new.fill(ext.start, memoryview(new_buf))
-                if old_buf != new_buf:
-                    copied += _write_runs(top, ext.start, old_buf, new_buf, unit)
-            _tick(progress, pos + n, size)
+    top.begin_write_back()       # metadata once, at the flush: a crash only leaks clusters
+    try:
+        new_buf = Buffer(CHUNK)
+        with WritePipeline(top) as pipe:
+            for a, b in windows(holes, size, unit, gap=0):
+                n = b - a
+                old_buf = pipe.buffer()
+                _fill(old, a, old_buf.view[:n])
+                _fill(new, a, new_buf.view[:n])
+                ops = _differences(old_buf, new_buf, a, n, unit)
+                if ops:
+                    pipe.submit(old_buf, ops)
+                    copied += sum(op[3] - op[2] for op in ops)
+                else:
+                    pipe.release(old_buf)
+                _tick(progress, b, size)
+        top.flush()
+    finally:
+        top.end_write_back()
     _tick(progress, size, size)
     return copied
 
 
-def _write_runs(top: Image, start: int, old: bytearray, new: bytearray, unit: int) -> int:
-    """Write the clusters of ``old`` that differ from ``new``; zero runs as zeroes."""
-    copied = 0
-    view = memoryview(old)
-    run_start: int | None = None
-    run_zero = False
+def _fill(reader: ChainReader | None, offset: int, view: memoryview) -> None:
+    if reader is None:
+        view[:] = _zeros(len(view))
+    else:
+        reader.fill(offset, view)
 
-    def flush(end: int) -> None:
-        nonlocal copied
-        assert run_start is not None
-        if run_zero:
-            top.write_zeroes(start + run_start, end - run_start)
+
+def _differences(old: Buffer, new: Buffer, base: int, length: int, unit: int) -> list[Op]:
+    """Writes of the units where ``old`` and ``new`` differ: old's data, or zeros."""
+    ops: list[Op] = []
+    for a, b in units(base, base + length, unit):
+        s, e = a - base, b - base
+        if old.same(new, s, e):
+            continue
+        kind = "zero" if old.zero(s, e) else "data"
+        if ops and ops[-1][0] == kind and _op_end(ops[-1]) == a:
+            last = ops[-1]
+            ops[-1] = (kind, last[1], last[2], last[3] + (e - s)) if kind == "zero" \
+                else (kind, last[1], last[2], e)
         else:
-            top.write(start + run_start, view[run_start:end])
-        copied += end - run_start
+            ops.append((kind, a, 0, e - s) if kind == "zero" else (kind, a, s, e))
+    return ops
 
-    for off in range(0, len(old), unit):
-        end = min(off + unit, len(old))
-        differs = old[off:end] != new[off:end]
-        zero = differs and _is_zero(view[off:end])
-        if run_start is not None and (not differs or zero != run_zero):
-            flush(off)
-            run_start = None
-        if differs and run_start is None:
-            run_start, run_zero = off, zero
-    if run_start is not None:
-        flush(len(old))
-    return copied
+
+def _op_end(op: Op) -> int:
+    kind, offset, a, b = op
+    return offset + (b if kind == "zero" else b - a)
 
 
 def stream_into_top(image: str | os.PathLike[str], *, fmt: str | None = None,
@@ -306,18 +302,16 @@ def flatten(image: str | os.PathLike[str], output: str | os.PathLike[str], *,
                 create_qcow2(tmp, size, cluster_size=top.cluster_size or 65536)
             else:
                 create_raw(tmp, size)
-            copied = 0
             reader = ChainReader(chain)
+            data = [(e["start"], e["start"] + e["length"]) for e in allocation_map(chain)
+                    if e["data"]]      # zero or unallocated: a fresh image reads zeros
             with open_image(tmp, output_format, writable=True) as out:
                 out.begin_write_back()    # metadata once, at the flush (a new file)
-                unit = out.cluster_size or 4096
-                for entry in allocation_map(chain):
-                    if not entry["data"]:
-                        continue       # zero or unallocated: a fresh image reads zeros
-                    copied += _copy_range(reader, out, entry["start"], entry["length"], unit)
-                    _tick(progress, entry["start"] + entry["length"], size)
-                out.flush()
-                out.end_write_back()
+                try:
+                    copied = _copy_nonzero(reader, out, data, size, progress)
+                    out.flush()
+                finally:
+                    out.end_write_back()
             os.replace(tmp, out_path)
         except BaseException:
             _unlink_quietly(tmp)
@@ -329,29 +323,24 @@ def flatten(image: str | os.PathLike[str], output: str | os.PathLike[str], *,
     return EditResult(command, (out_path,), copied)
 
 
-def _copy_range(reader: ChainReader, out: Image, start: int, length: int, unit: int) -> int:
-    """Copy guest bytes, skipping all-zero units (the output stays sparse)."""
+def _copy_nonzero(reader: ChainReader, out: Image, data: list[tuple[int, int]], size: int,
+                  progress: Progress | None) -> int:
+    """Copy the guest bytes of ``data`` into ``out`` but the units of all zeros (the
+    output stays sparse, as qemu-img convert leaves it); the bytes written."""
+    unit = out.cluster_size or 4096
     copied = 0
-    pos, end = start, start + length
-    buf = memoryview(aligned_buffer(min(COPY_CHUNK, length)))
-    while pos < end:
-        n = min(COPY_CHUNK, end - pos)
-        view = buf[:n]
-        reader.readinto(pos, view)
-        run: int | None = None
-        for off in range(0, n, unit):
-            stop = min(off + unit, n)
-            zero = _is_zero(view[off:stop])
-            if zero and run is not None:
-                out.write(pos + run, view[run:off])
-                copied += off - run
-                run = None
-            elif not zero and run is None:
-                run = off
-        if run is not None:
-            out.write(pos + run, view[run:n])
-            copied += n - run
-        pos += n
+    with WritePipeline(out) as pipe:
+        for a, b in windows(data, size, unit):
+            buf = pipe.buffer()
+            reader.readinto(a, buf.view[:b - a])
+            ops: list[Op] = [("data", s, s - a, e - a)
+                             for s, e in nonzero_runs(buf, a, b - a, unit)]
+            if ops:
+                pipe.submit(buf, ops)
+                copied += sum(e - s for _k, _o, s, e in ops)
+            else:
+                pipe.release(buf)
+            _tick(progress, b, size)
     return copied
 
 
@@ -406,18 +395,12 @@ def commit(image: str | os.PathLike[str], base: str | os.PathLike[str] | None = 
         copied = 0
         with open_image(target.path, target.format, writable=True) as out:
             out.begin_write_back()        # metadata once, at the flush below
-            for entry in allocation_map(above):
-                if not entry["present"]:
-                    continue
-                start, length = entry["start"], entry["length"]
-                if entry["zero"]:
-                    out.write_zeroes(start, length)
-                else:
-                    _copy_all(reader, out, start, length)
-                copied += length
-                _tick(progress, start + length, top.virtual_size)
-            out.flush()
-            out.end_write_back()
+            try:
+                copied = _copy_present(reader, out, allocation_map(above),
+                                       top.virtual_size, progress)
+                out.flush()
+            finally:
+                out.end_write_back()
         empty_top = depth == 1 and drop
         top_info = (top.virtual_size, top.cluster_size, getattr(top, "version", 3),
                     _refcount_bits(top), top.backing_file, top.backing_format)
@@ -432,16 +415,26 @@ def commit(image: str | os.PathLike[str], base: str | os.PathLike[str] | None = 
     return EditResult(command, changed, copied)
 
 
-def _copy_all(reader: ChainReader, out: Image, start: int, length: int) -> None:
-    if length <= 0:
-        return
-    pos, end = start, start + length
-    buf = memoryview(aligned_buffer(min(COPY_CHUNK, length)))
-    while pos < end:
-        n = min(COPY_CHUNK, end - pos)
-        reader.readinto(pos, buf[:n])
-        out.write(pos, buf[:n])
-        pos += n
+def _copy_present(reader: ChainReader, out: Image, entries: list[dict[str, Any]],
+                  size: int, progress: Progress | None) -> int:
+    """Write every range the map's layers define into ``out``: data as it reads, zero
+    ranges as zeros (what qemu-img commit does); the bytes handled."""
+    copied = 0
+    with WritePipeline(out) as pipe:
+        for entry in entries:
+            if not entry["present"]:
+                continue
+            start, end = entry["start"], entry["start"] + entry["length"]
+            if entry["zero"]:
+                pipe.submit(None, [("zero", start, 0, end - start)])
+            else:
+                for a, b in windows([(start, end)], size, 1, gap=0):
+                    buf = pipe.buffer()
+                    reader.readinto(a, buf.view[:b - a])
+                    pipe.submit(buf, [("data", a, 0, b - a)])
+            copied += end - start
+            _tick(progress, end, size)
+    return copied
 
 
 def _refcount_bits(img: Image) -> int:

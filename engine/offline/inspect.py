@@ -34,7 +34,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.formats import allocation_map, full_backing_filename, open_image
+from engine.formats import allocation_map, open_image
+from engine.formats.chain import backing_host_path
 from engine.formats.errors import ImageError, ImageIOError
 from engine.formats.image import DATA, ZERO, Extent, Image
 from engine.offline.commands import rebase_command
@@ -104,7 +105,7 @@ class Layer:
         """The path QEMU opens for this layer's backing file (None without one)."""
         if not self.backing_file:
             return None
-        return full_backing_filename(self.path, self.backing_file)
+        return backing_host_path(self.path, self.backing_file)
 
     @property
     def data_bytes(self) -> int:
@@ -231,7 +232,7 @@ def inspect_chain(path: str | os.PathLike[str], fmt: str | None = None, *,
             layers.append(layer)
             if not img.backing_file:
                 break
-            resolved = full_backing_filename(img.path, img.backing_file)
+            resolved = backing_host_path(img.path, img.backing_file)
             problem, nxt = _follow(layer, resolved, seen)
             if problem is not None:
                 problems.append(problem)

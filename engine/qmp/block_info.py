@@ -7,44 +7,89 @@ byte for byte once serialised with QEMU's separators.
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.graph import perms as P
-from engine.graph.filenames import all_filenames, filename
-from engine.graph.model import JOB_FILTER_DRIVERS, Backend, BlockGraph, Node, virtual_size
-from engine.graph.opening import full_backing_path
-from engine.qmp.qdict import QEMUOrdered, qdict_order, qdict_sorted
+from engine.graph.filenames import all_filenames, filename, full_backing_name
+from engine.graph.model import Backend, BlockGraph, Node, virtual_size
+from engine.qdict import QEMUOrdered, qdict_order, qdict_sorted
 
 
-def image_info(node: Node, memo: dict[str, str], *, chain: bool) -> dict[str, Any]:
-    """ImageInfo of one node (with ``backing-image`` recursively when ``chain``)."""
+def image_info(node: Node, memo: dict[str, Any], *, chain: bool,
+               chains: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """ImageInfo of one node (with ``backing-image`` for each node below when ``chain``).
+
+    Built bottom-up without recursion: a chain may be thousands of nodes deep. With
+    ``chains`` the ImageInfo of a node with its chain below is computed once and
+    shared by every node above it (a reply object, never changed afterwards), so
+    listing every node of a deep chain takes linear time.
+    """
+    if not chain:
+        return _one_image_info(node, memo, None)
+    cache = chains if chains is not None else {}
+    levels: list[Node] = []
+    current: Node | None = node
+    while current is not None and current.name not in cache:
+        levels.append(current)
+        current = _backing_or_filtered(current)
+    below = cache[current.name] if current is not None else None
+    for level in reversed(levels):
+        below = cache[level.name] = _one_image_info(level, memo, below)
+    return cache[node.name]
+
+
+def _one_image_info(node: Node, memo: dict[str, Any],
+                    backing_image: dict[str, Any] | None) -> dict[str, Any]:
     info: dict[str, Any] = {"filename": filename(node, memo), "format": node.driver}
     img = node.image
     raw_info = _format_info(img)
-    data_node = _data_node(node)
-    if node.driver not in ("null-co", "null-aio"):
+    if _info_driver(node) not in ("null-co", "null-aio"):
         info["dirty-flag"] = bool(raw_info.get("dirty-flag", False))
-    info["actual-size"] = _actual_size(data_node)
+    info["actual-size"] = _actual_size(node)
     info["virtual-size"] = virtual_size(node)
-    cluster = getattr(img, "cluster_size", None) if img is not None else None
-    if cluster is None and node.driver in JOB_FILTER_DRIVERS | {"raw", "throttle"}:
-        below = node.child("file")
-        cluster = getattr(below.image, "cluster_size", None) if below and below.image else None
+    cluster = _cluster_size(node)
     if cluster:
         info["cluster-size"] = cluster
     if node.header_backing:
         info["backing-filename"] = node.header_backing
-        info["full-backing-filename"] = full_backing_path(node)
+        try:
+            full = full_backing_name(node, names=memo)
+        except ValueError:
+            full = None
+        if full is not None:
+            info["full-backing-filename"] = full
         if node.header_backing_format:
             info["backing-filename-format"] = node.header_backing_format
-    if chain:
-        below = _backing_or_filtered(node)
-        if below is not None:
-            info["backing-image"] = image_info(below, memo, chain=True)
+    if backing_image is not None:
+        info["backing-image"] = backing_image
     if "format-specific" in raw_info and node.driver == "qcow2":
         info["format-specific"] = qdict_sorted(raw_info["format-specific"])
     return ordered(info)
+
+
+def _info_driver(node: Node) -> str:
+    """The driver whose bdrv_get_info answers for ``node``: filters without their own
+    and ``raw`` pass the question to their child."""
+    current = node
+    while ((current.spec.is_filter and current.spec.filtered_role is not None)
+           or current.driver == "raw"):
+        link = current.children.get(current.spec.filtered_role or "file")
+        if link is None:
+            break
+        current = link.child
+    return current.driver
+
+
+def _cluster_size(node: Node) -> int | None:
+    """bdrv_get_info's cluster size: the format's, or (filters, raw) the child's."""
+    if node.io is None:
+        return None
+    try:
+        node.io.refresh()
+        return node.io.cluster_size()
+    except OSError:
+        return None
 
 
 def ordered(info: dict[str, Any]) -> dict[str, Any]:
@@ -69,50 +114,50 @@ def _format_info(img: Any) -> dict[str, Any]:
         return {}
 
 
-def _data_node(node: Node) -> Node:
-    seen = 0
-    while seen < 64:
-        if node.driver == "file" or node.driver in ("null-co", "null-aio"):
-            return node
-        below = node.child("file")
-        if below is None:
-            return node
-        node = below
-        seen += 1
-    return node
-
-
 def _actual_size(node: Node) -> int:
-    if node.host_path is not None:
-        try:
-            return os.stat(node.host_path).st_blocks * 512
-        except OSError:
-            return 0
-    return 0
+    if node.io is None:
+        return 0
+    try:
+        return node.io.actual_size()
+    except OSError:
+        return 0
 
 
 def _backing_or_filtered(node: Node) -> Node | None:
+    """The node QEMU lists as ``backing-image``: the backing, or a filter's child."""
     backing = node.child("backing")
     if backing is not None:
         return backing
-    if node.driver in JOB_FILTER_DRIVERS or node.driver in ("throttle", "preallocate",
-                                                            "compress"):
-        return node.child("file")
-    if node.driver == "raw" and not node.options:
-        return None
-    return None
+    role = node.spec.filtered_role
+    return node.child(role) if role is not None else None
 
 
-def backing_depth(node: Node) -> int:
-    depth = 0
-    current = _backing_or_filtered(node)
-    while current is not None and depth < 10000:
-        depth += 1
+def backing_depth(node: Node, depths: dict[str, int] | None = None) -> int:
+    """How many nodes lie below ``node`` (``depths`` caches it for every node seen)."""
+    cache = depths if depths is not None else {}
+    levels: list[Node] = []
+    current: Node | None = node
+    while current is not None and current.name not in cache:
+        levels.append(current)
         current = _backing_or_filtered(current)
-    return depth
+    depth = cache[current.name] + 1 if current is not None else 0
+    for level in reversed(levels):
+        cache[level.name] = depth
+        depth += 1
+    return cache[node.name]
 
 
-def block_device_info(node: Node, memo: dict[str, str], *, flat: bool) -> dict[str, Any]:
+@dataclass
+class QueryCache:
+    """What one query computes once for all nodes: filenames, ImageInfo chains, depths."""
+
+    names: dict[str, Any]
+    chains: dict[str, dict[str, Any]] = field(default_factory=dict)
+    depths: dict[str, int] = field(default_factory=dict)
+
+
+def block_device_info(node: Node, memo: dict[str, Any], *, flat: bool,
+                      cache: QueryCache | None = None) -> dict[str, Any]:
     """BlockDeviceInfo of a node (``flat``: no backing-image chain, depth 0)."""
     info: dict[str, Any] = {
         "file": filename(node, memo),
@@ -121,15 +166,17 @@ def block_device_info(node: Node, memo: dict[str, str], *, flat: bool) -> dict[s
         "drv": node.driver,
     }
     backing = node.child("backing")
-    if backing is not None and node.driver not in ("commit_top", "mirror_top"):
+    if backing is not None and not node.spec.is_filter:
         # a filter's backing child is not a COW backing: QEMU reports none
         info["backing_file"] = filename(backing, memo)
     info.update({
-        "backing_file_depth": 0 if flat else backing_depth(node),
+        "backing_file_depth": 0 if flat else backing_depth(
+            node, cache.depths if cache is not None else None),
         "encrypted": False,
         "detect_zeroes": node.detect_zeroes,
         "bps": 0, "bps_rd": 0, "bps_wr": 0, "iops": 0, "iops_rd": 0, "iops_wr": 0,
-        "image": image_info(node, memo, chain=not flat),
+        "image": image_info(node, memo, chain=not flat,
+                            chains=cache.chains if cache is not None else None),
         "cache": ordered({"writeback": True, "direct": node.cache_direct,
                           "no-flush": node.cache_no_flush}),
         "write_threshold": node.write_threshold,
@@ -138,8 +185,12 @@ def block_device_info(node: Node, memo: dict[str, str], *, flat: bool) -> dict[s
 
 
 def query_named_block_nodes(graph: BlockGraph, flat: bool) -> list[dict[str, Any]]:
-    memo = all_filenames(graph)
-    return [block_device_info(n, memo, flat=flat) for n in reversed(graph.nodes.values())]
+    cache = QueryCache(all_filenames(graph))
+    return [block_device_info(n, cache.names, flat=flat, cache=cache)
+            for n in reversed(graph.nodes.values())]
+
+
+
 
 
 def debug_block_graph(graph: BlockGraph) -> dict[str, Any]:

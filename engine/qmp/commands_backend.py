@@ -10,19 +10,21 @@ named ID in ``x-debug-query-block-graph``, a ``query-block`` entry with ``device
 "" and ``qdev`` ID, and for removable ones QEMU's media commands
 (``blockdev-open-tray``, ``blockdev-close-tray``, ``blockdev-remove-medium``,
 ``blockdev-insert-medium``, ``blockdev-change-medium``, ``eject``) with the texts and
-``DEVICE_TRAY_MOVED`` events observed on qemu-system-x86_64 7.2.
+``DEVICE_TRAY_MOVED`` events observed on qemu-system-x86_64 7.2. Their checks are
+QEMU's rules (:mod:`engine.graph.rules.media`), the ones the editor's preflight makes.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from engine.graph import rules
 from engine.graph.model import Backend, BlockGraph, GraphError, Node
-from engine.graph.opening import open_node, probe_format
+from engine.graph.opening import PROBE, open_node
 from engine.qmp.block_info import block_info
-from engine.qmp.errors import QMPError, generic
 from engine.qmp.registry import command
 from engine.qmp.schema import Bool, Enum, Str, Struct, members
+from engine.refusal import device_not_found, generic
 
 if TYPE_CHECKING:
     from engine.qmp.engine import Engine
@@ -62,18 +64,25 @@ def _backend(graph: BlockGraph, device: str | None, qid: str | None) -> Backend:
     if device is not None:
         found = next((b for b in graph.backends.values() if b.name == device), None)
         if found is None:
-            raise QMPError("DeviceNotFound", f"Device '{device}' not found")
+            raise device_not_found(device)
         return found
     assert qid is not None
     found = next((b for b in graph.backends.values() if b.qdev == qid), None)
     if found is None:
-        raise QMPError("DeviceNotFound", f"Device '{qid}' not found")
+        raise device_not_found(qid)
     return found
 
 
-def _require_removable(backend: Backend) -> None:
-    if not backend.removable:
-        raise generic(f"Device '{backend.debug_name}' is not removable")
+def _device(backend: Backend, *, with_medium: bool = True) -> dict[str, rules.Device]:
+    """The backend as the rules see a device in ``query-block`` (by the name QEMU's
+    texts give it). ``with_medium`` False: the checks QEMU makes before it opens the
+    tray, which leave what holds the medium to the removal that follows."""
+    medium = backend.root.child if backend.root is not None and with_medium else None
+    device = rules.Device(backend.debug_name, backend.removable, backend.removable,
+                          backend.tray_open, backend.locked,
+                          medium.name if medium is not None else None,
+                          medium.read_only if medium is not None else not backend.writable)
+    return {device.name: device}
 
 
 def _tray_moved(engine: Engine, backend: Backend, tray_open: bool) -> None:
@@ -83,13 +92,10 @@ def _tray_moved(engine: Engine, backend: Backend, tray_open: bool) -> None:
 
 
 def _open_tray(engine: Engine, backend: Backend, force: bool) -> None:
-    _require_removable(backend)
-    if backend.tray_open:
-        return
-    if backend.locked and not force:
-        raise generic(f"Device '{backend.debug_name}' is locked and force was not "
-                      "specified, wait for tray to open and try again")
-    _tray_moved(engine, backend, True)
+    """Open the tray unless it is open or the guest locked it (QEMU then asks the guest
+    to open it, and the command still succeeds)."""
+    if not backend.tray_open and (force or not backend.locked):
+        _tray_moved(engine, backend, True)
 
 
 @command("x-blockgraph-device-add", Struct("x-blockgraph-device-add", members({
@@ -97,12 +103,9 @@ def _open_tray(engine: Engine, backend: Backend, force: bool) -> None:
     "*drive": Str()})))
 def device_add(engine: Engine, args: dict[str, Any]) -> Any:
     """blockgraph's own: a VM drive (QEMU makes these from -drive/-device)."""
-    try:
-        add_backend(engine.graph, args["id"], args.get("node-name"),
-                    removable=args.get("removable", False), writable=args.get("writable"),
-                    drive=args.get("drive", ""))
-    except GraphError as exc:
-        raise generic(str(exc)) from exc
+    add_backend(engine.graph, args["id"], args.get("node-name"),
+                removable=args.get("removable", False), writable=args.get("writable"),
+                drive=args.get("drive", ""))
     return {}
 
 
@@ -120,6 +123,8 @@ _DEVICE_OR_ID = {"*device": Str(), "*id": Str()}
     {**_DEVICE_OR_ID, "*force": Bool()})))
 def open_tray(engine: Engine, args: dict[str, Any]) -> Any:
     backend = _backend(engine.graph, args.get("device"), args.get("id"))
+    rules.check_tray(engine.graph, _device(backend), backend.debug_name, "open",
+                     force=args.get("force", False))
     _open_tray(engine, backend, args.get("force", False))
     return {}
 
@@ -127,7 +132,7 @@ def open_tray(engine: Engine, args: dict[str, Any]) -> Any:
 @command("blockdev-close-tray", Struct("blockdev-close-tray", members(_DEVICE_OR_ID)))
 def close_tray(engine: Engine, args: dict[str, Any]) -> Any:
     backend = _backend(engine.graph, args.get("device"), args.get("id"))
-    _require_removable(backend)
+    rules.check_tray(engine.graph, _device(backend), backend.debug_name, "close")
     if backend.tray_open:
         _tray_moved(engine, backend, False)
     return {}
@@ -141,9 +146,7 @@ def remove_medium(engine: Engine, args: dict[str, Any]) -> Any:
 
 
 def _remove_medium(engine: Engine, backend: Backend) -> None:
-    _require_removable(backend)
-    if not backend.tray_open:
-        raise generic(f"Tray of device '{backend.debug_name}' is not open")
+    rules.check_tray(engine.graph, _device(backend), backend.debug_name, "remove")
     if backend.root is None:
         return
     with engine.graph.transaction():
@@ -155,26 +158,10 @@ def _remove_medium(engine: Engine, backend: Backend) -> None:
 def insert_medium(engine: Engine, args: dict[str, Any]) -> Any:
     graph = engine.graph
     backend = _backend(graph, None, args["id"])
-    node = graph.find(args["node-name"])
-    if node is None:
-        raise generic(f"Node '{args['node-name']}' not found")
-    _insert_medium(engine, backend, node)
-    return {}
-
-
-def _insert_medium(engine: Engine, backend: Backend, node: Node) -> None:
-    _require_removable(backend)
-    if not backend.tray_open:
-        raise generic("Tray of the device is not open")
-    if any(isinstance(link.parent, Backend) for link in node.parents):
-        raise generic(f"Node '{node.name}' is already in use")
-    if backend.root is not None:
-        raise generic("There already is a medium in the device")
-    try:
-        with engine.graph.transaction():
-            engine.graph.attach_backend_root(backend, node)
-    except GraphError as exc:
-        raise generic(str(exc)) from exc
+    rules.check_tray(graph, _device(backend), backend.debug_name, "insert",
+                     node=args["node-name"])
+    with graph.transaction():
+        graph.attach_backend_root(backend, graph.nodes[args["node-name"]])
 
 
 @command("blockdev-change-medium", Struct("blockdev-change-medium", members({
@@ -186,24 +173,21 @@ def change_medium(engine: Engine, args: dict[str, Any]) -> Any:
     """Open ``filename`` as a new (auto-named) medium, swap it in, close the tray."""
     graph = engine.graph
     backend = _backend(graph, args.get("device"), args.get("id"))
-    _require_removable(backend)
+    rules.check_medium(graph, _device(backend, with_medium=False), backend.debug_name,
+                       "change", force=args.get("force", False))
     mode = args.get("read-only-mode", "retain")
     retained = (backend.root.child.read_only if backend.root is not None
                 else not backend.writable)
     read_only = {"retain": retained, "read-only": True, "read-write": False}[mode]
-    opts: dict[str, Any] = {"driver": args.get("format") or "", "read-only": read_only,
+    opts: dict[str, Any] = {"driver": args.get("format") or PROBE, "read-only": read_only,
                             "file": {"driver": "file", "filename": args["filename"]}}
-    try:
-        with graph.transaction(restore_names=False):
-            if not opts["driver"]:
-                opts["driver"] = probe_format(graph.host_path(args["filename"]))
-            node = open_node(graph, opts, inherited={}, role=None)
-            _open_tray(engine, backend, args.get("force", False))
-            if backend.root is not None:
-                graph.detach_backend_root(backend)
-            graph.attach_backend_root(backend, node)
-    except GraphError as exc:
-        raise generic(str(exc)) from exc
+    with graph.transaction(restore_names=False):
+        node = open_node(graph, opts, inherited={}, role=None)
+        _open_tray(engine, backend, args.get("force", False))
+        rules.check_tray(graph, _device(backend), backend.debug_name, "remove")
+        if backend.root is not None:
+            graph.detach_backend_root(backend)
+        graph.attach_backend_root(backend, node)
     if backend.tray_open:
         _tray_moved(engine, backend, False)
     return {}
@@ -212,6 +196,8 @@ def change_medium(engine: Engine, args: dict[str, Any]) -> Any:
 @command("eject", Struct("eject", members({**_DEVICE_OR_ID, "*force": Bool()})))
 def eject(engine: Engine, args: dict[str, Any]) -> Any:
     backend = _backend(engine.graph, args.get("device"), args.get("id"))
+    rules.check_medium(engine.graph, _device(backend, with_medium=False),
+                       backend.debug_name, "eject", force=args.get("force", False))
     _open_tray(engine, backend, args.get("force", False))
     _remove_medium(engine, backend)
     return {}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from engine.formats.errors import ImageError
+from engine.graph import perms as P
 from engine.graph import rules
-from engine.graph.model import GraphError
+from engine.graph.model import Backend, BlockGraph, Node
 from engine.graph.opening import blockdev_add as open_blockdev
 from engine.graph.reopen import reopen
 from engine.qmp.block_info import debug_block_graph, query_named_block_nodes
@@ -15,26 +17,17 @@ from engine.qmp.block_schema import (
     BlockdevReopen,
     QueryNamedBlockNodes,
 )
-from engine.qmp.errors import QMPError, generic
 from engine.qmp.registry import command
+from engine.qmp.schema import Int, Str, Struct, members
+from engine.refusal import device_in_use, generic, invalid_parameter_value
 
 if TYPE_CHECKING:
     from engine.qmp.engine import Engine
 
 
-def to_qmp_error(exc: Exception) -> QMPError:
-    """GraphError / RuleViolation → the GenericError QEMU would answer."""
-    if isinstance(exc, rules.RuleViolation):
-        return QMPError(exc.error_class, str(exc))
-    return generic(str(exc))
-
-
 @command("blockdev-add", BlockdevOptions, boxed=True)
 def blockdev_add(engine: Engine, args: dict[str, Any]) -> Any:
-    try:
-        open_blockdev(engine.graph, args)
-    except (GraphError, rules.RuleViolation) as exc:
-        raise to_qmp_error(exc) from exc
+    open_blockdev(engine.graph, args)
     return {}
 
 
@@ -43,25 +36,21 @@ def blockdev_del(engine: Engine, args: dict[str, Any]) -> Any:
     graph = engine.graph
     name = args["node-name"]
     node = graph.find(name)
-    try:
-        rules.check_delete(graph, name,
-                           monitor_owned=node.monitor_owned if node is not None else None,
-                           job_blockers=tuple(reversed(node.job_blockers)) if node else ())
-    except rules.RuleViolation as exc:
-        raise to_qmp_error(exc) from exc
+    rules.check_delete(graph, name,
+                       monitor_owned=node.monitor_owned if node is not None else None)
     assert node is not None
+    below = [link.child for link in node.children.values()]
     with graph.transaction():
         graph.set(node, "monitor_owned", False)
         graph.release(node)
+        # children that stay lose what the deleted node asked of them
+        graph.refresh_perms([child for child in below if child.name in graph.nodes])
     return {}
 
 
 @command("blockdev-reopen", BlockdevReopen)
 def blockdev_reopen(engine: Engine, args: dict[str, Any]) -> Any:
-    try:
-        reopen(engine.graph, args["options"])
-    except (GraphError, rules.RuleViolation) as exc:
-        raise to_qmp_error(exc) from exc
+    reopen(engine.graph, args["options"])
     return {}
 
 
@@ -77,10 +66,55 @@ def x_blockdev_reopen(engine: Engine, args: dict[str, Any]) -> Any:
         raise generic(f"Cannot find node named '{exc.name}'") from exc
     except rules.ReferenceNotFound as exc:
         raise generic(f"Cannot find device= nor node_name={exc.name}") from exc
-    except (GraphError, rules.RuleViolation) as exc:
+    except rules.RuleViolation as exc:
         text = str(exc)
         raise generic(_OLD_TEXTS.get(text, text)) from exc
     return {}
+
+
+BlockResize = Struct("block_resize", members({"*device": Str(), "*node-name": Str(),
+                                             "size": Int()}))
+
+
+@command("block_resize", BlockResize)
+def block_resize(engine: Engine, args: dict[str, Any]) -> Any:
+    """Grow or shrink a node, as QEMU 7.2 does it: the node, the size, operation
+    blockers, a temporary user that needs to resize it (permissions), then the driver."""
+    graph = engine.graph
+    device = args.get("device")
+    node = graph.nodes[rules.lookup_bs(graph, device, args.get("node-name"))]
+    if args["size"] < 0:
+        raise invalid_parameter_value("size", "a >0 size")
+    if rules.first_blocker(graph, node.name, "resize") is not None:
+        raise device_in_use(device)
+    with graph.transaction():
+        user = resize_user(graph, node)
+    try:
+        _truncate(node, args["size"])
+    finally:
+        with graph.transaction():
+            graph.remove_backend(user)
+            graph.refresh_perms([node])
+    return {}
+
+
+def resize_user(graph: BlockGraph, node: Node) -> Backend:
+    """The anonymous user QEMU's block_resize attaches: resize, everything shared."""
+    backend = graph.add_backend(Backend(name="", device_kind="job", writable=False), None)
+    graph.attach_backend_root(backend, node, (P.RESIZE, P.ALL))
+    return backend
+
+
+def _truncate(node: Node, size: int) -> None:
+    if node.read_only:
+        raise generic("Image is read-only")
+    assert node.io is not None
+    try:
+        node.io.truncate(size)
+    except OSError as exc:
+        raise generic(exc.strerror or str(exc)) from exc
+    except ImageError as exc:
+        raise generic(exc.message) from exc
 
 
 @command("query-named-block-nodes", QueryNamedBlockNodes)

@@ -27,6 +27,13 @@ def query_version(engine: Engine, args: dict[str, Any]) -> Any:
     return {"qemu": dict(QEMU_VERSION), "package": PACKAGE}
 
 
+@command("quit")
+def quit_(engine: Engine, args: dict[str, Any]) -> Any:
+    """The engine answers ``{}``; the QMP server, seeing ``quit`` succeed, sends that
+    reply, then shuts down and closes the images (without a server it does nothing)."""
+    return {}
+
+
 @command("query-commands")
 def query_commands(engine: Engine, args: dict[str, Any]) -> Any:
     return [{"name": name} for name in engine.commands()]

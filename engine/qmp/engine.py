@@ -2,9 +2,9 @@
 
 :class:`Engine` owns the live block graph (:class:`engine.graph.model.BlockGraph`),
 one lock around every command and graph change, and the event listeners. Commands
-live in modules that register them with :func:`engine.qmp.registry.command`; the
-engine dispatches by name, checks arguments against the command's schema, then calls
-the handler with the lock held.
+live in modules that register them with :func:`engine.qmp.registry.command` (all
+imported by :mod:`engine.qmp.commands`); the engine dispatches by name, checks
+arguments against the command's schema, then calls the handler with the lock held.
 
 The engine is always in command mode: capability negotiation (the greeting, "Expecting
 capabilities negotiation", the second ``qmp_capabilities``) is the QMP server's
@@ -14,27 +14,19 @@ business, per connection. ``qmp_capabilities`` here just answers ``{}``.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.graph.model import BlockGraph
+from engine.qmp import commands as _commands  # noqa: F401  (the command table)
 from engine.qmp import registry
 from engine.qmp.errors import QMPError, command_not_found, generic
 from engine.qmp.schema import validate
 
 Listener = Callable[[dict[str, Any]], None]
-
-
-def _load_command_modules() -> None:
-    for name in registry.COMMAND_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # a real import error inside an existing module
-                raise
 
 
 class Engine:
@@ -49,7 +41,6 @@ class Engine:
 
     def __init__(self, root: Path | None = None, *, x_blockdev_reopen: bool = False,
                  rng_seed: int | None = None) -> None:
-        _load_command_modules()
         self.root = Path(root).resolve() if root is not None else None
         self.lock = threading.RLock()
         self.enabled_optional = {"x-blockdev-reopen"} if x_blockdev_reopen else set()
@@ -60,11 +51,7 @@ class Engine:
         self.graph = self._make_graph(rng_seed)
         self.closed = False
 
-    def _make_graph(self, rng_seed: int | None) -> Any:
-        try:
-            from engine.graph.model import BlockGraph
-        except ModuleNotFoundError:  # pragma: no cover - during bring-up only
-            return None
+    def _make_graph(self, rng_seed: int | None) -> BlockGraph:
         return BlockGraph(rng_seed=rng_seed, root=self.root)
 
     # -- commands -----------------------------------------------------------------

@@ -12,9 +12,9 @@ Usage (the handler receives the engine and the validated arguments)::
 
 ``schema`` None means "no arguments" (any member is unexpected). ``boxed`` is
 informational (QEMU's boxed commands take one struct as their arguments). A
-module's commands exist once the module is imported; :mod:`engine.qmp.engine`
-imports the built-in command modules, other packages import theirs from their
-``__init__`` (or list them in :data:`COMMAND_MODULES`).
+module's commands exist once the module is imported: :mod:`engine.qmp.commands`
+imports every command module by name, so a missing one fails when the engine is
+imported, not as "command not found" later.
 """
 
 from __future__ import annotations
@@ -29,17 +29,6 @@ if TYPE_CHECKING:
     from engine.qmp.engine import Engine
 
 Handler = Callable[["Engine", dict[str, Any]], Any]
-
-#: Modules whose import registers commands; the engine imports each that exists.
-COMMAND_MODULES: list[str] = [
-    "engine.qmp.commands_core",
-    "engine.qmp.commands_block",
-    "engine.qmp.commands_backend",
-    "engine.jobs",
-    "engine.snapshots",
-    "engine.server.commands",
-]
-
 
 @dataclass(frozen=True)
 class Command:

@@ -3,7 +3,9 @@
 Commands declare their arguments with these types; :func:`validate` walks a JSON
 value the way QEMU's QObject input visitor does (members in declaration order,
 unexpected members at the end of each object, in QDict order) and raises the same
-``GenericError`` texts:
+``GenericError`` texts. The walk keeps its own stack (each type's :meth:`QType.visit`
+is a generator that yields the members to check next), so options nested a thousand
+deep are checked without deep recursion:
 
 * ``Parameter 'X' is missing`` / ``Parameter 'X' is unexpected`` /
   ``Invalid parameter type for 'X', expected: T`` name the member by its full path
@@ -15,12 +17,12 @@ unexpected members at the end of each object, in QDict order) and raises the sam
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.qdict import ghash_order, qdict_order
 from engine.qmp.errors import generic
-from engine.qmp.qdict import ghash_order, qdict_order
 
 Path = tuple[str | int, ...]
 
@@ -47,13 +49,26 @@ def _type_error(path: Path, expected: str) -> Exception:
     return generic(f"Invalid parameter type for '{full_name(path)}', expected: {expected}")
 
 
+#: a value still to check: its type, the value and its path
+Task = tuple["QType", Any, Path]
+
+
 class QType:
-    """Base of schema types; ``check`` raises QMPError or returns None."""
+    """Base of schema types.
+
+    ``check`` raises QMPError or returns None for the value itself; ``visit`` checks the
+    value and yields the members it contains for the caller to check, in QEMU's order
+    (a ``visit`` that resumes after its members runs the checks that come after them).
+    """
 
     name = "any"
 
     def check(self, value: Any, path: Path) -> None:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def visit(self, value: Any, path: Path) -> Iterator[Task]:
+        self.check(value, path)
+        return iter(())
 
 
 class AnyType(QType):
@@ -122,8 +137,11 @@ class ListOf(QType):
     def check(self, value: Any, path: Path) -> None:
         if not isinstance(value, list):
             raise _type_error(path, "array")
+
+    def visit(self, value: Any, path: Path) -> Iterator[Task]:
+        self.check(value, path)
         for i, item in enumerate(value):
-            self.element.check(item, (*path, i))
+            yield self.element, item, (*path, i)
 
 
 @dataclass(frozen=True)
@@ -149,17 +167,20 @@ class Struct(QType):
     def check(self, value: Any, path: Path) -> None:
         if not isinstance(value, dict):
             raise _type_error(path, "object")
-        self.check_members(value, path, self.fields)
 
-    def check_members(self, value: dict[str, Any], path: Path,
-                      fields: Sequence[Member], open_: bool | None = None,
-                      also_declared: Sequence[Member] = ()) -> None:
+    def visit(self, value: Any, path: Path) -> Iterator[Task]:
+        self.check(value, path)
+        yield from self.members_of(value, path, self.fields)
+
+    def members_of(self, value: dict[str, Any], path: Path,
+                   fields: Sequence[Member], open_: bool | None = None,
+                   also_declared: Sequence[Member] = ()) -> Iterator[Task]:
         for m in fields:
             if m.name not in value:
                 if not m.optional:
                     raise generic(f"Parameter '{full_name((*path, m.name))}' is missing")
                 continue
-            m.type.check(value[m.name], (*path, m.name))
+            yield m.type, value[m.name], (*path, m.name)
         if not (self.open if open_ is None else open_):
             declared = {m.name for m in fields} | {m.name for m in also_declared}
             extra = [k for k in ghash_order(qdict_order(value)) if k not in declared]
@@ -178,15 +199,14 @@ class Union(Struct):
     discriminator: str = "driver"
     variants: dict[str, tuple[Member, ...]] = field(default_factory=dict)
 
-    def check(self, value: Any, path: Path) -> None:
-        if not isinstance(value, dict):
-            raise _type_error(path, "object")
+    def visit(self, value: Any, path: Path) -> Iterator[Task]:
+        self.check(value, path)
         base = self.fields
-        Struct.check_members(self, value, path, base, open_=True)
+        yield from self.members_of(value, path, base, open_=True)
         variant = self.variants.get(value[self.discriminator])
         if variant is None:
             return
-        self.check_members(value, path, variant, open_=False, also_declared=base)
+        yield from self.members_of(value, path, variant, open_=False, also_declared=base)
 
 
 class Alternate(QType):
@@ -198,15 +218,18 @@ class Alternate(QType):
         self.obj, self.string, self.null = obj, string, null
 
     def check(self, value: Any, path: Path) -> None:
-        if isinstance(value, dict) and self.obj is not None:
-            self.obj.check(value, path)
-        elif isinstance(value, str) and self.string is not None:
-            self.string.check(value, path)
-        elif value is None and self.null:
-            return
-        else:
+        if not ((isinstance(value, dict) and self.obj is not None)
+                or (isinstance(value, str) and self.string is not None)
+                or (value is None and self.null)):
             raise generic(f"Invalid parameter type for '{plain_name(path)}', "
                           f"expected: {self.name}")
+
+    def visit(self, value: Any, path: Path) -> Iterator[Task]:
+        self.check(value, path)
+        if isinstance(value, dict) and self.obj is not None:
+            yield self.obj, value, path
+        elif isinstance(value, str) and self.string is not None:
+            yield self.string, value, path
 
 
 def validate(schema: QType | None, arguments: Any) -> None:
@@ -216,4 +239,11 @@ def validate(schema: QType | None, arguments: Any) -> None:
             first = ghash_order(qdict_order(arguments))[0]
             raise generic(f"Parameter '{first}' is unexpected")
         return
-    schema.check(arguments, ())
+    stack: list[Iterator[Task]] = [schema.visit(arguments, ())]
+    while stack:
+        task = next(stack[-1], None)
+        if task is None:
+            stack.pop()
+        else:
+            qtype, value, path = task
+            stack.append(qtype.visit(value, path))

@@ -19,10 +19,10 @@ names one (``backing is missing for …`` otherwise).
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from engine.formats.backing_names import options_of_name
 from engine.graph.snapshot import GraphSnapshot, NodeInfo
 
 #: Drivers with a ``backing`` option (COW formats).
@@ -39,15 +39,7 @@ _QUERY_OWNED = ("read-only", "cache", "detect-zeroes", "node-name", "driver")
 
 def json_filename_options(filename: str) -> dict[str, Any]:
     """The strong (non-child) options inside a ``json:{...}`` filename, else {}."""
-    if not filename.startswith("json:"):
-        return {}
-    try:
-        data = json.loads(filename[len("json:"):])
-    except ValueError:
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {k: v for k, v in data.items()
+    return {k: v for k, v in options_of_name(filename).items()
             if k != "driver" and k not in CHILD_MEMBERS and not isinstance(v, dict)}
 
 

@@ -191,13 +191,4 @@ def monitor_owned(ctx: PlanContext, node: str) -> bool | None:
 
 
 def _check_add(view: GraphSnapshot, intent: AddImage) -> None:
-    """``blockdev-add``'s refusals for an image opened by name (and its file node, and
-    the node backing it by reference), in QEMU's order."""
-    rules.check_new_node_name(view, intent.node_name)
-    if intent.file_node is not None:
-        rules.check_new_node_name(view, intent.file_node)
-        if intent.file_node == intent.node_name:
-            raise rules.DuplicateNodeName(intent.file_node)
-    if intent.backing is not None and view.node_info(intent.backing) is None:
-        missing = rules.ReferenceNotFound(intent.backing, intent.backing)
-        raise rules.RuleViolation(f"Could not open backing file: {missing}")
+    rules.check_add(view, intent.node_name, intent.file_node, intent.backing)

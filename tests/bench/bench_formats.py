@@ -1,7 +1,7 @@
 """engine/formats throughput: 256 MiB read and written, against qemu-io and qemu-img.
 
-Every figure is MiB/s of guest data, measured in the same run as its anchor
-doing the same work on the same machine (warm page cache for all of them):
+Every figure is MiB/s of guest data, the median of five runs of ours and five of the
+anchor doing the same work, taken in turns (warm page cache for all of them):
 
 - write 256 MiB of non-zero data sequentially into a fresh qcow2, as one request
   and as 1 MiB requests, vs ``qemu-io -c 'write -P 0x5a ...'`` (includes the final
@@ -12,7 +12,9 @@ doing the same work on the same machine (warm page cache for all of them):
 
 The whole-command anchors include starting the process (a few ms); ours include
 opening the image. The "request only" rows compare the request itself with the
-rate qemu-io prints for its own request (no process start, no open, no flush).
+rate qemu-io prints for its own request (no process start, no open, no flush); the
+buffer a request reads into is in memory before either clock starts (qemu-io fills
+its own with a pattern before it times the read, ours is written once beforehand).
 Target: at least qemu's throughput; below half is a bug.
 """
 
@@ -27,7 +29,7 @@ from pathlib import Path
 
 from engine.formats import ChainReader, create_qcow2, open_chain, open_image
 from engine.formats.buffers import aligned_buffer
-from tests.bench.report import Report, timed
+from tests.bench.report import Report, alternate, timed
 from tests.support.qemu import qemu_img, qemu_io
 
 SIZE = 256 << 20
@@ -40,18 +42,17 @@ def _mibps(seconds: float) -> float:
     return (SIZE / (1 << 20)) / seconds
 
 
-def _best(n: int, fresh: list[Path], fn: Callable[[], object]) -> float:
-    """Fastest of ``n`` runs, each starting with the output files absent (untimed).
+def _rate(fresh: list[Path], fn: Callable[[], object]) -> Callable[[], float]:
+    """A run of ``fn`` as MiB/s, starting with the output files absent (untimed).
 
     Rewriting a file that was truncated in place makes some filesystems (ext4's
     auto_da_alloc) write it back on close, which would time the disk, not us.
     """
-    best = float("inf")
-    for _ in range(n):
+    def run() -> float:
         for f in fresh:
             f.unlink(missing_ok=True)
-        best = min(best, timed(fn)[0])
-    return best
+        return _mibps(timed(fn)[0])
+    return run
 
 
 _RATE = re.compile(r"\(([0-9.]+) (B|KiB|MiB|GiB|TiB)/sec")
@@ -100,31 +101,33 @@ def _run(report: Report, tmp: Path) -> None:
         qemu_io(qemu_target, *[f"write -P 0x5a {off} 1M" for off in range(0, SIZE, CHUNK)])
 
     # image creation is a few ms of metadata for both sides; it is inside both timings
-    ours = _best(3, [ours_img], ours_write_one)
-    theirs = _best(3, [qemu_target], qemu_write_one)
-    report.add(BENCH, "write 256 MiB qcow2 (one request)", _mibps(ours), "MiB/s",
-               anchor=_mibps(theirs), anchor_name="qemu-io write", higher_is_better=True,
+    ours, theirs = alternate(_rate([ours_img], ours_write_one),
+                             _rate([qemu_target], qemu_write_one))
+    report.add(BENCH, "write 256 MiB qcow2 (one request)", ours, "MiB/s",
+               anchor=theirs, anchor_name="qemu-io write", higher_is_better=True,
                target=TARGET)
-    ours = _best(3, [ours_img], ours_write_chunks)
-    theirs = _best(3, [qemu_target], qemu_write_chunks)
-    report.add(BENCH, "write 256 MiB qcow2 (1 MiB requests)", _mibps(ours), "MiB/s",
-               anchor=_mibps(theirs), anchor_name="qemu-io write x256", higher_is_better=True,
+    ours, theirs = alternate(_rate([ours_img], ours_write_chunks),
+                             _rate([qemu_target], qemu_write_chunks))
+    report.add(BENCH, "write 256 MiB qcow2 (1 MiB requests)", ours, "MiB/s",
+               anchor=theirs, anchor_name="qemu-io write x256", higher_is_better=True,
                target=TARGET)
     qemu_img("compare", str(ours_img), str(qemu_target))   # same content, or this raises
 
     # the request alone, as qemu-io times its own: no process start, no open, no flush
-    op_times = []
-    for _ in range(3):
+    def ours_request() -> float:
+        ours_img.unlink(missing_ok=True)
         create_qcow2(ours_img, SIZE)
         with open_image(ours_img, writable=True) as img:
-            op_times.append(timed(lambda img=img: img.write(0, data))[0])
-    rates = []
-    for _ in range(3):
+            return _mibps(timed(lambda: img.write(0, data))[0])
+
+    def qemu_request() -> float:
         qemu_target.unlink(missing_ok=True)
         qemu_img("create", "-q", "-f", "qcow2", str(qemu_target), str(SIZE))
-        rates.append(qemu_io_rate(qemu_io(qemu_target, "write -P 0x5a 0 256M").stdout))
-    report.add(BENCH, "write 256 MiB qcow2 (request only)", _mibps(min(op_times)), "MiB/s",
-               anchor=max(rates), anchor_name="qemu-io write (its own timing)",
+        return qemu_io_rate(qemu_io(qemu_target, "write -P 0x5a 0 256M").stdout)
+
+    ours, theirs = alternate(ours_request, qemu_request)
+    report.add(BENCH, "write 256 MiB qcow2 (request only)", ours, "MiB/s",
+               anchor=theirs, anchor_name="qemu-io write (its own timing)",
                higher_is_better=True, target=TARGET)
 
     buf = aligned_buffer(2 * CHUNK)     # qemu-img convert moves 2 MiB per request too
@@ -138,18 +141,19 @@ def _run(report: Report, tmp: Path) -> None:
     def qemu_read() -> None:
         qemu_io(qemu_target, "read 0 256M")
 
-    ours = _best(3, [], ours_read)
+    ours, theirs = alternate(_rate([], ours_read), _rate([], qemu_read))
     assert buf[:] == b"\x5a" * len(buf)      # the last chunk really was read
-    theirs = _best(3, [], qemu_read)
-    report.add(BENCH, "read 256 MiB qcow2", _mibps(ours), "MiB/s", anchor=_mibps(theirs),
+    report.add(BENCH, "read 256 MiB qcow2", ours, "MiB/s", anchor=theirs,
                anchor_name="qemu-io read", higher_is_better=True, target=TARGET)
 
     whole = memoryview(aligned_buffer(SIZE))     # qemu-io's buffer is aligned too
+    whole[:] = b"\xab" * SIZE                   # and filled (paged in) before its clock
     with open_image(qemu_target) as img:
-        ours = min(timed(lambda: img.readinto(0, whole))[0] for _ in range(3))
-    rates = [qemu_io_rate(qemu_io(qemu_target, "read 0 256M").stdout) for _ in range(3)]
-    report.add(BENCH, "read 256 MiB qcow2 (request only)", _mibps(ours), "MiB/s",
-               anchor=max(rates), anchor_name="qemu-io read (its own timing)",
+        ours, theirs = alternate(
+            lambda: _mibps(timed(lambda: img.readinto(0, whole))[0]),
+            lambda: qemu_io_rate(qemu_io(qemu_target, "read 0 256M").stdout))
+    report.add(BENCH, "read 256 MiB qcow2 (request only)", ours, "MiB/s",
+               anchor=theirs, anchor_name="qemu-io read (its own timing)",
                higher_is_better=True, target=TARGET)
     whole.release()
 
@@ -176,9 +180,8 @@ def _run(report: Report, tmp: Path) -> None:
     def qemu_convert() -> None:
         qemu_img("convert", "-O", "raw", str(qemu_target), str(out_qemu))
 
-    ours = _best(3, [out_ours], ours_convert)
-    theirs = _best(3, [out_qemu], qemu_convert)
-    report.add(BENCH, "qcow2 -> raw 256 MiB", _mibps(ours), "MiB/s", anchor=_mibps(theirs),
+    ours, theirs = alternate(_rate([out_ours], ours_convert), _rate([out_qemu], qemu_convert))
+    report.add(BENCH, "qcow2 -> raw 256 MiB", ours, "MiB/s", anchor=theirs,
                anchor_name="qemu-img convert -O raw", higher_is_better=True, target=TARGET)
     assert out_ours.read_bytes() == out_qemu.read_bytes()
 

@@ -67,6 +67,31 @@ def test_media_commands_match_qemu(tmp_path: Path) -> None:
     assert len(results) == 23
 
 
+def test_a_medium_an_overlay_uses_is_not_taken_out(tmp_path: Path) -> None:
+    """Removing, ejecting or changing a medium that is another node's backing is
+    refused as QEMU refuses it (the operation blocker of the backing link), the same
+    rule the editor's preflight applies."""
+    overlay = {"driver": "qcow2", "node-name": "ov", "backing": "m1",
+               "file": {"driver": "file", "filename": "{dir}/disk.qcow2"}}
+    results = run_scenario(tmp_path, images, [
+        Step("blockdev-add", M1),
+        Step("blockdev-open-tray", {"id": "cd0"}),
+        Step("blockdev-insert-medium", {"id": "cd0", "node-name": "m1"}),
+        Step("blockdev-add", overlay),
+        Step("blockdev-remove-medium", {"id": "cd0"}),
+        Step("blockdev-close-tray", {"id": "cd0"}),
+        Step("eject", {"id": "cd0"}),
+        Step("blockdev-change-medium", {"id": "cd0", "filename": "{dir}/cd2.qcow2",
+                                        "format": "qcow2"}),
+        Step("query-block", {}, compare_return=True),
+        Step("blockdev-del", {"node-name": "ov"}),
+        Step("eject", {"id": "cd0"}),
+        Step("query-block", {}, compare_return=True),
+    ], peers=[("qemu-system", qemu_with_cdrom), ("engine", engine_with_cdrom)])
+    refused = [r for r in results if "error" in r.replies[0]]
+    assert len(refused) == 3
+
+
 def test_tray_events_and_disk_backend(tmp_path: Path) -> None:
     create(tmp_path / "disk.qcow2", "1M")
     eng = Engine()

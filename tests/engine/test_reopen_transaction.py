@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
 import pytest
 
+from engine.formats.hostfile import HostFile
 from engine.graph.model import Node
 from engine.qmp import Engine, QMPError
 from tests.support.qemu import create
@@ -185,23 +187,20 @@ def test_unsupported_drivers_and_options_are_refused_cleanly(tmp_path: Path) -> 
 
 def test_image_that_cannot_be_reopened_rolls_back(engine: Engine, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.graph import images
-    from engine.graph.model import GraphError
-
     engine.execute("blockdev-reopen", {"options": [
         qcow2(tmp_path, "hd0", backing=None, **{"read-only": True})]})
     hd0 = engine.graph.find("hd0")
     assert hd0 is not None
     image_before, snap_before, fds = hd0.image, engine.graph.snapshot(), _fds()
-    real_open = images.open_format_image
+    real_reopen = HostFile.reopen
 
-    def refuse_rw(path: str, fmt: str, writable: bool) -> object:
-        if writable:
-            raise GraphError(f"Could not reopen file: Permission denied ({path})")
-        return real_open(path, fmt, writable)
+    def refuse_rw(self: HostFile, writable: bool) -> HostFile:
+        if writable:      # what a file without write permission answers a non-root user
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES), "/proc/self/fd/x")
+        return real_reopen(self, writable)
 
-    monkeypatch.setattr(images, "open_format_image", refuse_rw)
-    with pytest.raises(QMPError, match="Could not reopen file: Permission denied"):
+    monkeypatch.setattr(HostFile, "reopen", refuse_rw)
+    with pytest.raises(QMPError, match=r"Could not open '.*hd0.qcow2': Permission denied"):
         engine.execute("blockdev-reopen", {"options": [
             qcow2(tmp_path, "hd2", backing="hd1"), qcow2(tmp_path, "hd0", backing=None)]})
     assert hd0.image is image_before and hd0.read_only

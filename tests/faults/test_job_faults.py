@@ -132,6 +132,7 @@ JOBS = {
 }
 
 
+@pytest.mark.engine_writes_damaged_images
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(JOBS))
 def test_job_interrupted_by_io_error(golden: Path, case: str) -> None:

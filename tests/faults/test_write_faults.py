@@ -73,6 +73,7 @@ def _clusters_old_or_new(before: bytes, after: bytes, offset: int, data: bytes) 
 OFFSET, DATA = 0x5_0800, bytes([0x5A]) * (3 * CLUSTER)
 
 
+@pytest.mark.engine_writes_damaged_images
 @pytest.mark.parametrize("op,err", [("write", errno.ENOSPC), ("write", errno.EIO),
                                     ("flush", errno.EIO)])
 def test_qcow2_write_interrupted_at_every_point(chain: Path, op: str, err: int) -> None:
@@ -127,6 +128,7 @@ def test_header_rewrite_interrupted_at_every_point(chain: Path, op: str) -> None
         assert info(path)["backing-filename"] in ("base.raw", new_name)
 
 
+@pytest.mark.engine_writes_damaged_images
 def test_image_creation_on_a_full_disk_reports_enospc(tmp_path: Path) -> None:
     path = tmp_path / "new.qcow2"
     counter = Counter(str(path), "write")

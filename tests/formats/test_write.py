@@ -248,6 +248,7 @@ def _header_state(path: Path) -> tuple[str | None, str | None]:
         return img.backing_file, img.backing_format
 
 
+@pytest.mark.engine_writes_damaged_images
 @pytest.mark.parametrize("start_opts,new", [
     ("compat=1.1", ("deep/er/base2.qcow2", "qcow2")),    # rename, same format
     ("compat=1.1", ("other.raw", "raw")),               # new name and format

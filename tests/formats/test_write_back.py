@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from engine.formats import create_qcow2, fileio, open_image
 from engine.formats.errors import ImageIOError
-from engine.jobs.faults import FaultInjector
+from engine.graph.faults import FaultInjector
 from tests.formats.crashsim import apply, recording
 from tests.formats.test_write import GiB, MiB, Twin, fresh, payload
 from tests.support.qemu import check, compare, qemu_img
@@ -195,6 +195,7 @@ def test_a_failed_request_takes_back_only_itself(tmp_path: Path, cluster: int) -
     twin.close_and_verify()
 
 
+@pytest.mark.engine_writes_damaged_images
 def test_a_failed_barrier_drops_pending_writes_and_the_flush_says_so(tmp_path: Path) -> None:
     twin = fresh(tmp_path, 64 * MiB)
     twin.write(0, b"\x77" * MiB)

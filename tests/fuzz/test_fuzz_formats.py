@@ -76,6 +76,7 @@ def test_corpus_is_present_and_valid(tmp_path: Path) -> None:
             exercise(materialise(seed, [], work))
 
 
+@pytest.mark.engine_writes_damaged_images
 @pytest.mark.slow
 @fuzz_settings(short_examples=250)
 @given(case=mutated_seed())
@@ -88,6 +89,7 @@ def test_mutated_images_fail_only_with_image_errors(tmp_path_factory: pytest.Tem
         exercise(path)
 
 
+@pytest.mark.engine_writes_damaged_images
 @pytest.mark.slow
 @fuzz_settings(short_examples=40)
 @given(seed=st.sampled_from(SEEDS), blob=st.binary(min_size=0, max_size=600),

@@ -89,7 +89,8 @@ def test_stream_cancel_while_running(tmp_path: Path) -> None:
         WaitStatus("s0", "running"),
         Cmd("block-job-cancel", {"device": "s0"}, compare_graph=False),
         done("s0"),
-    ], IMAGES, compare_progress=False)  # where a pause catches a throttled job is timing
+    ], IMAGES, compare_progress=False, compare_allocation=False)
+    # where a pause catches a throttled job (and so what it copied) is timing
 
 
 def test_intermediate_commit(tmp_path: Path) -> None:

@@ -63,6 +63,10 @@ def test_json_filename_strong_options() -> None:
     name = 'json:{"offset": 1048576, "driver": "raw", "file": {"driver": "file", "filename": "/x"}}'
     assert json_filename_options(name) == {"offset": 1048576}
     assert json_filename_options("/plain/file") == {}
+    # dotted keys name a child's options, as QEMU reads them, not the node's own
+    dotted = 'json:{"driver": "raw", "file.driver": "file", "file.filename": "/x", "size": 512}'
+    assert json_filename_options(dotted) == {"size": 512}
+    assert json_filename_options("json:[1]") == {}
 
 
 def test_renderings_and_old_reopen_command() -> None:

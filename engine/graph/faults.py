@@ -1,10 +1,10 @@
-"""Injected I/O failures for jobs, the engine's counterpart of QEMU's ``blkdebug``.
+"""Injected I/O failures, the engine's counterpart of QEMU's ``blkdebug``.
 
 QEMU's tests make a job fail by putting a ``blkdebug`` node with ``inject-error``
 under an image. The engine has a smaller seam: a :class:`FaultInjector` holds
-rules (file path, read or write, byte range, errno, once), and jobs wrap each
-image they touch in :class:`FaultyImage`, which raises the configured error
-before the real I/O happens. Images without a matching rule are not wrapped.
+rules (file path, read or write, byte range, errno, once), and every node's I/O
+(:mod:`engine.graph.io`) consults it while it has rules: a read fails where the
+layer whose image file a rule names holds data, a write wherever it overlaps.
 
 The same rules also work one level down, on the image *file*: install
 :meth:`FaultInjector.check` as the hook of :mod:`engine.formats.fileio` (the one
@@ -20,7 +20,6 @@ import errno as errno_mod
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 #: what a rule can fail; "flush" and "truncate" only at the file level (engine.formats.fileio)
 OPS = ("read", "write", "flush", "truncate")
@@ -59,6 +58,8 @@ class FaultInjector:
     def __init__(self) -> None:
         self._rules: list[FaultRule] = []
         self._lock = threading.Lock()
+        #: whether any rule exists (checked on every request, so a plain attribute)
+        self.active = False
 
     def add(self, path: str | os.PathLike[str], op: str = "read", *, errno: int = errno_mod.EIO,
             offset: int = 0, length: int | None = None, once: bool = False) -> FaultRule:
@@ -67,11 +68,13 @@ class FaultInjector:
         rule = FaultRule(os.fspath(path), op, errno, offset, length, once)
         with self._lock:
             self._rules.append(rule)
+            self.active = True
         return rule
 
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
+            self.active = False
 
     def has_rules_for(self, path: str) -> bool:
         real = os.path.realpath(path)
@@ -85,40 +88,3 @@ class FaultInjector:
                 if rule.matches(path, op, offset, length):
                     rule.hits += 1
                     raise InjectedIOError(rule.errno, os.strerror(rule.errno), path)
-
-    def wrap(self, image: Any) -> Any:
-        """``image`` itself, or a FaultyImage when some rule names its file."""
-        if self.has_rules_for(image.path):
-            return FaultyImage(image, self)
-        return image
-
-
-class FaultyImage:
-    """An Image proxy that consults the injector before reading or writing."""
-
-    def __init__(self, image: Any, injector: FaultInjector) -> None:
-        self._image = image
-        self._faults = injector
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._image, name)
-
-    def read(self, offset: int, length: int) -> bytes:
-        self._faults.check(self._image.path, "read", offset, length)
-        return bytes(self._image.read(offset, length))
-
-    def readinto(self, offset: int, view: memoryview, backing: Any = None, **kw: Any) -> None:
-        # Like blkdebug's read_aio, only reads that reach the file fail: ranges this
-        # layer stores as data, not zero or unallocated ones.
-        for ext in self._image.block_status(offset, len(view)):
-            if ext.state == "data":
-                self._faults.check(self._image.path, "read", ext.start, ext.length)
-        self._image.readinto(offset, view, backing, **kw)
-
-    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        self._faults.check(self._image.path, "write", offset, len(data))
-        self._image.write(offset, data)
-
-    def write_zeroes(self, offset: int, length: int) -> None:
-        self._faults.check(self._image.path, "write", offset, length)
-        self._image.write_zeroes(offset, length)

@@ -1,37 +1,81 @@
 """Job drivers that move image data: stream, commit and active commit.
 
-A driver gets opened images and a :class:`GraphHooks` object from the command
-that started it. The driver owns the data (chunked copy, ``on-error``, flush);
-the hooks own the graph and headers (filter nodes, frozen links, the backing
-change at the end) so the drivers can be exercised on bare image chains.
+A driver gets, from the command that started it, a way to find the nodes it reads
+and writes (a :class:`ChainLookup`, asked again whenever the graph changed: a
+``blockdev-reopen`` during the job changes what the next chunk reads) and a
+:class:`GraphHooks` object. The driver owns the data (chunked copy, ``on-error``,
+flush), reading and writing through the nodes' I/O (:mod:`engine.graph.io`), through
+the filter nodes the job inserted; the hooks own the graph and headers (filter nodes,
+frozen links, the backing change at the end).
 
 Order of effects, for crash safety: every copied byte is written and flushed
 before ``prepare`` rewrites a header or changes the graph. While copying, the
 target holds its metadata in memory (write-back mode, see
-:mod:`engine.formats.qcow2_write`): the job's one flush publishes it.
+:mod:`engine.formats.qcow2_write`): the job's one flush publishes it. Every request
+holds the graph's I/O lock, so a graph change waits for the chunk in flight.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from engine.formats import ChainReader
+from engine.graph.io.base import IOContext, NodeIO
 from engine.jobs.copy import (
     CHUNK,
     CopyError,
     WriteBatch,
     commit_step,
-    copy_runs,
     dirty_runs,
+    mirror_chunk,
     stream_step,
 )
 from engine.jobs.errors import JobFailed
-from engine.jobs.faults import FaultInjector
 from engine.jobs.job import ErrorAction, Job, JobDriver
+
+T = TypeVar("T")
+
+
+class ChainLookup(Generic[T]):
+    """The nodes a job works on, looked up again after every graph change."""
+
+    def __init__(self, ctx: IOContext, lookup: Callable[[], T]) -> None:
+        self.ctx = ctx
+        self._lookup = lookup
+        self._epoch = -1
+        self._value: T | None = None
+
+    def get(self) -> T:
+        if self._epoch != self.ctx.epoch or self._value is None:
+            self._value = self._lookup()
+            self._epoch = self.ctx.epoch
+        return self._value
+
+
+@dataclass
+class StreamLayers:
+    """``top`` (written), ``intermediates`` (whose allocation is copied up, top first)
+    and ``source`` (read: the filter above the top, whose reads fall through to what
+    lies below the top)."""
+
+    top: NodeIO
+    intermediates: list[NodeIO]
+    source: NodeIO
+
+
+@dataclass
+class CommitLayers:
+    """``above_base`` (whose allocation is copied down), ``base`` (written),
+    ``source`` (read: the top's guest view) and ``chain`` (every layer from the top to
+    the bottom, for the allocation an active commit copies by)."""
+
+    above_base: list[NodeIO]
+    base: NodeIO
+    source: NodeIO
+    chain: list[NodeIO] = field(default_factory=list)
 
 
 class GraphHooks:
@@ -52,6 +96,7 @@ class _Copy:
     """Shared loop of the copying drivers: chunks, pause points, on-error, progress."""
 
     length: int
+    ctx: IOContext
     chunk: int = CHUNK
     first_error: int = 0
     #: commit retries an ignored failure (QEMU's commit loop does), stream skips it
@@ -61,7 +106,8 @@ class _Copy:
         """Write what the batch still holds, with the job's on-error policy."""
         while True:
             try:
-                batch.flush()
+                with self.ctx.lock:
+                    batch.flush()
                 return
             except CopyError as exc:
                 action = job.error_action(False, exc.errno)
@@ -84,7 +130,8 @@ class _Copy:
                 return
             n = min(self.chunk, self.length - offset)
             try:
-                n, copied = do_step(offset, n)
+                with self.ctx.lock:
+                    n, copied = do_step(offset, n)
             except CopyError as exc:
                 action = job.error_action(exc.is_read, exc.errno)
                 if action == ErrorAction.REPORT:
@@ -100,56 +147,56 @@ class _Copy:
 
 
 @contextlib.contextmanager
-def _write_back(img: Any) -> Iterator[None]:
+def _write_back(target: NodeIO) -> Iterator[None]:
     """The job's target publishes metadata once per flush instead of once per batch."""
-    img.begin_write_back()
+    target.begin_write_back()
     try:
         yield
     finally:
-        img.end_write_back()
+        target.end_write_back()
 
 
-def _flush(img: Any) -> None:
+def _flush(target: NodeIO, ctx: IOContext) -> None:
     try:
-        img.flush()
+        with ctx.lock:
+            target.flush()
     except Exception as exc:
         raise JobFailed(getattr(exc, "errno", None) or errno.EIO) from exc
 
 
 @dataclass
 class StreamDriver(JobDriver):
-    """block-stream: pull data from ``intermediates`` into ``top``.
+    """block-stream: pull the data of the layers between the top and the base up into
+    the top. Nothing between them (the top is the base's overlay) means nothing to
+    stream: QEMU then finishes at once with len 0."""
 
-    ``below_top`` is the chain under the top (intermediates, base and its backing),
-    read for the guest view. An empty ``intermediates`` means nothing to stream
-    (QEMU then finishes at once with len 0).
-    """
-
-    top: Any
-    intermediates: Sequence[Any]
-    below_top: Sequence[Any]
+    layers: ChainLookup[StreamLayers]
+    ctx: IOContext
     hooks: GraphHooks = field(default_factory=GraphHooks)
-    faults: FaultInjector | None = None
     chunk: int = CHUNK
     job_type: str = "stream"
 
     def run(self, job: Job) -> Iterator[Any]:
-        if not self.intermediates:
-            return
-        wrap = self.faults.wrap if self.faults else (lambda img: img)
-        top = wrap(self.top)
-        inter = [wrap(i) for i in self.intermediates]
-        reader = ChainReader([wrap(i) for i in self.below_top])
-        copy = _Copy(self.top.virtual_size, self.chunk)
-        batch = WriteBatch(top)
-        with _write_back(self.top):
-            yield from copy.loop(job, lambda off, n: stream_step(top, inter, reader, off, n,
-                                                                 batch))
+        with self.ctx.lock:
+            first = self.layers.get()
+            if not first.intermediates:
+                return
+            top, length = first.top, first.top.length()
+        copy = _Copy(length, self.ctx, self.chunk)
+
+        def step(offset: int, n: int) -> tuple[int, int]:
+            now = self.layers.get()
+            return stream_step(now.top, now.intermediates, now.source, offset, n, batch)
+
+        # the job's requests run under the engine's lock, which a writer thread could not
+        # take while the job waits for it: the batch writes in this thread
+        with _write_back(top), WriteBatch(top, background=False) as batch:
+            yield from copy.loop(job, step)
             if job.cancel_requested:
                 return
             yield from copy.drain(job, batch)
             batch.release()
-            _flush(self.top)
+            _flush(top, self.ctx)
         if copy.first_error:
             raise JobFailed(copy.first_error)
 
@@ -165,18 +212,16 @@ class StreamDriver(JobDriver):
 
 @dataclass
 class CommitDriver(JobDriver):
-    """block-commit: push data of ``above_base`` (top … base's overlay) into ``base``.
+    """block-commit: push the data of the layers above the base down into the base.
 
-    ``top_chain`` is the whole chain from the top down (through the base), read for
-    the guest view. With ``active`` the job is an active commit: once in sync it
-    goes ``ready`` and waits for ``job-complete`` (pivot) or a cancel.
+    With ``active`` the job is an active commit: once in sync it goes ``ready`` and
+    waits for ``job-complete`` (pivot) or a cancel. A base shorter than the top grows
+    first (a fixed-size raw window refuses: the job fails).
     """
 
-    above_base: Sequence[Any]
-    base: Any
-    top_chain: Sequence[Any]
+    layers: ChainLookup[CommitLayers]
+    ctx: IOContext
     hooks: GraphHooks = field(default_factory=GraphHooks)
-    faults: FaultInjector | None = None
     chunk: int = CHUNK
     active: bool = False
     job_type: str = "commit"
@@ -187,23 +232,23 @@ class CommitDriver(JobDriver):
         return self.active
 
     def run(self, job: Job) -> Iterator[Any]:
-        wrap = self.faults.wrap if self.faults else (lambda img: img)
-        layers = [wrap(i) for i in self.above_base]
-        base = wrap(self.base)
-        reader = ChainReader([wrap(i) for i in self.top_chain])
-        copy = _Copy(self.top_chain[0].virtual_size, self.chunk, retry_ignored=True)
-        batch = WriteBatch(base)
-        with _write_back(self.base):
+        with self.ctx.lock:
+            first = self.layers.get()
+            base, length = first.base, first.source.length()
+            if not self.active:     # QEMU's commit counts the length before growing the base
+                job.set_remaining(length)
+            self._grow_base(base, length)
+        copy = _Copy(length, self.ctx, self.chunk, retry_ignored=True)
+        with _write_back(base), WriteBatch(base, background=False) as batch:
             if self.active:
-                yield from self._mirror(job, copy, batch, reader)
+                yield from self._mirror(job, copy, batch)
             else:
-                yield from copy.loop(job, lambda off, n: commit_step(layers, base, reader, off,
-                                                                     n, batch))
+                yield from copy.loop(job, lambda off, n: self._step(off, n, batch))
             if job.cancel_requested:
                 return
             yield from copy.drain(job, batch)
             batch.release()
-            _flush(self.base)
+            _flush(base, self.ctx)
         if copy.first_error:
             raise JobFailed(copy.first_error)
         if self.active:
@@ -211,12 +256,28 @@ class CommitDriver(JobDriver):
             while not (self.should_complete or job.cancel_requested):
                 yield Job.WAIT
 
-    def _mirror(self, job: Job, copy: _Copy, batch: WriteBatch,
-                reader: ChainReader) -> Iterator[Any]:
+    @staticmethod
+    def _grow_base(base: NodeIO, length: int) -> None:
+        if base.length() >= length:
+            return
+        try:
+            base.truncate(length)
+        except OSError as exc:
+            raise JobFailed(exc.errno or errno.EIO) from exc
+        except Exception as exc:
+            raise JobFailed(getattr(exc, "errno", None) or errno.EIO) from exc
+
+    def _step(self, offset: int, n: int, batch: WriteBatch) -> tuple[int, int]:
+        now = self.layers.get()
+        return commit_step(now.above_base, now.base, now.source, offset, n, batch)
+
+    def _mirror(self, job: Job, copy: _Copy, batch: WriteBatch) -> Iterator[Any]:
         """Active commit copies like QEMU's mirror: only the ranges allocated above the
         base count as work (len = those bytes, at the base's cluster granularity)."""
-        granularity = self.base.cluster_size or 65536
-        runs = dirty_runs(self.above_base, self.top_chain[0].virtual_size, granularity)
+        with self.ctx.lock:
+            now = self.layers.get()
+            granularity = now.base.cluster_size() or 65536
+            runs = dirty_runs(now.above_base, copy.length, granularity)
         job.set_remaining(sum(e - s for s, e in runs))
         for start, end in runs:
             offset = start
@@ -226,7 +287,9 @@ class CommitDriver(JobDriver):
                     return
                 n = min(copy.chunk, end - offset)
                 try:
-                    copy_runs(reader, batch, [(offset, offset + n)])
+                    with self.ctx.lock:
+                        now = self.layers.get()
+                        mirror_chunk(now.chain, now.source, batch, offset, offset + n)
                 except CopyError as exc:
                     action = job.error_action(exc.is_read, exc.errno)
                     if action == ErrorAction.REPORT:

@@ -1,0 +1,135 @@
+"""Format drivers: ``qcow2`` over its ``file`` child with its ``backing`` below, and
+``raw`` (a window of its ``file`` child, or all of it)."""
+
+from __future__ import annotations
+
+import errno
+
+from engine.formats.image import Extent, Image
+from engine.formats.qcow2 import Qcow2Image
+from engine.graph.io.base import IOContext, Node, NodeIO, Pending, Reopen
+
+
+class Qcow2IO(NodeIO):
+    """A qcow2 image read through the node's current ``file`` child; clusters it does
+    not allocate come from the current ``backing`` child (zeros without one)."""
+
+    def __init__(self, node: Node, ctx: IOContext, image: Qcow2Image) -> None:
+        super().__init__(node, ctx)
+        self._image = image
+        self._backing: NodeIO | None = None
+        self.data_path = image.path
+
+    @property
+    def image(self) -> Image:
+        return self._image
+
+    def resolve(self) -> None:
+        file_io = self.child_io("file")
+        if file_io is not None:
+            store = file_io.store()
+            if store is not self._image.store:
+                self._image.rebind(store)
+                self.data_path = self._image.path
+        self._backing = self.child_io("backing")
+        self._image.backing_reader = self._read_backing if self._backing is not None else None
+
+    def _read_backing(self, offset: int, view: memoryview) -> None:
+        backing = self._backing
+        if backing is None:
+            view[:] = bytes(len(view))
+        else:
+            backing.readinto(offset, view)
+
+    def _own_length(self) -> int:
+        return self._image.virtual_size
+
+    def _own_cluster_size(self) -> int | None:
+        return self._image.cluster_size
+
+    def _read_layer(self, offset: int, view: memoryview) -> list[Pending]:
+        pending: list[Pending] = []
+        backing = self._backing
+        if backing is None:
+            self._image.readinto(offset, view)
+        else:
+            self._image.readinto(offset, view,
+                                 lambda start, v: pending.append((backing, start, v)))
+        return pending
+
+    def _keep_reader(self) -> None:
+        # a header rewrite forgets the reader; the node still has its backing child
+        if self._image.backing_reader is None and self._backing is not None:
+            self._image.backing_reader = self._read_backing
+
+    def _write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        self._keep_reader()
+        self._image.write(offset, data)
+
+    def _write_zeroes(self, offset: int, length: int) -> None:
+        self._keep_reader()
+        self._image.write_zeroes(offset, length)
+
+    def _block_status(self, offset: int, length: int) -> list[Extent]:
+        return self._image.block_status(offset, length)
+
+    def _flush_own(self) -> None:
+        self._image.flush()
+
+    def _truncate_through(self, size: int) -> tuple[NodeIO, int] | None:
+        self._image.resize(size)
+        return None
+
+    def begin_write_back(self) -> None:
+        self._image.begin_write_back()
+
+    def end_write_back(self) -> None:
+        self._image.end_write_back()
+
+    def set_writable(self, writable: bool) -> Reopen | None:
+        if writable == self._image.writable:
+            return None
+        if writable and self._image.corrupt:
+            raise OSError(errno.EACCES, "qcow2: Image is corrupt; cannot be opened read/write")
+        return Reopen(lambda: self._image.set_writable(writable), lambda: None)
+
+    def close(self) -> None:
+        self._image.close()
+
+
+class RawIO(NodeIO):
+    """``raw``: guest byte *n* is byte ``offset`` + *n* of the ``file`` child, up to
+    ``size`` (or the child's end), as QEMU's raw format driver maps it."""
+
+    @property
+    def offset(self) -> int:
+        return int(self.node.options.get("offset", 0))
+
+    def resolve(self) -> None:
+        file_io = self.child_io("file")
+        self.data_path = file_io.host_name() if file_io is not None else None
+
+    def passthrough(self) -> tuple[NodeIO, int] | None:
+        file_io = self.child_io("file")
+        if file_io is None:
+            raise OSError(errno.ENOMEDIUM, "No medium found")
+        return file_io, self.offset
+
+    def _length_from(self, child_length: int) -> int:
+        offset = self.offset
+        if child_length < offset:
+            return 0
+        if "size" in self.node.options:
+            return min(int(self.node.options["size"]), child_length - offset)
+        return child_length - offset
+
+    @property
+    def image(self) -> Image | None:
+        return None
+
+    def _truncate_through(self, size: int) -> tuple[NodeIO, int] | None:
+        if "size" in self.node.options:
+            raise OSError(errno.ENOTSUP, "Cannot resize fixed-size raw disks")
+        below = self.passthrough()
+        assert below is not None
+        return below[0], size + self.offset

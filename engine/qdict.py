@@ -1,0 +1,99 @@
+"""The iteration order of QEMU's QDict, which decides JSON member order.
+
+QEMU keeps JSON objects in a 512-bucket hash table and walks it bucket by bucket;
+inside a bucket the key inserted last comes first. The order therefore depends only
+on the keys and their insertion order, and reproducing it lets the engine answer
+exactly like QEMU wherever the order shows: member order of replies, and which of
+several unexpected arguments an error names first.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from typing import Any
+
+_BUCKETS = 512
+_MASK = 0xFFFFFFFF
+
+
+@functools.lru_cache(maxsize=4096)
+def qdict_bucket(key: str) -> int:
+    """QEMU's bucket for ``key`` (cached: replies reuse a small set of member names)."""
+    data = key.encode()
+    value = (0x238F13AF * len(data)) & _MASK
+    for i, byte in enumerate(data):
+        value = (value + (byte << ((i * 5) % 24))) & _MASK
+    return ((1103515243 * value + 12345) & _MASK) % _BUCKETS
+
+
+def qdict_order(keys: Iterable[str]) -> list[str]:
+    """``keys`` (in insertion order) in the order QEMU iterates them."""
+    return list(_order(tuple(keys)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _order(keys: tuple[str, ...]) -> tuple[str, ...]:
+    indexed = list(enumerate(keys))
+    indexed.sort(key=lambda item: (qdict_bucket(item[1]), -item[0]))
+    return tuple(k for _, k in indexed)
+
+
+class QEMUOrdered(dict):  # type: ignore[type-arg]
+    """A dict that already iterates in QEMU's member order.
+
+    Sorting is not idempotent (two keys in one bucket swap places each time), so
+    serializers that order plain dicts by the rule leave these as they are.
+    """
+
+    __slots__ = ()
+
+
+def qdict_sorted(obj: Any) -> Any:
+    """A copy of ``obj`` whose dicts (recursively) iterate in QEMU's member order."""
+    if isinstance(obj, QEMUOrdered):  # a copy, in the order it already has
+        return QEMUOrdered((k, qdict_sorted(v)) for k, v in obj.items())
+    if isinstance(obj, dict):
+        return QEMUOrdered((k, qdict_sorted(obj[k])) for k in qdict_order(obj))
+    if isinstance(obj, list):
+        return [qdict_sorted(v) for v in obj]
+    return obj
+
+
+_GHASH_PRIMES = (1, 2, 3, 7, 13, 31, 61, 127, 251, 509, 1021, 2039, 4093, 8191, 16381)
+
+
+def _g_str_hash(key: str) -> int:
+    h = 5381
+    for byte in key.encode():
+        h = ((h << 5) + h + (byte if byte < 128 else byte - 256)) & _MASK
+    return h if h >= 2 else 2
+
+
+def ghash_order(keys: Iterable[str]) -> list[str]:
+    """``keys`` in the iteration order of a GLib string hash table filled in that order.
+
+    QEMU's input visitor tracks not-yet-visited members in such a table (filled in
+    QDict order); of several unexpected members it reports the first in this order.
+    """
+    table: list[str | None] = [None] * 8
+    shift = 3
+
+    def insert(tab: list[str | None], mod: int, key: str) -> None:
+        mask = len(tab) - 1
+        i = (_g_str_hash(key) * 11) % mod
+        step = 0
+        while tab[i] is not None:
+            step += 1
+            i = (i + step) & mask
+        tab[i] = key
+
+    for count, key in enumerate(keys, start=1):
+        insert(table, _GHASH_PRIMES[shift], key)
+        if len(table) <= count + count // 16:
+            shift = max(3, int(count * 1.333).bit_length())
+            old, table = table, [None] * (1 << shift)
+            for k in old:
+                if k is not None:
+                    insert(table, _GHASH_PRIMES[shift], k)
+    return [k for k in table if k is not None]
