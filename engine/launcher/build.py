@@ -12,10 +12,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.formats.errors import ImageError
+from engine.formats.probe import open_image
 from engine.graph import perms as P
-from engine.graph.images import open_format_image
 from engine.graph.model import Backend, GraphError
-from engine.graph.opening import blockdev_add, open_node, probe_format
+from engine.graph.opening import blockdev_add, open_node
 from engine.launcher.cmdline import (
     BLOCK_DEVICES,
     CommandLine,
@@ -132,11 +133,22 @@ def _drive(engine: Engine, option: Option, counters: dict[str, int], built: Buil
     built.drives[drive.id] = backend
 
 
+def _probe(path: str) -> str:
+    try:
+        image = open_image(path)
+    except ImageError as exc:
+        raise GraphError(getattr(exc, "message", str(exc))) from None
+    try:
+        return image.format or "raw"
+    finally:
+        image.close()
+
+
 def _with_probed_format(options: dict[str, Any]) -> dict[str, Any]:
     if "driver" in options:
         return options
     file_opts = options.get("file", {})
-    fmt = probe_format(file_opts.get("filename", "")) if isinstance(file_opts, dict) else "raw"
+    fmt = _probe(file_opts.get("filename", "")) if isinstance(file_opts, dict) else "raw"
     return {"driver": fmt, **options}
 
 
@@ -151,7 +163,10 @@ def _header_backings(options: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(file_opts, dict) or file_opts.get("driver") != "file":
         return options
     path = str(file_opts.get("filename", ""))
-    image = open_format_image(path, str(options["driver"]), writable=False)
+    try:
+        image = open_image(path, str(options["driver"]))
+    except ImageError as exc:
+        raise GraphError(getattr(exc, "message", str(exc))) from None
     try:
         name = getattr(image, "backing_file", None)
         fmt = getattr(image, "backing_format", None)
@@ -161,7 +176,7 @@ def _header_backings(options: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in options.items() if k != "backing"}
     if not os.path.isabs(name):
         name = os.path.join(os.path.dirname(path), name)
-    level = {"driver": fmt or probe_format(name), "file": {"driver": "file", "filename": name},
+    level = {"driver": fmt or _probe(name), "file": {"driver": "file", "filename": name},
              **backing}
     return {**options, "backing": _header_backings(level)}
 

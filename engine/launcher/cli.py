@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.graph.opening import SUPPORTED_DRIVERS
+from engine.graph.drivers import DRIVERS, opens
 from engine.launcher.build import BuildError, build
 from engine.launcher.cmdline import (
     BLOCK_DEVICES,
@@ -59,10 +59,17 @@ class Monitor:
     server: bool = True
 
 
+def supported_drivers() -> list[str]:
+    """The block drivers the engine can open (what ``-drive format=help`` lists)."""
+    # the jobs' own filter drivers (commit_top, mirror_top) are not for users; QEMU
+    # does not list them either
+    return sorted(name for name in DRIVERS if opens(name) and not name.endswith("_top"))
+
+
 def help_text(option: Option) -> str:
     """What QEMU prints for a help query (only what the engine really has)."""
     if option.name == "-drive":
-        formats = " ".join(sorted(SUPPORTED_DRIVERS))
+        formats = " ".join(supported_drivers())
         return f"Supported formats: {formats}\nSupported formats (read-only): {formats}\n"
     if option.name in ("-machine", "-M"):
         width = max(len(n) for n, _ in MACHINES)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from engine.graph.opening import SUPPORTED_DRIVERS
+from engine.launcher.cli import supported_drivers
 
 pytestmark = pytest.mark.qemu
 
@@ -47,7 +47,7 @@ def test_refusals_match_qemu(options: list[str]) -> None:
 def test_format_help_lists_only_the_engines_drivers() -> None:
     out = _run([sys.executable, "-m", "gui.cli", "qemu", "-drive", "format=help"]).stdout
     lines = out.splitlines()
-    assert lines[0].split(":")[1].split() == sorted(SUPPORTED_DRIVERS)
+    assert lines[0].split(":")[1].split() == supported_drivers()
     assert lines[1].startswith("Supported formats (read-only):")
 
 
