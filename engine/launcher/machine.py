@@ -3,7 +3,8 @@
 A ``qemu-system`` monitor answers more than the block layer: ``human-monitor-command``
 (here the ``qemu-io`` HMP command, see :mod:`.hmp`), ``device_add``/``device_del`` of
 block devices (with ``DEVICE_DELETED``), ``object-add``/``object-del`` of iothreads,
-and ``query-status``. :class:`Machine` adds those in front of an
+and ``query-status``; other objects (throttle groups) are the engine's.
+:class:`Machine` adds those in front of an
 :class:`engine.qmp.Engine` for the launcher only, so that ``blockgraph serve`` stays
 a storage daemon's monitor.
 """
@@ -113,7 +114,7 @@ def _object_add(machine: Machine, args: dict[str, Any]) -> Any:
         raise generic("Parameter 'qom-type' is missing" if qom_type is None
                       else "Parameter 'id' is missing")
     if qom_type != "iothread":
-        raise generic(f"Invalid parameter '{qom_type}': the engine models no such object")
+        return machine.engine.execute("object-add", args)   # throttle groups and others
     if obj_id in machine.built.iothreads:
         raise generic(f"attempt to add duplicate property '{obj_id}' to object "
                       "(type 'container')")
@@ -124,7 +125,7 @@ def _object_add(machine: Machine, args: dict[str, Any]) -> Any:
 def _object_del(machine: Machine, args: dict[str, Any]) -> Any:
     obj_id = args.get("id")
     if obj_id not in machine.built.iothreads:
-        raise generic(f"object '{obj_id}' not found")
+        return machine.engine.execute("object-del", args)
     machine.built.iothreads.remove(obj_id)
     return {}
 
