@@ -190,7 +190,11 @@ async def _serve(machine: Machine, mons: list[Monitor], qtest: str | None) -> in
                 sock.setblocking(False)
                 await server.add_connection(sock)
         if qtest is not None:
-            tasks.append(asyncio.ensure_future(serve_qtest(qtest, VirtualClock())))
+            # the test harness holds the other end: when it goes, so does the engine
+            # (a harness that died or gave up on a launch never leaves one behind)
+            task = asyncio.ensure_future(serve_qtest(qtest, VirtualClock()))
+            task.add_done_callback(lambda _: server.request_stop())
+            tasks.append(task)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, server.request_stop)
