@@ -18,6 +18,8 @@ import engine
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "info": ("engine.formats.cli", "describe an image file, like qemu-img info"),
     "serve": ("engine.server.cli", "serve the bundled engine over QMP on a socket"),
+    "qemu": ("engine.launcher.cli", "start the bundled engine from a QEMU command line "
+                                    "(-drive, -blockdev, -device, -qmp...)"),
     "render": ("gui.commands.render", "draw a graph to SVG/PNG/DOT/JSON without a window"),
     "tour": ("gui.commands.tour", "run a guided tour of QMP block operations"),
     "replay": ("gui.commands.replay", "replay a recorded QMP script against an endpoint"),
@@ -31,6 +33,7 @@ USAGE = """\
 usage: blockgraph [--connect unix:PATH|tcp:HOST:PORT | --demo | IMAGE ...]
        blockgraph --connect qemu:///system      every libvirt VM of a connection at once
        blockgraph --list [--connect URI ...]   what this host offers to connect to
+       blockgraph --qemu-cmdline FILE|-        the block graph of a QEMU command line
        blockgraph SUBCOMMAND [ARGS ...]
 
 With no arguments, opens the editor on the bundled engine with a demo disk chain.

@@ -18,10 +18,10 @@ VENV="${BLOCKGRAPH_VENV:-$BLOCKGRAPH_ROOT/.venv}"
 # from PyPI (the venv's Python need not be Debian's, so Debian's python3-libvirt would
 # not import there);
 # libvirt-daemon-system-sysv picks the init-script flavour so that apt does not pull
-# systemd in as the init system. tests/test_runtime_dependencies.py checks that
+# systemd in as the init system; dpkg-dev unpacks QEMU's source for scripts/iotests. tests/test_runtime_dependencies.py checks that
 # nothing is missing.
 APT_PACKAGES=(
-  qemu-utils qemu-system-common qemu-system-x86 xvfb xauth graphviz python3-venv
+  qemu-utils qemu-system-common qemu-system-x86 xvfb xauth graphviz python3-venv dpkg-dev
   libvirt-daemon-system libvirt-daemon-system-sysv libvirt-daemon-driver-qemu
   libvirt-clients libvirt-dev pkg-config gcc libc6-dev python3-dev
   libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0

@@ -8,6 +8,7 @@ remote QEMU; this module only builds the :class:`~gui.session.address.Endpoint`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from engine.server.inprocess import InProcessServer
 from gui.session.address import Endpoint, parse_address, socket_endpoint
@@ -18,8 +19,10 @@ BUNDLED_LABEL = "bundled engine"
 class BundledPeer:
     """The bundled engine on a private thread, and the endpoint that reaches it."""
 
-    def __init__(self, root: Path | None = None) -> None:
-        self.server = InProcessServer(root=root)
+    def __init__(self, root: Path | None = None, engine: Any | None = None) -> None:
+        """``engine``: one already built (e.g. from a QEMU command line) instead of a
+        new, empty one; it is closed with the peer."""
+        self.server = InProcessServer(engine, root=root)
         self.endpoint: Endpoint = socket_endpoint(BUNDLED_LABEL, self.server.connect)
 
     def close(self) -> None:

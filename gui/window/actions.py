@@ -136,6 +136,9 @@ class ActionsWindow(QMainWindow):
                           "The bundled engine with demo disk chains")
         self.act_open = a("&Open image…", e.ask_open_image, QKeySequence.StandardKey.Open,
                           "Open an image file (and its backing chain) as a new node")
+        self.act_cmdline = a("Open QEMU &command line…", c.ask_command_line, "Ctrl+Shift+O",
+                             "Show the block graph a QEMU command line (ps, a libvirt log) "
+                             "builds, on the bundled engine")
         self.act_export = a("&Export…", self.ask_export, "Ctrl+E",
                             "Save the graph as SVG, PNG, PDF, DOT or JSON")
         self.act_disconnect = a("&Disconnect", c.disconnect_peer, None, "Close the connection")
@@ -208,7 +211,7 @@ class ActionsWindow(QMainWindow):
     def _build_menus(self) -> None:
         mb = self.menuBar()
         m = mb.addMenu("&File")
-        _add(m, (self.act_connect, self.act_demo, self.act_open))
+        _add(m, (self.act_connect, self.act_demo, self.act_open, self.act_cmdline))
         self.recent_menu = m.addMenu("Recent connections")
         self.fill_recent()
         _add(m, (None, self.act_export, self.act_save_script, self.act_replay, None,

@@ -23,14 +23,19 @@ from typing import Any
 from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtWidgets import QWidget
 
+from engine.launcher.build import BuildError
+from engine.launcher.cmdline import CommandLineError, program_of
+from engine.launcher.opened import open_command_line
 from gui.discovery.sockets import probe
 from gui.images.demo import build_demo
 from gui.session import ConnectFailed, ConnectionStatus, Endpoint, Session
 from gui.session.peers import BUNDLED_LABEL, BundledPeer, remote_endpoint
+from gui.widgets.command_line import CommandLineDialog
 from gui.widgets.dialogs import ConnectDialog
 from gui.window.bridge import SessionBridge
 
 MAX_RECENT = 8
+COMMAND_LINE_LABEL = "QEMU command line (bundled engine)"
 #: the safety re-read's interval unless the user chose another (settings: safety_interval)
 SAFETY_INTERVAL = 60
 #: what View → Re-read the graph… offers, in seconds (0: never)
@@ -57,6 +62,8 @@ class WindowConnection(QObject):
     #: a line for the status bar
     message = Signal(str)
     recentChanged = Signal()
+    #: a command line was opened with options blockgraph does not model (as written)
+    unmodelled = Signal(list)
 
     def __init__(self, settings: QSettings, parent: QWidget) -> None:
         super().__init__(parent)
@@ -164,6 +171,27 @@ class WindowConnection(QObject):
         self.message.emit(f"not connected to {label}" + (
             f"; still connected to {self.address}" if self.is_connected else ""))
 
+    async def open_command_line(self, text: str) -> bool:
+        """The bundled engine with the graph a QEMU command line builds; the options
+        blockgraph does not model are named in the status bar and a message."""
+        try:
+            opened = open_command_line(text)
+        except (CommandLineError, BuildError) as exc:
+            self.error.emit("Cannot open the QEMU command line", f"{program_of(text)}: {exc}")
+            return False
+        bundled = BundledPeer(engine=opened.machine)
+        if not await self.open_session(bundled.endpoint, COMMAND_LINE_LABEL, bundled):
+            return False
+        skipped = opened.unmodelled()
+        if skipped:
+            self.unmodelled.emit(skipped)
+            self.message.emit(f"QEMU command line: {len(skipped)} option"
+                              f"{'s' if len(skipped) != 1 else ''} not modelled: "
+                              + "; ".join(skipped))
+        else:
+            self.message.emit("QEMU command line: every option modelled")
+        return True
+
     async def open_remote(self, address: str) -> bool:
         try:
             endpoint = remote_endpoint(address)
@@ -187,6 +215,11 @@ class WindowConnection(QObject):
     # -- what the menus ask -------------------------------------------------------------
     def connect_to(self, address: str) -> None:
         self.spawn(self.open_remote(address), f"connect to {address}")
+
+    def ask_command_line(self) -> None:
+        text = CommandLineDialog.ask(self.parent_widget)
+        if text:
+            self.spawn(self.open_command_line(text), "open a QEMU command line")
 
     def open_demo(self) -> None:
         self.spawn(self.open_bundled(), "open the demo")

@@ -153,8 +153,13 @@ class MainWindow(ActionsWindow):
         self.error_label = ElidedLabel(minimum=80)
         self.error_label.setStyleSheet("color: #c62828;")
         self.message_label = ElidedLabel()
+        #: the options of an opened QEMU command line that blockgraph does not model
+        self.unmodelled_label = QLabel()
+        self.unmodelled_label.setStyleSheet("color: #8d6e00;")
+        self.unmodelled_options: list[str] = []
         bar.addWidget(self.message_label, 3)
         bar.addWidget(self.error_label, 2)
+        bar.addPermanentWidget(self.unmodelled_label)
         bar.addPermanentWidget(self.peer_label)
         bar.addPermanentWidget(self.conn_label)
 
@@ -194,6 +199,7 @@ class MainWindow(ActionsWindow):
         c.failed.connect(self._on_failed)
         c.message.connect(self.show_message)
         c.recentChanged.connect(self.fill_recent)
+        c.unmodelled.connect(self.show_unmodelled)
         self.edits.status.connect(self.show_message)
         self.edits.failed.connect(self._edit_failed)
         self.edits.succeeded.connect(self.clear_error)
@@ -303,6 +309,13 @@ class MainWindow(ActionsWindow):
 
     def show_message(self, text: str) -> None:
         self.message_label.setText(text)
+
+    def show_unmodelled(self, options: list[str]) -> None:
+        """Name the options of an opened command line that the graph does not show."""
+        self.unmodelled_options = list(options)
+        self.unmodelled_label.setText(f"{len(options)} option{'s' if len(options) != 1 else ''}"
+                                      " not modelled" if options else "")
+        self.unmodelled_label.setToolTip("Not modelled by blockgraph:\n" + "\n".join(options))
 
     def show_error(self, text: str) -> None:
         """The last error, said once: in the error label (whole text in its tooltip);
