@@ -37,10 +37,12 @@ class Need(enum.IntEnum):
     NODES = 3     # the graph and the node list, whether the links changed or not
 
 
-#: Job statuses in which the job makes progress: its progress is polled meanwhile.
-PROGRESSING = frozenset({"created", "running", "ready", "waiting", "pending", "aborting"})
+#: Job statuses in which the job makes progress: its progress is polled meanwhile. A
+#: ready job is not among them: it has copied everything and waits for the user (its
+#: figures move only with the guest's writes), and every way out of it is an event.
+PROGRESSING = frozenset({"created", "running", "waiting", "pending", "aborting"})
 #: Job statuses of a job that exists and has not ended (concluded jobs wait for dismiss).
-ACTIVE = PROGRESSING | {"paused", "standby"}
+ACTIVE = PROGRESSING | {"ready", "paused", "standby"}
 #: Statuses whose event means job nodes (and a job's filter) appeared or went away.
 _STRUCTURAL_STATUSES = frozenset({"created", "concluded", "null", "aborting"})
 

@@ -69,6 +69,38 @@ async def test_another_clients_job_is_followed_by_its_events_alone(
         await session.close()
 
 
+async def test_a_ready_job_waits_unpolled_and_its_end_is_an_event(
+        any_peer: Peer, tmp_path: Path) -> None:
+    """A ready job (an active commit waiting for its completion) has copied everything:
+    the session stops asking for its progress and learns of its end from the events."""
+    files = chain(tmp_path)
+    qemu_io(files["top"], "write -P 0x22 0 64k")
+    session = Session(any_peer.endpoint, poll_interval=None, job_poll_interval=0.05)
+    await session.connect()
+    try:
+        add_by_reference(any_peer.ok, files)
+        any_peer.ok("block-commit", {"job-id": "c0", "device": "top"})
+        await wait_for(lambda: "c0" in session.jobs and session.jobs["c0"].status == "ready")
+        # nothing is scheduled, whenever one looks (another client's round trips space
+        # the looks; a polled job would have a deadline set nearly all the time)
+        await wait_for(lambda: session.poll_deadline is None)
+        looks = []
+        for _ in range(20):
+            any_peer.ok("query-jobs")
+            await asyncio.sleep(0)
+            looks.append(session.poll_deadline)
+        assert looks == [None] * 20
+        mark = session.traffic.last_seq
+        any_peer.ok("job-complete", {"id": "c0"})
+        await wait_for(lambda: "c0" not in session.jobs and "job:c0" not in session.snapshot.nodes)
+        received = [e.message.get("event") for e in session.traffic.since(mark)
+                    if e.direction == "received" and "event" in e.message]
+        assert "BLOCK_JOB_COMPLETED" in received
+        await wait_for(lambda: session.poll_deadline is None)
+    finally:
+        await session.close()
+
+
 async def test_idle_session_sends_nothing_and_a_safety_interval_can_be_set(
         any_peer: Peer) -> None:
     any_peer.ok("blockdev-add", {"driver": "null-co", "node-name": "n0"})
