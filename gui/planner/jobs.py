@@ -112,7 +112,8 @@ def plan_commit(ctx: PlanContext, intent: Commit) -> Plan:
         steps: tuple[Any, ...] = (
             QmpCommand("block-commit", args), WaitJob(job_id, ("ready",)),
             QmpCommand("job-complete", {"id": job_id}), WaitJob(job_id, ("null",)))
-        moved = tuple(EdgeFact(e.parent, e.role, base) for e in graph.parents(intent.top)
+        moved = tuple(EdgeFact(_rekeyed(e.parent, intent.top, base), e.role, base)
+                      for e in graph.parents(intent.top)
                       if not e.parent.startswith("job:") and e.parent not in dropped)
         expected = Expectation(edges=moved, present=(base,) if base else ())
         kind = "active commit"
@@ -132,6 +133,14 @@ def plan_commit(ctx: PlanContext, intent: Commit) -> Plan:
         expected=expected,
         irreversible=f"the data of {', '.join(dropped)} is written into {base}",
     )
+
+
+def _rekeyed(parent: str, old_root: str, new_root: str | None) -> str:
+    """``parent``'s key once its root is ``new_root``: an anonymous backend (an export's)
+    is known by its root node's key, which changes with the root (named ones keep theirs)."""
+    if new_root is not None and parent == f"backend:#{old_root}":
+        return f"backend:#{new_root}"
+    return parent
 
 
 def _commit_warnings(graph: GraphSnapshot, top: str, base: str | None,

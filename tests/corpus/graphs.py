@@ -123,6 +123,30 @@ def _shared_args(d: Path) -> list[str]:
 SHARED_BASE = CorpusGraph("shared-base", "qsd", _shared_images, _shared_args)
 
 
+# -- a disk behind a throttle filter and its group, as libvirt's <throttlefilters> -------
+def _throttle_images(d: Path) -> None:
+    create(d / "base.qcow2", MiB)
+    qemu_io(d / "base.qcow2", "write -P 0x44 0 128k")
+    create(d / "disk.qcow2", MiB, backing=str(d / "base.qcow2"))
+    qemu_io(d / "disk.qcow2", "write -P 0x45 512k 64k")
+
+
+def _throttle_args(d: Path) -> list[str]:
+    return ["--object", "throttle-group,id=tg0,x-iops-total=1000,x-bps-total=10485760",
+            *_blockdev("qsd", _file(d / "base.qcow2", "base-file")),
+            *_blockdev("qsd", {"driver": "qcow2", "node-name": "base", "file": "base-file"}),
+            *_blockdev("qsd", _file(d / "disk.qcow2", "disk-file")),
+            *_blockdev("qsd", {"driver": "qcow2", "node-name": "disk", "backing": "base",
+                               "file": "disk-file"}),
+            *_blockdev("qsd", {"driver": "throttle", "node-name": "disk-throttle",
+                               "throttle-group": "tg0", "file": "disk"}),
+            "--nbd-server", f"addr.type=unix,addr.path={d}/nbd.sock",
+            "--export", "type=nbd,id=guest,node-name=disk-throttle,writable=on"]
+
+
+THROTTLED = CorpusGraph("throttled", "qsd", _throttle_images, _throttle_args)
+
+
 # -- a running and a paused job ----------------------------------------------------------
 def _job_images(d: Path) -> None:
     # a gibibyte of zero clusters to copy at one byte per second: every reopen that
@@ -217,4 +241,4 @@ VM = CorpusGraph("vm-q35", "qemu-system", _vm_images, _vm_args,
                         ("blockdev-open-tray", {"id": "sata0-0-2"})),
                  media=("spare.iso", "cd.iso", "disk0.qcow2", "base.qcow2"))
 
-CORPUS = (HEADER_CHAIN, JSON_NAMES, SHARED_BASE, JOBS, VM)
+CORPUS = (HEADER_CHAIN, JSON_NAMES, SHARED_BASE, THROTTLED, JOBS, VM)
