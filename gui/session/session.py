@@ -47,6 +47,10 @@ from gui.session.updates import Need, need_for_command, need_for_event
 
 log = logging.getLogger(__name__)
 
+#: the longest wait between re-reads of a graph that still shows an ended job
+STALE_JOB_READ_CAP = 5.0
+
+
 class Session:
     """A live connection to a QMP peer (see the package docstring for the API)."""
 
@@ -89,6 +93,7 @@ class Session:
         self._need = Need.NOTHING
         self._poll_deadline: float | None = None
         self._last_graph_read = 0.0
+        self._stale_reads = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._conn_tasks: set[asyncio.Task[Any]] = set()
         self._reconnect_task: asyncio.Task[Any] | None = None
@@ -402,7 +407,29 @@ class Session:
                            - asyncio.get_running_loop().time())
         if self._jobs.progressing and (graph_in is None or self.job_poll_interval < graph_in):
             return self.job_poll_interval, False
+        if self._shows_ended_jobs():
+            stale_in = min(self.job_poll_interval * 2 ** self._stale_reads, STALE_JOB_READ_CAP)
+            self._stale_reads += 1
+            if graph_in is None or stale_in < graph_in:
+                return stale_in, True
+        else:
+            self._stale_reads = 0
         return graph_in, True
+
+    def _shows_ended_jobs(self) -> bool:
+        """Whether the graph last read shows a job that QEMU's job list no longer has.
+
+        QEMU takes a job's links out of the graph when its last reference goes, which can
+        come after the job's last event (a command still holding the job, a clean-up
+        still running): a read right after that event still shows the job, and no event
+        will say it has gone. Such a graph is read again, sooner than the safety
+        interval and less often each time, until the job is gone from it."""
+        snapshot = self._read.snapshot
+        if snapshot is None:
+            return False
+        jobs = self._jobs.jobs
+        return any(node.kind == "block-job" and key.removeprefix("job:") not in jobs
+                   for key, node in snapshot.nodes.items())
 
     async def _keep_graph(self, link: QmpLink) -> None:
         """The update loop: sleeps until something calls for a read (see updates)."""
