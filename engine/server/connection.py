@@ -113,6 +113,11 @@ class Connection(asyncio.BufferedProtocol):
         self._output.clear()
         self._server.connection_closed(self)
 
+    @property
+    def writing_paused(self) -> bool:
+        """Whether this client's socket is full: nothing more is answered until it reads."""
+        return self._writing_paused
+
     def pause_writing(self) -> None:
         self._writing_paused = True
 

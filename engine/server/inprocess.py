@@ -74,6 +74,10 @@ class InProcessServer:
     def running(self) -> bool:
         return self._thread.is_alive()
 
+    def held_back(self) -> int:
+        """Clients the server answers no further until they read (see QMPServer)."""
+        return self._server.held_back()
+
     def connect(self) -> socket.socket:
         """A new client connection: the client end of a socket pair, already served."""
         if not self.running:

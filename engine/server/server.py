@@ -194,6 +194,11 @@ class QMPServer:
     def client_count(self) -> int:
         return len(self._connections)
 
+    def held_back(self) -> int:
+        """How many clients the server answers no further until they read what it has
+        answered them (their replies fill the socket; their commands wait)."""
+        return sum(1 for conn in list(self._connections) if conn.writing_paused)
+
     # -- connections -------------------------------------------------------------------
     def _connection(self) -> Connection:
         return Connection(self)

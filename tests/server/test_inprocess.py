@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from qemu.qmp import EventListener, ExecuteError, QMPClient
 
 from engine.server.inprocess import InProcessServer
 from tests.server.support import RawClient
+from tests.support.processes import wait_until
 from tests.support.qemu import create
 
 
@@ -135,7 +135,9 @@ def test_a_client_that_pipelines_many_commands_gets_every_reply(tmp_path: Path) 
                                      "id": i}).encode() for i in range(count))
         sender = threading.Thread(target=client.sock.sendall, args=(burst,))
         sender.start()
-        time.sleep(1)  # the whole burst is there before the client reads anything
+        # the server has answered until this client's socket is full, and waits for it
+        wait_until(lambda: server.held_back() == 1, "the server holding the client back",
+                   timeout=30)
         ids = [client.message()["id"] for _ in range(count)]
         sender.join(10)
         assert ids == list(range(count))
