@@ -151,6 +151,7 @@ class DomainBridge:
         self._writer: asyncio.StreamWriter | None = None
         self._callbacks: list[tuple[str, int]] = []
         self._closed = asyncio.Event()
+        self._name = dom.name()
 
     # -- runs on the libvirt thread ----------------------------------------------------
     async def serve(self, sock: socket.socket, version: Mapping[str, Any]) -> None:
@@ -177,7 +178,11 @@ class DomainBridge:
                     self._answer(message)
                 await writer.drain()
         except LibvirtError as exc:
-            log.info("bridge for %s: %s", self.dom.name(), exc)
+            log.info("bridge for %s: %s", self._name, exc)
+        except libvirt.libvirtError as exc:
+            # the libvirt connection itself failed (dropped, keepalive): the client sees
+            # the socket close, as with a QEMU that went away, and the reason is logged
+            log.warning("bridge for %s: libvirt: %s", self._name, exc)
         except (ConnectionError, OSError):
             pass
         finally:
@@ -213,7 +218,11 @@ class DomainBridge:
         try:
             return monitor_command(self.dom, command, arguments)
         except LibvirtError as exc:
-            if not self.dom.isActive():
+            try:
+                active = self.dom.isActive()
+            except libvirt.libvirtError:
+                active = False          # the connection is gone too
+            if not active:
                 self._closed.set()
             return {"error": {"class": "GenericError", "desc": exc.message}}
 
