@@ -60,6 +60,8 @@ server.bind(path)
 server.listen(1)
 with open(path + ".starts", "a") as log:
     log.write("start\\n")
+with open(sys.argv[sys.argv.index("--pidfile") + 1], "w") as pidfile:
+    pidfile.write("0\\n")          # initialized, as the real one says
 time.sleep(60)   # accepts nothing, greets nobody
 """
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
-from tests.support.qemu import QSD, connect_monitor
+from tests.support.qemu import QSD, connect_monitor, wait_until_initialized
 
 QEMU_SYSTEM = shutil.which("qemu-system-x86_64") or "qemu-system-x86_64"
 
@@ -44,10 +44,13 @@ class QemuProcess:
         self.socket_path = str(workdir / "qmp.sock")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.socket_path)
+        pidfile = str(workdir / "qsd.pid")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pidfile)
         if program == "qsd":
             argv = [QSD, "--chardev",
                     f"socket,path={self.socket_path},server=on,wait=off,id=m0",
-                    "--monitor", "chardev=m0", *args]
+                    "--monitor", "chardev=m0", "--pidfile", pidfile, *args]
         else:
             argv = [QEMU_SYSTEM, "-M", "q35", "-nodefaults", "-S", "-display", "none",
                     "-qmp", f"unix:{self.socket_path},server=on,wait=off", *args]
@@ -60,6 +63,8 @@ class QemuProcess:
                 self.proc.kill()
                 raise RuntimeError(f"{program} did not start: {out}")
             time.sleep(0.005)
+        if program == "qsd":
+            wait_until_initialized(pidfile, self.proc, deadline)
         sock: socket.socket = connect_monitor(self.socket_path, self.proc, deadline)
         self.qmp = QEMUMonitorProtocol(sock)
         self.qmp.connect(negotiate=True)

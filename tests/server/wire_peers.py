@@ -16,7 +16,6 @@ its connection before the next one opens.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import socket
 import subprocess
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 
 from engine.server.inprocess import InProcessServer
-from tests.support.qemu import QSD, connect_monitor
+from tests.support.qemu import QSD, connect_monitor, wait_until_initialized
 
 RESET = b"\xff\n"
 SENTINEL = b"bg-sentinel-7f3a"
@@ -75,15 +74,12 @@ class QsdWire:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> QsdWire:
+        pidfile = str(self.workdir / "qsd.pid")
         self.proc = subprocess.Popen(
             [QSD, "--chardev", f"socket,path={self.socket_path},server=on,wait=off,id=m",
-             "--monitor", "chardev=m"],
+             "--monitor", "chardev=m", "--pidfile", pidfile],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while not os.path.exists(self.socket_path):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("qemu-storage-daemon did not start")
-            time.sleep(0.01)
+        wait_until_initialized(pidfile, self.proc, time.monotonic() + 20)
         return self
 
     def exchange(self, chunks: list[bytes]) -> list[bytes]:

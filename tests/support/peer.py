@@ -20,7 +20,12 @@ import pytest
 
 from engine.server.inprocess import InProcessServer
 from gui.session import Endpoint, Session, socket_endpoint
-from tests.support.qemu import QSD, connect_monitor, start_until_greeted
+from tests.support.qemu import (
+    QSD,
+    connect_monitor,
+    start_until_greeted,
+    wait_until_initialized,
+)
 
 
 class RawMonitor:
@@ -85,7 +90,8 @@ class Peer:
 
     def _launch(self) -> socket.socket:
         """Start the daemon; return a socket connected to the test's own monitor."""
-        for path in (self.session_socket, self.aux_socket):
+        pidfile = os.path.join(os.path.dirname(self.aux_socket), "qsd.pid")
+        for path in (self.session_socket, self.aux_socket, pidfile):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
         self.proc = subprocess.Popen(
@@ -93,13 +99,10 @@ class Peer:
              "--chardev", f"socket,path={self.aux_socket},server=on,wait=off,id=a0",
              "--monitor", "chardev=a0",
              "--chardev", f"socket,path={self.session_socket},server=on,wait=off,id=s0",
-             "--monitor", "chardev=s0"],
+             "--monitor", "chardev=s0", "--pidfile", pidfile],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
-        while not (os.path.exists(self.session_socket) and os.path.exists(self.aux_socket)):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("qemu-storage-daemon did not start")
-            time.sleep(0.01)
+        wait_until_initialized(pidfile, self.proc, deadline)
         return connect_monitor(self.aux_socket, self.proc, deadline)
 
     def kill(self) -> None:
