@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from engine.graph.io.base import NodeIO
+from engine.graph.io.blkdebug import BlkdebugIO
 from engine.graph.io.copy_on_read import CopyOnReadIO
 from engine.graph.io.filters import BackingFilterIO
 from engine.graph.io.formats import Qcow2IO, RawIO
@@ -53,6 +54,11 @@ class Driver:
     io: type[NodeIO] | None = None
     #: the format driver has ``bdrv_refresh_filename`` of its own (never the file's name)
     own_filename: bool = False
+    #: the option (and role) that names the child a filter or format sits on
+    child_option: str = "file"
+    #: QEMU opens it by file name (``bdrv_file_open``): a format above it takes its
+    #: exact filename, as above a protocol node
+    file_open: bool = False
 
     @property
     def is_filter(self) -> bool:
@@ -69,6 +75,9 @@ class Driver:
 
 _FILE_IMMUTABLE = ("filename", "locking", "aio", "aio-max-batch", "pr-manager", "drop-cache")
 _NULL_IMMUTABLE = ("size", "latency-ns", "read-zeroes")
+#: a name ending in "." stands for every flattened option under it (``inject-error.0.event``)
+_BLKDEBUG_STRONG = ("config", "inject-error.", "set-state.", "align", "max-transfer",
+                    "opt-write-zero", "max-write-zero", "opt-discard", "max-discard")
 
 
 def _entries() -> list[Driver]:
@@ -99,7 +108,8 @@ def _entries() -> list[Driver]:
                reopen=True, io=ThrottleIO),
         Driver("preallocate", X, filtered_role="file", reopen=True),
         Driver("compress", X, filtered_role="file", writes_unchanged=True),
-        Driver("blkdebug", X, filtered_role="image", reopen=True),
+        Driver("blkdebug", X, filtered_role="image", child_option="image", reopen=True,
+               strong_options=_BLKDEBUG_STRONG, io=BlkdebugIO, file_open=True),
         Driver("copy-before-write", X, filtered_role="file"),
         *[Driver(n, X, filtered_role=r) for n, r in (
             ("blklogwrites", "file"), ("blkreplay", "image"), ("blkverify", "raw"),

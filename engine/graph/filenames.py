@@ -145,9 +145,10 @@ def _refresh(node: Node, names: dict[str, Any]) -> NodeNames:
     members: dict[str, str | Rope] = {"driver": json.dumps(node.driver)}
     strong = False
     for opt in ("filename", *spec.strong_options):
-        if opt in node.options and opt not in members:
-            members[opt] = json.dumps(node.options[opt])
-            strong = strong or opt != "filename"
+        for key, value in _given(node.options, opt):
+            if key not in members:
+                members[key] = json.dumps(value)
+                strong = strong or opt != "filename"
     for role, link in reversed(node.children.items()):
         if role != "backing" or overridden:
             members[role] = names[link.child.name].options
@@ -156,6 +157,37 @@ def _refresh(node: Node, names: dict[str, Any]) -> NodeNames:
     options = _rope(members)
     exact = _exact(node, names, generate_json=strong or overridden)
     return NodeNames(exact if exact else _json_filename(options), exact, options)
+
+
+def _given(options: dict[str, Any], opt: str) -> list[tuple[str, Any]]:
+    """The option ``opt`` as QEMU's flattened options hold it: itself, or for a name
+    ending in ``.`` every leaf below it (``inject-error.0.event``), in the order QEMU
+    copies them from the node's options (the order of its flattening, through QDict
+    iteration)."""
+    if not opt.endswith("."):
+        return [(opt, options[opt])] if opt in options else []
+    flat: list[tuple[str, Any]] = []
+    stack: list[tuple[str, Any]] = [(opt[:-1], options.get(opt[:-1]))]
+    while stack:
+        key, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((f"{key}.{k}", value[k])
+                         for k in reversed(qdict_order(_schema_order(value))))
+        elif isinstance(value, list):
+            stack.extend((f"{key}.{i}", v) for i, v in reversed(list(enumerate(value))))
+        elif value is not None and key != opt[:-1]:
+            flat.append((key, value))
+    values = dict(flat)
+    return [(key, values[key]) for key in qdict_order(values)]
+
+
+#: member order of the QAPI structs whose flattened members are strong options
+_MEMBER_ORDER = {name: i for i, name in enumerate((
+    "event", "state", "iotype", "errno", "sector", "once", "immediately", "new_state"))}
+
+
+def _schema_order(value: dict[str, Any]) -> list[str]:
+    return sorted(value, key=lambda k: _MEMBER_ORDER.get(k, len(_MEMBER_ORDER)))
 
 
 def _overridden(node: Node, names: dict[str, Any]) -> bool:
@@ -175,12 +207,25 @@ def _exact(node: Node, names: dict[str, Any], *, generate_json: bool) -> str | N
     if spec.own_filename:
         below = node.child(spec.filtered_role or "backing")
         return names[below.name].filename if below is not None else None
+    if node.driver == "blkdebug":
+        return _blkdebug_exact(node, names, strong=generate_json)
     if spec.is_filter or generate_json:
         return None
     primary = node.child("file")
-    if primary is None or not primary.spec.is_protocol:
+    if primary is None or not (primary.spec.is_protocol or primary.spec.file_open):
         return None
     return names[primary.name].exact  # type: ignore[no-any-return]
+
+
+def _blkdebug_exact(node: Node, names: dict[str, Any], *, strong: bool) -> str | None:
+    """``blkdebug:CONFIG:IMAGE`` while no option but ``config`` makes it a ``json:``."""
+    image = node.child("image")
+    exact = names[image.name].exact if image is not None else None
+    only_config = all(opt == "config" or not _given(node.options, opt)
+                      for opt in node.spec.strong_options)
+    if not exact or (strong and not only_config):
+        return None
+    return f"blkdebug:{node.options.get('config', '')}:{exact}"
 
 
 def _rope(members: dict[str, str | Rope]) -> Rope:

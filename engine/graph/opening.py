@@ -25,7 +25,7 @@ from engine.formats.errors import ImageError
 from engine.formats.hostfile import HostFile
 from engine.formats.probe import open_image_on, probe_format
 from engine.gc_pause import gc_paused
-from engine.graph import drivers, rules
+from engine.graph import blkdebug, drivers, rules
 from engine.graph.filenames import filename, full_backing_name
 from engine.graph.io.formats import Qcow2IO
 from engine.graph.io.protocol import FileIO
@@ -121,11 +121,15 @@ def _advance(graph: BlockGraph, frame: _Frame, result: Node | None) -> _Frame | 
         _attach_backing(graph, frame.node, result, inline=True)
         return None
     _settle(frame)
-    file_opt = frame.opts.get("file")
-    if file_opt is not None and not drivers.driver(frame.opts["driver"]).is_protocol:
+    spec = drivers.driver(frame.opts["driver"])
+    if spec.file_open and not spec.is_protocol:
+        # opened by file name (blkdebug): QEMU names the node before opening its child
+        _new_node(graph, frame, spec.name)
+    file_opt = frame.opts.get(spec.child_option)
+    if file_opt is not None and not spec.is_protocol:
         if isinstance(file_opt, dict):
             frame.waiting = "file"
-            return _Frame(file_opt, frame.settings["child_inherit"], "file",
+            return _Frame(file_opt, frame.settings["child_inherit"], spec.child_option,
                           opened=frame.opened)
         frame.file_target = graph.find(file_opt)
         if frame.file_target is None:
@@ -168,8 +172,34 @@ def _create(graph: BlockGraph, frame: _Frame) -> _Frame | None:
     driver = opts["driver"]
     if driver == PROBE:
         driver = _probe(frame.file_target)
+    node = frame.node if frame.node is not None else _new_node(graph, frame, driver)
+    child_option = node.spec.child_option
+    if frame.file_target is not None:
+        graph.attach(node, frame.file_target, child_option, inherits=frame.file_inline)
+        graph.refresh_perms([node])
+    if node.io is None:
+        node.io = _make_io(graph, node)
+    if not node.spec.cow or not ("backing" in opts or frame.header_backing):
+        return None
+    if "backing" not in opts:
+        _open_header_chain(graph, node, st["child_inherit"])
+        return None
+    value = opts["backing"]
+    if isinstance(value, dict):
+        frame.waiting = "backing"
+        return _Frame(value, st["child_inherit"], "backing", opened=frame.opened)
+    if value is not None and value != "":
+        _attach_reference(graph, node, value)
+    return None
+
+
+def _new_node(graph: BlockGraph, frame: _Frame, driver: str) -> Node:
+    """The node itself, named and in the graph (a protocol node with its resource)."""
+    opts, st = frame.opts, frame.settings
+    child_option = drivers.driver(driver).child_option
     node = Node(name="", driver=driver,
-                options={k: v for k, v in opts.items() if k not in _GENERIC_KEYS},
+                options={k: v for k, v in opts.items()
+                         if k not in _GENERIC_KEYS and k != child_option},
                 read_only=st["read_only"], read_only_explicit=st["explicit"],
                 force_share=st["force_share"],
                 detect_zeroes=opts.get("detect-zeroes", "off"),
@@ -186,23 +216,7 @@ def _create(graph: BlockGraph, frame: _Frame) -> _Frame | None:
         if node.io is not None:     # not in the graph: the rollback would not close it
             node.io.close()
         raise
-    if frame.file_target is not None:
-        graph.attach(node, frame.file_target, "file", inherits=frame.file_inline)
-        graph.refresh_perms([node])
-    if node.io is None:
-        node.io = _make_io(graph, node)
-    if not node.spec.cow or not ("backing" in opts or frame.header_backing):
-        return None
-    if "backing" not in opts:
-        _open_header_chain(graph, node, st["child_inherit"])
-        return None
-    value = opts["backing"]
-    if isinstance(value, dict):
-        frame.waiting = "backing"
-        return _Frame(value, st["child_inherit"], "backing", opened=frame.opened)
-    if value is not None and value != "":
-        _attach_reference(graph, node, value)
-    return None
+    return node
 
 
 def _probe(file_node: Node | None) -> str:
@@ -254,7 +268,10 @@ def _make_io(graph: BlockGraph, node: Node) -> Any:
     refusal = spec.io.option_error(graph.io, node.options)
     if refusal is not None:
         raise GraphError(refusal)
-    io = spec.io(node, graph.io)
+    try:
+        io = spec.io(node, graph.io)
+    except blkdebug.BlkdebugError as exc:
+        raise GraphError(str(exc)) from exc
     if node.driver == "copy-on-read" and "bottom" in node.options:
         io.frozen_base = _freeze_to_bottom(graph, node)
     return io
@@ -371,6 +388,11 @@ def _header_options(node: Node) -> dict[str, Any]:
         return opts
     if name.startswith("file:"):
         name = name[len("file:"):]
+    if name.startswith(blkdebug.PREFIX):
+        try:
+            return {"driver": fmt or PROBE, "file": blkdebug.filename_options(name)}
+        except blkdebug.BlkdebugError as exc:
+            raise GraphError(str(exc)) from exc
     return {"driver": fmt or PROBE, "file": {"driver": "file", "filename": name}}
 
 

@@ -101,6 +101,10 @@ class _Copy:
     first_error: int = 0
     #: commit retries an ignored failure (QEMU's commit loop does), stream skips it
     retry_ignored: bool = False
+    #: write this batch out after every chunk, so that a write error is the chunk's
+    #: (QEMU fails the chunk's own write): set when a filter below the target acts on
+    #: writes (``blkdebug``), where batching would move the error to the job's end
+    flush_each: WriteBatch | None = None
 
     def drain(self, job: Job, batch: WriteBatch) -> Iterator[Any]:
         """Write what the batch still holds, with the job's on-error policy."""
@@ -132,6 +136,8 @@ class _Copy:
             try:
                 with self.ctx.lock:
                     n, copied = do_step(offset, n)
+                    if self.flush_each is not None:
+                        self.flush_each.flush()
             except CopyError as exc:
                 action = job.error_action(exc.is_read, exc.errno)
                 if action == ErrorAction.REPORT:
@@ -154,6 +160,22 @@ def _write_back(target: NodeIO) -> Iterator[None]:
         yield
     finally:
         target.end_write_back()
+
+
+def writes_hooked(target: NodeIO) -> bool:
+    """Whether a node that acts on writes (:attr:`NodeIO.hooks_requests`) lies below
+    ``target`` where its writes go (its children but its backing)."""
+    work = [target.node]
+    seen: set[int] = set()
+    while work:
+        node = work.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.io is not None and node.io.hooks_requests:
+            return True
+        work.extend(link.child for role, link in node.children.items() if role != "backing")
+    return False
 
 
 def _flush(target: NodeIO, ctx: IOContext) -> None:
@@ -191,6 +213,7 @@ class StreamDriver(JobDriver):
         # the job's requests run under the engine's lock, which a writer thread could not
         # take while the job waits for it: the batch writes in this thread
         with _write_back(top), WriteBatch(top, background=False) as batch:
+            copy.flush_each = batch if writes_hooked(top) else None
             yield from copy.loop(job, step)
             if job.cancel_requested:
                 return
@@ -240,6 +263,7 @@ class CommitDriver(JobDriver):
             self._grow_base(base, length)
         copy = _Copy(length, self.ctx, self.chunk, retry_ignored=True)
         with _write_back(base), WriteBatch(base, background=False) as batch:
+            copy.flush_each = batch if writes_hooked(base) else None
             if self.active:
                 yield from self._mirror(job, copy, batch)
             else:
@@ -290,6 +314,8 @@ class CommitDriver(JobDriver):
                     with self.ctx.lock:
                         now = self.layers.get()
                         mirror_chunk(now.chain, now.source, batch, offset, offset + n)
+                        if copy.flush_each is not None:
+                            batch.flush()
                 except CopyError as exc:
                     action = job.error_action(exc.is_read, exc.errno)
                     if action == ErrorAction.REPORT:

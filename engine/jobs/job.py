@@ -445,6 +445,12 @@ class Job:
             self.iostatus = "ok"
         self.user_paused = False
         self.pause_count -= 1
+        if self.pause_count == 0 and self.paused:
+            # QEMU enters the job's coroutine from the command: it leaves its pause
+            # point (back to running or ready) before the command returns
+            self.paused = False
+            self.busy = True
+            self._transition(self._status_before_pause)
         self.manager.cond.notify_all()
 
     def user_cancel(self, force: bool) -> None:

@@ -147,9 +147,19 @@ def _probe(path: str) -> str:
 def _with_probed_format(options: dict[str, Any]) -> dict[str, Any]:
     if "driver" in options:
         return options
-    file_opts = options.get("file", {})
-    fmt = _probe(file_opts.get("filename", "")) if isinstance(file_opts, dict) else "raw"
+    path = _host_path(options.get("file", {}))
+    fmt = _probe(path) if path is not None else "raw"
     return {"driver": fmt, **options}
+
+
+def _host_path(file_opts: Any) -> str | None:
+    """The host file under a drive's format: its ``file`` node's, or under a
+    ``blkdebug`` filter opened by name (``blkdebug::PATH``), its image's."""
+    if isinstance(file_opts, dict) and file_opts.get("driver") == "blkdebug":
+        file_opts = file_opts.get("image")
+    if isinstance(file_opts, dict) and file_opts.get("driver", "file") == "file":
+        return str(file_opts.get("filename", ""))
+    return None
 
 
 def _header_backings(options: dict[str, Any]) -> dict[str, Any]:
@@ -159,10 +169,9 @@ def _header_backings(options: dict[str, Any]) -> dict[str, Any]:
     backing = options.get("backing")
     if not isinstance(backing, dict) or "driver" in backing:
         return options
-    file_opts = options.get("file")
-    if not isinstance(file_opts, dict) or file_opts.get("driver") != "file":
+    path = _host_path(options.get("file"))
+    if path is None:
         return options
-    path = str(file_opts.get("filename", ""))
     try:
         image = open_image(path, str(options["driver"]))
     except ImageError as exc:

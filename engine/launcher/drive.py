@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.graph import blkdebug
 from engine.launcher.opts import OptsError, dotted_tree, parse_bool, split_opts
 
 INTERFACES = ("ide", "scsi", "floppy", "pflash", "mtd", "sd", "virtio", "none", "xen")
@@ -108,7 +109,10 @@ def parse_drive(text: str, counters: dict[str, int]) -> Drive:
         file_opts = _file_options(filename)
         file_opts.update(root.pop("file", {}) if isinstance(root.get("file"), dict) else {})
         if "aio" in opts:
-            file_opts["aio"] = opts["aio"]
+            # the host file's option, below a filter opened by name (blkdebug::IMAGE)
+            host = file_opts["image"] if file_opts["driver"] == "blkdebug" else file_opts
+            if isinstance(host, dict) and host.get("driver") == "file":
+                host["aio"] = opts["aio"]
         if "driver" in root and root["driver"] not in ("file", "raw-file"):
             root["file"] = file_opts
         elif "driver" not in root:
@@ -131,6 +135,11 @@ def _file_options(filename: str) -> dict[str, Any]:
         except json.JSONDecodeError:
             raise DriveError(f"Could not parse the JSON options of '{filename}'") from None
         return _undot(value)
+    if filename.startswith(blkdebug.PREFIX):
+        try:
+            return blkdebug.filename_options(filename)
+        except blkdebug.BlkdebugError as exc:
+            raise DriveError(str(exc)) from None
     protocol, sep, _ = filename.partition(":")
     if sep and "/" not in protocol and protocol:
         if protocol != "file":

@@ -5,8 +5,9 @@ device by qdev id; a name that is no drive is taken as a node-name), printing
 qemu-io's own lines on standard output — where QEMU prints them, and where tests
 read them from its log — and answering ``""``, or the error text as HMP would.
 The commands are ``read``, ``write`` (``-P`` pattern, ``-z`` zeroes, ``-u``
-unmap, ``-q``) and the blkdebug ones (``break``, ``remove_break``, ``resume``),
-which need a blkdebug node the engine does not have.
+unmap, ``-q``) and the blkdebug ones (``break``, ``remove_break``, ``resume``,
+``wait_break``), which act on the first ``blkdebug`` node down the drive's primary
+children (its ``file``, a filter's child).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from engine.graph.io.blkdebug import BlkdebugIO
 from engine.graph.model import Backend, BlockGraph, Node
 from engine.launcher import nodeio
 from engine.launcher.opts import OptsError, parse_int
@@ -30,8 +32,21 @@ class HMPError(Exception):
     """A command HMP refuses; the text is what QEMU answers in ``return``."""
 
 
-def run(graph: BlockGraph, command_line: str, out: TextIO | None = None) -> str:
-    """Run one HMP command line; returns what HMP answers (``""`` for qemu-io)."""
+#: waits until a condition holds, letting the rest of the engine run meanwhile
+Waiter = Callable[[Callable[[], bool]], None]
+
+
+def _spin(done: Callable[[], bool]) -> None:
+    while not done():
+        time.sleep(0.001)
+
+
+def run(graph: BlockGraph, command_line: str, out: TextIO | None = None,
+        waiter: Waiter = _spin) -> str:
+    """Run one HMP command line; returns what HMP answers (``""`` for qemu-io).
+
+    ``waiter`` waits for ``wait_break``'s condition; the caller gives one that lets go
+    of the monitor's lock while it waits, as QEMU's monitor runs the event loop."""
     stream = out if out is not None else sys.stdout
 
     def say(text: str) -> None:
@@ -57,7 +72,7 @@ def run(graph: BlockGraph, command_line: str, out: TextIO | None = None) -> str:
         node = _target(graph, device, by_qdev)
     except HMPError as exc:
         return f"Error: {exc}\n"
-    qemu_io(node, io_command, say)
+    qemu_io(node, io_command, say, waiter)
     return ""
 
 
@@ -80,7 +95,7 @@ def _target(graph: BlockGraph, device: str, by_qdev: bool) -> Node:
     return node
 
 
-def qemu_io(node: Node, command: str, say: Printer) -> None:
+def qemu_io(node: Node, command: str, say: Printer, waiter: Waiter = _spin) -> None:
     """Run one qemu-io command on ``node``, printing as qemu-io does."""
     try:
         words = shlex.split(command)
@@ -90,6 +105,14 @@ def qemu_io(node: Node, command: str, say: Printer) -> None:
     if not words:
         return
     name, args = words[0], words[1:]
+    if name in _DEBUG_COMMANDS:
+        low, high = _DEBUG_ARGS[name]
+        if not low <= len(args) <= high:
+            say(f"bad argument count {len(args)} to {name}, expected "
+                + (f"{low} arguments" if low == high else f"between {low} and {high}"))
+            return
+        _DEBUG_COMMANDS[name](node, args, say, waiter)
+        return
     handler = _COMMANDS.get(name)
     if handler is None:
         say(f"command \"{name}\" not found")
@@ -200,8 +223,44 @@ def _write(node: Node, args: list[str], say: Printer) -> None:
         _report("wrote", offset, length, time.monotonic() - t0, say)
 
 
-def _blkdebug(node: Node, args: list[str], say: Printer) -> None:
-    say("Error: blkdebug is not available (the engine has no blkdebug driver)")
+def _debug_node(node: Node) -> BlkdebugIO | None:
+    """QEMU's bdrv_find_debug_node: down the primary children to a ``blkdebug`` node."""
+    current: Node | None = node
+    while current is not None:
+        if isinstance(current.io, BlkdebugIO):
+            return current.io
+        role = current.spec.filtered_role or "file"
+        current = current.child(role)
+    return None
+
+
+def _break(node: Node, args: list[str], say: Printer, waiter: Waiter) -> None:
+    debug = _debug_node(node)
+    ret = debug.rules.set_breakpoint(args[0], args[1]) if debug else -errno.ENOTSUP
+    if ret < 0:
+        say(f"Could not set breakpoint: {os.strerror(-ret)}")
+
+
+def _remove_break(node: Node, args: list[str], say: Printer, waiter: Waiter) -> None:
+    debug = _debug_node(node)
+    ret = debug.rules.remove_breakpoint(args[0]) if debug else -errno.ENOTSUP
+    if ret < 0:
+        say(f"Could not remove breakpoint {args[0]}: {os.strerror(-ret)}")
+
+
+def _resume(node: Node, args: list[str], say: Printer, waiter: Waiter) -> None:
+    debug = _debug_node(node)
+    ret = debug.rules.resume(args[0]) if debug else -errno.ENOTSUP
+    if ret < 0:
+        say(f"Could not resume request: {os.strerror(-ret)}")
+
+
+def _wait_break(node: Node, args: list[str], say: Printer, waiter: Waiter) -> None:
+    debug = _debug_node(node)
+    if debug is None:       # QEMU would wait forever
+        say("Could not wait for a breakpoint: no blkdebug node")
+        return
+    waiter(lambda: debug.rules.is_suspended(args[0]))
 
 
 def _report(verb: str, offset: int, length: int, seconds: float, say: Printer) -> None:
@@ -232,6 +291,12 @@ def _strerror(exc: Exception) -> str:
 
 
 _COMMANDS: dict[str, Callable[[Node, list[str], Printer], None]] = {
-    "read": _read, "write": _write, "break": _blkdebug, "remove_break": _blkdebug,
-    "resume": _blkdebug,
+    "read": _read, "write": _write,
 }
+_DEBUG_COMMANDS: dict[str, Callable[[Node, list[str], Printer, Waiter], None]] = {
+    "break": _break, "remove_break": _remove_break, "resume": _resume,
+    "wait_break": _wait_break,
+}
+#: (fewest, most) arguments of each
+_DEBUG_ARGS = {"break": (2, 2), "remove_break": (1, 1), "resume": (1, 1),
+               "wait_break": (1, 1)}

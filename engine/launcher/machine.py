@@ -11,6 +11,7 @@ a storage daemon's monitor.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -58,7 +59,18 @@ def _hmp(machine: Machine, args: dict[str, Any]) -> Any:
     if not isinstance(line, str):
         raise generic("Parameter 'command-line' is missing" if line is None else
                       "Invalid parameter type for 'command-line', expected: string")
-    return hmp.run(machine.engine.graph, line)
+    return hmp.run(machine.engine.graph, line, waiter=_monitor_waiter(machine))
+
+
+def _monitor_waiter(machine: Machine) -> hmp.Waiter:
+    """Waits for a condition with the engine's lock let go (jobs need it to get on)."""
+    def wait(done: Callable[[], bool]) -> None:
+        cond = threading.Condition(machine.engine.lock)
+        with cond:
+            while not done():
+                cond.wait(0.005)
+
+    return wait
 
 
 def _device_add(machine: Machine, args: dict[str, Any]) -> Any:

@@ -46,7 +46,9 @@ def _one_image_info(node: Node, memo: dict[str, Any],
     raw_info = _format_info(img)
     if _info_driver(node) not in ("null-co", "null-aio"):
         info["dirty-flag"] = bool(raw_info.get("dirty-flag", False))
-    info["actual-size"] = _actual_size(node)
+    actual = _actual_size(node)
+    if actual is not None:
+        info["actual-size"] = actual
     info["virtual-size"] = virtual_size(node)
     cluster = _cluster_size(node)
     if cluster:
@@ -114,7 +116,7 @@ def _format_info(img: Any) -> dict[str, Any]:
         return {}
 
 
-def _actual_size(node: Node) -> int:
+def _actual_size(node: Node) -> int | None:
     if node.io is None:
         return 0
     try:

@@ -8,6 +8,8 @@ and are refused later with a clear text.
 
 from __future__ import annotations
 
+from engine.graph.blkdebug import EVENTS as BLKDEBUG_EVENTS
+from engine.graph.blkdebug import IOTYPES as BLKDEBUG_IOTYPES
 from engine.qmp.schema import (
     Alternate,
     Bool,
@@ -77,6 +79,22 @@ _RAW = (*_GENERIC_FORMAT, *members({"*offset": Int(), "*size": Int()}))
 _NULL = members({"*size": Int(), "*latency-ns": Int(), "*read-zeroes": Bool()})
 _THROTTLE = members({"throttle-group": Str(), "file": BlockdevRef})
 _COR = (*_GENERIC_FORMAT, *members({"*bottom": Str()}))
+_BLKDEBUG_EVENT = Enum("BlkdebugEvent", BLKDEBUG_EVENTS)
+_PERMISSION = Enum("BlockPermission", ["consistent-read", "write", "write-unchanged",
+                                       "resize"])
+_BLKDEBUG = members({
+    "image": BlockdevRef, "*config": Str(), "*align": Int(), "*max-transfer": Int(),
+    "*opt-write-zero": Int(), "*max-write-zero": Int(), "*opt-discard": Int(),
+    "*max-discard": Int(),
+    "*inject-error": ListOf(Struct("BlkdebugInjectErrorOptions", members({
+        "event": _BLKDEBUG_EVENT, "*state": Int(),
+        "*iotype": Enum("BlkdebugIOType", BLKDEBUG_IOTYPES), "*errno": Int(),
+        "*sector": Int(), "*once": Bool(), "*immediately": Bool()}))),
+    "*set-state": ListOf(Struct("BlkdebugSetStateOptions", members({
+        "event": _BLKDEBUG_EVENT, "*state": Int(), "new_state": Int()}))),
+    "*take-child-perms": ListOf(_PERMISSION),
+    "*unshare-child-perms": ListOf(_PERMISSION),
+})
 
 BlockdevOptions = Union("BlockdevOptions", BASE, variants={
     "file": _FILE,
@@ -88,6 +106,7 @@ BlockdevOptions = Union("BlockdevOptions", BASE, variants={
     "null-aio": _NULL,
     "throttle": _THROTTLE,
     "copy-on-read": _COR,
+    "blkdebug": _BLKDEBUG,
     "compress": _GENERIC_FORMAT,
     "preallocate": (*_GENERIC_FORMAT, *members({"*prealloc-align": Int(),
                                                 "*prealloc-size": Int()})),

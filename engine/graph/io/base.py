@@ -74,6 +74,8 @@ class NodeIO:
     #: the node down to which this node froze the links below it when it opened
     #: (``copy-on-read``'s ``bottom``); they thaw when the node goes
     frozen_base: Node | None = None
+    #: writes passing through call :meth:`_on_request` (a filter that acts on them)
+    hooks_requests: bool = False
     #: reads past the node's length must be cut here (its length is its own, not its
     #: child's): formats and windows; plain pass-through filters leave it to the child
     clamps: bool = True
@@ -200,20 +202,27 @@ class NodeIO:
         io._write(off, data)
 
     def write_zeroes(self, offset: int, length: int) -> None:
-        io, off = self._writer(offset, length, "write")
+        io, off = self._writer(offset, length, "write", "write-zeroes")
         io._write_zeroes(off, length)
 
-    def _writer(self, offset: int, length: int, op: str) -> tuple[NodeIO, int]:
+    def _writer(self, offset: int, length: int, op: str,
+                iotype: str = "write") -> tuple[NodeIO, int]:
         """Down the pass-through nodes to the one that writes (faults checked on the way)."""
         io: NodeIO = self
         while True:
             io.refresh()
+            if io.hooks_requests:
+                io._on_request(iotype, offset, length)
             if io.ctx.faults.active and io.data_path is not None:
                 io.ctx.faults.check(io.data_path, op, offset, length)
             below = io.passthrough()
             if below is None:
                 return io, offset
             io, offset = below[0], offset + below[1]
+
+    def _on_request(self, iotype: str, offset: int, length: int) -> None:
+        """A write request (``iotype`` ``write`` or ``write-zeroes``) passes this node:
+        act on it or raise (only with :attr:`hooks_requests`)."""
 
     def _write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         raise NotImplementedError
@@ -292,13 +301,16 @@ class NodeIO:
         """
         return None
 
-    def actual_size(self) -> int:
-        """Host bytes allocated for this node's data (``actual-size``)."""
+    def actual_size(self) -> int | None:
+        """Host bytes allocated for this node's data (``actual-size``; None: QEMU cannot
+        tell, as for a driver opened by file name that does not say, like ``blkdebug``)."""
         io: NodeIO | None = self
         while io is not None:
             own = io._own_actual_size()
             if own is not None:
                 return own
+            if io.node.spec.file_open:
+                return None
             link = io.node.children.get("file") or (
                 io.node.children.get(io.node.spec.filtered_role or "")
                 if io.node.spec.filtered_role else None)
@@ -331,7 +343,7 @@ class NodeStore:
         return self.io.length()
 
     def allocated(self) -> int:
-        return self.io.actual_size()
+        return self.io.actual_size() or 0
 
     def pread(self, length: int, offset: int) -> bytes:
         end = min(offset + length, self.size())
