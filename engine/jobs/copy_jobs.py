@@ -105,6 +105,9 @@ class _Copy:
     #: (QEMU fails the chunk's own write): set when a filter below the target acts on
     #: writes (``blkdebug``), where batching would move the error to the job's end
     flush_each: WriteBatch | None = None
+    #: the job's batch: what it holds is written before a failure ends the job, as
+    #: QEMU wrote each chunk before the next one failed
+    batch: WriteBatch | None = None
 
     def drain(self, job: Job, batch: WriteBatch) -> Iterator[Any]:
         """Write what the batch still holds, with the job's on-error policy."""
@@ -124,6 +127,14 @@ class _Copy:
                 if job.cancel_requested:
                     return
 
+    def write_out(self) -> None:
+        """A read failed the job: write what the batch holds from the chunks before
+        (a failure here is lost with the job: QEMU reports the first error). After a
+        failed write the batch's data is dropped: QEMU does not write it again."""
+        if self.batch is not None:
+            with contextlib.suppress(CopyError), self.ctx.lock:
+                self.batch.flush()
+
     def loop(self, job: Job, do_step: Any) -> Iterator[Any]:
         """``do_step(offset, max_len) -> (done, copied)`` until the whole length is done."""
         job.set_remaining(self.length)
@@ -141,6 +152,8 @@ class _Copy:
             except CopyError as exc:
                 action = job.error_action(exc.is_read, exc.errno)
                 if action == ErrorAction.REPORT:
+                    if exc.is_read:
+                        self.write_out()
                     raise JobFailed(exc.errno) from exc
                 if action == ErrorAction.STOP or self.retry_ignored:
                     continue  # paused at the next pause point (stop); retried after it
@@ -213,6 +226,7 @@ class StreamDriver(JobDriver):
         # the job's requests run under the engine's lock, which a writer thread could not
         # take while the job waits for it: the batch writes in this thread
         with _write_back(top), WriteBatch(top, background=False) as batch:
+            copy.batch = batch
             copy.flush_each = batch if writes_hooked(top) else None
             yield from copy.loop(job, step)
             if job.cancel_requested:
@@ -263,6 +277,7 @@ class CommitDriver(JobDriver):
             self._grow_base(base, length)
         copy = _Copy(length, self.ctx, self.chunk, retry_ignored=True)
         with _write_back(base), WriteBatch(base, background=False) as batch:
+            copy.batch = batch
             copy.flush_each = batch if writes_hooked(base) else None
             if self.active:
                 yield from self._mirror(job, copy, batch)
@@ -319,6 +334,8 @@ class CommitDriver(JobDriver):
                 except CopyError as exc:
                     action = job.error_action(exc.is_read, exc.errno)
                     if action == ErrorAction.REPORT:
+                        if exc.is_read:
+                            copy.write_out()
                         raise JobFailed(exc.errno) from exc
                     continue
                 job.progress(n)
