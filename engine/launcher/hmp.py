@@ -108,8 +108,9 @@ def qemu_io(node: Node, command: str, say: Printer, waiter: Waiter = _spin) -> N
     if name in _DEBUG_COMMANDS:
         low, high = _DEBUG_ARGS[name]
         if not low <= len(args) <= high:
-            say(f"bad argument count {len(args)} to {name}, expected "
-                + (f"{low} arguments" if low == high else f"between {low} and {high}"))
+            # qemu-io's argument check writes to standard error
+            sys.stderr.write(f"bad argument count {len(args)} to {name}, expected "
+                             f"{low} arguments\n")
             return
         _DEBUG_COMMANDS[name](node, args, say, waiter)
         return
@@ -297,6 +298,6 @@ _DEBUG_COMMANDS: dict[str, Callable[[Node, list[str], Printer, Waiter], None]] =
     "break": _break, "remove_break": _remove_break, "resume": _resume,
     "wait_break": _wait_break,
 }
-#: (fewest, most) arguments of each
+#: (fewest, most) arguments of each (always equal)
 _DEBUG_ARGS = {"break": (2, 2), "remove_break": (1, 1), "resume": (1, 1),
                "wait_break": (1, 1)}
