@@ -308,19 +308,3 @@ def check_limits(options: dict[str, Any], child_alignment: int = 1) -> None:
         if value and (value >= int_max or value % unit):
             raise BlkdebugError(f"Cannot meet constraints with {key} {value}")
 
-
-PREFIX = "blkdebug:"
-
-
-def filename_options(name: str) -> dict[str, Any]:
-    """The options of a ``blkdebug:[CONFIG]:IMAGE`` file name (QEMU's
-    ``blkdebug_parse_filename``): the image is opened as a host file."""
-    rest = name[len(PREFIX):]
-    config, sep, image = rest.partition(":")
-    if not sep:
-        raise BlkdebugError("blkdebug requires both config file and image path")
-    options: dict[str, Any] = {"driver": "blkdebug"}
-    if config:
-        options["config"] = config
-    options["image"] = {"driver": "file", "filename": image}
-    return options

@@ -17,6 +17,7 @@ from enum import StrEnum
 
 from engine.graph.io.base import NodeIO
 from engine.graph.io.blkdebug import BlkdebugIO
+from engine.graph.io.blkverify import BlkverifyIO
 from engine.graph.io.copy_on_read import CopyOnReadIO
 from engine.graph.io.filters import BackingFilterIO
 from engine.graph.io.formats import Qcow2IO, RawIO
@@ -56,6 +57,8 @@ class Driver:
     own_filename: bool = False
     #: the option (and role) that names the child a filter or format sits on
     child_option: str = "file"
+    #: a second child it opens after that one (``blkverify``'s ``test``), a data child
+    data_child: str | None = None
     #: QEMU opens it by file name (``bdrv_file_open``): a format above it takes its
     #: exact filename, as above a protocol node
     file_open: bool = False
@@ -112,8 +115,9 @@ def _entries() -> list[Driver]:
                strong_options=_BLKDEBUG_STRONG, io=BlkdebugIO, file_open=True),
         Driver("copy-before-write", X, filtered_role="file"),
         *[Driver(n, X, filtered_role=r) for n, r in (
-            ("blklogwrites", "file"), ("blkreplay", "image"), ("blkverify", "raw"),
-            ("replication", "file"))],
+            ("blklogwrites", "file"), ("blkreplay", "image"), ("replication", "file"))],
+        Driver("blkverify", X, filtered_role="raw", child_option="raw", data_child="test",
+               io=BlkverifyIO, file_open=True),
     ]
 
 

@@ -209,6 +209,10 @@ def _exact(node: Node, names: dict[str, Any], *, generate_json: bool) -> str | N
         return names[below.name].filename if below is not None else None
     if node.driver == "blkdebug":
         return _blkdebug_exact(node, names, strong=generate_json)
+    if node.driver == "blkverify":
+        raw, test = node.child("raw"), node.child("test")
+        exacts = [names[c.name].exact if c is not None else None for c in (raw, test)]
+        return f"blkverify:{exacts[0]}:{exacts[1]}" if all(exacts) else None
     if spec.is_filter or generate_json:
         return None
     primary = node.child("file")
@@ -249,6 +253,8 @@ def dirname(node: Node, names: dict[str, Any] | None = None) -> str:
     below ``node`` (following primary children); ValueError with QEMU's text without one."""
     current = node
     while True:
+        if current.driver == "blkverify":      # two children, two directories
+            raise ValueError("Cannot generate a base directory for blkverify nodes")
         role = current.spec.filtered_role or "file"
         primary = current.child(role) if not current.spec.is_protocol else None
         if primary is None:

@@ -27,6 +27,7 @@ from engine.formats.probe import open_image_on, probe_format
 from engine.gc_pause import gc_paused
 from engine.graph import blkdebug, drivers, rules
 from engine.graph.filenames import filename, full_backing_name
+from engine.graph.filter_names import FilterNameError, filter_filename_options
 from engine.graph.io.formats import Qcow2IO
 from engine.graph.io.protocol import FileIO
 from engine.graph.model import BlockGraph, GraphError, Node
@@ -115,6 +116,12 @@ def _advance(graph: BlockGraph, frame: _Frame, result: Node | None) -> _Frame | 
     if frame.waiting == "file":
         frame.waiting, frame.file_target, frame.file_inline = None, result, True
         return _create(graph, frame)
+    if frame.waiting == "data":
+        frame.waiting = None
+        assert result is not None and frame.node is not None
+        graph.attach(frame.node, result, frame.node.spec.data_child or "", inherits=True)
+        graph.refresh_perms([frame.node])
+        return _create(graph, frame)
     if frame.waiting == "backing":
         frame.waiting = None
         assert result is not None and frame.node is not None
@@ -174,8 +181,21 @@ def _create(graph: BlockGraph, frame: _Frame) -> _Frame | None:
         driver = _probe(frame.file_target)
     node = frame.node if frame.node is not None else _new_node(graph, frame, driver)
     child_option = node.spec.child_option
-    if frame.file_target is not None:
+    if frame.file_target is not None and child_option not in node.children:
         graph.attach(node, frame.file_target, child_option, inherits=frame.file_inline)
+        graph.refresh_perms([node])
+    data = node.spec.data_child
+    if data is not None and data not in node.children:
+        value = opts.get(data)
+        if isinstance(value, dict):
+            frame.waiting = "data"
+            return _Frame(value, st["child_inherit"], data, opened=frame.opened)
+        if value is None:
+            raise GraphError(f"A block device must be specified for \"{data}\"")
+        target = graph.find(value)
+        if target is None:
+            raise rules.ReferenceNotFound(value, value)
+        graph.attach(node, target, data)
         graph.refresh_perms([node])
     if node.io is None:
         node.io = _make_io(graph, node)
@@ -198,8 +218,8 @@ def _new_node(graph: BlockGraph, frame: _Frame, driver: str) -> Node:
     opts, st = frame.opts, frame.settings
     child_option = drivers.driver(driver).child_option
     node = Node(name="", driver=driver,
-                options={k: v for k, v in opts.items()
-                         if k not in _GENERIC_KEYS and k != child_option},
+                options={k: v for k, v in opts.items() if k not in _GENERIC_KEYS
+                         and k not in (child_option, drivers.driver(driver).data_child)},
                 read_only=st["read_only"], read_only_explicit=st["explicit"],
                 force_share=st["force_share"],
                 detect_zeroes=opts.get("detect-zeroes", "off"),
@@ -388,11 +408,12 @@ def _header_options(node: Node) -> dict[str, Any]:
         return opts
     if name.startswith("file:"):
         name = name[len("file:"):]
-    if name.startswith(blkdebug.PREFIX):
-        try:
-            return {"driver": fmt or PROBE, "file": blkdebug.filename_options(name)}
-        except blkdebug.BlkdebugError as exc:
-            raise GraphError(str(exc)) from exc
+    try:
+        filtered = filter_filename_options(name)
+    except FilterNameError as exc:
+        raise GraphError(str(exc)) from exc
+    if filtered is not None:
+        return {"driver": fmt or PROBE, "file": filtered}
     return {"driver": fmt or PROBE, "file": {"driver": "file", "filename": name}}
 
 

@@ -64,6 +64,11 @@ def child_perms(spec: Driver, role: str, *, writable: bool, force_share_child: b
         perm = parent_perm & CONSISTENT_READ
         shared = (WRITE | RESIZE) if parent_shared & WRITE else 0
         shared |= CONSISTENT_READ | WRITE_UNCHANGED
+    elif role == "test":
+        # blkverify's data child: its users' needs pass through, and since its size is
+        # the guest's, nobody else may resize it
+        perm = parent_perm
+        shared = parent_shared & ~RESIZE
     elif (spec.kind is Kind.FORMAT and driver != "raw") or role == "data-file":
         perm = parent_perm | CONSISTENT_READ | ((WRITE | RESIZE) if writable else 0)
         shared = parent_shared & ~(WRITE | RESIZE)

@@ -153,10 +153,10 @@ def _with_probed_format(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _host_path(file_opts: Any) -> str | None:
-    """The host file under a drive's format: its ``file`` node's, or under a
-    ``blkdebug`` filter opened by name (``blkdebug::PATH``), its image's."""
-    if isinstance(file_opts, dict) and file_opts.get("driver") == "blkdebug":
-        file_opts = file_opts.get("image")
+    """The host file under a drive's format: its ``file`` node's, or under a filter
+    opened by name (``blkdebug::PATH``, ``blkverify:RAW:PATH``), its image's."""
+    if isinstance(file_opts, dict) and file_opts.get("driver") in ("blkdebug", "blkverify"):
+        file_opts = file_opts.get("image", file_opts.get("test"))
     if isinstance(file_opts, dict) and file_opts.get("driver", "file") == "file":
         return str(file_opts.get("filename", ""))
     return None

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.graph import blkdebug
+from engine.graph.filter_names import FilterNameError, filter_filename_options
 from engine.launcher.opts import OptsError, dotted_tree, parse_bool, split_opts
 
 INTERFACES = ("ide", "scsi", "floppy", "pflash", "mtd", "sd", "virtio", "none", "xen")
@@ -135,11 +135,12 @@ def _file_options(filename: str) -> dict[str, Any]:
         except json.JSONDecodeError:
             raise DriveError(f"Could not parse the JSON options of '{filename}'") from None
         return _undot(value)
-    if filename.startswith(blkdebug.PREFIX):
-        try:
-            return blkdebug.filename_options(filename)
-        except blkdebug.BlkdebugError as exc:
-            raise DriveError(str(exc)) from None
+    try:
+        filtered = filter_filename_options(filename)
+    except FilterNameError as exc:
+        raise DriveError(str(exc)) from None
+    if filtered is not None:
+        return filtered
     protocol, sep, _ = filename.partition(":")
     if sep and "/" not in protocol and protocol:
         if protocol != "file":

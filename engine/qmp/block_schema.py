@@ -107,6 +107,7 @@ BlockdevOptions = Union("BlockdevOptions", BASE, variants={
     "throttle": _THROTTLE,
     "copy-on-read": _COR,
     "blkdebug": _BLKDEBUG,
+    "blkverify": members({"test": BlockdevRef, "raw": BlockdevRef}),
     "compress": _GENERIC_FORMAT,
     "preallocate": (*_GENERIC_FORMAT, *members({"*prealloc-align": Int(),
                                                 "*prealloc-size": Int()})),

@@ -13,6 +13,7 @@ Nodes are duck-typed here (this package sits below the graph model): a node has
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,12 @@ class IOContext:
 
     def changed(self) -> None:
         self.epoch += 1
+
+    @staticmethod
+    def fatal(message: str) -> None:
+        """Where QEMU quits the process (``blkverify`` on a mismatch): the engine fails
+        the request with EIO; a host that stands in for QEMU replaces this to quit."""
+        raise OSError(errno.EIO, message)
 
 
 @dataclass(frozen=True)
