@@ -23,7 +23,6 @@ from tests.iotests.results import WHOLE_TEST
 
 TESTS = ["245", "030", "040"]
 
-_BLKDEBUG = "needs the blkdebug driver (breakpoints, error injection), not in the engine"
 _IOTHREADS = "needs iothread AioContext rules for reopen"
 _OVERLAP = "block jobs on overlapping chains: QEMU names the busy node, the engine the chain"
 _TOP_ACTIVE = "commit with top given as the active layer's file name: 'Top image file … not found'"
@@ -36,18 +35,8 @@ KNOWN_GAPS: dict[str, dict[str, str]] = {
         "TestBlockdevReopen.test_iothreads_error": _IOTHREADS,
     },
     "030": {
-        **{f"TestEIO.{c}": _BLKDEBUG for c in
-           ("test_enospc", "test_ignore", "test_report", "test_stop")},
-        "TestENOSPC.test_enospc": _BLKDEBUG,
         **{f"TestParallelOps.{c}": _OVERLAP for c in
            ("test_overlapping_1", "test_overlapping_2", "test_overlapping_4")},
-        "TestSetSpeed.test_set_speed": _BLKDEBUG,
-        "TestSetSpeed.test_set_speed_invalid": _BLKDEBUG,
-        **{f"TestSingleDrive.{c}": _BLKDEBUG for c in
-           ("test_device_not_found", "test_job_id_missing", "test_read_only", "test_stream",
-            "test_stream_intermediate", "test_stream_no_op", "test_stream_partial",
-            "test_stream_pause")},
-        "TestStreamStop.test_stream_stop": _BLKDEBUG,
     },
     "040": {
         "TestActiveZeroLengthImage.test_top_is_active": _TOP_ACTIVE,
@@ -57,10 +46,6 @@ KNOWN_GAPS: dict[str, dict[str, str]] = {
             "commit through a throttle filter in the chain",
         "TestCommitWithOverriddenBacking.test_commit_to_a": _OVERRIDDEN,
         "TestCommitWithOverriddenBacking.test_commit_to_b": _OVERRIDDEN,
-        **{f"TestErrorHandling.{c}": _BLKDEBUG for c in
-           [f"test{where}{op}Error{policy}" for where in ("Active", "Intermediate")
-            for op in ("Read", "Write") for policy in ("Ignore", "Report", "Stop")]},
-        "TestSetSpeed.test_set_speed": _BLKDEBUG,
         "TestSingleDrive.test_hot_unplug": "device_del of a drive under a running commit",
         "TestSingleDrive.test_implicit_node": "query-block backing_file_depth with the "
                                               "commit filter",
