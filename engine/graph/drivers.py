@@ -57,6 +57,9 @@ class Driver:
     own_filename: bool = False
     #: the option (and role) that names the child a filter or format sits on
     child_option: str = "file"
+    #: ``blockdev-reopen`` can neither change nor leave out any option of its own
+    #: (QEMU's driver consumes none on reopen and allows no reset)
+    fixed_options: bool = False
     #: a second child it opens after that one (``blkverify``'s ``test``), a data child
     data_child: str | None = None
     #: QEMU opens it by file name (``bdrv_file_open``): a format above it takes its
@@ -112,7 +115,8 @@ def _entries() -> list[Driver]:
         Driver("preallocate", X, filtered_role="file", reopen=True),
         Driver("compress", X, filtered_role="file", writes_unchanged=True),
         Driver("blkdebug", X, filtered_role="image", child_option="image", reopen=True,
-               strong_options=_BLKDEBUG_STRONG, io=BlkdebugIO, file_open=True),
+               strong_options=_BLKDEBUG_STRONG, io=BlkdebugIO, file_open=True,
+               fixed_options=True),
         Driver("copy-before-write", X, filtered_role="file"),
         *[Driver(n, X, filtered_role=r) for n, r in (
             ("blklogwrites", "file"), ("blkreplay", "image"), ("replication", "file"))],

@@ -145,7 +145,7 @@ def _refresh(node: Node, names: dict[str, Any]) -> NodeNames:
     members: dict[str, str | Rope] = {"driver": json.dumps(node.driver)}
     strong = False
     for opt in ("filename", *spec.strong_options):
-        for key, value in _given(node.options, opt):
+        for key, value in flattened(node.options, opt):
             if key not in members:
                 members[key] = json.dumps(value)
                 strong = strong or opt != "filename"
@@ -159,11 +159,12 @@ def _refresh(node: Node, names: dict[str, Any]) -> NodeNames:
     return NodeNames(exact if exact else _json_filename(options), exact, options)
 
 
-def _given(options: dict[str, Any], opt: str) -> list[tuple[str, Any]]:
+def flattened(options: dict[str, Any], opt: str, *, iterated: bool = True,
+              ) -> list[tuple[str, Any]]:
     """The option ``opt`` as QEMU's flattened options hold it: itself, or for a name
     ending in ``.`` every leaf below it (``inject-error.0.event``), in the order QEMU
-    copies them from the node's options (the order of its flattening, through QDict
-    iteration)."""
+    iterates the flattened options (``iterated``; else in the order it flattened
+    them, for a caller that orders them with other keys)."""
     if not opt.endswith("."):
         return [(opt, options[opt])] if opt in options else []
     flat: list[tuple[str, Any]] = []
@@ -177,6 +178,8 @@ def _given(options: dict[str, Any], opt: str) -> list[tuple[str, Any]]:
             stack.extend((f"{key}.{i}", v) for i, v in reversed(list(enumerate(value))))
         elif value is not None and key != opt[:-1]:
             flat.append((key, value))
+    if not iterated:
+        return flat
     values = dict(flat)
     return [(key, values[key]) for key in qdict_order(values)]
 
@@ -225,7 +228,7 @@ def _blkdebug_exact(node: Node, names: dict[str, Any], *, strong: bool) -> str |
     """``blkdebug:CONFIG:IMAGE`` while no option but ``config`` makes it a ``json:``."""
     image = node.child("image")
     exact = names[image.name].exact if image is not None else None
-    only_config = all(opt == "config" or not _given(node.options, opt)
+    only_config = all(opt == "config" or not flattened(node.options, opt)
                       for opt in node.spec.strong_options)
     if not exact or (strong and not only_config):
         return None

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.graph import rules
+from engine.graph.filenames import flattened
 from engine.graph.model import BlockGraph, Node
 from engine.graph.opening import check_raw_window
 from engine.qdict import qdict_order
@@ -139,6 +140,11 @@ def _prepare(graph: BlockGraph, entry: Entry, seeds: list[Node]) -> None:
     for key in rules.IMMUTABLE_OPTIONS.get(node.driver, ()):
         if key in node.options and key not in opts:
             raise rules.OptionReset(key)
+    if node.spec.fixed_options:
+        given = own_flat_options(node, opts)
+        for key in qdict_order(own_flat_options(node, node.options)):
+            if key not in given:
+                raise rules.OptionReset(key)
     if node.driver == "qcow2":
         _check_qcow2_options(node, opts)
     if node.driver == "raw":     # against the file child it has before the reopen
@@ -164,7 +170,10 @@ def _prepare(graph: BlockGraph, entry: Entry, seeds: list[Node]) -> None:
     cache = opts.get("cache", {})
     graph.set(node, "cache_direct", bool(cache.get("direct", False)))
     graph.set(node, "cache_no_flush", bool(cache.get("no-flush", False)))
-    graph.set(node, "options", {k: v for k, v in opts.items() if k not in _GENERIC_KEYS})
+    children = (node.spec.child_option, node.spec.data_child) if node.spec.fixed_options \
+        else ()
+    graph.set(node, "options", {k: v for k, v in opts.items()
+                                if k not in _GENERIC_KEYS and k not in children})
     seeds.append(node)
 
 
@@ -200,9 +209,33 @@ def _first_changed(node: Node, opts: dict[str, Any]) -> str | None:
     for key in rules.IMMUTABLE_OPTIONS.get(node.driver, ()):
         if key in opts:
             differs[key] = key not in node.options or opts[key] != node.options[key]
+    if node.spec.fixed_options:
+        old = own_flat_options(node, node.options)
+        for key, value in own_flat_options(node, opts).items():
+            differs[key] = key not in old or old[key] != value
+        for role in (node.spec.child_option, node.spec.data_child):
+            link = node.children.get(role or "")
+            if link is not None and isinstance(opts.get(role or ""), str):
+                differs[role or ""] = opts[role or ""] != link.child.name
     if "force-share" in opts or node.force_share:
         differs["force-share"] = bool(opts.get("force-share", False)) != node.force_share
     return next((k for k in qdict_order(differs) if differs[k]), None)
+
+
+def own_flat_options(node: Node, options: dict[str, Any]) -> dict[str, Any]:
+    """The driver's own options in ``options``, flattened as QEMU keeps them
+    (``inject-error.0.event``); children and the options every node has left out."""
+    skip = {*_GENERIC_KEYS, "file", "backing", node.spec.child_option,
+            node.spec.data_child or ""}
+    flat: dict[str, Any] = {}
+    for key, value in options.items():
+        if key in skip:
+            continue
+        if isinstance(value, (dict, list)):
+            flat.update(flattened(options, key + ".", iterated=False))
+        else:
+            flat[key] = value
+    return flat
 
 
 def flat_keys(prefix: str, value: dict[str, Any]) -> list[str]:

@@ -180,3 +180,26 @@ def test_stream_through_blkdebug_backing_name(tmp_path: Path, policy: str) -> No
 def _layers(image: Path) -> list[tuple[int, int, int]]:
     """Which layer holds each range (``qemu-img map``, reading no data)."""
     return [(m["start"], m["length"], m["depth"]) for m in qemu.map_json(image)]
+
+
+def test_blkdebug_reopen(tmp_path: Path) -> None:
+    """blockdev-reopen of a blkdebug node: its child and read-only state change, its
+    rules stay as they were opened."""
+    def reopen(**opts: Any) -> Step:
+        return Step("blockdev-reopen", {"options": [{"driver": "blkdebug",
+                                                     "node-name": "d", **opts}]})
+
+    run_scenario(tmp_path, _images, [
+        Step("blockdev-add", {"driver": "file", "node-name": "f0",
+                              "filename": "{dir}/top.qcow2"}, expect="ok"),
+        Step("blockdev-add", {"driver": "file", "node-name": "f1",
+                              "filename": "{dir}/top1.qcow2"}, expect="ok"),
+        blkdebug("d", "f0", expect="ok",
+                 **{"inject-error": [{"event": "read_aio", "errno": 28}]}),
+        reopen(image="f0", **{"read-only": True}),
+        reopen(image="f1"),
+        reopen(),
+        reopen(image="f1", config="{dir}/rules.conf"),
+        reopen(image="f1", **{"inject-error": [{"event": "write_aio"}]}),
+        Step("query-named-block-nodes", {"flat": True}, compare_return=True),
+    ])
