@@ -16,6 +16,9 @@ points where the format driver above it says what it is about to do to its file)
   their event, once; ``resume TAG`` lets one such request go on, ``remove_break TAG``
   deletes the breakpoints of a tag and lets all its requests go on.
 
+``immediately`` (whether QEMU lets other coroutines run before the failure) changes
+nothing here: a request fails in its own thread either way.
+
 A suspended request is a thread waiting here: it waits on a condition over the
 graph's I/O lock (``lock``), which it gives up while it waits, so that the monitor can
 answer — and resume it — meanwhile.
