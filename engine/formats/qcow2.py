@@ -17,7 +17,9 @@ leaked clusters, never a reference to an uncounted or unwritten cluster.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import zlib
 from array import array
 from typing import Any
@@ -419,10 +421,25 @@ class Qcow2Image(Image):
             self._get_writer().write(offset, view)
 
     @locked
-    def write_zeroes(self, offset: int, length: int) -> None:
+    def write_zeroes(self, offset: int, length: int, *, unmap: bool = False) -> None:
+        """Make the range read as zeros; with ``unmap``, whole clusters give their host
+        clusters back (QEMU's BDRV_REQ_MAY_UNMAP), else they keep them."""
         self.check_request(offset, length)
         if length:
-            self._get_writer().write_zeroes(offset, length)
+            self._get_writer().write_zeroes(offset, length, unmap=unmap)
+
+    @locked
+    def write_compressed(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        """Write whole clusters compressed, one by one (QEMU's rules: the request starts
+        on a cluster and ends on one or at the end of the image)."""
+        view = memoryview(data).cast("B")
+        self.check_request(offset, len(view))
+        cs = self.cluster_size
+        if offset % cs or (len(view) % cs and offset + len(view) != self.virtual_size):
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        writer = self._get_writer()
+        for pos in range(0, len(view), cs):
+            writer.write_compressed(offset + pos, view[pos:pos + cs])
 
     @locked
     def set_backing(self, backing_file: str | None, backing_format: str | None) -> None:

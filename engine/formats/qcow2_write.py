@@ -11,6 +11,12 @@ C. publish: the L2 entries and L1 entries that reference the new clusters;
 D. release: refcounts of clusters no longer referenced (compressed clusters that
    were overwritten) are decremented.
 
+**Compressed writes** (:meth:`Qcow2Writer.write_compressed`, what QEMU's ``compress``
+filter and ``qemu-io write -c`` ask for) deflate one whole cluster into a run of bytes
+that may share a host cluster with other compressed clusters, as QEMU packs them: each
+host cluster a run touches counts one reference per run. They never overwrite an
+allocated cluster (QEMU refuses with EIO) and are always published at once.
+
 So on disk a count is never lower than the number of references, and no entry
 points at a cluster whose data is not written: a crash can only leak clusters.
 New clusters are appended at the end of the file; a request's data clusters are
@@ -32,7 +38,9 @@ direct I/O in this mode (:mod:`engine.formats.direct`).
 
 from __future__ import annotations
 
+import errno
 import struct
+import zlib
 from array import array
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -155,12 +163,15 @@ class Qcow2Writer:
         self._pending_bytes = 0
         self._tables: dict[int, array] = {}         # L1 index -> its pinned L2 table
         self.img._l2_pinned.clear()
+        #: where the next compressed run may start inside a partly used host cluster (0: none)
+        self._free_byte = 0
 
     def forget_blocks(self) -> None:
         """The image now reads another file: refcount blocks are read again from it
         when needed (the refcount table stays as read, as in QEMU)."""
         self.blocks = {}
         self.dirty = {}
+        self._free_byte = 0
         self._direct.close()
         self._direct = DirectWriter(self.img.store)
 
@@ -629,12 +640,13 @@ class Qcow2Writer:
             self.reload()
             raise
 
-    def write_zeroes(self, offset: int, length: int) -> None:
+    def write_zeroes(self, offset: int, length: int, *, unmap: bool = False) -> None:
         if self.write_back:
-            self._write_back_request(offset, length, self._write_zeroes)
+            self._write_back_request(offset, length,
+                                     lambda o, n: self._write_zeroes(o, n, unmap))
             return
         try:
-            self._write_zeroes(offset, length)
+            self._write_zeroes(offset, length, unmap)
         except BaseException:
             self.reload()
             raise
@@ -740,7 +752,7 @@ class Qcow2Writer:
         if self.write_back:     # one barrier publishes it later: let the disk start now
             self.img.store.start_writeback(offset, sum(len(b) for b in bufs))
 
-    def _write_zeroes(self, offset: int, length: int) -> None:
+    def _write_zeroes(self, offset: int, length: int, unmap: bool = False) -> None:
         img = self.img
         cs, bits = self.cs, self.bits
         end = offset + length
@@ -773,7 +785,7 @@ class Qcow2Writer:
                 if e & OFLAG_COMPRESSED:
                     releases.append((0, e))
                     table[i] = OFLAG_ZERO
-                elif e & OFFSET_MASK and e & OFLAG_COPIED:
+                elif e & OFFSET_MASK and e & OFLAG_COPIED and not unmap:
                     table[i] = (e & OFFSET_MASK) | OFLAG_COPIED | OFLAG_ZERO
                 elif e & OFFSET_MASK:
                     releases.append((1, (e & OFFSET_MASK) // cs))
@@ -798,3 +810,73 @@ class Qcow2Writer:
                 k = min(chunk, run_start + n - pos)
                 self._write(pos, memoryview(bytes(k)))
                 pos += k
+
+    # -- compressed clusters --------------------------------------------------------------------
+    def write_compressed(self, offset: int, view: memoryview) -> None:
+        """Write one cluster compressed (the image's last cluster may be short: it is
+        padded with zeros); data that does not shrink below a cluster is written as a
+        normal cluster, as QEMU does. Held metadata is published first."""
+        img = self.img
+        table = img._l2(offset >> self.bits >> img.l2_bits)
+        if table is not None and table[(offset >> self.bits) & (img.l2_entries - 1)] \
+                & OFFSET_MASK:      # refused before anything changed
+            raise OSError(errno.EIO, "compressed writes cannot overwrite an allocated cluster")
+        if self.write_back:
+            self.publish()
+        held, self.write_back = self.write_back, False
+        try:
+            self._write_compressed(offset, view)
+        except BaseException:
+            self.reload()
+            raise
+        finally:
+            self.write_back = held
+
+    def _write_compressed(self, offset: int, view: memoryview) -> None:
+        img = self.img
+        cs = self.cs
+        if img.header.compression_type != 0:
+            raise UnsupportedImageError("compressed writes with zstd are not supported",
+                                        self.path, feature="zstd compression")
+        if offset & (cs - 1) or not (len(view) == cs or (
+                0 < len(view) < cs and offset + len(view) == img.virtual_size)):
+            raise OSError(errno.EINVAL, "compressed writes must cover one whole cluster")
+        squeeze = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -12, 9)
+        packed = squeeze.compress(bytes(view).ljust(cs, b"\0")) + squeeze.flush()
+        if len(packed) > cs - 1:
+            self._write(offset, view)
+            return
+        cl = offset >> self.bits
+        l1i, i = cl >> img.l2_bits, cl & (img.l2_entries - 1)
+        fresh = self._prepare_l2(cl, cl)
+        table = img._l2(l1i)
+        assert table is not None
+        if table[i] & OFFSET_MASK:
+            raise OSError(errno.EIO, "compressed writes cannot overwrite an allocated cluster")
+        host = self._alloc_bytes(len(packed))
+        sectors = (host + len(packed) - 1) // 512 - host // 512
+        table[i] = host | OFLAG_COMPRESSED | (sectors << img._csize_shift)
+        self.write_blocks()
+        self._pwrite(packed, host)
+        self._publish(fresh, {l1i: table}, {l1i: [i, i + 1]}, True, [])
+
+    def _alloc_bytes(self, size: int) -> int:
+        """``size`` bytes for a compressed run: after the previous run when they fit in
+        its host cluster (or run on into the next cluster when that one is the next
+        allocated), else at the start of a new cluster. Every cluster touched counts the
+        run once."""
+        cs = self.cs
+        start = self._free_byte
+        if start and self.refcount(start // cs) >= self.rc_max:
+            start = 0
+        if start and cs - (start & (cs - 1)) >= size:
+            self._change(start // cs, 1)
+        else:
+            new = self.alloc(1) * cs
+            if start and -(-start // cs) * cs == new:
+                self._change(start // cs, 1)       # the run spans the old and the new cluster
+            else:
+                start = new
+        end = start + size
+        self._free_byte = end if end & (cs - 1) else 0
+        return start

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from engine.graph.io.base import NodeIO
+from engine.graph.io.compress import CompressIO
 from engine.graph.io.copy_on_read import CopyOnReadIO
 from engine.graph.io.filters import BackingFilterIO
 from engine.graph.io.formats import Qcow2IO, RawIO
@@ -53,6 +54,9 @@ class Driver:
     io: type[NodeIO] | None = None
     #: the format driver has ``bdrv_refresh_filename`` of its own (never the file's name)
     own_filename: bool = False
+    #: the driver takes compressed writes (QEMU's block_driver_can_compress): a
+    #: ``compress`` filter may sit on it
+    compresses: bool = False
 
     @property
     def is_filter(self) -> bool:
@@ -84,21 +88,22 @@ def _entries() -> list[Driver]:
                immutable_options=_NULL_IMMUTABLE, reopen=True, io=NullIO),
         Driver("null-aio", P, strong_options=("size", "read-zeroes"),
                immutable_options=_NULL_IMMUTABLE, reopen=True, io=NullIO),
-        Driver("qcow2", F, cow=True, reopen=True, io=Qcow2IO),
+        Driver("qcow2", F, cow=True, reopen=True, io=Qcow2IO, compresses=True),
         Driver("raw", F, strong_options=("offset", "size"), reopen=True, io=RawIO),
-        *[Driver(n, F, cow=True, reopen=True) for n in ("qcow", "qed", "vmdk")],
+        *[Driver(n, F, cow=True, reopen=True, compresses=n != "qed")
+          for n in ("qcow", "qed", "vmdk")],
         *[Driver(n, F, reopen=True) for n in ("vdi", "vhdx", "vpc")],
         *[Driver(n, F) for n in ("parallels", "bochs", "cloop", "dmg", "luks")],
         Driver("copy-on-read", X, filtered_role="file", job_filter=True,
-               writes_unchanged=True, io=CopyOnReadIO),
+               writes_unchanged=True, io=CopyOnReadIO, compresses=True),
         Driver("commit_top", X, filtered_role="backing", job_filter=True,
                io=BackingFilterIO, own_filename=True),
         Driver("mirror_top", X, filtered_role="backing", job_filter=True,
                io=BackingFilterIO, own_filename=True),
         Driver("throttle", X, filtered_role="file", strong_options=("throttle-group",),
-               reopen=True, io=ThrottleIO),
+               reopen=True, io=ThrottleIO, compresses=True),
         Driver("preallocate", X, filtered_role="file", reopen=True),
-        Driver("compress", X, filtered_role="file", writes_unchanged=True),
+        Driver("compress", X, filtered_role="file", io=CompressIO),
         Driver("blkdebug", X, filtered_role="image", reopen=True),
         Driver("copy-before-write", X, filtered_role="file"),
         *[Driver(n, X, filtered_role=r) for n, r in (

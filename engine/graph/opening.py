@@ -251,7 +251,7 @@ def _make_io(graph: BlockGraph, node: Node) -> Any:
     if node.driver == "raw":
         check_raw_window(node)
     assert spec.io is not None
-    refusal = spec.io.option_error(graph.io, node.options)
+    refusal = spec.io.option_error(graph.io, node.options) or spec.io.child_error(node)
     if refusal is not None:
         raise GraphError(refusal)
     io = spec.io(node, graph.io)

@@ -137,14 +137,18 @@ def read(peer: Any, node: str, offset: int, length: int) -> bytes:
 
 def write(peer: Any, node: str, offset: int, pattern: int, length: int) -> None:
     """Write ``length`` bytes of ``pattern`` at ``offset`` of ``node``, then flush."""
+    write_data(peer, node, offset, bytes([pattern]) * length)
+
+
+def write_data(peer: Any, node: str, offset: int, data: bytes) -> None:
+    """Write ``data`` at ``offset`` of ``node``, then flush."""
     if isinstance(peer, EnginePeer):
         with peer.engine.lock, peer.engine.graph.io.lock:
             io = _engine_io(peer, node)
-            io.write(offset, bytes([pattern]) * length)
+            io.write(offset, data)
             io.flush()
         return
-    _nbd(peer, node, True,
-         lambda client: client.write(offset, bytes([pattern]) * length) or b"")
+    _nbd(peer, node, True, lambda client: client.write(offset, data) or b"")
 
 
 def guest_write(node: str, offset: int, pattern: int, length: int) -> Callable[[Any], None]:
