@@ -21,6 +21,7 @@ from engine.graph.io.copy_on_read import CopyOnReadIO
 from engine.graph.io.filters import BackingFilterIO
 from engine.graph.io.formats import Qcow2IO, RawIO
 from engine.graph.io.protocol import FileIO, NullIO
+from engine.graph.io.quorum import QuorumIO
 from engine.graph.io.throttle import ThrottleIO
 
 
@@ -57,6 +58,8 @@ class Driver:
     #: the driver takes compressed writes (QEMU's block_driver_can_compress): a
     #: ``compress`` filter may sit on it
     compresses: bool = False
+    #: the option naming a list of children, linked as ``<option>.N`` (``quorum``)
+    child_list: str | None = None
 
     @property
     def is_filter(self) -> bool:
@@ -94,6 +97,9 @@ def _entries() -> list[Driver]:
           for n in ("qcow", "qed", "vmdk")],
         *[Driver(n, F, reopen=True) for n in ("vdi", "vhdx", "vpc")],
         *[Driver(n, F) for n in ("parallels", "bochs", "cloop", "dmg", "luks")],
+        Driver("quorum", F, strong_options=(
+            "vote-threshold", "blkverify", "rewrite-corrupted", "read-pattern"),
+            io=QuorumIO, child_list="children"),
         Driver("copy-on-read", X, filtered_role="file", job_filter=True,
                writes_unchanged=True, io=CopyOnReadIO, compresses=True),
         Driver("commit_top", X, filtered_role="backing", job_filter=True,

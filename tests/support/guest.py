@@ -45,8 +45,12 @@ def _unexport(qsd: QemuStorageDaemon) -> None:
     reply = qsd.execute("block-export-del", {"id": _EXPORT})
     assert "return" in reply, reply
     deadline = time.monotonic() + 20
+    kept, qsd.held_events = qsd.held_events, []     # other events stay for the test
     while time.monotonic() < deadline:
-        if any(e["event"] == "BLOCK_EXPORT_DELETED" for e in qsd.events(wait=1.0)):
+        events = qsd.events(wait=1.0)
+        kept.extend(e for e in events if not e["event"].startswith("BLOCK_EXPORT"))
+        if any(e["event"] == "BLOCK_EXPORT_DELETED" for e in events):
+            qsd.held_events = kept
             return
     raise AssertionError("the NBD export was not deleted")
 

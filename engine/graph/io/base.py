@@ -36,7 +36,8 @@ class IOContext:
     graph transaction and around every job request, so a request never sees half a
     graph change (QEMU drains the nodes a reopen touches). ``faults``: the engine's
     injected I/O errors (its ``blkdebug``). ``throttle_groups``: the ``throttle-group``
-    objects by id, which ``throttle`` nodes name.
+    objects by id, which ``throttle`` nodes name. ``emit``: how a driver sends a QMP
+    event (``quorum``'s reports); the engine connects it, alone a graph drops them.
     """
 
     def __init__(self) -> None:
@@ -44,6 +45,7 @@ class IOContext:
         self.lock = threading.RLock()
         self.faults = FaultInjector()
         self.throttle_groups: dict[str, ThrottleGroup] = {}
+        self.emit: Callable[[str, dict[str, Any]], object] = lambda event, data: None
 
     def changed(self) -> None:
         self.epoch += 1
