@@ -20,6 +20,7 @@ from engine.graph.io.compress import CompressIO
 from engine.graph.io.copy_on_read import CopyOnReadIO
 from engine.graph.io.filters import BackingFilterIO
 from engine.graph.io.formats import Qcow2IO, RawIO
+from engine.graph.io.preallocate import PreallocateIO
 from engine.graph.io.protocol import FileIO, NullIO
 from engine.graph.io.quorum import QuorumIO
 from engine.graph.io.throttle import ThrottleIO
@@ -45,6 +46,9 @@ class Driver:
     strong_options: tuple[str, ...] = ()
     #: options ``blockdev-reopen`` cannot change or reset
     immutable_options: tuple[str, ...] = ()
+    #: options ``blockdev-reopen`` may change but not reset to their default (those the
+    #: driver's reopen reads, without QEMU's mutable_opts)
+    unresettable_options: tuple[str, ...] = ()
     #: ``blockdev-reopen`` supports it
     reopen: bool = False
     #: a filter a block job inserts (auto-named ones are *implicit*)
@@ -108,7 +112,8 @@ def _entries() -> list[Driver]:
                io=BackingFilterIO, own_filename=True),
         Driver("throttle", X, filtered_role="file", strong_options=("throttle-group",),
                reopen=True, io=ThrottleIO, compresses=True),
-        Driver("preallocate", X, filtered_role="file", reopen=True),
+        Driver("preallocate", X, filtered_role="file", reopen=True, io=PreallocateIO,
+               unresettable_options=("prealloc-align", "prealloc-size")),
         Driver("compress", X, filtered_role="file", io=CompressIO),
         Driver("blkdebug", X, filtered_role="image", reopen=True),
         Driver("copy-before-write", X, filtered_role="file"),

@@ -79,6 +79,8 @@ def child_perms(spec: Driver, role: str, *, writable: bool, force_share_child: b
         shared = parent_shared
         if spec.writes_unchanged:
             perm |= WRITE_UNCHANGED
+        if driver == "preallocate" and parent_perm & (WRITE | RESIZE) == WRITE | RESIZE:
+            shared &= ~(WRITE | RESIZE)     # the filter alone grows and cuts the file
         if fixed_size:
             shared &= ~RESIZE
     if force_share_child:

@@ -136,7 +136,8 @@ def _prepare(graph: BlockGraph, entry: Entry, seeds: list[Node]) -> None:
     if detect_zeroes == "unmap" and discard != "unmap":
         raise rules.DetectZeroesUnmap()
     rules.check_reopen_driver(graph, node.name)
-    for key in rules.IMMUTABLE_OPTIONS.get(node.driver, ()):
+    for key in (*rules.IMMUTABLE_OPTIONS.get(node.driver, ()),
+                *node.spec.unresettable_options):
         if key in node.options and key not in opts:
             raise rules.OptionReset(key)
     if node.driver == "qcow2":

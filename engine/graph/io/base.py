@@ -212,7 +212,7 @@ class NodeIO:
     def write_zeroes(self, offset: int, length: int, *, unmap: bool = False) -> None:
         """Make the range read as zeros; ``unmap``: storage may be given back (QEMU's
         BDRV_REQ_MAY_UNMAP)."""
-        io, off = self._writer(offset, length, "write", "passthrough")
+        io, off = self._writer(offset, length, "write", "zeroes_passthrough")
         io._write_zeroes(off, length, unmap)
 
     def write_compressed(self, offset: int, data: bytes | bytearray | memoryview) -> None:
@@ -237,6 +237,10 @@ class NodeIO:
     def write_passthrough(self) -> tuple[NodeIO, int] | None:
         """:meth:`passthrough` for data writes (a node that acts on writes answers None
         and does its work in :meth:`_write`)."""
+        return self.passthrough()
+
+    def zeroes_passthrough(self) -> tuple[NodeIO, int] | None:
+        """:meth:`passthrough` for zero writes."""
         return self.passthrough()
 
     def compressed_passthrough(self) -> tuple[NodeIO, int] | None:
