@@ -25,21 +25,19 @@ import contextlib
 import socket
 import threading
 from pathlib import Path
-from typing import Any
 
+from engine.qmp import Engine
 from engine.server.server import QMPServer
 
 
 class InProcessServer:
     """An engine and its QMP server on a private thread; ``connect()`` for clients."""
 
-    def __init__(self, engine: Any | None = None, *, root: Path | None = None,
+    def __init__(self, engine: Engine | None = None, *, root: Path | None = None,
                  close_engine: bool = True, **server_options: float) -> None:
         """``server_options`` go to :class:`~engine.server.server.QMPServer` (limits,
         large-message slots)."""
         if engine is None:
-            from engine.qmp import Engine
-
             engine = Engine(root=root)
         self.engine = engine
         self._close_engine = close_engine

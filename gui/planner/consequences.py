@@ -9,7 +9,7 @@ files are written.
 
 Byte counts come from each layer's own allocation (the ranges the layer itself
 allocates, as data or as zeros), given by an :data:`AllocationSource` — the editor reads
-the image files on this machine (:mod:`gui.images.allocation`). A reader goes through
+the image files on this machine (:mod:`gui.executor.allocation`). A reader goes through
 the layers of its chain top first and gets each offset from the first layer that
 allocates it; past the end of a layer it reads zeros — what ``qemu-img map`` reports as
 the depth of each range. When a layer's allocation cannot be had, the counts of every
