@@ -72,6 +72,8 @@ class Qcow2Image(Image):
     """A qcow2 file (version 2 or 3) opened for reading, or reading and writing."""
 
     format = "qcow2"
+    #: always known for qcow2 (read from the header); optional only for other formats
+    cluster_size: int
 
     def __init__(self, store: ByteStore, writable: bool, *, owns_store: bool = True) -> None:
         super().__init__(store, writable, owns_store=owns_store)
@@ -94,7 +96,7 @@ class Qcow2Image(Image):
         self._coffset_mask = (1 << self._csize_shift) - 1
         self._csize_mask = (1 << (h.cluster_bits - 8)) - 1
         self.l1 = self._load_l1()
-        self._l2_cache: dict[int, array] = {}
+        self._l2_cache: dict[int, array[int]] = {}
         self._l2_cache_max = max(16, L2_CACHE_BYTES // h.cluster_size)
         #: tables with updates not yet on disk (write-back mode): never evicted
         self._l2_pinned: set[int] = set()
@@ -148,13 +150,13 @@ class Qcow2Image(Image):
                 return
             done += n
 
-    def _load_l1(self) -> array:
+    def _load_l1(self) -> array[int]:
         h = self.header
         raw = self._pread(h.l1_table_offset, h.l1_size * 8) if h.l1_size else b""
         raw = raw.ljust(h.l1_size * 8, b"\0")
         return be_array(raw)
 
-    def _l2(self, l1_index: int) -> array | None:
+    def _l2(self, l1_index: int) -> array[int] | None:
         """The L2 table for one L1 slot (None when unallocated), cached."""
         entry = self.l1[l1_index]
         l2_off = entry & OFFSET_MASK
@@ -270,7 +272,8 @@ class Qcow2Image(Image):
                 prev = out[-1]
                 if (prev.state == state and prev.compressed == comp
                         and (prev.offset is None) == (off is None)
-                        and (off is None or prev.offset + prev.length == off)):
+                        and (off is None
+                             or (prev.offset is not None and prev.offset + prev.length == off))):
                     out[-1] = Extent(prev.start, prev.length + n, state, prev.offset, comp)
                     continue
             out.append(Extent(start, n, state, off, comp))

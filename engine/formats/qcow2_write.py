@@ -75,7 +75,7 @@ class _Undo:
         self.lo = first_cl >> img.l2_bits
         self.hi = (last_cl >> img.l2_bits) + 1
         self.l1 = img.l1[self.lo:self.hi]
-        self.tables: dict[int, tuple[array, array]] = {}
+        self.tables: dict[int, tuple[array[int], array[int]]] = {}
         #: held in the cache for the request, so the table restored is the one in use
         self.pinned: set[int] = set()
         for l1i in range(self.lo, self.hi):
@@ -153,7 +153,7 @@ class Qcow2Writer:
         self._pending_fresh: set[int] = set()       # L1 indices with a new L2 table
         self._pending_releases: list[tuple[int, int]] = []
         self._pending_bytes = 0
-        self._tables: dict[int, array] = {}         # L1 index -> its pinned L2 table
+        self._tables: dict[int, array[int]] = {}         # L1 index -> its pinned L2 table
         self.img._l2_pinned.clear()
 
     def forget_blocks(self) -> None:
@@ -268,7 +268,7 @@ class Qcow2Writer:
         if self._pending_bytes >= CHECKPOINT_BYTES:
             self.publish()
 
-    def _defer(self, fresh: list[int], tables: dict[int, array],
+    def _defer(self, fresh: list[int], tables: dict[int, array[int]],
                touched: dict[int, list[int]], releases: list[tuple[int, int]]) -> None:
         """Phases B to D of a request in write-back mode: remembered, pinned in cache."""
         img = self.img
@@ -579,7 +579,7 @@ class Qcow2Writer:
                 img.l1[l1i] = off | OFLAG_COPIED
         return fresh
 
-    def _publish(self, fresh: list[int], tables: dict[int, array],
+    def _publish(self, fresh: list[int], tables: dict[int, array[int]],
                  touched: dict[int, list[int]], allocated: bool,
                  releases: list[tuple[int, int]]) -> None:
         """Phases A (tables part), B, C and D for a planned request."""
@@ -648,7 +648,7 @@ class Qcow2Writer:
         fresh = self._prepare_l2(first_cl, last_cl)
         l2_bits, l2mask = img.l2_bits, img.l2_entries - 1
 
-        tables: dict[int, array] = {}
+        tables: dict[int, array[int]] = {}
         # plan: which clusters are written in place, which get a new host cluster
         in_place: list[tuple[int, int, bool]] = []     # (cluster, host, was zero-flagged)
         new: list[tuple[int, int]] = []                # (cluster, old entry)
@@ -656,7 +656,7 @@ class Qcow2Writer:
             l1i = cl >> l2_bits
             table = tables.get(l1i)
             if table is None:
-                table = tables[l1i] = img._l2(l1i)
+                table = tables[l1i] = self._present_l2(l1i)
             e = table[cl & l2mask]
             host = e & OFFSET_MASK
             if host and (e & OFLAG_COPIED) and not e & OFLAG_COMPRESSED:
@@ -717,17 +717,24 @@ class Qcow2Writer:
         if not self.write_back:
             self.write_blocks()
         writes.sort(key=lambda w: w[0])
-        run_start, run_bufs, run_end = -1, [], -1
-        for host, buf in writes:
+        run_bufs: list[memoryview] = []
+        run_start, run_end = -1, -1
+        for host, data in writes:
             if host != run_end:
                 if run_bufs:
                     self._data_writev(run_start, run_bufs)
                 run_start, run_bufs = host, []
-            run_bufs.append(buf)
-            run_end = host + len(buf)
+            run_bufs.append(data)
+            run_end = host + len(data)
         if run_bufs:
             self._data_writev(run_start, run_bufs)
         self._publish(fresh, tables, touched, bool(new), releases)
+
+    def _present_l2(self, l1_index: int) -> array[int]:
+        """The L2 table of ``l1_index``, which :meth:`_prepare_l2` made sure exists."""
+        table = self.img._l2(l1_index)
+        assert table is not None, f"L2 table {l1_index} not prepared"
+        return table
 
     def _data_writev(self, offset: int, bufs: list[memoryview]) -> None:
         if self.write_back:
@@ -763,9 +770,9 @@ class Qcow2Writer:
         l2_bits, l2mask = img.l2_bits, img.l2_entries - 1
         touched: dict[int, list[int]] = {}
         releases: list[tuple[int, int]] = []
-        tables: dict[int, array] = {}
+        tables: dict[int, array[int]] = {}
         for l1i in range(first_cl >> l2_bits, (last_cl >> l2_bits) + 1):
-            table = tables[l1i] = img._l2(l1i)
+            table = tables[l1i] = self._present_l2(l1i)
             lo = max(first_cl, l1i << l2_bits) & l2mask
             hi = (min(last_cl, ((l1i + 1) << l2_bits) - 1) & l2mask) + 1
             for i in range(lo, hi):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.launcher.opts import OptsError, dotted_tree, parse_bool, split_opts
+from engine.qdict import JSONObject, JSONValue
 
 INTERFACES = ("ide", "scsi", "floppy", "pflash", "mtd", "sd", "virtio", "none", "xen")
 #: cache= modes -> (cache.direct, cache.no-flush, BlockBackend write cache)
@@ -130,7 +131,8 @@ def _file_options(filename: str) -> dict[str, Any]:
             value = json.loads(filename[5:])
         except json.JSONDecodeError:
             raise DriveError(f"Could not parse the JSON options of '{filename}'") from None
-        return _undot(value)
+        options: JSONObject = _undot(value)
+        return options
     protocol, sep, _ = filename.partition(":")
     if sep and "/" not in protocol and protocol:
         if protocol != "file":
@@ -139,7 +141,7 @@ def _file_options(filename: str) -> dict[str, Any]:
     return {"driver": "file", "filename": filename}
 
 
-def _undot(value: Any) -> Any:
+def _undot(value: JSONValue) -> JSONValue:
     if not isinstance(value, dict):
         return value
     flat = [(k, v) for k, v in value.items() if not isinstance(v, dict)]
