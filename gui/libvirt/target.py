@@ -107,6 +107,8 @@ class LibvirtTarget:
             return type(intent)(job_for(ctx.graph, ctx.description, intent.job))
         if isinstance(intent, ChangeMedium) or not dataclasses.is_dataclass(intent):
             return intent                    # devices: libvirt's targets are understood there
+        if isinstance(intent, type):         # is_dataclass holds for the class itself too
+            return intent
         changes = {}
         for field in _NODE_FIELDS:
             value = getattr(intent, field, None)

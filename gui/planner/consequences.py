@@ -666,10 +666,9 @@ def consequences_of(ctx: PlanContext, plan: Plan, source: AllocationSource,
         change = ReaderChange(key, label, node.kind == BLOCK_BACKEND, chain_before,
                               chain_after)
         changes.append(_count(change, before, after, out, maps, unknown_copy))
-    notes = list(out.notes)
     return Consequences(readers=tuple(changes), freed=freed,
                         written=tuple(p for p in out.written if p),
-                        notes=tuple(notes), after=after if out.exact else None)
+                        notes=tuple(out.notes), after=after if out.exact else None)
 
 
 def _count(change: ReaderChange, before: GraphSnapshot, after: GraphSnapshot, out: _Outcome,

@@ -308,9 +308,14 @@ def export_traffic(entries: Iterable[TrafficLike], path: str | Path) -> Script:
 class TrafficLike(Protocol):
     """What a QMP traffic-log entry offers (``gui.session.TrafficEntry`` does)."""
 
-    direction: str
-    message: Mapping[str, Any]
-    background: bool
+    @property
+    def direction(self) -> str: ...
+
+    @property
+    def message(self) -> Mapping[str, Any]: ...
+
+    @property
+    def background(self) -> bool: ...
 
 
 def script_from_traffic(entries: Iterable[TrafficLike], *,

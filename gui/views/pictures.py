@@ -73,7 +73,7 @@ def _image(scene: GraphScene, source: QRectF, scale: float) -> QImage:
 
 
 def _save(img: QImage, path: Path) -> None:
-    if not img.save(os.fspath(path), "PNG"):
+    if not img.save(os.fspath(path), b"PNG"):
         raise OSError(f"cannot write {path}")
 
 

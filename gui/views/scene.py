@@ -15,8 +15,9 @@ the editor plans on (:attr:`GraphScene.snapshot` is the peer's).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
-from PySide6.QtCore import QLineF, QPointF, QRectF, Signal
+from PySide6.QtCore import QLineF, QObject, QPointF, QRect, QRectF, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsSceneHelpEvent, QToolTip
 
@@ -65,7 +66,7 @@ class GraphScene(QGraphicsScene):
     relaidOut = Signal()
 
     def __init__(self, scheme: Scheme = LIGHT, geometry: Geometry = DEFAULT_GEOMETRY,
-                 parent: object | None = None) -> None:
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.scheme = scheme
         self.geometry = geometry
@@ -138,7 +139,7 @@ class GraphScene(QGraphicsScene):
         for k in diff.removed_nodes:
             node = self.nodes.pop(k, None)
             if node is not None:
-                for edge in list(node.edges):
+                for edge in _links_at(node):
                     edge.detach()
                     self.edges.pop(edge_key(edge.info), None)
                     self.edge_layer.remove(edge)
@@ -335,7 +336,7 @@ class GraphScene(QGraphicsScene):
                                  in_x=self._port(dst, edge, False))
 
     def _port(self, card: NodeCard, edge: Edge, outgoing: bool) -> float | None:
-        group = [e for e in card.edges if not e.sideways
+        group = [e for e in _links_at(card) if not e.sideways
                  and (e.src is card if outgoing else e.dst is card)]
         if len(group) < 2:
             return None
@@ -357,13 +358,13 @@ class GraphScene(QGraphicsScene):
             card = self.nodes.get(k)
             if card is None:
                 continue
-            for e in card.edges:
+            for e in _links_at(card):
                 edges[e.key] = e
                 if e.sideways:
                     continue
                 # the ports at the other end are spread again: its links that way too
                 end, incoming = (e.dst, True) if e.src is card else (e.src, False)
-                for e2 in end.edges:
+                for e2 in _links_at(end):
                     if not e2.sideways and (e2.dst is end) == incoming:
                         edges[e2.key] = e2
         for k in obstacles:
@@ -560,7 +561,7 @@ class GraphScene(QGraphicsScene):
             cards = cards.united(frames)
         return cards.adjusted(-60, -60, 60, 60)
 
-    def drawBackground(self, painter: QPainter, rect: QRectF) -> None:
+    def drawBackground(self, painter: QPainter, rect: QRectF | QRect) -> None:
         super().drawBackground(painter, rect)
         lod = painter.worldTransform().m11()
         if lod < 0.5:
@@ -579,3 +580,9 @@ class GraphScene(QGraphicsScene):
             lines.append(QLineF(rect.left(), y, rect.right(), y))
             y += step
         painter.drawLines(lines)
+
+
+def _links_at(card: NodeCard) -> list[Edge]:
+    """The links drawn at ``card``: the card knows them as :class:`Attached` (it cannot
+    import the links' module), the scene attaches only :class:`Edge` items."""
+    return cast(list[Edge], card.edges)

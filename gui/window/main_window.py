@@ -171,8 +171,7 @@ class MainWindow(ActionsWindow):
         v.detachRequested.connect(e.drop_detach)
         v.dropRefused.connect(lambda reason: self.show_error(f"refused: {reason}"))
         v.statusMessage.connect(self.show_message)
-        v.nodeActivated.connect(
-            lambda key: self.view_controls.activate(key) or self.inspect(key))
+        v.nodeActivated.connect(self._activate_and_inspect)
         v.contextMenuRequested.connect(self.context_menu)
         v.viewportChanged.connect(self._place_overlays)
         self.scene.selectionChanged.connect(self._selection_changed)
@@ -186,8 +185,7 @@ class MainWindow(ActionsWindow):
             self.scene.snapshot))
         self._wire_staging()
         self.act_perms.toggled.connect(self._show_legend)
-        self.recording.showPanel.connect(lambda: (self.docks["replay"].show(),
-                                                  self.docks["replay"].raise_()))
+        self.recording.showPanel.connect(self._show_replay_panel)
         self.media.changed.connect(lambda: setattr(self.edits, "labels", self.media.labels()))
         self.edits.executed.connect(lambda _report: self.media.refresh())
         c = self.connection
@@ -211,6 +209,15 @@ class MainWindow(ActionsWindow):
     def _show_legend(self, on: bool) -> None:
         self.perm_legend.setVisible(on)
         self._place_overlays()
+
+    def _activate_and_inspect(self, key: str) -> None:
+        """A double-click: unfold a folded chain, or else inspect the node."""
+        if not self.view_controls.activate(key):
+            self.inspect(key)
+
+    def _show_replay_panel(self) -> None:
+        self.docks["replay"].show()
+        self.docks["replay"].raise_()
 
     def _undo_changed(self, *_: object) -> None:
         # the stack also signals while it is being destroyed with the window

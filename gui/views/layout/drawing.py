@@ -80,9 +80,9 @@ def draw(snapshot: SnapshotLike, geometry: Geometry = DEFAULT_GEOMETRY,
     for k, owner in beside_of.items():
         part_of[k] = part_of[owner]
     for e in snapshot.edges:
-        i = part_of.get(e.parent)
-        if i is not None:
-            edges_of[i].append(e)
+        part = part_of.get(e.parent)
+        if part is not None:
+            edges_of[part].append(e)
     parts = [lay_out_part(keys, st, rank, edges_of[i], size, g)
              for i, keys in enumerate(parts_keys)]
     # -- VM frames: the parts of one VM packed together, a label strip on top

@@ -14,6 +14,7 @@ draws it, so that what ``blockgraph render -o FILE.json`` writes is the line dra
 
 from __future__ import annotations
 
+import builtins
 import heapq
 import itertools
 import math
@@ -60,9 +61,9 @@ class RectIndex:
             if bucket is not None:
                 bucket.discard(key)
 
-    def near(self, rect: Rect) -> set[str]:
+    def near(self, rect: Rect) -> builtins.set[str]:
         """Keys of cards whose buckets meet ``rect`` (a superset of those inside)."""
-        out: set[str] = set()
+        out: builtins.set[str] = set()
         for c in self._cells(rect):
             out |= self._grid.get(c, set())
         return out
@@ -184,8 +185,8 @@ def _astar(index: RectIndex, start: Point, goal: Point, window: Rect,
     zones = []
     for k in index.inside(window, c):
         if k not in skip:
-            x, y, w, h = index.rects[k]
-            zones.append((x - c, y - c, x + w + c, y + h + c))
+            zx, zy, zw, zh = index.rects[k]
+            zones.append((zx - c, zy - c, zx + zw + c, zy + zh + c))
     xs = {start[0], goal[0], wx, wx + ww}
     ys = {start[1], goal[1], wy, wy + wh}
     for x0, y0, x1, y1 in zones:

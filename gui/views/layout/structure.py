@@ -100,7 +100,7 @@ def topological(st: Structure, keys: list[str]) -> list[str]:
                 order.append(c)
     if len(order) == len(keys):
         return order
-    g = nx.DiGraph()
+    g: nx.DiGraph[str] = nx.DiGraph()
     g.add_nodes_from(keys)
     g.add_edges_from((p, c) for p in keys for c in children[p])
     cond = nx.condensation(g)
