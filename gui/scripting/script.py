@@ -208,15 +208,19 @@ def _parse_jsonl(text: str, source: str) -> Script:
             if job and status in SETTLED_STATUSES:
                 pending_jobs[job] = status
         elif "wait" in msg:
-            w = msg["wait"]
-            if not isinstance(w, dict) or not isinstance(w.get("job"), str):
-                raise ScriptError("'wait' needs an object with a string 'job'", lineno, source)
-            until = w.get("until", ["null"])
-            until = (until,) if isinstance(until, str) else tuple(str(u) for u in until)
-            steps.append(ScriptWait(w["job"], until, float(w.get("timeout", 120.0)), lineno))
+            steps.append(_wait_step(msg["wait"], lineno, source))
         # greeting, other events and unknown objects are not part of the script
     flush_waits(len(text.splitlines()) + 1)
     return Script(tuple(steps), source)
+
+
+def _wait_step(wait: object, lineno: int, source: str) -> ScriptWait:
+    """A JSON-lines ``{"wait": {"job": ..., "until": ..., "timeout": ...}}`` step."""
+    if not isinstance(wait, dict) or not isinstance(wait.get("job"), str):
+        raise ScriptError("'wait' needs an object with a string 'job'", lineno, source)
+    until = wait.get("until", ["null"])
+    statuses = (until,) if isinstance(until, str) else tuple(str(u) for u in until)
+    return ScriptWait(wait["job"], statuses, float(wait.get("timeout", 120.0)), lineno)
 
 
 def _parse_shell(text: str, source: str) -> Script:

@@ -129,42 +129,9 @@ class GraphScene(QGraphicsScene):
             self.shown = shown
             return
         touched: set[str] = set()   # cards whose links need routing again
-        for e in diff.removed_edges:
-            edge = self.edges.pop(edge_key(e), None)
-            if edge is not None:
-                edge.detach()
-                self.edge_layer.remove(edge)
-                touched.update((e.parent, e.child))
-        unselected = False
-        for k in diff.removed_nodes:
-            node = self.nodes.pop(k, None)
-            if node is not None:
-                for edge in _links_at(node):
-                    edge.detach()
-                    self.edges.pop(edge_key(edge.info), None)
-                    self.edge_layer.remove(edge)
-                    touched.update((edge.info.parent, edge.info.child))
-                node.layer = None
-                if self._index is not None:
-                    self._index.remove(k)
-                unselected |= node.selected
-                self.card_layer.cards_moved()
-        placed: list[str] = []
-        moved: set[str] = set()
-        if diff.added_nodes:
-            st = analyse(shown)
-            previous = self.positions()
-            positions = layout_mod.layout(shown, previous, self.geometry, self.frames,
-                                          self.aspect)
-            for k in diff.added_nodes:
-                self._add_node(shown, k, positions[k], k in st.beside_of)
-                placed.append(k)
-            for k, old_pos in previous.items():  # made room for an inserted node
-                new_pos = positions.get(k)
-                if new_pos is not None and new_pos != old_pos:
-                    self.nodes[k].place(*new_pos)
-                    moved.add(k)
-            self.card_layer.cards_moved()
+        self._remove_links(diff.removed_edges, touched)
+        unselected = self._remove_cards(diff.removed_nodes, touched)
+        placed, moved = self._add_cards(shown, diff.added_nodes)
         for k in diff.changed_nodes:
             self.nodes[k].set_info(shown.nodes[k])
         for e in diff.added_edges:
@@ -180,6 +147,57 @@ class GraphScene(QGraphicsScene):
         self.snapshotShown.emit(diff)
         if placed:
             self.cardsPlaced.emit([k for k in placed if k in self.nodes])
+
+    def _remove_links(self, removed: Iterable[EdgeInfo], touched: set[str]) -> None:
+        """Take the diff's removed links off the scene; their ends go into ``touched``."""
+        for e in removed:
+            edge = self.edges.pop(edge_key(e), None)
+            if edge is not None:
+                edge.detach()
+                self.edge_layer.remove(edge)
+                touched.update((e.parent, e.child))
+
+    def _remove_cards(self, removed: Iterable[str], touched: set[str]) -> bool:
+        """Take the diff's removed cards (and their links) off the scene; whether one of
+        them was selected."""
+        unselected = False
+        for k in removed:
+            node = self.nodes.pop(k, None)
+            if node is not None:
+                for edge in _links_at(node):
+                    edge.detach()
+                    self.edges.pop(edge_key(edge.info), None)
+                    self.edge_layer.remove(edge)
+                    touched.update((edge.info.parent, edge.info.child))
+                node.layer = None
+                if self._index is not None:
+                    self._index.remove(k)
+                unselected |= node.selected
+                self.card_layer.cards_moved()
+        return unselected
+
+    def _add_cards(self, shown: GraphSnapshot,
+                   added: Iterable[str]) -> tuple[list[str], set[str]]:
+        """Place the diff's new cards by the incremental layout: the cards placed, and
+        the cards moved to make room for them."""
+        placed: list[str] = []
+        moved: set[str] = set()
+        added = list(added)
+        if not added:
+            return placed, moved
+        st = analyse(shown)
+        previous = self.positions()
+        positions = layout_mod.layout(shown, previous, self.geometry, self.frames, self.aspect)
+        for k in added:
+            self._add_node(shown, k, positions[k], k in st.beside_of)
+            placed.append(k)
+        for k, old_pos in previous.items():  # made room for an inserted node
+            new_pos = positions.get(k)
+            if new_pos is not None and new_pos != old_pos:
+                self.nodes[k].place(*new_pos)
+                moved.add(k)
+        self.card_layer.cards_moved()
+        return placed, moved
 
     def _build(self, snapshot: GraphSnapshot) -> None:
         with gc_paused():
