@@ -190,22 +190,8 @@ def parse_header(cluster0: bytes, path: str, file_size: int) -> Qcow2Header:
     incompat = compat = autoclear = 0
     refcount_order, header_length, trailing = 4, V2_HEADER_LENGTH, b""
     if version == 3:
-        if len(cluster0) < V3_HEADER_LENGTH:
-            raise CorruptImageError(
-                f"Could not read qcow2 header: file is {len(cluster0)} bytes long, a version 3 "
-                f"header needs {V3_HEADER_LENGTH}", path, 0)
-        incompat, compat, autoclear, refcount_order, header_length = _V3.unpack_from(
-            cluster0, V2_HEADER_LENGTH)
-        if header_length < V3_HEADER_LENGTH:
-            raise CorruptImageError(f"qcow2 header too short (header_length {header_length})",
-                                    path, 100)
-        if header_length > cluster_size:
-            raise CorruptImageError(
-                f"qcow2 header exceeds cluster size (header_length {header_length})", path, 100)
-        if header_length > len(cluster0):
-            raise CorruptImageError("Could not read qcow2 header: file ends inside the header",
-                                    path, len(cluster0))
-        trailing = bytes(cluster0[V3_HEADER_LENGTH:header_length])
+        (incompat, compat, autoclear, refcount_order, header_length,
+         trailing) = _v3_fields(cluster0, cluster_size, path)
     if bfo > cluster_size:
         raise CorruptImageError(f"Invalid backing file offset {bfo:#x}", path, 8)
     ext_end = bfo if bfo else cluster_size
@@ -213,6 +199,49 @@ def parse_header(cluster0: bytes, path: str, file_size: int) -> Qcow2Header:
     fields = (version, bfo, bfs, cluster_bits, size, crypt, l1_size, l1_off, rt_off,
               rt_clusters, nb_snap, snap_off, incompat, compat, autoclear, refcount_order,
               header_length, trailing)
+    compression = _compression_type(trailing, header_length, incompat, path)
+    extensions, names, end = _parse_extensions(cluster0, header_length, ext_end, cluster_size,
+                                               path, strict=not incompat & ~INCOMPAT_KNOWN)
+    _refuse_unsupported(incompat, names, compression, refcount_order, crypt, path)
+    _check_tables(rt_off, rt_clusters, snap_off, nb_snap, l1_off, l1_size, size, cluster_size,
+                  path)
+    backing_file = None
+    if bfo:
+        backing_file = _backing_name(cluster0, bfo, bfs, cluster_size, end, path)
+    fmt_ext = next((e for e in extensions if e.type == EXT_BACKING_FORMAT), None)
+    backing_format = (fmt_ext.data.decode("utf-8", errors="surrogateescape")
+                      if fmt_ext is not None else None)
+    _check_inside_file(l1_off, l1_size, rt_off, file_size, path)
+    # built once, complete (a dataclasses.replace per open costs more than the parse)
+    return Qcow2Header(*fields, extensions=tuple(extensions), backing_file=backing_file,
+                       backing_format=backing_format, extensions_end=end, feature_names=names)
+
+
+def _v3_fields(cluster0: bytes, cluster_size: int,
+               path: str) -> tuple[int, int, int, int, int, bytes]:
+    """A version 3 header's own fields: incompatible, compatible and autoclear
+    features, refcount order, header length, and the bytes past the known fields."""
+    if len(cluster0) < V3_HEADER_LENGTH:
+        raise CorruptImageError(
+            f"Could not read qcow2 header: file is {len(cluster0)} bytes long, a version 3 "
+            f"header needs {V3_HEADER_LENGTH}", path, 0)
+    incompat, compat, autoclear, refcount_order, header_length = _V3.unpack_from(
+        cluster0, V2_HEADER_LENGTH)
+    if header_length < V3_HEADER_LENGTH:
+        raise CorruptImageError(f"qcow2 header too short (header_length {header_length})",
+                                path, 100)
+    if header_length > cluster_size:
+        raise CorruptImageError(
+            f"qcow2 header exceeds cluster size (header_length {header_length})", path, 100)
+    if header_length > len(cluster0):
+        raise CorruptImageError("Could not read qcow2 header: file ends inside the header",
+                                path, len(cluster0))
+    trailing = bytes(cluster0[V3_HEADER_LENGTH:header_length])
+    return incompat, compat, autoclear, refcount_order, header_length, trailing
+
+
+def _compression_type(trailing: bytes, header_length: int, incompat: int, path: str) -> int:
+    """The compression type field (0 zlib, 1 zstd), checked against its feature bit."""
     compression = trailing[0] if header_length > V3_HEADER_LENGTH and trailing else 0
     if compression not in (0, 1):
         raise UnsupportedImageError(f"Unknown compression type {compression}", path, 104,
@@ -221,9 +250,12 @@ def parse_header(cluster0: bytes, path: str, file_size: int) -> Qcow2Header:
         raise CorruptImageError(
             "Compression type incompatible feature bit does not match the compression type "
             f"field ({compression})", path, 72)
+    return compression
 
-    extensions, names, end = _parse_extensions(cluster0, header_length, ext_end, cluster_size,
-                                               path, strict=not incompat & ~INCOMPAT_KNOWN)
+
+def _refuse_unsupported(incompat: int, names: dict[tuple[int, int], str], compression: int,
+                        refcount_order: int, crypt: int, path: str) -> None:
+    """Refuse the features this engine does not implement, in the order QEMU checks."""
     if incompat & ~INCOMPAT_KNOWN:
         unknown = incompat & ~INCOMPAT_KNOWN
         raise UnsupportedImageError(
@@ -247,6 +279,11 @@ def parse_header(cluster0: bytes, path: str, file_size: int) -> Qcow2Header:
         kind = {1: "AES-CBC", 2: "LUKS"}.get(crypt, f"method {crypt}")
         raise UnsupportedImageError(f"Unsupported qcow2 feature: encryption ({kind})", path, 32,
                                     feature="encryption")
+
+
+def _check_tables(rt_off: int, rt_clusters: int, snap_off: int, nb_snap: int, l1_off: int,
+                  l1_size: int, size: int, cluster_size: int, path: str) -> None:
+    """The refcount, snapshot and L1 tables are where they may be and big enough."""
     if rt_clusters == 0:
         raise CorruptImageError("Image does not contain a reference count table", path, 56)
     _validate_table(rt_off, rt_clusters, cluster_size, MAX_REFTABLE_BYTES,
@@ -265,21 +302,25 @@ def parse_header(cluster0: bytes, path: str, file_size: int) -> Qcow2Header:
             f"L1 table is too small: {l1_size} entries, a virtual size of {size} needs {needed}",
             path, 36)
 
-    backing_file = None
-    if bfo:
-        if bfs > min(MAX_BACKING_NAME, cluster_size - bfo):
-            raise CorruptImageError(
-                f"Backing file name too long ({bfs} bytes at offset {bfo:#x})", path, 16)
-        raw_name = bytes(cluster0[bfo:bfo + bfs])
-        if len(raw_name) < bfs:
-            raise CorruptImageError("Could not read backing file name: file ends inside it",
-                                    path, bfo)
-        backing_file = raw_name.decode("utf-8", errors="surrogateescape")
-        if end > bfo:
-            raise CorruptImageError("Header extensions overlap the backing file name", path, bfo)
-    fmt_ext = next((e for e in extensions if e.type == EXT_BACKING_FORMAT), None)
-    backing_format = (fmt_ext.data.decode("utf-8", errors="surrogateescape")
-                      if fmt_ext is not None else None)
+
+def _backing_name(cluster0: bytes, bfo: int, bfs: int, cluster_size: int, extensions_end: int,
+                  path: str) -> str:
+    """The backing file name at ``bfo`` (``bfs`` bytes), after the extensions."""
+    if bfs > min(MAX_BACKING_NAME, cluster_size - bfo):
+        raise CorruptImageError(
+            f"Backing file name too long ({bfs} bytes at offset {bfo:#x})", path, 16)
+    raw_name = bytes(cluster0[bfo:bfo + bfs])
+    if len(raw_name) < bfs:
+        raise CorruptImageError("Could not read backing file name: file ends inside it",
+                                path, bfo)
+    if extensions_end > bfo:
+        raise CorruptImageError("Header extensions overlap the backing file name", path, bfo)
+    return raw_name.decode("utf-8", errors="surrogateescape")
+
+
+def _check_inside_file(l1_off: int, l1_size: int, rt_off: int, file_size: int,
+                       path: str) -> None:
+    """The L1 and refcount tables start inside the file."""
     if file_size and l1_size and l1_off >= file_size:
         raise CorruptImageError(
             f"Active L1 table at offset {l1_off:#x} lies past the end of the file "
@@ -288,9 +329,6 @@ def parse_header(cluster0: bytes, path: str, file_size: int) -> Qcow2Header:
         raise CorruptImageError(
             f"Reference count table at offset {rt_off:#x} lies past the end of the file "
             f"({file_size} bytes)", path, 48)
-    # built once, complete (a dataclasses.replace per open costs more than the parse)
-    return Qcow2Header(*fields, extensions=tuple(extensions), backing_file=backing_file,
-                       backing_format=backing_format, extensions_end=end, feature_names=names)
 
 
 def _validate_table(offset: int, entries: int, entry_len: int, max_bytes: int, what: str,

@@ -642,30 +642,13 @@ class Qcow2Writer:
     def _write(self, offset: int, view: memoryview) -> None:
         img = self.img
         cs, bits = self.cs, self.bits
-        cmask = cs - 1
         end = offset + len(view)
         first_cl, last_cl = offset >> bits, (end - 1) >> bits
         fresh = self._prepare_l2(first_cl, last_cl)
         l2_bits, l2mask = img.l2_bits, img.l2_entries - 1
 
         tables: dict[int, array[int]] = {}
-        # plan: which clusters are written in place, which get a new host cluster
-        in_place: list[tuple[int, int, bool]] = []     # (cluster, host, was zero-flagged)
-        new: list[tuple[int, int]] = []                # (cluster, old entry)
-        for cl in range(first_cl, last_cl + 1):
-            l1i = cl >> l2_bits
-            table = tables.get(l1i)
-            if table is None:
-                table = tables[l1i] = self._present_l2(l1i)
-            e = table[cl & l2mask]
-            host = e & OFFSET_MASK
-            if host and (e & OFLAG_COPIED) and not e & OFLAG_COMPRESSED:
-                if host & cmask:
-                    raise CorruptImageError(f"Cluster allocation offset {host:#x} unaligned",
-                                            self.path)
-                in_place.append((cl, host, bool(e & OFLAG_ZERO)))
-            else:
-                new.append((cl, e))
+        in_place, new = self._plan_write(first_cl, last_cl, tables)
         base = self.alloc(len(new)) if new else 0
 
         writes: list[tuple[int, memoryview]] = []   # (host offset, bytes)
@@ -677,12 +660,7 @@ class Qcow2Writer:
             return max(offset, g) - g, min(end, g + cs) - g
 
         def touch(cl: int) -> None:
-            l1i, i = cl >> l2_bits, cl & l2mask
-            t = touched.get(l1i)
-            if t is None:
-                touched[l1i] = [i, i + 1]
-            else:
-                t[0], t[1] = min(t[0], i), max(t[1], i + 1)
+            _touch(touched, cl >> l2_bits, cl & l2mask)
 
         for cl, host, was_zero in in_place:
             a, b = piece(cl)
@@ -716,6 +694,38 @@ class Qcow2Writer:
         # phase A: refcounts (in write-back mode: at publication), then data
         if not self.write_back:
             self.write_blocks()
+        self._write_runs(writes)
+        self._publish(fresh, tables, touched, bool(new), releases)
+
+    def _plan_write(self, first_cl: int, last_cl: int, tables: dict[int, array[int]],
+                    ) -> tuple[list[tuple[int, int, bool]], list[tuple[int, int]]]:
+        """Which guest clusters are written in place — (cluster, host, was zero-flagged)
+        — and which get a new host cluster — (cluster, old entry); ``tables`` collects the
+        L2 tables read."""
+        img = self.img
+        cmask = self.cs - 1
+        l2_bits, l2mask = img.l2_bits, img.l2_entries - 1
+        in_place: list[tuple[int, int, bool]] = []
+        new: list[tuple[int, int]] = []
+        for cl in range(first_cl, last_cl + 1):
+            l1i = cl >> l2_bits
+            table = tables.get(l1i)
+            if table is None:
+                table = tables[l1i] = self._present_l2(l1i)
+            e = table[cl & l2mask]
+            host = e & OFFSET_MASK
+            if host and (e & OFLAG_COPIED) and not e & OFLAG_COMPRESSED:
+                if host & cmask:
+                    raise CorruptImageError(f"Cluster allocation offset {host:#x} unaligned",
+                                            self.path)
+                in_place.append((cl, host, bool(e & OFLAG_ZERO)))
+            else:
+                new.append((cl, e))
+        return in_place, new
+
+    def _write_runs(self, writes: list[tuple[int, memoryview]]) -> None:
+        """Write ``(host offset, bytes)`` pieces in file order, adjacent ones in one
+        vectored write."""
         writes.sort(key=lambda w: w[0])
         run_bufs: list[memoryview] = []
         run_start, run_end = -1, -1
@@ -728,7 +738,6 @@ class Qcow2Writer:
             run_end = host + len(data)
         if run_bufs:
             self._data_writev(run_start, run_bufs)
-        self._publish(fresh, tables, touched, bool(new), releases)
 
     def _present_l2(self, l1_index: int) -> array[int]:
         """The L2 table of ``l1_index``, which :meth:`_prepare_l2` made sure exists."""
@@ -805,3 +814,12 @@ class Qcow2Writer:
                 k = min(chunk, run_start + n - pos)
                 self._write(pos, memoryview(bytes(k)))
                 pos += k
+
+
+def _touch(touched: dict[int, list[int]], l1_index: int, index: int) -> None:
+    """Widen the range of L2 entries of ``l1_index`` changed by a write to ``index``."""
+    span = touched.get(l1_index)
+    if span is None:
+        touched[l1_index] = [index, index + 1]
+    else:
+        span[0], span[1] = min(span[0], index), max(span[1], index + 1)

@@ -171,7 +171,9 @@ def _candidates(a: Point, b: Point, pr: Rect, cr: Rect) -> list[list[Point]]:
     return out
 
 
-def _astar(index: RectIndex, start: Point, goal: Point, window: Rect,
+# A* over a grid built for this search: the grid, its blocked cells and the search share
+# their index arrays, and the search loop is the textbook one
+def _astar(index: RectIndex, start: Point, goal: Point, window: Rect,  # noqa: C901
            skip: tuple[str, ...]) -> list[Point] | None:
     """Shortest path with few bends from ``start`` to ``goal`` inside ``window``.
 
