@@ -5,7 +5,7 @@
     print(target.script(plan))                       # virsh commands
     applied = await target.apply(plan)               # libvirt's APIs, waits on its events
 
-Plans are :class:`~gui.libvirt.edits.LibvirtPlan` s made by the
+Plans are :class:`~gui.libvirt.plan.LibvirtPlan` s made by the
 :class:`~gui.libvirt.editor.DomainEditor`: libvirt's own APIs where it has one, so
 ``virsh domblklist`` and ``virsh snapshot-list`` show the result. Nodes and devices may
 be named by libvirt's disk targets as virsh users know them (``vda`` is its active
