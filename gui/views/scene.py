@@ -10,6 +10,13 @@ the view can scroll to them. Nothing but this class changes cards and links, so
 the canvas always shows exactly one snapshot — through the scene's :class:`Lens`
 (folded chains, one VM, a filter), which changes the drawing, never the graph
 the editor plans on (:attr:`GraphScene.snapshot` is the peer's).
+
+Why this module is longer than most (about 570 lines): the scene is one
+``QGraphicsScene`` whose invariant — it alone adds, moves and removes cards and links,
+and keeps its spatial index and routes true after each change — holds only while every
+change goes through its methods. The pure work is elsewhere (layout, placement, VM
+groups and routing in :mod:`gui.views.layout`, the link layer in
+:mod:`gui.views.edge_layer`); what is left are the steps of that one invariant.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from engine.graph.snapshot import EdgeInfo, GraphSnapshot
 from gui.views import layout as layout_mod
 from gui.views.animation import LayoutAnimation
 from gui.views.cards import CardLayer
-from gui.views.edges import Edge, EdgeLayer
+from gui.views.edge_layer import EdgeLayer
+from gui.views.edges import Edge
 from gui.views.frames import FrameLayer
 from gui.views.layout import (
     DEFAULT_ASPECT,
@@ -39,7 +47,7 @@ from gui.views.layout import (
     Router,
 )
 from gui.views.layout.drawing import frame_rect
-from gui.views.layout.structure import analyse, vm_label
+from gui.views.layout.structure import analyse, vm_groups
 from gui.views.lens import Lens
 from gui.views.node_card import NodeCard
 from gui.views.palette import LIGHT, Scheme
@@ -404,28 +412,8 @@ class GraphScene(QGraphicsScene):
         shown = self.shown
         if shown is None:
             return
-        root: dict[str, str] = {k: k for k in shown.nodes}
-
-        def find(k: str) -> str:
-            while root[k] != k:
-                root[k] = root[root[k]]
-                k = root[k]
-            return k
-
-        for e in shown.edges:
-            a, b = find(e.parent), find(e.child)
-            if a != b:
-                root[a] = b
-        parts: dict[str, list[str]] = {}
-        for k in shown.nodes:
-            parts.setdefault(find(k), []).append(k)
-        groups: dict[str, list[str]] = {}
-        for part in parts.values():
-            label = vm_label(shown, part)
-            if label:
-                groups.setdefault(label, []).extend(part)
         frames = []
-        for label, keys in groups.items():
+        for label, keys in vm_groups(shown).items():
             rects = [self.nodes[k].rect_tuple() for k in keys if k in self.nodes]
             if rects:
                 frames.append(Frame(label, frame_rect(rects, self.geometry), tuple(keys)))
@@ -535,18 +523,8 @@ class GraphScene(QGraphicsScene):
         step_x, step_y = g.node_w / 2 + g.col_gap / 2, g.row_gap
         # where the block's corner goes so that the card of ``key`` is at (x, y)
         bx, by = x - (card.px - left), y - (card.py - top)
-        spot = (bx, by)
-        for radius in range(0, 60):
-            ring = sorted(((dx, dy) for dx in range(-radius, radius + 1)
-                           for dy in range(-radius, radius + 1)
-                           if max(abs(dx), abs(dy)) == radius),
-                          key=lambda d: d[0] * d[0] + d[1] * d[1])
-            free = next(((bx + dx * step_x, by + dy * step_y) for dx, dy in ring
-                         if not others.inside((bx + dx * step_x, by + dy * step_y, width,
-                                               height), g.col_gap / 2)), None)
-            if free is not None:
-                spot = free
-                break
+        spot = others.nearest_free((bx, by, width, height), step_x, step_y,
+                                   g.col_gap / 2) or (bx, by)
         dx, dy = spot[0] - left, spot[1] - top
         for k in block:
             c = self.nodes[k]

@@ -79,6 +79,24 @@ class RectIndex:
                 out.append(k)
         return out
 
+    def nearest_free(self, box: Rect, step_x: float, step_y: float, margin: float,
+                     rings: int = 60) -> Point | None:
+        """Where the corner of ``box`` goes, on a grid of ``step_x`` × ``step_y`` around
+        its place, for the box to keep ``margin`` from every card: the nearest such
+        place in ``rings`` rings, None when there is none."""
+        bx, by, width, height = box
+        for radius in range(0, rings):
+            ring = sorted(((dx, dy) for dx in range(-radius, radius + 1)
+                           for dy in range(-radius, radius + 1)
+                           if max(abs(dx), abs(dy)) == radius),
+                          key=lambda d: d[0] * d[0] + d[1] * d[1])
+            free = next(((bx + dx * step_x, by + dy * step_y) for dx, dy in ring
+                         if not self.inside((bx + dx * step_x, by + dy * step_y, width,
+                                             height), margin)), None)
+            if free is not None:
+                return free
+        return None
+
     def blocked(self, a: Point, b: Point, skip: tuple[str, ...] = (),
                 clearance: float = CLEARANCE) -> bool:
         """Whether the axis-parallel segment a–b passes through (or within
