@@ -28,6 +28,12 @@ image. A failed request is undone in memory, leaving earlier pending requests
 intact; a failed barrier drops everything pending (its data may not be on disk)
 and the next flush reports the loss. Whole aligned clusters of data are written with
 direct I/O in this mode (:mod:`engine.formats.direct`).
+
+Why this module is long (about 800 lines, one class): its refcounts, allocation,
+write-back queue and request phases share one set of in-memory tables whose order of
+writing to disk *is* the crash-safety argument above; split across modules, that order
+could no longer be checked in one reading. What does not share it lives beside it:
+header layout, repair, resize, backing files, the directories and direct I/O.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from engine.formats.errors import (
     UnsupportedImageError,
 )
 from engine.formats.image import file_error
+from engine.formats.qcow2_directories import BITMAP_IN_USE
 from engine.formats.qcow2_layout import (
     OFFSET_MASK,
     OFLAG_COMPRESSED,
@@ -339,8 +346,8 @@ class Qcow2Writer:
         """
         h = self.img.header
         for bitmap in self.img.bitmaps():
-            if not bitmap.flags & hdr.BITMAP_IN_USE:
-                self._pwrite(struct.pack(">I", bitmap.flags | hdr.BITMAP_IN_USE),
+            if not bitmap.flags & BITMAP_IN_USE:
+                self._pwrite(struct.pack(">I", bitmap.flags | BITMAP_IN_USE),
                              bitmap.flags_offset)
         known = h.autoclear_features & hdr.AUTOCLEAR_BITMAPS
         if h.version == 3 and h.autoclear_features != known:
