@@ -434,8 +434,13 @@ class BlockGraph(Journaled, LiveView):
         """Register a job holding ``links`` = [(role, node, perm, shared)]."""
         self.jobs[job.job_id] = job
         self.g.add_node(job.key)
-        self.record(lambda: (self.jobs.pop(job.job_id, None),
-                             self.g.remove_node(job.key) if self.g.has_node(job.key) else None))
+
+        def undo() -> None:
+            self.jobs.pop(job.job_id, None)
+            if self.g.has_node(job.key):
+                self.g.remove_node(job.key)
+
+        self.record(undo)
         for role, node, perm, shared in links:
             self.attach(job, node, role, fixed=(perm, shared))
         self.refresh_perms([n for _, n, _, _ in links])
