@@ -34,6 +34,11 @@ thread) must hold ``Engine.lock`` while it reads or changes the graph, and
 
 The graph is also a *graph view* (:mod:`engine.graph.live_view`), so the rules run
 on it exactly as on a :class:`~engine.graph.snapshot.GraphSnapshot`.
+
+Slightly over 500 lines: every method here mutates the graph under the journal, and
+the journal's promise (a failed transaction changes nothing) is checked by reading
+them together; the vertices, names, options, permissions and views are in modules of
+their own.
 """
 
 from __future__ import annotations
