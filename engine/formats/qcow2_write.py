@@ -34,6 +34,12 @@ image. A failed request is undone in memory, leaving earlier pending requests
 intact; a failed barrier drops everything pending (its data may not be on disk)
 and the next flush reports the loss. Whole aligned clusters of data are written with
 direct I/O in this mode (:mod:`engine.formats.direct`).
+
+Why this module is long (about 800 lines, one class): its refcounts, allocation,
+write-back queue and request phases share one set of in-memory tables whose order of
+writing to disk *is* the crash-safety argument above; split across modules, that order
+could no longer be checked in one reading. What does not share it lives beside it:
+header layout, repair, resize, backing files, the directories and direct I/O.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from engine.formats.errors import (
     UnsupportedImageError,
 )
 from engine.formats.image import file_error
+from engine.formats.qcow2_directories import BITMAP_IN_USE
 from engine.formats.qcow2_layout import (
     OFFSET_MASK,
     OFLAG_COMPRESSED,
@@ -83,7 +90,7 @@ class _Undo:
         self.lo = first_cl >> img.l2_bits
         self.hi = (last_cl >> img.l2_bits) + 1
         self.l1 = img.l1[self.lo:self.hi]
-        self.tables: dict[int, tuple[array, array]] = {}
+        self.tables: dict[int, tuple[array[int], array[int]]] = {}
         #: held in the cache for the request, so the table restored is the one in use
         self.pinned: set[int] = set()
         for l1i in range(self.lo, self.hi):
@@ -161,7 +168,7 @@ class Qcow2Writer:
         self._pending_fresh: set[int] = set()       # L1 indices with a new L2 table
         self._pending_releases: list[tuple[int, int]] = []
         self._pending_bytes = 0
-        self._tables: dict[int, array] = {}         # L1 index -> its pinned L2 table
+        self._tables: dict[int, array[int]] = {}         # L1 index -> its pinned L2 table
         self.img._l2_pinned.clear()
         #: where the next compressed run may start inside a partly used host cluster (0: none)
         self._free_byte = 0
@@ -279,7 +286,7 @@ class Qcow2Writer:
         if self._pending_bytes >= CHECKPOINT_BYTES:
             self.publish()
 
-    def _defer(self, fresh: list[int], tables: dict[int, array],
+    def _defer(self, fresh: list[int], tables: dict[int, array[int]],
                touched: dict[int, list[int]], releases: list[tuple[int, int]]) -> None:
         """Phases B to D of a request in write-back mode: remembered, pinned in cache."""
         img = self.img
@@ -350,8 +357,8 @@ class Qcow2Writer:
         """
         h = self.img.header
         for bitmap in self.img.bitmaps():
-            if not bitmap.flags & hdr.BITMAP_IN_USE:
-                self._pwrite(struct.pack(">I", bitmap.flags | hdr.BITMAP_IN_USE),
+            if not bitmap.flags & BITMAP_IN_USE:
+                self._pwrite(struct.pack(">I", bitmap.flags | BITMAP_IN_USE),
                              bitmap.flags_offset)
         known = h.autoclear_features & hdr.AUTOCLEAR_BITMAPS
         if h.version == 3 and h.autoclear_features != known:
@@ -590,7 +597,7 @@ class Qcow2Writer:
                 img.l1[l1i] = off | OFLAG_COPIED
         return fresh
 
-    def _publish(self, fresh: list[int], tables: dict[int, array],
+    def _publish(self, fresh: list[int], tables: dict[int, array[int]],
                  touched: dict[int, list[int]], allocated: bool,
                  releases: list[tuple[int, int]]) -> None:
         """Phases A (tables part), B, C and D for a planned request."""
@@ -654,30 +661,13 @@ class Qcow2Writer:
     def _write(self, offset: int, view: memoryview) -> None:
         img = self.img
         cs, bits = self.cs, self.bits
-        cmask = cs - 1
         end = offset + len(view)
         first_cl, last_cl = offset >> bits, (end - 1) >> bits
         fresh = self._prepare_l2(first_cl, last_cl)
         l2_bits, l2mask = img.l2_bits, img.l2_entries - 1
 
-        tables: dict[int, array] = {}
-        # plan: which clusters are written in place, which get a new host cluster
-        in_place: list[tuple[int, int, bool]] = []     # (cluster, host, was zero-flagged)
-        new: list[tuple[int, int]] = []                # (cluster, old entry)
-        for cl in range(first_cl, last_cl + 1):
-            l1i = cl >> l2_bits
-            table = tables.get(l1i)
-            if table is None:
-                table = tables[l1i] = img._l2(l1i)
-            e = table[cl & l2mask]
-            host = e & OFFSET_MASK
-            if host and (e & OFLAG_COPIED) and not e & OFLAG_COMPRESSED:
-                if host & cmask:
-                    raise CorruptImageError(f"Cluster allocation offset {host:#x} unaligned",
-                                            self.path)
-                in_place.append((cl, host, bool(e & OFLAG_ZERO)))
-            else:
-                new.append((cl, e))
+        tables: dict[int, array[int]] = {}
+        in_place, new = self._plan_write(first_cl, last_cl, tables)
         base = self.alloc(len(new)) if new else 0
 
         writes: list[tuple[int, memoryview]] = []   # (host offset, bytes)
@@ -689,12 +679,7 @@ class Qcow2Writer:
             return max(offset, g) - g, min(end, g + cs) - g
 
         def touch(cl: int) -> None:
-            l1i, i = cl >> l2_bits, cl & l2mask
-            t = touched.get(l1i)
-            if t is None:
-                touched[l1i] = [i, i + 1]
-            else:
-                t[0], t[1] = min(t[0], i), max(t[1], i + 1)
+            _touch(touched, cl >> l2_bits, cl & l2mask)
 
         for cl, host, was_zero in in_place:
             a, b = piece(cl)
@@ -728,18 +713,56 @@ class Qcow2Writer:
         # phase A: refcounts (in write-back mode: at publication), then data
         if not self.write_back:
             self.write_blocks()
+        self._write_runs(writes)
+        self._publish(fresh, tables, touched, bool(new), releases)
+
+    def _plan_write(self, first_cl: int, last_cl: int, tables: dict[int, array[int]],
+                    ) -> tuple[list[tuple[int, int, bool]], list[tuple[int, int]]]:
+        """Which guest clusters are written in place — (cluster, host, was zero-flagged)
+        — and which get a new host cluster — (cluster, old entry); ``tables`` collects the
+        L2 tables read."""
+        img = self.img
+        cmask = self.cs - 1
+        l2_bits, l2mask = img.l2_bits, img.l2_entries - 1
+        in_place: list[tuple[int, int, bool]] = []
+        new: list[tuple[int, int]] = []
+        for cl in range(first_cl, last_cl + 1):
+            l1i = cl >> l2_bits
+            table = tables.get(l1i)
+            if table is None:
+                table = tables[l1i] = self._present_l2(l1i)
+            e = table[cl & l2mask]
+            host = e & OFFSET_MASK
+            if host and (e & OFLAG_COPIED) and not e & OFLAG_COMPRESSED:
+                if host & cmask:
+                    raise CorruptImageError(f"Cluster allocation offset {host:#x} unaligned",
+                                            self.path)
+                in_place.append((cl, host, bool(e & OFLAG_ZERO)))
+            else:
+                new.append((cl, e))
+        return in_place, new
+
+    def _write_runs(self, writes: list[tuple[int, memoryview]]) -> None:
+        """Write ``(host offset, bytes)`` pieces in file order, adjacent ones in one
+        vectored write."""
         writes.sort(key=lambda w: w[0])
-        run_start, run_bufs, run_end = -1, [], -1
-        for host, buf in writes:
+        run_bufs: list[memoryview] = []
+        run_start, run_end = -1, -1
+        for host, data in writes:
             if host != run_end:
                 if run_bufs:
                     self._data_writev(run_start, run_bufs)
                 run_start, run_bufs = host, []
-            run_bufs.append(buf)
-            run_end = host + len(buf)
+            run_bufs.append(data)
+            run_end = host + len(data)
         if run_bufs:
             self._data_writev(run_start, run_bufs)
-        self._publish(fresh, tables, touched, bool(new), releases)
+
+    def _present_l2(self, l1_index: int) -> array[int]:
+        """The L2 table of ``l1_index``, which :meth:`_prepare_l2` made sure exists."""
+        table = self.img._l2(l1_index)
+        assert table is not None, f"L2 table {l1_index} not prepared"
+        return table
 
     def _data_writev(self, offset: int, bufs: list[memoryview]) -> None:
         if self.write_back:
@@ -775,9 +798,9 @@ class Qcow2Writer:
         l2_bits, l2mask = img.l2_bits, img.l2_entries - 1
         touched: dict[int, list[int]] = {}
         releases: list[tuple[int, int]] = []
-        tables: dict[int, array] = {}
+        tables: dict[int, array[int]] = {}
         for l1i in range(first_cl >> l2_bits, (last_cl >> l2_bits) + 1):
-            table = tables[l1i] = img._l2(l1i)
+            table = tables[l1i] = self._present_l2(l1i)
             lo = max(first_cl, l1i << l2_bits) & l2mask
             hi = (min(last_cl, ((l1i + 1) << l2_bits) - 1) & l2mask) + 1
             for i in range(lo, hi):
@@ -880,3 +903,11 @@ class Qcow2Writer:
         end = start + size
         self._free_byte = end if end & (cs - 1) else 0
         return start
+
+def _touch(touched: dict[int, list[int]], l1_index: int, index: int) -> None:
+    """Widen the range of L2 entries of ``l1_index`` changed by a write to ``index``."""
+    span = touched.get(l1_index)
+    if span is None:
+        touched[l1_index] = [index, index + 1]
+    else:
+        span[0], span[1] = min(span[0], index), max(span[1], index + 1)

@@ -84,7 +84,7 @@ def _enqueue(queue: dict[str, Entry], node: Node, opts: dict[str, Any] | None,
             continue
         else:
             entry.opts, entry.parent, entry.role = opts, parent, role
-        children = []
+        children: list[tuple[Node, dict[str, Any] | None, Entry, str]] = []
         for child_role, link in reversed(list(node.children.items())):
             if not link.inherits:
                 continue

@@ -75,7 +75,8 @@ class Qcow2IO(NodeIO):
         self._image.write_compressed(offset, data)
 
     def _block_status(self, offset: int, length: int) -> list[Extent]:
-        return self._image.block_status(offset, length)
+        extents: list[Extent] = self._image.block_status(offset, length)
+        return extents
 
     def _flush_own(self) -> None:
         self._image.flush()

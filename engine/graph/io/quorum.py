@@ -81,7 +81,7 @@ class QuorumIO(NodeIO):
 
     @property
     def fifo(self) -> bool:
-        return self.node.options.get("read-pattern", "quorum") == "fifo"
+        return bool(self.node.options.get("read-pattern", "quorum") == "fifo")
 
     @property
     def blkverify(self) -> bool:
@@ -180,6 +180,7 @@ class QuorumIO(NodeIO):
         if len(good) < self.threshold:
             raise self._fail(offset, length, errors)
         first = good[0][2]
+        assert first is not None
         if all(data == first for _, _, data in good[1:]):
             view[:] = first
             return

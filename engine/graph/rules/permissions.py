@@ -356,7 +356,7 @@ class _SimView:
         return [EdgeInfo(c.parent, c.child, c.role, frozen=c.frozen)
                 for c in self.sim.parents(key)]
 
-    def nx(self) -> nx.MultiDiGraph:
+    def nx(self) -> nx.MultiDiGraph[str]:
         return self.view.nx()
 
 
