@@ -145,6 +145,11 @@ def _probe(path: str) -> str:
 
 
 def _with_probed_format(options: dict[str, Any]) -> dict[str, Any]:
+    children = options.get("children")
+    if isinstance(children, list):      # quorum's: each one probed like a drive's root
+        options = {**options, "children": [
+            _with_probed_format(_with_file_protocol(c)) if isinstance(c, dict) else c
+            for c in children]}
     if "driver" in options:
         return options
     path = _host_path(options.get("file", {}))
@@ -160,6 +165,14 @@ def _host_path(file_opts: Any) -> str | None:
     if isinstance(file_opts, dict) and file_opts.get("driver", "file") == "file":
         return str(file_opts.get("filename", ""))
     return None
+
+
+def _with_file_protocol(options: dict[str, Any]) -> dict[str, Any]:
+    """A ``file.filename`` without a driver names a host file (the ``file`` protocol)."""
+    file_opts = options.get("file")
+    if isinstance(file_opts, dict) and "driver" not in file_opts and "filename" in file_opts:
+        return {**options, "file": {"driver": "file", **file_opts}}
+    return options
 
 
 def _header_backings(options: dict[str, Any]) -> dict[str, Any]:

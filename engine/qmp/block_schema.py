@@ -95,6 +95,9 @@ _BLKDEBUG = members({
     "*take-child-perms": ListOf(_PERMISSION),
     "*unshare-child-perms": ListOf(_PERMISSION),
 })
+_QUORUM = members({"*blkverify": Bool(), "children": ListOf(BlockdevRef),
+                   "vote-threshold": Int(), "*rewrite-corrupted": Bool(),
+                   "*read-pattern": Enum("QuorumReadPattern", ["quorum", "fifo"])})
 
 BlockdevOptions = Union("BlockdevOptions", BASE, variants={
     "file": _FILE,
@@ -109,6 +112,7 @@ BlockdevOptions = Union("BlockdevOptions", BASE, variants={
     "blkdebug": _BLKDEBUG,
     "blkverify": members({"test": BlockdevRef, "raw": BlockdevRef}),
     "compress": _GENERIC_FORMAT,
+    "quorum": _QUORUM,
     "preallocate": (*_GENERIC_FORMAT, *members({"*prealloc-align": Int(),
                                                 "*prealloc-size": Int()})),
     "qcow": _COW, "qed": _COW, "vmdk": _COW,
