@@ -214,10 +214,11 @@ def _first_changed(node: Node, opts: dict[str, Any]) -> str | None:
         old = own_flat_options(node, node.options)
         for key, value in own_flat_options(node, opts).items():
             differs[key] = key not in old or old[key] != value
-        for role in (node.spec.child_option, node.spec.data_child):
-            link = node.children.get(role or "")
-            if link is not None and isinstance(opts.get(role or ""), str):
-                differs[role or ""] = opts[role or ""] != link.child.name
+        roles = [r for r in (node.spec.child_option, node.spec.data_child) if r is not None]
+        for role in roles:
+            link = node.children.get(role)
+            if link is not None and isinstance(opts.get(role), str):
+                differs[role] = opts[role] != link.child.name
     if "force-share" in opts or node.force_share:
         differs["force-share"] = bool(opts.get("force-share", False)) != node.force_share
     return next((k for k in qdict_order(differs) if differs[k]), None)

@@ -140,8 +140,9 @@ class QuorumIO(NodeIO):
         return lengths.pop()
 
     def _own_actual_size(self) -> int | None:
-        # QEMU sums what its children allocate
-        return sum(io.actual_size() for _, io in self.children())
+        # QEMU sums what its children allocate (unknown if one of them cannot tell)
+        sizes = [io.actual_size() for _, io in self.children()]
+        return None if None in sizes else sum(size or 0 for size in sizes)
 
     # -- reads -----------------------------------------------------------------------------
     def _read_layer(self, offset: int, view: memoryview) -> list[Pending]:
