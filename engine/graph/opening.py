@@ -374,6 +374,14 @@ def _header_options(node: Node) -> dict[str, Any]:
     return {"driver": fmt or PROBE, "file": {"driver": "file", "filename": name}}
 
 
+def open_backing_from_header(graph: BlockGraph, node: Node) -> None:
+    """Open the chain named in ``node``'s header below it (a node opened without its
+    backing, such as ``drive-mirror``'s target, gets it once the job ends)."""
+    _open_header_chain(graph, node, {
+        "read-only": True, "force-share": node.force_share,
+        "cache": {"direct": node.cache_direct, "no-flush": node.cache_no_flush}})
+
+
 def _open_header_chain(graph: BlockGraph, top: Node, inherit: dict[str, Any]) -> None:
     """Open the backing chain named in the image headers below ``top``, read-only.
 

@@ -231,8 +231,9 @@ def block_info(graph: BlockGraph, backend: Backend) -> dict[str, Any]:
     info["locked"] = backend.locked
     if backend.root is not None:
         root = backend.root.child
-        while root.implicit and root.child("file") is not None:
-            root = root.child("file")  # type: ignore[assignment]
+        while root.implicit and root.spec.filtered_role is not None \
+                and root.child(root.spec.filtered_role) is not None:
+            root = root.child(root.spec.filtered_role)  # type: ignore[assignment]
         info["inserted"] = block_device_info(root, all_filenames(graph), flat=False)
     if backend.removable:
         info["tray_open"] = backend.tray_open

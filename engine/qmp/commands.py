@@ -10,9 +10,10 @@ from engine.qmp import (
     commands_block,
     commands_core,
     commands_jobs,
+    commands_mirror,
     commands_qom,
     commands_snapshot,
 )
 
-MODULES = (commands_core, commands_block, commands_backend, commands_jobs, commands_snapshot,
-           commands_qom)
+MODULES = (commands_core, commands_block, commands_backend, commands_jobs, commands_mirror,
+           commands_snapshot, commands_qom)

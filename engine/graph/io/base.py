@@ -77,6 +77,9 @@ class NodeIO:
     #: reads past the node's length must be cut here (its length is its own, not its
     #: child's): formats and windows; plain pass-through filters leave it to the child
     clamps: bool = True
+    #: told ``(offset, length)`` after every write that passed through this node (a
+    #: mirror job's ``mirror_top`` marks the range dirty, to copy it again)
+    write_observer: Callable[[int, int], None] | None = None
 
     def __init__(self, node: Node, ctx: IOContext) -> None:
         self.node = node
@@ -196,20 +199,32 @@ class NodeIO:
         raise NotImplementedError
 
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        io, off = self._writer(offset, len(data), "write")
+        observers: list[tuple[NodeIO, int]] = []
+        io, off = self._writer(offset, len(data), "write", observers)
         io._write(off, data)
+        for upper, at in observers:
+            if upper.write_observer is not None:
+                upper.write_observer(at, len(data))
 
     def write_zeroes(self, offset: int, length: int) -> None:
-        io, off = self._writer(offset, length, "write")
+        observers: list[tuple[NodeIO, int]] = []
+        io, off = self._writer(offset, length, "write", observers)
         io._write_zeroes(off, length)
+        for upper, at in observers:
+            if upper.write_observer is not None:
+                upper.write_observer(at, length)
 
-    def _writer(self, offset: int, length: int, op: str) -> tuple[NodeIO, int]:
-        """Down the pass-through nodes to the one that writes (faults checked on the way)."""
+    def _writer(self, offset: int, length: int, op: str,
+                observers: list[tuple[NodeIO, int]]) -> tuple[NodeIO, int]:
+        """Down the pass-through nodes to the one that writes (faults checked on the way);
+        the nodes with a write observer are added to ``observers``, told once written."""
         io: NodeIO = self
         while True:
             io.refresh()
             if io.ctx.faults.active and io.data_path is not None:
                 io.ctx.faults.check(io.data_path, op, offset, length)
+            if io.write_observer is not None:
+                observers.append((io, offset))
             below = io.passthrough()
             if below is None:
                 return io, offset

@@ -17,7 +17,7 @@ The modules: :mod:`.errors` (the refusals), :mod:`.chains` (lookups, chain walks
 operation blockers), :mod:`.permissions` (permissions between parents and image
 locks, simulated as QEMU refreshes them), :mod:`.reopen` (reopen and link changes),
 :mod:`.nodes` (deletion, names, snapshots, image creation), :mod:`.jobs` (stream,
-commit, job ids), :mod:`.media` (removable media and trays).
+commit, job ids), :mod:`.mirror` (mirror jobs), :mod:`.media` (removable media and trays).
 """
 
 from engine.graph.rules.chains import (
@@ -92,6 +92,15 @@ from engine.graph.rules.media import (
     devices_from_query_block,
     find_device,
 )
+from engine.graph.rules.mirror import (
+    MirrorPlan,
+    can_replace,
+    check_drive_mirror_source,
+    check_target_outside_chain,
+    effective_sync,
+    plan_mirror,
+    root_source,
+)
 from engine.graph.rules.nodes import (
     check_add,
     check_delete,
@@ -156,6 +165,7 @@ __all__ = [
     "JobIdInUse",
     "Link",
     "LockConflict",
+    "MirrorPlan",
     "NoBackingSupport",
     "NodeBusy",
     "NodeInUse",
@@ -177,11 +187,13 @@ __all__ = [
     "Unexpected",
     "backing_chain_next",
     "bottom_of",
+    "can_replace",
     "chain_contains",
     "check_add",
     "check_backing_given",
     "check_commit",
     "check_delete",
+    "check_drive_mirror_source",
     "check_file_locks",
     "check_image_create",
     "check_immutable",
@@ -202,6 +214,7 @@ __all__ = [
     "check_snapshot_node",
     "check_snapshot_source",
     "check_stream",
+    "check_target_outside_chain",
     "check_tray",
     "child_link_perms",
     "commit_is_active",
@@ -209,6 +222,7 @@ __all__ = [
     "device_name",
     "devices_from_query_block",
     "driver_of",
+    "effective_sync",
     "filter_or_cow",
     "find_backing_image",
     "find_device",
@@ -220,9 +234,11 @@ __all__ = [
     "lookup_bs",
     "perm_bits",
     "plan_commit",
+    "plan_mirror",
     "plan_stream",
     "reaches",
     "resolve_reference",
+    "root_source",
     "sim_view",
     "skip_filters",
     "skip_implicit",
