@@ -36,6 +36,8 @@ MAX_LENGTH = ((1 << 63) - 1) & ~((1 << 30) - 1)
 
 #: the driver name that asks to probe the format from the file child's first bytes
 PROBE = ""
+#: protocols whose one file name (``null-co://``) a header may name as its backing
+NULL_PROTOCOLS = ("null-co", "null-aio")
 BACKING_PREFIX = "Could not open backing file: "
 _GENERIC_KEYS = ("file", "backing", "node-name", "driver", "read-only", "cache",
                  "force-share", "discard", "detect-zeroes", "auto-read-only")
@@ -371,6 +373,9 @@ def _header_options(node: Node) -> dict[str, Any]:
         return opts
     if name.startswith("file:"):
         name = name[len("file:"):]
+    for protocol in NULL_PROTOCOLS:      # "null-co://": a null device, not a file
+        if name == f"{protocol}://":
+            return {"driver": fmt or PROBE, "file": {"driver": protocol}}
     return {"driver": fmt or PROBE, "file": {"driver": "file", "filename": name}}
 
 
