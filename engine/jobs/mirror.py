@@ -64,47 +64,51 @@ OPEN_BACKING = "open"              # drive-mirror existing: the chain in the tar
 
 
 class DirtyMap:
-    """The job's dirty bitmap: granularity-sized chunks still to copy, by index.
+    """The job's dirty bitmap: one byte per granularity-sized chunk still to copy.
 
     Guest writes add to it from any thread (through the ``mirror_top`` filter); the
-    job takes a chunk out *before* it reads it, so a write that lands during the copy
-    marks the chunk again."""
+    job takes a run out *before* it reads it, so a write that lands during the copy
+    marks the chunk again. Runs are taken from a cursor that goes round the disk, as
+    QEMU's dirty iterator does."""
 
     def __init__(self, granularity: int, length: int) -> None:
         self.granularity = granularity
         self.length = length
-        self._chunks: set[int] = set()
+        self._bits = bytearray(-(-length // granularity))
+        self._cursor = 0
         self._lock = threading.Lock()
 
     def mark(self, offset: int, length: int) -> None:
         if length <= 0:
             return
         g = self.granularity
+        first, last = offset // g, min((offset + length - 1) // g, len(self._bits) - 1)
         with self._lock:
-            self._chunks.update(range(offset // g, (offset + length - 1) // g + 1))
+            self._bits[first:last + 1] = b"\x01" * (last + 1 - first)
 
     def count(self) -> int:
         """Dirty bytes (whole chunks, the last one cut at the end of the disk)."""
         with self._lock:
-            n = len(self._chunks) * self.granularity
-            last = (self.length - 1) // self.granularity if self.length else -1
-            if last in self._chunks:
-                n -= (last + 1) * self.granularity - self.length
+            n = self._bits.count(1) * self.granularity
+            if self._bits and self._bits[-1]:
+                n -= len(self._bits) * self.granularity - self.length
             return n
 
     def take(self, limit: int) -> tuple[int, int] | None:
-        """Remove and return the first run of dirty chunks (at most ``limit`` bytes)."""
+        """Remove and return the next run of dirty chunks (at most ``limit`` bytes)."""
         g = self.granularity
+        most = max(1, limit // g)
         with self._lock:
-            if not self._chunks:
-                return None
-            first = min(self._chunks)
-            last = first
-            while last + 1 in self._chunks and (last + 2 - first) * g <= max(limit, g):
-                last += 1
-            for i in range(first, last + 1):
-                self._chunks.discard(i)
-        return first * g, min((last + 1) * g, self.length)
+            first = self._bits.find(1, self._cursor)
+            if first < 0:
+                first = self._bits.find(1, 0)
+                if first < 0:
+                    return None
+            end = self._bits.find(0, first, first + most)
+            end = min(first + most, len(self._bits)) if end < 0 else end
+            self._bits[first:end] = bytes(end - first)
+            self._cursor = end
+        return first * g, min(end * g, self.length)
 
 
 def default_granularity(target: NodeIO) -> int:
@@ -248,7 +252,7 @@ class MirrorDriver(JobDriver):
             yield
             if job.is_cancelled:
                 return
-            run = self.dirty.take(min(limit, CHUNK) if limit > CHUNK else limit)
+            run = self.dirty.take(min(limit, CHUNK))
             if run is None:
                 return
             start, end = run
@@ -344,15 +348,13 @@ class MirrorGraph(GraphHooks):
     """The graph side of one mirror job: the filter, the job's links, the pivot."""
 
     def __init__(self, graph: BlockGraph, driver: MirrorDriver, filter_node: Node,
-                 footprint: JobFootprint, replaces: str | None, backing_mode: str,
-                 owns_target: bool) -> None:
+                 footprint: JobFootprint, replaces: str | None, backing_mode: str) -> None:
         self.graph = graph
         self.driver = driver
         self.filter_node: Node | None = filter_node
         self.footprint = footprint
         self.replaces = replaces
         self.backing_mode = backing_mode
-        self.owns_target = owns_target
         self.done = False
 
     def _exists(self, node: Node | None) -> bool:
@@ -455,7 +457,7 @@ def _replace_node(graph: BlockGraph, old: Node, new: Node) -> None:
 
 
 def start_mirror(engine: Engine, plan: rules.MirrorPlan, args: dict[str, Any], *,
-                 backing_mode: str, zero_target: bool, owns_target: bool = False) -> Job:
+                 backing_mode: str, zero_target: bool) -> Job:
     """The filter above the source, the job and its links, in QEMU's order; then copy.
 
     A refusal on the way undoes every graph change (the caller's transaction)."""
@@ -490,8 +492,7 @@ def start_mirror(engine: Engine, plan: rules.MirrorPlan, args: dict[str, Any], *
         raise
     assert flt.io is not None
     flt.io.write_observer = driver.note_write
-    driver.hooks = MirrorGraph(graph, driver, flt, footprint, plan.replaces, backing_mode,
-                               owns_target)
+    driver.hooks = MirrorGraph(graph, driver, flt, footprint, plan.replaces, backing_mode)
     created[0].start()
     return created[0]
 

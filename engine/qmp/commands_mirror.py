@@ -67,7 +67,7 @@ def drive_mirror(engine: Engine, args: dict[str, Any]) -> Any:
                 job_id=args.get("job-id"))
             start_mirror(engine, plan, args,
                          backing_mode=SOURCE_BACKING if mode != "existing" else OPEN_BACKING,
-                         zero_target=sync == "full" and mode == "existing", owns_target=True)
+                         zero_target=sync == "full" and mode == "existing")
     finally:
         for leftover in opened.values():     # not taken by the target node (it failed)
             leftover.close()

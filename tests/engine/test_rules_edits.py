@@ -87,3 +87,24 @@ def test_commit_verdicts(chain: QemuStorageDaemon, device: str, top: str,
     expected = answer(chain, "block-commit", args)
     assert expected != "ok"
     assert verdict(rules.check_commit, snap, device, top, base) == expected
+
+
+@pytest.mark.parametrize(("device", "target", "extra"), [
+    ("top", "top", {}), ("top", "mid", {}), ("top", "nonexist", {}), ("mid", "ov", {}),
+    ("nonexist", "ov", {}), ("top", "ov", {"replaces": "mid"}),
+    ("top", "ov", {"replaces": "nonexist"}), ("top", "ov", {"sync": "bitmap"}),
+    ("top", "ov", {})])
+def test_mirror_verdicts(chain: QemuStorageDaemon, tmp_path: Path, device: str, target: str,
+                         extra: dict[str, Any]) -> None:
+    create(tmp_path / "ov.qcow2", "1M")
+    chain.execute("blockdev-add", {"driver": "qcow2", "node-name": "ov", "file": {
+        "driver": "file", "filename": str(tmp_path / "ov.qcow2")}})
+    snap = snapshot_of(chain)
+    sync = extra.get("sync", "full")
+    expected = answer(chain, "blockdev-mirror", {"job-id": "m0", "device": device,
+                                                 "target": target, "sync": sync,
+                                                 **{k: v for k, v in extra.items()
+                                                    if k != "sync"}})
+    assert verdict(lambda: rules.check_mirror(snap, device, target, sync,
+                                              replaces=extra.get("replaces"),
+                                              job_id="m0")) == expected

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from engine.jobs.engine_jobs import jobs_of
+from engine.jobs.mirror import DirtyMap
 from engine.qmp import Engine
 from tests.support.qemu import check, compare, create, qemu_io
 
@@ -97,3 +98,17 @@ def test_soft_cancel_after_ready_copies_late_writes_without_pivot(tmp_path: Path
     check(tmp_path / "target.qcow2")
     assert compare(tmp_path / "ref.qcow2", tmp_path / "target.qcow2")
     assert compare(tmp_path / "ref.qcow2", tmp_path / "top.qcow2")
+
+
+def test_dirty_map_takes_runs_from_a_cursor_and_counts_the_last_chunk_cut() -> None:
+    dirty = DirtyMap(granularity=4096, length=5 * 4096 + 100)
+    dirty.mark(4096, 1)                  # chunk 1
+    dirty.mark(3 * 4096 + 10, 3 * 4096)  # chunks 3..5 (5 is the cut one)
+    assert dirty.count() == 4096 + 2 * 4096 + 100
+    assert dirty.take(8192) == (4096, 8192)
+    assert dirty.take(8192) == (3 * 4096, 5 * 4096)
+    dirty.mark(0, 1)                     # behind the cursor: found after the wrap
+    assert dirty.take(1 << 20) == (5 * 4096, 5 * 4096 + 100)
+    assert dirty.take(1 << 20) == (0, 4096)
+    assert dirty.take(1 << 20) is None
+    assert dirty.count() == 0

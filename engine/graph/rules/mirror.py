@@ -141,3 +141,14 @@ def check_target_outside_chain(view: GraphView, source: str, target: str) -> Non
     if below is not None and chain_contains(view, source, below):
         raise RuleViolation("Cannot mirror to a filter on top of a node in the source's "
                             "backing chain")
+
+
+def check_mirror(view: GraphView, device: str, target: str, sync: str = "full", *,
+                 replaces: str | None = None, job_id: str | None = None) -> MirrorPlan:
+    """``blockdev-mirror``'s refusals for the editor's preflight: the source by device or
+    node name, the target node, then :func:`plan_mirror` and the chain check."""
+    source = root_source(view, device)
+    target_key = lookup_bs(view, target, target)
+    plan = plan_mirror(view, source, target_key, sync, replaces=replaces, job_id=job_id)
+    check_target_outside_chain(view, source, target_key)
+    return plan
