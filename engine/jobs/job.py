@@ -445,6 +445,11 @@ class Job:
             self.iostatus = "ok"
         self.user_paused = False
         self.pause_count -= 1
+        # QEMU re-enters the job at once: it is running (or ready) again before the
+        # command returns, so a job-complete right after it is accepted
+        if self.pause_count == 0 and self.paused:
+            self.paused = False
+            self._transition(self._status_before_pause)
         self.manager.cond.notify_all()
 
     def user_cancel(self, force: bool) -> None:

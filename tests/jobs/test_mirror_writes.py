@@ -112,3 +112,28 @@ def test_dirty_map_takes_runs_from_a_cursor_and_counts_the_last_chunk_cut() -> N
     assert dirty.take(1 << 20) == (0, 4096)
     assert dirty.take(1 << 20) is None
     assert dirty.count() == 0
+
+
+def test_resumed_job_accepts_complete_at_once(tmp_path: Path) -> None:
+    """As in QEMU, block-job-resume re-enters the job before it returns: a job paused
+    in ready (standby) is ready again for the job-complete that follows."""
+    images(tmp_path)
+    eng, events = engine_with_disk(tmp_path)
+    eng.execute("drive-mirror", {"job-id": "m", "device": "top", "sync": "full",
+                                 "target": str(tmp_path / "new.qcow2")})
+    mgr = jobs_of(eng)
+    job = mgr.get("m")
+    mgr.run_manual(job)
+    eng.execute("block-job-pause", {"device": "m"})
+    mgr.run_manual(job)
+    assert job.status == "standby"
+    eng.execute("block-job-resume", {"device": "m"})
+    assert job.status == "ready"
+    eng.execute("block-job-complete", {"device": "m"})
+    mgr.run_manual(job)
+    statuses = [e["data"]["status"] for e in events if e["event"] == "JOB_STATUS_CHANGE"]
+    assert statuses == ["created", "running", "ready", "standby", "ready", "waiting",
+                        "pending", "concluded", "null"]
+    eng.close()
+    check(tmp_path / "new.qcow2")
+    assert compare(tmp_path / "ref.qcow2", tmp_path / "new.qcow2")
