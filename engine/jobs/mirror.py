@@ -25,8 +25,9 @@ nodes' I/O (:mod:`engine.graph.io`), as stream and commit copy it.
 from __future__ import annotations
 
 import errno
+import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -228,7 +229,8 @@ class MirrorDriver(JobDriver):
                 yield
                 if job.is_cancelled:
                     return
-                yield from self._guard(job, lambda s=start, e=end: batch.write_zeroes(s, e - s))
+                yield from self._guard(job, functools.partial(batch.write_zeroes, start,
+                                                              end - start))
         offset = 0
         while offset < length:
             yield
@@ -282,8 +284,8 @@ class MirrorDriver(JobDriver):
 
         yield from self._guard(job, flush)
 
-    def _guard(self, job: Job, work: Any, run: tuple[int, int] | None = None,
-               ) -> Iterator[Any]:
+    def _guard(self, job: Job, work: Callable[[], None], run: tuple[int, int] | None = None,
+               ) -> Generator[Any, None, bool]:
         """Run one request with the job's error policies; True when it succeeded.
 
         A failed copy marks its range dirty again (ignore: skipped for now, copied on a

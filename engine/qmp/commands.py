@@ -8,6 +8,7 @@ at start-up — before the first command runs.
 from engine.qmp import (
     commands_backend,
     commands_block,
+    commands_children,
     commands_core,
     commands_jobs,
     commands_mirror,
@@ -16,4 +17,4 @@ from engine.qmp import (
 )
 
 MODULES = (commands_core, commands_block, commands_backend, commands_jobs, commands_mirror,
-           commands_snapshot, commands_qom)
+           commands_snapshot, commands_qom, commands_children)
