@@ -108,3 +108,28 @@ def test_mirror_verdicts(chain: QemuStorageDaemon, tmp_path: Path, device: str, 
     assert verdict(lambda: rules.check_mirror(snap, device, target, sync,
                                               replaces=extra.get("replaces"),
                                               job_id="m0")) == expected
+
+
+@pytest.mark.parametrize("other_parent", [False, True])
+def test_mirror_replacing_a_quorum_child(qsd: QemuStorageDaemon, tmp_path: Path,
+                                         other_parent: bool) -> None:
+    """A quorum child may be replaced by the mirror of the quorum while only the quorum
+    uses it."""
+    for name in ("img1", "img2", "ov"):
+        create(tmp_path / f"{name}.qcow2", "1M")
+        assert "return" in qsd.execute("blockdev-add", {
+            "driver": "qcow2", "node-name": name,
+            "file": {"driver": "file", "filename": str(tmp_path / f"{name}.qcow2")}})
+    assert "return" in qsd.execute("blockdev-add", {
+        "driver": "quorum", "node-name": "quorum0", "vote-threshold": 1,
+        "children": ["img1", "img2"]})
+    if other_parent:
+        assert "return" in qsd.execute("blockdev-add", {
+            "driver": "copy-on-read", "node-name": "cor", "file": "img1"})
+    snap = snapshot_of(qsd)
+    expected = answer(qsd, "blockdev-mirror", {"job-id": "m0", "device": "quorum0",
+                                               "target": "ov", "sync": "full",
+                                               "replaces": "img1"})
+    assert (expected == "ok") is not other_parent
+    assert verdict(lambda: rules.check_mirror(snap, "quorum0", "ov", "full",
+                                              replaces="img1", job_id="m0")) == expected

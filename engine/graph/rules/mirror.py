@@ -17,6 +17,7 @@ from engine.graph.rules.chains import (
     chain_contains,
     check_op,
     device_name,
+    driver_of,
     filter_or_cow,
     is_filter,
     is_root,
@@ -81,14 +82,21 @@ def _size(view: GraphView, key: str) -> int:
 
 def can_replace(view: GraphView, top: str, node: str) -> bool:
     """QEMU's bdrv_recurse_can_replace: ``node`` is ``top`` or lies below it through
-    filters only, so replacing it cannot change what the guest sees abruptly."""
-    key: str | None = top
-    while key is not None:
+    filters, or is a direct ``quorum`` child that nothing but the quorum uses (a
+    repaired child may differ from the quorum's data, which the new node matches), so
+    replacing it cannot change what the guest sees abruptly."""
+    work = [top]
+    while work:
+        key = work.pop()
         if key == node:
             return True
-        if not is_filter(view, key):
-            return False
-        key = filter_or_cow(view, key)
+        if driver_of(view, key) == "quorum":
+            if any(edge.child == node for edge in view.children(key)):
+                return [e.parent for e in view.parents(node)] == [key]
+        elif is_filter(view, key):
+            below = filter_or_cow(view, key)
+            if below is not None:
+                work.append(below)
     return False
 
 
