@@ -99,15 +99,18 @@ class BlockGraph(Journaled, LiveView):
         self.drain_listeners: list[Callable[[frozenset[str], bool], None]] = []
 
     @contextlib.contextmanager
-    def drained(self, roots: list[Node]) -> Iterator[None]:
-        """Tell the drain listeners that ``roots``, everything below and above are drained."""
+    def drained(self, roots: list[Node], *, subtree: bool = True) -> Iterator[None]:
+        """Tell the drain listeners that ``roots``, everything below (unless ``subtree``
+        is False: QEMU's drain of a single node, as a device's own) and above are
+        drained."""
         if not self.drain_listeners or not roots:
             yield
             return
         names: set[str] = set()
         for root in roots:       # the subtrees, and every node above them (QEMU quiesces
             names.add(root.name)     # the parents of drained nodes, up to the top)
-            names.update(k for k in nx.descendants(self.g, root.name) if k in self.nodes)
+            if subtree:
+                names.update(k for k in nx.descendants(self.g, root.name) if k in self.nodes)
         work = list(names)
         while work:      # one upward sweep from all of them: linear in the graph
             for parent in self.g.predecessors(work.pop()):

@@ -20,9 +20,10 @@ from typing import Any
 
 from engine.launcher.build import build
 from engine.launcher.cmdline import parse
-from engine.qmp import Engine
+from engine.launcher.machine import Machine
+from engine.qmp import Engine, QMPError
 from tests.jobs.jobdiff import event_sequence
-from tests.support.differential import EnginePeer, Mismatch, QemuSystemPeer
+from tests.support.differential import Mismatch, QemuSystemPeer
 from tests.support.qemu import drain_events
 
 #: block options of a command line for a peer's directory
@@ -78,12 +79,31 @@ def qemu_system_peer(words: Words) -> Callable[[Path], EventPeer]:
     return start
 
 
+class MachinePeer:
+    """The engine built from a command line, with a VM's monitor commands
+    (``device_del`` …) as ``blockgraph qemu`` serves them; raw QMP replies."""
+
+    def __init__(self, machine: Machine) -> None:
+        self.machine = machine
+
+    def execute(self, command: str, arguments: dict[str, Any] | None = None,
+                ) -> dict[str, Any]:
+        try:
+            return {"return": self.machine.execute(command, arguments)}
+        except QMPError as exc:
+            return {"error": exc.to_qmp()}
+
+    def close(self) -> None:
+        self.machine.close()
+
+
 def engine_peer(words: Words) -> Callable[[Path], EventPeer]:
-    """A factory for run_scenario: the engine built from ``words(dir)``."""
+    """A factory for run_scenario: the engine built from ``words(dir)``, paused (as
+    qemu-system's peer runs with ``-S``)."""
     def start(d: Path) -> EventPeer:
         engine = Engine()
-        build(engine, parse(words(d)))
-        peer = EventPeer(EnginePeer(engine), lambda p, wait: None)
+        machine = Machine(engine, build(engine, parse(words(d))), running=False)
+        peer = EventPeer(MachinePeer(machine), lambda p, wait: None)
         engine.add_listener(peer.events.append)
         return peer
     return start
