@@ -421,6 +421,7 @@ class BlockGraph(Journaled, LiveView):
         link = backend.root
         if link is None:
             return None
+        self.set(backend, "root_read_only", link.child.read_only)
         self.detach(link)
         return link.child
 

@@ -138,11 +138,23 @@ class Backend:
     device_kind: str = "device"
     writable: bool = True
     removable: bool = False
+    #: a removable device without a tray (a floppy drive): its medium goes in and out
+    #: without one, and tray commands leave it alone
+    trayless: bool = False
+    #: the device keeps an I/O status (IDE, SCSI and virtio devices do, a floppy not)
+    io_status: bool = True
     tray_open: bool = False
     locked: bool = False
+    #: QEMU's root state: whether the last medium taken out was read-only (None: none
+    #: was); a medium changed in with read-only-mode 'retain' opens the same way
+    root_read_only: bool | None = None
     qdev: str | None = None
     root: Child | None = None
     kind = BLOCK_BACKEND
+
+    @property
+    def has_tray(self) -> bool:
+        return self.removable and not self.trayless
 
     @property
     def debug_name(self) -> str:

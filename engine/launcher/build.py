@@ -196,13 +196,15 @@ def add_device(engine: Engine, option: Option, built: Built) -> None:
     if driver in _BACKEND_CHILD:
         qdev = (f"/machine/peripheral/{dev_id}" if dev_id else key) + _BACKEND_CHILD[driver]
     removable = driver in ("ide-cd", "scsi-cd", "floppy")
+    trayless = driver == "floppy"
     graph = engine.graph
     drive = values.get("drive")
     with engine.lock:
         if drive is None:
             if not removable:
                 raise BuildError(option, "Drive property not set")
-            backend = Backend(name="", removable=True, writable=False, qdev=qdev)
+            backend = Backend(name="", removable=True, trayless=trayless, writable=False,
+                              io_status=not trayless, qdev=qdev)
             with graph.transaction():
                 graph.add_backend(backend, None)
         elif drive in built.drives:
@@ -212,13 +214,19 @@ def add_device(engine: Engine, option: Option, built: Built) -> None:
                                          f"'{drive}', it's in use")
             backend.qdev = qdev
             backend.removable = removable or backend.removable
+            backend.trayless = trayless
+            backend.io_status = not trayless
+            if removable and backend.root is not None:
+                with graph.transaction():
+                    _take_device_perms(graph, backend)
         else:
             node = graph.find(drive)
             if node is None:
                 raise BuildError(option, f"Property '{driver}.drive' can't find value "
                                          f"'{drive}'")
             writable = not removable and not node.read_only
-            backend = Backend(name="", removable=removable, writable=writable, qdev=qdev)
+            backend = Backend(name="", removable=removable, trayless=trayless,
+                              io_status=not trayless, writable=writable, qdev=qdev)
             try:
                 with graph.transaction():
                     graph.add_backend(backend, node)
@@ -231,6 +239,20 @@ def add_device(engine: Engine, option: Option, built: Built) -> None:
 
 def _on(text: str) -> bool:
     return text in ("on", "yes", "true", "True")
+
+
+def _take_device_perms(graph: Any, backend: Backend) -> None:
+    """A removable device realized on a drive takes its own permissions on the medium
+    (it does not share resize: the medium's size is the medium's)."""
+    link = backend.root
+    assert link is not None
+    perm, shared = P.backend_perms(backend.device_kind,
+                                   backend.writable and not link.child.read_only,
+                                   removable=backend.removable)
+    graph.set(link, "fixed", (perm, shared))
+    graph.set(link, "perm", perm)
+    graph.set(link, "shared", shared)
+    graph.refresh_perms([link.child])
 
 
 def _share_writes(graph: Any, backend: Backend) -> None:

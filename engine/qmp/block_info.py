@@ -257,8 +257,8 @@ def block_info(graph: BlockGraph, backend: Backend) -> dict[str, Any]:
         root = skip_implicit_filters(backend.root.child) or backend.root.child
         info["inserted"] = block_device_info(root, all_filenames(graph), flat=False,
                                              for_device=True)
-    if backend.removable:
+    if backend.has_tray:
         info["tray_open"] = backend.tray_open
-    if backend.device_kind == "device":
+    if backend.device_kind == "device" and backend.io_status:
         info["io-status"] = "ok"
     return ordered(info)
