@@ -351,6 +351,10 @@ def _attach_backing(graph: BlockGraph, node: Node, backing: Node, *, inline: boo
         raise GraphError(BACKING_PREFIX + str(exc)) from exc
 
 
+#: the file names QEMU's null protocols accept (their only ones), with their drivers
+NULL_PROTOCOL_NAMES = {"null-co://": "null-co", "null-aio://": "null-aio"}
+
+
 def _header_options(node: Node) -> dict[str, Any]:
     """The options QEMU opens the backing file named in ``node``'s header with."""
     try:
@@ -371,6 +375,9 @@ def _header_options(node: Node) -> dict[str, Any]:
         return opts
     if name.startswith("file:"):
         name = name[len("file:"):]
+    elif name in NULL_PROTOCOL_NAMES:
+        # null-co:// and null-aio:// name the null drivers, with no other options
+        return {"driver": fmt or PROBE, "file": {"driver": NULL_PROTOCOL_NAMES[name]}}
     return {"driver": fmt or PROBE, "file": {"driver": "file", "filename": name}}
 
 
