@@ -41,16 +41,19 @@ class LiveView:
                             read_only=node.read_only, header_backing=node.header_backing,
                             header_backing_format=node.header_backing_format,
                             auto_backing_file=node.auto_backing_file,
-                            implicit=node.implicit)
+                            iothread=node.aio_context, implicit=node.implicit)
         if key.startswith("backend:"):
             backend = self._backend(key)
             if backend is not None:
                 return NodeInfo(key=backend.key, kind=BLOCK_BACKEND, name=backend.debug_name,
-                                info={"device": backend.name})
+                                iothread=backend.aio_context,
+                                info={"device": backend.name,
+                                      "fixed-context": backend.context_fixed})
         if key.startswith("job:"):
             job = self.jobs.get(key[4:])
             if job is not None:
-                return NodeInfo(key=key, kind=BLOCK_JOB, name=job.job_id, driver=job.job_type)
+                return NodeInfo(key=key, kind=BLOCK_JOB, name=job.job_id, driver=job.job_type,
+                                iothread=job.aio_context)
         return None
 
     def _node_info(self, node: Node, memo: dict[str, str] | None) -> NodeInfo:
@@ -63,7 +66,7 @@ class LiveView:
             header_backing=node.header_backing,
             header_backing_format=node.header_backing_format,
             auto_backing_file=node.auto_backing_file,
-            implicit=node.implicit)
+            iothread=node.aio_context, implicit=node.implicit)
 
     def _owner(self, key: str) -> Owner | None:
         if key in self.nodes:

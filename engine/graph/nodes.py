@@ -82,6 +82,8 @@ class Node:
     header_backing: str | None = None
     header_backing_format: str | None = None
     auto_backing_file: str | None = None
+    #: the iothread the node runs in ("": the main loop; see rules.contexts)
+    aio_context: str = ""
     cum_perm: int = 0
     cum_shared: int = P.ALL
 
@@ -150,7 +152,15 @@ class Backend:
     root_read_only: bool | None = None
     qdev: str | None = None
     root: Child | None = None
+    #: the iothread the backend runs in ("": the main loop)
+    aio_context: str = ""
     kind = BLOCK_BACKEND
+
+    @property
+    def context_fixed(self) -> bool:
+        """A guest device's backend (or an anonymous one) keeps its iothread: the graph
+        below cannot be moved to another (QEMU's blk_root_change_aio_ctx)."""
+        return self.device_kind == "device" and (self.qdev is not None or not self.name)
 
     @property
     def has_tray(self) -> bool:
@@ -180,6 +190,8 @@ class JobParent:
     job_id: str
     job_type: str
     links: list[Child] = field(default_factory=list)
+    #: the iothread the job runs in ("": the main loop)
+    aio_context: str = ""
     kind = BLOCK_JOB
 
     @property

@@ -52,6 +52,8 @@ class NodeInfo:
     #: filename differs is *overridden*. From QMP replies: the image's full backing
     #: name, the nearest fact QEMU reports.
     auto_backing_file: str | None = None
+    #: the iothread the vertex runs in ("": the main loop); QMP does not report it
+    iothread: str = ""
     implicit: bool = False
     info: Mapping[str, Any] = field(default_factory=dict, compare=False)
 

@@ -15,8 +15,10 @@ from typing import Any
 from engine.formats.errors import ImageError
 from engine.formats.probe import open_image
 from engine.graph import perms as P
+from engine.graph import rules
 from engine.graph.model import Backend, GraphError
 from engine.graph.opening import blockdev_add, open_node
+from engine.graph.rules.contexts import plan_context_change
 from engine.launcher.cmdline import (
     BLOCK_DEVICES,
     CommandLine,
@@ -45,6 +47,8 @@ class Built:
     drives: dict[str, Backend] = field(default_factory=dict)
     devices: dict[str, Backend] = field(default_factory=dict)
     iothreads: list[str] = field(default_factory=list)
+    #: SCSI controllers by id (in creation order), with the iothread each runs in
+    scsi_controllers: dict[str, str] = field(default_factory=dict)
     anon_devices: int = 0
 
 
@@ -184,8 +188,14 @@ def _header_backings(options: dict[str, Any]) -> dict[str, Any]:
 def add_device(engine: Engine, option: Option, built: Built) -> None:
     values = properties(option.arg or "", "driver")
     driver = values.get("driver", "")
-    if driver not in BLOCK_DEVICES:
-        return                                  # a bus: it holds devices, no backend
+    iothread = values.get("iothread", "")
+    if iothread and iothread not in built.iothreads:
+        raise BuildError(option, f"Device '{iothread}' not found")
+    if driver not in BLOCK_DEVICES:         # a bus: it holds devices, no backend
+        if driver.startswith("virtio-scsi"):
+            ctl_id = values.get("id") or f"#scsi{len(built.scsi_controllers)}"
+            built.scsi_controllers[ctl_id] = iothread
+        return
     dev_id = values.get("id")
     key = dev_id or f"/machine/peripheral-anon/device[{built.anon_devices}]"
     if dev_id is None:
@@ -199,12 +209,13 @@ def add_device(engine: Engine, option: Option, built: Built) -> None:
     trayless = driver == "floppy"
     graph = engine.graph
     drive = values.get("drive")
+    context = _device_context(driver, values, built)
     with engine.lock:
         if drive is None:
             if not removable:
                 raise BuildError(option, "Drive property not set")
             backend = Backend(name="", removable=True, trayless=trayless, writable=False,
-                              io_status=not trayless, qdev=qdev)
+                              io_status=not trayless, qdev=qdev, aio_context=context)
             with graph.transaction():
                 graph.add_backend(backend, None)
         elif drive in built.drives:
@@ -216,9 +227,15 @@ def add_device(engine: Engine, option: Option, built: Built) -> None:
             backend.removable = removable or backend.removable
             backend.trayless = trayless
             backend.io_status = not trayless
-            if removable and backend.root is not None:
-                with graph.transaction():
-                    _take_device_perms(graph, backend)
+            if backend.root is not None and (removable or context):
+                try:
+                    with graph.transaction():
+                        if removable:
+                            _take_device_perms(graph, backend)
+                        _move_device(graph, backend, context)
+                except rules.RuleViolation as exc:
+                    backend.qdev = None
+                    raise BuildError(option, str(exc)) from None
         else:
             node = graph.find(drive)
             if node is None:
@@ -232,9 +249,31 @@ def add_device(engine: Engine, option: Option, built: Built) -> None:
                     graph.add_backend(backend, node)
                     if _on(values.get("share-rw", "off")):
                         _share_writes(graph, backend)
-            except GraphError as exc:
+                    _move_device(graph, backend, context)
+            except (GraphError, rules.RuleViolation) as exc:
                 raise BuildError(option, _text(exc)) from None
     built.devices[key] = backend
+
+
+def _device_context(driver: str, values: dict[str, str], built: Built) -> str:
+    """The iothread a device runs its drive in: its own (virtio-blk) or its SCSI
+    controller's (the one ``bus=ID.0`` names, else the first)."""
+    if driver.startswith("virtio-blk"):
+        return values.get("iothread", "")
+    if driver.startswith("scsi-") and built.scsi_controllers:
+        bus = values.get("bus", "")
+        controller = bus.rsplit(".", 1)[0] if bus else next(iter(built.scsi_controllers))
+        return built.scsi_controllers.get(controller, "")
+    return ""
+
+
+def _move_device(graph: Any, backend: Backend, context: str) -> None:
+    """The device moves its drive (and everything linked to it) into its iothread."""
+    if backend.root is None or backend.aio_context == context:
+        return
+    moving = plan_context_change(graph, backend.root.child.name, context,
+                                       mover=backend.key)
+    graph.move_to_context([*moving, backend.key], context)
 
 
 def _on(text: str) -> bool:

@@ -71,11 +71,10 @@ def _device_add(machine: Machine, args: dict[str, Any]) -> Any:
         raise generic("Parameter 'driver' is missing")
     if driver not in BLOCK_DEVICES and driver not in BUS_DEVICES:
         raise generic(f"'{driver}' is not a valid device model name")
-    if driver in BUS_DEVICES:
-        return {}
     text = ",".join([driver, *(f"{k}={_prop(v)}" for k, v in args.items() if k != "driver")])
     dev_id = args.get("id")
-    if dev_id is not None and dev_id in machine.built.devices:
+    if dev_id is not None and (dev_id in machine.built.devices
+                               or dev_id in machine.built.scsi_controllers):
         raise generic(f"Duplicate device ID '{dev_id}'")
     try:
         add_device(machine.engine, Option("-device", text), machine.built)
