@@ -35,6 +35,8 @@ from engine.qmp.schema import validate
 
 #: the qdev path of the block backend inside each kind of device
 _BACKEND_CHILD = {"virtio-blk": "/virtio-backend", "virtio-blk-pci": "/virtio-backend"}
+#: devices with removable media (a floppy drive's has no tray)
+_REMOVABLE = ("ide-cd", "scsi-cd", "floppy")
 #: -drive if= → the device QEMU creates for it (None: no device)
 _DRIVE_DEVICE = {"virtio": "virtio-blk-pci", "ide": "ide-hd", "scsi": "scsi-hd",
                  "floppy": "floppy", "none": None}
@@ -149,11 +151,24 @@ def _probe(path: str) -> str:
 
 
 def _with_probed_format(options: dict[str, Any]) -> dict[str, Any]:
+    children = options.get("children")
+    if isinstance(children, list):      # quorum's: each one probed like a drive's root
+        options = {**options, "children": [
+            _with_probed_format(_with_file_protocol(c)) if isinstance(c, dict) else c
+            for c in children]}
     if "driver" in options:
         return options
     file_opts = options.get("file", {})
     fmt = _probe(file_opts.get("filename", "")) if isinstance(file_opts, dict) else "raw"
     return {"driver": fmt, **options}
+
+
+def _with_file_protocol(options: dict[str, Any]) -> dict[str, Any]:
+    """A ``file.filename`` without a driver names a host file (the ``file`` protocol)."""
+    file_opts = options.get("file")
+    if isinstance(file_opts, dict) and "driver" not in file_opts and "filename" in file_opts:
+        return {**options, "file": {"driver": "file", **file_opts}}
+    return options
 
 
 def _header_backings(options: dict[str, Any]) -> dict[str, Any]:
@@ -205,7 +220,7 @@ def add_device(engine: Engine, option: Option, built: Built) -> None:
     qdev = key
     if driver in _BACKEND_CHILD:
         qdev = (f"/machine/peripheral/{dev_id}" if dev_id else key) + _BACKEND_CHILD[driver]
-    removable = driver in ("ide-cd", "scsi-cd", "floppy")
+    removable = driver in _REMOVABLE
     trayless = driver == "floppy"
     graph = engine.graph
     drive = values.get("drive")
@@ -219,23 +234,7 @@ def add_device(engine: Engine, option: Option, built: Built) -> None:
             with graph.transaction():
                 graph.add_backend(backend, None)
         elif drive in built.drives:
-            backend = built.drives[drive]
-            if backend.qdev is not None or backend in built.devices.values():
-                raise BuildError(option, f"Property '{driver}.drive' can't take value "
-                                         f"'{drive}', it's in use")
-            backend.qdev = qdev
-            backend.removable = removable or backend.removable
-            backend.trayless = trayless
-            backend.io_status = not trayless
-            if backend.root is not None and (removable or context):
-                try:
-                    with graph.transaction():
-                        if removable:
-                            _take_device_perms(graph, backend)
-                        _move_device(graph, backend, context)
-                except rules.RuleViolation as exc:
-                    backend.qdev = None
-                    raise BuildError(option, str(exc)) from None
+            backend = _device_on_drive(graph, option, built, driver, drive, qdev, context)
         else:
             node = graph.find(drive)
             if node is None:
@@ -253,6 +252,32 @@ def add_device(engine: Engine, option: Option, built: Built) -> None:
             except (GraphError, rules.RuleViolation) as exc:
                 raise BuildError(option, _text(exc)) from None
     built.devices[key] = backend
+
+
+def _device_on_drive(graph: Any, option: Option, built: Built, driver: str, drive: str,
+                     qdev: str, context: str) -> Backend:
+    """A device realized on a ``-drive``: the drive's backend becomes the device's, with
+    the device's permissions (removable media) and iothread."""
+    backend = built.drives[drive]
+    if backend.qdev is not None or backend in built.devices.values():
+        raise BuildError(option, f"Property '{driver}.drive' can't take value "
+                                 f"'{drive}', it's in use")
+    removable = driver in _REMOVABLE
+    trayless = driver == "floppy"
+    backend.qdev = qdev
+    backend.removable = removable or backend.removable
+    backend.trayless = trayless
+    backend.io_status = not trayless
+    if backend.root is not None and (removable or context):
+        try:
+            with graph.transaction():
+                if removable:
+                    _take_device_perms(graph, backend)
+                _move_device(graph, backend, context)
+        except rules.RuleViolation as exc:
+            backend.qdev = None
+            raise BuildError(option, str(exc)) from None
+    return backend
 
 
 def _device_context(driver: str, values: dict[str, str], built: Built) -> str:
