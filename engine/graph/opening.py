@@ -36,8 +36,6 @@ MAX_LENGTH = ((1 << 63) - 1) & ~((1 << 30) - 1)
 
 #: the driver name that asks to probe the format from the file child's first bytes
 PROBE = ""
-#: protocols whose one file name (``null-co://``) a header may name as its backing
-NULL_PROTOCOLS = ("null-co", "null-aio")
 BACKING_PREFIX = "Could not open backing file: "
 _GENERIC_KEYS = ("file", "backing", "node-name", "driver", "read-only", "cache",
                  "force-share", "discard", "detect-zeroes", "auto-read-only")
@@ -406,6 +404,10 @@ def _attach_backing(graph: BlockGraph, node: Node, backing: Node, *, inline: boo
         raise GraphError(BACKING_PREFIX + str(exc)) from exc
 
 
+#: the file names QEMU's null protocols accept (their only ones), with their drivers
+NULL_PROTOCOL_NAMES = {"null-co://": "null-co", "null-aio://": "null-aio"}
+
+
 def _header_options(node: Node) -> dict[str, Any]:
     """The options QEMU opens the backing file named in ``node``'s header with."""
     try:
@@ -426,9 +428,9 @@ def _header_options(node: Node) -> dict[str, Any]:
         return opts
     if name.startswith("file:"):
         name = name[len("file:"):]
-    for protocol in NULL_PROTOCOLS:      # "null-co://": a null device, not a file
-        if name == f"{protocol}://":
-            return {"driver": fmt or PROBE, "file": {"driver": protocol}}
+    elif name in NULL_PROTOCOL_NAMES:
+        # null-co:// and null-aio:// name the null drivers, with no other options
+        return {"driver": fmt or PROBE, "file": {"driver": NULL_PROTOCOL_NAMES[name]}}
     return {"driver": fmt or PROBE, "file": {"driver": "file", "filename": name}}
 
 

@@ -24,23 +24,16 @@ from tests.iotests.results import WHOLE_TEST
 TESTS = ["245", "030", "040"]
 
 _BLKDEBUG = "needs the blkdebug driver (breakpoints, error injection), not in the engine"
-_IOTHREADS = "needs iothread AioContext rules for reopen"
-_OVERLAP = "block jobs on overlapping chains: QEMU names the busy node, the engine the chain"
-_TOP_ACTIVE = "commit with top given as the active layer's file name: 'Top image file … not found'"
-_OVERRIDDEN = "commit through an overridden backing (json: backing names)"
 
 #: cases that pass on QEMU and not (yet) on blockgraph, with the reason
 KNOWN_GAPS: dict[str, dict[str, str]] = {
     "245": {
-        "TestBlockdevReopen.test_iothreads_error": _IOTHREADS,
         "TestBlockdevReopen.test_misc_drivers": _BLKDEBUG,     # its quorum part passes
     },
     "030": {
         **{f"TestEIO.{c}": _BLKDEBUG for c in
            ("test_enospc", "test_ignore", "test_report", "test_stop")},
         "TestENOSPC.test_enospc": _BLKDEBUG,
-        **{f"TestParallelOps.{c}": _OVERLAP for c in
-           ("test_overlapping_1", "test_overlapping_2", "test_overlapping_4")},
         "TestSetSpeed.test_set_speed": _BLKDEBUG,
         "TestSetSpeed.test_set_speed_invalid": _BLKDEBUG,
         **{f"TestSingleDrive.{c}": _BLKDEBUG for c in
@@ -50,20 +43,12 @@ KNOWN_GAPS: dict[str, dict[str, str]] = {
         "TestStreamStop.test_stream_stop": _BLKDEBUG,
     },
     "040": {
-        "TestActiveZeroLengthImage.test_top_is_active": _TOP_ACTIVE,
-        "TestRelativePaths.test_top_is_active": _TOP_ACTIVE,
-        "TestSingleDrive.test_top_is_active": _TOP_ACTIVE,
-        "TestCommitWithFilters.test_commit_through_filter":
-            "commit through a throttle filter in the chain",
-        "TestCommitWithOverriddenBacking.test_commit_to_a": _OVERRIDDEN,
-        "TestCommitWithOverriddenBacking.test_commit_to_b": _OVERRIDDEN,
         **{f"TestErrorHandling.{c}": _BLKDEBUG for c in
            [f"test{where}{op}Error{policy}" for where in ("Active", "Intermediate")
             for op in ("Read", "Write") for policy in ("Ignore", "Report", "Stop")]},
         "TestSetSpeed.test_set_speed": _BLKDEBUG,
-        "TestSingleDrive.test_hot_unplug": "device_del of a drive under a running commit",
-        "TestSingleDrive.test_implicit_node": "query-block backing_file_depth with the "
-                                              "commit filter",
+        "TestSingleDrive.test_implicit_node": "needs query-blockstats (I/O accounting of "
+                                              "the drive's backend)",
     },
 }
 
