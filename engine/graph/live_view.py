@@ -8,10 +8,12 @@ editor.
 
 from __future__ import annotations
 
+from typing import Any
+
 import networkx as nx
 
 from engine.graph import perms as P
-from engine.graph.filenames import Names, all_filenames, filename
+from engine.graph.filenames import Names, all_filenames, backing_overridden, dirname, filename
 from engine.graph.nodes import Backend, Child, JobParent, Node, Owner, links_of, virtual_size
 from engine.graph.snapshot import (
     BLOCK_BACKEND,
@@ -38,16 +40,20 @@ class LiveView:
             return NodeInfo(key=node.name, kind=BLOCK_NODE, name=node.name, driver=node.driver,
                             read_only=node.read_only, header_backing=node.header_backing,
                             header_backing_format=node.header_backing_format,
-                            implicit=node.implicit)
+                            auto_backing_file=node.auto_backing_file,
+                            iothread=node.aio_context, implicit=node.implicit)
         if key.startswith("backend:"):
             backend = self._backend(key)
             if backend is not None:
                 return NodeInfo(key=backend.key, kind=BLOCK_BACKEND, name=backend.debug_name,
-                                info={"device": backend.name})
+                                iothread=backend.aio_context,
+                                info={"device": backend.name,
+                                      "fixed-context": backend.context_fixed})
         if key.startswith("job:"):
             job = self.jobs.get(key[4:])
             if job is not None:
-                return NodeInfo(key=key, kind=BLOCK_JOB, name=job.job_id, driver=job.job_type)
+                return NodeInfo(key=key, kind=BLOCK_JOB, name=job.job_id, driver=job.job_type,
+                                iothread=job.aio_context)
         return None
 
     def _node_info(self, node: Node, memo: Names | None) -> NodeInfo:
@@ -59,7 +65,8 @@ class LiveView:
             cluster_size=getattr(img, "cluster_size", None),
             header_backing=node.header_backing,
             header_backing_format=node.header_backing_format,
-            implicit=node.implicit)
+            auto_backing_file=node.auto_backing_file,
+            iothread=node.aio_context, implicit=node.implicit)
 
     def _owner(self, key: str) -> Owner | None:
         if key in self.nodes:
@@ -115,6 +122,9 @@ class LiveView:
     def nx(self) -> nx.MultiDiGraph[str]:
         return self.g
 
+    def file_names(self) -> LiveFileNames:
+        return LiveFileNames(self.nodes)
+
     def snapshot(self) -> GraphSnapshot:
         """The graph now, immutable; nodes newest first, then backends, then jobs."""
         memo = all_filenames(self)
@@ -128,3 +138,29 @@ class LiveView:
         edges = [self._edge(link) for owner in owners for link in links_of(owner)]
         return GraphSnapshot(infos, edges)
 
+
+
+class LiveFileNames:
+    """The live nodes' file names as QEMU refreshes them, computed on demand; one
+    instance remembers what it computed (a chain's names are computed once)."""
+
+    def __init__(self, nodes: dict[str, Node]) -> None:
+        self._nodes = nodes
+        self._memo: dict[str, Any] = {}
+
+    def filename(self, key: str) -> str:
+        node = self._nodes.get(key)
+        return filename(node, self._memo) if node is not None else ""
+
+    def dirname(self, key: str) -> str | None:
+        node = self._nodes.get(key)
+        if node is None:
+            return None
+        try:
+            return dirname(node, self._memo)
+        except ValueError:
+            return None
+
+    def backing_overridden(self, key: str) -> bool:
+        node = self._nodes.get(key)
+        return node is not None and backing_overridden(node, self._memo)

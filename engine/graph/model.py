@@ -68,6 +68,7 @@ from engine.graph.nodes import (
     inherits_recursively,
     virtual_size,
 )
+from engine.graph.rules import contexts as rules_contexts
 
 __all__ = ["Backend", "BlockGraph", "Child", "GraphError", "JobParent", "Node",
            "virtual_size"]
@@ -104,15 +105,18 @@ class BlockGraph(Journaled, LiveView):
         self.drain_listeners: list[Callable[[frozenset[str], bool], None]] = []
 
     @contextlib.contextmanager
-    def drained(self, roots: list[Node]) -> Iterator[None]:
-        """Tell the drain listeners that ``roots``, everything below and above are drained."""
+    def drained(self, roots: list[Node], *, subtree: bool = True) -> Iterator[None]:
+        """Tell the drain listeners that ``roots``, everything below (unless ``subtree``
+        is False: QEMU's drain of a single node, as a device's own) and above are
+        drained."""
         if not self.drain_listeners or not roots:
             yield
             return
         names: set[str] = set()
         for root in roots:       # the subtrees, and every node above them (QEMU quiesces
             names.add(root.name)     # the parents of drained nodes, up to the top)
-            names.update(k for k in nx.descendants(self.g, root.name) if k in self.nodes)
+            if subtree:
+                names.update(k for k in nx.descendants(self.g, root.name) if k in self.nodes)
         work = list(names)
         while work:      # one upward sweep from all of them: linear in the graph
             for parent in self.g.predecessors(work.pop()):
@@ -209,7 +213,10 @@ class BlockGraph(Journaled, LiveView):
     def attach(self, parent: Owner, child: Node, role: str, *, inherits: bool = False,
                fixed: tuple[int, int] | None = None) -> Child:
         """Add the link ``parent --role--> child`` (permissions not yet refreshed);
-        ``inherits``: the child was created from the parent's options."""
+        ``inherits``: the child was created from the parent's options. Two parts of the
+        graph in different iothreads become one (rules.contexts decides which moves)."""
+        if not isinstance(parent, JobParent):
+            self._join_contexts(parent, child)
         link = Child(parent=parent, child=child, role=role, fixed=fixed)
         if fixed is not None:
             link.perm, link.shared = fixed
@@ -218,6 +225,17 @@ class BlockGraph(Journaled, LiveView):
         if inherits and isinstance(parent, Node):
             self.set_inherits_from(child, parent)
         return link
+
+    def _join_contexts(self, parent: Node | Backend, child: Node) -> None:
+        context, moving = rules_contexts.plan_attach_context(self, parent.key, child.name)
+        self.move_to_context(moving, context)
+
+    def move_to_context(self, keys: list[str], context: str) -> None:
+        """Put the nodes, backends and jobs ``keys`` in iothread ``context`` (journaled)."""
+        for key in keys:
+            owner = self._owner(key)
+            if owner is not None:
+                self.set(owner, "aio_context", context)
 
     def set_inherits_from(self, child: Node, parent: Node | None) -> None:
         """Journaled change of ``child.inherits_from`` (kept in the reverse index)."""
@@ -329,7 +347,10 @@ class BlockGraph(Journaled, LiveView):
                 self.remove_node(node)
 
     def insert_filter_above(self, filter_node: Node, below: Node, role: str = "file") -> None:
-        """Move every parent of ``below`` onto ``filter_node`` and make ``below`` its child."""
+        """Move every parent of ``below`` onto ``filter_node`` and make ``below`` its child
+        (the new filter joins ``below``'s iothread, as QEMU links it before it moves
+        the parents)."""
+        self.set(filter_node, "aio_context", below.aio_context)
         for link in list(below.parents):
             if link.parent is filter_node:
                 continue
@@ -375,6 +396,8 @@ class BlockGraph(Journaled, LiveView):
     def move_parents(self, src: Node, dst: Node) -> None:
         """Point every parent link of ``src`` (nodes, backends, jobs) at ``dst`` instead —
         what blockdev-snapshot does to the overlay and job completion to the base."""
+        if not dst.parents:      # a new overlay: it runs where its users do
+            self.set(dst, "aio_context", src.aio_context)
         for link in list(src.parents):
             self._move_link(link, dst)
 
@@ -398,6 +421,7 @@ class BlockGraph(Journaled, LiveView):
                             perms: tuple[int, int] | None = None) -> Child:
         """Insert ``node`` as the backend's medium / root (permissions refreshed);
         ``perms``: (perm, shared) of an internal user, instead of a device's."""
+        self._join_contexts(backend, node)
         old_key = backend.key
         fixed = perms if perms is not None else P.backend_perms(
             backend.device_kind, backend.writable and not node.read_only,
@@ -423,6 +447,7 @@ class BlockGraph(Journaled, LiveView):
         link = backend.root
         if link is None:
             return None
+        self.set(backend, "root_read_only", link.child.read_only)
         self.detach(link)
         return link.child
 

@@ -82,6 +82,8 @@ class Node:
     header_backing: str | None = None
     header_backing_format: str | None = None
     auto_backing_file: str | None = None
+    #: the iothread the node runs in ("": the main loop; see rules.contexts)
+    aio_context: str = ""
     cum_perm: int = 0
     cum_shared: int = P.ALL
 
@@ -138,11 +140,31 @@ class Backend:
     device_kind: str = "device"
     writable: bool = True
     removable: bool = False
+    #: a removable device without a tray (a floppy drive): its medium goes in and out
+    #: without one, and tray commands leave it alone
+    trayless: bool = False
+    #: the device keeps an I/O status (IDE, SCSI and virtio devices do, a floppy not)
+    io_status: bool = True
     tray_open: bool = False
     locked: bool = False
+    #: QEMU's root state: whether the last medium taken out was read-only (None: none
+    #: was); a medium changed in with read-only-mode 'retain' opens the same way
+    root_read_only: bool | None = None
     qdev: str | None = None
     root: Child | None = None
+    #: the iothread the backend runs in ("": the main loop)
+    aio_context: str = ""
     kind = BLOCK_BACKEND
+
+    @property
+    def context_fixed(self) -> bool:
+        """A guest device's backend (or an anonymous one) keeps its iothread: the graph
+        below cannot be moved to another (QEMU's blk_root_change_aio_ctx)."""
+        return self.device_kind == "device" and (self.qdev is not None or not self.name)
+
+    @property
+    def has_tray(self) -> bool:
+        return self.removable and not self.trayless
 
     @property
     def debug_name(self) -> str:
@@ -168,6 +190,8 @@ class JobParent:
     job_id: str
     job_type: str
     links: list[Child] = field(default_factory=list)
+    #: the iothread the job runs in ("": the main loop)
+    aio_context: str = ""
     kind = BLOCK_JOB
 
     @property

@@ -441,6 +441,10 @@ def _attach_backing(graph: BlockGraph, node: Node, backing: Node, *, inline: boo
         raise GraphError(BACKING_PREFIX + str(exc)) from exc
 
 
+#: the file names QEMU's null protocols accept (their only ones), with their drivers
+NULL_PROTOCOL_NAMES = {"null-co://": "null-co", "null-aio://": "null-aio"}
+
+
 def _header_options(node: Node) -> dict[str, Any]:
     """The options QEMU opens the backing file named in ``node``'s header with."""
     try:
@@ -461,6 +465,9 @@ def _header_options(node: Node) -> dict[str, Any]:
         return opts
     if name.startswith("file:"):
         name = name[len("file:"):]
+    if name in NULL_PROTOCOL_NAMES:
+        # null-co:// and null-aio:// name the null drivers, with no other options
+        return {"driver": fmt or PROBE, "file": {"driver": NULL_PROTOCOL_NAMES[name]}}
     try:
         filtered = filter_filename_options(name)
     except FilterNameError as exc:
@@ -468,6 +475,14 @@ def _header_options(node: Node) -> dict[str, Any]:
     if filtered is not None:
         return {"driver": fmt or PROBE, "file": filtered}
     return {"driver": fmt or PROBE, "file": {"driver": "file", "filename": name}}
+
+
+def open_backing_from_header(graph: BlockGraph, node: Node) -> None:
+    """Open the chain named in ``node``'s header below it (a node opened without its
+    backing, such as ``drive-mirror``'s target, gets it once the job ends)."""
+    _open_header_chain(graph, node, {
+        "read-only": True, "force-share": node.force_share,
+        "cache": {"direct": node.cache_direct, "no-flush": node.cache_no_flush}})
 
 
 def _open_header_chain(graph: BlockGraph, top: Node, inherit: dict[str, Any]) -> None:

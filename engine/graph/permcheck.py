@@ -49,12 +49,18 @@ def refresh_perms(graph: BlockGraph, seeds: list[Node]) -> None:
                 parent_perm=node.cum_perm, parent_shared=node.cum_shared,
                 fixed_size=node.driver == "raw" and (
                     "offset" in node.options or "size" in node.options),
-                rewrites=P.quorum_rewrites(node.driver, node.options))
+                rewrites=P.quorum_rewrites(node.driver, node.options),
+                commit_filter=node.driver != "mirror_top" or not _of_mirror_job(node))
             if new != (link.perm, link.shared):
                 _set_link_perm(graph, link, *new)
                 work.append(link.child)
     for node in topological(touched):
         check_node_perms(graph, node)
+
+
+def _of_mirror_job(node: Node) -> bool:
+    """A ``mirror_top`` filter that a mirror job (not an active commit) holds."""
+    return any(getattr(link.parent, "job_type", None) == "mirror" for link in node.parents)
 
 
 def topological(nodes: list[Node]) -> list[Node]:

@@ -43,14 +43,16 @@ def text_names(bits: int) -> str:
 
 def child_perms(spec: Driver, role: str, *, writable: bool, force_share_child: bool,
                 parent_perm: int, parent_shared: int, fixed_size: bool = False,
-                rewrites: bool = False) -> tuple[int, int]:
+                rewrites: bool = False, commit_filter: bool = True) -> tuple[int, int]:
     """(perm, shared) a node of driver ``spec`` takes on its child in ``role``.
 
     ``parent_perm``/``parent_shared`` are the node's own cumulative permissions
     (0 / ALL when nobody uses it); ``writable``: the node is read-write;
     ``fixed_size``: a raw node with ``offset``/``size`` (it must keep the child's size);
     ``force_share_child``: the child was opened with ``force-share`` (shares all);
-    ``rewrites``: a ``quorum`` that rewrites corrupted children (it writes to them).
+    ``rewrites``: a ``quorum`` that rewrites corrupted children (it writes to them);
+    ``commit_filter`` False: a ``mirror_top`` of a mirror job (not an active commit),
+    which passes its users' needs through as any filter does.
     """
     driver = spec.name
     if driver == "quorum":
@@ -61,12 +63,14 @@ def child_perms(spec: Driver, role: str, *, writable: bool, force_share_child: b
         # an intermediate commit's filter needs nothing from the top node and lets the
         # job write below it, so the top's backing link shares everything
         perm, shared = 0, ALL
-    elif driver == "mirror_top":
+    elif driver == "mirror_top" and commit_filter:
         # an active commit's filter passes its users' needs through, but must not take
         # consistent-read (unshared above the base) and force-shares write, or the job
         # would block its own writes to the base through the chain's backing links
         perm = parent_perm & ~CONSISTENT_READ
         shared = parent_shared | WRITE
+    elif driver == "mirror_top":
+        perm, shared = parent_perm, parent_shared   # a mirror's filter passes through
     elif role == "backing":
         perm = parent_perm & CONSISTENT_READ
         shared = (WRITE | RESIZE) if parent_shared & WRITE else 0

@@ -63,6 +63,13 @@ class NodeInfo:
     cluster_size: int | None = None
     header_backing: str | None = None
     header_backing_format: str | None = None
+    #: QEMU's auto_backing_file: the backing name the header implies once opened (the
+    #: header's name, or the filename of the backing opened from it); a backing whose
+    #: filename differs is *overridden*. From QMP replies: the image's full backing
+    #: name, the nearest fact QEMU reports.
+    auto_backing_file: str | None = None
+    #: the iothread the vertex runs in ("": the main loop); QMP does not report it
+    iothread: str = ""
     implicit: bool = False
     info: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
@@ -182,6 +189,10 @@ class GraphSnapshot:
             if e.role == role:
                 return e
         return None
+
+    def file_names(self) -> SnapshotFileNames:
+        """The nodes' file names as the rules match them (see :class:`SnapshotFileNames`)."""
+        return SnapshotFileNames(self)
 
     def block_nodes(self) -> list[NodeInfo]:
         return [n for n in self.nodes.values() if n.kind == BLOCK_NODE]
@@ -347,6 +358,44 @@ def _node_from_blockdevinfo(name: str, info: Mapping[str, Any], any_job: bool,
         cluster_size=image.get("cluster-size"),
         header_backing=image.get("backing-filename"),
         header_backing_format=image.get("backing-filename-format"),
+        auto_backing_file=image.get("full-backing-filename"),
         implicit=any_job and name.startswith("#") and driver in job_filter_drivers,
         info=MappingProxyType(dict(info)),
     )
+
+
+class SnapshotFileNames:
+    """File names from a snapshot's ``filename`` fields.
+
+    A snapshot knows no drivers, so ``dirname`` is the directory of the first plain
+    (not ``json:``) filename on the way down through ``file`` children — where QEMU
+    finds it for formats and filters on a host file.
+    """
+
+    def __init__(self, snapshot: GraphSnapshot) -> None:
+        self._snapshot = snapshot
+
+    def filename(self, key: str) -> str:
+        info = self._snapshot.node_info(key)
+        return info.filename if info is not None else ""
+
+    def dirname(self, key: str) -> str | None:
+        current: str | None = key
+        seen: set[str] = set()
+        while current is not None and current not in seen:
+            seen.add(current)
+            name = self.filename(current)
+            if name and not name.startswith("json:"):
+                if name.startswith("file:"):
+                    name = name[len("file:"):]
+                return name[:name.rfind("/") + 1]
+            current = self._snapshot.child(current, "file")
+        return None
+
+    def backing_overridden(self, key: str) -> bool:
+        info = self._snapshot.node_info(key)
+        auto = (info.auto_backing_file if info is not None else None) or ""
+        backing = self._snapshot.child(key, "backing")
+        if backing is not None:
+            return self.filename(backing) != auto
+        return bool(auto)

@@ -238,8 +238,8 @@ def _setup_active(graph: BlockGraph, mgr: JobManager, plan: rules.CommitPlan,
         ("main node", flt, PERM_CR, PERM_CR | PERM_WU | PERM_W),
         ("source", top, 0, PERM_WU | PERM_W | PERM_CR),
         ("target", base, 0, PERM_ALL),
-        *[("intermediate node", graph.nodes[k], 0, PERM_WU | PERM_W)
-          for k in plan.intermediates]])
+        *[("intermediate node", graph.nodes[k], 0, shared)
+          for k, shared in rules.commit_intermediate_shares(graph, plan)]])
     return flt
 
 
@@ -257,8 +257,8 @@ def _setup_intermediate(graph: BlockGraph, mgr: JobManager, plan: rules.CommitPl
     footprint.backends.append(job_backend(graph, top, 0, PERM_ALL))
     footprint.parent = graph.add_job(JobParent(plan.job_id, "commit"), [
         ("main node", graph.nodes[plan.device], 0, PERM_ALL),
-        *[("intermediate node", graph.nodes[k], 0, PERM_WU | PERM_W)
-          for k in plan.intermediates],
+        *[("intermediate node", graph.nodes[k], 0, shared)
+          for k, shared in rules.commit_intermediate_shares(graph, plan)],
         ("base", base, 0, PERM_ALL)])
     return flt
 

@@ -449,11 +449,10 @@ class Job:
             self.iostatus = "ok"
         self.user_paused = False
         self.pause_count -= 1
+        # QEMU re-enters the job at once: it is running (or ready) again before the
+        # command returns, so a job-complete right after it is accepted
         if self.pause_count == 0 and self.paused:
-            # QEMU enters the job's coroutine from the command: it leaves its pause
-            # point (back to running or ready) before the command returns
             self.paused = False
-            self.busy = True
             self._transition(self._status_before_pause)
         self.manager.cond.notify_all()
 

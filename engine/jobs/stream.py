@@ -156,6 +156,8 @@ def start_stream(engine: Engine, plan: rules.StreamPlan, args: dict[str, Any]) -
         device, base_overlay, holder[0] if holder else device)), ctx=graph.io)
     device_was_ro = device.read_only
     created: list[Job] = []
+    if device_was_ro:       # QEMU holds the chain while it reopens the device
+        rules.check_freeze(graph, device.name, plan.above_base)
     try:
         with graph.transaction(restore_names=False):
             if device_was_ro:

@@ -15,8 +15,10 @@ from typing import Any
 from engine.formats.errors import ImageError
 from engine.formats.probe import open_image
 from engine.graph import perms as P
+from engine.graph import rules
 from engine.graph.model import Backend, GraphError
 from engine.graph.opening import blockdev_add, open_node
+from engine.graph.rules.contexts import plan_context_change
 from engine.launcher.cmdline import (
     BLOCK_DEVICES,
     CommandLine,
@@ -33,6 +35,8 @@ from engine.qmp.schema import validate
 
 #: the qdev path of the block backend inside each kind of device
 _BACKEND_CHILD = {"virtio-blk": "/virtio-backend", "virtio-blk-pci": "/virtio-backend"}
+#: devices with removable media (a floppy drive's has no tray)
+_REMOVABLE = ("ide-cd", "scsi-cd", "floppy")
 #: -drive if= → the device QEMU creates for it (None: no device)
 _DRIVE_DEVICE = {"virtio": "virtio-blk-pci", "ide": "ide-hd", "scsi": "scsi-hd",
                  "floppy": "floppy", "none": None}
@@ -45,6 +49,8 @@ class Built:
     drives: dict[str, Backend] = field(default_factory=dict)
     devices: dict[str, Backend] = field(default_factory=dict)
     iothreads: list[str] = field(default_factory=list)
+    #: SCSI controllers by id (in creation order), with the iothread each runs in
+    scsi_controllers: dict[str, str] = field(default_factory=dict)
     anon_devices: int = 0
 
 
@@ -206,8 +212,14 @@ def _header_backings(options: dict[str, Any]) -> dict[str, Any]:
 def add_device(engine: Engine, option: Option, built: Built) -> None:
     values = properties(option.arg or "", "driver")
     driver = values.get("driver", "")
-    if driver not in BLOCK_DEVICES:
-        return                                  # a bus: it holds devices, no backend
+    iothread = values.get("iothread", "")
+    if iothread and iothread not in built.iothreads:
+        raise BuildError(option, f"Device '{iothread}' not found")
+    if driver not in BLOCK_DEVICES:         # a bus: it holds devices, no backend
+        if driver.startswith("virtio-scsi"):
+            ctl_id = values.get("id") or f"#scsi{len(built.scsi_controllers)}"
+            built.scsi_controllers[ctl_id] = iothread
+        return
     dev_id = values.get("id")
     key = dev_id or f"/machine/peripheral-anon/device[{built.anon_devices}]"
     if dev_id is None:
@@ -217,42 +229,103 @@ def add_device(engine: Engine, option: Option, built: Built) -> None:
     qdev = key
     if driver in _BACKEND_CHILD:
         qdev = (f"/machine/peripheral/{dev_id}" if dev_id else key) + _BACKEND_CHILD[driver]
-    removable = driver in ("ide-cd", "scsi-cd", "floppy")
+    removable = driver in _REMOVABLE
+    trayless = driver == "floppy"
     graph = engine.graph
     drive = values.get("drive")
+    context = _device_context(driver, values, built)
     with engine.lock:
         if drive is None:
             if not removable:
                 raise BuildError(option, "Drive property not set")
-            backend = Backend(name="", removable=True, writable=False, qdev=qdev)
+            backend = Backend(name="", removable=True, trayless=trayless, writable=False,
+                              io_status=not trayless, qdev=qdev, aio_context=context)
             with graph.transaction():
                 graph.add_backend(backend, None)
         elif drive in built.drives:
-            backend = built.drives[drive]
-            if backend.qdev is not None or backend in built.devices.values():
-                raise BuildError(option, f"Property '{driver}.drive' can't take value "
-                                         f"'{drive}', it's in use")
-            backend.qdev = qdev
-            backend.removable = removable or backend.removable
+            backend = _device_on_drive(graph, option, built, driver, drive, qdev, context)
         else:
             node = graph.find(drive)
             if node is None:
                 raise BuildError(option, f"Property '{driver}.drive' can't find value "
                                          f"'{drive}'")
             writable = not removable and not node.read_only
-            backend = Backend(name="", removable=removable, writable=writable, qdev=qdev)
+            backend = Backend(name="", removable=removable, trayless=trayless,
+                              io_status=not trayless, writable=writable, qdev=qdev)
             try:
                 with graph.transaction():
                     graph.add_backend(backend, node)
                     if _on(values.get("share-rw", "off")):
                         _share_writes(graph, backend)
-            except GraphError as exc:
+                    _move_device(graph, backend, context)
+            except (GraphError, rules.RuleViolation) as exc:
                 raise BuildError(option, _text(exc)) from None
     built.devices[key] = backend
 
 
+def _device_on_drive(graph: Any, option: Option, built: Built, driver: str, drive: str,
+                     qdev: str, context: str) -> Backend:
+    """A device realized on a ``-drive``: the drive's backend becomes the device's, with
+    the device's permissions (removable media) and iothread."""
+    backend = built.drives[drive]
+    if backend.qdev is not None or backend in built.devices.values():
+        raise BuildError(option, f"Property '{driver}.drive' can't take value "
+                                 f"'{drive}', it's in use")
+    removable = driver in _REMOVABLE
+    trayless = driver == "floppy"
+    backend.qdev = qdev
+    backend.removable = removable or backend.removable
+    backend.trayless = trayless
+    backend.io_status = not trayless
+    if backend.root is not None and (removable or context):
+        try:
+            with graph.transaction():
+                if removable:
+                    _take_device_perms(graph, backend)
+                _move_device(graph, backend, context)
+        except rules.RuleViolation as exc:
+            backend.qdev = None
+            raise BuildError(option, str(exc)) from None
+    return backend
+
+
+def _device_context(driver: str, values: dict[str, str], built: Built) -> str:
+    """The iothread a device runs its drive in: its own (virtio-blk) or its SCSI
+    controller's (the one ``bus=ID.0`` names, else the first)."""
+    if driver.startswith("virtio-blk"):
+        return values.get("iothread", "")
+    if driver.startswith("scsi-") and built.scsi_controllers:
+        bus = values.get("bus", "")
+        controller = bus.rsplit(".", 1)[0] if bus else next(iter(built.scsi_controllers))
+        return built.scsi_controllers.get(controller, "")
+    return ""
+
+
+def _move_device(graph: Any, backend: Backend, context: str) -> None:
+    """The device moves its drive (and everything linked to it) into its iothread."""
+    if backend.root is None or backend.aio_context == context:
+        return
+    moving = plan_context_change(graph, backend.root.child.name, context,
+                                       mover=backend.key)
+    graph.move_to_context([*moving, backend.key], context)
+
+
 def _on(text: str) -> bool:
     return text in ("on", "yes", "true", "True")
+
+
+def _take_device_perms(graph: Any, backend: Backend) -> None:
+    """A removable device realized on a drive takes its own permissions on the medium
+    (it does not share resize: the medium's size is the medium's)."""
+    link = backend.root
+    assert link is not None
+    perm, shared = P.backend_perms(backend.device_kind,
+                                   backend.writable and not link.child.read_only,
+                                   removable=backend.removable)
+    graph.set(link, "fixed", (perm, shared))
+    graph.set(link, "perm", perm)
+    graph.set(link, "shared", shared)
+    graph.refresh_perms([link.child])
 
 
 def _share_writes(graph: Any, backend: Backend) -> None:

@@ -15,12 +15,16 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from engine.graph.model import GraphError
+from engine.graph.model import Backend, GraphError
+from engine.jobs.engine_jobs import jobs_of
 from engine.launcher import hmp
 from engine.launcher.build import BuildError, Built, add_device
 from engine.launcher.cmdline import BLOCK_DEVICES, BUS_DEVICES, Option
 from engine.qmp.engine import Engine
 from engine.qmp.errors import QMPError, generic
+
+#: how long unplugging a drive waits for the jobs it cancelled to end (seconds)
+_JOB_END_TIMEOUT = 30.0
 
 _OWN = ("human-monitor-command", "device_add", "device_del", "object-add", "object-del",
         "query-status", "stop", "cont")
@@ -79,11 +83,10 @@ def _device_add(machine: Machine, args: dict[str, Any]) -> Any:
         raise generic("Parameter 'driver' is missing")
     if driver not in BLOCK_DEVICES and driver not in BUS_DEVICES:
         raise generic(f"'{driver}' is not a valid device model name")
-    if driver in BUS_DEVICES:
-        return {}
     text = ",".join([driver, *(f"{k}={_prop(v)}" for k, v in args.items() if k != "driver")])
     dev_id = args.get("id")
-    if dev_id is not None and dev_id in machine.built.devices:
+    if dev_id is not None and (dev_id in machine.built.devices
+                               or dev_id in machine.built.scsi_controllers):
         raise generic(f"Duplicate device ID '{dev_id}'")
     try:
         add_device(machine.engine, Option("-device", text), machine.built)
@@ -106,6 +109,11 @@ def _device_del(machine: Machine, args: dict[str, Any]) -> Any:
     if backend is None:
         raise QMPError("DeviceNotFound", f"Device '{dev_id}' not found")
     graph = machine.engine.graph
+    if backend.root is not None:
+        with graph.drained([backend.root.child], subtree=False):
+            pass        # the device quiesces its drive as it goes (jobs above pause)
+    if backend.name and backend.name in machine.built.drives:
+        _cancel_jobs_on(machine.engine, backend)
     try:
         with graph.transaction():
             if backend.name and backend.name in machine.built.drives:
@@ -118,6 +126,25 @@ def _device_del(machine: Machine, args: dict[str, Any]) -> Any:
     machine.engine.emit("DEVICE_DELETED", {"path": f"/machine/peripheral/{dev_id}",
                                            "device": dev_id})
     return {}
+
+
+def _cancel_jobs_on(engine: Engine, backend: Backend) -> None:
+    """QEMU's blockdev_auto_del: a -drive going with its device first cancels (softly)
+    every block job that holds the drive's node; deleting the drive then waits for
+    those jobs to end (its drain polls them), so they end before the device is gone."""
+    root = backend.root.child if backend.root is not None else None
+    if root is None:
+        return
+    manager = jobs_of(engine)
+    cancelled = []
+    for job in manager.jobs:
+        parent = engine.graph.jobs.get(job.id)
+        if job.is_block_job and parent is not None and \
+                any(link.child is root for link in parent.links):
+            job.cancel(False)
+            cancelled.append(job)
+    manager.cond.wait_for(lambda: all(job.finished.is_set() for job in cancelled),
+                          timeout=_JOB_END_TIMEOUT)
 
 
 def _object_add(machine: Machine, args: dict[str, Any]) -> Any:

@@ -7,6 +7,7 @@ byte for byte once serialised with QEMU's separators.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,14 +18,17 @@ from engine.qdict import QEMUOrdered, qdict_order, qdict_sorted
 
 
 def image_info(node: Node, memo: dict[str, Any], *, chain: bool,
-               chains: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+               chains: dict[str, dict[str, Any]] | None = None,
+               below: Callable[[Node], Node | None] | None = None) -> dict[str, Any]:
     """ImageInfo of one node (with ``backing-image`` for each node below when ``chain``).
 
     Built bottom-up without recursion: a chain may be thousands of nodes deep. With
     ``chains`` the ImageInfo of a node with its chain below is computed once and
     shared by every node above it (a reply object, never changed afterwards), so
-    listing every node of a deep chain takes linear time.
+    listing every node of a deep chain takes linear time. ``below`` is the step down
+    the chain (default: :func:`_backing_or_filtered`).
     """
+    step = below or _backing_or_filtered
     if not chain:
         return _one_image_info(node, memo, None)
     cache = chains if chains is not None else {}
@@ -32,10 +36,10 @@ def image_info(node: Node, memo: dict[str, Any], *, chain: bool,
     current: Node | None = node
     while current is not None and current.name not in cache:
         levels.append(current)
-        current = _backing_or_filtered(current)
-    below = cache[current.name] if current is not None else None
+        current = step(current)
+    lower = cache[current.name] if current is not None else None
     for level in reversed(levels):
-        below = cache[level.name] = _one_image_info(level, memo, below)
+        lower = cache[level.name] = _one_image_info(level, memo, lower)
     return cache[node.name]
 
 
@@ -134,14 +138,30 @@ def _backing_or_filtered(node: Node) -> Node | None:
     return node.child(role) if role is not None else None
 
 
-def backing_depth(node: Node, depths: dict[str, int] | None = None) -> int:
+def skip_implicit_filters(node: Node | None) -> Node | None:
+    """QEMU's bdrv_skip_implicit_filters: below the job filters QEMU inserted itself."""
+    while node is not None and node.implicit:
+        role = node.spec.filtered_role
+        node = node.child(role) if role is not None else None
+    return node
+
+
+def _below_skipping_implicit(node: Node) -> Node | None:
+    """The step down ``query-block`` takes: as ``query-named-block-nodes``, then past any
+    implicit filter (the user did not ask for it, so it is neither listed nor counted)."""
+    return skip_implicit_filters(_backing_or_filtered(node))
+
+
+def backing_depth(node: Node, depths: dict[str, int] | None = None,
+                  below: Callable[[Node], Node | None] | None = None) -> int:
     """How many nodes lie below ``node`` (``depths`` caches it for every node seen)."""
+    step = below or _backing_or_filtered
     cache = depths if depths is not None else {}
     levels: list[Node] = []
     current: Node | None = node
     while current is not None and current.name not in cache:
         levels.append(current)
-        current = _backing_or_filtered(current)
+        current = step(current)
     depth = cache[current.name] + 1 if current is not None else 0
     for level in reversed(levels):
         cache[level.name] = depth
@@ -159,8 +179,12 @@ class QueryCache:
 
 
 def block_device_info(node: Node, memo: dict[str, Any], *, flat: bool,
-                      cache: QueryCache | None = None) -> dict[str, Any]:
-    """BlockDeviceInfo of a node (``flat``: no backing-image chain, depth 0)."""
+                      cache: QueryCache | None = None,
+                      for_device: bool = False) -> dict[str, Any]:
+    """BlockDeviceInfo of a node (``flat``: no backing-image chain, depth 0;
+    ``for_device``: as ``query-block`` shows a drive's medium, implicit filters below
+    it skipped — such a reply is not cached, as ``query-named-block-nodes``' are)."""
+    below = _below_skipping_implicit if for_device else None
     info: dict[str, Any] = {
         "file": filename(node, memo),
         "node-name": node.name,
@@ -173,12 +197,12 @@ def block_device_info(node: Node, memo: dict[str, Any], *, flat: bool,
         info["backing_file"] = filename(backing, memo)
     info.update({
         "backing_file_depth": 0 if flat else backing_depth(
-            node, cache.depths if cache is not None else None),
+            node, cache.depths if cache is not None else None, below),
         "encrypted": False,
         "detect_zeroes": node.detect_zeroes,
         "bps": 0, "bps_rd": 0, "bps_wr": 0, "iops": 0, "iops_rd": 0, "iops_wr": 0,
         "image": image_info(node, memo, chain=not flat,
-                            chains=cache.chains if cache is not None else None),
+                            chains=cache.chains if cache is not None else None, below=below),
         "cache": ordered({"writeback": True, "direct": node.cache_direct,
                           "no-flush": node.cache_no_flush}),
         "write_threshold": node.write_threshold,
@@ -232,12 +256,11 @@ def block_info(graph: BlockGraph, backend: Backend) -> dict[str, Any]:
     info["removable"] = backend.removable
     info["locked"] = backend.locked
     if backend.root is not None:
-        root = backend.root.child
-        while root.implicit and root.child("file") is not None:
-            root = root.child("file")  # type: ignore[assignment]
-        info["inserted"] = block_device_info(root, all_filenames(graph), flat=False)
-    if backend.removable:
+        root = skip_implicit_filters(backend.root.child) or backend.root.child
+        info["inserted"] = block_device_info(root, all_filenames(graph), flat=False,
+                                             for_device=True)
+    if backend.has_tray:
         info["tray_open"] = backend.tray_open
-    if backend.device_kind == "device":
+    if backend.device_kind == "device" and backend.io_status:
         info["io-status"] = "ok"
     return ordered(info)

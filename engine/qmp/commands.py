@@ -11,9 +11,10 @@ from engine.qmp import (
     commands_children,
     commands_core,
     commands_jobs,
+    commands_mirror,
     commands_qom,
     commands_snapshot,
 )
 
-MODULES = (commands_core, commands_block, commands_backend, commands_jobs, commands_snapshot,
-           commands_qom, commands_children)
+MODULES = (commands_core, commands_block, commands_backend, commands_jobs, commands_mirror,
+           commands_snapshot, commands_qom, commands_children)

@@ -78,7 +78,7 @@ def _device(backend: Backend, *, with_medium: bool = True) -> dict[str, rules.De
     texts give it). ``with_medium`` False: the checks QEMU makes before it opens the
     tray, which leave what holds the medium to the removal that follows."""
     medium = backend.root.child if backend.root is not None and with_medium else None
-    device = rules.Device(backend.debug_name, backend.removable, backend.removable,
+    device = rules.Device(backend.debug_name, backend.removable, backend.has_tray,
                           backend.tray_open, backend.locked,
                           medium.name if medium is not None else None,
                           medium.read_only if medium is not None else not backend.writable)
@@ -94,7 +94,7 @@ def _tray_moved(engine: Engine, backend: Backend, tray_open: bool) -> None:
 def _open_tray(engine: Engine, backend: Backend, force: bool) -> None:
     """Open the tray unless it is open or the guest locked it (QEMU then asks the guest
     to open it, and the command still succeeds)."""
-    if not backend.tray_open and (force or not backend.locked):
+    if backend.has_tray and not backend.tray_open and (force or not backend.locked):
         _tray_moved(engine, backend, True)
 
 
@@ -176,8 +176,12 @@ def change_medium(engine: Engine, args: dict[str, Any]) -> Any:
     rules.check_medium(graph, _device(backend, with_medium=False), backend.debug_name,
                        "change", force=args.get("force", False))
     mode = args.get("read-only-mode", "retain")
-    retained = (backend.root.child.read_only if backend.root is not None
-                else not backend.writable)
+    if backend.root is not None:
+        retained = backend.root.child.read_only
+    elif backend.root_read_only is not None:
+        retained = backend.root_read_only
+    else:
+        retained = not backend.writable
     read_only = {"retain": retained, "read-only": True, "read-write": False}[mode]
     opts: dict[str, Any] = {"driver": args.get("format") or PROBE, "read-only": read_only,
                             "file": {"driver": "file", "filename": args["filename"]}}

@@ -71,7 +71,9 @@ class Engine:
         with self.lock:
             if self.closed:
                 raise generic("The engine is closed")
-            return cmd.handler(self, arguments)
+            result = cmd.handler(self, arguments)
+        # a command without a return value answers {} in QMP, never null
+        return {} if result is None else result
 
     def commands(self) -> list[str]:
         """Names of the commands this engine answers (as query-commands lists them)."""

@@ -184,3 +184,17 @@ def test_delete_order(tmp_path: Path) -> None:
         Step("blockdev-del", {"node-name": "f"}),
         Step("query-named-block-nodes", {"flat": True}, compare_return=True),
     ])
+
+
+def null_protocol_backings(d: Path) -> None:
+    """Headers naming the null protocols as their backing file (raw over null-co)."""
+    create(d / "on-null-co.qcow2", "1440K", backing="null-co://", backing_fmt="raw")
+    create(d / "on-null-aio.qcow2", "1440K", backing="null-aio://", backing_fmt="raw")
+
+
+def test_header_backing_on_a_null_protocol(tmp_path: Path) -> None:
+    run_scenario(tmp_path, null_protocol_backings, [
+        add({"driver": "qcow2", "node-name": "a", "file": file_opts("on-null-co.qcow2")}),
+        add({"driver": "qcow2", "node-name": "b", "file": file_opts("on-null-aio.qcow2")}),
+        Step("query-named-block-nodes", {"flat": False}, compare_graph=False),
+    ])

@@ -87,3 +87,49 @@ def test_commit_verdicts(chain: QemuStorageDaemon, device: str, top: str,
     expected = answer(chain, "block-commit", args)
     assert expected != "ok"
     assert verdict(rules.check_commit, snap, device, top, base) == expected
+
+
+@pytest.mark.parametrize(("device", "target", "extra"), [
+    ("top", "top", {}), ("top", "mid", {}), ("top", "nonexist", {}), ("mid", "ov", {}),
+    ("nonexist", "ov", {}), ("top", "ov", {"replaces": "mid"}),
+    ("top", "ov", {"replaces": "nonexist"}), ("top", "ov", {"sync": "bitmap"}),
+    ("top", "ov", {})])
+def test_mirror_verdicts(chain: QemuStorageDaemon, tmp_path: Path, device: str, target: str,
+                         extra: dict[str, Any]) -> None:
+    create(tmp_path / "ov.qcow2", "1M")
+    chain.execute("blockdev-add", {"driver": "qcow2", "node-name": "ov", "file": {
+        "driver": "file", "filename": str(tmp_path / "ov.qcow2")}})
+    snap = snapshot_of(chain)
+    sync = extra.get("sync", "full")
+    expected = answer(chain, "blockdev-mirror", {"job-id": "m0", "device": device,
+                                                 "target": target, "sync": sync,
+                                                 **{k: v for k, v in extra.items()
+                                                    if k != "sync"}})
+    assert verdict(lambda: rules.check_mirror(snap, device, target, sync,
+                                              replaces=extra.get("replaces"),
+                                              job_id="m0")) == expected
+
+
+@pytest.mark.parametrize("other_parent", [False, True])
+def test_mirror_replacing_a_quorum_child(qsd: QemuStorageDaemon, tmp_path: Path,
+                                         other_parent: bool) -> None:
+    """A quorum child may be replaced by the mirror of the quorum while only the quorum
+    uses it."""
+    for name in ("img1", "img2", "ov"):
+        create(tmp_path / f"{name}.qcow2", "1M")
+        assert "return" in qsd.execute("blockdev-add", {
+            "driver": "qcow2", "node-name": name,
+            "file": {"driver": "file", "filename": str(tmp_path / f"{name}.qcow2")}})
+    assert "return" in qsd.execute("blockdev-add", {
+        "driver": "quorum", "node-name": "quorum0", "vote-threshold": 1,
+        "children": ["img1", "img2"]})
+    if other_parent:
+        assert "return" in qsd.execute("blockdev-add", {
+            "driver": "copy-on-read", "node-name": "cor", "file": "img1"})
+    snap = snapshot_of(qsd)
+    expected = answer(qsd, "blockdev-mirror", {"job-id": "m0", "device": "quorum0",
+                                               "target": "ov", "sync": "full",
+                                               "replaces": "img1"})
+    assert (expected == "ok") is not other_parent
+    assert verdict(lambda: rules.check_mirror(snap, "quorum0", "ov", "full",
+                                              replaces="img1", job_id="m0")) == expected

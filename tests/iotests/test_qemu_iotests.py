@@ -23,31 +23,16 @@ from tests.iotests.results import WHOLE_TEST
 
 TESTS = ["245", "030", "040"]
 
-_IOTHREADS = "needs iothread AioContext rules for reopen"
-_OVERLAP = "block jobs on overlapping chains: QEMU names the busy node, the engine the chain"
-_TOP_ACTIVE = "commit with top given as the active layer's file name: 'Top image file … not found'"
-_OVERRIDDEN = "commit through an overridden backing (json: backing names)"
 
 #: cases that pass on QEMU and not (yet) on blockgraph, with the reason
 KNOWN_GAPS: dict[str, dict[str, str]] = {
     "245": {
-        "TestBlockdevReopen.test_iothreads_error": _IOTHREADS,
     },
     "030": {
-        **{f"TestParallelOps.{c}": _OVERLAP for c in
-           ("test_overlapping_1", "test_overlapping_2", "test_overlapping_4")},
     },
     "040": {
-        "TestActiveZeroLengthImage.test_top_is_active": _TOP_ACTIVE,
-        "TestRelativePaths.test_top_is_active": _TOP_ACTIVE,
-        "TestSingleDrive.test_top_is_active": _TOP_ACTIVE,
-        "TestCommitWithFilters.test_commit_through_filter":
-            "commit through a throttle filter in the chain",
-        "TestCommitWithOverriddenBacking.test_commit_to_a": _OVERRIDDEN,
-        "TestCommitWithOverriddenBacking.test_commit_to_b": _OVERRIDDEN,
-        "TestSingleDrive.test_hot_unplug": "device_del of a drive under a running commit",
-        "TestSingleDrive.test_implicit_node": "query-block backing_file_depth with the "
-                                              "commit filter",
+        "TestSingleDrive.test_implicit_node": "needs query-blockstats (I/O accounting of "
+                                              "the drive's backend)",
     },
 }
 

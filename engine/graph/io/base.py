@@ -89,6 +89,9 @@ class NodeIO:
     #: reads past the node's length must be cut here (its length is its own, not its
     #: child's): formats and windows; plain pass-through filters leave it to the child
     clamps: bool = True
+    #: told ``(offset, length)`` after every write that passed through this node (a
+    #: mirror job's ``mirror_top`` marks the range dirty, to copy it again)
+    write_observer: Callable[[int, int], None] | None = None
 
     def __init__(self, node: Node, ctx: IOContext) -> None:
         self.node = node
@@ -214,24 +217,33 @@ class NodeIO:
         raise NotImplementedError
 
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        io, off = self._writer(offset, len(data), "write", "write_passthrough")
+        observers: list[tuple[NodeIO, int]] = []
+        io, off = self._writer(offset, len(data), "write", "write_passthrough", observers)
         io._write(off, data)
+        _tell(observers, len(data))
 
     def write_zeroes(self, offset: int, length: int, *, unmap: bool = False) -> None:
         """Make the range read as zeros; ``unmap``: storage may be given back (QEMU's
         BDRV_REQ_MAY_UNMAP)."""
-        io, off = self._writer(offset, length, "write", "zeroes_passthrough")
+        observers: list[tuple[NodeIO, int]] = []
+        io, off = self._writer(offset, length, "write", "zeroes_passthrough", observers)
         io._write_zeroes(off, length, unmap)
+        _tell(observers, length)
 
     def write_compressed(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         """A compressed write (QEMU's BDRV_REQ_WRITE_COMPRESSED): passed down the filters
         that pass it, done by a driver that compresses, refused (ENOTSUP) by any other."""
-        io, off = self._writer(offset, len(data), "write", "compressed_passthrough")
+        observers: list[tuple[NodeIO, int]] = []
+        io, off = self._writer(offset, len(data), "write", "compressed_passthrough",
+                               observers)
         io._write_compressed(off, data)
+        _tell(observers, len(data))
 
-    def _writer(self, offset: int, length: int, op: str, step: str) -> tuple[NodeIO, int]:
+    def _writer(self, offset: int, length: int, op: str, step: str,
+                observers: list[tuple[NodeIO, int]]) -> tuple[NodeIO, int]:
         """Down the pass-through nodes (``step`` names the method that says which pass
-        the request on) to the one that writes (faults checked on the way)."""
+        the request on) to the one that writes (faults checked on the way); the nodes
+        with a write observer are added to ``observers``, told once written."""
         iotype = "write-zeroes" if step == "zeroes_passthrough" else "write"
         io: NodeIO = self
         while True:
@@ -240,6 +252,8 @@ class NodeIO:
                 io._on_request(iotype, offset, length)
             if io.ctx.faults.active and io.data_path is not None:
                 io.ctx.faults.check(io.data_path, op, offset, length)
+            if io.write_observer is not None:
+                observers.append((io, offset))
             below = getattr(io, step)()
             if below is None:
                 return io, offset
@@ -436,3 +450,11 @@ class NodeStore:
 
     def close(self) -> None:
         """The node owns what lies below."""
+
+
+def _tell(observers: list[tuple[NodeIO, int]], length: int) -> None:
+    """Tell the nodes that watch writes (a mirror's filter) what was written below them."""
+    for io, offset in observers:
+        observer = io.write_observer
+        if observer is not None:
+            observer(offset, length)

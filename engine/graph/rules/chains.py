@@ -12,14 +12,15 @@ import os
 
 import networkx as nx
 
+from engine.formats.backing_names import has_protocol
 from engine.graph import drivers
 from engine.graph.rules.errors import NodeBusy, NodeNotFound, ReferenceNotFound, RuleViolation
-from engine.graph.view import GraphView
+from engine.graph.view import FileNames, GraphView
 
 #: operations a backing link does not block on the backing node (QEMU unblocks them)
 BACKING_UNBLOCKED = frozenset({"stream", "commit-target", "backup-source", "backup-target"})
 #: Drivers QEMU treats as filters of one child (``is_filter``), from the driver table.
-FILTER_DRIVERS = frozenset(d.name for d in drivers.DRIVERS.values() if d.is_filter)
+FILTER_DRIVERS = drivers.FILTER_DRIVERS
 #: How a rule names a node QEMU is about to create and name itself (``#block`` and
 #: digits QEMU draws at random): a job's filter, an overlay.
 NEW_AUTO_NAME = "#blockNNN"
@@ -166,32 +167,58 @@ def cumulative_perm(view: GraphView, key: str) -> frozenset[str]:
 
 
 def find_backing_image(view: GraphView, top: str, name: str) -> str | None:
-    """A node below ``top`` named by ``name`` (QEMU's bdrv_find_backing_image).
+    """A data layer below ``top`` named by ``name`` (QEMU's bdrv_find_backing_image).
 
-    The name matches an overlay's header string as written, or — resolved against
-    the overlay's directory when relative — the backing node's filename.
+    Down the chain from ``top`` (filters skipped), each overlay names the layer below
+    it: by that layer's filename when the overlay's backing is overridden; else by the
+    overlay's header string, compared as written (or as its full name) when either name
+    has a protocol, or as canonical paths, both made absolute against the overlay's
+    directory — a name or a header naming no existing file matches nothing.
     """
-    for overlay in walk(view, top):
-        below = filter_or_cow(view, overlay)
-        if below is None:
+    names = view.file_names()
+    protocol = has_protocol(name)
+    curr = skip_filters(view, top)
+    while curr is not None and drivers.cow(driver_of(view, curr)):
+        backing = view.child(curr, "backing")
+        if backing is None:
             return None
-        if is_filter(view, below):
-            continue
-        info = view.node_info(overlay)
-        if info is not None and info.header_backing == name:
-            return below
-        target = _filename(view, below)
-        if target and not target.startswith("json:"):
-            wanted = name if os.path.isabs(name) else \
-                os.path.join(os.path.dirname(_filename(view, overlay)), name)
-            if os.path.realpath(wanted) == os.path.realpath(target):
+        below = skip_filters(view, backing)
+        info = view.node_info(curr)
+        header = (info.header_backing if info is not None else None) or ""
+        if names.backing_overridden(curr):
+            if below is not None and name == names.filename(below):
                 return below
+        elif protocol or has_protocol(header):
+            if name in (header, _absolute(names, curr, header)):
+                return below
+        else:
+            wanted = _canonical(_absolute(names, curr, name))
+            have = _canonical(_absolute(names, curr, header))
+            if wanted is not None and wanted == have:
+                return below
+        curr = below
     return None
 
 
-def _filename(view: GraphView, key: str) -> str:
-    info = view.node_info(key)
-    return info.filename if info is not None else ""
+def _absolute(names: FileNames, relative_to: str, name: str) -> str | None:
+    """QEMU's bdrv_make_absolute_filename: ``name`` against the node's directory."""
+    if not name:
+        return None
+    if has_protocol(name) or name.startswith("/"):
+        return name
+    directory = names.dirname(relative_to)
+    return directory + name if directory is not None else None
+
+
+def _canonical(path: str | None) -> str | None:
+    """realpath(3): the canonical path of an existing file, None for none."""
+    if path is None:
+        return None
+    try:
+        return os.path.realpath(path, strict=True)
+    except OSError:
+        return None
+
 
 
 def first_blocker(view: GraphView, node: str, op: str = "drive-del") -> str | None:
@@ -209,7 +236,9 @@ def first_blocker(view: GraphView, node: str, op: str = "drive-del") -> str | No
 
 
 def check_op(view: GraphView, node: str, op: str) -> None:
-    """QEMU's bdrv_op_is_blocked: ``Node 'x' is busy: ...`` when something blocks ``op``."""
+    """QEMU's bdrv_op_is_blocked: ``Node 'x' is busy: ...`` when something blocks ``op``;
+    ``x`` is the name of a BlockBackend on the node if it has one (a drive's id), else
+    the node's name (bdrv_get_device_or_node_name)."""
     reason = first_blocker(view, node, op)
     if reason is not None:
-        raise NodeBusy(node, reason)
+        raise NodeBusy(device_name(view, node) or node, reason)

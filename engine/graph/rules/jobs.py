@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
+from engine.graph import drivers
 from engine.graph import perms as P
 from engine.graph.names import check_job_id as job_id_problem
 from engine.graph.rules.chains import (
@@ -171,6 +172,25 @@ def plan_commit(view: GraphView, device: str, *, top_node: str | None = None,
                       job_id if job_id is not None else device_name(view, dev))
 
 
+def commit_intermediate_shares(view: GraphView, plan: CommitPlan) -> list[tuple[str, int]]:
+    """The nodes a commit job holds as ``intermediate node``, each with what it shares.
+
+    The job shares write (it writes into the base below them itself) and, from the
+    topmost node that is only a filter on the base (the base's overlay's backing
+    child) down, consistent read too — that node and any filters below it read the
+    base's data, which the job keeps consistent.
+    """
+    overlay = find_overlay(view, plan.top, plan.base) or plan.top
+    filtered_base = view.child(overlay, "backing")
+    shared = P.WRITE_UNCHANGED | P.WRITE
+    out: list[tuple[str, int]] = []
+    for key in plan.intermediates:
+        if key == filtered_base:
+            shared |= P.CONSISTENT_READ
+        out.append((key, shared))
+    return out
+
+
 def _commit_top(view: GraphView, dev: str, top_node: str | None, top: str | None) -> str:
     if top_node is not None and top is not None:
         raise RuleViolation("'top-node' and 'top' are mutually exclusive")
@@ -179,13 +199,11 @@ def _commit_top(view: GraphView, dev: str, top_node: str | None, top: str | None
         if not chain_contains(view, dev, key):
             raise RuleViolation(f"'{top_node}' is not in this backing file chain")
         return key
-    if top is not None:
-        info = view.node_info(dev)
-        if info is None or info.filename != top:
-            found = find_backing_image(view, dev, top)
-            if found is None:
-                raise RuleViolation(f"Top image file {top} not found")
-            return found
+    if top is not None and view.file_names().filename(dev) != top:
+        found = find_backing_image(view, dev, top)
+        if found is None:
+            raise RuleViolation(f"Top image file {top} not found")
+        return found
     return dev
 
 
@@ -215,7 +233,7 @@ def check_stream(view: GraphView, device: str, base: str | None,
     device = plan.device
     sim = PermissionSim(view, inline)
     if sim.read_only(device):
-        _check_freeze(view, device, plan.above_base)
+        check_freeze(view, device, plan.above_base)
         sim.reopen_read_only(device, False)
         sim.refresh(device)
     cor = NEW_AUTO_NAME
@@ -252,7 +270,7 @@ def _job_link(sim: PermissionSim, owner: str, node: str, role: str, perm: int,
     sim.refresh(node)
 
 
-def _check_freeze(view: GraphView, top: str, base: str | None) -> None:
+def check_freeze(view: GraphView, top: str, base: str | None) -> None:
     """``bdrv_freeze_backing_chain``: no link from ``top`` down to ``base`` may be frozen
     already, nor lead to a job's filter."""
     links: list[tuple[str, str, str]] = []
@@ -267,7 +285,7 @@ def _check_freeze(view: GraphView, top: str, base: str | None) -> None:
             raise RuleViolation(f"Cannot change '{role}' link from '{parent}' to '{child}'")
     for _parent, role, child in links:
         info = view.node_info(child)
-        if info is not None and info.driver in ("commit_top", "mirror_top"):
+        if info is not None and info.driver in drivers.INTERNAL_DRIVERS:
             raise RuleViolation(f"Cannot freeze '{role}' link to '{child}'")
 
 
@@ -290,14 +308,15 @@ def check_commit(view: GraphView, device: str, top: str, base: str | None,
     plan = plan_commit(view, device, top_node=top, base_node=base)
     sim = PermissionSim(view, inline)
     if plan.active:
-        _check_active_commit(sim, plan.top, plan.base, job_id or device)
+        _check_active_commit(sim, plan, job_id or device)
     else:
-        _check_intermediate_commit(sim, plan.device, plan.top, plan.base, job_id)
+        _check_intermediate_commit(sim, plan, job_id)
 
 
-def _check_intermediate_commit(sim: PermissionSim, device: str, top: str, base: str,
+def _check_intermediate_commit(sim: PermissionSim, plan: CommitPlan,
                                job_id: str | None) -> None:
     view = sim.view
+    device, top, base = plan.device, plan.top, plan.base
     if skip_filters(view, top) == skip_filters(view, base):
         raise RuleViolation("Invalid files for merge: top and base are the same")
     if job_id is not None:
@@ -314,15 +333,9 @@ def _check_intermediate_commit(sim: PermissionSim, device: str, top: str, base: 
     sim.attach(filt, top, "backing")
     sim.replace_node(top, filt)
     sim.refresh(filt)
-    filtered_base = view.child(find_overlay(view, top, base) or top, "backing")
-    shared = P.WRITE_UNCHANGED | P.WRITE
-    cur: str | None = top
-    while cur is not None and cur != base:
-        if cur == filtered_base:
-            shared |= P.CONSISTENT_READ
-        _job_link(sim, job, cur, "intermediate node", 0, shared)
-        cur = filter_or_cow(view, cur)
-    _check_freeze(sim_view(sim, view), filt, base)
+    for key, shared in commit_intermediate_shares(view, plan):
+        _job_link(sim, job, key, "intermediate node", 0, shared)
+    check_freeze(sim_view(sim, view), filt, base)
     _job_link(sim, job, base, "base", 0, P.ALL)
     need = P.CONSISTENT_READ | P.WRITE | (P.RESIZE if _size(view, base) < _size(view, top)
                                           else 0)
@@ -331,8 +344,9 @@ def _check_intermediate_commit(sim: PermissionSim, device: str, top: str, base: 
     _job_link(sim, "backend:#commit-top", top, "root", 0, P.ALL)
 
 
-def _check_active_commit(sim: PermissionSim, top: str, base: str, job_id: str) -> None:
+def _check_active_commit(sim: PermissionSim, plan: CommitPlan, job_id: str) -> None:
     view = sim.view
+    top, base = plan.top, plan.base
     if sim.read_only(base):
         sim.reopen_read_only(base, False)
         sim.refresh(base)
@@ -354,12 +368,6 @@ def _check_active_commit(sim: PermissionSim, top: str, base: str, job_id: str) -
               P.WRITE_UNCHANGED | P.CONSISTENT_READ | P.WRITE)
     _job_link(sim, job, top, "source", 0, P.WRITE_UNCHANGED | P.WRITE | P.CONSISTENT_READ)
     _job_link(sim, job, base, "target", 0, P.ALL)
-    filtered_target = view.child(find_overlay(view, top, base) or top, "backing")
-    shared = P.WRITE_UNCHANGED | P.WRITE
-    cur = filter_or_cow(view, top)
-    while cur is not None and cur != base:
-        if cur == filtered_target:
-            shared |= P.CONSISTENT_READ
-        _job_link(sim, job, cur, "intermediate node", 0, shared)
-        cur = filter_or_cow(view, cur)
-    _check_freeze(sim_view(sim, view), filt, base)
+    for key, shared in commit_intermediate_shares(view, plan):
+        _job_link(sim, job, key, "intermediate node", 0, shared)
+    check_freeze(sim_view(sim, view), filt, base)

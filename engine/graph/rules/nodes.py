@@ -5,7 +5,14 @@ from __future__ import annotations
 from engine.formats.backing_names import has_protocol
 from engine.graph import drivers
 from engine.graph.names import check_node_name
-from engine.graph.rules.chains import NEW_AUTO_NAME, check_op, first_blocker, lookup_bs
+from engine.graph.rules.chains import (
+    NEW_AUTO_NAME,
+    check_op,
+    cumulative_perm,
+    first_blocker,
+    is_filter,
+    lookup_bs,
+)
 from engine.graph.rules.errors import (
     BlockDeviceInUse,
     DuplicateNodeName,
@@ -109,10 +116,12 @@ def check_snapshot(view: GraphView, node: str, overlay: str = NEW_AUTO_NAME) -> 
 
 
 def check_overlay(view: GraphView, overlay: str) -> None:
-    """``blockdev-snapshot``'s checks on the overlay, in QEMU's order."""
-    if any(e.parent.startswith("backend:") for e in view.parents(overlay)):
+    """``blockdev-snapshot``'s checks on the overlay, in QEMU's order: an overlay whose
+    users read it is in use (a mirror target, written only, may get its backing)."""
+    if "consistent-read" in cumulative_perm(view, overlay):
         raise RuleViolation("The overlay is already in use")
-    check_op(view, overlay, "external-snapshot")
+    if is_filter(view, overlay):
+        raise RuleViolation("Filters cannot be used as overlays")
     if view.child(overlay, "backing") is not None:
         raise RuleViolation("The overlay already has a backing image")
     info = view.node_info(overlay)
@@ -132,13 +141,13 @@ def check_overlay_name(view: GraphView, node_name: str | None, new_name: str | N
 def check_image_create(fmt: str, filename: str, backing: str | None) -> None:
     """QEMU's checks before it creates an image file (``bdrv_img_create``), in its order."""
     spec = drivers.DRIVERS.get(fmt)
-    if spec is None:
+    if spec is None or spec.module is not None:    # a module QEMU has not loaded
         raise RuleViolation(f"Unknown file format '{fmt}'")
     if has_protocol(filename) and not filename.startswith("file:"):
         raise RuleViolation(f"Unknown protocol '{filename.split(':', 1)[0]}'")
     if not spec.is_format:
         raise RuleViolation(f"Format driver '{fmt}' does not support image creation")
-    if fmt not in ("qcow2", "raw"):
+    if fmt not in drivers.ENGINE_IMAGE_DRIVERS:
         raise RuleViolation(f"Format '{fmt}' is not supported by the bundled engine")
     if backing is not None and not spec.cow:
         raise RuleViolation(f"Backing file not supported for file format '{fmt}'")

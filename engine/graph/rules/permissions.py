@@ -27,7 +27,7 @@ from engine.graph.rules.errors import (
     RuleViolation,
 )
 from engine.graph.snapshot import EdgeInfo, NodeInfo
-from engine.graph.view import GraphView
+from engine.graph.view import FileNames, GraphView
 
 #: QMP permission names -> bits
 _PERM_BITS = {"consistent-read": P.CONSISTENT_READ, "write": P.WRITE,
@@ -358,6 +358,9 @@ class _SimView:
 
     def nx(self) -> nx.MultiDiGraph[str]:
         return self.view.nx()
+
+    def file_names(self) -> FileNames:
+        return self.view.file_names()
 
 
 
