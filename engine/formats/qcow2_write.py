@@ -64,6 +64,12 @@ REFTABLE_OFFSET_MASK = ~0x1FF & ((1 << 64) - 1)
 IOV_MAX = 1024
 #: in write-back mode, metadata is published at the latest after this many new clusters' bytes
 CHECKPOINT_BYTES = 1 << 30
+#: a request outside write-back mode that allocates writes a run of data at least this
+#: large with direct I/O too: the barrier that follows its data would write it out of
+#: the page cache at once anyway, after paying for fresh cache pages (QEMU's qcow2
+#: defers that barrier to the next flush instead). Rewrites in place, which need no
+#: barrier, stay in the page cache.
+DIRECT_REQUEST = 1 << 20
 
 
 class _Undo:
@@ -717,20 +723,23 @@ class Qcow2Writer:
         if not self.write_back:
             self.write_blocks()
         writes.sort(key=lambda w: w[0])
+        # a request that allocates is followed by a barrier: its new clusters go to the
+        # disk at once anyway, so large runs of them skip the page cache
+        barrier = bool(new) or bool(fresh)
         run_start, run_bufs, run_end = -1, [], -1
         for host, buf in writes:
             if host != run_end:
                 if run_bufs:
-                    self._data_writev(run_start, run_bufs)
+                    self._data_writev(run_start, run_bufs, barrier)
                 run_start, run_bufs = host, []
             run_bufs.append(buf)
             run_end = host + len(buf)
         if run_bufs:
-            self._data_writev(run_start, run_bufs)
+            self._data_writev(run_start, run_bufs, barrier)
         self._publish(fresh, tables, touched, bool(new), releases)
 
-    def _data_writev(self, offset: int, bufs: list[memoryview]) -> None:
-        if self.write_back:
+    def _data_writev(self, offset: int, bufs: list[memoryview], barrier: bool = False) -> None:
+        if self.write_back or (barrier and sum(len(b) for b in bufs) >= DIRECT_REQUEST):
             try:
                 if self._direct.writev(offset, bufs):
                     return
