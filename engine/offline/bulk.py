@@ -29,7 +29,7 @@ from engine.formats.buffers import aligned_buffer
 from engine.formats.image import Image
 
 #: bytes read and written per request (qemu-img convert: 2 MiB, up to 16 MiB)
-CHUNK = 2 << 20
+CHUNK = 4 << 20
 #: buffers in flight: one being read, one being written, one ready in between
 DEPTH = 3
 
