@@ -27,7 +27,8 @@ clusters nothing references yet: a crash loses the unpublished copies, never an
 image. A failed request is undone in memory, leaving earlier pending requests
 intact; a failed barrier drops everything pending (its data may not be on disk)
 and the next flush reports the loss. Whole aligned clusters of data are written with
-direct I/O in this mode (:mod:`engine.formats.direct`).
+direct I/O in this mode (:mod:`engine.formats.direct`), and so are large runs of new
+clusters outside it (:data:`DIRECT_REQUEST`).
 """
 
 from __future__ import annotations
