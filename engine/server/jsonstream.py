@@ -172,7 +172,11 @@ class JSONStream:
     """
 
     def __init__(self, *, max_nesting: int = MAX_NESTING, max_token_size: int = MAX_TOKEN_SIZE,
-                 max_token_count: int = MAX_TOKEN_COUNT) -> None:
+                 max_token_count: int = MAX_TOKEN_COUNT, defer_long_strings: bool = False
+                 ) -> None:
+        """``defer_long_strings``: messages with long strings come out as
+        :class:`~engine.server.longtext.PendingMessage` (see :mod:`~engine.server.longtext`)."""
+        self.defer_long_strings = defer_long_strings
         self.max_nesting = max_nesting
         self.max_token_size = max_token_size
         self.max_token_count = max_token_count
@@ -189,7 +193,7 @@ class JSONStream:
         self._brackets = 0
         self._token_count = 0
         self._token_bytes = 0
-        self._builder = MessageBuilder()
+        self._builder = MessageBuilder(self.defer_long_strings)
         self._sizes: list[int] | None = None
         # the buffer being read, as text (None unless it is ASCII)
         self._text_of: bytes | None = None
@@ -477,4 +481,4 @@ class JSONStream:
         self._brackets = 0
         self._token_count = 0
         self._token_bytes = 0
-        self._builder = MessageBuilder()
+        self._builder = MessageBuilder(self.defer_long_strings)
