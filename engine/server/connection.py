@@ -254,6 +254,8 @@ class Connection(asyncio.BufferedProtocol):
     def _check_and_run(self, message: Any) -> Reply:
         if isinstance(message, PendingMessage):
             message = message.complete()
+        elif isinstance(message, JSONParseError):
+            message = message.completed()
         checked = self.session.check(message)
         return checked if isinstance(checked, Reply) else self.session.run(checked)
 

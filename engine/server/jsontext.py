@@ -168,11 +168,15 @@ class StringDecoder:
 
     def raw_text(self) -> str:
         """The body so far as QEMU quotes it in a ``stray`` error (lossy)."""
+        return "".join(self.raw_parts())
+
+    def raw_parts(self) -> list[str]:
+        """:meth:`raw_text` in pieces."""
         if self._carry:
             # what precedes the carried bytes ends on a sequence boundary
             self._raw.append(decode_lossy(self._carry))
             self._carry = b""
-        return "".join(self._raw)
+        return self._raw
 
     # -- decoding ---------------------------------------------------------------------
     def _fail(self, desc: str, data: bytes, at: int, final: bool) -> None:
