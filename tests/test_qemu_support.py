@@ -84,3 +84,30 @@ def test_a_daemon_that_never_greets_is_started_again_then_reported(
     assert len(warned) == 2          # the third failure is the error
     assert (tmp_path / "qsd.sock.starts").read_text() == "start\n" * 3
     assert daemon.proc is None     # the last one was killed, not left running
+
+
+def test_a_daemon_whose_negotiation_fails_is_not_left_running(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """A greeting followed by a failed ``qmp_capabilities`` (the double greeting seen in
+    CI did that) stops the daemon that was started: none is left for the session."""
+    import pytest
+
+    def refuse(self: QEMUMonitorProtocol, negotiate: bool = True) -> None:
+        raise ConnectionError("negotiation refused")
+
+    monkeypatch.setattr(QEMUMonitorProtocol, "connect", refuse)
+    daemon = qemu.QemuStorageDaemon(tmp_path)
+    started: list[Any] = []
+    launch = daemon._launch
+
+    def remember() -> Any:
+        sock = launch()
+        started.append(daemon.proc)
+        return sock
+
+    monkeypatch.setattr(daemon, "_launch", remember)
+    with pytest.raises(ConnectionError, match="negotiation refused"):
+        daemon.start()
+    assert len(started) == 1
+    assert started[0].poll() is not None      # the daemon has exited
+    assert daemon.proc is None

@@ -32,6 +32,22 @@ BLOCK_JOB = "block-job"
 CHAIN_ROLES = ("backing", "file")
 
 
+def backend_key(name: str) -> str:
+    """The key of the block backend named ``name`` (a device's or a named export's)."""
+    return f"backend:{name}"
+
+
+def anonymous_backend_key(root_key: str) -> str:
+    """The key of an anonymous backend (an export's): its root node's key, so that it
+    changes when the root does (a commit or snapshot that replaces the root)."""
+    return f"backend:#{root_key}"
+
+
+def is_anonymous_backend(key: str) -> bool:
+    """Whether ``key`` names an anonymous backend (see :func:`anonymous_backend_key`)."""
+    return key.startswith("backend:#")
+
+
 @dataclass(frozen=True, slots=True)
 class NodeInfo:
     """One vertex of the graph: a block node, a block backend or a block job."""
@@ -262,10 +278,10 @@ class GraphSnapshot:
         for bid, dn in backends:
             name = str(dn["name"])
             if name:
-                key = f"backend:{name}"
+                key = backend_key(name)
             else:
                 child_key = id_to_key.get(root_of.get(bid, -1), "")
-                key = f"backend:#{child_key}"
+                key = anonymous_backend_key(child_key)
             base_key, n = key, 2
             while key in backend_nodes:       # two anonymous backends on one node
                 key, n = f"{base_key}~{n}", n + 1

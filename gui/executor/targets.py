@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from engine.graph.snapshot import GraphSnapshot
+from engine.graph.snapshot import GraphSnapshot, anonymous_backend_key
 from gui.executor.changes import describe_changes
 from gui.executor.executor import PlanExecutor
 from gui.images.allocation import local_allocation
@@ -107,7 +107,7 @@ class QmpTarget:
         caps = self.session.capabilities
         if caps is None or not caps.has("query-block-exports"):
             return {}
-        return {f"backend:#{e.get('node-name', '')}": f"export {e.get('id')}"
+        return {anonymous_backend_key(str(e.get("node-name", ""))): f"export {e.get('id')}"
                 for e in await self.session.execute("query-block-exports") or []}
 
     def script(self, plan: Any) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from engine.graph import rules
-from engine.graph.snapshot import GraphSnapshot
+from engine.graph.snapshot import GraphSnapshot, anonymous_backend_key
 from gui.planner.context import PlanContext
 from gui.planner.intents import Commit, Stream
 from gui.planner.names import job_id_for
@@ -138,8 +138,8 @@ def plan_commit(ctx: PlanContext, intent: Commit) -> Plan:
 def _rekeyed(parent: str, old_root: str, new_root: str | None) -> str:
     """``parent``'s key once its root is ``new_root``: an anonymous backend (an export's)
     is known by its root node's key, which changes with the root (named ones keep theirs)."""
-    if new_root is not None and parent == f"backend:#{old_root}":
-        return f"backend:#{new_root}"
+    if new_root is not None and parent == anonymous_backend_key(old_root):
+        return anonymous_backend_key(new_root)
     return parent
 
 

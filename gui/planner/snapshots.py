@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.graph import rules
 from engine.graph.rules import DuplicateNodeName
-from engine.graph.snapshot import GraphSnapshot
+from engine.graph.snapshot import GraphSnapshot, is_anonymous_backend
 from gui.planner.context import PlanContext
 from gui.planner.intents import Delete, ExternalSnapshot, SetReadOnly
 from gui.planner.links import reopen_commands, reopen_entries
@@ -80,7 +80,7 @@ def plan_snapshot(ctx: PlanContext, intent: ExternalSnapshot) -> Plan:
     )
     parents = graph.parents(intent.node)
     moved = tuple(EdgeFact(e.parent, e.role, intent.overlay) for e in parents
-                  if not e.parent.startswith(("job:", "backend:#")))
+                  if not e.parent.startswith("job:") and not is_anonymous_backend(e.parent))
     expected = Expectation(
         edges=(EdgeFact(intent.overlay, "backing", intent.node), *moved),
         present=(intent.overlay, file_node),

@@ -26,7 +26,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.graph.snapshot import BLOCK_BACKEND, GraphSnapshot
+from engine.graph.snapshot import BLOCK_BACKEND, GraphSnapshot, anonymous_backend_key
 from gui.session import SessionError
 from gui.session.client import background_traffic
 from gui.views.text import readable_device
@@ -157,7 +157,8 @@ class MediaTracker(QObject):
                     drives = drives_from(await session.execute("query-block"))
                 if caps.has("query-block-exports"):
                     for exp in await session.execute("query-block-exports") or []:
-                        exports[f"backend:#{exp.get('node-name', '')}"] = str(exp.get("id"))
+                        key = anonymous_backend_key(str(exp.get("node-name", "")))
+                        exports[key] = str(exp.get("id"))
             if bridge is not self._bridge:
                 return
             self.drives, self.exports = drives, exports

@@ -198,9 +198,15 @@ class QemuStorageDaemon:
     GREETING_SECONDS = GREETING_SECONDS
 
     def start(self) -> QemuStorageDaemon:
-        sock = start_until_greeted(self._launch, self._kill, self.GREETING_SECONDS)
-        self.qmp = QEMUMonitorProtocol(sock)
-        self.qmp.connect(negotiate=True)
+        """Start the daemon and negotiate QMP; a start that fails at any step leaves no
+        daemon behind (a failed negotiation used to leave one running for the session)."""
+        try:
+            sock = start_until_greeted(self._launch, self._kill, self.GREETING_SECONDS)
+            self.qmp = QEMUMonitorProtocol(sock)
+            self.qmp.connect(negotiate=True)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _launch(self) -> socket.socket:
