@@ -85,10 +85,16 @@ def _new_str() -> Any:
 
 
 def _width(part: str) -> int:
-    """Bytes per character in ``part``'s storage; 0 for ASCII."""
+    """Bytes per character in ``part``'s storage (the narrowest that holds its largest
+    character, as CPython keeps every string); 0 for ASCII."""
     if part.isascii():
         return 0
-    return (sys.getsizeof(part) - _COMPACT_HEADER) // (len(part) + 1)
+    try:
+        part.encode("latin-1")
+    except UnicodeEncodeError:
+        wide = len(part.encode("utf-16-le", "surrogatepass")) > 2 * len(part)
+        return 4 if wide else 2
+    return 1
 
 
 def _copy_joined(parts: list[str]) -> str:
