@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeAlias, TypeVar, cast
+
+#: A JSON value as QMP carries it (arguments, returns, events): arbitrary by nature, its
+#: shape checked by the command's schema at run time, not by the type checker. The one
+#: place ``Any`` stands for JSON; signatures use these names, not a bare ``Any``.
+JSONValue: TypeAlias = Any
+#: A JSON object: a command's arguments, a reply's ``return``, an event's ``data``.
+JSONObject: TypeAlias = dict[str, JSONValue]
+
+_T = TypeVar("_T")
 
 _BUCKETS = 512
 _MASK = 0xFFFFFFFF
@@ -54,14 +63,14 @@ class QEMUOrdered(dict):  # type: ignore[type-arg]
     __slots__ = ()
 
 
-def qdict_sorted(obj: Any) -> Any:
+def qdict_sorted(obj: _T) -> _T:
     """A copy of ``obj`` whose dicts (recursively) iterate in QEMU's member order."""
     if isinstance(obj, QEMUOrdered):  # a copy, in the order it already has
-        return QEMUOrdered((k, qdict_sorted(v)) for k, v in obj.items())
+        return cast(_T, QEMUOrdered((k, qdict_sorted(v)) for k, v in obj.items()))
     if isinstance(obj, dict):
-        return QEMUOrdered((k, qdict_sorted(obj[k])) for k in qdict_order(obj))
+        return cast(_T, QEMUOrdered((k, qdict_sorted(obj[k])) for k in qdict_order(obj)))
     if isinstance(obj, list):
-        return [qdict_sorted(v) for v in obj]
+        return cast(_T, [qdict_sorted(v) for v in obj])
     return obj
 
 

@@ -24,7 +24,15 @@ from engine.formats.backing_names import (
 )
 from engine.formats.errors import BackingChainError, ImageError, ImageIOError
 from engine.formats.hostfile import open_host_file
-from engine.formats.image import DATA, UNALLOCATED, ZERO, Image, file_error, zero_fill
+from engine.formats.image import (
+    DATA,
+    UNALLOCATED,
+    ZERO,
+    BackingReader,
+    Image,
+    file_error,
+    zero_fill,
+)
 from engine.formats.probe import open_image as open_one_image
 from engine.formats.probe import open_image_on
 from engine.formats.store import WindowStore
@@ -275,10 +283,14 @@ class ChainReader:
             if inside < len(v) and not prezeroed:
                 zero_fill(v[inside:])     # past this layer's end: zeros (QEMU does so)
             if inside:
-                below = level + 1
-                img.readinto(off, v[:inside],
-                             lambda o, sub, below=below: work.append((below, o, sub)),
-                             prezeroed=prezeroed)
+                img.readinto(off, v[:inside], _defer_to(work, level + 1), prezeroed=prezeroed)
+
+
+def _defer_to(work: list[tuple[int, int, memoryview]], level: int) -> BackingReader:
+    """A backing reader that leaves each range to ``level`` on the work list."""
+    def defer(offset: int, view: memoryview) -> None:
+        work.append((level, offset, view))
+    return defer
 
 
 def allocation_map(images: list[Image]) -> list[dict[str, Any]]:

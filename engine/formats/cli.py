@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import sys
+import time
 from typing import Any
 
 from engine.formats.chain import close_chain, open_chain
@@ -60,8 +61,6 @@ def format_human(info: dict[str, Any]) -> str:
         lines.append(f"{'ID':<10}{'TAG':<18}{'VM SIZE':>7}{'DATE':>21}{'VM CLOCK':>13}"
                      f"{'ICOUNT':>11}")
         for s in info["snapshots"]:
-            import time
-
             date = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s["date-sec"]))
             secs = s["vm-clock-sec"]
             clock = (f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}."

@@ -101,29 +101,8 @@ def format_qcow2(store: ByteStore, size: int, *, backing_file: str | None = None
     """
     path = store.name
     size = _check_size(path, size)
-    if cluster_size < 512 or cluster_size > (1 << hdr.MAX_CLUSTER_BITS) or (
-            cluster_size & (cluster_size - 1)):
-        raise UnsupportedImageError(
-            f"Cluster size must be a power of two between 512 and 2048k (not {cluster_size})",
-            path, feature="cluster size")
-    if version not in (2, 3):
-        raise UnsupportedImageError(f"Unsupported qcow2 version {version}", path,
-                                    feature=f"qcow2 version {version}")
-    if refcount_bits not in (1, 2, 4, 8, 16, 32, 64):
-        raise UnsupportedImageError(
-            f"Refcount width must be a power of two and may not exceed 64 bits "
-            f"(not {refcount_bits})", path, feature="refcount width")
-    if version == 2 and refcount_bits != 16:
-        raise UnsupportedImageError(
-            "Different refcount widths than 16 bits require compatibility level 1.1 or above "
-            "(use version=3)", path, feature="refcount width")
-    if lazy_refcounts and version == 2:
-        raise UnsupportedImageError(
-            "Lazy refcounts only supported with compatibility level 1.1 and above (use "
-            "version=3)", path, feature="lazy refcounts")
-    if extended_l2 and (version == 2 or cluster_size < 16384):
-        raise UnsupportedImageError("Extended L2 entries need version 3 and clusters of at "
-                                    "least 16k", path, feature="extended L2")
+    _check_qcow2_options(path, cluster_size, version, refcount_bits, lazy_refcounts,
+                         extended_l2)
     if backing_file and backing_format is None and probe_backing:
         backing_format = _probe_backing_format(path, backing_file)
     if not backing_file:
@@ -139,14 +118,7 @@ def format_qcow2(store: ByteStore, size: int, *, backing_file: str | None = None
     rb_entries = cluster_size * 8 // refcount_bits
     data_clusters = _ceil_div(size, cluster_size) if preallocation != "off" else 0
     extra = (l1_size + data_clusters) if preallocation != "off" else 0
-    rt_clusters, rb_count = 1, 1
-    while True:   # the refcount structures must count themselves: find the fixed point
-        total = 1 + rt_clusters + rb_count + l1_clusters + extra
-        need_rb = _ceil_div(total, rb_entries)
-        need_rt = _ceil_div(need_rb * 8, cluster_size)
-        if (need_rb, need_rt) == (rb_count, rt_clusters):
-            break
-        rb_count, rt_clusters = max(need_rb, rb_count), max(need_rt, rt_clusters)
+    rt_clusters, rb_count = _refcount_sizes(1 + l1_clusters + extra, rb_entries, cluster_size)
     rt_off = cluster_size
     rb_off = rt_off + rt_clusters * cluster_size
     l1_off = rb_off + rb_count * cluster_size
@@ -171,23 +143,14 @@ def format_qcow2(store: ByteStore, size: int, *, backing_file: str | None = None
         except ValueError as exc:
             raise ImageError(str(exc), path) from exc
 
-    reftable = bytearray(rt_clusters * cluster_size)
-    for i in range(rb_count):
-        reftable[i * 8:i * 8 + 8] = (rb_off + i * cluster_size).to_bytes(8, "big")
-    refblocks = bytearray(rb_count * cluster_size)
     total = 1 + rt_clusters + rb_count + l1_clusters + extra
-    for i in range(rb_count):
-        first = i * rb_entries
-        count = min(rb_entries, total - first)
-        if count > 0:
-            block = bytearray(cluster_size)
-            fill_refcounts(block, 0, count, 1, refcount_bits)
-            refblocks[i * cluster_size:(i + 1) * cluster_size] = block
+    reftable, refblocks = _refcount_structures(rt_clusters, rb_count, rb_off, total,
+                                               cluster_size, refcount_bits)
     try:
         store.truncate(0)
         store.pwrite(cluster0, 0)
-        store.pwrite(bytes(reftable), rt_off)
-        store.pwrite(bytes(refblocks), rb_off)
+        store.pwrite(reftable, rt_off)
+        store.pwrite(refblocks, rb_off)
         store.truncate(l1_off + l1_size * 8)
         end = l1_off + l1_size * 8
         if preallocation != "off":
@@ -197,6 +160,66 @@ def format_qcow2(store: ByteStore, size: int, *, backing_file: str | None = None
     except OSError as exc:
         raise file_error(exc, path, f"Could not create '{path}'") from exc
     return end
+
+
+def _check_qcow2_options(path: str, cluster_size: int, version: int, refcount_bits: int,
+                         lazy_refcounts: bool, extended_l2: bool) -> None:
+    """Refuse the options qemu-img refuses, with its texts, in its order."""
+    if cluster_size < 512 or cluster_size > (1 << hdr.MAX_CLUSTER_BITS) or (
+            cluster_size & (cluster_size - 1)):
+        raise UnsupportedImageError(
+            f"Cluster size must be a power of two between 512 and 2048k (not {cluster_size})",
+            path, feature="cluster size")
+    if version not in (2, 3):
+        raise UnsupportedImageError(f"Unsupported qcow2 version {version}", path,
+                                    feature=f"qcow2 version {version}")
+    if refcount_bits not in (1, 2, 4, 8, 16, 32, 64):
+        raise UnsupportedImageError(
+            f"Refcount width must be a power of two and may not exceed 64 bits "
+            f"(not {refcount_bits})", path, feature="refcount width")
+    if version == 2 and refcount_bits != 16:
+        raise UnsupportedImageError(
+            "Different refcount widths than 16 bits require compatibility level 1.1 or above "
+            "(use version=3)", path, feature="refcount width")
+    if lazy_refcounts and version == 2:
+        raise UnsupportedImageError(
+            "Lazy refcounts only supported with compatibility level 1.1 and above (use "
+            "version=3)", path, feature="lazy refcounts")
+    if extended_l2 and (version == 2 or cluster_size < 16384):
+        raise UnsupportedImageError("Extended L2 entries need version 3 and clusters of at "
+                                    "least 16k", path, feature="extended L2")
+
+
+def _refcount_sizes(others: int, rb_entries: int, cluster_size: int) -> tuple[int, int]:
+    """Clusters of the refcount table and refcount blocks that count ``others`` clusters
+    and themselves: the fixed point, as (table clusters, blocks)."""
+    rt_clusters, rb_count = 1, 1
+    while True:
+        total = others + rt_clusters + rb_count
+        need_rb = _ceil_div(total, rb_entries)
+        need_rt = _ceil_div(need_rb * 8, cluster_size)
+        if (need_rb, need_rt) == (rb_count, rt_clusters):
+            return rt_clusters, rb_count
+        rb_count, rt_clusters = max(need_rb, rb_count), max(need_rt, rt_clusters)
+
+
+def _refcount_structures(rt_clusters: int, rb_count: int, rb_off: int, total: int,
+                         cluster_size: int, refcount_bits: int) -> tuple[bytes, bytes]:
+    """The refcount table and blocks of a new image whose first ``total`` clusters are
+    in use once each."""
+    rb_entries = cluster_size * 8 // refcount_bits
+    reftable = bytearray(rt_clusters * cluster_size)
+    for i in range(rb_count):
+        reftable[i * 8:i * 8 + 8] = (rb_off + i * cluster_size).to_bytes(8, "big")
+    refblocks = bytearray(rb_count * cluster_size)
+    for i in range(rb_count):
+        first = i * rb_entries
+        count = min(rb_entries, total - first)
+        if count > 0:
+            block = bytearray(cluster_size)
+            fill_refcounts(block, 0, count, 1, refcount_bits)
+            refblocks[i * cluster_size:(i + 1) * cluster_size] = block
+    return bytes(reftable), bytes(refblocks)
 
 
 def _preallocate(store: ByteStore, mode: str, l1_off: int, l1_clusters: int, l1_size: int,

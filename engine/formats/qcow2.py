@@ -12,12 +12,18 @@ are counted (refcount blocks written) and filled (guest data, copy-on-write
 data, new L2 tables) *before* a barrier (``fdatasync``), and only then are the
 L2/L1 entries that publish them written. A crash at any point leaves at worst
 leaked clusters, never a reference to an uncounted or unwritten cluster.
+
+Slightly over 500 lines: :class:`Qcow2Image` is the reading side of one format (tables,
+caches, the request walk, compressed clusters, ``info``), and every one of its parts
+reads the same cached L1/L2 state; the writing side is :mod:`engine.formats.qcow2_write`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import zlib
 from array import array
 from typing import Any
@@ -41,7 +47,14 @@ from engine.formats.image import (
     zero_fill,
 )
 from engine.formats.qcow2_backing import rewrite_backing
-from engine.formats.qcow2_header import Qcow2Header, parse_header, parse_snapshots
+from engine.formats.qcow2_directories import (
+    Bitmap,
+    Snapshot,
+    bitmap_directory_location,
+    parse_bitmap_directory,
+    parse_snapshots,
+)
+from engine.formats.qcow2_header import Qcow2Header, parse_header
 from engine.formats.qcow2_layout import (
     K_COMPRESSED,
     K_DATA,
@@ -72,6 +85,8 @@ class Qcow2Image(Image):
     """A qcow2 file (version 2 or 3) opened for reading, or reading and writing."""
 
     format = "qcow2"
+    #: always known for qcow2 (read from the header); optional only for other formats
+    cluster_size: int
 
     def __init__(self, store: ByteStore, writable: bool, *, owns_store: bool = True) -> None:
         super().__init__(store, writable, owns_store=owns_store)
@@ -94,7 +109,7 @@ class Qcow2Image(Image):
         self._coffset_mask = (1 << self._csize_shift) - 1
         self._csize_mask = (1 << (h.cluster_bits - 8)) - 1
         self.l1 = self._load_l1()
-        self._l2_cache: dict[int, array] = {}
+        self._l2_cache: dict[int, array[int]] = {}
         self._l2_cache_max = max(16, L2_CACHE_BYTES // h.cluster_size)
         #: tables with updates not yet on disk (write-back mode): never evicted
         self._l2_pinned: set[int] = set()
@@ -148,13 +163,13 @@ class Qcow2Image(Image):
                 return
             done += n
 
-    def _load_l1(self) -> array:
+    def _load_l1(self) -> array[int]:
         h = self.header
         raw = self._pread(h.l1_table_offset, h.l1_size * 8) if h.l1_size else b""
         raw = raw.ljust(h.l1_size * 8, b"\0")
         return be_array(raw)
 
-    def _l2(self, l1_index: int) -> array | None:
+    def _l2(self, l1_index: int) -> array[int] | None:
         """The L2 table for one L1 slot (None when unallocated), cached."""
         entry = self.l1[l1_index]
         l2_off = entry & OFFSET_MASK
@@ -270,7 +285,8 @@ class Qcow2Image(Image):
                 prev = out[-1]
                 if (prev.state == state and prev.compressed == comp
                         and (prev.offset is None) == (off is None)
-                        and (off is None or prev.offset + prev.length == off)):
+                        and (off is None
+                             or (prev.offset is not None and prev.offset + prev.length == off))):
                     out[-1] = Extent(prev.start, prev.length + n, state, prev.offset, comp)
                     continue
             out.append(Extent(start, n, state, off, comp))
@@ -341,7 +357,7 @@ class Qcow2Image(Image):
     def snapshot_count(self) -> int:
         return self.header.nb_snapshots
 
-    def snapshots(self) -> list[hdr.Snapshot]:
+    def snapshots(self) -> list[Snapshot]:
         h = self.header
         if not h.nb_snapshots:
             return []
@@ -350,19 +366,19 @@ class Qcow2Image(Image):
         table = self._pread(h.snapshots_offset, max(0, want))
         return parse_snapshots(table, h.nb_snapshots, h.snapshots_offset, self.path)
 
-    def bitmaps(self) -> list[hdr.Bitmap]:
+    def bitmaps(self) -> list[Bitmap]:
         """Persistent dirty bitmaps (only when the extension is marked consistent)."""
         h = self.header
         ext = h.extension(hdr.EXT_BITMAPS)
         if ext is None or not h.autoclear_features & hdr.AUTOCLEAR_BITMAPS:
             return []
-        count, size, offset = hdr.bitmap_directory_location(ext, self.path)
+        count, size, offset = bitmap_directory_location(ext, self.path)
         if not count:
             return []
         if size > 64 << 20 or offset % self.cluster_size or offset + size > self.file_size():
             raise CorruptImageError(f"Bitmap directory at {offset:#x} ({size} bytes) is invalid",
                                     self.path, ext.offset)
-        return hdr.parse_bitmap_directory(self._pread(offset, size), count, offset, self.path)
+        return parse_bitmap_directory(self._pread(offset, size), count, offset, self.path)
 
     def format_specific(self) -> dict[str, Any]:
         h = self.header
@@ -419,10 +435,25 @@ class Qcow2Image(Image):
             self._get_writer().write(offset, view)
 
     @locked
-    def write_zeroes(self, offset: int, length: int) -> None:
+    def write_zeroes(self, offset: int, length: int, *, unmap: bool = False) -> None:
+        """Make the range read as zeros; with ``unmap``, whole clusters give their host
+        clusters back (QEMU's BDRV_REQ_MAY_UNMAP), else they keep them."""
         self.check_request(offset, length)
         if length:
-            self._get_writer().write_zeroes(offset, length)
+            self._get_writer().write_zeroes(offset, length, unmap=unmap)
+
+    @locked
+    def write_compressed(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        """Write whole clusters compressed, one by one (QEMU's rules: the request starts
+        on a cluster and ends on one or at the end of the image)."""
+        view = memoryview(data).cast("B")
+        self.check_request(offset, len(view))
+        cs = self.cluster_size
+        if offset % cs or (len(view) % cs and offset + len(view) != self.virtual_size):
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        writer = self._get_writer()
+        for pos in range(0, len(view), cs):
+            writer.write_compressed(offset + pos, view[pos:pos + cs])
 
     @locked
     def set_backing(self, backing_file: str | None, backing_format: str | None) -> None:

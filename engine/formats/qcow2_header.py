@@ -3,7 +3,8 @@
 Validation follows the order and the limits QEMU 7.2 applies when it opens an
 image, so that an image QEMU refuses is refused here too, with a typed error
 naming the file, the offset of the bad field and what is wrong with it. Nothing
-here reads past cluster 0 except the snapshot table (for ``info``).
+here reads past cluster 0; the snapshot and bitmap directories are read by
+:mod:`engine.formats.qcow2_directories`.
 """
 
 from __future__ import annotations
@@ -190,22 +191,8 @@ def parse_header(cluster0: bytes, path: str, file_size: int) -> Qcow2Header:
     incompat = compat = autoclear = 0
     refcount_order, header_length, trailing = 4, V2_HEADER_LENGTH, b""
     if version == 3:
-        if len(cluster0) < V3_HEADER_LENGTH:
-            raise CorruptImageError(
-                f"Could not read qcow2 header: file is {len(cluster0)} bytes long, a version 3 "
-                f"header needs {V3_HEADER_LENGTH}", path, 0)
-        incompat, compat, autoclear, refcount_order, header_length = _V3.unpack_from(
-            cluster0, V2_HEADER_LENGTH)
-        if header_length < V3_HEADER_LENGTH:
-            raise CorruptImageError(f"qcow2 header too short (header_length {header_length})",
-                                    path, 100)
-        if header_length > cluster_size:
-            raise CorruptImageError(
-                f"qcow2 header exceeds cluster size (header_length {header_length})", path, 100)
-        if header_length > len(cluster0):
-            raise CorruptImageError("Could not read qcow2 header: file ends inside the header",
-                                    path, len(cluster0))
-        trailing = bytes(cluster0[V3_HEADER_LENGTH:header_length])
+        (incompat, compat, autoclear, refcount_order, header_length,
+         trailing) = _v3_fields(cluster0, cluster_size, path)
     if bfo > cluster_size:
         raise CorruptImageError(f"Invalid backing file offset {bfo:#x}", path, 8)
     ext_end = bfo if bfo else cluster_size
@@ -213,6 +200,49 @@ def parse_header(cluster0: bytes, path: str, file_size: int) -> Qcow2Header:
     fields = (version, bfo, bfs, cluster_bits, size, crypt, l1_size, l1_off, rt_off,
               rt_clusters, nb_snap, snap_off, incompat, compat, autoclear, refcount_order,
               header_length, trailing)
+    compression = _compression_type(trailing, header_length, incompat, path)
+    extensions, names, end = _parse_extensions(cluster0, header_length, ext_end, cluster_size,
+                                               path, strict=not incompat & ~INCOMPAT_KNOWN)
+    _refuse_unsupported(incompat, names, compression, refcount_order, crypt, path)
+    _check_tables(rt_off, rt_clusters, snap_off, nb_snap, l1_off, l1_size, size, cluster_size,
+                  path)
+    backing_file = None
+    if bfo:
+        backing_file = _backing_name(cluster0, bfo, bfs, cluster_size, end, path)
+    fmt_ext = next((e for e in extensions if e.type == EXT_BACKING_FORMAT), None)
+    backing_format = (fmt_ext.data.decode("utf-8", errors="surrogateescape")
+                      if fmt_ext is not None else None)
+    _check_inside_file(l1_off, l1_size, rt_off, file_size, path)
+    # built once, complete (a dataclasses.replace per open costs more than the parse)
+    return Qcow2Header(*fields, extensions=tuple(extensions), backing_file=backing_file,
+                       backing_format=backing_format, extensions_end=end, feature_names=names)
+
+
+def _v3_fields(cluster0: bytes, cluster_size: int,
+               path: str) -> tuple[int, int, int, int, int, bytes]:
+    """A version 3 header's own fields: incompatible, compatible and autoclear
+    features, refcount order, header length, and the bytes past the known fields."""
+    if len(cluster0) < V3_HEADER_LENGTH:
+        raise CorruptImageError(
+            f"Could not read qcow2 header: file is {len(cluster0)} bytes long, a version 3 "
+            f"header needs {V3_HEADER_LENGTH}", path, 0)
+    incompat, compat, autoclear, refcount_order, header_length = _V3.unpack_from(
+        cluster0, V2_HEADER_LENGTH)
+    if header_length < V3_HEADER_LENGTH:
+        raise CorruptImageError(f"qcow2 header too short (header_length {header_length})",
+                                path, 100)
+    if header_length > cluster_size:
+        raise CorruptImageError(
+            f"qcow2 header exceeds cluster size (header_length {header_length})", path, 100)
+    if header_length > len(cluster0):
+        raise CorruptImageError("Could not read qcow2 header: file ends inside the header",
+                                path, len(cluster0))
+    trailing = bytes(cluster0[V3_HEADER_LENGTH:header_length])
+    return incompat, compat, autoclear, refcount_order, header_length, trailing
+
+
+def _compression_type(trailing: bytes, header_length: int, incompat: int, path: str) -> int:
+    """The compression type field (0 zlib, 1 zstd), checked against its feature bit."""
     compression = trailing[0] if header_length > V3_HEADER_LENGTH and trailing else 0
     if compression not in (0, 1):
         raise UnsupportedImageError(f"Unknown compression type {compression}", path, 104,
@@ -221,9 +251,12 @@ def parse_header(cluster0: bytes, path: str, file_size: int) -> Qcow2Header:
         raise CorruptImageError(
             "Compression type incompatible feature bit does not match the compression type "
             f"field ({compression})", path, 72)
+    return compression
 
-    extensions, names, end = _parse_extensions(cluster0, header_length, ext_end, cluster_size,
-                                               path, strict=not incompat & ~INCOMPAT_KNOWN)
+
+def _refuse_unsupported(incompat: int, names: dict[tuple[int, int], str], compression: int,
+                        refcount_order: int, crypt: int, path: str) -> None:
+    """Refuse the features this engine does not implement, in the order QEMU checks."""
     if incompat & ~INCOMPAT_KNOWN:
         unknown = incompat & ~INCOMPAT_KNOWN
         raise UnsupportedImageError(
@@ -247,6 +280,11 @@ def parse_header(cluster0: bytes, path: str, file_size: int) -> Qcow2Header:
         kind = {1: "AES-CBC", 2: "LUKS"}.get(crypt, f"method {crypt}")
         raise UnsupportedImageError(f"Unsupported qcow2 feature: encryption ({kind})", path, 32,
                                     feature="encryption")
+
+
+def _check_tables(rt_off: int, rt_clusters: int, snap_off: int, nb_snap: int, l1_off: int,
+                  l1_size: int, size: int, cluster_size: int, path: str) -> None:
+    """The refcount, snapshot and L1 tables are where they may be and big enough."""
     if rt_clusters == 0:
         raise CorruptImageError("Image does not contain a reference count table", path, 56)
     _validate_table(rt_off, rt_clusters, cluster_size, MAX_REFTABLE_BYTES,
@@ -265,21 +303,25 @@ def parse_header(cluster0: bytes, path: str, file_size: int) -> Qcow2Header:
             f"L1 table is too small: {l1_size} entries, a virtual size of {size} needs {needed}",
             path, 36)
 
-    backing_file = None
-    if bfo:
-        if bfs > min(MAX_BACKING_NAME, cluster_size - bfo):
-            raise CorruptImageError(
-                f"Backing file name too long ({bfs} bytes at offset {bfo:#x})", path, 16)
-        raw_name = bytes(cluster0[bfo:bfo + bfs])
-        if len(raw_name) < bfs:
-            raise CorruptImageError("Could not read backing file name: file ends inside it",
-                                    path, bfo)
-        backing_file = raw_name.decode("utf-8", errors="surrogateescape")
-        if end > bfo:
-            raise CorruptImageError("Header extensions overlap the backing file name", path, bfo)
-    fmt_ext = next((e for e in extensions if e.type == EXT_BACKING_FORMAT), None)
-    backing_format = (fmt_ext.data.decode("utf-8", errors="surrogateescape")
-                      if fmt_ext is not None else None)
+
+def _backing_name(cluster0: bytes, bfo: int, bfs: int, cluster_size: int, extensions_end: int,
+                  path: str) -> str:
+    """The backing file name at ``bfo`` (``bfs`` bytes), after the extensions."""
+    if bfs > min(MAX_BACKING_NAME, cluster_size - bfo):
+        raise CorruptImageError(
+            f"Backing file name too long ({bfs} bytes at offset {bfo:#x})", path, 16)
+    raw_name = bytes(cluster0[bfo:bfo + bfs])
+    if len(raw_name) < bfs:
+        raise CorruptImageError("Could not read backing file name: file ends inside it",
+                                path, bfo)
+    if extensions_end > bfo:
+        raise CorruptImageError("Header extensions overlap the backing file name", path, bfo)
+    return raw_name.decode("utf-8", errors="surrogateescape")
+
+
+def _check_inside_file(l1_off: int, l1_size: int, rt_off: int, file_size: int,
+                       path: str) -> None:
+    """The L1 and refcount tables start inside the file."""
     if file_size and l1_size and l1_off >= file_size:
         raise CorruptImageError(
             f"Active L1 table at offset {l1_off:#x} lies past the end of the file "
@@ -288,9 +330,6 @@ def parse_header(cluster0: bytes, path: str, file_size: int) -> Qcow2Header:
         raise CorruptImageError(
             f"Reference count table at offset {rt_off:#x} lies past the end of the file "
             f"({file_size} bytes)", path, 48)
-    # built once, complete (a dataclasses.replace per open costs more than the parse)
-    return Qcow2Header(*fields, extensions=tuple(extensions), backing_file=backing_file,
-                       backing_format=backing_format, extensions_end=end, feature_names=names)
 
 
 def _validate_table(offset: int, entries: int, entry_len: int, max_bytes: int, what: str,
@@ -340,68 +379,6 @@ def _parse_extensions(buf: bytes, start: int, limit: int, cluster_size: int, pat
         pos += 8 + length + ((-length) % 8)
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """One internal snapshot table entry (what ``qemu-img info`` lists)."""
-
-    id: str
-    name: str
-    l1_table_offset: int
-    l1_size: int
-    date_sec: int
-    date_nsec: int
-    vm_clock_nsec: int
-    vm_state_size: int
-    icount: int | None
-    disk_size: int | None
-
-    def info(self) -> dict[str, object]:
-        out: dict[str, object] = {}
-        if self.icount is not None:
-            out["icount"] = self.icount
-        out.update({
-            "vm-clock-nsec": self.vm_clock_nsec % 1_000_000_000,
-            "name": self.name,
-            "date-sec": self.date_sec,
-            "date-nsec": self.date_nsec,
-            "vm-clock-sec": self.vm_clock_nsec // 1_000_000_000,
-            "id": self.id,
-            "vm-state-size": self.vm_state_size,
-        })
-        return out
-
-
-def parse_snapshots(table: bytes, count: int, base: int, path: str) -> list[Snapshot]:
-    """Parse ``count`` snapshot entries from ``table`` (read from file offset ``base``)."""
-    out: list[Snapshot] = []
-    pos = 0
-    for _ in range(count):
-        if pos + SNAPSHOT_HEADER_SIZE > len(table):
-            raise CorruptImageError("Snapshot table runs past the end of the file", path,
-                                    base + pos)
-        (l1_off, l1_size, id_len, name_len, dsec, dnsec, vmclock, vmsize,
-         extra_len) = struct.unpack_from(">QIHHIIQII", table, pos)
-        extra_start = pos + SNAPSHOT_HEADER_SIZE
-        end = extra_start + extra_len + id_len + name_len
-        if end > len(table):
-            raise CorruptImageError("Snapshot table runs past the end of the file", path,
-                                    base + pos)
-        extra = table[extra_start:extra_start + extra_len]
-        if len(extra) >= 8:
-            vmsize = struct.unpack_from(">Q", extra, 0)[0]
-        disk_size = struct.unpack_from(">Q", extra, 8)[0] if len(extra) >= 16 else None
-        icount: int | None = struct.unpack_from(">Q", extra, 16)[0] if len(extra) >= 24 else None
-        if icount == (1 << 64) - 1:
-            icount = None
-        id_start = extra_start + extra_len
-        sid = table[id_start:id_start + id_len].decode("utf-8", errors="replace")
-        name = table[id_start + id_len:end].decode("utf-8", errors="replace")
-        out.append(Snapshot(sid, name, l1_off, l1_size, dsec, dnsec, vmclock, vmsize, icount,
-                            disk_size))
-        pos = end + ((-end) % 8)
-    return out
-
-
 def layout_cluster0(header: Qcow2Header, extensions: list[tuple[int, bytes]],
                     backing_file: str | None, *, feature_table: bool = True,
                     name_at: int | None = None) -> tuple[bytes, Qcow2Header]:
@@ -440,49 +417,3 @@ def layout_cluster0(header: Qcow2Header, extensions: list[tuple[int, bytes]],
     if name:
         out[bfo:bfo + len(name)] = name
     return bytes(out), new
-
-
-BITMAP_IN_USE = 1 << 0
-BITMAP_AUTO = 1 << 1
-BITMAP_ENTRY_HEADER = 24
-
-
-@dataclass(frozen=True, slots=True)
-class Bitmap:
-    """One persistent dirty bitmap's directory entry (``flags_offset``: file offset)."""
-
-    name: str
-    granularity: int
-    flags: int
-    flags_offset: int
-
-    def info(self) -> dict[str, object]:
-        flags = (["in-use"] if self.flags & BITMAP_IN_USE else []) + (
-            ["auto"] if self.flags & BITMAP_AUTO else [])
-        return {"flags": flags, "name": self.name, "granularity": self.granularity}
-
-
-def bitmap_directory_location(ext: HeaderExtension, path: str) -> tuple[int, int, int]:
-    """(count, directory size, directory offset) from the bitmaps extension."""
-    if len(ext.data) < 24:
-        raise CorruptImageError("Bitmaps extension is too short", path, ext.offset)
-    count, _, size, offset = struct.unpack_from(">IIQQ", ext.data, 0)
-    return count, size, offset
-
-
-def parse_bitmap_directory(raw: bytes, count: int, base: int, path: str) -> list[Bitmap]:
-    out: list[Bitmap] = []
-    pos = 0
-    for _ in range(count):
-        if pos + BITMAP_ENTRY_HEADER > len(raw):
-            raise CorruptImageError("Bitmap directory runs past its end", path, base + pos)
-        (_table_off, _table_size, flags, _type, gran_bits, name_size,
-         extra) = struct.unpack_from(">QIIBBHI", raw, pos)
-        name_start = pos + BITMAP_ENTRY_HEADER + extra
-        end = name_start + name_size
-        if end > len(raw) or gran_bits > 63:
-            raise CorruptImageError("Bitmap directory entry is invalid", path, base + pos)
-        name = raw[name_start:end].decode("utf-8", errors="replace")
-        out.append(Bitmap(name, 1 << gran_bits, flags, base + pos + 12))
-        pos = end + ((-end) % 8)
-    return out

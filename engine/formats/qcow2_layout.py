@@ -20,7 +20,7 @@ K_UNALLOC, K_ZERO, K_DATA, K_COMPRESSED = range(4)
 _SWAP = sys.byteorder == "little"
 
 
-def be_array(data: bytes | bytearray | memoryview) -> array:
+def be_array(data: bytes | bytearray | memoryview) -> array[int]:
     """Big-endian u64s -> array('Q') in host order."""
     arr = array("Q")
     arr.frombytes(data)
@@ -29,7 +29,7 @@ def be_array(data: bytes | bytearray | memoryview) -> array:
     return arr
 
 
-def to_be(arr: array) -> bytes:
+def to_be(arr: array[int]) -> bytes:
     """array('Q') in host order -> big-endian bytes."""
     if not _SWAP:
         return arr.tobytes()

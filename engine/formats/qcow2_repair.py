@@ -129,6 +129,7 @@ def _fix_copied_flags(img: Qcow2Image, refs: dict[int, int]) -> None:
             img.l1[l1i] = want
             l1_changed = True
         table = img._l2(l1i)
+        assert table is not None  # its L1 entry points at a table (l2_off above)
         changed = False
         for i, e in enumerate(table):
             if not e or e & OFLAG_COMPRESSED or not e & OFFSET_MASK:

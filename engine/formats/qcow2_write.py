@@ -11,6 +11,12 @@ C. publish: the L2 entries and L1 entries that reference the new clusters;
 D. release: refcounts of clusters no longer referenced (compressed clusters that
    were overwritten) are decremented.
 
+**Compressed writes** (:meth:`Qcow2Writer.write_compressed`, what QEMU's ``compress``
+filter and ``qemu-io write -c`` ask for) deflate one whole cluster into a run of bytes
+that may share a host cluster with other compressed clusters, as QEMU packs them: each
+host cluster a run touches counts one reference per run. They never overwrite an
+allocated cluster (QEMU refuses with EIO) and are always published at once.
+
 So on disk a count is never lower than the number of references, and no entry
 points at a cluster whose data is not written: a crash can only leak clusters.
 New clusters are appended at the end of the file; a request's data clusters are
@@ -28,11 +34,19 @@ image. A failed request is undone in memory, leaving earlier pending requests
 intact; a failed barrier drops everything pending (its data may not be on disk)
 and the next flush reports the loss. Whole aligned clusters of data are written with
 direct I/O in this mode (:mod:`engine.formats.direct`).
+
+Why this module is long (about 800 lines, one class): its refcounts, allocation,
+write-back queue and request phases share one set of in-memory tables whose order of
+writing to disk *is* the crash-safety argument above; split across modules, that order
+could no longer be checked in one reading. What does not share it lives beside it:
+header layout, repair, resize, backing files, the directories and direct I/O.
 """
 
 from __future__ import annotations
 
+import errno
 import struct
+import zlib
 from array import array
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -46,6 +60,7 @@ from engine.formats.errors import (
     UnsupportedImageError,
 )
 from engine.formats.image import file_error
+from engine.formats.qcow2_directories import BITMAP_IN_USE
 from engine.formats.qcow2_layout import (
     OFFSET_MASK,
     OFLAG_COMPRESSED,
@@ -75,7 +90,7 @@ class _Undo:
         self.lo = first_cl >> img.l2_bits
         self.hi = (last_cl >> img.l2_bits) + 1
         self.l1 = img.l1[self.lo:self.hi]
-        self.tables: dict[int, tuple[array, array]] = {}
+        self.tables: dict[int, tuple[array[int], array[int]]] = {}
         #: held in the cache for the request, so the table restored is the one in use
         self.pinned: set[int] = set()
         for l1i in range(self.lo, self.hi):
@@ -153,14 +168,17 @@ class Qcow2Writer:
         self._pending_fresh: set[int] = set()       # L1 indices with a new L2 table
         self._pending_releases: list[tuple[int, int]] = []
         self._pending_bytes = 0
-        self._tables: dict[int, array] = {}         # L1 index -> its pinned L2 table
+        self._tables: dict[int, array[int]] = {}         # L1 index -> its pinned L2 table
         self.img._l2_pinned.clear()
+        #: where the next compressed run may start inside a partly used host cluster (0: none)
+        self._free_byte = 0
 
     def forget_blocks(self) -> None:
         """The image now reads another file: refcount blocks are read again from it
         when needed (the refcount table stays as read, as in QEMU)."""
         self.blocks = {}
         self.dirty = {}
+        self._free_byte = 0
         self._direct.close()
         self._direct = DirectWriter(self.img.store)
 
@@ -268,7 +286,7 @@ class Qcow2Writer:
         if self._pending_bytes >= CHECKPOINT_BYTES:
             self.publish()
 
-    def _defer(self, fresh: list[int], tables: dict[int, array],
+    def _defer(self, fresh: list[int], tables: dict[int, array[int]],
                touched: dict[int, list[int]], releases: list[tuple[int, int]]) -> None:
         """Phases B to D of a request in write-back mode: remembered, pinned in cache."""
         img = self.img
@@ -339,8 +357,8 @@ class Qcow2Writer:
         """
         h = self.img.header
         for bitmap in self.img.bitmaps():
-            if not bitmap.flags & hdr.BITMAP_IN_USE:
-                self._pwrite(struct.pack(">I", bitmap.flags | hdr.BITMAP_IN_USE),
+            if not bitmap.flags & BITMAP_IN_USE:
+                self._pwrite(struct.pack(">I", bitmap.flags | BITMAP_IN_USE),
                              bitmap.flags_offset)
         known = h.autoclear_features & hdr.AUTOCLEAR_BITMAPS
         if h.version == 3 and h.autoclear_features != known:
@@ -579,7 +597,7 @@ class Qcow2Writer:
                 img.l1[l1i] = off | OFLAG_COPIED
         return fresh
 
-    def _publish(self, fresh: list[int], tables: dict[int, array],
+    def _publish(self, fresh: list[int], tables: dict[int, array[int]],
                  touched: dict[int, list[int]], allocated: bool,
                  releases: list[tuple[int, int]]) -> None:
         """Phases A (tables part), B, C and D for a planned request."""
@@ -629,12 +647,13 @@ class Qcow2Writer:
             self.reload()
             raise
 
-    def write_zeroes(self, offset: int, length: int) -> None:
+    def write_zeroes(self, offset: int, length: int, *, unmap: bool = False) -> None:
         if self.write_back:
-            self._write_back_request(offset, length, self._write_zeroes)
+            self._write_back_request(offset, length,
+                                     lambda o, n: self._write_zeroes(o, n, unmap))
             return
         try:
-            self._write_zeroes(offset, length)
+            self._write_zeroes(offset, length, unmap)
         except BaseException:
             self.reload()
             raise
@@ -642,30 +661,13 @@ class Qcow2Writer:
     def _write(self, offset: int, view: memoryview) -> None:
         img = self.img
         cs, bits = self.cs, self.bits
-        cmask = cs - 1
         end = offset + len(view)
         first_cl, last_cl = offset >> bits, (end - 1) >> bits
         fresh = self._prepare_l2(first_cl, last_cl)
         l2_bits, l2mask = img.l2_bits, img.l2_entries - 1
 
-        tables: dict[int, array] = {}
-        # plan: which clusters are written in place, which get a new host cluster
-        in_place: list[tuple[int, int, bool]] = []     # (cluster, host, was zero-flagged)
-        new: list[tuple[int, int]] = []                # (cluster, old entry)
-        for cl in range(first_cl, last_cl + 1):
-            l1i = cl >> l2_bits
-            table = tables.get(l1i)
-            if table is None:
-                table = tables[l1i] = img._l2(l1i)
-            e = table[cl & l2mask]
-            host = e & OFFSET_MASK
-            if host and (e & OFLAG_COPIED) and not e & OFLAG_COMPRESSED:
-                if host & cmask:
-                    raise CorruptImageError(f"Cluster allocation offset {host:#x} unaligned",
-                                            self.path)
-                in_place.append((cl, host, bool(e & OFLAG_ZERO)))
-            else:
-                new.append((cl, e))
+        tables: dict[int, array[int]] = {}
+        in_place, new = self._plan_write(first_cl, last_cl, tables)
         base = self.alloc(len(new)) if new else 0
 
         writes: list[tuple[int, memoryview]] = []   # (host offset, bytes)
@@ -677,12 +679,7 @@ class Qcow2Writer:
             return max(offset, g) - g, min(end, g + cs) - g
 
         def touch(cl: int) -> None:
-            l1i, i = cl >> l2_bits, cl & l2mask
-            t = touched.get(l1i)
-            if t is None:
-                touched[l1i] = [i, i + 1]
-            else:
-                t[0], t[1] = min(t[0], i), max(t[1], i + 1)
+            _touch(touched, cl >> l2_bits, cl & l2mask)
 
         for cl, host, was_zero in in_place:
             a, b = piece(cl)
@@ -716,18 +713,56 @@ class Qcow2Writer:
         # phase A: refcounts (in write-back mode: at publication), then data
         if not self.write_back:
             self.write_blocks()
+        self._write_runs(writes)
+        self._publish(fresh, tables, touched, bool(new), releases)
+
+    def _plan_write(self, first_cl: int, last_cl: int, tables: dict[int, array[int]],
+                    ) -> tuple[list[tuple[int, int, bool]], list[tuple[int, int]]]:
+        """Which guest clusters are written in place — (cluster, host, was zero-flagged)
+        — and which get a new host cluster — (cluster, old entry); ``tables`` collects the
+        L2 tables read."""
+        img = self.img
+        cmask = self.cs - 1
+        l2_bits, l2mask = img.l2_bits, img.l2_entries - 1
+        in_place: list[tuple[int, int, bool]] = []
+        new: list[tuple[int, int]] = []
+        for cl in range(first_cl, last_cl + 1):
+            l1i = cl >> l2_bits
+            table = tables.get(l1i)
+            if table is None:
+                table = tables[l1i] = self._present_l2(l1i)
+            e = table[cl & l2mask]
+            host = e & OFFSET_MASK
+            if host and (e & OFLAG_COPIED) and not e & OFLAG_COMPRESSED:
+                if host & cmask:
+                    raise CorruptImageError(f"Cluster allocation offset {host:#x} unaligned",
+                                            self.path)
+                in_place.append((cl, host, bool(e & OFLAG_ZERO)))
+            else:
+                new.append((cl, e))
+        return in_place, new
+
+    def _write_runs(self, writes: list[tuple[int, memoryview]]) -> None:
+        """Write ``(host offset, bytes)`` pieces in file order, adjacent ones in one
+        vectored write."""
         writes.sort(key=lambda w: w[0])
-        run_start, run_bufs, run_end = -1, [], -1
-        for host, buf in writes:
+        run_bufs: list[memoryview] = []
+        run_start, run_end = -1, -1
+        for host, data in writes:
             if host != run_end:
                 if run_bufs:
                     self._data_writev(run_start, run_bufs)
                 run_start, run_bufs = host, []
-            run_bufs.append(buf)
-            run_end = host + len(buf)
+            run_bufs.append(data)
+            run_end = host + len(data)
         if run_bufs:
             self._data_writev(run_start, run_bufs)
-        self._publish(fresh, tables, touched, bool(new), releases)
+
+    def _present_l2(self, l1_index: int) -> array[int]:
+        """The L2 table of ``l1_index``, which :meth:`_prepare_l2` made sure exists."""
+        table = self.img._l2(l1_index)
+        assert table is not None, f"L2 table {l1_index} not prepared"
+        return table
 
     def _data_writev(self, offset: int, bufs: list[memoryview]) -> None:
         if self.write_back:
@@ -740,7 +775,7 @@ class Qcow2Writer:
         if self.write_back:     # one barrier publishes it later: let the disk start now
             self.img.store.start_writeback(offset, sum(len(b) for b in bufs))
 
-    def _write_zeroes(self, offset: int, length: int) -> None:
+    def _write_zeroes(self, offset: int, length: int, unmap: bool = False) -> None:
         img = self.img
         cs, bits = self.cs, self.bits
         end = offset + length
@@ -763,9 +798,9 @@ class Qcow2Writer:
         l2_bits, l2mask = img.l2_bits, img.l2_entries - 1
         touched: dict[int, list[int]] = {}
         releases: list[tuple[int, int]] = []
-        tables: dict[int, array] = {}
+        tables: dict[int, array[int]] = {}
         for l1i in range(first_cl >> l2_bits, (last_cl >> l2_bits) + 1):
-            table = tables[l1i] = img._l2(l1i)
+            table = tables[l1i] = self._present_l2(l1i)
             lo = max(first_cl, l1i << l2_bits) & l2mask
             hi = (min(last_cl, ((l1i + 1) << l2_bits) - 1) & l2mask) + 1
             for i in range(lo, hi):
@@ -773,7 +808,7 @@ class Qcow2Writer:
                 if e & OFLAG_COMPRESSED:
                     releases.append((0, e))
                     table[i] = OFLAG_ZERO
-                elif e & OFFSET_MASK and e & OFLAG_COPIED:
+                elif e & OFFSET_MASK and e & OFLAG_COPIED and not unmap:
                     table[i] = (e & OFFSET_MASK) | OFLAG_COPIED | OFLAG_ZERO
                 elif e & OFFSET_MASK:
                     releases.append((1, (e & OFFSET_MASK) // cs))
@@ -798,3 +833,81 @@ class Qcow2Writer:
                 k = min(chunk, run_start + n - pos)
                 self._write(pos, memoryview(bytes(k)))
                 pos += k
+
+    # -- compressed clusters --------------------------------------------------------------------
+    def write_compressed(self, offset: int, view: memoryview) -> None:
+        """Write one cluster compressed (the image's last cluster may be short: it is
+        padded with zeros); data that does not shrink below a cluster is written as a
+        normal cluster, as QEMU does. Held metadata is published first."""
+        img = self.img
+        table = img._l2(offset >> self.bits >> img.l2_bits)
+        if table is not None and table[(offset >> self.bits) & (img.l2_entries - 1)] \
+                & OFFSET_MASK:      # refused before anything changed
+            raise OSError(errno.EIO, "compressed writes cannot overwrite an allocated cluster")
+        if self.write_back:
+            self.publish()
+        held, self.write_back = self.write_back, False
+        try:
+            self._write_compressed(offset, view)
+        except BaseException:
+            self.reload()
+            raise
+        finally:
+            self.write_back = held
+
+    def _write_compressed(self, offset: int, view: memoryview) -> None:
+        img = self.img
+        cs = self.cs
+        if img.header.compression_type != 0:
+            raise UnsupportedImageError("compressed writes with zstd are not supported",
+                                        self.path, feature="zstd compression")
+        if offset & (cs - 1) or not (len(view) == cs or (
+                0 < len(view) < cs and offset + len(view) == img.virtual_size)):
+            raise OSError(errno.EINVAL, "compressed writes must cover one whole cluster")
+        squeeze = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -12, 9)
+        packed = squeeze.compress(bytes(view).ljust(cs, b"\0")) + squeeze.flush()
+        if len(packed) > cs - 1:
+            self._write(offset, view)
+            return
+        cl = offset >> self.bits
+        l1i, i = cl >> img.l2_bits, cl & (img.l2_entries - 1)
+        fresh = self._prepare_l2(cl, cl)
+        table = img._l2(l1i)
+        assert table is not None
+        if table[i] & OFFSET_MASK:
+            raise OSError(errno.EIO, "compressed writes cannot overwrite an allocated cluster")
+        host = self._alloc_bytes(len(packed))
+        sectors = (host + len(packed) - 1) // 512 - host // 512
+        table[i] = host | OFLAG_COMPRESSED | (sectors << img._csize_shift)
+        self.write_blocks()
+        self._pwrite(packed, host)
+        self._publish(fresh, {l1i: table}, {l1i: [i, i + 1]}, True, [])
+
+    def _alloc_bytes(self, size: int) -> int:
+        """``size`` bytes for a compressed run: after the previous run when they fit in
+        its host cluster (or run on into the next cluster when that one is the next
+        allocated), else at the start of a new cluster. Every cluster touched counts the
+        run once."""
+        cs = self.cs
+        start = self._free_byte
+        if start and self.refcount(start // cs) >= self.rc_max:
+            start = 0
+        if start and cs - (start & (cs - 1)) >= size:
+            self._change(start // cs, 1)
+        else:
+            new = self.alloc(1) * cs
+            if start and -(-start // cs) * cs == new:
+                self._change(start // cs, 1)       # the run spans the old and the new cluster
+            else:
+                start = new
+        end = start + size
+        self._free_byte = end if end & (cs - 1) else 0
+        return start
+
+def _touch(touched: dict[int, list[int]], l1_index: int, index: int) -> None:
+    """Widen the range of L2 entries of ``l1_index`` changed by a write to ``index``."""
+    span = touched.get(l1_index)
+    if span is None:
+        touched[l1_index] = [index, index + 1]
+    else:
+        span[0], span[1] = min(span[0], index), max(span[1], index + 1)

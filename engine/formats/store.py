@@ -19,7 +19,11 @@ class ByteStore(Protocol):
     name: str
     #: a host descriptor when the bytes are a plain host file, else None
     fd: int | None
-    writable: bool
+
+    @property
+    def writable(self) -> bool:
+        """Whether the store takes writes."""
+        ...
 
     def size(self) -> int: ...
 

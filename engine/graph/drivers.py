@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from engine.graph.io.base import NodeIO
+from engine.graph.io.compress import CompressIO
 from engine.graph.io.copy_on_read import CopyOnReadIO
 from engine.graph.io.filters import BackingFilterIO
 from engine.graph.io.formats import Qcow2IO, RawIO
+from engine.graph.io.preallocate import PreallocateIO
 from engine.graph.io.protocol import FileIO, NullIO
+from engine.graph.io.quorum import QuorumIO
 from engine.graph.io.throttle import ThrottleIO
 
 
@@ -43,6 +46,9 @@ class Driver:
     strong_options: tuple[str, ...] = ()
     #: options ``blockdev-reopen`` cannot change or reset
     immutable_options: tuple[str, ...] = ()
+    #: options ``blockdev-reopen`` may change but not reset to their default (those the
+    #: driver's reopen reads, without QEMU's mutable_opts)
+    unresettable_options: tuple[str, ...] = ()
     #: ``blockdev-reopen`` supports it
     reopen: bool = False
     #: a filter a block job inserts (auto-named ones are *implicit*)
@@ -53,6 +59,11 @@ class Driver:
     io: type[NodeIO] | None = None
     #: the format driver has ``bdrv_refresh_filename`` of its own (never the file's name)
     own_filename: bool = False
+    #: the driver takes compressed writes (QEMU's block_driver_can_compress): a
+    #: ``compress`` filter may sit on it
+    compresses: bool = False
+    #: the option naming a list of children, linked as ``<option>.N`` (``quorum``)
+    child_list: str | None = None
 
     @property
     def is_filter(self) -> bool:
@@ -84,21 +95,26 @@ def _entries() -> list[Driver]:
                immutable_options=_NULL_IMMUTABLE, reopen=True, io=NullIO),
         Driver("null-aio", P, strong_options=("size", "read-zeroes"),
                immutable_options=_NULL_IMMUTABLE, reopen=True, io=NullIO),
-        Driver("qcow2", F, cow=True, reopen=True, io=Qcow2IO),
+        Driver("qcow2", F, cow=True, reopen=True, io=Qcow2IO, compresses=True),
         Driver("raw", F, strong_options=("offset", "size"), reopen=True, io=RawIO),
-        *[Driver(n, F, cow=True, reopen=True) for n in ("qcow", "qed", "vmdk")],
+        *[Driver(n, F, cow=True, reopen=True, compresses=n != "qed")
+          for n in ("qcow", "qed", "vmdk")],
         *[Driver(n, F, reopen=True) for n in ("vdi", "vhdx", "vpc")],
         *[Driver(n, F) for n in ("parallels", "bochs", "cloop", "dmg", "luks")],
+        Driver("quorum", F, strong_options=(
+            "vote-threshold", "blkverify", "rewrite-corrupted", "read-pattern"),
+            io=QuorumIO, child_list="children"),
         Driver("copy-on-read", X, filtered_role="file", job_filter=True,
-               writes_unchanged=True, io=CopyOnReadIO),
+               writes_unchanged=True, io=CopyOnReadIO, compresses=True),
         Driver("commit_top", X, filtered_role="backing", job_filter=True,
                io=BackingFilterIO, own_filename=True),
         Driver("mirror_top", X, filtered_role="backing", job_filter=True,
                io=BackingFilterIO, own_filename=True),
         Driver("throttle", X, filtered_role="file", strong_options=("throttle-group",),
-               reopen=True, io=ThrottleIO),
-        Driver("preallocate", X, filtered_role="file", reopen=True),
-        Driver("compress", X, filtered_role="file", writes_unchanged=True),
+               reopen=True, io=ThrottleIO, compresses=True),
+        Driver("preallocate", X, filtered_role="file", reopen=True, io=PreallocateIO,
+               unresettable_options=("prealloc-align", "prealloc-size")),
+        Driver("compress", X, filtered_role="file", io=CompressIO),
         Driver("blkdebug", X, filtered_role="image", reopen=True),
         Driver("copy-before-write", X, filtered_role="file"),
         *[Driver(n, X, filtered_role=r) for n, r in (

@@ -148,9 +148,15 @@ def _refresh(node: Node, names: dict[str, Any]) -> NodeNames:
         if opt in node.options and opt not in members:
             members[opt] = json.dumps(node.options[opt])
             strong = strong or opt != "filename"
+    listed: list[Rope] = []
+    prefix = f"{spec.child_list}." if spec.child_list else None
     for role, link in reversed(node.children.items()):
-        if role != "backing" or overridden:
+        if prefix is not None and role.startswith(prefix):
+            listed.insert(0, names[link.child.name].options)
+        elif role != "backing" or overridden:
             members[role] = names[link.child.name].options
+    if spec.child_list:     # quorum: its children's options as one gap-less list
+        members[spec.child_list] = _list_rope(listed)
     if overridden and node.child("backing") is None:
         members["backing"] = "null"
     options = _rope(members)
@@ -190,6 +196,17 @@ def _rope(members: dict[str, str | Rope]) -> Rope:
         rope.add(("" if i == 0 else ", ") + json.dumps(key) + ": ")
         rope.add(members[key])
     rope.add("}")
+    return rope
+
+
+def _list_rope(items: list[Rope]) -> Rope:
+    rope = Rope()
+    rope.add("[")
+    for i, item in enumerate(items):
+        if i:
+            rope.add(", ")
+        rope.add(item)
+    rope.add("]")
     return rope
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import networkx as nx
 
 from engine.graph import perms as P
-from engine.graph.filenames import all_filenames, filename
+from engine.graph.filenames import Names, all_filenames, filename
 from engine.graph.nodes import Backend, Child, JobParent, Node, Owner, links_of, virtual_size
 from engine.graph.snapshot import (
     BLOCK_BACKEND,
@@ -30,7 +30,7 @@ class LiveView:
     backends: dict[int, Backend]
     backend_names: dict[str, Backend]
     jobs: dict[str, JobParent]
-    g: nx.MultiDiGraph
+    g: nx.MultiDiGraph[str]
 
     def node_info(self, key: str) -> NodeInfo | None:
         node = self.nodes.get(key)
@@ -50,7 +50,7 @@ class LiveView:
                 return NodeInfo(key=key, kind=BLOCK_JOB, name=job.job_id, driver=job.job_type)
         return None
 
-    def _node_info(self, node: Node, memo: dict[str, str] | None) -> NodeInfo:
+    def _node_info(self, node: Node, memo: Names | None) -> NodeInfo:
         img = node.image
         return NodeInfo(
             key=node.name, kind=BLOCK_NODE, name=node.name, driver=node.driver,
@@ -112,7 +112,7 @@ class LiveView:
         link = node.children.get(role) if node is not None else None
         return self._edge(link) if link is not None else None
 
-    def nx(self) -> nx.MultiDiGraph:
+    def nx(self) -> nx.MultiDiGraph[str]:
         return self.g
 
     def snapshot(self) -> GraphSnapshot:
@@ -123,8 +123,8 @@ class LiveView:
                   for b in self.backends.values()]
         infos += [NodeInfo(key=j.key, kind=BLOCK_JOB, name=j.job_id, driver=j.job_type)
                   for j in self.jobs.values()]
-        edges = [self._edge(link) for owner in (*self.nodes.values(),
-                                                *self.backends.values(), *self.jobs.values())
-                 for link in links_of(owner)]
+        owners: list[Owner] = [*self.nodes.values(), *self.backends.values(),
+                               *self.jobs.values()]
+        edges = [self._edge(link) for owner in owners for link in links_of(owner)]
         return GraphSnapshot(infos, edges)
 

@@ -34,6 +34,11 @@ thread) must hold ``Engine.lock`` while it reads or changes the graph, and
 
 The graph is also a *graph view* (:mod:`engine.graph.live_view`), so the rules run
 on it exactly as on a :class:`~engine.graph.snapshot.GraphSnapshot`.
+
+Slightly over 500 lines: every method here mutates the graph under the journal, and
+the journal's promise (a failed transaction changes nothing) is checked by reading
+them together; the vertices, names, options, permissions and views are in modules of
+their own.
 """
 
 from __future__ import annotations
@@ -434,8 +439,13 @@ class BlockGraph(Journaled, LiveView):
         """Register a job holding ``links`` = [(role, node, perm, shared)]."""
         self.jobs[job.job_id] = job
         self.g.add_node(job.key)
-        self.record(lambda: (self.jobs.pop(job.job_id, None),
-                             self.g.remove_node(job.key) if self.g.has_node(job.key) else None))
+
+        def undo() -> None:
+            self.jobs.pop(job.job_id, None)
+            if self.g.has_node(job.key):
+                self.g.remove_node(job.key)
+
+        self.record(undo)
         for role, node, perm, shared in links:
             self.attach(job, node, role, fixed=(perm, shared))
         self.refresh_perms([n for _, n, _, _ in links])

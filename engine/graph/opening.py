@@ -67,6 +67,8 @@ class _Frame:
     waiting: str | None = None
     #: host files the caller opened already (a file it just created), by filename
     opened: dict[str, HostFile] = field(default_factory=dict)
+    #: a list of children still to open (``quorum``'s ``children``): (index, options)
+    pending: list[tuple[int, Any]] = field(default_factory=list)
 
 
 def open_node(graph: BlockGraph, opts: dict[str, Any], *, inherited: dict[str, Any],
@@ -120,6 +122,11 @@ def _advance(graph: BlockGraph, frame: _Frame, result: Node | None) -> _Frame | 
         assert result is not None and frame.node is not None
         _attach_backing(graph, frame.node, result, inline=True)
         return None
+    if frame.waiting is not None:       # one of a list of children
+        assert result is not None and frame.node is not None
+        role, frame.waiting = frame.waiting, None
+        _attach_list_child(graph, frame.node, result, role, inline=True)
+        return _next_list_child(graph, frame)
     _settle(frame)
     file_opt = frame.opts.get("file")
     if file_opt is not None and not drivers.driver(frame.opts["driver"]).is_protocol:
@@ -189,6 +196,8 @@ def _create(graph: BlockGraph, frame: _Frame) -> _Frame | None:
     if frame.file_target is not None:
         graph.attach(node, frame.file_target, "file", inherits=frame.file_inline)
         graph.refresh_perms([node])
+    if node.spec.child_list is not None:
+        return _open_list_children(graph, frame)
     if node.io is None:
         node.io = _make_io(graph, node)
     if not node.spec.cow or not ("backing" in opts or frame.header_backing):
@@ -203,6 +212,49 @@ def _create(graph: BlockGraph, frame: _Frame) -> _Frame | None:
     if value is not None and value != "":
         _attach_reference(graph, node, value)
     return None
+
+
+def _open_list_children(graph: BlockGraph, frame: _Frame) -> _Frame | None:
+    """A driver with a list of children (``quorum``): its options are checked before
+    any child opens, then the children open in order (QEMU's quorum_open)."""
+    node = frame.node
+    assert node is not None and node.spec.io is not None and node.spec.child_list
+    refusal = node.spec.io.option_error(graph.io, node.options)
+    if refusal is not None:
+        raise GraphError(refusal)
+    frame.pending = list(enumerate(frame.opts.get(node.spec.child_list, [])))
+    return _next_list_child(graph, frame)
+
+
+def _next_list_child(graph: BlockGraph, frame: _Frame) -> _Frame | None:
+    """Attach the listed children given by name up to the next inline one (returned as
+    a frame to open first); the last one attached, make the driver instance."""
+    node = frame.node
+    assert node is not None and node.spec.child_list
+    while frame.pending:
+        index, value = frame.pending.pop(0)
+        role = f"{node.spec.child_list}.{index}"
+        if isinstance(value, dict):
+            frame.waiting = role
+            return _Frame(value, frame.settings["child_inherit"], role,
+                          opened=frame.opened)
+        target = graph.find(value)
+        if target is None:
+            raise rules.ReferenceNotFound(value, value)
+        _attach_list_child(graph, node, target, role, inline=False)
+    node.io = _make_io(graph, node)
+    try:
+        node.io.length()
+    except OSError as exc:      # children of different sizes
+        raise GraphError(f"Could not refresh total sector count: "
+                         f"{os.strerror(exc.errno or 0)}") from exc
+    return None
+
+
+def _attach_list_child(graph: BlockGraph, node: Node, child: Node, role: str, *,
+                       inline: bool) -> None:
+    graph.attach(node, child, role, inherits=inline)
+    graph.refresh_perms([node])
 
 
 def _probe(file_node: Node | None) -> str:
@@ -251,7 +303,8 @@ def _make_io(graph: BlockGraph, node: Node) -> Any:
     if node.driver == "raw":
         check_raw_window(node)
     assert spec.io is not None
-    refusal = spec.io.option_error(graph.io, node.options)
+    refusal = spec.io.child_error(node) if spec.child_list else (
+        spec.io.option_error(graph.io, node.options) or spec.io.child_error(node))
     if refusal is not None:
         raise GraphError(refusal)
     io = spec.io(node, graph.io)

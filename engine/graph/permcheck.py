@@ -48,7 +48,8 @@ def refresh_perms(graph: BlockGraph, seeds: list[Node]) -> None:
                 force_share_child=link.child.force_share,
                 parent_perm=node.cum_perm, parent_shared=node.cum_shared,
                 fixed_size=node.driver == "raw" and (
-                    "offset" in node.options or "size" in node.options))
+                    "offset" in node.options or "size" in node.options),
+                rewrites=P.quorum_rewrites(node.driver, node.options))
             if new != (link.perm, link.shared):
                 _set_link_perm(graph, link, *new)
                 work.append(link.child)

@@ -15,6 +15,8 @@ share; a second node on the file behaves like a second process).
 
 from __future__ import annotations
 
+from typing import Any
+
 from engine.graph.drivers import Driver, Kind
 
 CONSISTENT_READ = 1
@@ -41,16 +43,21 @@ def text_names(bits: int) -> str:
 
 def child_perms(spec: Driver, role: str, *, writable: bool, force_share_child: bool,
                 parent_perm: int, parent_shared: int, fixed_size: bool = False,
-                ) -> tuple[int, int]:
+                rewrites: bool = False) -> tuple[int, int]:
     """(perm, shared) a node of driver ``spec`` takes on its child in ``role``.
 
     ``parent_perm``/``parent_shared`` are the node's own cumulative permissions
     (0 / ALL when nobody uses it); ``writable``: the node is read-write;
     ``fixed_size``: a raw node with ``offset``/``size`` (it must keep the child's size);
-    ``force_share_child``: the child was opened with ``force-share`` (shares all).
+    ``force_share_child``: the child was opened with ``force-share`` (shares all);
+    ``rewrites``: a ``quorum`` that rewrites corrupted children (it writes to them).
     """
     driver = spec.name
-    if driver == "commit_top":
+    if driver == "quorum":
+        # the children must stay alike: nobody else may write to them or resize them
+        perm = parent_perm | (WRITE if rewrites else 0)
+        shared = parent_shared & (CONSISTENT_READ | WRITE_UNCHANGED)
+    elif driver == "commit_top":
         # an intermediate commit's filter needs nothing from the top node and lets the
         # job write below it, so the top's backing link shares everything
         perm, shared = 0, ALL
@@ -72,11 +79,20 @@ def child_perms(spec: Driver, role: str, *, writable: bool, force_share_child: b
         shared = parent_shared
         if spec.writes_unchanged:
             perm |= WRITE_UNCHANGED
+        if driver == "preallocate" and parent_perm & (WRITE | RESIZE) == WRITE | RESIZE:
+            shared &= ~(WRITE | RESIZE)     # the filter alone grows and cuts the file
         if fixed_size:
             shared &= ~RESIZE
     if force_share_child:
         shared = ALL
     return perm & ALL, shared & ALL
+
+
+def quorum_rewrites(driver: str, options: dict[str, Any]) -> bool:
+    """Does a node write to its children on reads (``quorum``'s ``rewrite-corrupted``,
+    which the ``fifo`` read pattern ignores)?"""
+    return driver == "quorum" and bool(options.get("rewrite-corrupted")) and (
+        options.get("read-pattern", "quorum") == "quorum")
 
 
 #: (perm, shared) of BlockBackends by kind.

@@ -84,7 +84,7 @@ def _enqueue(queue: dict[str, Entry], node: Node, opts: dict[str, Any] | None,
             continue
         else:
             entry.opts, entry.parent, entry.role = opts, parent, role
-        children = []
+        children: list[tuple[Node, dict[str, Any] | None, Entry, str]] = []
         for child_role, link in reversed(list(node.children.items())):
             if not link.inherits:
                 continue
@@ -136,7 +136,8 @@ def _prepare(graph: BlockGraph, entry: Entry, seeds: list[Node]) -> None:
     if detect_zeroes == "unmap" and discard != "unmap":
         raise rules.DetectZeroesUnmap()
     rules.check_reopen_driver(graph, node.name)
-    for key in rules.IMMUTABLE_OPTIONS.get(node.driver, ()):
+    for key in (*rules.IMMUTABLE_OPTIONS.get(node.driver, ()),
+                *node.spec.unresettable_options):
         if key in node.options and key not in opts:
             raise rules.OptionReset(key)
     if node.driver == "qcow2":

@@ -118,6 +118,10 @@ class GraphSnapshot:
 
     nodes: Mapping[str, NodeInfo]
     edges: tuple[EdgeInfo, ...]
+    _by_parent: dict[str, list[EdgeInfo]]
+    _by_child: dict[str, list[EdgeInfo]]
+    _edge_set: frozenset[EdgeInfo] | None
+    _nx: nx.MultiDiGraph[str] | None
 
     def __init__(self, nodes: Iterable[NodeInfo], edges: Iterable[EdgeInfo]) -> None:
         node_map = {n.key: n for n in nodes}
@@ -182,23 +186,26 @@ class GraphSnapshot:
     def block_nodes(self) -> list[NodeInfo]:
         return [n for n in self.nodes.values() if n.kind == BLOCK_NODE]
 
-    def nx(self) -> nx.MultiDiGraph:
+    def nx(self) -> nx.MultiDiGraph[str]:
         """The graph as a networkx MultiDiGraph (edge key = role); built once, then cached.
 
         Treat the result as read-only: it is shared by every caller.
         """
         if self._nx is None:
-            g = nx.MultiDiGraph()
+            g: nx.MultiDiGraph[str] = nx.MultiDiGraph()
             for key, n in self.nodes.items():
                 g.add_node(key, kind=n.kind)
             for e in self.edges:
                 g.add_edge(e.parent, e.child, key=e.role)
             object.__setattr__(self, "_nx", g)
+            return g
         return self._nx
 
     def _edges(self) -> frozenset[EdgeInfo]:
         if self._edge_set is None:
-            object.__setattr__(self, "_edge_set", frozenset(self.edges))
+            edge_set = frozenset(self.edges)
+            object.__setattr__(self, "_edge_set", edge_set)
+            return edge_set
         return self._edge_set
 
     # -- diff ---------------------------------------------------------------------
@@ -274,21 +281,7 @@ class GraphSnapshot:
                 nodes[str(dn["name"])] = NodeInfo(key=str(dn["name"]), kind=BLOCK_NODE,
                                                   name=str(dn["name"]))
 
-        backend_nodes: dict[str, NodeInfo] = {}
-        for bid, dn in backends:
-            name = str(dn["name"])
-            if name:
-                key = backend_key(name)
-            else:
-                child_key = id_to_key.get(root_of.get(bid, -1), "")
-                key = anonymous_backend_key(child_key)
-            base_key, n = key, 2
-            while key in backend_nodes:       # two anonymous backends on one node
-                key, n = f"{base_key}~{n}", n + 1
-            id_to_key[bid] = key
-            backend_nodes[key] = NodeInfo(key=key, kind=BLOCK_BACKEND, name=name)
-
-        nodes.update(backend_nodes)
+        nodes.update(_backend_nodes(backends, id_to_key, root_of))
         nodes.update(job_nodes)
 
         attached: dict[str, set[str]] = {}
@@ -316,6 +309,26 @@ class GraphSnapshot:
         # newest user is the one QEMU's operation blockers name, see rules.chains).
         edges.sort(key=lambda e: not e.parent.startswith("job:"))
         return cls(nodes.values(), edges)
+
+
+def _backend_nodes(backends: list[tuple[int, Mapping[str, Any]]], id_to_key: dict[int, str],
+                   root_of: Mapping[int, int]) -> dict[str, NodeInfo]:
+    """The backends of a debug graph as nodes, keyed by name or, when anonymous, by the
+    node they hold; ``id_to_key`` learns their keys."""
+    backend_nodes: dict[str, NodeInfo] = {}
+    for bid, dn in backends:
+        name = str(dn["name"])
+        if name:
+            key = backend_key(name)
+        else:
+            child_key = id_to_key.get(root_of.get(bid, -1), "")
+            key = anonymous_backend_key(child_key)
+        base_key, n = key, 2
+        while key in backend_nodes:       # two anonymous backends on one node
+            key, n = f"{base_key}~{n}", n + 1
+        id_to_key[bid] = key
+        backend_nodes[key] = NodeInfo(key=key, kind=BLOCK_BACKEND, name=name)
+    return backend_nodes
 
 
 def _node_from_blockdevinfo(name: str, info: Mapping[str, Any], any_job: bool,

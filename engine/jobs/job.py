@@ -19,6 +19,10 @@ QEMU emits, so listeners see the same sequence as from qemu-storage-daemon:
 
 After the work, ``prepare`` (the graph change that may still fail), then ``commit``
 or ``abort``, then ``clean`` run under the lock, as QEMU's JobDriver hooks do.
+
+Slightly over 500 lines: one class, one state machine — its transitions, verbs and
+events are QEMU's table (:mod:`engine.jobs.status`) in action and read as one; the
+manager, rate limits and each driver's work are in modules of their own.
 """
 
 from __future__ import annotations

@@ -102,6 +102,7 @@ class StreamGraph(GraphHooks):
             base_fmt: str | None = unfiltered.driver
         else:
             base_id, base_fmt = None, None
+        assert device.image is not None  # a node with a backing link is a format node
         try:
             device.image.set_backing(base_id, base_fmt)
         except Exception as exc:

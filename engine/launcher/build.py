@@ -145,11 +145,24 @@ def _probe(path: str) -> str:
 
 
 def _with_probed_format(options: dict[str, Any]) -> dict[str, Any]:
+    children = options.get("children")
+    if isinstance(children, list):      # quorum's: each one probed like a drive's root
+        options = {**options, "children": [
+            _with_probed_format(_with_file_protocol(c)) if isinstance(c, dict) else c
+            for c in children]}
     if "driver" in options:
         return options
     file_opts = options.get("file", {})
     fmt = _probe(file_opts.get("filename", "")) if isinstance(file_opts, dict) else "raw"
     return {"driver": fmt, **options}
+
+
+def _with_file_protocol(options: dict[str, Any]) -> dict[str, Any]:
+    """A ``file.filename`` without a driver names a host file (the ``file`` protocol)."""
+    file_opts = options.get("file")
+    if isinstance(file_opts, dict) and "driver" not in file_opts and "filename" in file_opts:
+        return {**options, "file": {"driver": "file", **file_opts}}
+    return options
 
 
 def _header_backings(options: dict[str, Any]) -> dict[str, Any]:

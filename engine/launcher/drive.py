@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.launcher.opts import OptsError, dotted_tree, parse_bool, split_opts
+from engine.qdict import JSONObject, JSONValue
 
 INTERFACES = ("ide", "scsi", "floppy", "pflash", "mtd", "sd", "virtio", "none", "xen")
 #: cache= modes -> (cache.direct, cache.no-flush, BlockBackend write cache)
@@ -63,6 +64,22 @@ def parse_drive(text: str, counters: dict[str, int]) -> Drive:
     opts: dict[str, str] = {}
     for key, value in pairs:
         opts[key] = value
+    drive = _front_end(opts, counters)
+    root = _medium_options(opts, pairs)
+    if root is None:
+        return drive
+    cache = opts.get("cache")
+    direct, no_flush, _write_cache = CACHE_MODES[cache or "writeback"]
+    if direct or no_flush or cache is not None:
+        root["cache"] = {"direct": direct, "no-flush": no_flush}
+    if drive.read_only:
+        root["read-only"] = True
+    drive.node_options = root
+    return drive
+
+
+def _front_end(opts: dict[str, str], counters: dict[str, int]) -> Drive:
+    """The drive as the guest sees it: bus, media, index, id, read-only, cache."""
     interface = opts.get("if", "ide")
     if interface not in INTERFACES:
         raise DriveError(f"unsupported bus type '{interface}'")
@@ -81,12 +98,19 @@ def parse_drive(text: str, counters: dict[str, int]) -> Drive:
     cache = opts.get("cache")
     if cache is not None and cache not in CACHE_MODES:
         raise DriveError("invalid cache option")
-    direct, no_flush, write_cache = CACHE_MODES[cache or "writeback"]
+    _direct, _no_flush, write_cache = CACHE_MODES[cache or "writeback"]
     drive = Drive(id=drive_id, interface=interface, media=media, read_only=read_only,
                   write_cache=write_cache, index=index)
     drive.unmodelled = [k for k in opts
                         if any(k == u or k.startswith(u) for u in UNMODELLED_DRIVE_OPTIONS)
                         and not (k == "snapshot" and opts[k] == "off")]
+    return drive
+
+
+def _medium_options(opts: dict[str, str],
+                    pairs: list[tuple[str, str]]) -> dict[str, Any] | None:
+    """The ``blockdev-add`` options of the drive's medium, or None for a drive without
+    one (an empty CD-ROM, ``if=none``)."""
     driver_pairs = [(k, v) for k, v in pairs if k not in DRIVE_ONLY]
     tree = dotted_tree(driver_pairs)
     filename = opts.get("file")
@@ -95,9 +119,9 @@ def parse_drive(text: str, counters: dict[str, int]) -> Drive:
         if any(k not in ("if", "id", "index", "media", "bus", "unit", "cache", "aio",
                          "read-only", "rerror", "werror") for k in opts):
             raise DriveError("Must specify either driver or file")
-        return drive        # a drive with no medium (an empty CD-ROM, if=none)
+        return None
     if filename == "" and fmt is None:
-        return drive
+        return None
     root: dict[str, Any] = {}
     if fmt is not None:
         if "driver" in tree:
@@ -115,12 +139,7 @@ def parse_drive(text: str, counters: dict[str, int]) -> Drive:
             root["file"] = file_opts          # the format is probed from the file
         else:
             root.update(file_opts)
-    if direct or no_flush or cache is not None:
-        root["cache"] = {"direct": direct, "no-flush": no_flush}
-    if read_only:
-        root["read-only"] = True
-    drive.node_options = root
-    return drive
+    return root
 
 
 def _file_options(filename: str) -> dict[str, Any]:
@@ -130,7 +149,8 @@ def _file_options(filename: str) -> dict[str, Any]:
             value = json.loads(filename[5:])
         except json.JSONDecodeError:
             raise DriveError(f"Could not parse the JSON options of '{filename}'") from None
-        return _undot(value)
+        options: JSONObject = _undot(value)
+        return options
     protocol, sep, _ = filename.partition(":")
     if sep and "/" not in protocol and protocol:
         if protocol != "file":
@@ -139,7 +159,7 @@ def _file_options(filename: str) -> dict[str, Any]:
     return {"driver": "file", "filename": filename}
 
 
-def _undot(value: Any) -> Any:
+def _undot(value: JSONValue) -> JSONValue:
     if not isinstance(value, dict):
         return value
     flat = [(k, v) for k, v in value.items() if not isinstance(v, dict)]

@@ -4,7 +4,7 @@
 device by qdev id; a name that is no drive is taken as a node-name), printing
 qemu-io's own lines on standard output — where QEMU prints them, and where tests
 read them from its log — and answering ``""``, or the error text as HMP would.
-The commands are ``read``, ``write`` (``-P`` pattern, ``-z`` zeroes, ``-u``
+The commands are ``read``, ``write`` (``-P`` pattern, ``-c`` compressed, ``-z`` zeroes, ``-u``
 unmap, ``-q``) and the blkdebug ones (``break``, ``remove_break``, ``resume``),
 which need a blkdebug node the engine does not have.
 """
@@ -187,12 +187,16 @@ def _write(node: Node, args: list[str], say: Printer) -> None:
     t0 = time.monotonic()
     try:
         if "z" in opts:
-            nodeio.write_zeroes(node, offset, length)
+            nodeio.write_zeroes(node, offset, length, unmap="u" in opts)
         else:
             pattern = _pattern(opts.get("P", "0xcd"), say)
             if pattern is None:
                 return
-            nodeio.write(node, offset, bytes([pattern]) * length)
+            data = bytes([pattern]) * length
+            if "c" in opts:
+                nodeio.write_compressed(node, offset, data)
+            else:
+                nodeio.write(node, offset, data)
     except (OSError, ValueError) as exc:
         say(f"write failed: {_strerror(exc)}")
         return

@@ -37,6 +37,11 @@ def write(node: Node, offset: int, data: bytes) -> None:
     _io(node).write(offset, data)  # type: ignore[attr-defined]
 
 
-def write_zeroes(node: Node, offset: int, length: int) -> None:
-    """Make ``[offset, offset+length)`` read as zeros."""
-    _io(node).write_zeroes(offset, length)  # type: ignore[attr-defined]
+def write_zeroes(node: Node, offset: int, length: int, *, unmap: bool = False) -> None:
+    """Make ``[offset, offset+length)`` read as zeros (``unmap``: storage may go)."""
+    _io(node).write_zeroes(offset, length, unmap=unmap)  # type: ignore[attr-defined]
+
+
+def write_compressed(node: Node, offset: int, data: bytes) -> None:
+    """Write ``data`` at ``offset`` as a compressed write (``qemu-io write -c``)."""
+    _io(node).write_compressed(offset, data)  # type: ignore[attr-defined]

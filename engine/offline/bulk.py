@@ -22,8 +22,9 @@ import functools
 import mmap
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
+from typing import cast
 
 from engine.formats.buffers import aligned_buffer
 from engine.formats.image import Image
@@ -38,14 +39,18 @@ Range = tuple[int, int]
 # -- comparing memory without copying it ---------------------------------------------------
 
 
-def _libc_memcmp() -> ctypes._CFuncPtr | None:
+#: libc's ``memcmp(a, b, n)`` on two addresses
+Memcmp = Callable[[int, int, int], int]
+
+
+def _libc_memcmp() -> Memcmp | None:
     try:
         fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").memcmp
     except (OSError, AttributeError):
         return None
     fn.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
     fn.restype = ctypes.c_int
-    return fn
+    return cast(Memcmp, fn)
 
 
 _memcmp = _libc_memcmp()

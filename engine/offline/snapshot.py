@@ -70,83 +70,108 @@ def offline_snapshot(paths: Iterable[str | os.PathLike[str]]) -> OfflineGraph:
     Chains that share files (two overlays on one base) share nodes. An image that cannot
     be opened at all is listed in ``errors`` and left out.
     """
-    reports: dict[str, ChainReport] = {}
-    errors: dict[str, str] = {}
-    layers: dict[str, Layer] = {}            # key -> layer
-    by_identity: dict[tuple[int, int] | str, str] = {}
-    order: list[str] = []
-    edges: list[EdgeInfo] = []
-    placeholders: dict[str, NodeInfo] = {}
-    broken: set[EdgeKey] = set()
-    problems: dict[str, list[LinkProblem]] = {}
-
-    def key_for(path: str) -> str:
-        ident = _identity(path)
-        if ident not in by_identity:
-            by_identity[ident] = node_key(path)
-        return by_identity[ident]
-
+    builder = _OfflineGraphBuilder()
     for raw in paths:
-        path = os.fspath(raw)
+        builder.add_image(os.fspath(raw))
+    return builder.graph()
+
+
+class _OfflineGraphBuilder:
+    """The graph of :func:`offline_snapshot`, built one opened image at a time."""
+
+    def __init__(self) -> None:
+        self.reports: dict[str, ChainReport] = {}
+        self.errors: dict[str, str] = {}
+        self.layers: dict[str, Layer] = {}            # key -> layer
+        self.by_identity: dict[tuple[int, int] | str, str] = {}
+        self.order: list[str] = []
+        self.edges: list[EdgeInfo] = []
+        self.placeholders: dict[str, NodeInfo] = {}
+        self.broken: set[EdgeKey] = set()
+        self.problems: dict[str, list[LinkProblem]] = {}
+
+    def key_for(self, path: str) -> str:
+        """The node key of ``path``: one per file, whatever name it is reached by."""
+        ident = _identity(path)
+        if ident not in self.by_identity:
+            self.by_identity[ident] = node_key(path)
+        return self.by_identity[ident]
+
+    def add_image(self, path: str) -> None:
+        """The chain of the image at ``path``: its layers, links and link problems."""
         try:
             report = inspect_chain(path)
         except Exception as exc:  # an ImageError, or an OS error while probing
-            errors[path] = str(exc)
-            continue
-        reports[path] = report
+            self.errors[path] = str(exc)
+            return
+        self.reports[path] = report
         keys = []
         for layer in report.layers:
-            k = key_for(layer.path)
+            k = self.key_for(layer.path)
             keys.append(k)
-            if k not in layers:
-                layers[k] = layer
-                order.append(k)
+            if k not in self.layers:
+                self.layers[k] = layer
+                self.order.append(k)
         for upper, lower in itertools.pairwise(keys):
-            e = EdgeInfo(parent=upper, child=lower, role="backing")
-            if e not in edges:
-                edges.append(e)
+            self._link(upper, lower)
         for problem in report.problems:
-            owner = key_for(problem.overlay)
-            bucket = problems.setdefault(owner, [])
-            if problem not in bucket:
-                bucket.append(problem)
-            if problem.continues:
-                continue
-            if problem.kind in (MISSING, UNREADABLE):
-                target = f"{problem.kind}:{os.path.abspath(problem.resolved)}"
-                placeholders.setdefault(target, NodeInfo(
-                    key=target, kind="block-node", name=os.path.basename(problem.backing),
-                    driver=problem.kind, filename=problem.resolved,
-                    info=MappingProxyType({"offline": True, "placeholder": True,
-                                           "problems": (problem.message,)})))
-            elif problem.kind in (LOOP, FORMAT):
-                target = key_for(problem.resolved)
-                if problem.kind == FORMAT and target not in layers:
-                    # the mis-declared backing file itself is a fine image: show it
-                    try:
-                        sub = inspect_chain(problem.resolved)
-                    except Exception as exc:
-                        errors[problem.resolved] = str(exc)
-                        sub = None
-                    if sub is not None:
-                        layers[target] = sub.layers[0]
-                        order.append(target)
-            else:  # pragma: no cover - every breaking kind is handled above
-                continue
-            e = EdgeInfo(parent=owner, child=target, role="backing")
-            if e not in edges:
-                edges.append(e)
-            broken.add((owner, "backing", target))
+            self._add_problem(problem)
 
-    names = _unique_names([layers[k].path for k in order])
-    nodes = [_node(k, layers[k], names[layers[k].path], problems.get(k, []))
-             for k in order]
-    nodes.extend(placeholders.values())
-    present = {n.key for n in nodes}
-    edges = [e for e in edges if e.parent in present and e.child in present]
-    snap = GraphSnapshot(nodes, edges)
-    return OfflineGraph(snap, reports, frozenset(broken),
-                        {k: tuple(v) for k, v in problems.items()}, errors)
+    def _link(self, parent: str, child: str) -> None:
+        e = EdgeInfo(parent=parent, child=child, role="backing")
+        if e not in self.edges:
+            self.edges.append(e)
+
+    def _add_problem(self, problem: LinkProblem) -> None:
+        """A broken backing link: listed on its overlay, drawn to what it points at."""
+        owner = self.key_for(problem.overlay)
+        bucket = self.problems.setdefault(owner, [])
+        if problem not in bucket:
+            bucket.append(problem)
+        if problem.continues:
+            return
+        if problem.kind in (MISSING, UNREADABLE):
+            target = self._placeholder(problem)
+        elif problem.kind in (LOOP, FORMAT):
+            target = self.key_for(problem.resolved)
+            if problem.kind == FORMAT and target not in self.layers:
+                self._add_misdeclared_backing(problem.resolved, target)
+        else:  # pragma: no cover - every breaking kind is handled above
+            return
+        self._link(owner, target)
+        self.broken.add((owner, "backing", target))
+
+    def _placeholder(self, problem: LinkProblem) -> str:
+        """A node for a backing file that is missing or cannot be read; its key."""
+        target = f"{problem.kind}:{os.path.abspath(problem.resolved)}"
+        self.placeholders.setdefault(target, NodeInfo(
+            key=target, kind="block-node", name=os.path.basename(problem.backing),
+            driver=problem.kind, filename=problem.resolved,
+            info=MappingProxyType({"offline": True, "placeholder": True,
+                                   "problems": (problem.message,)})))
+        return target
+
+    def _add_misdeclared_backing(self, path: str, key: str) -> None:
+        """The mis-declared backing file itself is a fine image: show it."""
+        try:
+            sub = inspect_chain(path)
+        except Exception as exc:
+            self.errors[path] = str(exc)
+            return
+        self.layers[key] = sub.layers[0]
+        self.order.append(key)
+
+    def graph(self) -> OfflineGraph:
+        names = _unique_names([self.layers[k].path for k in self.order])
+        nodes = [_node(k, self.layers[k], names[self.layers[k].path],
+                       self.problems.get(k, []))
+                 for k in self.order]
+        nodes.extend(self.placeholders.values())
+        present = {n.key for n in nodes}
+        edges = [e for e in self.edges if e.parent in present and e.child in present]
+        snap = GraphSnapshot(nodes, edges)
+        return OfflineGraph(snap, self.reports, frozenset(self.broken),
+                            {k: tuple(v) for k, v in self.problems.items()}, self.errors)
 
 
 def _unique_names(paths: list[str]) -> dict[str, str]:

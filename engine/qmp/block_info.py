@@ -44,7 +44,7 @@ def _one_image_info(node: Node, memo: dict[str, Any],
     info: dict[str, Any] = {"filename": filename(node, memo), "format": node.driver}
     img = node.image
     raw_info = _format_info(img)
-    if _info_driver(node) not in ("null-co", "null-aio"):
+    if _info_driver(node) not in ("null-co", "null-aio", "quorum"):   # no bdrv_get_info
         info["dirty-flag"] = bool(raw_info.get("dirty-flag", False))
     info["actual-size"] = _actual_size(node)
     info["virtual-size"] = virtual_size(node)

@@ -77,6 +77,9 @@ _RAW = (*_GENERIC_FORMAT, *members({"*offset": Int(), "*size": Int()}))
 _NULL = members({"*size": Int(), "*latency-ns": Int(), "*read-zeroes": Bool()})
 _THROTTLE = members({"throttle-group": Str(), "file": BlockdevRef})
 _COR = (*_GENERIC_FORMAT, *members({"*bottom": Str()}))
+_QUORUM = members({"*blkverify": Bool(), "children": ListOf(BlockdevRef),
+                   "vote-threshold": Int(), "*rewrite-corrupted": Bool(),
+                   "*read-pattern": Enum("QuorumReadPattern", ["quorum", "fifo"])})
 
 BlockdevOptions = Union("BlockdevOptions", BASE, variants={
     "file": _FILE,
@@ -89,6 +92,7 @@ BlockdevOptions = Union("BlockdevOptions", BASE, variants={
     "throttle": _THROTTLE,
     "copy-on-read": _COR,
     "compress": _GENERIC_FORMAT,
+    "quorum": _QUORUM,
     "preallocate": (*_GENERIC_FORMAT, *members({"*prealloc-align": Int(),
                                                 "*prealloc-size": Int()})),
     "qcow": _COW, "qed": _COW, "vmdk": _COW,

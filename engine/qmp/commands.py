@@ -8,6 +8,7 @@ at start-up — before the first command runs.
 from engine.qmp import (
     commands_backend,
     commands_block,
+    commands_children,
     commands_core,
     commands_jobs,
     commands_qom,
@@ -15,4 +16,4 @@ from engine.qmp import (
 )
 
 MODULES = (commands_core, commands_block, commands_backend, commands_jobs, commands_snapshot,
-           commands_qom)
+           commands_qom, commands_children)

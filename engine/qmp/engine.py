@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.graph.model import BlockGraph
+from engine.qdict import qdict_sorted
 from engine.qmp import commands as _commands  # noqa: F401  (the command table)
 from engine.qmp import registry
 from engine.qmp.errors import QMPError, command_not_found, generic
@@ -52,7 +53,9 @@ class Engine:
         self.closed = False
 
     def _make_graph(self, rng_seed: int | None) -> BlockGraph:
-        return BlockGraph(rng_seed=rng_seed, root=self.root)
+        graph = BlockGraph(rng_seed=rng_seed, root=self.root)
+        graph.io.emit = lambda event, data: self.emit(event, qdict_sorted(data))
+        return graph
 
     # -- commands -----------------------------------------------------------------
     def execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:

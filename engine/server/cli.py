@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 import engine
+from engine.qmp import Engine
 from engine.server.server import QMPServer, ServeError
 
 DEFAULT_TCP_HOST = "127.0.0.1"
@@ -94,8 +95,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from engine.qmp import Engine
-
     eng = Engine(root=args.root)
     server = QMPServer(eng)
     try:

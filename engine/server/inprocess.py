@@ -25,26 +25,30 @@ import contextlib
 import socket
 import threading
 from pathlib import Path
-from typing import Any
 
-from engine.server.server import QMPServer
+from engine.qmp import Engine
+from engine.server.budget import LARGE_MESSAGE_IDLE, LARGE_MESSAGE_SLOTS
+from engine.server.server import MAX_OUTPUT_BUFFER, QMPServer
 
 
 class InProcessServer:
     """An engine and its QMP server on a private thread; ``connect()`` for clients."""
 
-    def __init__(self, engine: Any | None = None, *, root: Path | None = None,
-                 close_engine: bool = True, **server_options: float) -> None:
-        """``server_options`` go to :class:`~engine.server.server.QMPServer` (limits,
-        large-message slots)."""
+    def __init__(self, engine: Engine | None = None, *, root: Path | None = None,
+                 close_engine: bool = True, max_output_buffer: int = MAX_OUTPUT_BUFFER,
+                 large_message_slots: int = LARGE_MESSAGE_SLOTS,
+                 large_message_idle: float = LARGE_MESSAGE_IDLE,
+                 **stream_limits: int) -> None:
+        """The limits and large-message slots go to
+        :class:`~engine.server.server.QMPServer`."""
         if engine is None:
-            from engine.qmp import Engine
-
             engine = Engine(root=root)
         self.engine = engine
         self._close_engine = close_engine
         self._loop = asyncio.new_event_loop()
-        self._server = QMPServer(engine, **server_options)
+        self._server = QMPServer(engine, max_output_buffer=max_output_buffer,
+                                 large_message_slots=large_message_slots,
+                                 large_message_idle=large_message_idle, **stream_limits)
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="blockgraph-qmp", daemon=True)

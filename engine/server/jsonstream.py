@@ -345,7 +345,9 @@ class JSONStream:
         state = self._state
         end = len(buf)
         if state == _RECOVERY:
-            stop = _RECOVERY_SKIP.match(buf, pos).end()
+            skipped = _RECOVERY_SKIP.match(buf, pos)
+            assert skipped is not None  # the pattern matches the empty string too
+            stop = skipped.end()
             if stop < end:
                 self._state = _START   # that byte is read again from the start state
             return stop
@@ -353,7 +355,9 @@ class JSONStream:
             return self._continue_string(buf, pos, out)
         run = _RUNS.get(state)
         if run is not None:
-            stop = run.match(buf, pos).end()
+            matched = run.match(buf, pos)
+            assert matched is not None  # runs match the empty string too
+            stop = matched.end()
             if stop > pos:
                 if self._too_long(stop - pos):
                     return self._cut(pos, stop - pos, out)
@@ -396,7 +400,9 @@ class JSONStream:
                 return pos + 1
             return self._string_stray(decoder, c, pos, out)
         stop = min(len(buf), pos + STRING_PIECE)
-        run_end = _STRING_RUN[quote].match(buf, pos, stop).end()
+        run = _STRING_RUN[quote].match(buf, pos, stop)
+        assert run is not None  # the pattern matches the empty string too
+        run_end = run.end()
         if run_end > pos:
             if self._too_long(run_end - pos):
                 return self._cut(pos, run_end - pos, out)

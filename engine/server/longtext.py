@@ -102,7 +102,7 @@ def _copy_joined(parts: list[str]) -> str:
     widest = max(widths, default=0)
     maxchar, codec = _WIDTHS[widest] if widest else (0x7F, "ascii")
     size = sum(map(len, parts))
-    text = _PYUNICODE_NEW(size, maxchar)
+    text: str = _PYUNICODE_NEW(size, maxchar)
     at = id(text) + (_ASCII_HEADER if widest == 0 else _COMPACT_HEADER)
     unit = max(widest, 1)
     for part, width in zip(parts, widths, strict=True):

@@ -54,7 +54,7 @@ def check(paths: list[str], out: TextIO | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "--audit":
-        from gui.commands.audit import main as audit_main  # libvirt, only for --audit
+        from gui.commands.audit import main as audit_main  # a subcommand, only for --audit
 
         return audit_main(argv[1:])
     args = _parser().parse_args(argv)

@@ -89,13 +89,13 @@ def monitors_in_cmdline(argv: Sequence[str]) -> list[str]:
             elif kind == "tcp" and target:
                 monitors.append(f"tcp:{target}")
     for chardev_id in qmp_ids:
-        opts = chardevs.get(chardev_id)
-        if opts is None:
+        chardev = chardevs.get(chardev_id)
+        if chardev is None:
             continue
-        if "path" in opts:
-            monitors.append(f"unix:{opts['path']}")
-        elif "port" in opts and "fd" not in opts:
-            monitors.append(f"tcp:{opts.get('host', 'localhost')}:{opts['port']}")
+        if "path" in chardev:
+            monitors.append(f"unix:{chardev['path']}")
+        elif "port" in chardev and "fd" not in chardev:
+            monitors.append(f"tcp:{chardev.get('host', 'localhost')}:{chardev['port']}")
     return monitors
 
 

@@ -30,8 +30,8 @@ def describe_changes(before: GraphSnapshot, after: GraphSnapshot) -> list[str]:
         if old != new:
             out.append(f"{parent}: {role} {old or '(none)'} -> {new or '(none)'}")
     for key, node in after.nodes.items():
-        old = before.nodes.get(key)
-        if old is not None and old.kind == "block-node" and old.read_only != node.read_only:
+        was = before.nodes.get(key)
+        if was is not None and was.kind == "block-node" and was.read_only != node.read_only:
             out.append(f"{key}: {'read-only' if node.read_only else 'read-write'}")
     return out
 

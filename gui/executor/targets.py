@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.graph.snapshot import GraphSnapshot, anonymous_backend_key
+from gui.executor.allocation import local_allocation
 from gui.executor.changes import describe_changes
 from gui.executor.executor import PlanExecutor
-from gui.images.allocation import local_allocation
 from gui.planner.consequences import consequences_of, dangers
 from gui.planner.intents import MEDIA_INTENTS
 from gui.session import Session

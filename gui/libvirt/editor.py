@@ -1,4 +1,4 @@
-"""Runs :class:`~gui.libvirt.edits.LibvirtPlan` s on a domain (asyncio; Qt-free).
+"""Runs :class:`~gui.libvirt.plan.LibvirtPlan` s on a domain (asyncio; Qt-free).
 
     editor = DomainEditor(host, "vm1", session)      # session: host.session("vm1")
     plan = await editor.plan(Commit("libvirt-2-format"))    # node-names, or "vda", "vda[2]"
@@ -27,9 +27,10 @@ from typing import Any
 from engine.graph.snapshot import GraphSnapshot
 from engine.offline.domain_xml import DomainDescription
 from gui.executor import PlanExecutor
-from gui.libvirt.edits import EditContext, LibvirtCall, LibvirtPlan, WaitBlockJob, plan_edit
+from gui.libvirt.edits import EditContext, plan_edit
 from gui.libvirt.errors import LibvirtError
 from gui.libvirt.host import BlockJobEvent, DomainEvent, LibvirtHost
+from gui.libvirt.plan import LibvirtCall, LibvirtPlan, WaitBlockJob
 from gui.session import JobFailed, PreflightRefused, Session, SessionError
 from gui.session.observers import Observers
 

@@ -34,9 +34,7 @@ libvirt's view (the live XML: what ``virsh domblklist`` shows) and against QEMU'
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -45,8 +43,17 @@ import libvirt
 
 from engine.graph import rules
 from engine.graph.snapshot import GraphSnapshot
-from engine.offline.domain_xml import ChainLayer, DomainDescription, DomainDisk
+from engine.offline.domain_xml import DomainDescription, DomainDisk
 from gui.libvirt.errors import NoLibvirtApi, NotLibvirtShaped
+from gui.libvirt.places import (
+    Place,
+    disk_chain_nodes,
+    disk_root,
+    job_disk,
+    locate,
+    resolve_name,
+)
+from gui.libvirt.plan import ChainFact, LibvirtCall, LibvirtPlan, Step, WaitBlockJob
 from gui.planner import PlanContext, check_intent, plan_intent
 from gui.planner import describe as planner_describe
 from gui.planner.intents import (
@@ -60,7 +67,6 @@ from gui.planner.intents import (
     SetReadOnly,
     Stream,
 )
-from gui.planner.plan import Expectation, Plan
 
 PASSTHROUGH_WARNING = (
     "libvirt has no API for this edit. Sent through QMP passthrough, it changes the VM "
@@ -94,217 +100,6 @@ class PivotJob:
     """Complete ready job ``job``: the disk switches to the commit's base or the copy."""
 
     job: str
-
-
-# -- plan steps -------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class LibvirtCall:
-    """One call of a ``virDomain`` method; ``virsh`` is the same as a virsh command."""
-
-    api: str
-    method: str
-    args: tuple[Any, ...]
-    virsh: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"libvirt": self.api, "arguments": list(self.args)}
-
-
-@dataclass(frozen=True, slots=True)
-class WaitBlockJob:
-    """Wait for libvirt's block-job event on ``disk`` with a status in ``until``."""
-
-    disk: str
-    until: tuple[str, ...] = ("completed",)
-
-    @property
-    def virsh(self) -> str:
-        return f"# wait for the block job on {self.disk} to become {'/'.join(self.until)}"
-
-
-@dataclass(frozen=True, slots=True)
-class ChainFact:
-    """After the plan, ``disk``'s chain is ``paths`` (top first) — in libvirt's XML and in
-    QEMU's graph alike."""
-
-    disk: str
-    paths: tuple[str, ...]
-
-
-Step = LibvirtCall | WaitBlockJob
-
-
-@dataclass(frozen=True, slots=True)
-class LibvirtPlan:
-    """A planned edit of a libvirt domain. ``refusals`` non-empty: do not run.
-
-    ``passthrough`` is the QMP plan sent through libvirt's passthrough for an edit
-    libvirt has no API for; it runs only once the user accepted ``confirmation``.
-    """
-
-    intent: Any
-    domain: str
-    summary: str
-    steps: tuple[Step, ...] = ()
-    chains: tuple[ChainFact, ...] = ()
-    refusals: tuple[Exception, ...] = ()
-    warnings: tuple[str, ...] = ()
-    irreversible: str | None = None
-    passthrough: Plan | None = None
-    confirmation: str | None = None
-    inverse: None = None
-
-    @property
-    def ok(self) -> bool:
-        return not self.refusals
-
-    @property
-    def reversible(self) -> bool:
-        return False
-
-    @property
-    def passthrough_possible(self) -> bool:
-        return any(isinstance(r, NoLibvirtApi) and r.passthrough for r in self.refusals)
-
-    @property
-    def expected(self) -> Expectation:
-        return self.passthrough.expected if self.passthrough is not None else Expectation()
-
-    def calls(self) -> list[LibvirtCall]:
-        return [s for s in self.steps if isinstance(s, LibvirtCall)]
-
-    def as_virsh(self) -> str:
-        """The plan as virsh commands (waits as comments); QMP passthrough as
-        ``qemu-monitor-command`` lines."""
-        if self.passthrough is not None:
-            return "\n".join(f"virsh qemu-monitor-command {self.domain} "
-                             f"'{json.dumps(c.message())}'" for c in self.passthrough.commands())
-        return "\n".join(s.virsh for s in self.steps)
-
-    def as_json(self) -> str:
-        """One libvirt call per line (or the QMP of a passthrough plan)."""
-        if self.passthrough is not None:
-            return self.passthrough.as_json()
-        return "\n".join(json.dumps(c.as_dict()) for c in self.calls())
-
-    def mismatches(self, graph: GraphSnapshot, description: DomainDescription) -> list[str]:
-        """Every promised chain that libvirt's XML or QEMU's graph contradicts."""
-        out: list[str] = []
-        for fact in self.chains:
-            disk = description.disk(fact.disk)
-            xml_paths = tuple(layer.path for layer in disk.chain) if disk else ()
-            if xml_paths != fact.paths:
-                out.append(f"libvirt shows {fact.disk} as {_chain_text(xml_paths)}, "
-                           f"expected {_chain_text(fact.paths)}")
-            qemu_paths = tuple(disk_chain_paths(graph, disk)) if disk else ()
-            if qemu_paths != fact.paths:
-                out.append(f"QEMU's graph has {fact.disk} as {_chain_text(qemu_paths)}, "
-                           f"expected {_chain_text(fact.paths)}")
-        if self.passthrough is not None:
-            out.extend(self.passthrough.expected.mismatches(graph))
-        return out
-
-
-def _chain_text(paths: Sequence[str]) -> str:
-    return " <- ".join(os.path.basename(p) for p in paths) or "empty"
-
-
-# -- where nodes are: disks, layers ---------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Place:
-    """Where a graph node sits in libvirt's terms."""
-
-    disk: DomainDisk
-    layer: ChainLayer
-    depth: int          # 0: the active layer
-
-    @property
-    def name(self) -> str:
-        return self.disk.index_name(self.layer)
-
-
-def backend_alias(key: str) -> str:
-    """The device id of a backend key: ``backend:sata0-0-0`` -> ``sata0-0-0``,
-    ``backend:/machine/peripheral/virtio-disk0/virtio-backend`` -> ``virtio-disk0``."""
-    name = key.removeprefix("backend:")
-    if name.startswith("/machine/peripheral/"):
-        return name.removeprefix("/machine/peripheral/").split("/", 1)[0]
-    return name
-
-
-def image_path(graph: GraphSnapshot, key: str) -> str:
-    """The file a format node reads: its protocol child's name (a ``json:`` name of the
-    format node itself says less)."""
-    file_child = graph.child(key, "file")
-    if file_child is not None and graph.nodes[file_child].filename:
-        return graph.nodes[file_child].filename
-    return graph.nodes[key].filename
-
-
-def disk_root(graph: GraphSnapshot, disk: DomainDisk) -> str | None:
-    """The node the disk's device uses (the backend's root child), or None."""
-    for key, node in graph.nodes.items():
-        if node.kind == "block-backend" and disk.alias and backend_alias(key) == disk.alias:
-            return graph.child(key, "root")
-    return None
-
-
-def disk_chain_nodes(graph: GraphSnapshot, disk: DomainDisk) -> list[str]:
-    """The format nodes of the disk's chain in QEMU's graph, top first (filters skipped)."""
-    out: list[str] = []
-    key = disk_root(graph, disk)
-    seen: set[str] = set()
-    while key is not None and key not in seen:
-        seen.add(key)
-        node = graph.nodes[key]
-        if graph.child(key, "backing") is None and node.driver in (
-                "copy-on-read", "throttle", "mirror_top", "commit_top", "blkdebug"):
-            key = graph.child(key, "file")           # a filter: pass through to its child
-            continue
-        out.append(key)
-        key = graph.backing(key)
-    return out
-
-
-def disk_chain_paths(graph: GraphSnapshot, disk: DomainDisk) -> list[str]:
-    return [image_path(graph, k) for k in disk_chain_nodes(graph, disk)]
-
-
-def locate(graph: GraphSnapshot, description: DomainDescription) -> dict[str, Place]:
-    """Graph node key -> its disk and layer, for every layer of every disk."""
-    out: dict[str, Place] = {}
-    for disk in description.disks:
-        layers = {os.path.realpath(layer.path): layer for layer in disk.chain if layer.local}
-        for depth, key in enumerate(disk_chain_nodes(graph, disk)):
-            layer = layers.get(os.path.realpath(image_path(graph, key)))
-            if layer is None and depth < len(disk.chain):
-                layer = disk.chain[depth]
-            if layer is not None:
-                out[key] = Place(disk, layer, depth)
-    return out
-
-
-def resolve_name(graph: GraphSnapshot, description: DomainDescription, name: str) -> str:
-    """A node key for ``name``: a node-name, or a disk target as virsh users know it —
-    ``vda`` (its active layer) or ``vda[3]`` (a layer by libvirt's index)."""
-    if name in graph.nodes:
-        return name
-    places = locate(graph, description)
-    for key, place in places.items():
-        if (name == place.disk.target and place.depth == 0) or name == place.name:
-            return key
-    raise rules.ReferenceNotFound(name)
-
-
-def _job_disk(graph: GraphSnapshot, places: Mapping[str, Place], job: str) -> DomainDisk:
-    key = job if job.startswith("job:") else f"job:{job}"
-    if key not in graph.nodes:
-        raise rules.RuleViolation(f"Block job '{job}' not found")
-    for e in graph.children(key):
-        if e.child in places:
-            return places[e.child].disk
-    raise NotLibvirtShaped(f"block job {job} runs on no disk of this domain: libvirt "
-                           "cannot address it")
 
 
 # -- planning --------------------------------------------------------------------------------
@@ -536,7 +331,7 @@ def _plan_copy(ctx: EditContext, intent: BlockCopy) -> LibvirtPlan:
 
 def _plan_job(ctx: EditContext, intent: AbortJob | PivotJob) -> LibvirtPlan:
     places = locate(ctx.graph, ctx.description)
-    disk = _job_disk(ctx.graph, places, intent.job)
+    disk = job_disk(ctx.graph, places, intent.job)
     if isinstance(intent, PivotJob):
         call = LibvirtCall("virDomainBlockJobAbort", "blockJobAbort",
                            (disk.target, libvirt.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT),
@@ -593,4 +388,4 @@ _BUILDERS: dict[type, Any] = {
 
 __all__ = ["PASSTHROUGH_WARNING", "AbortJob", "BlockCopy", "ChainFact", "EditContext",
            "LibvirtCall", "LibvirtPlan", "PivotJob", "Place", "WaitBlockJob", "describe",
-           "locate", "plan_edit", "resolve_name"]
+           "disk_chain_nodes", "disk_root", "locate", "plan_edit", "resolve_name"]

@@ -14,9 +14,9 @@ from typing import Any
 
 from engine.graph.snapshot import GraphSnapshot
 from engine.offline.domain_xml import DomainDescription
-from gui.libvirt.edits import disk_chain_nodes, disk_root, locate
 from gui.libvirt.errors import LibvirtError
 from gui.libvirt.host import LibvirtHost, split_domain_address
+from gui.libvirt.places import disk_chain_nodes, disk_root, locate
 
 
 def domain_from(connect: str, domain: str | None) -> tuple[str, str]:

@@ -5,7 +5,7 @@
     print(target.script(plan))                       # virsh commands
     applied = await target.apply(plan)               # libvirt's APIs, waits on its events
 
-Plans are :class:`~gui.libvirt.edits.LibvirtPlan` s made by the
+Plans are :class:`~gui.libvirt.plan.LibvirtPlan` s made by the
 :class:`~gui.libvirt.editor.DomainEditor`: libvirt's own APIs where it has one, so
 ``virsh domblklist`` and ``virsh snapshot-list`` show the result. Nodes and devices may
 be named by libvirt's disk targets as virsh users know them (``vda`` is its active
@@ -107,6 +107,8 @@ class LibvirtTarget:
             return type(intent)(job_for(ctx.graph, ctx.description, intent.job))
         if isinstance(intent, ChangeMedium) or not dataclasses.is_dataclass(intent):
             return intent                    # devices: libvirt's targets are understood there
+        if isinstance(intent, type):         # is_dataclass holds for the class itself too
+            return intent
         changes = {}
         for field in _NODE_FIELDS:
             value = getattr(intent, field, None)

@@ -21,7 +21,8 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 def close_everything(close: Callable[[], object]) -> None:
     """Close every other visible top-level window, then call ``close`` (the main one's)."""
-    main = close.__self__ if isinstance(getattr(close, "__self__", None), QWidget) else None
+    owner = getattr(close, "__self__", None)
+    main = owner if isinstance(owner, QWidget) else None
     for widget in QApplication.topLevelWidgets():
         if widget is not main and widget.isWindow() and widget.isVisible():
             widget.close()

@@ -13,6 +13,7 @@ afterwards.
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import os
 from collections.abc import Callable
@@ -228,7 +229,7 @@ class OfflineWindow(QMainWindow):
         problems = [p for k in owners for p in self.graph.problems.get(k, ())]
         for problem in problems:
             for fix in problem.fixes:
-                entries.append((f"Fix: {fix.label}", lambda f=fix: self.run_fix(f)))
+                entries.append((f"Fix: {fix.label}", functools.partial(self.run_fix, fix)))
         if info.driver != "qcow2":
             return entries
         entries.append(("Rebase onto another image (safe)…",

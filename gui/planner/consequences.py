@@ -9,7 +9,7 @@ files are written.
 
 Byte counts come from each layer's own allocation (the ranges the layer itself
 allocates, as data or as zeros), given by an :data:`AllocationSource` — the editor reads
-the image files on this machine (:mod:`gui.images.allocation`). A reader goes through
+the image files on this machine (:mod:`gui.executor.allocation`). A reader goes through
 the layers of its chain top first and gets each offset from the first layer that
 allocates it; past the end of a layer it reads zeros — what ``qemu-img map`` reports as
 the depth of each range. When a layer's allocation cannot be had, the counts of every
@@ -20,13 +20,14 @@ A copied range keeps the name of the layer its data came from (its *origin*), so
 reader whose data moved but did not change is not told that it changed — while the
 other overlays of a base that a commit writes into are.
 
-Pure: no Qt and no I/O of its own (the allocation source does the reading). The
+Readers and their layers are found by :mod:`gui.planner.readers`, ranges resolved through
+a chain by :mod:`gui.planner.ranges`. Pure: no Qt and no I/O of its own (the allocation
+source does the reading). The
 editor's preview and ``blockgraph plan`` print the same :meth:`Consequences.lines`.
 """
 
 from __future__ import annotations
 
-import bisect
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -48,24 +49,23 @@ from gui.planner.intents import (
 from gui.planner.plan import Plan
 from gui.planner.planner import check_plan
 from gui.planner.preflight import root_above
+from gui.planner.ranges import Run, laid_over, normal_runs, origin_changes, resolve
+from gui.planner.readers import (
+    COW_DRIVERS,
+    freed_nodes,
+    image_path,
+    layers_below,
+    layers_from,
+    reader_label,
+    readers,
+    without,
+)
 from gui.planner.simulate import simulate
 
 #: (start, end): a byte range, end excluded
 Range = tuple[int, int]
 #: the ranges a node allocates itself, read from wherever it can be (None: unknown)
 AllocationSource = Callable[[GraphSnapshot, str], Sequence[Range] | None]
-
-#: Drivers whose data comes from their own image and, where it has none, their backing.
-COW_DRIVERS = frozenset({"qcow2", "qcow", "qed", "vmdk"})
-#: Filters pass every request to one child: they are no layer of data themselves.
-FILTER_DRIVERS = frozenset({
-    "throttle", "copy-on-read", "compress", "preallocate", "blkdebug", "blkverify",
-    "blklogwrites", "copy-before-write", "snapshot-access", "commit_top", "mirror_top",
-    "quorum", "replication",
-})
-
-#: a run of a layer's (or a reader's) bytes and the layer whose data it holds (None: zeros)
-_Run = tuple[int, int, str | None]
 
 
 # -- results -----------------------------------------------------------------------------
@@ -207,7 +207,7 @@ class _Outcome:
 
     after: GraphSnapshot
     #: layer -> runs copied into it (with their origin), and whether they go over its own
-    copied: dict[str, tuple[list[_Run], bool]] = field(default_factory=dict)
+    copied: dict[str, tuple[list[Run], bool]] = field(default_factory=dict)
     #: layers that are new and empty (a snapshot's overlay)
     empty: set[str] = field(default_factory=set)
     written: list[str] = field(default_factory=list)
@@ -326,231 +326,6 @@ def _same_path(overlay: str, header: str, candidate: str) -> bool:
     return os.path.normpath(resolved) == os.path.normpath(candidate)
 
 
-# -- chains and readers -------------------------------------------------------------------
-
-def image_path(graph: GraphSnapshot, key: str) -> str:
-    """The host file behind ``key``: its filename, or its ``file`` child's for json: names."""
-    seen = 0
-    while key in graph.nodes and seen < 16:
-        name = graph.nodes[key].filename
-        if name and not name.startswith("json:"):
-            return name
-        child = graph.child(key, "file")
-        if child is None:
-            return name
-        key, seen = child, seen + 1
-    return ""
-
-
-def _data_child(graph: GraphSnapshot, key: str) -> str | None:
-    """Where a filter sends its requests: its file child, else its backing."""
-    return graph.child(key, "file") or graph.child(key, "backing")
-
-
-def layers_from(graph: GraphSnapshot, key: str | None) -> list[str]:
-    """The layers of data a reader of ``key`` goes through, top first (filters skipped)."""
-    out: list[str] = []
-    seen: set[str] = set()
-    while key is not None and key in graph.nodes and key not in seen:
-        seen.add(key)
-        node = graph.nodes[key]
-        if node.driver in FILTER_DRIVERS or node.implicit:
-            key = _data_child(graph, key)
-            continue
-        out.append(key)
-        if node.driver not in COW_DRIVERS:
-            break
-        key = graph.backing(key)
-    return out
-
-
-def layers_below(graph: GraphSnapshot, key: str) -> list[str]:
-    """The layers under ``key``'s backing link, top first."""
-    node = graph.nodes.get(key)
-    if node is None or node.driver not in COW_DRIVERS:
-        return []
-    return layers_from(graph, graph.backing(key))
-
-
-def readers(graph: GraphSnapshot) -> dict[str, str | None]:
-    """Every reader of the graph and the node it reads: backends (by their root), and
-    block nodes that nothing but a job holds."""
-    out: dict[str, str | None] = {}
-    for key, node in graph.nodes.items():
-        if node.kind == BLOCK_BACKEND:
-            out[key] = graph.child(key, "root")
-        elif node.kind == BLOCK_NODE and not any(
-                not e.parent.startswith("job:") for e in graph.parents(key)):
-            out[key] = key
-    return out
-
-
-def reader_label(graph: GraphSnapshot, key: str) -> str:
-    """How a reader is named: a backend by its device (id or QOM path), else the node."""
-    node = graph.nodes[key]
-    if node.kind != BLOCK_BACKEND:
-        return key
-    if node.name:
-        return f"{node.name} (VM disk)" if not node.name.startswith("/") else node.name
-    root = graph.child(key, "root")
-    return f"export of {root}" if root else "anonymous backend"
-
-
-# -- freed nodes ----------------------------------------------------------------------------
-
-def _inline_names(known: Mapping[str, Mapping[str, Any]]) -> set[str]:
-    """Node names this client created inside another node's options (they die with it)."""
-    names: set[str] = set()
-
-    def walk(value: Any, nested: bool) -> None:
-        if isinstance(value, Mapping):
-            name = value.get("node-name")
-            if nested and isinstance(name, str):
-                names.add(name)
-            for v in value.values():
-                walk(v, True)
-
-    for opts in known.values():
-        walk(opts, False)
-    return names
-
-
-def freed_nodes(before: GraphSnapshot, after: GraphSnapshot,
-                known: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
-    """Nodes that something held before and nothing holds in ``after``, and that no
-    monitor added by name: QEMU deletes them (and then what only they held)."""
-    inline = _inline_names(known)
-    freed: list[str] = []
-    gone: set[str] = set()
-
-    def owned(key: str) -> bool:
-        node = after.nodes[key]
-        return not node.auto_named and node.name not in inline
-
-    frontier = [k for k, n in after.nodes.items() if n.kind == BLOCK_NODE
-                and before.parents(k) and not after.parents(k)]
-    while frontier:
-        key = frontier.pop(0)
-        if key in gone or owned(key):
-            continue
-        if any(e.parent not in gone for e in after.parents(key)):
-            continue
-        gone.add(key)
-        freed.append(key)
-        frontier.extend(e.child for e in after.children(key))
-    return tuple(freed)
-
-
-def without(graph: GraphSnapshot, keys: Iterable[str]) -> GraphSnapshot:
-    """``graph`` without the nodes ``keys`` and their links."""
-    drop = set(keys)
-    return GraphSnapshot([n for k, n in graph.nodes.items() if k not in drop],
-                         [e for e in graph.edges if e.parent not in drop
-                          and e.child not in drop])
-
-
-# -- ranges ----------------------------------------------------------------------------------
-
-def _normal(runs: Iterable[_Run]) -> list[_Run]:
-    """Sorted, adjacent runs with the same origin merged, empty ones dropped."""
-    out: list[_Run] = []
-    for s, e, tag in sorted(runs, key=lambda r: r[0]):
-        if e <= s:
-            continue
-        if out and out[-1][1] == s and out[-1][2] == tag:
-            out[-1] = (out[-1][0], e, tag)
-        else:
-            out.append((s, e, tag))
-    return out
-
-
-def _over(top: Sequence[_Run], bottom: Sequence[_Run]) -> list[_Run]:
-    """``top`` laid over ``bottom``: where both have a run, ``top``'s wins."""
-    out: list[_Run] = list(top)
-    starts = [s for s, _, _ in top]
-    for s, e, tag in bottom:
-        pos = s
-        i = max(0, bisect.bisect_right(starts, s) - 1)
-        while pos < e:
-            while i < len(top) and top[i][1] <= pos:
-                i += 1
-            if i >= len(top) or top[i][0] >= e:
-                out.append((pos, e, tag))
-                break
-            ts, te, _ = top[i]
-            if ts > pos:
-                out.append((pos, ts, tag))
-            pos = te
-    return _normal(out)
-
-
-def resolve(layers: Sequence[tuple[int, Sequence[_Run]]], start: int, end: int) -> list[_Run]:
-    """What a reader of the chain ``layers`` (top first: size, runs) gets in [start, end):
-    each range from the first layer that allocates it; past a layer's end, zeros."""
-    out: list[_Run] = []
-    starts = [[r[0] for r in runs] for _, runs in layers]
-    # (depth, start, end) still to resolve, in order
-    todo: list[tuple[int, int, int]] = [(0, start, end)]
-    while todo:
-        depth, s, e = todo.pop(0)
-        if s >= e:
-            continue
-        if depth >= len(layers):
-            out.append((s, e, None))
-            continue
-        size, runs = layers[depth]
-        inside = min(e, size)
-        pending: list[tuple[int, int, int]] = []
-        if s < inside:
-            pos = s
-            i = max(0, bisect.bisect_right(starts[depth], s) - 1)
-            while i < len(runs) and runs[i][0] < inside:
-                rs, re_, tag = runs[i]
-                i += 1
-                if re_ <= pos:
-                    continue
-                rs = max(rs, pos)
-                re_ = min(re_, inside)
-                if rs > pos:
-                    pending.append((depth + 1, pos, rs))
-                out.append((rs, re_, tag))
-                pos = re_
-            if pos < inside:
-                pending.append((depth + 1, pos, inside))
-        if inside < e:
-            out.append((max(s, inside), e, None))
-        todo = pending + todo
-    return _normal(out)
-
-
-def _diff(before: Sequence[_Run], after: Sequence[_Run]
-          ) -> tuple[int, dict[str, int], dict[str | None, int]]:
-    """Bytes whose origin differs, and how many by old and by new origin."""
-    cuts = sorted({p for s, e, _ in (*before, *after) for p in (s, e)})
-    changed = 0
-    hidden: dict[str, int] = {}
-    revealed: dict[str | None, int] = {}
-
-    def tags(runs: Sequence[_Run]) -> list[str | None]:
-        out: list[str | None] = []
-        i = 0
-        for a in cuts[:-1]:
-            while i < len(runs) and runs[i][1] <= a:
-                i += 1
-            out.append(runs[i][2] if i < len(runs) and runs[i][0] <= a else None)
-        return out
-
-    for a, b, old, new in zip(cuts[:-1], cuts[1:], tags(before), tags(after), strict=True):
-        if old == new:
-            continue
-        n = b - a
-        changed += n
-        if old is not None:
-            hidden[old] = hidden.get(old, 0) + n
-        revealed[new] = revealed.get(new, 0) + n
-    return changed, hidden, revealed
-
-
 # -- putting it together ---------------------------------------------------------------------
 
 class _Maps:
@@ -558,10 +333,10 @@ class _Maps:
 
     def __init__(self, source: AllocationSource) -> None:
         self.source = source
-        self.cache: dict[tuple[int, str], list[_Run] | None] = {}
+        self.cache: dict[tuple[int, str], list[Run] | None] = {}
         self.failed: dict[str, str] = {}
 
-    def own(self, graph: GraphSnapshot, key: str) -> list[_Run] | None:
+    def own(self, graph: GraphSnapshot, key: str) -> list[Run] | None:
         slot = (id(graph), key)
         if slot not in self.cache:
             try:
@@ -570,7 +345,7 @@ class _Maps:
                 ranges = None
                 self.failed[key] = str(exc)
             self.cache[slot] = (None if ranges is None
-                                else _normal((s, e, key) for s, e in ranges))
+                                else normal_runs((s, e, key) for s, e in ranges))
         return self.cache[slot]
 
 
@@ -579,10 +354,10 @@ def _size(graph: GraphSnapshot, key: str) -> int:
 
 
 def _chain_runs(graph: GraphSnapshot, chain: Sequence[str], maps: _Maps, out: _Outcome | None,
-                origin_graph: GraphSnapshot) -> list[tuple[int, Sequence[_Run]]] | str:
+                origin_graph: GraphSnapshot) -> list[tuple[int, Sequence[Run]]] | str:
     """(size, runs) per layer of ``chain`` on ``graph``, or the name of a layer whose
     allocation is unknown."""
-    layers: list[tuple[int, Sequence[_Run]]] = []
+    layers: list[tuple[int, Sequence[Run]]] = []
     for key in chain:
         if out is not None and key in out.empty:
             layers.append((_size(graph, key), []))
@@ -590,10 +365,10 @@ def _chain_runs(graph: GraphSnapshot, chain: Sequence[str], maps: _Maps, out: _O
         own = maps.own(origin_graph if key in origin_graph.nodes else graph, key)
         if own is None:
             return key
-        runs: Sequence[_Run] = own
+        runs: Sequence[Run] = own
         if out is not None and key in out.copied:
             copied, over = out.copied[key]
-            runs = _over(copied, own) if over else _over(own, copied)
+            runs = laid_over(copied, own) if over else laid_over(own, copied)
         size = _size(graph, key) or (max((e for _, e, _ in own), default=0))
         layers.append((size, runs))
     return layers
@@ -666,10 +441,9 @@ def consequences_of(ctx: PlanContext, plan: Plan, source: AllocationSource,
         change = ReaderChange(key, label, node.kind == BLOCK_BACKEND, chain_before,
                               chain_after)
         changes.append(_count(change, before, after, out, maps, unknown_copy))
-    notes = list(out.notes)
     return Consequences(readers=tuple(changes), freed=freed,
                         written=tuple(p for p in out.written if p),
-                        notes=tuple(notes), after=after if out.exact else None)
+                        notes=tuple(out.notes), after=after if out.exact else None)
 
 
 def _count(change: ReaderChange, before: GraphSnapshot, after: GraphSnapshot, out: _Outcome,
@@ -691,7 +465,7 @@ def _count(change: ReaderChange, before: GraphSnapshot, after: GraphSnapshot, ou
     view_after = [r for r in resolve(new, 0, size_after) if r[2] is not None] if new else []
     if not end:
         return change
-    changed, hidden, revealed = _diff(view_before, view_after)
+    changed, hidden, revealed = origin_changes(view_before, view_after)
     return replace(change, changed=changed,
                    hidden=tuple(sorted(hidden.items(), key=lambda kv: (-kv[1], kv[0]))),
                    revealed=tuple(sorted(revealed.items(),

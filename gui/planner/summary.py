@@ -22,7 +22,9 @@ from gui.planner.intents import (
 )
 
 
-def describe(graph: GraphSnapshot, intent: Any) -> str:
+# one case per kind of intent, read top to bottom like a table: cutting it would only
+# scatter the sentences
+def describe(graph: GraphSnapshot, intent: Any) -> str:  # noqa: C901
     """The one-line human summary of an intent."""
     match intent:
         case SetBacking(node, backing):

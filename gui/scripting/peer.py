@@ -174,7 +174,9 @@ async def open_peer(address: str | None = None, *, poll_interval: float | None =
     The bundled engine runs behind the in-process QMP server and is closed with the peer.
     """
     bundled = BundledPeer(Path(root) if root else None) if address is None else None
-    session = Session(bundled.endpoint if bundled is not None else address,
+    endpoint = bundled.endpoint if bundled is not None else address
+    assert endpoint is not None  # an address, or the bundled engine's
+    session = Session(endpoint,
                       auto_reconnect=False, poll_interval=poll_interval)
     try:
         await session.connect()

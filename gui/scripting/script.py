@@ -208,15 +208,19 @@ def _parse_jsonl(text: str, source: str) -> Script:
             if job and status in SETTLED_STATUSES:
                 pending_jobs[job] = status
         elif "wait" in msg:
-            w = msg["wait"]
-            if not isinstance(w, dict) or not isinstance(w.get("job"), str):
-                raise ScriptError("'wait' needs an object with a string 'job'", lineno, source)
-            until = w.get("until", ["null"])
-            until = (until,) if isinstance(until, str) else tuple(str(u) for u in until)
-            steps.append(ScriptWait(w["job"], until, float(w.get("timeout", 120.0)), lineno))
+            steps.append(_wait_step(msg["wait"], lineno, source))
         # greeting, other events and unknown objects are not part of the script
     flush_waits(len(text.splitlines()) + 1)
     return Script(tuple(steps), source)
+
+
+def _wait_step(wait: object, lineno: int, source: str) -> ScriptWait:
+    """A JSON-lines ``{"wait": {"job": ..., "until": ..., "timeout": ...}}`` step."""
+    if not isinstance(wait, dict) or not isinstance(wait.get("job"), str):
+        raise ScriptError("'wait' needs an object with a string 'job'", lineno, source)
+    until = wait.get("until", ["null"])
+    statuses = (until,) if isinstance(until, str) else tuple(str(u) for u in until)
+    return ScriptWait(wait["job"], statuses, float(wait.get("timeout", 120.0)), lineno)
 
 
 def _parse_shell(text: str, source: str) -> Script:
@@ -308,9 +312,14 @@ def export_traffic(entries: Iterable[TrafficLike], path: str | Path) -> Script:
 class TrafficLike(Protocol):
     """What a QMP traffic-log entry offers (``gui.session.TrafficEntry`` does)."""
 
-    direction: str
-    message: Mapping[str, Any]
-    background: bool
+    @property
+    def direction(self) -> str: ...
+
+    @property
+    def message(self) -> Mapping[str, Any]: ...
+
+    @property
+    def background(self) -> bool: ...
 
 
 def script_from_traffic(entries: Iterable[TrafficLike], *,

@@ -12,7 +12,7 @@ the editor uses for live graphs), with the step's nodes haloed through
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import qasync
 from PySide6.QtCore import Qt
@@ -65,7 +65,7 @@ def main(tour: str | None = None) -> int:
     """Run the tour window with an asyncio loop inside Qt's (qasync)."""
     if (status := exit_status_without_display("blockgraph tour")) is not None:
         return status
-    app = QApplication.instance() or QApplication([])
+    app = cast(QApplication, QApplication.instance() or QApplication([]))
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     window = TourWindow(tour)

@@ -21,8 +21,11 @@ class Animated(Protocol):
     """What the animation moves: the scene's cards and links (the scene imports this
     module, not the other way round)."""
 
-    nodes: Mapping[str, Any]
-    edges: Mapping[Any, Any]
+    @property
+    def nodes(self) -> Mapping[str, Any]: ...
+
+    @property
+    def edges(self) -> Mapping[Any, Any]: ...
     card_layer: Any
     relaidOut: Any
 

@@ -203,6 +203,7 @@ class GraphCanvas(QGraphicsView):
         if snap is None or not scene.nodes:
             return False
         current = self.selected_key()
+        target: str | None
         if current is None or current not in scene.nodes:
             target = next(iter(scene.nodes))
         elif key == Qt.Key.Key_Up:
@@ -214,7 +215,8 @@ class GraphCanvas(QGraphicsView):
         else:
             here = scene.nodes[current].scene_rect().center()
             sign = 1 if key == Qt.Key.Key_Right else -1
-            best, best_d = None, float("inf")
+            best: str | None = None
+            best_d = float("inf")
             for k, card in scene.nodes.items():
                 c = card.scene_rect().center()
                 dx = (c.x() - here.x()) * sign

@@ -256,7 +256,9 @@ class NodeCard:
             e.adjust()
 
     # -- painting -----------------------------------------------------------------
-    def paint_card(self, painter: QPainter, lod: float) -> None:
+    # painting, top to bottom of the card: each statement draws one thing, in the order
+    # they overlap
+    def paint_card(self, painter: QPainter, lod: float) -> None:  # noqa: PLR0915
         """Draw the card in its own coordinates at zoom ``lod`` (called by the
         CardLayer, above its plain-rectangle detail level)."""
         s = self.scheme

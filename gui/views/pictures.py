@@ -73,7 +73,8 @@ def _image(scene: GraphScene, source: QRectF, scale: float) -> QImage:
 
 
 def _save(img: QImage, path: Path) -> None:
-    if not img.save(os.fspath(path), "PNG"):
+    # PySide6's stubs ask for bytes; this binding takes the format as str (bytes fail)
+    if not img.save(os.fspath(path), "PNG"):  # type: ignore[call-overload]
         raise OSError(f"cannot write {path}")
 
 

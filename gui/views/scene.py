@@ -10,13 +10,21 @@ the view can scroll to them. Nothing but this class changes cards and links, so
 the canvas always shows exactly one snapshot — through the scene's :class:`Lens`
 (folded chains, one VM, a filter), which changes the drawing, never the graph
 the editor plans on (:attr:`GraphScene.snapshot` is the peer's).
+
+Why this module is longer than most (about 570 lines): the scene is one
+``QGraphicsScene`` whose invariant — it alone adds, moves and removes cards and links,
+and keeps its spatial index and routes true after each change — holds only while every
+change goes through its methods. The pure work is elsewhere (layout, placement, VM
+groups and routing in :mod:`gui.views.layout`, the link layer in
+:mod:`gui.views.edge_layer`); what is left are the steps of that one invariant.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
-from PySide6.QtCore import QLineF, QPointF, QRectF, Signal
+from PySide6.QtCore import QLineF, QObject, QPointF, QRect, QRectF, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsSceneHelpEvent, QToolTip
 
@@ -25,7 +33,8 @@ from engine.graph.snapshot import EdgeInfo, GraphSnapshot
 from gui.views import layout as layout_mod
 from gui.views.animation import LayoutAnimation
 from gui.views.cards import CardLayer
-from gui.views.edges import Edge, EdgeLayer
+from gui.views.edge_layer import EdgeLayer
+from gui.views.edges import Edge
 from gui.views.frames import FrameLayer
 from gui.views.layout import (
     DEFAULT_ASPECT,
@@ -38,7 +47,7 @@ from gui.views.layout import (
     Router,
 )
 from gui.views.layout.drawing import frame_rect
-from gui.views.layout.structure import analyse, vm_label
+from gui.views.layout.structure import analyse, vm_groups
 from gui.views.lens import Lens
 from gui.views.node_card import NodeCard
 from gui.views.palette import LIGHT, Scheme
@@ -65,7 +74,7 @@ class GraphScene(QGraphicsScene):
     relaidOut = Signal()
 
     def __init__(self, scheme: Scheme = LIGHT, geometry: Geometry = DEFAULT_GEOMETRY,
-                 parent: object | None = None) -> None:
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.scheme = scheme
         self.geometry = geometry
@@ -128,42 +137,9 @@ class GraphScene(QGraphicsScene):
             self.shown = shown
             return
         touched: set[str] = set()   # cards whose links need routing again
-        for e in diff.removed_edges:
-            edge = self.edges.pop(edge_key(e), None)
-            if edge is not None:
-                edge.detach()
-                self.edge_layer.remove(edge)
-                touched.update((e.parent, e.child))
-        unselected = False
-        for k in diff.removed_nodes:
-            node = self.nodes.pop(k, None)
-            if node is not None:
-                for edge in list(node.edges):
-                    edge.detach()
-                    self.edges.pop(edge_key(edge.info), None)
-                    self.edge_layer.remove(edge)
-                    touched.update((edge.info.parent, edge.info.child))
-                node.layer = None
-                if self._index is not None:
-                    self._index.remove(k)
-                unselected |= node.selected
-                self.card_layer.cards_moved()
-        placed: list[str] = []
-        moved: set[str] = set()
-        if diff.added_nodes:
-            st = analyse(shown)
-            previous = self.positions()
-            positions = layout_mod.layout(shown, previous, self.geometry, self.frames,
-                                          self.aspect)
-            for k in diff.added_nodes:
-                self._add_node(shown, k, positions[k], k in st.beside_of)
-                placed.append(k)
-            for k, old_pos in previous.items():  # made room for an inserted node
-                new_pos = positions.get(k)
-                if new_pos is not None and new_pos != old_pos:
-                    self.nodes[k].place(*new_pos)
-                    moved.add(k)
-            self.card_layer.cards_moved()
+        self._remove_links(diff.removed_edges, touched)
+        unselected = self._remove_cards(diff.removed_nodes, touched)
+        placed, moved = self._add_cards(shown, diff.added_nodes)
         for k in diff.changed_nodes:
             self.nodes[k].set_info(shown.nodes[k])
         for e in diff.added_edges:
@@ -179,6 +155,57 @@ class GraphScene(QGraphicsScene):
         self.snapshotShown.emit(diff)
         if placed:
             self.cardsPlaced.emit([k for k in placed if k in self.nodes])
+
+    def _remove_links(self, removed: Iterable[EdgeInfo], touched: set[str]) -> None:
+        """Take the diff's removed links off the scene; their ends go into ``touched``."""
+        for e in removed:
+            edge = self.edges.pop(edge_key(e), None)
+            if edge is not None:
+                edge.detach()
+                self.edge_layer.remove(edge)
+                touched.update((e.parent, e.child))
+
+    def _remove_cards(self, removed: Iterable[str], touched: set[str]) -> bool:
+        """Take the diff's removed cards (and their links) off the scene; whether one of
+        them was selected."""
+        unselected = False
+        for k in removed:
+            node = self.nodes.pop(k, None)
+            if node is not None:
+                for edge in _links_at(node):
+                    edge.detach()
+                    self.edges.pop(edge_key(edge.info), None)
+                    self.edge_layer.remove(edge)
+                    touched.update((edge.info.parent, edge.info.child))
+                node.layer = None
+                if self._index is not None:
+                    self._index.remove(k)
+                unselected |= node.selected
+                self.card_layer.cards_moved()
+        return unselected
+
+    def _add_cards(self, shown: GraphSnapshot,
+                   added: Iterable[str]) -> tuple[list[str], set[str]]:
+        """Place the diff's new cards by the incremental layout: the cards placed, and
+        the cards moved to make room for them."""
+        placed: list[str] = []
+        moved: set[str] = set()
+        added = list(added)
+        if not added:
+            return placed, moved
+        st = analyse(shown)
+        previous = self.positions()
+        positions = layout_mod.layout(shown, previous, self.geometry, self.frames, self.aspect)
+        for k in added:
+            self._add_node(shown, k, positions[k], k in st.beside_of)
+            placed.append(k)
+        for k, old_pos in previous.items():  # made room for an inserted node
+            new_pos = positions.get(k)
+            if new_pos is not None and new_pos != old_pos:
+                self.nodes[k].place(*new_pos)
+                moved.add(k)
+        self.card_layer.cards_moved()
+        return placed, moved
 
     def _build(self, snapshot: GraphSnapshot) -> None:
         with gc_paused():
@@ -335,7 +362,7 @@ class GraphScene(QGraphicsScene):
                                  in_x=self._port(dst, edge, False))
 
     def _port(self, card: NodeCard, edge: Edge, outgoing: bool) -> float | None:
-        group = [e for e in card.edges if not e.sideways
+        group = [e for e in _links_at(card) if not e.sideways
                  and (e.src is card if outgoing else e.dst is card)]
         if len(group) < 2:
             return None
@@ -357,13 +384,13 @@ class GraphScene(QGraphicsScene):
             card = self.nodes.get(k)
             if card is None:
                 continue
-            for e in card.edges:
+            for e in _links_at(card):
                 edges[e.key] = e
                 if e.sideways:
                     continue
                 # the ports at the other end are spread again: its links that way too
                 end, incoming = (e.dst, True) if e.src is card else (e.src, False)
-                for e2 in end.edges:
+                for e2 in _links_at(end):
                     if not e2.sideways and (e2.dst is end) == incoming:
                         edges[e2.key] = e2
         for k in obstacles:
@@ -385,28 +412,8 @@ class GraphScene(QGraphicsScene):
         shown = self.shown
         if shown is None:
             return
-        root: dict[str, str] = {k: k for k in shown.nodes}
-
-        def find(k: str) -> str:
-            while root[k] != k:
-                root[k] = root[root[k]]
-                k = root[k]
-            return k
-
-        for e in shown.edges:
-            a, b = find(e.parent), find(e.child)
-            if a != b:
-                root[a] = b
-        parts: dict[str, list[str]] = {}
-        for k in shown.nodes:
-            parts.setdefault(find(k), []).append(k)
-        groups: dict[str, list[str]] = {}
-        for part in parts.values():
-            label = vm_label(shown, part)
-            if label:
-                groups.setdefault(label, []).extend(part)
         frames = []
-        for label, keys in groups.items():
+        for label, keys in vm_groups(shown).items():
             rects = [self.nodes[k].rect_tuple() for k in keys if k in self.nodes]
             if rects:
                 frames.append(Frame(label, frame_rect(rects, self.geometry), tuple(keys)))
@@ -516,18 +523,8 @@ class GraphScene(QGraphicsScene):
         step_x, step_y = g.node_w / 2 + g.col_gap / 2, g.row_gap
         # where the block's corner goes so that the card of ``key`` is at (x, y)
         bx, by = x - (card.px - left), y - (card.py - top)
-        spot = (bx, by)
-        for radius in range(0, 60):
-            ring = sorted(((dx, dy) for dx in range(-radius, radius + 1)
-                           for dy in range(-radius, radius + 1)
-                           if max(abs(dx), abs(dy)) == radius),
-                          key=lambda d: d[0] * d[0] + d[1] * d[1])
-            free = next(((bx + dx * step_x, by + dy * step_y) for dx, dy in ring
-                         if not others.inside((bx + dx * step_x, by + dy * step_y, width,
-                                               height), g.col_gap / 2)), None)
-            if free is not None:
-                spot = free
-                break
+        spot = others.nearest_free((bx, by, width, height), step_x, step_y,
+                                   g.col_gap / 2) or (bx, by)
         dx, dy = spot[0] - left, spot[1] - top
         for k in block:
             c = self.nodes[k]
@@ -560,7 +557,7 @@ class GraphScene(QGraphicsScene):
             cards = cards.united(frames)
         return cards.adjusted(-60, -60, 60, 60)
 
-    def drawBackground(self, painter: QPainter, rect: QRectF) -> None:
+    def drawBackground(self, painter: QPainter, rect: QRectF | QRect) -> None:
         super().drawBackground(painter, rect)
         lod = painter.worldTransform().m11()
         if lod < 0.5:
@@ -579,3 +576,9 @@ class GraphScene(QGraphicsScene):
             lines.append(QLineF(rect.left(), y, rect.right(), y))
             y += step
         painter.drawLines(lines)
+
+
+def _links_at(card: NodeCard) -> list[Edge]:
+    """The links drawn at ``card``: the card knows them as :class:`Attached` (it cannot
+    import the links' module), the scene attaches only :class:`Edge` items."""
+    return cast(list[Edge], card.edges)

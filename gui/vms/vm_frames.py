@@ -108,12 +108,12 @@ class VmFrames(QStackedWidget):
         self.grid_host = QWidget()
         self.grid = QGridLayout(self.grid_host)
         self.grid.setAlignment(Qt.AlignmentFlag.AlignTop)
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setWidget(self.grid_host)
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setWidget(self.grid_host)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        self.addWidget(self.scroll)
+        self.addWidget(self.scroll_area)
         self.addWidget(self.tabs)
 
     def frame(self, address: str, name: str) -> VmFrame:
@@ -158,7 +158,7 @@ class VmFrames(QStackedWidget):
         if self.mode == TABS:
             self.tabs.setCurrentWidget(frame)
         else:
-            self.scroll.ensureWidgetVisible(frame)
+            self.scroll_area.ensureWidgetVisible(frame)
         frame.view.setFocus()
 
     def _relayout(self) -> None:
@@ -178,4 +178,4 @@ class VmFrames(QStackedWidget):
             for i, frame in enumerate(shown):
                 self.grid.addWidget(frame, i // COLUMNS, i % COLUMNS)
                 frame.show()
-            self.setCurrentWidget(self.scroll)
+            self.setCurrentWidget(self.scroll_area)

@@ -74,8 +74,9 @@ class VmList(QTreeWidget):
 
     def remove_vm(self, address: str) -> None:
         item = self.rows.pop(address, None)
-        if item is not None and item.parent() is not None:
-            item.parent().removeChild(item)
+        parent = item.parent() if item is not None else None
+        if item is not None and parent is not None:
+            parent.removeChild(item)
 
     def status(self, address: str) -> str:
         return self.rows[address].text(1)

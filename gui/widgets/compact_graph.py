@@ -254,13 +254,13 @@ class CompactGraphView(QGraphicsView):
             scene.addItem(box)
             self.boxes[key] = box
         for e in snap.edges:
-            key = (e.parent, e.role, e.child)
-            route = drawing.paths.get(key)
+            edge_key = (e.parent, e.role, e.child)
+            route = drawing.paths.get(edge_key)
             if route is None:
                 continue
-            line = EdgeLine(key, route, key in self.broken_edges)
+            line = EdgeLine(edge_key, route, edge_key in self.broken_edges)
             scene.addItem(line)
-            self.lines[key] = line
+            self.lines[edge_key] = line
         rect = scene.itemsBoundingRect().adjusted(-30, -30, 30, 30)
         scene.setSceneRect(rect)
         self.fit()

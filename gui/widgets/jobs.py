@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, Signal, SignalInstance
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -77,7 +77,7 @@ def job_state(job: object) -> str:
 
 
 class JobRow:
-    def __init__(self, tree: QTreeWidget, job_id: str, on_verb: Signal) -> None:
+    def __init__(self, tree: QTreeWidget, job_id: str, on_verb: SignalInstance) -> None:
         self.item = QTreeWidgetItem(tree, [job_id, "", "", "", ""])
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)

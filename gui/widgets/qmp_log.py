@@ -100,9 +100,13 @@ class QmpLog(QWidget):
         text = self.filter.text().strip().lower()
         return not text or text in entry.json.lower()
 
+    def _rows(self) -> list[QTreeWidgetItem]:
+        """The log's rows, top to bottom."""
+        rows = (self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount()))
+        return [row for row in rows if row is not None]
+
     def _apply_filter(self) -> None:
-        for i in range(self.tree.topLevelItemCount()):
-            item = self.tree.topLevelItem(i)
+        for item in self._rows():
             item.setHidden(not self._visible(item.data(0, Qt.ItemDataRole.UserRole)))
 
     def _show_detail(self, item: QTreeWidgetItem | None) -> None:
@@ -114,8 +118,7 @@ class QmpLog(QWidget):
 
     def selected_entries(self) -> list[TrafficEntry]:
         items = self.tree.selectedItems() or [
-            self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())
-            if not self.tree.topLevelItem(i).isHidden()]
+            row for row in self._rows() if not row.isHidden()]
         return [i.data(0, Qt.ItemDataRole.UserRole) for i in items]
 
     def selection_text(self, as_shell: bool) -> str:
@@ -129,8 +132,7 @@ class QmpLog(QWidget):
         QGuiApplication.clipboard().setText(self.selection_text(as_shell))
 
     def visible_count(self) -> int:
-        return sum(not self.tree.topLevelItem(i).isHidden()
-                   for i in range(self.tree.topLevelItemCount()))
+        return sum(not row.isHidden() for row in self._rows())
 
     def clear(self) -> None:
         self.tree.clear()

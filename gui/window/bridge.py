@@ -27,7 +27,7 @@ class SessionBridge(QObject):
     jobProgress = Signal(object)
     connectionState = Signal(object)
     traffic = Signal(object)  # TrafficEntry
-    event = Signal(object)  # raw QMP event dict
+    qmpEvent = Signal(object)  # raw QMP event dict (not `event`: QObject.event is Qt's)
     failed = Signal(str, object)  # what was being done, the exception
     busyChanged = Signal(bool)
 
@@ -40,7 +40,7 @@ class SessionBridge(QObject):
             session.on_job_progress(self.jobProgress.emit),
             session.on_connection_state(self.connectionState.emit),
             session.on_traffic(self.traffic.emit),
-            session.on_event(self.event.emit),
+            session.on_event(self.qmpEvent.emit),
         ]
 
     def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:

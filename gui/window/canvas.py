@@ -9,7 +9,7 @@ staged instead of run (:mod:`gui.window.staging`).
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QRect, QRectF, Qt
 from PySide6.QtGui import QHelpEvent, QMouseEvent, QPainter
 from PySide6.QtWidgets import QToolTip
 
@@ -30,7 +30,7 @@ class EditorCanvas(GraphCanvas):
         self.release_modifiers = Qt.KeyboardModifier.NoModifier
         marks.changed.connect(self.viewport().update)
 
-    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+    def drawForeground(self, painter: QPainter, rect: QRectF | QRect) -> None:
         super().drawForeground(painter, rect)
         self.marks.paint(painter, self.graph_scene.nodes)
 

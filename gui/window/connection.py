@@ -267,8 +267,8 @@ class WindowConnection(QObject):
     def recent(self) -> list[str]:
         value = self.settings.value("recent", [])
         if isinstance(value, str):
-            value = [value]
-        return [str(v) for v in (value or [])]
+            return [value]
+        return [str(v) for v in value] if isinstance(value, list) else []
 
     def remember(self, address: str) -> None:
         items = [address, *[r for r in self.recent() if r != address]][:MAX_RECENT]

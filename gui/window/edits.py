@@ -36,7 +36,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from engine.graph.rules import Device
 from gui.executor import ExecutionReport, PlanExecutor
-from gui.images.allocation import local_allocation
+from gui.executor.allocation import local_allocation
 from gui.planner import PlanContext, check_plan, plan_intent
 from gui.planner.consequences import (
     Consequences,

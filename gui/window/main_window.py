@@ -27,15 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QByteArray, QPointF, QSettings, QSize, QTimer
-from PySide6.QtGui import QCloseEvent, QGuiApplication, QIcon, QScreen
+from PySide6.QtCore import QPointF, QSettings, QTimer
+from PySide6.QtGui import QCloseEvent, QIcon
 from PySide6.QtWidgets import (
     QApplication,
-    QFrame,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QWidget,
 )
 
 from engine.graph.snapshot import GraphSnapshot
@@ -48,7 +43,7 @@ from gui.views.scene import GraphScene
 from gui.widgets.canvas_marks import CanvasMarks
 from gui.widgets.dialogs import DialogPrompter, Prompter
 from gui.widgets.perm_legend import PermissionLegend
-from gui.widgets.status import ElidedLabel
+from gui.widgets.window_size import restore_window
 from gui.window.actions import ActionsWindow
 from gui.window.bridge import SessionBridge
 from gui.window.canvas import EditorCanvas
@@ -61,38 +56,11 @@ from gui.window.media import MediaTracker
 from gui.window.recording import RecordingController
 from gui.window.search import NodeSearch
 from gui.window.staging import StagingController
+from gui.window.status import Banner, StatusLine
 
 log = logging.getLogger(__name__)
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
-
-
-class Banner(QFrame):
-    """A strip over the canvas for the disconnected state, with a Reconnect button."""
-
-    def __init__(self, parent: QWidget) -> None:
-        super().__init__(parent)
-        self.setObjectName("banner")
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.button = QPushButton("Reconnect")
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(10, 6, 10, 6)
-        lay.addWidget(self.label, 1)
-        lay.addWidget(self.button)
-        self.setStyleSheet("#banner { background: #c62828; border-radius: 6px; }"
-                           "#banner QLabel { color: white; font-weight: bold; }")
-        self.hide()
-
-
-def default_size(screen: QScreen | None) -> QSize:
-    """The first run's window size: 1400x900, but never larger than 90% of the screen
-    (on a 1280x800 laptop a 1400x900 window opened with its edges off-screen)."""
-    want = QSize(1400, 900)
-    if screen is None:
-        return want
-    room = screen.availableGeometry().size() * 0.9
-    return want.boundedTo(room)
 
 
 class MainWindow(ActionsWindow):
@@ -144,24 +112,13 @@ class MainWindow(ActionsWindow):
 
     # -- construction -------------------------------------------------------------------
     def _build_status(self) -> None:
-        """The status bar: the last message, the last error (until something succeeds
-        or the connection changes), the peer's version and the connection state. The
-        first two elide to the room they have, their whole text in the tooltip."""
-        bar = self.statusBar()
-        self.conn_label = QLabel()
-        self.peer_label = QLabel()
-        self.error_label = ElidedLabel(minimum=80)
-        self.error_label.setStyleSheet("color: #c62828;")
-        self.message_label = ElidedLabel()
+        self.status_line = StatusLine(self.statusBar())
+        s = self.status_line
+        self.conn_label, self.peer_label = s.conn_label, s.peer_label
+        self.error_label, self.message_label = s.error_label, s.message_label
+        self.unmodelled_label = s.unmodelled_label
         #: the options of an opened QEMU command line that blockgraph does not model
-        self.unmodelled_label = QLabel()
-        self.unmodelled_label.setStyleSheet("color: #8d6e00;")
         self.unmodelled_options: list[str] = []
-        bar.addWidget(self.message_label, 3)
-        bar.addWidget(self.error_label, 2)
-        bar.addPermanentWidget(self.unmodelled_label)
-        bar.addPermanentWidget(self.peer_label)
-        bar.addPermanentWidget(self.conn_label)
 
     def _wire(self) -> None:
         """Connect the parts' signals to what shows them."""
@@ -171,8 +128,7 @@ class MainWindow(ActionsWindow):
         v.detachRequested.connect(e.drop_detach)
         v.dropRefused.connect(lambda reason: self.show_error(f"refused: {reason}"))
         v.statusMessage.connect(self.show_message)
-        v.nodeActivated.connect(
-            lambda key: self.view_controls.activate(key) or self.inspect(key))
+        v.nodeActivated.connect(self._activate_and_inspect)
         v.contextMenuRequested.connect(self.context_menu)
         v.viewportChanged.connect(self._place_overlays)
         self.scene.selectionChanged.connect(self._selection_changed)
@@ -186,8 +142,7 @@ class MainWindow(ActionsWindow):
             self.scene.snapshot))
         self._wire_staging()
         self.act_perms.toggled.connect(self._show_legend)
-        self.recording.showPanel.connect(lambda: (self.docks["replay"].show(),
-                                                  self.docks["replay"].raise_()))
+        self.recording.showPanel.connect(self._show_replay_panel)
         self.media.changed.connect(lambda: setattr(self.edits, "labels", self.media.labels()))
         self.edits.executed.connect(lambda _report: self.media.refresh())
         c = self.connection
@@ -211,6 +166,15 @@ class MainWindow(ActionsWindow):
     def _show_legend(self, on: bool) -> None:
         self.perm_legend.setVisible(on)
         self._place_overlays()
+
+    def _activate_and_inspect(self, key: str) -> None:
+        """A double-click: unfold a folded chain, or else inspect the node."""
+        if not self.view_controls.activate(key):
+            self.inspect(key)
+
+    def _show_replay_panel(self) -> None:
+        self.docks["replay"].show()
+        self.docks["replay"].raise_()
 
     def _undo_changed(self, *_: object) -> None:
         # the stack also signals while it is being destroyed with the window
@@ -245,14 +209,7 @@ class MainWindow(ActionsWindow):
 
     # -- settings -----------------------------------------------------------------------
     def _restore_geometry(self) -> None:
-        geo = self.settings.value("geometry")
-        if isinstance(geo, QByteArray | bytes) and geo:
-            self.restoreGeometry(QByteArray(geo))
-        else:
-            self.resize(default_size(QGuiApplication.primaryScreen()))
-        state = self.settings.value("windowState")
-        if isinstance(state, QByteArray | bytes) and state:
-            self.restoreState(QByteArray(state))
+        restore_window(self, self.settings)
 
     def save_settings(self) -> None:
         self.settings.setValue("geometry", self.saveGeometry())
@@ -308,23 +265,18 @@ class MainWindow(ActionsWindow):
             legend.raise_()
 
     def show_message(self, text: str) -> None:
-        self.message_label.setText(text)
+        self.status_line.show_message(text)
 
     def show_unmodelled(self, options: list[str]) -> None:
         """Name the options of an opened command line that the graph does not show."""
         self.unmodelled_options = list(options)
-        self.unmodelled_label.setText(f"{len(options)} option{'s' if len(options) != 1 else ''}"
-                                      " not modelled" if options else "")
-        self.unmodelled_label.setToolTip("Not modelled by blockgraph:\n" + "\n".join(options))
+        self.status_line.show_unmodelled(options)
 
     def show_error(self, text: str) -> None:
-        """The last error, said once: in the error label (whole text in its tooltip);
-        the message beside it no longer says what was running."""
-        self.error_label.setText(text)
-        self.message_label.setText("")
+        self.status_line.show_error(text)
 
     def clear_error(self) -> None:
-        self.error_label.setText("")
+        self.status_line.clear_error()
 
     def _connection_error(self, title: str, text: str) -> None:
         self.show_error(text)
@@ -336,19 +288,7 @@ class MainWindow(ActionsWindow):
 
     def set_status(self, state: ConnectionState) -> None:
         status = state.status
-        text = {ConnectionStatus.CONNECTED: "● connected",
-                ConnectionStatus.CONNECTING: "◌ connecting…",
-                ConnectionStatus.LOST: "○ disconnected",
-                ConnectionStatus.DISCONNECTED: "○ not connected",
-                ConnectionStatus.CLOSED: "○ closed"}[status]
-        where = f" — {state.address}" if state.address else ""
-        self.conn_label.setText(text + where)
-        self.conn_label.setToolTip(state.message)
-        color = {"connected": "#1f9d55", "connecting": "#c9761a"}.get(status.value, "#c62828")
-        self.conn_label.setStyleSheet(f"color: {color}; font-weight: bold;")
-        peer = state.peer
-        if peer is not None:
-            self.peer_label.setText(f"QEMU {peer.version_text}")
+        self.status_line.show_connection(state)
         if status is ConnectionStatus.LOST:
             self.banner.label.setText(state.message or "Disconnected — outcome unknown")
             self.banner.show()

@@ -109,7 +109,7 @@ class MediaTracker(QObject):
         self.exports = {}
         self.marks.clear_source(_SOURCE)
         bridge.graphChanged.connect(self.graph_changed)
-        bridge.event.connect(self._event)
+        bridge.qmpEvent.connect(self._event)
         snapshot = bridge.session.snapshot
         if snapshot is not None:
             self.graph_changed(snapshot)

@@ -75,7 +75,8 @@ def run(report: Report) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _run(report: Report, tmp: Path) -> None:
+# one benchmark script: each step measures one operation against qemu-img in turn
+def _run(report: Report, tmp: Path) -> None:  # noqa: PLR0915
     data = aligned_buffer(SIZE)         # qemu-io writes from an aligned buffer too
     data.write(b"\x5a" * SIZE)
     ours_img, qemu_target = tmp / "ours.qcow2", tmp / "qemu.qcow2"

@@ -92,15 +92,19 @@ _OTHER_HOOKS: list[object] = []
 _EXECUTOR: dict[str, qasync.QThreadExecutor] = {}
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _join_loop_threads() -> Iterator[None]:
-    yield
+def _join_executor() -> None:
     if "threads" in _EXECUTOR:
         _EXECUTOR.pop("threads").shutdown(wait=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _join_loop_threads() -> Iterator[None]:
+    yield
+    _join_executor()
+
+
 @pytest.fixture
-def aloop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
+def aloop(qapp: QApplication, pytestconfig: pytest.Config) -> Iterator[asyncio.AbstractEventLoop]:
     """One qasync loop for every GUI test (a second loop on one QApplication stalls).
 
     It counts as the running loop only while a GUI test runs: other tests in the same
@@ -112,6 +116,9 @@ def aloop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
         # its threads (asyncio.to_thread: image maps, probes) are joined at the end of
         # the session, as closing the loop would; a QThread left running aborts Python
         _LOOP[0].set_default_executor(_EXECUTOR.setdefault("threads", qasync.QThreadExecutor()))
+        # also when only modules outside tests/gui use the loop (their session has no
+        # _join_loop_threads): a QThread still running when Python exits aborts it (134)
+        pytestconfig.add_cleanup(_join_executor)
     loop = _LOOP[0]
     asyncio.events._set_running_loop(loop)
     sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook,  # type: ignore[attr-defined]

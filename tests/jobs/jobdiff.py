@@ -211,7 +211,9 @@ class Result:
     replies: list[list[dict[str, Any]]] = field(default_factory=list)
 
 
-def run_jobs(tmp_path: Path, setup: Callable[[Path], None], steps: Sequence[Step],
+# the differential harness: each branch compares one more thing (replies, events,
+# progress, graphs, images) between the engine and QEMU in the same run
+def run_jobs(tmp_path: Path, setup: Callable[[Path], None], steps: Sequence[Step],  # noqa: C901
              images: Sequence[str] = (), *, compare_progress: bool = True,
              compare_allocation: bool = True) -> Result:
     """Run ``steps`` on both peers and compare replies, graphs, events and images.

@@ -19,7 +19,7 @@ import pytest
 
 from engine.graph.snapshot import GraphSnapshot
 from engine.qmp import Engine
-from gui.images.allocation import NotReadableHere, local_allocation
+from gui.executor.allocation import NotReadableHere, local_allocation
 from gui.images.demo import CHAIN, create_images
 from gui.planner import PlanContext, plan_intent
 from gui.planner.consequences import (

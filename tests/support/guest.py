@@ -45,8 +45,12 @@ def _unexport(qsd: QemuStorageDaemon) -> None:
     reply = qsd.execute("block-export-del", {"id": _EXPORT})
     assert "return" in reply, reply
     deadline = time.monotonic() + 20
+    kept, qsd.held_events = qsd.held_events, []     # other events stay for the test
     while time.monotonic() < deadline:
-        if any(e["event"] == "BLOCK_EXPORT_DELETED" for e in qsd.events(wait=1.0)):
+        events = qsd.events(wait=1.0)
+        kept.extend(e for e in events if not e["event"].startswith("BLOCK_EXPORT"))
+        if any(e["event"] == "BLOCK_EXPORT_DELETED" for e in events):
+            qsd.held_events = kept
             return
     raise AssertionError("the NBD export was not deleted")
 
@@ -137,14 +141,18 @@ def read(peer: Any, node: str, offset: int, length: int) -> bytes:
 
 def write(peer: Any, node: str, offset: int, pattern: int, length: int) -> None:
     """Write ``length`` bytes of ``pattern`` at ``offset`` of ``node``, then flush."""
+    write_data(peer, node, offset, bytes([pattern]) * length)
+
+
+def write_data(peer: Any, node: str, offset: int, data: bytes) -> None:
+    """Write ``data`` at ``offset`` of ``node``, then flush."""
     if isinstance(peer, EnginePeer):
         with peer.engine.lock, peer.engine.graph.io.lock:
             io = _engine_io(peer, node)
-            io.write(offset, bytes([pattern]) * length)
+            io.write(offset, data)
             io.flush()
         return
-    _nbd(peer, node, True,
-         lambda client: client.write(offset, bytes([pattern]) * length) or b"")
+    _nbd(peer, node, True, lambda client: client.write(offset, data) or b"")
 
 
 def guest_write(node: str, offset: int, pattern: int, length: int) -> Callable[[Any], None]:

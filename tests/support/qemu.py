@@ -193,6 +193,8 @@ class QemuStorageDaemon:
         self.extra = list(extra)
         self.proc: subprocess.Popen[bytes] | None = None
         self.qmp: QEMUMonitorProtocol | None = None
+        #: events a helper pulled while waiting for another one, for the next events()
+        self.held_events: list[dict[str, Any]] = []
 
     #: see :func:`start_until_greeted` (a test shortens it)
     GREETING_SECONDS = GREETING_SECONDS
@@ -242,8 +244,9 @@ class QemuStorageDaemon:
     def events(self, wait: bool | float = False) -> list[dict[str, Any]]:
         """The events received so far; with ``wait``, first wait for at least one."""
         assert self.qmp is not None
-        first = [self.qmp.pull_event(wait=wait)] if wait else []
-        return first + drain_events(self.qmp)
+        held, self.held_events = self.held_events, []
+        first = [self.qmp.pull_event(wait=wait)] if wait and not held else []
+        return held + first + drain_events(self.qmp)
 
     def stop(self) -> None:
         if self.qmp is not None:

@@ -13,6 +13,8 @@ Nodes are duck-typed here (this package sits below the graph model): a node has
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,7 +36,8 @@ class IOContext:
     graph transaction and around every job request, so a request never sees half a
     graph change (QEMU drains the nodes a reopen touches). ``faults``: the engine's
     injected I/O errors (its ``blkdebug``). ``throttle_groups``: the ``throttle-group``
-    objects by id, which ``throttle`` nodes name.
+    objects by id, which ``throttle`` nodes name. ``emit``: how a driver sends a QMP
+    event (``quorum``'s reports); the engine connects it, alone a graph drops them.
     """
 
     def __init__(self) -> None:
@@ -42,6 +45,7 @@ class IOContext:
         self.lock = threading.RLock()
         self.faults = FaultInjector()
         self.throttle_groups: dict[str, ThrottleGroup] = {}
+        self.emit: Callable[[str, dict[str, Any]], object] = lambda event, data: None
 
     def changed(self) -> None:
         self.epoch += 1
@@ -87,6 +91,12 @@ class NodeIO:
     def option_error(ctx: IOContext, options: dict[str, Any]) -> str | None:
         """QEMU's refusal of the driver's own options at open or reopen, if any (checked
         once the node's file child is attached, before the driver instance is made)."""
+        return None
+
+    @classmethod
+    def child_error(cls, node: Node) -> str | None:
+        """QEMU's refusal of the node's children at open, if any (checked after
+        :meth:`option_error`, the children attached)."""
         return None
 
     # -- children ----------------------------------------------------------------------
@@ -196,30 +206,56 @@ class NodeIO:
         raise NotImplementedError
 
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        io, off = self._writer(offset, len(data), "write")
+        io, off = self._writer(offset, len(data), "write", "write_passthrough")
         io._write(off, data)
 
-    def write_zeroes(self, offset: int, length: int) -> None:
-        io, off = self._writer(offset, length, "write")
-        io._write_zeroes(off, length)
+    def write_zeroes(self, offset: int, length: int, *, unmap: bool = False) -> None:
+        """Make the range read as zeros; ``unmap``: storage may be given back (QEMU's
+        BDRV_REQ_MAY_UNMAP)."""
+        io, off = self._writer(offset, length, "write", "zeroes_passthrough")
+        io._write_zeroes(off, length, unmap)
 
-    def _writer(self, offset: int, length: int, op: str) -> tuple[NodeIO, int]:
-        """Down the pass-through nodes to the one that writes (faults checked on the way)."""
+    def write_compressed(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        """A compressed write (QEMU's BDRV_REQ_WRITE_COMPRESSED): passed down the filters
+        that pass it, done by a driver that compresses, refused (ENOTSUP) by any other."""
+        io, off = self._writer(offset, len(data), "write", "compressed_passthrough")
+        io._write_compressed(off, data)
+
+    def _writer(self, offset: int, length: int, op: str, step: str) -> tuple[NodeIO, int]:
+        """Down the pass-through nodes (``step`` names the method that says which pass
+        the request on) to the one that writes (faults checked on the way)."""
         io: NodeIO = self
         while True:
             io.refresh()
             if io.ctx.faults.active and io.data_path is not None:
                 io.ctx.faults.check(io.data_path, op, offset, length)
-            below = io.passthrough()
+            below = getattr(io, step)()
             if below is None:
                 return io, offset
             io, offset = below[0], offset + below[1]
 
+    def write_passthrough(self) -> tuple[NodeIO, int] | None:
+        """:meth:`passthrough` for data writes (a node that acts on writes answers None
+        and does its work in :meth:`_write`)."""
+        return self.passthrough()
+
+    def zeroes_passthrough(self) -> tuple[NodeIO, int] | None:
+        """:meth:`passthrough` for zero writes."""
+        return self.passthrough()
+
+    def compressed_passthrough(self) -> tuple[NodeIO, int] | None:
+        """:meth:`passthrough` for compressed writes: only filters that forward them
+        (QEMU's throttle and copy-on-read) answer their child."""
+        return None
+
     def _write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         raise NotImplementedError
 
-    def _write_zeroes(self, offset: int, length: int) -> None:
+    def _write_zeroes(self, offset: int, length: int, unmap: bool = False) -> None:
         self._write(offset, bytes(length))
+
+    def _write_compressed(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        raise OSError(errno.ENOTSUP, os.strerror(errno.ENOTSUP))
 
     def block_status(self, offset: int, length: int) -> list[Extent]:
         """This layer's allocation over ``[offset, offset+length)`` (inside the node).

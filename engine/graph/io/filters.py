@@ -24,6 +24,10 @@ class FilterIO(NodeIO):
             raise OSError(errno.ENOMEDIUM, "No medium found")
         return link.child.io, 0
 
+    def compressed_passthrough(self) -> tuple[NodeIO, int] | None:
+        # the filters that forward compressed writes say so in the driver table
+        return self.passthrough() if self.node.spec.compresses else None
+
     def _truncate_through(self, size: int) -> tuple[NodeIO, int] | None:
         below = self.passthrough()
         assert below is not None

@@ -66,12 +66,17 @@ class Qcow2IO(NodeIO):
         self._keep_reader()
         self._image.write(offset, data)
 
-    def _write_zeroes(self, offset: int, length: int) -> None:
+    def _write_zeroes(self, offset: int, length: int, unmap: bool = False) -> None:
         self._keep_reader()
-        self._image.write_zeroes(offset, length)
+        self._image.write_zeroes(offset, length, unmap=unmap)
+
+    def _write_compressed(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        self._keep_reader()
+        self._image.write_compressed(offset, data)
 
     def _block_status(self, offset: int, length: int) -> list[Extent]:
-        return self._image.block_status(offset, length)
+        extents: list[Extent] = self._image.block_status(offset, length)
+        return extents
 
     def _flush_own(self) -> None:
         self._image.flush()

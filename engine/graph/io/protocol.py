@@ -8,6 +8,8 @@ from engine.formats.store import ByteStore
 from engine.graph.io.base import IOContext, Node, NodeIO, Pending, Reopen
 
 SECTOR = 512
+#: the largest zero buffer written at once
+ZERO_CHUNK = 16 << 20
 
 
 class FileIO(NodeIO):
@@ -45,6 +47,19 @@ class FileIO(NodeIO):
         done = 0
         while done < len(view):
             done += self.file.pwrite(view[done:], offset + done)
+
+    def _write_zeroes(self, offset: int, length: int, unmap: bool = False) -> None:
+        """Zeros: written inside the file, past its end the file just grows (what
+        reads as zeros there already)."""
+        size = self.file.size()
+        end = offset + length
+        pos = offset
+        while pos < min(end, size):
+            n = min(ZERO_CHUNK, min(end, size) - pos)
+            self._write(pos, bytes(n))
+            pos += n
+        if end > size:
+            self.file.truncate(end)
 
     def _block_status(self, offset: int, length: int) -> list[Extent]:
         size = self.file.size()

@@ -318,11 +318,12 @@ def child_link_perms(info: NodeInfo, role: str, *, writable: bool, parent_perm: 
         passthrough = P.CONSISTENT_READ | P.WRITE | P.RESIZE
         return ((parent_perm & passthrough) | P.WRITE_UNCHANGED,
                 (parent_shared & passthrough) | (P.ALL & ~passthrough))
-    fixed_size = info.driver == "raw" and bool(
-        {"offset", "size"} & set(options_of_name(info.filename)))
+    options = options_of_name(info.filename)
+    fixed_size = info.driver == "raw" and bool({"offset", "size"} & set(options))
     return P.child_perms(drivers.driver(info.driver), role, writable=writable,
                          force_share_child=False, parent_perm=parent_perm,
-                         parent_shared=parent_shared, fixed_size=fixed_size)
+                         parent_shared=parent_shared, fixed_size=fixed_size,
+                         rewrites=P.quorum_rewrites(info.driver, options))
 
 
 def sim_view(sim: PermissionSim, view: GraphView) -> GraphView:
@@ -355,7 +356,7 @@ class _SimView:
         return [EdgeInfo(c.parent, c.child, c.role, frozen=c.frozen)
                 for c in self.sim.parents(key)]
 
-    def nx(self) -> nx.MultiDiGraph:
+    def nx(self) -> nx.MultiDiGraph[str]:
         return self.view.nx()
 
 

@@ -56,6 +56,23 @@ class Drawing:
         return {k: (x, y) for k, (x, y, _w, _h) in self.rects.items()}
 
 
+def _links_by_part(snapshot: SnapshotLike, parts_keys: list[list[str]],
+                   beside_of: dict[str, str]) -> list[list[object]]:
+    """Each connected part's links (a card beside another belongs to that one's part)."""
+    edges_of: list[list[object]] = [[] for _ in parts_keys]
+    part_of: dict[str, int] = {}
+    for i, keys in enumerate(parts_keys):
+        for k in keys:
+            part_of[k] = i
+    for k, owner in beside_of.items():
+        part_of[k] = part_of[owner]
+    for e in snapshot.edges:
+        part = part_of.get(e.parent)
+        if part is not None:
+            edges_of[part].append(e)
+    return edges_of
+
+
 def draw(snapshot: SnapshotLike, geometry: Geometry = DEFAULT_GEOMETRY,
          aspect: float = DEFAULT_ASPECT, structure: Structure | None = None) -> Drawing:
     """Lay out, frame, pack and route the whole graph from scratch."""
@@ -72,17 +89,7 @@ def draw(snapshot: SnapshotLike, geometry: Geometry = DEFAULT_GEOMETRY,
     size = sizes.__getitem__
 
     parts_keys = components(st)
-    edges_of: list[list[object]] = [[] for _ in parts_keys]
-    part_of: dict[str, int] = {}
-    for i, keys in enumerate(parts_keys):
-        for k in keys:
-            part_of[k] = i
-    for k, owner in beside_of.items():
-        part_of[k] = part_of[owner]
-    for e in snapshot.edges:
-        i = part_of.get(e.parent)
-        if i is not None:
-            edges_of[i].append(e)
+    edges_of = _links_by_part(snapshot, parts_keys, beside_of)
     parts = [lay_out_part(keys, st, rank, edges_of[i], size, g)
              for i, keys in enumerate(parts_keys)]
     # -- VM frames: the parts of one VM packed together, a label strip on top

@@ -13,7 +13,7 @@ drawing.draw`) and put into the first free place of the picture, in reading orde
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gui.views.layout.drawing import DEFAULT_ASPECT, Frame, draw
@@ -47,6 +47,24 @@ class _Free:
             if own is None or not (self.frame_keys[int(f)] & own):
                 return False
         return True
+
+
+def _beside_neighbours(st: Structure, pos: dict[str, Point], kept: Mapping[str, Point],
+                       kids: list[str], pars: list[str], free: _Free,
+                       size: Callable[[str], tuple[float, float]], g: Geometry) -> Point:
+    """Where a new card wants to be: a row above its first placed child, else a row
+    below its first placed parent."""
+    if kids and pars and all(pos[p][1] < pos[kids[0]][1] for p in pars):
+        # inserted into an existing link (an overlay under a drive, a job's filter):
+        # make room by lifting what sits above it, one row
+        cx, cy = pos[kids[0]]
+        _lift_ancestors(st, pos, kept, pars, free, size, g)
+        return (cx, cy - g.row_h)
+    if kids:
+        cx, cy = pos[kids[0]]
+        return (cx, cy - g.row_h)
+    px, py = pos[pars[0]]
+    return (px, py + g.row_h)
 
 
 def layout(snapshot: SnapshotLike, previous: Mapping[str, Point] | None = None,
@@ -102,18 +120,7 @@ def layout(snapshot: SnapshotLike, previous: Mapping[str, Point] | None = None,
                 want = _below_all(pos, size, g)
             else:
                 anchor_keys = {anchor}
-                if kids and pars and all(pos[p][1] < pos[kids[0]][1] for p in pars):
-                    # inserted into an existing link (an overlay under a drive, a job's
-                    # filter): make room by lifting what sits above it, one row
-                    cx, cy = pos[kids[0]]
-                    _lift_ancestors(st, pos, kept, pars, free, size, g)
-                    want = (cx, cy - g.row_h)
-                elif kids:
-                    cx, cy = pos[kids[0]]
-                    want = (cx, cy - g.row_h)
-                else:
-                    px, py = pos[pars[0]]
-                    want = (px, py + g.row_h)
+                want = _beside_neighbours(st, pos, kept, kids, pars, free, size, g)
             x, y = _nearest_free(free, slot(k, *want), anchor_keys, g)
             pos[k] = (x, y)
             _w, _h = size(k)

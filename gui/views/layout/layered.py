@@ -48,7 +48,9 @@ class Part:
     unrouted: list[EdgeKey] = field(default_factory=list)
 
 
-def lay_out_part(keys: Sequence[str], st: Structure, rank: dict[str, int],
+# one Sugiyama pass (links to lanes, row order, x positions, routes) over arrays shared by
+# every step; its phases are marked by "# --" comments
+def lay_out_part(keys: Sequence[str], st: Structure, rank: dict[str, int],  # noqa: C901, PLR0915
                  edges: Sequence[Any], size: SizeOf, g: Geometry) -> Part:
     """Lay out the layering nodes ``keys`` (one connected part), their protocol
     nodes beside them, and ``edges`` (the part's links)."""

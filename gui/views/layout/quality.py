@@ -119,8 +119,8 @@ def crossings(paths: Mapping[EdgeKey, Sequence[Point]],
         segs.extend((i, a, b) for a, b in itertools.pairwise(pts))
     grid: dict[tuple[int, int], list[int]] = {}
     for s, (_i, a, b) in enumerate(segs):
-        for c in _cells(a[0], a[1], b[0], b[1]):
-            grid.setdefault(c, []).append(s)
+        for cell in _cells(a[0], a[1], b[0], b[1]):
+            grid.setdefault(cell, []).append(s)
     found: set[tuple[int, int]] = set()
     count = 0
     for bucket in grid.values():

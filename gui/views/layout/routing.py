@@ -14,6 +14,7 @@ draws it, so that what ``blockgraph render -o FILE.json`` writes is the line dra
 
 from __future__ import annotations
 
+import builtins
 import heapq
 import itertools
 import math
@@ -60,9 +61,9 @@ class RectIndex:
             if bucket is not None:
                 bucket.discard(key)
 
-    def near(self, rect: Rect) -> set[str]:
+    def near(self, rect: Rect) -> builtins.set[str]:
         """Keys of cards whose buckets meet ``rect`` (a superset of those inside)."""
-        out: set[str] = set()
+        out: builtins.set[str] = set()
         for c in self._cells(rect):
             out |= self._grid.get(c, set())
         return out
@@ -77,6 +78,24 @@ class RectIndex:
             if cx < x1 and x0 < cx + cw and cy < y1 and y0 < cy + ch:
                 out.append(k)
         return out
+
+    def nearest_free(self, box: Rect, step_x: float, step_y: float, margin: float,
+                     rings: int = 60) -> Point | None:
+        """Where the corner of ``box`` goes, on a grid of ``step_x`` × ``step_y`` around
+        its place, for the box to keep ``margin`` from every card: the nearest such
+        place in ``rings`` rings, None when there is none."""
+        bx, by, width, height = box
+        for radius in range(0, rings):
+            ring = sorted(((dx, dy) for dx in range(-radius, radius + 1)
+                           for dy in range(-radius, radius + 1)
+                           if max(abs(dx), abs(dy)) == radius),
+                          key=lambda d: d[0] * d[0] + d[1] * d[1])
+            free = next(((bx + dx * step_x, by + dy * step_y) for dx, dy in ring
+                         if not self.inside((bx + dx * step_x, by + dy * step_y, width,
+                                             height), margin)), None)
+            if free is not None:
+                return free
+        return None
 
     def blocked(self, a: Point, b: Point, skip: tuple[str, ...] = (),
                 clearance: float = CLEARANCE) -> bool:
@@ -170,7 +189,9 @@ def _candidates(a: Point, b: Point, pr: Rect, cr: Rect) -> list[list[Point]]:
     return out
 
 
-def _astar(index: RectIndex, start: Point, goal: Point, window: Rect,
+# A* over a grid built for this search: the grid, its blocked cells and the search share
+# their index arrays, and the search loop is the textbook one
+def _astar(index: RectIndex, start: Point, goal: Point, window: Rect,  # noqa: C901
            skip: tuple[str, ...]) -> list[Point] | None:
     """Shortest path with few bends from ``start`` to ``goal`` inside ``window``.
 
@@ -184,8 +205,8 @@ def _astar(index: RectIndex, start: Point, goal: Point, window: Rect,
     zones = []
     for k in index.inside(window, c):
         if k not in skip:
-            x, y, w, h = index.rects[k]
-            zones.append((x - c, y - c, x + w + c, y + h + c))
+            zx, zy, zw, zh = index.rects[k]
+            zones.append((zx - c, zy - c, zx + zw + c, zy + zh + c))
     xs = {start[0], goal[0], wx, wx + ww}
     ys = {start[1], goal[1], wy, wy + wh}
     for x0, y0, x1, y1 in zones:

@@ -100,7 +100,7 @@ def topological(st: Structure, keys: list[str]) -> list[str]:
                 order.append(c)
     if len(order) == len(keys):
         return order
-    g = nx.DiGraph()
+    g: nx.DiGraph[str] = nx.DiGraph()
     g.add_nodes_from(keys)
     g.add_edges_from((p, c) for p in keys for c in children[p])
     cond = nx.condensation(g)
@@ -179,3 +179,30 @@ def vm_label(snapshot: SnapshotLike, keys: Iterable[str]) -> str:
     if len(names) > 3:
         return f"{', '.join(names[:3])} +{len(names) - 3}"
     return ", ".join(names)
+
+
+def vm_groups(snapshot: SnapshotLike) -> dict[str, list[str]]:
+    """The keys of each VM's connected parts, by the VM's label (:func:`vm_label`); parts
+    no backend uses are left out. Union-find over the links: this runs on every
+    structural change of the scene."""
+    root: dict[str, str] = {k: k for k in snapshot.nodes}
+
+    def find(k: str) -> str:
+        while root[k] != k:
+            root[k] = root[root[k]]
+            k = root[k]
+        return k
+
+    for e in snapshot.edges:
+        a, b = find(e.parent), find(e.child)
+        if a != b:
+            root[a] = b
+    parts: dict[str, list[str]] = {}
+    for k in snapshot.nodes:
+        parts.setdefault(find(k), []).append(k)
+    groups: dict[str, list[str]] = {}
+    for part in parts.values():
+        label = vm_label(snapshot, part)
+        if label:
+            groups.setdefault(label, []).extend(part)
+    return groups

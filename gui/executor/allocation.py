@@ -20,7 +20,8 @@ import os
 from engine.formats import open_image
 from engine.formats.image import UNALLOCATED
 from engine.graph.snapshot import GraphSnapshot
-from gui.planner.consequences import Range, image_path
+from gui.planner.consequences import Range
+from gui.planner.readers import image_path
 
 #: formats whose own allocation the bundled image code reads
 _READABLE = frozenset({"qcow2", "raw"})

@@ -1,0 +1,251 @@
+"""``quorum`` against qemu-storage-daemon 7.2: its options and QEMU's refusals, the
+graph and ``json:`` filename it makes, reads voted over children whose data differs
+(``QUORUM_REPORT_BAD``, ``QUORUM_FAILURE``, ``rewrite-corrupted`` repairing the odd one
+out, ``fifo``), writes to every child, and ``x-blockdev-change`` adding and removing
+children with QEMU's rules (cf. QEMU's iotests 081 and 245)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.differential import EnginePeer, Step, run_scenario
+from tests.support.guest import Reads, guest_write, read
+from tests.support.qemu import check, compare, create, map_json, qemu_io
+
+pytestmark = pytest.mark.qemu
+
+KiB = 1024
+MiB = 1 << 20
+
+
+def images(d: Path) -> None:
+    """q0 and q1 agree; q2 and q4 differ at 64k; q3 differs from all at 64k; s is
+    smaller."""
+    for i in range(5):
+        create(d / f"q{i}.qcow2", MiB)
+        qemu_io(d / f"q{i}.qcow2", "write -P 1 0 64k")
+    qemu_io(d / "q0.qcow2", "write -P 5 64k 64k")
+    qemu_io(d / "q1.qcow2", "write -P 5 64k 64k")
+    qemu_io(d / "q2.qcow2", "write -P 6 64k 64k")
+    qemu_io(d / "q4.qcow2", "write -P 6 64k 64k")
+    qemu_io(d / "q3.qcow2", "write -P 7 64k 64k")
+    create(d / "s.qcow2", "512k")
+
+
+def qcow2(name: str, image: str, **extra: Any) -> dict[str, Any]:
+    return {"driver": "qcow2", "node-name": name,
+            "file": {"driver": "file", "filename": "{dir}/" + image}, **extra}
+
+
+def add(options: dict[str, Any], expect: str | None = None) -> Step:
+    return Step("blockdev-add", options, expect=expect)
+
+
+def quorum(name: str, children: list[Any], expect: str | None = None,
+           **extra: Any) -> Step:
+    return add({"driver": "quorum", "node-name": name, "children": children, **extra},
+               expect)
+
+
+def change(expect: str | None = None, **args: Any) -> Step:
+    return Step("x-blockdev-change", args, expect=expect)
+
+
+def nodes(count: int = 4) -> list[Step]:
+    return [add(qcow2(f"hd{i}", f"q{i}.qcow2")) for i in range(count)]
+
+
+class Events:
+    """The quorum events each peer sent (the engine's through a listener)."""
+
+    def __init__(self) -> None:
+        self.seen: list[list[dict[str, Any]]] = []
+
+    def collect(self, peer: Any) -> None:
+        if isinstance(peer, EnginePeer):
+            got = peer.__dict__.setdefault("_quorum_events", [])
+            if not peer.__dict__.get("_listening"):
+                raise AssertionError("listen() first")
+            events, got[:] = list(got), []
+        else:
+            peer.execute("query-version")    # its reply follows every earlier event
+            events = peer.events()
+        self.seen.append([{"event": e["event"], "data": e["data"]} for e in events
+                          if e["event"].startswith("QUORUM")])
+
+    def listen(self, peer: Any) -> None:
+        if isinstance(peer, EnginePeer):
+            got = peer.__dict__.setdefault("_quorum_events", [])
+            peer.engine.add_listener(got.append)
+            peer.__dict__["_listening"] = True
+
+    def step(self) -> Step:
+        return Step("query-version", None, compare_graph=False, after=self.collect)
+
+    def agree(self) -> list[list[dict[str, Any]]]:
+        pairs = list(zip(self.seen[::2], self.seen[1::2], strict=True))
+        for a, b in pairs:
+            assert a == b, (a, b)
+        return [a for a, _ in pairs]
+
+
+class Outcomes:
+    """What each peer's guest read answered: the bytes' first value, or the errno."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def read(self, node: str, offset: int, length: int) -> Step:
+        def hook(peer: Any) -> None:
+            try:
+                data = read(peer, node, offset, length)
+            except OSError as exc:
+                self.seen.append(f"errno {exc.errno}")
+            except AssertionError as exc:        # the NBD client's refusal
+                self.seen.append(str(exc).split(": ", 1)[1])
+            else:
+                self.seen.append(f"bytes {set(data)}")
+        return Step("query-version", None, compare_graph=False, after=hook)
+
+    def agree(self) -> list[str]:
+        pairs = list(zip(self.seen[::2], self.seen[1::2], strict=True))
+        assert all(a == b for a, b in pairs), pairs
+        return [a for a, _ in pairs]
+
+
+def test_options_and_refusals(tmp_path: Path) -> None:
+    run_scenario(tmp_path, images, [
+        *nodes(3),
+        add(qcow2("small", "s.qcow2")),
+        quorum("q", [], expect="error", **{"vote-threshold": 1}),
+        quorum("q", ["hd0"], expect="error"),                       # no threshold
+        quorum("q", ["hd0"], expect="error", **{"vote-threshold": 0}),
+        quorum("q", ["hd0", "hd1"], expect="error", **{"vote-threshold": 3}),
+        quorum("q", ["hd0", "hd1"], expect="error", **{"vote-threshold": 2,
+                                                       "read-pattern": "x"}),
+        quorum("q", ["hd0", "hd1", "hd2"], expect="error",
+               **{"vote-threshold": 2, "blkverify": True}),
+        quorum("q", ["hd0", "hd1"], expect="error",
+               **{"vote-threshold": 1, "blkverify": True}),
+        quorum("q", ["hd0", "hd1"], expect="error",
+               **{"vote-threshold": 2, "blkverify": True, "rewrite-corrupted": True}),
+        quorum("q", ["hd0", "nope"], expect="error", **{"vote-threshold": 1}),
+        quorum("hd0", ["hd1"], expect="error", **{"vote-threshold": 1}),
+        quorum("q", ["hd0", {"driver": "qcow2", "node-name": "hd1", "file": {
+            "driver": "file", "filename": "{dir}/q3.qcow2"}}], expect="error",
+            **{"vote-threshold": 1}),
+        quorum("q", ["hd0", "hd1", qcow2("in3", "q3.qcow2")], expect="ok",
+               **{"vote-threshold": 2, "rewrite-corrupted": True}),
+        Step("query-named-block-nodes", {"flat": True}, compare_return=True),
+        quorum("q2", ["hd0"], expect="error", **{"vote-threshold": 1}),    # in use
+        Step("blockdev-reopen", {"options": [{"driver": "quorum", "node-name": "q",
+                                              "children": ["hd0", "hd1", "in3"],
+                                              "vote-threshold": 2}]}, expect="error"),
+        Step("blockdev-reopen", {"options": [{**qcow2("hd0", "q0.qcow2"),
+                                              "backing": "q"}]}, expect="error"),
+        Step("blockdev-del", {"node-name": "hd0"}, expect="error"),
+        Step("blockdev-del", {"node-name": "q"}, expect="ok"),
+        Step("query-named-block-nodes", {"flat": True}, compare_return=True),
+        quorum("q", ["hd0", "small"], expect="error", **{"vote-threshold": 1}),   # sizes
+        quorum("q", ["hd0", "hd1"], expect="ok", **{"vote-threshold": 1,
+                                                    "read-pattern": "fifo",
+                                                    "blkverify": True}),
+        Step("query-named-block-nodes", {"flat": True}, compare_return=True),
+    ])
+
+
+def test_x_blockdev_change(tmp_path: Path) -> None:
+    run_scenario(tmp_path, images, [
+        *nodes(4),
+        add({"driver": "null-co", "node-name": "n"}),
+        quorum("q", ["hd0", "hd1"], **{"vote-threshold": 1}),
+        change("error", parent="nope", node="hd2"),
+        change("error", parent="q"),
+        change("error", parent="q", node="hd2", child="children.0"),
+        change("error", parent="q", node="nope"),
+        change("error", parent="q", child="children.7"),
+        change("error", parent="hd0", node="hd2"),                  # not a quorum
+        change("error", parent="hd0", child="file"),
+        change("error", parent="q", node="hd0"),                    # has a parent
+        change("ok", parent="q", node="hd2"),                       # children.2
+        Step("query-named-block-nodes", {"flat": True}, compare_return=True),
+        change("ok", parent="q", child="children.1"),
+        change("ok", parent="q", node="hd1"),                       # children.2 again? no
+        Step("x-debug-query-block-graph", compare_return=True),
+        change("ok", parent="q", child="children.2"),               # gives 3 back
+        change("ok", parent="q", child="children.3"),
+        change("error", parent="q", child="children.0"),            # threshold 1
+        change("ok", parent="q", node="hd3"),
+        Step("x-debug-query-block-graph", compare_return=True),
+        Step("query-named-block-nodes", {"flat": True}, compare_return=True),
+        quorum("bv", ["n", qcow2("in", "s.qcow2")], expect="error",
+               **{"vote-threshold": 2, "blkverify": True}),
+        add({"driver": "null-co", "node-name": "n2"}),
+        quorum("bv", ["n", "n2"], expect="ok", **{"vote-threshold": 2, "blkverify": True}),
+        add({"driver": "null-co", "node-name": "n3"}),
+        change("error", parent="bv", node="n3"),
+        change("error", parent="bv", child="children.0"),
+        Step("blockdev-del", {"node-name": "q"}, expect="ok"),
+        Step("blockdev-del", {"node-name": "hd0"}, expect="ok"),
+    ])
+
+
+def test_votes_reports_and_rewrites(tmp_path: Path) -> None:
+    events, outcomes, reads = Events(), Outcomes(), Reads()
+    listen = Step("query-version", None, compare_graph=False, after=events.listen)
+    run_scenario(tmp_path, images, [
+        listen,
+        *nodes(4),
+        quorum("q", ["hd0", "hd1", "hd2"], **{"vote-threshold": 2}),
+        events.step(),
+        outcomes.read("q", 0, 64 * KiB),              # all agree: no event
+        events.step(),
+        outcomes.read("q", 64 * KiB, 4 * KiB),       # hd2 is outvoted
+        events.step(),
+        quorum("q3", ["hd3"], **{"vote-threshold": 1}),
+        Step("blockdev-del", {"node-name": "q3"}),
+        quorum("w", ["hd3", "hd0", "hd2"], **{"vote-threshold": 2}),
+        outcomes.read("w", 64 * KiB, 4 * KiB),       # three versions: failure
+        events.step(),
+        Step("blockdev-del", {"node-name": "w"}),
+        quorum("f", ["hd2", "hd0"], **{"vote-threshold": 2, "read-pattern": "fifo"}),
+        outcomes.read("f", 64 * KiB, 4 * KiB),       # hd2's data, no vote
+        events.step(),
+        Step("blockdev-del", {"node-name": "f"}),
+        Step("blockdev-del", {"node-name": "q"}),
+        add(qcow2("hd4", "q4.qcow2")),      # QEMU's monitor holds back a second
+        quorum("r", ["hd0", "hd4", "hd1"], **{"vote-threshold": 2,   # report on hd2
+                                              "rewrite-corrupted": True}),
+        outcomes.read("r", 60 * KiB, 8 * KiB),       # hd4 is repaired
+        events.step(),
+        outcomes.read("r", 60 * KiB, 8 * KiB),       # and agrees now
+        events.step(),
+        Step("query-version", None, compare_graph=False,
+             after=guest_write("r", 512 * KiB, 0x42, 12 * KiB)),
+        Step("query-version", None, compare_graph=False,
+             after=reads.hook("hd4", 0, MiB)),
+        events.step(),
+    ])
+    assert outcomes.agree() == ["bytes {1}", "bytes {5}", "errno 5", "bytes {6}",
+                                "bytes {1, 5}", "bytes {1, 5}"]
+    seen = events.agree()
+    assert seen[0] == seen[1] == []
+    assert [e["event"] for e in seen[2]] == ["QUORUM_REPORT_BAD"]
+    assert seen[2][0]["data"] == {"type": "read", "node-name": "hd2", "sector-num": 128,
+                                  "sectors-count": 8}
+    assert [e["event"] for e in seen[3]] == ["QUORUM_FAILURE"]
+    assert seen[4] == []
+    assert [(e["event"], e["data"]["node-name"]) for e in seen[5]] == [
+        ("QUORUM_REPORT_BAD", "hd4")]
+    assert seen[6] == seen[7] == []
+    data = reads.agree()
+    assert data[64 * KiB:68 * KiB] == bytes([5]) * (4 * KiB)
+    assert data[512 * KiB:524 * KiB] == bytes([0x42]) * (12 * KiB)
+    for name in ("q0.qcow2", "q1.qcow2", "q2.qcow2", "q4.qcow2"):
+        qsd, eng = tmp_path / "qsd" / name, tmp_path / "engine" / name
+        assert map_json(qsd) == map_json(eng), name
+        assert compare(qsd, eng), name
+        check(eng)
