@@ -26,11 +26,8 @@ from dataclasses import dataclass
 
 from engine.formats import full_backing_filename, open_image
 from engine.formats.errors import ImageError
+from engine.graph.drivers import ENGINE_IMAGE_DRIVERS, filtered_role
 from engine.graph.snapshot import GraphSnapshot, NodeInfo
-
-FORMAT_DRIVERS = ("qcow2", "raw")
-FILTER_DRIVERS = ("copy-on-read", "commit_top", "mirror_top", "throttle", "preallocate",
-                  "compress")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +68,17 @@ def _same(a: str | None, b: str | None) -> bool:
 
 
 def _live_backing(snapshot: GraphSnapshot, key: str) -> NodeInfo | None:
-    """The node's backing child, looking through job/filter nodes to the image below."""
+    """The node's backing child, looking through filters (a job's, blkdebug…) to the
+    image below, each by the child it passes requests to."""
     child = snapshot.backing(key)
     seen = set()
     while child is not None and child not in seen:
         seen.add(child)
         info = snapshot.nodes[child]
-        if info.driver not in FILTER_DRIVERS:
+        role = filtered_role(info.driver)
+        if role is None:
             return info
-        child = snapshot.child(child, "file")
+        child = snapshot.child(child, role)
     return None
 
 
@@ -87,7 +86,7 @@ def compare_with_disk(snapshot: GraphSnapshot) -> list[Difference]:
     """Every difference between the live graph's format nodes and their image headers."""
     diffs: list[Difference] = []
     for info in snapshot.block_nodes():
-        if info.driver not in FORMAT_DRIVERS:
+        if info.driver not in ENGINE_IMAGE_DRIVERS:
             continue
         path = image_path(info.filename)
         if path is None:

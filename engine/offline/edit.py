@@ -41,6 +41,7 @@ from engine.formats import (
 )
 from engine.formats.errors import BackingChainError, ImageError
 from engine.formats.image import UNALLOCATED, Image
+from engine.graph.drivers import ENGINE_IMAGE_DRIVERS
 from engine.offline.bulk import CHUNK, Buffer, Op, WritePipeline, nonzero_runs, units, windows
 from engine.offline.commands import commit_command, convert_command, rebase_command
 from engine.offline.inspect import Fix
@@ -285,7 +286,7 @@ def flatten(image: str | os.PathLike[str], output: str | os.PathLike[str], *,
             progress: Progress | None = None) -> EditResult:
     """Write the guest view of ``image``'s chain into a new standalone image ``output``."""
     path, out_path = os.fspath(image), os.fspath(output)
-    if output_format not in ("qcow2", "raw"):
+    if output_format not in ENGINE_IMAGE_DRIVERS:
         raise OfflineEditError(f"unsupported output format '{output_format}'", out_path)
     if os.path.exists(out_path) and not overwrite:
         raise OfflineEditError("the output file already exists", out_path)

@@ -19,12 +19,11 @@ import os
 
 from engine.formats import open_image
 from engine.formats.image import UNALLOCATED
+from engine.graph.drivers import ENGINE_IMAGE_DRIVERS
 from engine.graph.snapshot import GraphSnapshot
 from gui.planner.consequences import Range
 from gui.planner.readers import image_path
 
-#: formats whose own allocation the bundled image code reads
-_READABLE = frozenset({"qcow2", "raw"})
 #: protocol drivers that are a plain local file
 _FILE_PROTOCOLS = frozenset({"file", "host_device", "host_cdrom"})
 
@@ -41,7 +40,7 @@ def local_allocation(graph: GraphSnapshot, key: str) -> list[Range]:
     """
     node = graph.nodes[key]
     fmt = "raw" if node.driver in _FILE_PROTOCOLS else node.driver
-    if fmt not in _READABLE:
+    if fmt not in ENGINE_IMAGE_DRIVERS:
         raise NotReadableHere(f"the {node.driver} driver's allocation is not read here")
     path = image_path(graph, key)
     if not path or not os.path.isfile(path):

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from engine.graph import rules
+from engine.graph.drivers import filtered_role
 from engine.graph.snapshot import GraphSnapshot
 from engine.offline.domain_xml import ChainLayer, DomainDescription, DomainDisk
 from gui.libvirt.errors import NotLibvirtShaped
@@ -65,9 +66,9 @@ def disk_chain_nodes(graph: GraphSnapshot, disk: DomainDisk) -> list[str]:
     while key is not None and key not in seen:
         seen.add(key)
         node = graph.nodes[key]
-        if graph.child(key, "backing") is None and node.driver in (
-                "copy-on-read", "throttle", "mirror_top", "commit_top", "blkdebug"):
-            key = graph.child(key, "file")           # a filter: pass through to its child
+        role = filtered_role(node.driver)
+        if role is not None and graph.child(key, "backing") is None:
+            key = graph.child(key, role)             # a filter: pass through to its child
             continue
         out.append(key)
         key = graph.backing(key)

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from engine.graph.drivers import BACKING_DRIVERS
 from engine.graph.snapshot import BLOCK_BACKEND, BLOCK_NODE, EdgeInfo, GraphSnapshot, NodeInfo
 from gui.planner.context import PlanContext
 from gui.planner.intents import (
@@ -51,7 +52,6 @@ from gui.planner.planner import check_plan
 from gui.planner.preflight import root_above
 from gui.planner.ranges import Run, laid_over, normal_runs, origin_changes, resolve
 from gui.planner.readers import (
-    COW_DRIVERS,
     freed_nodes,
     image_path,
     layers_below,
@@ -302,7 +302,7 @@ def _medium(graph: GraphSnapshot, intent: ChangeMedium) -> _Outcome | None:
 def _header_note(graph: GraphSnapshot, intent: Any) -> str:
     """Say so when a reopen leaves the image header naming another backing file."""
     node = graph.nodes.get(intent.node)
-    if node is None or not node.header_backing or node.driver not in COW_DRIVERS:
+    if node is None or not node.header_backing or node.driver not in BACKING_DRIVERS:
         return ""
     if isinstance(intent, SetBacking):
         target = graph.nodes.get(intent.backing)

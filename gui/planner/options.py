@@ -23,15 +23,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.formats.backing_names import options_of_name
+from engine.graph.drivers import BACKING_DRIVERS
 from engine.graph.snapshot import GraphSnapshot, NodeInfo
 
-#: Drivers with a ``backing`` option (COW formats).
-BACKING_DRIVERS = frozenset({"qcow2", "qcow", "qed", "vmdk"})
-#: Drivers whose ``file`` child is mandatory in their options.
-FILE_CHILD_DRIVERS = frozenset({
-    "qcow2", "qcow", "qed", "vmdk", "vdi", "vhdx", "vpc", "raw", "throttle", "preallocate",
-    "blkdebug", "copy-on-read", "compress", "luks", "parallels", "dmg", "bochs", "cloop",
-})
 #: Members that are children, never plain options.
 CHILD_MEMBERS = ("file", "backing", "image", "data-file", "target", "log", "test", "raw")
 _QUERY_OWNED = ("read-only", "cache", "detect-zeroes", "node-name", "driver")

@@ -11,16 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from engine.graph.drivers import BACKING_DRIVERS, PASS_THROUGH_DRIVERS
 from engine.graph.snapshot import BLOCK_BACKEND, BLOCK_NODE, GraphSnapshot
-
-#: Drivers whose data comes from their own image and, where it has none, their backing.
-COW_DRIVERS = frozenset({"qcow2", "qcow", "qed", "vmdk"})
-#: Filters pass every request to one child: they are no layer of data themselves.
-FILTER_DRIVERS = frozenset({
-    "throttle", "copy-on-read", "compress", "preallocate", "blkdebug", "blkverify",
-    "blklogwrites", "copy-before-write", "snapshot-access", "commit_top", "mirror_top",
-    "quorum", "replication",
-})
 
 
 def image_path(graph: GraphSnapshot, key: str) -> str:
@@ -49,11 +41,11 @@ def layers_from(graph: GraphSnapshot, key: str | None) -> list[str]:
     while key is not None and key in graph.nodes and key not in seen:
         seen.add(key)
         node = graph.nodes[key]
-        if node.driver in FILTER_DRIVERS or node.implicit:
+        if node.driver in PASS_THROUGH_DRIVERS or node.implicit:
             key = _data_child(graph, key)
             continue
         out.append(key)
-        if node.driver not in COW_DRIVERS:
+        if node.driver not in BACKING_DRIVERS:
             break
         key = graph.backing(key)
     return out
@@ -62,7 +54,7 @@ def layers_from(graph: GraphSnapshot, key: str | None) -> list[str]:
 def layers_below(graph: GraphSnapshot, key: str) -> list[str]:
     """The layers under ``key``'s backing link, top first."""
     node = graph.nodes.get(key)
-    if node is None or node.driver not in COW_DRIVERS:
+    if node is None or node.driver not in BACKING_DRIVERS:
         return []
     return layers_from(graph, graph.backing(key))
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.graph.drivers import ENGINE_IMAGE_DRIVERS
+
 #: where the bundled tours live
 TOURS_DIR = Path(__file__).resolve().parents[2] / "resources" / "tours"
 
@@ -163,7 +165,7 @@ def _image(obj: Any, where: str) -> ImageSpec:
     if "/" in file or file in ("", ".", ".."):
         raise TourError(f"{where}: 'file' must be a plain file name inside ${{DIR}}")
     fmt = obj.get("format", "qcow2")
-    if fmt not in ("qcow2", "raw"):
+    if fmt not in ENGINE_IMAGE_DRIVERS:
         raise TourError(f"{where}: format must be qcow2 or raw")
     writes = []
     for i, w in enumerate(obj.get("data", [])):

@@ -20,18 +20,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from engine.graph.drivers import IMAGE_DRIVERS
 from engine.graph.snapshot import BLOCK_BACKEND, BLOCK_NODE, EdgeInfo, GraphSnapshot, NodeInfo
 
 #: the kind of a summary card standing for a folded chain
 FOLDED = "folded-chain"
 FOLD_PREFIX = "fold:"
-#: drivers that are layers of a chain (formats), as opposed to filters and protocols
-_LAYER_DRIVERS = frozenset({"qcow2", "qcow", "qed", "vmdk", "vdi", "vhdx", "vpc", "parallels",
-                            "raw"})
 
 
 def _is_layer(n: NodeInfo) -> bool:
-    return n.kind == BLOCK_NODE and n.driver in _LAYER_DRIVERS
+    return n.kind == BLOCK_NODE and n.driver in IMAGE_DRIVERS
 
 
 def chain_through(snapshot: GraphSnapshot, key: str) -> list[str]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPen
 
-from engine.graph.rules import BACKING_DRIVERS
+from engine.graph.drivers import BACKING_DRIVERS, PASS_THROUGH_DRIVERS, PROTOCOL_DRIVERS
 from gui.views.layout import Geometry
 from gui.views.lens import FOLDED
 from gui.views.levels import CARD_DETAIL
@@ -39,19 +39,9 @@ class Attached(Protocol):
     def adjust(self) -> None: ...
 
 
-#: card colours by driver: protocol nodes grey, filters purple, formats blue
-PROTOCOL_DRIVERS = frozenset({
-    "file", "host_device", "host_cdrom", "null-co", "null-aio", "nbd", "iscsi", "nfs",
-    "ssh", "http", "https", "ftp", "ftps", "gluster", "rbd", "nvme", "io_uring",
-})
-FILTER_DRIVERS = frozenset({
-    "throttle", "copy-on-read", "compress", "preallocate", "blkdebug", "blkverify",
-    "blklogwrites", "copy-before-write", "snapshot-access", "commit_top", "mirror_top",
-    "quorum", "replication",
-})
-
 def header_purpose(info: NodeInfo) -> str:
-    """Which scheme colour the card's header strip uses."""
+    """Which scheme colour the card's header strip uses: protocol nodes grey, nodes
+    without data of their own (filters, quorum) purple, formats blue."""
     if info.kind == FOLDED:
         return "folded_header"
     if info.kind == "block-backend":
@@ -60,7 +50,7 @@ def header_purpose(info: NodeInfo) -> str:
         return "job_header"
     if info.driver in PROTOCOL_DRIVERS:
         return "protocol_header"
-    if info.driver in FILTER_DRIVERS:
+    if info.driver in PASS_THROUGH_DRIVERS:
         return "filter_header"
     return "format_header"
 

@@ -24,9 +24,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.graph.drivers import ENGINE_IMAGE_DRIVERS
 from engine.graph.snapshot import GraphSnapshot
 from engine.offline import Difference, compare_with_disk, offline_snapshot
-from engine.offline.compare import FORMAT_DRIVERS, image_path
+from engine.offline.compare import image_path
 from gui.scripting.peer import open_peer
 from gui.widgets.compact_graph import CompactGraphView
 from gui.widgets.modal import nested_event_loop
@@ -36,9 +37,9 @@ def disk_paths(snapshot: GraphSnapshot) -> list[str]:
     """Image files of the live graph's format nodes that have no format-node parent."""
     paths = []
     for info in snapshot.block_nodes():
-        if info.driver not in FORMAT_DRIVERS:
+        if info.driver not in ENGINE_IMAGE_DRIVERS:
             continue
-        if any(snapshot.nodes[e.parent].driver in FORMAT_DRIVERS
+        if any(snapshot.nodes[e.parent].driver in ENGINE_IMAGE_DRIVERS
                for e in snapshot.parents(info.key) if e.role == "backing"):
             continue
         path = image_path(info.filename)

@@ -11,6 +11,8 @@ from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
+from engine.graph.drivers import DRIVERS
+from engine.graph.snapshot import BLOCK_NODE, NodeInfo
 from gui.views.canvas import GraphCanvas
 from gui.views.node_card import header_purpose
 from gui.views.palette import LIGHT
@@ -132,3 +134,19 @@ def test_dragging_a_card_moves_it_and_reroutes_its_links(qapp: QApplication,
     assert link.endpoints()[0] == card.bottom_port()
     assert scene.card_layer.boundingRect().contains(card.scene_rect())
     assert scene.node_at(QPointF(card.px + 30, card.py + 50)) is card
+
+
+def test_header_colour_follows_the_driver_table() -> None:
+    """Every driver of the table gets its kind's colour: protocols, nodes without data of
+    their own (filters, quorum, snapshot-access), and formats."""
+    def purpose(driver: str) -> str:
+        return header_purpose(NodeInfo(key="n", kind=BLOCK_NODE, name="n", driver=driver))
+
+    for name in ("file", "nbd", "vvfat", "nvme-io_uring", "virtio-blk-vhost-user"):
+        assert purpose(name) == "protocol_header", name
+    for name in ("throttle", "blkreplay", "quorum", "snapshot-access", "mirror_top"):
+        assert purpose(name) == "filter_header", name
+    for name in ("qcow2", "raw", "luks", "an-unknown-driver"):
+        assert purpose(name) == "format_header", name
+    assert {purpose(n) for n in DRIVERS} == {"protocol_header", "filter_header",
+                                             "format_header"}

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from engine.formats import open_chain, open_image
-from engine.offline import apply_fix, inspect_chain, offline_snapshot
+from engine.graph.snapshot import GraphSnapshot
+from engine.offline import apply_fix, compare_with_disk, inspect_chain, offline_snapshot
 from engine.offline.inspect import FORMAT, LOOP, MISSING, UNFORMATTED
 from gui.commands.offline import check as offline_check
+from tests.support.peer import started_peer
 from tests.support.qemu import check, create, qemu_img
 
 pytestmark = pytest.mark.qemu
@@ -181,3 +183,35 @@ def test_a_nul_in_the_backing_name_ends_it_as_in_qemu(tmp_path: Path) -> None:
     out = io.StringIO()
     assert offline_check([str(tmp_path / "top.qcow2")], out) == 1
     assert f"looked for {tmp_path}/ba)" in out.getvalue()
+
+
+def test_compare_looks_through_a_blkdebug_backing_in_qemu(
+        chain_dirs: tuple[Path, Path, Path]) -> None:
+    """A backing reached through a filter whose child is not ``file`` (blkdebug's
+    ``image``) is the image below it: the same as the header's, or a difference."""
+    ours, _, _ = chain_dirs
+    with started_peer("qsd", ours.parent) as qsd:
+        def image(name: str) -> dict:
+            return {"driver": "file", "filename": str(ours / name)}
+
+        qsd.ok("blockdev-add", {"driver": "qcow2", "node-name": "mid", "file": image(
+            "mid.qcow2"), "backing": {"driver": "qcow2", "file": image("base.qcow2")}})
+        qsd.ok("blockdev-add", {"driver": "blkdebug", "node-name": "dbg", "image": "mid"})
+        qsd.ok("blockdev-add", {"driver": "qcow2", "node-name": "top",
+                                "file": image("top.qcow2"), "backing": "dbg"})
+        snap = GraphSnapshot.from_qmp(qsd.ok("x-debug-query-block-graph"),
+                                      qsd.ok("query-named-block-nodes", {"flat": True}))
+        assert snap.nodes[snap.backing("top") or ""].driver == "blkdebug"
+        assert compare_with_disk(snap) == []
+        # the same filter over another image: the in-memory link is not the header's
+        qsd.ok("blockdev-add", {"driver": "qcow2", "node-name": "alt", "file": image(
+            "alt.qcow2")})
+        qsd.ok("blockdev-add", {"driver": "blkdebug", "node-name": "dbg2", "image": "alt"})
+        qsd.ok("blockdev-reopen", {"options": [{
+            "driver": "qcow2", "node-name": "top", "file": image("top.qcow2"),
+            "backing": "dbg2"}]})
+        snap = GraphSnapshot.from_qmp(qsd.ok("x-debug-query-block-graph"),
+                                      qsd.ok("query-named-block-nodes", {"flat": True}))
+        diffs = compare_with_disk(snap)
+        assert [(d.node, d.kind, d.live, d.disk) for d in diffs] == [
+            ("top", "link", str(ours / "alt.qcow2"), str(ours / "mid.qcow2"))]

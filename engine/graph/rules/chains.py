@@ -19,7 +19,7 @@ from engine.graph.view import GraphView
 #: operations a backing link does not block on the backing node (QEMU unblocks them)
 BACKING_UNBLOCKED = frozenset({"stream", "commit-target", "backup-source", "backup-target"})
 #: Drivers QEMU treats as filters of one child (``is_filter``), from the driver table.
-FILTER_DRIVERS = frozenset(d.name for d in drivers.DRIVERS.values() if d.is_filter)
+FILTER_DRIVERS = drivers.FILTER_DRIVERS
 #: How a rule names a node QEMU is about to create and name itself (``#block`` and
 #: digits QEMU draws at random): a job's filter, an overlay.
 NEW_AUTO_NAME = "#blockNNN"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
+from engine.graph import drivers
 from engine.graph import perms as P
 from engine.graph.names import check_job_id as job_id_problem
 from engine.graph.rules.chains import (
@@ -267,7 +268,7 @@ def _check_freeze(view: GraphView, top: str, base: str | None) -> None:
             raise RuleViolation(f"Cannot change '{role}' link from '{parent}' to '{child}'")
     for _parent, role, child in links:
         info = view.node_info(child)
-        if info is not None and info.driver in ("commit_top", "mirror_top"):
+        if info is not None and info.driver in drivers.INTERNAL_DRIVERS:
             raise RuleViolation(f"Cannot freeze '{role}' link to '{child}'")
 
 

@@ -132,13 +132,13 @@ def check_overlay_name(view: GraphView, node_name: str | None, new_name: str | N
 def check_image_create(fmt: str, filename: str, backing: str | None) -> None:
     """QEMU's checks before it creates an image file (``bdrv_img_create``), in its order."""
     spec = drivers.DRIVERS.get(fmt)
-    if spec is None:
+    if spec is None or spec.module is not None:    # a module QEMU has not loaded
         raise RuleViolation(f"Unknown file format '{fmt}'")
     if has_protocol(filename) and not filename.startswith("file:"):
         raise RuleViolation(f"Unknown protocol '{filename.split(':', 1)[0]}'")
     if not spec.is_format:
         raise RuleViolation(f"Format driver '{fmt}' does not support image creation")
-    if fmt not in ("qcow2", "raw"):
+    if fmt not in drivers.ENGINE_IMAGE_DRIVERS:
         raise RuleViolation(f"Format '{fmt}' is not supported by the bundled engine")
     if backing is not None and not spec.cow:
         raise RuleViolation(f"Backing file not supported for file format '{fmt}'")

@@ -37,7 +37,7 @@ from engine.graph.rules.permissions import PermissionSim
 from engine.graph.view import GraphView
 
 #: Drivers with a ``backing`` option (COW formats).
-BACKING_DRIVERS = frozenset(d.name for d in drivers.DRIVERS.values() if d.cow)
+BACKING_DRIVERS = drivers.BACKING_DRIVERS
 #: Drivers that support blockdev-reopen in QEMU 7.2.
 REOPEN_DRIVERS = frozenset(d.name for d in drivers.DRIVERS.values() if d.reopen)
 #: Child roles a reopen may point at another node.
@@ -160,7 +160,7 @@ def check_reopen_by_name(view: GraphView, node: str) -> None:
 
 # -- reopen edits (the editor's link and read-only changes) --------------------------------
 #: Drivers a graph may hold that QAPI's BlockdevDriver does not list (jobs' filters).
-INTERNAL_DRIVERS = frozenset({"commit_top", "mirror_top"})
+INTERNAL_DRIVERS = drivers.INTERNAL_DRIVERS
 
 
 KEEP = object()
