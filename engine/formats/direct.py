@@ -22,6 +22,7 @@ import os
 from collections.abc import Sequence
 
 from engine.formats import fileio
+from engine.formats.hostfile import HostFile
 from engine.formats.store import ByteStore
 
 #: alignment asked of offsets, lengths and buffers (a page: safe for 512 B and 4 KiB disks)
@@ -73,6 +74,8 @@ class DirectWriter:
             except OSError:
                 self.unsupported = True
                 return False
+        if isinstance(self._store, HostFile):
+            self._store.unsynced = True     # the file's next sync makes these durable
         for i in range(0, len(bufs), IOV_MAX):
             part = bufs[i:i + IOV_MAX]
             total = sum(len(b) for b in part)

@@ -43,6 +43,10 @@ class HostFile:
         self.writable = writable
         #: :meth:`HostFS.create` made the file (it did not exist before)
         self.created = created
+        #: something may have been written since the last successful :meth:`sync`
+        #: (as QEMU's write and flush generations: a flush with nothing new to make
+        #: durable does not reach the disk)
+        self.unsynced = created
 
     # -- identity ------------------------------------------------------------------------
     def identity(self) -> tuple[int, int]:
@@ -82,15 +86,29 @@ class HostFile:
         return fileio.preadv(self._fd(), buffers, offset)
 
     def pwrite(self, data: bytes | bytearray | memoryview, offset: int) -> int:
+        self.unsynced = True
         return fileio.pwrite(self._fd(), data, offset)
 
     def pwritev(self, buffers: Sequence[bytes | bytearray | memoryview], offset: int) -> int:
+        self.unsynced = True
         return fileio.pwritev(self._fd(), buffers, offset)
 
     def sync(self) -> None:
-        fileio.fdatasync(self._fd())
+        """``fdatasync``, unless nothing was written through this file since the last
+        one succeeded (closing an image only read costs no disk flush, as in QEMU).
+        Writes that race with the sync mark the file again; a failed sync leaves it
+        marked, so the next flush tries again and reports again."""
+        if not self.unsynced:
+            return
+        self.unsynced = False
+        try:
+            fileio.fdatasync(self._fd())
+        except BaseException:
+            self.unsynced = True
+            raise
 
     def truncate(self, length: int) -> None:
+        self.unsynced = True
         fileio.ftruncate(self._fd(), length)
 
     def start_writeback(self, offset: int, length: int) -> None:
@@ -134,11 +152,13 @@ class HostFile:
         """Take over ``other``'s descriptor (a reopen committed); the old one is closed."""
         old, self.fd, other.fd = self.fd, other.fd, None
         self.writable = other.writable
+        self.unsynced = self.unsynced or other.unsynced
         if old is not None:
             os.close(old)
 
     def direct_fd(self) -> int:
-        """A second descriptor on the same file with ``O_DIRECT`` (the caller closes it)."""
+        """A second descriptor on the same file with ``O_DIRECT`` (the caller closes it,
+        and sets :attr:`unsynced` before each write through it)."""
         flags = (os.O_RDWR if self.writable else os.O_RDONLY) | os.O_CLOEXEC | os.O_DIRECT
         return os.open(_PROC_FD + str(self._fd()), flags)
 

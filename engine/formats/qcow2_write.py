@@ -33,7 +33,8 @@ clusters nothing references yet: a crash loses the unpublished copies, never an
 image. A failed request is undone in memory, leaving earlier pending requests
 intact; a failed barrier drops everything pending (its data may not be on disk)
 and the next flush reports the loss. Whole aligned clusters of data are written with
-direct I/O in this mode (:mod:`engine.formats.direct`).
+direct I/O in this mode (:mod:`engine.formats.direct`), and so are large runs of new
+clusters outside it (:data:`DIRECT_REQUEST`).
 
 Why this module is long (about 800 lines, one class): its refcounts, allocation,
 write-back queue and request phases share one set of in-memory tables whose order of
@@ -79,6 +80,12 @@ REFTABLE_OFFSET_MASK = ~0x1FF & ((1 << 64) - 1)
 IOV_MAX = 1024
 #: in write-back mode, metadata is published at the latest after this many new clusters' bytes
 CHECKPOINT_BYTES = 1 << 30
+#: a request outside write-back mode that allocates writes a run of data at least this
+#: large with direct I/O too: the barrier that follows its data would write it out of
+#: the page cache at once anyway, after paying for fresh cache pages (QEMU's qcow2
+#: defers that barrier to the next flush instead). Rewrites in place, which need no
+#: barrier, stay in the page cache.
+DIRECT_REQUEST = 1 << 20
 
 
 class _Undo:
@@ -713,7 +720,9 @@ class Qcow2Writer:
         # phase A: refcounts (in write-back mode: at publication), then data
         if not self.write_back:
             self.write_blocks()
-        self._write_runs(writes)
+        # a request that allocates is followed by a barrier: its new clusters go to the
+        # disk at once anyway, so large runs of them skip the page cache
+        self._write_runs(writes, bool(new) or bool(fresh))
         self._publish(fresh, tables, touched, bool(new), releases)
 
     def _plan_write(self, first_cl: int, last_cl: int, tables: dict[int, array[int]],
@@ -742,21 +751,21 @@ class Qcow2Writer:
                 new.append((cl, e))
         return in_place, new
 
-    def _write_runs(self, writes: list[tuple[int, memoryview]]) -> None:
+    def _write_runs(self, writes: list[tuple[int, memoryview]], barrier: bool) -> None:
         """Write ``(host offset, bytes)`` pieces in file order, adjacent ones in one
-        vectored write."""
+        vectored write; ``barrier``: a barrier follows them (the request allocates)."""
         writes.sort(key=lambda w: w[0])
         run_bufs: list[memoryview] = []
         run_start, run_end = -1, -1
         for host, data in writes:
             if host != run_end:
                 if run_bufs:
-                    self._data_writev(run_start, run_bufs)
+                    self._data_writev(run_start, run_bufs, barrier)
                 run_start, run_bufs = host, []
             run_bufs.append(data)
             run_end = host + len(data)
         if run_bufs:
-            self._data_writev(run_start, run_bufs)
+            self._data_writev(run_start, run_bufs, barrier)
 
     def _present_l2(self, l1_index: int) -> array[int]:
         """The L2 table of ``l1_index``, which :meth:`_prepare_l2` made sure exists."""
@@ -764,8 +773,8 @@ class Qcow2Writer:
         assert table is not None, f"L2 table {l1_index} not prepared"
         return table
 
-    def _data_writev(self, offset: int, bufs: list[memoryview]) -> None:
-        if self.write_back:
+    def _data_writev(self, offset: int, bufs: list[memoryview], barrier: bool = False) -> None:
+        if self.write_back or (barrier and sum(len(b) for b in bufs) >= DIRECT_REQUEST):
             try:
                 if self._direct.writev(offset, bufs):
                     return

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -107,6 +108,10 @@ async def _serve(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, server.request_stop)
+        # What start-up made (modules, the engine) lives as long as the server: the
+        # cyclic collector need not walk it again in every full collection, which
+        # would pause every client for that long.
+        gc.freeze()
         await server.serve_forever()
     finally:
         await server.close()

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from engine.server import wire
 from engine.server.budget import SMALL_MESSAGE
 from engine.server.jsonstream import JSONParseError, JSONStream
+from engine.server.longtext import PendingMessage
 from engine.server.protocol import QMPSession, Reply, Request
 
 if TYPE_CHECKING:
@@ -47,6 +48,12 @@ log = logging.getLogger(__name__)
 
 #: longest stretch of one client's input work before the loop serves others
 STEP_SECONDS = 0.002
+#: the shortest such stretch, and the time one round over every client with work left
+#: may take: with many busy clients each gets ``ROUND_SECONDS / busy`` (but at least
+#: ``MIN_STEP_SECONDS``), so a client that sends a small command waits for one short
+#: round, not for two milliseconds of every other client's work
+MIN_STEP_SECONDS = 0.0003
+ROUND_SECONDS = 0.006
 #: unread input held per client before its socket is no longer read
 READ_BACKLOG = 256 << 10
 #: messages (and parse-error texts) from this size on are handled off the loop and
@@ -67,7 +74,7 @@ class Connection(asyncio.BufferedProtocol):
     def __init__(self, server: QMPServer) -> None:
         self._server = server
         self.session = QMPSession(server.engine, server.known_commands)
-        self.stream = JSONStream(**server.stream_limits)
+        self.stream = JSONStream(defer_long_strings=True, **server.stream_limits)
         self.transport: asyncio.Transport | None = None
         self.peer = "client"
         self.closed = False
@@ -167,14 +174,22 @@ class Connection(asyncio.BufferedProtocol):
     def _schedule(self) -> None:
         if not self._step_scheduled:
             self._step_scheduled = True
+            self._server.busy_clients += 1
             asyncio.get_running_loop().call_soon(self._step)
 
     def _step(self) -> None:
-        """Do what can be done now, for at most :data:`STEP_SECONDS`."""
-        self._step_scheduled = False
+        """Do what can be done now, for at most :data:`STEP_SECONDS` (less when other
+        clients have work left too: see :data:`ROUND_SECONDS`)."""
+        server = self._server
+        if self._step_scheduled:
+            self._step_scheduled = False
+            server.busy_clients -= 1
         if self.closed or self._halted:
             return
-        deadline = time.monotonic() + STEP_SECONDS
+        budget = STEP_SECONDS
+        if server.busy_clients:
+            budget = max(MIN_STEP_SECONDS, min(budget, ROUND_SECONDS / (server.busy_clients + 1)))
+        deadline = time.monotonic() + budget
         while True:
             if self._output:
                 if not self._write_steps(deadline):
@@ -183,6 +198,9 @@ class Connection(asyncio.BufferedProtocol):
             if self._busy or self._writing_paused:
                 break
             if self._ready:
+                if time.monotonic() >= deadline:
+                    self._schedule()
+                    break
                 message, size = self._ready.popleft()
                 self._handle(message, size)
                 continue
@@ -215,8 +233,8 @@ class Connection(asyncio.BufferedProtocol):
         return False
 
     def _handle(self, message: Any, size: int) -> None:
-        large = size >= LARGE or (isinstance(message, JSONParseError)
-                                  and len(message.desc) >= LARGE)
+        large = size >= LARGE or isinstance(message, PendingMessage) or (
+            isinstance(message, JSONParseError) and len(message.desc) >= LARGE)
         if large:   # checking it may hash its keys: leave all of it to the worker
             self._busy = True
             self._server.worker.submit(self._check_and_run, message, self._large_done)
@@ -234,6 +252,10 @@ class Connection(asyncio.BufferedProtocol):
 
     # on the worker thread
     def _check_and_run(self, message: Any) -> Reply:
+        if isinstance(message, PendingMessage):
+            message = message.complete()
+        elif isinstance(message, JSONParseError):
+            message = message.completed()
         checked = self.session.check(message)
         return checked if isinstance(checked, Reply) else self.session.run(checked)
 

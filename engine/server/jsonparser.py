@@ -16,6 +16,11 @@ needs no recursion. The answers are QEMU's:
 
 The first error is kept and later tokens are ignored; the stream decides when the
 message ends (braces and brackets balance) and then asks :meth:`MessageBuilder.finish`.
+
+With ``defer_long``, string values of :data:`~engine.server.longtext.LONG_STRING`
+characters or more stay in pieces and the message comes out as a
+:class:`~engine.server.longtext.PendingMessage`, to be completed off the event loop
+(object keys are always joined: they must be hashed to find duplicates).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from engine.server.jsontext import (
     keyword_error,
     string_value,
 )
+from engine.server.longtext import LONG_STRING, LongString, PendingMessage
 
 # token kinds (the structural ones are their own character)
 LCURLY, RCURLY, LSQUARE, RSQUARE, COLON, COMMA = "{", "}", "[", "]", ":", ","
@@ -54,9 +60,12 @@ class _Frame:
 class MessageBuilder:
     """One message's value, built token by token."""
 
-    __slots__ = ("_expect", "_stack", "done", "error", "value")
+    __slots__ = ("_expect", "_places", "_stack", "defer_long", "done", "error", "value")
 
-    def __init__(self) -> None:
+    def __init__(self, defer_long: bool = False) -> None:
+        self.defer_long = defer_long
+        #: where long strings were stored (see ``PendingMessage``)
+        self._places: list[tuple[Any, Any]] = []
         self._stack: list[_Frame] = []
         self._expect = _VALUE
         self.error: str | None = None
@@ -69,6 +78,8 @@ class MessageBuilder:
             return None, self.error
         if not self.done:
             return None, "premature EOI"
+        if self._places or isinstance(self.value, LongString):
+            return PendingMessage(self.value, self._places), None
         return self.value, None
 
     def token(self, kind: str, payload: bytes | StringDecoder) -> None:
@@ -99,7 +110,7 @@ class MessageBuilder:
             self._store(self._stack.pop().container)
             return
         if kind == STRING:
-            value: Any = payload.value() if isinstance(payload, StringDecoder) \
+            value: Any = self._long_string(payload) if isinstance(payload, StringDecoder) \
                 else string_value(payload)
             if isinstance(value, tuple):
                 self.error = value[0]
@@ -117,6 +128,16 @@ class MessageBuilder:
             self.error = "expecting value"
             return
         self._store(value)
+
+    def _long_string(self, decoder: StringDecoder) -> str | LongString | tuple[str]:
+        parts = decoder.parts()
+        if isinstance(parts, tuple):
+            return parts
+        if self.defer_long and decoder.length >= LONG_STRING:
+            text = LongString(parts)
+            if len(text) >= LONG_STRING:
+                return text
+        return "".join(parts)
 
     def _separator(self, kind: str) -> None:
         frame = self._stack[-1]
@@ -145,6 +166,8 @@ class MessageBuilder:
         container = frame.container
         if isinstance(container, dict):
             if frame.want_key:
+                if isinstance(value, LongString):
+                    value = value.join()
                 if not isinstance(value, str):
                     self.error = "key is not a string in object"
                     return
@@ -156,6 +179,10 @@ class MessageBuilder:
                 self.error = "duplicate key"
                 return
             container[frame.key] = value  # type: ignore[index]
+            if isinstance(value, LongString):
+                self._places.append((container, frame.key))
         else:
             container.append(value)
+            if isinstance(value, LongString):
+                self._places.append((container, len(container) - 1))
         self._expect = _SEPARATOR

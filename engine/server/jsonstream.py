@@ -51,6 +51,7 @@ from engine.server.jsonparser import (
     MessageBuilder,
 )
 from engine.server.jsontext import StringDecoder, decode_lossy, integer_value
+from engine.server.longtext import LONG_STRING, LongString, join_released
 
 MAX_NESTING = 1024
 MAX_TOKEN_SIZE = 64 << 20
@@ -65,9 +66,17 @@ _TOKENS_PER_CLOCK = 64
 
 @dataclass(frozen=True, slots=True)
 class JSONParseError:
-    """A message that could not be read; ``desc`` is QEMU's error text."""
+    """A message that could not be read; ``desc`` is QEMU's error text (a
+    :class:`~engine.server.longtext.LongString` when it quotes a long token and the
+    stream defers long strings: :meth:`completed` joins it)."""
 
-    desc: str
+    desc: str | LongString
+
+    def completed(self) -> JSONParseError:
+        """This error with its text in one piece (call off the event loop)."""
+        if isinstance(self.desc, LongString):
+            return JSONParseError(join_released(self.desc.parts))
+        return self
 
 
 # -- lexer tables ------------------------------------------------------------------------
@@ -172,7 +181,11 @@ class JSONStream:
     """
 
     def __init__(self, *, max_nesting: int = MAX_NESTING, max_token_size: int = MAX_TOKEN_SIZE,
-                 max_token_count: int = MAX_TOKEN_COUNT) -> None:
+                 max_token_count: int = MAX_TOKEN_COUNT, defer_long_strings: bool = False
+                 ) -> None:
+        """``defer_long_strings``: messages with long strings come out as
+        :class:`~engine.server.longtext.PendingMessage` (see :mod:`~engine.server.longtext`)."""
+        self.defer_long_strings = defer_long_strings
         self.max_nesting = max_nesting
         self.max_token_size = max_token_size
         self.max_token_count = max_token_count
@@ -189,7 +202,7 @@ class JSONStream:
         self._brackets = 0
         self._token_count = 0
         self._token_bytes = 0
-        self._builder = MessageBuilder()
+        self._builder = MessageBuilder(self.defer_long_strings)
         self._sizes: list[int] | None = None
         # the buffer being read, as text (None unless it is ASCII)
         self._text_of: bytes | None = None
@@ -359,10 +372,11 @@ class JSONStream:
             self._end_token()
             self._token(_ENDED_KIND[state], text, len(text), out)
             return pos
-        if move == _ERROR:
-            stray = decode_lossy(b"".join(self._pieces)) + _stray_byte(c)
+        if move == _ERROR:   # the token so far is ASCII: digits, signs, letters
+            parts = [piece.decode("ascii") for piece in self._pieces]
+            parts.append(_stray_byte(c))
             self._end_token()
-            self._emit(out, _stray(stray))
+            self._emit(out, self._stray_quoting(parts))
             self._reset_message()
             self._state = _RECOVERY
             return pos + 1
@@ -408,12 +422,21 @@ class JSONStream:
         return self._string_stray(decoder, c, pos, out)
 
     def _string_stray(self, decoder: StringDecoder, c: int, pos: int, out: list[Any]) -> int:
-        text = chr(decoder.quote) + decoder.raw_text() + _stray_byte(c)
+        parts = [chr(decoder.quote), *decoder.raw_parts(), _stray_byte(c)]
         self._end_token()
-        self._emit(out, _stray(text))
+        self._emit(out, self._stray_quoting(parts))
         self._reset_message()
         self._state = _RECOVERY
         return pos + 1
+
+    def _stray_quoting(self, parts: list[str]) -> JSONParseError:
+        """``stray '...'`` quoting a token's text; a long one stays in pieces if the
+        stream defers long strings (a copy of up to 64 MiB is no work for the loop)."""
+        if self.defer_long_strings:
+            text = LongString(["JSON parse error, stray '", *parts, "'"])
+            if len(text) >= LONG_STRING:
+                return JSONParseError(text)
+        return _stray("".join(parts))
 
     def _too_long(self, more: int) -> bool:
         """Add ``more`` bytes to the token; True if QEMU would cut it within them."""
@@ -483,4 +506,4 @@ class JSONStream:
         self._brackets = 0
         self._token_count = 0
         self._token_bytes = 0
-        self._builder = MessageBuilder()
+        self._builder = MessageBuilder(self.defer_long_strings)

@@ -153,20 +153,30 @@ class StringDecoder:
 
     def value(self) -> str | tuple[str]:
         """The string, or ``(error text,)`` (call once the body is complete)."""
+        parts = self.parts()
+        return parts if isinstance(parts, tuple) else "".join(parts)
+
+    def parts(self) -> list[str] | tuple[str]:
+        """The string in pieces, or ``(error text,)`` (call once the body is complete):
+        a long string's pieces are joined by whoever can afford the copy."""
         if self._error is None:
             data, self._carry = self._carry, b""
             self._decode(data, final=True)
         if self._error is not None:
             return (self._error,)
-        return "".join(self._parts)
+        return self._parts
 
     def raw_text(self) -> str:
         """The body so far as QEMU quotes it in a ``stray`` error (lossy)."""
+        return "".join(self.raw_parts())
+
+    def raw_parts(self) -> list[str]:
+        """:meth:`raw_text` in pieces."""
         if self._carry:
             # what precedes the carried bytes ends on a sequence boundary
             self._raw.append(decode_lossy(self._carry))
             self._carry = b""
-        return "".join(self._raw)
+        return self._raw
 
     # -- decoding ---------------------------------------------------------------------
     def _fail(self, desc: str, data: bytes, at: int, final: bool) -> None:

@@ -86,7 +86,10 @@ class QMPSession:
     def check(self, message: Any | JSONParseError) -> Request | Reply:
         """Validate one input message: a :class:`Request` to run, or the error reply."""
         if isinstance(message, JSONParseError):
-            return Reply(wire.failure("GenericError", message.desc))
+            # the server completes a long text off its loop before it gets here
+            desc = message.completed().desc
+            assert isinstance(desc, str)
+            return Reply(wire.failure("GenericError", desc))
         if not isinstance(message, dict):
             return Reply(wire.failure("GenericError", "QMP input must be a JSON object"))
         has_id = "id" in message

@@ -92,6 +92,8 @@ class QMPServer:
         self.worker: CommandWorker = None  # type: ignore[assignment]  # set by start()
         self._engine_lock: Any = getattr(engine, "lock", None)
         self._penalty: dict[str, int] = {}
+        #: clients whose input work was cut short and continues in a later turn
+        self.busy_clients = 0
         self._connections: set[Connection] = set()
         self._listeners: list[asyncio.AbstractServer] = []
         self._unix_paths: list[str] = []

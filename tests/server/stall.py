@@ -31,6 +31,11 @@ def peak_rss(pid: int) -> int:
     raise AssertionError("no VmHWM")
 
 
+def runqueue_wait(pid: int) -> float:
+    """Seconds the process's main thread has spent ready to run but waiting for a CPU."""
+    return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
 def connect(path: str) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(path)
@@ -77,26 +82,45 @@ class AttackResult:
     latencies: list[float] = field(default_factory=list)   # query-version meanwhile
     attack: dict = field(default_factory=dict)             # the attackers' report
     still_answers: bool = False        # a new client is served afterwards
+    #: seconds the server's event loop thread waited for a CPU during the attack
+    loop_waited_for_cpu: float = 0.0
 
 
 def slow_readers_and_huge_messages(tmp_path: Path, *, non_readers: int = 20,
-                                   huge: int = 10, mib: int = 60) -> AttackResult:
+                                   huge: int = 10, mib: int = 60,
+                                   attackers_nice: int = 0) -> AttackResult:
+    """``attackers_nice``: the attacking process's niceness. On a machine of two
+    cores the attackers' own work (sending 600 MiB, 30 threads) takes CPU time from
+    the server; a remote attacker's would not."""
     with ServeProcess(tmp_path) as srv:
         prober = Prober(srv.socket_path)
+        waited = runqueue_wait(srv.pid)
         with prober.running():
             attack = subprocess.run(
-                [sys.executable, "-m", "tests.server.attackers", srv.socket_path,
+                ["nice", "-n", str(attackers_nice), sys.executable, "-m",
+                 "tests.server.attackers", srv.socket_path,
                  "--non-readers", str(non_readers), "--huge", str(huge), "--mib", str(mib)],
                 cwd=REPO, capture_output=True, text=True, timeout=900)
             probes_during_attack = len(prober.latencies)
+            waited = runqueue_wait(srv.pid) - waited
         if attack.returncode != 0:
             raise AssertionError(attack.stderr)
         result = AttackResult(peak_rss(srv.pid), prober.latencies[:probes_during_attack],
-                              json.loads(attack.stdout))
+                              json.loads(attack.stdout), loop_waited_for_cpu=waited)
         with RawClient(srv.socket_path) as c:
             c.negotiate()
             result.still_answers = "return" in c.cmd("query-version")
     return result
+
+
+def idle_latencies(tmp_path: Path, seconds: float) -> list[float]:
+    """The same client's round trips to a server nobody attacks, for ``seconds``: what
+    the machine itself (its load, its scheduler) adds to every answer."""
+    with ServeProcess(tmp_path) as srv:
+        prober = Prober(srv.socket_path)
+        with prober.running():
+            time.sleep(seconds)   # a measurement of so long, not a wait for an event
+        return list(prober.latencies)
 
 
 def stuck_clients(path: str) -> list[socket.socket]:
