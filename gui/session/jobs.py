@@ -7,11 +7,11 @@ reports each change, and lets a caller wait until a job reaches a status — eve
 a job passed through since it was last forgotten counts, so a job whose events arrive
 before the reply of the command that started it is still seen.
 
-It also knows which jobs make progress (to poll only while one does) and whether an
-image is being created (:attr:`JobTracker.creating`: the session reads nothing then,
-see :mod:`gui.session.updates`). A job's type comes from ``query-jobs``, or from the
-command this client started it with (:meth:`JobTracker.starting`), which is known
-before QEMU's first event about it.
+It also knows which jobs make progress (to poll only while one does) and whether the
+node list may be asked for (:attr:`JobTracker.nodes_unsafe`: not while an image is being
+created nor while a stream job waits to be dismissed, see :mod:`gui.session.updates`).
+A job's type comes from ``query-jobs``, or from the command this client started it with
+(:meth:`JobTracker.starting`), which is known before QEMU's first event about it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gui.session.errors import Disconnected, JobFailed, SessionError
-from gui.session.updates import ACTIVE, PROGRESSING
+from gui.session.updates import ACTIVE, DETACHED_FILTER_JOB_TYPES, PROGRESSING
 
 #: the job type each job-starting command starts (query-jobs' ``type``)
 JOB_TYPES = {"blockdev-create": "create", "block-stream": "stream", "block-commit": "commit",
@@ -77,6 +77,19 @@ class JobTracker:
             for j in self._jobs.values())
 
     @property
+    def holding_dropped_filter(self) -> bool:
+        """Whether a stream job has concluded and not been dismissed: it still holds its
+        filter node, which has lost its child."""
+        return any(j.status == "concluded" and self._types.get(j.id) in DETACHED_FILTER_JOB_TYPES
+                   for j in self._jobs.values())
+
+    @property
+    def nodes_unsafe(self) -> bool:
+        """Whether QEMU 7.2 must not be asked for its node list now (it would abort or
+        crash): an image is being created, or a stream job waits to be dismissed."""
+        return self.creating or self.holding_dropped_filter
+
+    @property
     def untyped(self) -> bool:
         """Whether a job exists whose type is not known (another client started it)."""
         return any(j.id not in self._types for j in self._jobs.values() if j.status in ACTIVE)
@@ -97,14 +110,16 @@ class JobTracker:
         self._starting.discard(job_id)
         await self.wake()
 
-    async def until_not_creating(self, timeout: float) -> None:
-        """Wait until no image is being created (SessionError after ``timeout`` s)."""
+    async def until_nodes_safe(self, timeout: float) -> None:
+        """Wait until the node list may be asked for (SessionError after ``timeout`` s)."""
         async with self._changed:
             try:
                 async with asyncio.timeout(timeout):
-                    await self._changed.wait_for(lambda: not self.creating)
+                    await self._changed.wait_for(lambda: not self.nodes_unsafe)
             except TimeoutError:
-                raise SessionError("timed out waiting for an image creation to end") from None
+                what = ("an image creation to end" if self.creating
+                        else "a concluded job to be dismissed")
+                raise SessionError(f"timed out waiting for {what}") from None
 
     async def on_event(self, name: str, data: Mapping[str, Any]) -> None:
         """Take in a QMP event (any: those that are not about jobs are ignored)."""

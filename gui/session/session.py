@@ -12,7 +12,8 @@ knowing:
 * One task drains events; each event and each own command says what it calls for
   (:mod:`~gui.session.updates`) and wakes the update loop, the only place background
   reads happen — under the command lock, so that no query can slip in between a
-  ``blockdev-create`` and the end of its job.
+  ``blockdev-create`` and the end of its job, or the end of a stream job and its
+  dismissal.
 * A dropped connection is noticed by the watch task through qemu.qmp's runstate; the
   session then reports ``LOST`` ("disconnected — outcome unknown"), never raises into
   the caller, and reconnects with back-off when ``auto_reconnect`` is on.
@@ -348,6 +349,12 @@ class Session:
         is the one that change left."""
         return self._need is not Need.NOTHING or self._read_lock.locked()
 
+    @property
+    def read_deferred(self) -> bool:
+        """Whether a graph read is called for but waits for the peer (an image being
+        created, a concluded stream job not yet dismissed: see :mod:`gui.session.updates`)."""
+        return self._need >= Need.GRAPH and self._jobs.nodes_unsafe
+
     def set_poll_interval(self, seconds: float | None) -> None:
         """Change the safety re-read interval (None: never) from now on."""
         self.poll_interval = seconds
@@ -366,15 +373,16 @@ class Session:
     async def refresh(self, *, force: bool = False) -> GraphSnapshot:
         """Re-read the graph now; emits graph_changed if it changed. ``force``: node details too.
 
-        Waits first until no image is being created (see :mod:`gui.session.updates`).
+        Waits first until the node list may be asked for: no image being created, no
+        stream job waiting to be dismissed (see :mod:`gui.session.updates`).
         """
         if self._link is None or self._caps is None:
             raise Disconnected("not connected")
         need = self._need
         while True:
-            await self._jobs.until_not_creating(self.job_timeout)
+            await self._jobs.until_nodes_safe(self.job_timeout)
             async with self._command_lock:
-                if self._jobs.creating:
+                if self._jobs.nodes_unsafe:
                     continue
                 snapshot = await self._read_graph(force or need >= Need.NODES)
                 break
@@ -471,8 +479,9 @@ class Session:
             if self._jobs.untyped:       # another client's job: is it creating an image?
                 with background_traffic():
                     self._jobs.on_query(await self._query("query-jobs"))
-            deferred = need >= Need.GRAPH and self._jobs.creating
-            # a graph read waits for the image to exist: the creation's end wakes the loop
+            deferred = need >= Need.GRAPH and self._jobs.nodes_unsafe
+            # a graph read waits for the image to exist or the job to be dismissed: the
+            # creation's end or the job's null wakes the loop
             self._need = need if deferred else Need.NOTHING
             try:
                 if need >= Need.GRAPH and not deferred:

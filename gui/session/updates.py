@@ -15,10 +15,20 @@ After the first read the session keeps its graph from what tells it something ch
   It asks the cheap ``x-debug-query-block-graph`` first and the node list only if that
   changed (:mod:`gui.session.graph_reader`).
 
-Nothing is read while nothing changes. One exception is made for QEMU's sake: while an
-image is being created (a ``blockdev-create`` job), QEMU 7.2 must not be asked for
-``query-named-block-nodes`` — it aborts in ``qcow2_get_specific_info`` or hangs on the
-half-made image — so reads wait until the creation job has ended.
+Nothing is read while nothing changes. Two exceptions are made for QEMU's sake, when
+QEMU 7.2 must not be asked for ``query-named-block-nodes`` and graph reads wait:
+
+* while an image is being created (a ``blockdev-create`` job): QEMU aborts in
+  ``qcow2_get_specific_info`` or hangs on the half-made image; reads wait until the
+  creation job has ended;
+* while a stream job is ``concluded`` and not yet dismissed: the job inserts an implicit
+  copy-on-read filter, detaches it from its child as it completes, yet holds the
+  childless node until it is dismissed; the node list then refreshes that node's file
+  name from the child it no longer has and QEMU segfaults in ``bdrv_refresh_filename``.
+  A job started with ``auto-dismiss: false`` — as libvirt starts its jobs, dismissing
+  them once it has seen the end — stays so until dismissed, so reads wait for the job's
+  ``null``. ``query-jobs``, ``query-block-jobs`` and ``x-debug-query-block-graph`` are
+  safe then. Commit, mirror and backup jobs leave their filters whole: no wait.
 """
 
 from __future__ import annotations
@@ -43,6 +53,9 @@ class Need(enum.IntEnum):
 PROGRESSING = frozenset({"created", "running", "waiting", "pending", "aborting"})
 #: Job statuses of a job that exists and has not ended (concluded jobs wait for dismiss).
 ACTIVE = PROGRESSING | {"ready", "paused", "standby"}
+#: Job types whose job holds its filter node, detached from its child, from its
+#: completion until it is dismissed.
+DETACHED_FILTER_JOB_TYPES = frozenset({"stream"})
 #: Statuses whose event means job nodes (and a job's filter) appeared or went away.
 _STRUCTURAL_STATUSES = frozenset({"created", "concluded", "null", "aborting"})
 
