@@ -54,6 +54,8 @@ class JobTracker:
         self._types: dict[str, str] = {}
         #: jobs this client is starting: sent, no status seen yet
         self._starting: set[str] = set()
+        #: jobs whose completion (or cancellation) event has been seen: they end soon
+        self._completed: set[str] = set()
         self._changed = asyncio.Condition()
 
     @property
@@ -78,9 +80,11 @@ class JobTracker:
 
     @property
     def holding_dropped_filter(self) -> bool:
-        """Whether a stream job has concluded and not been dismissed: it still holds its
-        filter node, which has lost its child."""
-        return any(j.status == "concluded" and self._types.get(j.id) in DETACHED_FILTER_JOB_TYPES
+        """Whether a stream job has concluded (or said it completed: its ``concluded``
+        follows at once) and not been dismissed: it still holds its filter node, which
+        has lost its child."""
+        return any((j.status == "concluded" or j.id in self._completed)
+                   and self._types.get(j.id) in DETACHED_FILTER_JOB_TYPES
                    for j in self._jobs.values())
 
     @property
@@ -132,6 +136,7 @@ class JobTracker:
             job_id = str(data.get("device"))
             old = self._jobs.get(job_id, JobProgress(job_id))
             error = data.get("error") or ("cancelled" if name == "BLOCK_JOB_CANCELLED" else None)
+            self._completed.add(job_id)
             await self._update(JobProgress(old.id, str(data.get("type", old.type)),
                                            old.status, int(data.get("offset", 0)),
                                            int(data.get("len", 0)), error))
@@ -144,6 +149,7 @@ class JobTracker:
         listed = {str(j["id"]) for j in reply}
         for job_id in [k for k in self._jobs if k not in listed and k not in self._starting]:
             gone = self._jobs.pop(job_id)
+            self._completed.discard(job_id)
             self._report(JobProgress(gone.id, gone.type, "null", gone.current, gone.total,
                                      gone.error))
         for j in reply:
@@ -165,6 +171,7 @@ class JobTracker:
                           job.current, job.total, job.error)
         if job.status == "null":
             self._jobs.pop(job.id, None)
+            self._completed.discard(job.id)
         else:
             self._jobs[job.id] = job
         self._history.setdefault(job.id, []).append(job)
@@ -179,6 +186,7 @@ class JobTracker:
     def forget(self, job_id: str) -> None:
         """Drop what was seen of ``job_id`` before: a new job of that id is about to start."""
         self._history.pop(job_id, None)
+        self._completed.discard(job_id)
 
     async def wait(self, job_id: str, until: tuple[str, ...], timeout: float,
                    gone: Callable[[], bool]) -> JobProgress:

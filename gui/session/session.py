@@ -54,6 +54,11 @@ log = logging.getLogger(__name__)
 STALE_JOB_READ_CAP = 5.0
 
 
+class _NodesUnsafe(Exception):
+    """A job ended while a graph read was under way: the node list may not be asked for
+    now (see :mod:`gui.session.updates`); the read is taken up again later."""
+
+
 class Session:
     """A live connection to a QMP peer (see the package docstring for the API)."""
 
@@ -384,7 +389,10 @@ class Session:
             async with self._command_lock:
                 if self._jobs.nodes_unsafe:
                     continue
-                snapshot = await self._read_graph(force or need >= Need.NODES)
+                try:
+                    snapshot = await self._read_graph(force or need >= Need.NODES)
+                except _NodesUnsafe:
+                    continue
                 break
         if self._need == need:           # nothing new called for a read meanwhile
             self._need = Need.NOTHING
@@ -397,14 +405,21 @@ class Session:
         async with self._read_lock:
             with background_traffic():
                 snapshot, changed = await read_graph(
-                    self._query, self._read, has_debug_graph=self._caps.has_debug_graph,
-                    force_nodes=force_nodes)
+                    self._graph_query, self._read,
+                    has_debug_graph=self._caps.has_debug_graph, force_nodes=force_nodes)
                 if self._jobs or any(n.kind == "block-job" for n in snapshot.nodes.values()):
                     self._jobs.on_query(await self._query("query-jobs"))
         self._last_graph_read = asyncio.get_running_loop().time()
         if changed:
             self._graph_changed.emit(snapshot)
         return snapshot
+
+    async def _graph_query(self, command: str, arguments: Mapping[str, Any] | None) -> Any:
+        """A query of a graph read: the node list is checked for safety once more just
+        before it is sent, since a job's end may have been taken in meanwhile."""
+        if command == "query-named-block-nodes" and self._jobs.nodes_unsafe:
+            raise _NodesUnsafe
+        return await self._query(command, arguments)
 
     async def _read_jobs(self) -> None:
         """Read the jobs' statuses and progress only; emit the graph if that changed it."""
@@ -488,6 +503,8 @@ class Session:
                     await self._read_graph(need >= Need.NODES)
                 elif self._jobs and self._read.snapshot is not None:
                     await self._read_jobs()
+            except _NodesUnsafe:
+                self._need = max(self._need, need)   # the job's null wakes the loop
             except BaseException:
                 self._need = max(self._need, need)
                 raise

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from gui.session import Session
+from gui.session.jobs import JobTracker
 from tests.support.peer import Peer
 from tests.support.qemu import create
 
@@ -105,3 +106,20 @@ async def test_jobs_another_client_dismisses_leave_qemu_alive_and_the_graph_righ
             assert peer.ok("query-version")
     finally:
         await session.close()
+
+
+async def test_a_streams_completion_makes_the_node_list_unsafe_until_its_null() -> None:
+    """The completion event already counts: ``concluded`` follows it at once, and a read
+    called for by the completion must not slip in before that event is taken in."""
+    tracker = JobTracker(lambda _job: None)
+    for kind in ("stream", "commit", "mirror"):
+        job = f"{kind}0"
+        await tracker.on_event("JOB_STATUS_CHANGE", {"id": job, "status": "pending"})
+        assert not tracker.nodes_unsafe
+        await tracker.on_event("BLOCK_JOB_COMPLETED", {"device": job, "type": kind,
+                                                       "offset": 0, "len": 0})
+        assert tracker.nodes_unsafe == (kind == "stream")
+        await tracker.on_event("JOB_STATUS_CHANGE", {"id": job, "status": "concluded"})
+        assert tracker.nodes_unsafe == (kind == "stream")
+        await tracker.on_event("JOB_STATUS_CHANGE", {"id": job, "status": "null"})
+        assert not tracker.nodes_unsafe
