@@ -1,15 +1,16 @@
 """Block accounting of a BlockBackend: what ``query-blockstats`` reports per device.
 
 QEMU counts a backend's requests where its user accounts them: the guest device
-models, and qemu-io's ``aio_*`` commands. Plain ``read``/``write`` through the
-human monitor's qemu-io, block jobs and exports are not accounted, and the bundled
-engine has no other guest, so a backend's counters stay as they start; the per-node
-``wr_highest_offset`` (:meth:`engine.graph.nodes.Node.note_write`) is where writes
-show. The types are QEMU's BLOCK_ACCT_* kinds.
+models, and qemu-io's ``aio_*`` commands (the bundled engine's only guest requests).
+Plain ``read``/``write`` through the human monitor's qemu-io, block jobs and exports
+are not accounted; the per-node ``wr_highest_offset``
+(:meth:`engine.graph.nodes.Node.note_write`) is where every write shows. The kinds
+are QEMU's BLOCK_ACCT_* ones; times are the host's monotonic clock in nanoseconds.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 #: QEMU's accounting kinds, in the order its counters are kept
@@ -38,3 +39,35 @@ class BlockAcctStats:
     last_access_time_ns: int = 0
     account_invalid: bool = True
     account_failed: bool = True
+
+    def start(self, kind: str, nbytes: int) -> Cookie:
+        """A request of ``kind`` and ``nbytes`` begins (counted when it ends)."""
+        return Cookie(kind, nbytes, time.monotonic_ns())
+
+    def done(self, cookie: Cookie, *, failed: bool = False) -> None:
+        """The request ended: a success counts its bytes, a failure only itself; the
+        time counts unless a failure and ``account_failed`` is off."""
+        now = time.monotonic_ns()
+        if failed:
+            self.failed_ops[cookie.kind] += 1
+        else:
+            self.nr_bytes[cookie.kind] += cookie.nbytes
+            self.nr_ops[cookie.kind] += 1
+        if not failed or self.account_failed:
+            self.total_time_ns[cookie.kind] += now - cookie.start_ns
+            self.last_access_time_ns = now
+
+    def invalid(self, kind: str) -> None:
+        """A request refused before it was made (it took no time)."""
+        self.invalid_ops[kind] += 1
+        if self.account_invalid:
+            self.last_access_time_ns = time.monotonic_ns()
+
+
+@dataclass(frozen=True)
+class Cookie:
+    """One accounted request under way."""
+
+    kind: str
+    nbytes: int
+    start_ns: int

@@ -58,10 +58,32 @@ COMMANDS = [
     ("query-blockstats", {}),
     ("query-blockstats", {"query-nodes": True}),
     ("query-blockstats", {"query-nodes": False}),
+    # accounted: two writes, a read with its check, invalid and failed requests, a
+    # zero write (not accounted), a flush; on a node-name the backend is a throwaway
+    _hmp('qemu-io drive0 "aio_write -P 3 128k 4k 4k"'),
+    _hmp('qemu-io drive0 "aio_write -q 3M 512"'),
+    _hmp('qemu-io drive0 "aio_read -P 3 128k 8k"'),
+    _hmp('qemu-io drive0 "aio_read -P 4 128k 512"'),
+    _hmp('qemu-io drive0 "aio_write -i 0 512"'),
+    _hmp('qemu-io drive0 "aio_read -i 0 512"'),
+    _hmp('qemu-io drive0 "aio_write 0 4k x"'),
+    _hmp('qemu-io drive0 "aio_write 4M 512"'),
+    _hmp('qemu-io drive0 "aio_read 4M 512"'),
+    _hmp('qemu-io drive0 "aio_write -z 2M 64k"'),
+    _hmp('qemu-io drive0 "aio_write -u 0 4k"'),
+    _hmp('qemu-io drive0 "aio_read 0"'),
+    _hmp('qemu-io drive0 "aio_read -q 0"'),
+    _hmp('qemu-io drive0 "aio_flush"'),
+    _hmp('qemu-io other "aio_write 0 512"'),
+    ("query-blockstats", {}),
+    ("query-blockstats", {"query-nodes": True}),
 ]
 
+#: figures of the host's clock, left out of the comparison
+TIMES = re.compile(r'"(idle_time_ns|\w+_total_time_ns)": \d+')
 
-def _qemu_replies(args: list[str]) -> list[str]:
+
+def _qemu_replies(args: list[str]) -> tuple[list[str], list[str]]:
     script = [json.dumps({"execute": "qmp_capabilities"})]
     script += [json.dumps({"execute": c, "arguments": a}) for c, a in COMMANDS]
     script.append(json.dumps({"execute": "quit"}))
@@ -70,35 +92,50 @@ def _qemu_replies(args: list[str]) -> list[str]:
                           timeout=60, check=True)
     replies = [json.loads(line) for line in proc.stdout.splitlines()
                if line.startswith('{"return"') or line.startswith('{"error"')]
-    return [json.dumps(r["return"]) for r in replies[1:-1]]
+    printed = [line for line in proc.stdout.splitlines() if not line.startswith("{")]
+    return [json.dumps(r["return"]) for r in replies[1:-1]], printed
 
 
-def _engine_replies(args: list[str]) -> list[str]:
+def _engine_replies(args: list[str]) -> tuple[list[str], list[str]]:
     opened = open_command_line(shlex.join(["qemu-system-x86_64", *BASE, *args]))
     replies = []
+    out = io.StringIO()
     try:
-        with redirect_stdout(io.StringIO()):
+        with redirect_stdout(out):
             for command, arguments in COMMANDS:
                 replies.append(json.dumps(opened.machine.execute(command, arguments)))
     finally:
         opened.machine.close()
-    return replies
+    return replies, out.getvalue().splitlines()
 
 
 def _comparable(text: str, d: Path) -> str:
+    text = TIMES.sub(r'"\1": "host"', text)
     return re.sub(r"#block\d+", "#block", text.replace(str(d), "{dir}"))
+
+
+def _without_rates(printed: list[str]) -> list[str]:
+    """qemu-io's report lines without the one that carries the duration."""
+    return [line for line in printed if "ops/sec" not in line]
 
 
 def test_blockstats_match_qemu_per_device_and_per_node(tmp_path: Path) -> None:
     _images(tmp_path)
-    theirs = _qemu_replies(_args(tmp_path))
+    theirs, their_lines = _qemu_replies(_args(tmp_path))
     _images(tmp_path)
-    ours = _engine_replies(_args(tmp_path))
+    ours, our_lines = _engine_replies(_args(tmp_path))
     assert [_comparable(r, tmp_path) for r in ours] == \
         [_comparable(r, tmp_path) for r in theirs]
+    assert _without_rates(our_lines) == _without_rates(their_lines)
     after = json.loads(ours[6])[0]
     # what was compared did move: the guest's highest write, and the host file's
     assert after["stats"]["wr_highest_offset"] == 1024 * 1024 + 64 * 1024
     assert after["parent"]["stats"]["wr_highest_offset"] > 0
     assert after["backing"]["node-name"] == "mid"
     assert after["stats"]["wr_operations"] == 0 and after["stats"]["account_failed"]
+    counted = json.loads(ours[-2])[0]["stats"]
+    assert (counted["wr_operations"], counted["wr_bytes"], counted["rd_operations"],
+            counted["flush_operations"], counted["failed_wr_operations"],
+            counted["invalid_wr_operations"], counted["invalid_rd_operations"]) == \
+        (2, 8192 + 512, 2, 1, 1, 2, 1)
+    assert "idle_time_ns" in counted
