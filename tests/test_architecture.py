@@ -67,3 +67,42 @@ def test_every_import_inside_a_function_is_listed_with_its_reason() -> None:
     listed = set(re.findall(r"`((?:engine|gui)/[\w/]+\.py):\d", section))
     unlisted = _imports_inside_functions() - listed
     assert unlisted == set(), f"imports inside functions not in ARCHITECTURE.md: {unlisted}"
+
+
+#: rooms of a size a person can hold: longer ones say why (ruff checks statements and
+#: complexity; these check the lengths a reader sees)
+MODULE_LINES, FUNCTION_LINES = 500, 60
+_SAYS_WHY = re.compile(r"500 lines|60 lines|\blong|noqa: (?:C901|PLR0915)", re.IGNORECASE)
+
+
+def _sources() -> list[Path]:
+    return sorted(p for top in ("engine", "gui") for p in (REPO / top).rglob("*.py"))
+
+
+def test_every_long_module_says_why_in_its_docstring() -> None:
+    unexplained = []
+    for path in _sources():
+        text = path.read_text()
+        if text.count("\n") > MODULE_LINES and not _SAYS_WHY.search(
+                ast.get_docstring(ast.parse(text)) or ""):
+            unexplained.append(f"{path.relative_to(REPO)} ({text.count(chr(10))} lines)")
+    assert unexplained == [], f"modules over {MODULE_LINES} lines without a reason: {unexplained}"
+
+
+def test_every_long_function_says_why_in_a_comment() -> None:
+    unexplained = []
+    for path in _sources():
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            if length <= FUNCTION_LINES:
+                continue
+            body = lines[node.lineno - 1:node.end_lineno]
+            comments = [line for line in body if line.lstrip().startswith("#") or "# noqa" in line]
+            if not any(_SAYS_WHY.search(c) for c in comments[:3]):
+                unexplained.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} "
+                                   f"({length} lines)")
+    assert unexplained == [], f"functions over {FUNCTION_LINES} lines without a reason: " \
+                              f"{unexplained}"

@@ -99,6 +99,8 @@ def format_qcow2(store: ByteStore, size: int, *, backing_file: str | None = None
     host cluster at once, as QEMU does: L2 tables after the L1 table, the data after
     them, the file grown over it (sparse, allocated, or written with zeros).
     """
+    # Over 60 lines: its docstring names every option, and the body writes the header, tables and
+    # preallocated clusters in the order the file is laid out.
     path = store.name
     size = _check_size(path, size)
     _check_qcow2_options(path, cluster_size, version, refcount_bits, lazy_refcounts,

@@ -205,6 +205,8 @@ class Qcow2Image(Image):
         ``host`` is the host offset of ``guest_start`` (0 when there is none);
         ``l2_entry`` is kept for compressed clusters (one run per cluster).
         """
+        # Over 60 lines: the per-cluster walk of every read is kept in one loop on purpose; a call
+        # per cluster costs more than the walk itself.
         out: list[tuple[int, int, int, int, int]] = []
         if length <= 0:
             return out

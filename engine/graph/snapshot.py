@@ -255,6 +255,8 @@ class GraphSnapshot:
         ``implicit`` is inferred as QEMU defines it: an auto-named job filter node
         (driver ``copy-on-read``, ``commit_top`` or ``mirror_top``) while a job runs.
         """
+        # Over 60 lines: a long docstring, then one pass over the three replies in the order that
+        # gives each vertex its key.
         by_name = {str(n["node-name"]): n for n in named_nodes}
         id_to_key: dict[int, str] = {}
         nodes: dict[str, NodeInfo] = {}

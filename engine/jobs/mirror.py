@@ -20,6 +20,10 @@ As in QEMU 7.2:
 
 The checks are :mod:`engine.graph.rules.mirror`'s; the data is copied through the
 nodes' I/O (:mod:`engine.graph.io`), as stream and commit copy it.
+
+Slightly over 500 lines: one job, whose copy loop, dirty tracking, ready state and
+pivot share the job's lock and state; split apart, the order of a pivot against a
+guest write that arrives meanwhile would have to be followed across modules.
 """
 
 from __future__ import annotations

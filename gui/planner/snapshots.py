@@ -54,6 +54,8 @@ def backing_file_name(graph: GraphSnapshot, key: str) -> tuple[str, str]:
 
 
 def plan_snapshot(ctx: PlanContext, intent: ExternalSnapshot) -> Plan:
+    # Over 60 lines: the plan's steps, its promise and its inverse are read together when checking
+    # that the undo undoes exactly the steps.
     graph = ctx.snapshot
     node = graph.nodes.get(intent.node)
     file_node = intent.file_node or f"{intent.overlay}-file"

@@ -18,8 +18,8 @@ knowing:
   the caller, and reconnects with back-off when ``auto_reconnect`` is on.
 
 Planning and running plans are not the session's: :mod:`gui.executor` runs a plan on
-a session (send, wait for jobs, read back, compare). What is left here, about 500
-lines, is one state machine — connect, watch, reconnect, the update loop and the
+a session (send, wait for jobs, read back, compare). What is left here, slightly
+over 500 lines, is one state machine — connect, watch, reconnect, the update loop and the
 command lock — whose tasks and lock must be seen together to be trusted.
 """
 

@@ -90,6 +90,8 @@ class PlanReviewDialog(QDialog):
 
     def __init__(self, review: Review, parent: QWidget | None = None,
                  offer_skip: bool = True) -> None:
+        # Over 60 lines: the dialog's rows built top to bottom as they appear, one widget after
+        # another.
         super().__init__(parent)
         plan = review.plan
         self.setWindowTitle(("Confirm: " if review.needs_confirmation else "Preview: ")

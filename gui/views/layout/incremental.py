@@ -74,6 +74,8 @@ def layout(snapshot: SnapshotLike, previous: Mapping[str, Point] | None = None,
     for the ancestors of an inserted node, lifted one row when there is room).
 
     With no previous positions (or none that still exist) this is a full layout."""
+    # Over 60 lines: one algorithm (keep, lift ancestors, place the new cards) whose steps share the
+    # rows it builds.
     kept = {k: p for k, p in (previous or {}).items() if k in snapshot.nodes}
     if not kept:
         return draw(snapshot, geometry, aspect).positions()

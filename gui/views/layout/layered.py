@@ -329,6 +329,8 @@ def _assign_tracks(pieces: list[tuple[float, float, int, int]]
     (and never so that two vertical parts run along each other). Tracks then follow
     that order (longest path in the order's graph). Returns each piece's height in
     the gap as a fraction (0 top, 1 bottom) and the number of tracks."""
+    # Over 60 lines: a long docstring and one algorithm (order the overlapping pairs, then the
+    # longest path in that order).
     runs = [(xt, xb, ci, j) for xt, xb, ci, j in pieces if abs(xt - xb) > 0.01]
     if not runs:
         return {}, 0
