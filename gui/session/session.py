@@ -341,6 +341,13 @@ class Session:
         only an event, a command or a request will have them read."""
         return self._poll_deadline
 
+    @property
+    def reading(self) -> bool:
+        """Whether a read of the graph or its jobs is called for or under way: after the
+        last event of a change has been taken in, this goes False once the graph shown
+        is the one that change left."""
+        return self._need is not Need.NOTHING or self._read_lock.locked()
+
     def set_poll_interval(self, seconds: float | None) -> None:
         """Change the safety re-read interval (None: never) from now on."""
         self.poll_interval = seconds
@@ -486,11 +493,13 @@ class Session:
                 link.client.remove_listener(listener)
 
     async def _handle_event(self, event: dict[str, Any]) -> None:
-        self._events.emit(event)
+        """Take an event in (job statuses, the read it calls for), then tell observers:
+        one that sees it can rely on :attr:`reading` to say whether its read is done."""
         name = event.get("event", "")
         data = event.get("data", {}) or {}
         await self._jobs.on_event(name, data)
         self._want(need_for_event(name, data))
+        self._events.emit(event)
 
     # -- jobs ---------------------------------------------------------------------------
     async def wait_job(self, job_id: str, until: tuple[str, ...],
