@@ -21,7 +21,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from engine.formats import fileio
@@ -47,6 +47,9 @@ class HostFile:
         #: (as QEMU's write and flush generations: a flush with nothing new to make
         #: durable does not reach the disk)
         self.unsynced = created
+        #: told ``(offset, length)`` of every write made through :meth:`pwrite` and
+        #: :meth:`pwritev` (the node that owns the file keeps its highest write)
+        self.on_write: Callable[[int, int], None] | None = None
 
     # -- identity ------------------------------------------------------------------------
     def identity(self) -> tuple[int, int]:
@@ -87,10 +90,14 @@ class HostFile:
 
     def pwrite(self, data: bytes | bytearray | memoryview, offset: int) -> int:
         self.unsynced = True
+        if self.on_write is not None:
+            self.on_write(offset, memoryview(data).nbytes)
         return fileio.pwrite(self._fd(), data, offset)
 
     def pwritev(self, buffers: Sequence[bytes | bytearray | memoryview], offset: int) -> int:
         self.unsynced = True
+        if self.on_write is not None:
+            self.on_write(offset, sum(memoryview(b).nbytes for b in buffers))
         return fileio.pwritev(self._fd(), buffers, offset)
 
     def sync(self) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.formats.image import Image
 from engine.graph import perms as P
+from engine.graph.accounting import BlockAcctStats
 from engine.graph.drivers import Driver
 from engine.graph.drivers import driver as driver_entry
 from engine.graph.io.base import NodeIO
@@ -86,8 +87,16 @@ class Node:
     aio_context: str = ""
     cum_perm: int = 0
     cum_shared: int = P.ALL
+    #: the end of the furthest write this node has served (QEMU's wr_highest_offset,
+    #: kept per node for every write request that reached it, whoever made it)
+    wr_highest_offset: int = 0
 
     kind = BLOCK_NODE
+
+    def note_write(self, offset: int, length: int) -> None:
+        """A write of ``length`` bytes at ``offset`` reached this node."""
+        if length and offset + length > self.wr_highest_offset:
+            self.wr_highest_offset = offset + length
 
     @property
     def key(self) -> str:
@@ -154,6 +163,8 @@ class Backend:
     root: Child | None = None
     #: the iothread the backend runs in ("": the main loop)
     aio_context: str = ""
+    #: the accounting of the guest's requests on this backend (``query-blockstats``)
+    stats: BlockAcctStats = field(default_factory=BlockAcctStats)
     kind = BLOCK_BACKEND
 
     @property

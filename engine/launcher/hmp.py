@@ -5,7 +5,9 @@ device by qdev id; a name that is no drive is taken as a node-name), printing
 qemu-io's own lines on standard output — where QEMU prints them, and where tests
 read them from its log — and answering ``""``, or the error text as HMP would.
 The commands are ``read``, ``write`` (``-P`` pattern, ``-c`` compressed, ``-z`` zeroes,
-``-u`` unmap, ``-q``) and the blkdebug ones (``break``, ``remove_break``, ``resume``,
+``-u`` unmap, ``-q``), the accounted ``aio_read``/``aio_write``/``aio_flush`` (counted
+in the drive's ``query-blockstats``; on a node-name, in a backend made for the command
+alone, as QEMU does) and the blkdebug ones (``break``, ``remove_break``, ``resume``,
 ``wait_break``), which act on the first ``blkdebug`` node down the drive's primary
 children (its ``file``, a filter's child).
 """
@@ -20,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from engine.graph.accounting import BlockAcctStats
 from engine.graph.io.blkdebug import BlkdebugIO
 from engine.graph.model import Backend, BlockGraph, Node
 from engine.launcher import nodeio
@@ -69,14 +72,15 @@ def run(graph: BlockGraph, command_line: str, out: TextIO | None = None,
         return "Parameter 'device' is missing\n" if not args else "Invalid parameter\n"
     device, io_command = args
     try:
-        node = _target(graph, device, by_qdev)
+        node, backend = _target(graph, device, by_qdev)
     except HMPError as exc:
         return f"Error: {exc}\n"
-    qemu_io(node, io_command, say, waiter)
+    qemu_io(node, io_command, say, waiter,
+            stats=backend.stats if backend is not None else None)
     return ""
 
 
-def _target(graph: BlockGraph, device: str, by_qdev: bool) -> Node:
+def _target(graph: BlockGraph, device: str, by_qdev: bool) -> tuple[Node, Backend | None]:
     backend: Backend | None = None
     for b in graph.backends.values():
         if (b.qdev == device or (b.qdev or "").endswith(f"/{device}")) if by_qdev \
@@ -86,17 +90,19 @@ def _target(graph: BlockGraph, device: str, by_qdev: bool) -> Node:
     if backend is not None:
         if backend.root is None:
             raise HMPError(f"Device '{device}' has no medium")
-        return backend.root.child
+        return backend.root.child, backend
     if by_qdev:
         raise HMPError(f"Device '{device}' not found")
     node = graph.find(device)
     if node is None:
         raise HMPError(f"Cannot find device='{device}' nor node-name='{device}'")
-    return node
+    return node, None
 
 
-def qemu_io(node: Node, command: str, say: Printer, waiter: Waiter = _spin) -> None:
-    """Run one qemu-io command on ``node``, printing as qemu-io does."""
+def qemu_io(node: Node, command: str, say: Printer, waiter: Waiter = _spin,
+            stats: BlockAcctStats | None = None) -> None:
+    """Run one qemu-io command on ``node``, printing as qemu-io does; ``stats``: the
+    accounting of the backend it runs on (None: a throwaway one)."""
     try:
         words = shlex.split(command)
     except ValueError:
@@ -113,6 +119,17 @@ def qemu_io(node: Node, command: str, say: Printer, waiter: Waiter = _spin) -> N
                              f"{low} arguments\n")
             return
         _DEBUG_COMMANDS[name](node, args, say, waiter)
+        return
+    aio = _AIO_COMMANDS.get(name)
+    if aio is not None:
+        least = 0 if name == "aio_flush" else 2
+        if len(args) < least or (name == "aio_flush" and args):
+            # qemu-io's argument check writes to standard error
+            expected = "0" if name == "aio_flush" else "at least 2"
+            sys.stderr.write(f"bad argument count {len(args)} to {name}, expected "
+                             f"{expected} arguments\n")
+            return
+        aio(node, args, say, stats if stats is not None else BlockAcctStats())
         return
     handler = _COMMANDS.get(name)
     if handler is None:
@@ -228,6 +245,120 @@ def _write(node: Node, args: list[str], say: Printer) -> None:
         _report("wrote", offset, length, time.monotonic() - t0, say)
 
 
+def _aio_read(node: Node, args: list[str], say: Printer, stats: BlockAcctStats) -> None:
+    try:
+        opts, rest = _options(args, "Ciqv", "P")
+    except OptsError:
+        opts, rest = {"?": ""}, []
+    if "i" in opts:
+        say("injecting invalid read request")
+        stats.invalid("read")
+        return
+    span = _aio_span(rest, say, "aio_read", "[-Ciqv] [-P pattern] off len [len..]",
+                     "asynchronously reads a number of bytes")
+    if not isinstance(span, tuple):
+        if span == _BAD_LENGTH:
+            stats.invalid("read")
+        return
+    offset, length = span
+    pattern = _pattern(opts["P"], say) if "P" in opts else None
+    if "P" in opts and pattern is None:
+        return
+    t0 = time.monotonic()
+    cookie = stats.start("read", length)
+    try:
+        if offset + length > nodeio.node_length(node):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        data = nodeio.read(node, offset, length)
+    except (OSError, ValueError) as exc:
+        say(f"readv failed: {_strerror(exc)}")
+        stats.done(cookie, failed=True)
+        return
+    if pattern is not None and data != bytes([pattern]) * length:
+        say(f"Pattern verification failed at offset {offset}, {length} bytes")
+    stats.done(cookie)
+    if "q" not in opts:
+        _report("read", offset, length, time.monotonic() - t0, say)
+
+
+def _aio_write(node: Node, args: list[str], say: Printer, stats: BlockAcctStats) -> None:
+    try:
+        opts, rest = _options(args, "Cfiquz", "P")
+    except OptsError:
+        opts, rest = {"?": ""}, []
+    if "i" in opts:
+        say("injecting invalid write request")
+        stats.invalid("write")
+        return
+    zeroes = "z" in opts
+    if zeroes and len(rest) > 2:
+        say("-z supports only a single length parameter")
+        return
+    if "u" in opts and not zeroes:
+        say("-u requires -z to be specified")
+        return
+    if zeroes and "P" in opts:
+        say("-z and -P cannot be specified at the same time")
+        return
+    span = _aio_span(rest, say, "aio_write", "[-Cfiquz] [-P pattern] off len [len..]",
+                     "asynchronously writes a number of bytes")
+    if not isinstance(span, tuple):
+        if span == _BAD_LENGTH and not zeroes:
+            stats.invalid("write")
+        return
+    offset, length = span
+    pattern = _pattern(opts.get("P", "0xcd"), say)
+    if pattern is None:
+        return
+    t0 = time.monotonic()
+    # qemu-io accounts no zero write: it never starts the accounting of one
+    cookie = None if zeroes else stats.start("write", length)
+    try:
+        if offset + length > nodeio.node_length(node):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        if zeroes:
+            nodeio.write_zeroes(node, offset, length, unmap="u" in opts)
+        else:
+            nodeio.write(node, offset, bytes([pattern]) * length)
+    except (OSError, ValueError) as exc:
+        say(f"aio_write failed: {_strerror(exc)}")
+        if cookie is not None:
+            stats.done(cookie, failed=True)
+        return
+    if cookie is not None:
+        stats.done(cookie)
+    if "q" not in opts:
+        _report("wrote", offset, length, time.monotonic() - t0, say)
+
+
+def _aio_flush(node: Node, args: list[str], say: Printer, stats: BlockAcctStats) -> None:
+    """Waits for the requests under way (none: the engine completes each at once); it
+    counts as a flush of no bytes, though nothing is flushed."""
+    stats.done(stats.start("flush", 0))
+
+
+#: :func:`_aio_span` refused a length (qemu-io counts that as an invalid request)
+_BAD_LENGTH = "length"
+
+
+def _aio_span(rest: list[str], say: Printer, name: str, usage: str,
+              oneline: str) -> tuple[int, int] | str:
+    """The offset and the summed lengths of an aio command, or what was refused
+    (said): ``"usage"``, ``"offset"`` or :data:`_BAD_LENGTH`."""
+    if len(rest) < 2:
+        say(f"{name} {usage} -- {oneline}")
+        return "usage"
+    values: list[int] = []
+    for text in rest:
+        try:
+            values.append(parse_int(text, "offset", size=True))
+        except OptsError:
+            say("Parsing error: non-numeric argument, or extraneous/unrecognized suffix "
+                f"-- {text}")
+            return "offset" if not values else _BAD_LENGTH
+    return values[0], sum(values[1:])
+
+
 def _debug_node(node: Node) -> BlkdebugIO | None:
     """QEMU's bdrv_find_debug_node: down the primary children to a ``blkdebug`` node."""
     current: Node | None = node
@@ -297,6 +428,9 @@ def _strerror(exc: Exception) -> str:
 
 _COMMANDS: dict[str, Callable[[Node, list[str], Printer], None]] = {
     "read": _read, "write": _write,
+}
+_AIO_COMMANDS: dict[str, Callable[[Node, list[str], Printer, BlockAcctStats], None]] = {
+    "aio_read": _aio_read, "aio_write": _aio_write, "aio_flush": _aio_flush,
 }
 _DEBUG_COMMANDS: dict[str, Callable[[Node, list[str], Printer, Waiter], None]] = {
     "break": _break, "remove_break": _remove_break, "resume": _resume,

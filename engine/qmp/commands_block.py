@@ -17,8 +17,9 @@ from engine.qmp.block_schema import (
     BlockdevReopen,
     QueryNamedBlockNodes,
 )
+from engine.qmp.block_stats import query_blockstats
 from engine.qmp.registry import command
-from engine.qmp.schema import Int, Str, Struct, members
+from engine.qmp.schema import Bool, Int, Str, Struct, members
 from engine.refusal import device_in_use, generic, invalid_parameter_value
 
 if TYPE_CHECKING:
@@ -125,3 +126,11 @@ def query_named(engine: Engine, args: dict[str, Any]) -> Any:
 @command("x-debug-query-block-graph")
 def x_debug_query_block_graph(engine: Engine, args: dict[str, Any]) -> Any:
     return debug_block_graph(engine.graph)
+
+
+QueryBlockstats = Struct("query-blockstats", members({"*query-nodes": Bool()}))
+
+
+@command("query-blockstats", QueryBlockstats)
+def query_blockstats_command(engine: Engine, args: dict[str, Any]) -> Any:
+    return query_blockstats(engine.graph, bool(args.get("query-nodes", False)))

@@ -31,8 +31,6 @@ KNOWN_GAPS: dict[str, dict[str, str]] = {
     "030": {
     },
     "040": {
-        "TestSingleDrive.test_implicit_node": "needs query-blockstats (I/O accounting of "
-                                              "the drive's backend)",
     },
 }
 

@@ -248,6 +248,7 @@ class NodeIO:
         io: NodeIO = self
         while True:
             io.refresh()
+            io.node.note_write(offset, length)
             if io.hooks_requests:
                 io._on_request(iotype, offset, length)
             if io.ctx.faults.active and io.data_path is not None:

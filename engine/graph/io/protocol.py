@@ -22,6 +22,8 @@ class FileIO(NodeIO):
     def __init__(self, node: Node, ctx: IOContext, file: HostFile) -> None:
         super().__init__(node, ctx)
         self.file = file
+        # a format above writes the file directly (its store): the node still sees it
+        file.on_write = node.note_write
 
     def host_name(self) -> str | None:
         return self.file.name
