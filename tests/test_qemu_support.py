@@ -111,3 +111,29 @@ def test_a_daemon_whose_negotiation_fails_is_not_left_running(
     assert len(started) == 1
     assert started[0].poll() is not None      # the daemon has exited
     assert daemon.proc is None
+
+
+def test_negotiation_skips_a_second_greeting() -> None:
+    """A monitor that greets twice (QEMU 7.2 does, now and then, to a client that connects
+    while it starts) still ends in command mode, with nothing left unread for qemu.qmp."""
+    import json
+    import socket
+    import threading
+
+    ours, monitor = socket.socketpair()
+    greeting = b'{"QMP": {"version": {}, "capabilities": ["oob"]}}\r\n'
+
+    def serve() -> None:
+        monitor.sendall(greeting + greeting)
+        request = monitor.recv(4096)
+        assert json.loads(request)["execute"] == "qmp_capabilities"
+        monitor.sendall(b'{"return": {}, "id": "negotiate"}\r\n')
+
+    server = threading.Thread(target=serve)
+    server.start()
+    qemu.negotiate(ours, seconds=10)
+    server.join()
+    monitor.sendall(b'{"return": {"qemu": {}}, "id": "next"}\r\n')
+    assert json.loads(ours.recv(4096))["id"] == "next"     # the reply that follows, whole
+    ours.close()
+    monitor.close()

@@ -155,6 +155,45 @@ def wait_until_initialized(pidfile: str, proc: subprocess.Popen[bytes], deadline
         time.sleep(0.005)
 
 
+def negotiate(sock: socket.socket, seconds: float = 20.0) -> None:
+    """Enter command mode on a fresh monitor socket, whatever greetings come first.
+
+    QEMU 7.2 now and then greets a client that connects while it starts twice (seen
+    even after its ``--pidfile``, under load), and qemu.qmp takes the second greeting
+    for the reply to ``qmp_capabilities``. Both greetings are queued when the
+    connection opens, so before the reply to a command sent after the first of them:
+    reading up to that reply here, skipping greetings, leaves qemu.qmp a socket in
+    command mode with nothing of the start-up left unread."""
+    deadline = time.monotonic() + seconds
+    buffer = b""
+
+    def message() -> dict[str, Any]:
+        nonlocal buffer
+        while b"\n" not in buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([sock], [], [], left)[0]:
+                raise TimeoutError(f"no QMP message from the monitor in {seconds:g} s")
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise EOFError("the monitor closed the connection while negotiating")
+            buffer += chunk
+        line, buffer = buffer.split(b"\n", 1)
+        return dict(json.loads(line))
+
+    first = message()
+    if "QMP" not in first:
+        raise ConnectionError(f"expected a QMP greeting, got {first}")
+    sock.sendall(b'{"execute": "qmp_capabilities", "id": "negotiate"}\n')
+    while True:
+        reply = message()
+        if reply.get("id") == "negotiate":
+            if "return" not in reply:
+                raise ConnectionError(f"qmp_capabilities refused: {reply}")
+            break
+    if buffer.strip():
+        raise ConnectionError(f"unexpected QMP data after negotiation: {buffer!r}")
+
+
 #: how long a started daemon may take to greet its first client before it is started
 #: again (a greeting takes milliseconds; one rare start in CI never sent it, and the
 #: QMP library's connect waits for it without a limit), and how many starts to try
@@ -204,8 +243,9 @@ class QemuStorageDaemon:
         daemon behind (a failed negotiation used to leave one running for the session)."""
         try:
             sock = start_until_greeted(self._launch, self._kill, self.GREETING_SECONDS)
+            negotiate(sock)
             self.qmp = QEMUMonitorProtocol(sock)
-            self.qmp.connect(negotiate=True)
+            self.qmp.connect(negotiate=False)
         except BaseException:
             self.stop()
             raise
