@@ -33,6 +33,7 @@ from engine.jobs.graphops import (
     PERM_W,
     PERM_WU,
     JobFootprint,
+    drop_job_filter,
     filter_or_cow,
     job_backend,
     new_filter,
@@ -142,17 +143,7 @@ class CommitGraph(GraphHooks):
         flt = self.filter_node
         if self._exists(flt):
             assert flt is not None
-            with self.graph.transaction():
-                if flt.parents:
-                    below = flt.child("backing")
-                    parents = [link.parent for link in flt.parents
-                               if isinstance(link.parent, Node)]
-                    self.graph.remove_filter(flt, "backing")
-                    # the filter's users now link to the node below it: recompute
-                    # those links (the filter's own permissions were not theirs)
-                    self.graph.refresh_perms([n for n in (*parents, below) if n is not None])
-                else:
-                    self.graph.release(flt)
+            drop_job_filter(self.graph, flt)
         self.filter_node = None
 
     def abort(self, job: Job) -> None:

@@ -115,3 +115,17 @@ PERM_CR = P.CONSISTENT_READ
 PERM_W = P.WRITE
 PERM_WU = P.WRITE_UNCHANGED
 PERM_ALL = P.ALL
+
+
+def drop_job_filter(graph: BlockGraph, flt: Node) -> None:
+    """Take a job's filter (commit_top, mirror_top) out of the graph: its users link to
+    the node below it, whose links' permissions are computed again (the filter's own
+    were not theirs); a filter that nothing uses any more is just released."""
+    with graph.transaction():
+        if flt.parents:
+            below = flt.child("backing")
+            parents = [link.parent for link in flt.parents if isinstance(link.parent, Node)]
+            graph.remove_filter(flt, "backing")
+            graph.refresh_perms([n for n in (*parents, below) if n is not None])
+        else:
+            graph.release(flt)

@@ -49,6 +49,7 @@ from engine.jobs.graphops import (
     PERM_W,
     PERM_WU,
     JobFootprint,
+    drop_job_filter,
     filter_or_cow,
     job_backend,
     new_filter,
@@ -427,14 +428,7 @@ class MirrorGraph(GraphHooks):
         flt = self.filter_node
         if self._exists(flt):
             assert flt is not None
-            with self.graph.transaction():
-                below = flt.child("backing")
-                parents = [link.parent for link in flt.parents if isinstance(link.parent, Node)]
-                if flt.parents:
-                    self.graph.remove_filter(flt, "backing")
-                    self.graph.refresh_perms([n for n in (*parents, below) if n is not None])
-                else:
-                    self.graph.release(flt)
+            drop_job_filter(self.graph, flt)
         self.filter_node = None
 
     def clean(self, job: Job) -> None:

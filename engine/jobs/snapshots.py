@@ -84,8 +84,15 @@ def snapshot_sync(graph: BlockGraph, args: dict[str, Any]) -> None:
 
 def create_overlay_file(graph: BlockGraph, node: Node, filename: str, fmt: str) -> HostFile:
     """The new overlay's file, checked, created and formatted; returned open."""
-    backing = node_filename(node)
-    rules.check_image_create(fmt, filename, backing)
+    return create_image(graph, filename, fmt, virtual_size(node), node)
+
+
+def create_image(graph: BlockGraph, filename: str, fmt: str, size: int,
+                 backing: Node | None) -> HostFile:
+    """Check, create and format an image file over ``backing`` (QEMU's bdrv_img_create,
+    for an external snapshot's overlay and a mirror's target); returned open."""
+    backing_name = node_filename(backing) if backing is not None else None
+    rules.check_image_create(fmt, filename, backing_name)
     host_name = strip_file_protocol(filename) or filename
     try:
         store = graph.hostfs.create(host_name)
@@ -100,9 +107,14 @@ def create_overlay_file(graph: BlockGraph, node: Node, filename: str, fmt: str) 
         graph.hostfs.discard(store, emptied=False)
         raise JobCommandError(conflict)
     try:
-        format_qcow2(store, virtual_size(node), backing_file=backing,
-                     backing_format=node.driver, probe_backing=False)
-    except BaseException as exc:  # a full disk: no half-written overlay is left behind
+        if fmt == "qcow2":
+            format_qcow2(store, size, backing_file=backing_name,
+                         backing_format=backing.driver if backing is not None else None,
+                         probe_backing=False)
+        else:
+            store.truncate(0)
+            store.truncate(size)
+    except BaseException as exc:  # a full disk: no half-written image is left behind
         graph.hostfs.discard(store, emptied=True)
         if isinstance(exc, ImageError):
             raise JobCommandError(str(exc)) from exc

@@ -11,7 +11,8 @@ from engine.formats.hostfile import HostFile
 from engine.graph import rules
 from engine.graph.nodes import virtual_size
 from engine.jobs.mirror import LEAVE_BACKING, OPEN_BACKING, SOURCE_BACKING, start_mirror
-from engine.jobs.mirror_target import create_target, open_target, target_backing
+from engine.jobs.mirror_target import open_target, target_backing
+from engine.jobs.snapshots import create_image
 from engine.qmp.commands_jobs import ON_ERROR
 from engine.qmp.registry import command
 from engine.qmp.schema import Bool, Enum, Int, Str, Struct, members
@@ -55,7 +56,7 @@ def drive_mirror(engine: Engine, args: dict[str, Any]) -> Any:
     opened: dict[str, HostFile] = {}
     if mode != "existing":
         with_backing = None if sync == "full" or backing is None else backing
-        store = create_target(graph, args["target"], fmt or source.driver, virtual_size(source),
+        store = create_image(graph, args["target"], fmt or source.driver, virtual_size(source),
                               with_backing)
         opened[strip_file_protocol(args["target"]) or args["target"]] = store
     try:
