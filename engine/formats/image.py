@@ -9,6 +9,7 @@ bytes). It never opens its backing file; whoever holds the chain (the engine's g
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import threading
 from collections.abc import Callable
@@ -48,7 +49,22 @@ class Extent:
 
 
 def locked(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Run an Image method holding the image's lock."""
+    """Run an Image method holding the image's lock, once a data write in flight (see
+    :meth:`Image.settle_inflight`) has landed: the method may read or change its data."""
+    @functools.wraps(method)
+    def wrapper(self: Image, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            if self.inflight is not None:
+                self.settle_inflight()
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
+def locked_metadata(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run an Image method that reads only in-memory metadata holding the image's lock,
+    without waiting for a data write in flight: the tables already map what it writes
+    (a job that queries the allocation of the layer it writes to goes on reading its
+    next chunk meanwhile)."""
     @functools.wraps(method)
     def wrapper(self: Image, *args: Any, **kwargs: Any) -> Any:
         with self.lock:
@@ -57,9 +73,21 @@ def locked(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def zero_fill(view: memoryview) -> None:
-    """Overwrite a writable view with zeros."""
-    if len(view):
+    """Overwrite a writable view with zeros.
+
+    With ``memset`` in place: ``bytes(n)`` first would fault in n fresh bytes of zero
+    pages and copy them (a chain read of a few MiB past a short backing spent more time
+    here than reading its data)."""
+    n = view.nbytes
+    if not n:
+        return
+    try:
+        target = ctypes.c_char.from_buffer(view)
+    except (TypeError, ValueError):     # read-only or not contiguous: Python copies
         view[:] = bytes(len(view))
+        return
+    ctypes.memset(ctypes.addressof(target), 0, n)
+    del target      # gives the buffer export back at once
 
 
 def file_error(exc: OSError, path: str, what: str, offset: int | None = None) -> ImageIOError:
@@ -81,6 +109,10 @@ class Image:
     #: where copy-on-write and chain reads find what lies below this layer; open_chain
     #: sets it, otherwise a writable qcow2 opens its backing chain itself when needed
     backing_reader: BackingReader | None = None
+    #: a write whose data is still being written by another thread (qcow2 write-back
+    #: mode, :meth:`Qcow2Image.write_begin`); every locked method but metadata reads
+    #: waits for it first
+    inflight: Any = None
 
     def __init__(self, store: ByteStore, writable: bool, *, owns_store: bool = True) -> None:
         self.store = store
@@ -94,6 +126,10 @@ class Image:
         #: one request at a time per image: a write updates cached tables before it
         #: publishes them on disk, and job threads may read while another writes
         self.lock = threading.RLock()
+
+    def settle_inflight(self) -> None:
+        """Wait for the data write in flight and take it in (nothing to do by default)."""
+        self.inflight = None
 
     @property
     def fd(self) -> int | None:

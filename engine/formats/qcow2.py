@@ -44,6 +44,7 @@ from engine.formats.image import (
     Image,
     file_error,
     locked,
+    locked_metadata,
     zero_fill,
 )
 from engine.formats.qcow2_backing import rewrite_backing
@@ -65,7 +66,7 @@ from engine.formats.qcow2_layout import (
     OFLAG_ZERO,
     be_array,
 )
-from engine.formats.qcow2_write import Qcow2Writer
+from engine.formats.qcow2_write import InflightWrite, Qcow2Writer
 from engine.formats.store import ByteStore
 
 _STATE = {K_UNALLOC: UNALLOCATED, K_ZERO: ZERO, K_DATA: DATA, K_COMPRESSED: DATA}
@@ -275,7 +276,7 @@ class Qcow2Image(Image):
         append((r_start, end - r_start, r_kind, r_host, r_entry))
         return out
 
-    @locked
+    @locked_metadata
     def block_status(self, offset: int, length: int) -> list[Extent]:
         self.check_request(offset, length)
         out: list[Extent] = []
@@ -435,6 +436,24 @@ class Qcow2Image(Image):
         self.check_request(offset, len(view))
         if len(view):
             self._get_writer().write(offset, view)
+
+    @locked
+    def write_begin(self, offset: int, data: bytes | bytearray | memoryview,
+                    ) -> InflightWrite | None:
+        """Begin a write whose data another thread writes (:meth:`InflightWrite.run`);
+        None when it was written at once (see :meth:`Qcow2Writer.write_begin`)."""
+        view = memoryview(data).cast("B")
+        self.check_request(offset, len(view))
+        if not len(view):
+            return None
+        inflight = self._get_writer().write_begin(offset, view)
+        self.inflight = inflight
+        return inflight
+
+    def settle_inflight(self) -> None:
+        inflight, self.inflight = self.inflight, None
+        if inflight is not None:
+            inflight.writer.settle(inflight)
 
     @locked
     def write_zeroes(self, offset: int, length: int, *, unmap: bool = False) -> None:

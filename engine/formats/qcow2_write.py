@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import errno
 import struct
+import threading
 import zlib
 from array import array
 from collections.abc import Callable
@@ -135,6 +136,34 @@ class _Undo:
         img._l2_pinned.difference_update(self.pinned - pending)
 
 
+class InflightWrite:
+    """The data of one request begun by :meth:`Qcow2Writer.write_begin`, mapped in memory
+    and not yet written. :meth:`run` writes it (any thread, no lock: it touches no
+    table); the image's next locked request waits for it and settles it."""
+
+    def __init__(self, writer: Qcow2Writer, undo: _Undo,
+                 pieces: list[tuple[int, list[memoryview]]], offset: int) -> None:
+        self.writer = writer
+        self.undo = undo
+        self.pieces = pieces
+        self.offset = offset
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        """Write the data; raises what failed (the image undoes the request when it
+        settles it)."""
+        try:
+            for host, bufs in self.pieces:
+                self.writer._data_writev(host, bufs, True)
+        except BaseException as exc:
+            self.error = exc
+            raise
+        finally:
+            self.pieces = []
+            self.done.set()
+
+
 class Qcow2Writer:
     """The mutable side of a writable :class:`Qcow2Image` (created at its first write)."""
 
@@ -156,6 +185,8 @@ class Qcow2Writer:
         self.write_back = False
         self._direct = DirectWriter(img.store)     # bulk data in write-back mode
         self._undo: _Undo | None = None
+        #: while a request is planned by :meth:`write_begin`: its data writes, for later
+        self._deferred: list[tuple[int, list[memoryview]]] | None = None
         #: the loss a failed barrier caused in write-back mode, reported by the next flush
         self.lost: ImageError | None = None
         self._load()
@@ -278,20 +309,63 @@ class Qcow2Writer:
             raise
 
     def _write_back_request(self, offset: int, length: int,
-                            request: Callable[[int, int], None]) -> None:
+                            request: Callable[[int, int], None],
+                            deferred: list[tuple[int, list[memoryview]]] | None = None,
+                            ) -> _Undo | None:
+        """Carry out one request in write-back mode; with ``deferred``, its data writes
+        are collected there instead of written, and the request's undo record is
+        returned still pinned (see :class:`InflightWrite`)."""
+        if self._pending_bytes >= CHECKPOINT_BYTES:
+            self.publish()
         self._ensure_table_room(length)
         undo = _Undo(self, offset >> self.bits, (offset + length - 1) >> self.bits)
         self._undo = undo
+        self._deferred = deferred
         try:
             request(offset, length)
         except BaseException:
             undo.restore()
+            undo.unpin()
             raise
         finally:
             self._undo = None
-            undo.unpin()
+            self._deferred = None
+        if deferred is not None:
+            return undo
+        undo.unpin()
         if self._pending_bytes >= CHECKPOINT_BYTES:
             self.publish()
+        return None
+
+    def write_begin(self, offset: int, view: memoryview) -> InflightWrite | None:
+        """Plan a write and map it in memory, leaving its data to be written by
+        :meth:`InflightWrite.run` — on another thread, without the image's lock, while
+        the caller goes on (a job reads its next batch meanwhile, as QEMU's coroutines
+        overlap a read and the write before it). Only in write-back mode, where nothing
+        reaches the disk's metadata before a flush; otherwise the write is done at
+        once and None returned.
+
+        Until the image has taken the write in (:meth:`settle`, called by the next
+        locked request on the image), no other request reads or writes the image's
+        data: its tables already map clusters whose data is not written yet.
+        """
+        if not self.write_back:
+            self.write(offset, view)
+            return None
+        pieces: list[tuple[int, list[memoryview]]] = []
+        undo = self._write_back_request(offset, len(view),
+                                        lambda o, _n: self._write(o, view), pieces)
+        assert undo is not None
+        return InflightWrite(self, undo, pieces, offset)
+
+    def settle(self, inflight: InflightWrite) -> None:
+        """Take in a data write once it has landed: it stays mapped, or, when it failed,
+        the request is undone in memory (its clusters free again, its entries as they
+        were), as a failed request is in write-back mode."""
+        inflight.done.wait()
+        if inflight.error is not None:
+            inflight.undo.restore()
+        inflight.undo.unpin()
 
     def _defer(self, fresh: list[int], tables: dict[int, array[int]],
                touched: dict[int, list[int]], releases: list[tuple[int, int]]) -> None:
@@ -774,6 +848,9 @@ class Qcow2Writer:
         return table
 
     def _data_writev(self, offset: int, bufs: list[memoryview], barrier: bool = False) -> None:
+        if self._deferred is not None:      # written later by an InflightWrite
+            self._deferred.append((offset, bufs))
+            return
         if self.write_back or (barrier and sum(len(b) for b in bufs) >= DIRECT_REQUEST):
             try:
                 if self._direct.writev(offset, bufs):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import errno as errno_mod
 import mmap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -154,10 +154,14 @@ class WriteBatch:
     less was copied. (The job's target is in write-back mode meanwhile: one
     barrier publishes all batches' metadata at the job's flush.)
 
-    A full batch is handed to the writer thread and the job goes on reading into a
-    second buffer: the read of one batch (a copy out of the page cache) and the
-    write of the one before (a direct write to the disk) overlap instead of taking
-    turns, as QEMU's coroutines overlap them. One batch at most is in flight; the
+    A full batch is handed off: its write is begun in the caller's thread, under the
+    caller's locks (planned, clusters allocated and mapped in memory:
+    :meth:`engine.graph.io.base.NodeIO.write_begin`), and only its data is written by
+    the writer thread, which takes no lock; the job goes on reading into a second
+    buffer. The read of one batch (a copy out of the page cache) and the write of the
+    one before (a direct write to the disk) overlap instead of taking turns, as QEMU's
+    coroutines overlap them; a request on the target's data waits for the write in
+    flight (:func:`engine.formats.image.locked`). One batch at most is in flight; the
     next hand-off, :meth:`flush` and leaving the ``with`` block wait for it. A
     write that failed stays pending and is written again first, so an error
     surfaces at most one batch after its chunk, still as a write (target) error.
@@ -285,12 +289,13 @@ class WriteBatch:
         if not self._len:
             return
         buf, start, n = self._buf, self._start, self._len
+        finish = _begin(self.target, start, memoryview(buf)[:n])    # fails: stays pending
         spare, self._spare = self._spare, None
         self._buf = spare if spare is not None else _take_buffer(self.limit)
         self._len = 0
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="job-write")
-        future = self._writer.submit(_write, self.target, start, memoryview(buf)[:n])
+        future = self._writer.submit(_finish, finish)
         self._inflight = (future, start, buf, n)
 
 
@@ -299,6 +304,27 @@ def _write(target: Any, start: int, data: memoryview) -> None:
         target.write(start, data)
     except ValueError:  # a request outside the image is a bug
         raise
+    except IO_ERRORS as exc:
+        raise CopyError(False, _errno_of(exc), exc) from exc
+
+
+def _begin(target: Any, start: int, data: memoryview) -> Callable[[], None] | None:
+    """Begin a batch's write in the caller's thread (under its locks): what is left to
+    do, if anything, needs no lock (:meth:`engine.graph.io.base.NodeIO.write_begin`)."""
+    try:
+        finish: Callable[[], None] | None = target.write_begin(start, data)
+    except ValueError:  # a request outside the image is a bug
+        raise
+    except IO_ERRORS as exc:
+        raise CopyError(False, _errno_of(exc), exc) from exc
+    return finish
+
+
+def _finish(finish: Callable[[], None] | None) -> None:
+    if finish is None:
+        return
+    try:
+        finish()
     except IO_ERRORS as exc:
         raise CopyError(False, _errno_of(exc), exc) from exc
 

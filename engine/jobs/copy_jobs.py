@@ -223,9 +223,9 @@ class StreamDriver(JobDriver):
             now = self.layers.get()
             return stream_step(now.top, now.intermediates, now.source, offset, n, batch)
 
-        # the job's requests run under the engine's lock, which a writer thread could not
-        # take while the job waits for it: the batch writes in this thread
-        with _write_back(top), WriteBatch(top, background=False) as batch:
+        # a batch's write is begun under the engine's lock in this thread; only its data
+        # is written by the batch's writer thread, overlapping the next batch's reads
+        with _write_back(top), WriteBatch(top) as batch:
             copy.batch = batch
             copy.flush_each = batch if writes_hooked(top) else None
             yield from copy.loop(job, step)
@@ -276,7 +276,7 @@ class CommitDriver(JobDriver):
                 job.set_remaining(length)
             self._grow_base(base, length)
         copy = _Copy(length, self.ctx, self.chunk, retry_ignored=True)
-        with _write_back(base), WriteBatch(base, background=False) as batch:
+        with _write_back(base), WriteBatch(base) as batch:
             copy.batch = batch
             copy.flush_each = batch if writes_hooked(base) else None
             if self.active:

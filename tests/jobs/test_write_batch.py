@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -38,6 +39,10 @@ class Target:
             raise OSError(errno.ENOSPC, "No space left on device")
         self.data[offset:offset + len(view)] = view
         self.writes.append(("data", offset, len(view)))
+
+    def write_begin(self, offset: int, view: memoryview) -> Callable[[], None]:
+        """As a node in write-back mode: the data is written by what is returned."""
+        return lambda: self.write(offset, view)
 
     def write_zeroes(self, offset: int, length: int) -> None:
         self.data[offset:offset + length] = bytes(length)

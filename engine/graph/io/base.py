@@ -222,6 +222,23 @@ class NodeIO:
         io._write(off, data)
         _tell(observers, len(data))
 
+    def write_begin(self, offset: int, data: bytes | bytearray | memoryview,
+                    ) -> Callable[[], None] | None:
+        """:meth:`write`, but a format node in write-back mode may map the data at once
+        and leave writing it to the returned callable — run it on another thread, with
+        no lock held; the node's next request waits for it. None: written already.
+        Nodes that watch writes are told at once, as the guest view changed here."""
+        observers: list[tuple[NodeIO, int]] = []
+        io, off = self._writer(offset, len(data), "write", "write_passthrough", observers)
+        finish = io._write_begin(off, data)
+        _tell(observers, len(data))
+        return finish
+
+    def _write_begin(self, offset: int, data: bytes | bytearray | memoryview,
+                     ) -> Callable[[], None] | None:
+        self._write(offset, data)
+        return None
+
     def write_zeroes(self, offset: int, length: int, *, unmap: bool = False) -> None:
         """Make the range read as zeros; ``unmap``: storage may be given back (QEMU's
         BDRV_REQ_MAY_UNMAP)."""

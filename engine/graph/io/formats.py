@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 
 from engine.formats.image import Extent, Image
 from engine.formats.qcow2 import Qcow2Image
@@ -65,6 +66,12 @@ class Qcow2IO(NodeIO):
     def _write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         self._keep_reader()
         self._image.write(offset, data)
+
+    def _write_begin(self, offset: int, data: bytes | bytearray | memoryview,
+                     ) -> Callable[[], None] | None:
+        self._keep_reader()
+        inflight = self._image.write_begin(offset, data)
+        return inflight.run if inflight is not None else None
 
     def _write_zeroes(self, offset: int, length: int, unmap: bool = False) -> None:
         self._keep_reader()
