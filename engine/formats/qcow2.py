@@ -296,9 +296,13 @@ class Qcow2Image(Image):
         return out
 
     # -- reading ----------------------------------------------------------------------------
-    @locked
+    @locked_metadata
     def readinto(self, offset: int, view: memoryview, backing: BackingReader | None = None,
                  *, prezeroed: bool = False) -> None:
+        # a data write in flight only fills its own guest range (a stream job reads
+        # the next range through this image while its last batch is written)
+        if self.inflight is not None and self.inflight.overlaps(offset, len(view)):
+            self.settle_inflight()
         self.check_request(offset, len(view))
         for start, n, kind, host, entry in self.runs(offset, len(view)):
             v = view[start - offset:start - offset + n]

@@ -142,13 +142,23 @@ class InflightWrite:
     table); the image's next locked request waits for it and settles it."""
 
     def __init__(self, writer: Qcow2Writer, undo: _Undo,
-                 pieces: list[tuple[int, list[memoryview]]], offset: int) -> None:
+                 pieces: list[tuple[int, list[memoryview]]], offset: int,
+                 length: int) -> None:
         self.writer = writer
         self.undo = undo
         self.pieces = pieces
+        #: the guest range written: the only data a reader must wait for
         self.offset = offset
+        self.length = length
         self.done = threading.Event()
         self.error: BaseException | None = None
+
+    def overlaps(self, offset: int, length: int) -> bool:
+        """Whether guest ``[offset, offset+length)`` meets the clusters being written."""
+        cs = self.writer.cs
+        start = self.offset - self.offset % cs
+        end = self.offset + self.length
+        return offset < end + (-end % cs) and start < offset + length
 
     def run(self) -> None:
         """Write the data; raises what failed (the image undoes the request when it
@@ -356,7 +366,7 @@ class Qcow2Writer:
         undo = self._write_back_request(offset, len(view),
                                         lambda o, _n: self._write(o, view), pieces)
         assert undo is not None
-        return InflightWrite(self, undo, pieces, offset)
+        return InflightWrite(self, undo, pieces, offset, len(view))
 
     def settle(self, inflight: InflightWrite) -> None:
         """Take in a data write once it has landed: it stays mapped, or, when it failed,

@@ -78,6 +78,30 @@ class Buffer:
         return self._map[start:end] == bytes(n)
 
 
+#: buffers kept between edits: fresh anonymous memory costs a page fault per 4 KiB
+#: (16 MiB of buffers: about 10 ms on a 2-core VM), every time
+_SPARE: list[Buffer] = []
+#: the most buffers kept (a pipeline's and a comparison buffer)
+_SPARE_MAX = DEPTH + 1
+
+
+def take_buffer(size: int) -> Buffer:
+    """A buffer of ``size`` bytes, one kept from an earlier edit when there is one."""
+    while True:
+        try:
+            buf = _SPARE.pop()
+        except IndexError:
+            return Buffer(size)
+        if len(buf.view) == size:
+            return buf
+
+
+def give_back(buf: Buffer) -> None:
+    """Keep ``buf`` for the next edit (its content is not cleared: every user fills it)."""
+    if len(_SPARE) < _SPARE_MAX:
+        _SPARE.append(buf)
+
+
 @functools.lru_cache(maxsize=4)
 def _zero_page(n: int) -> tuple[ctypes.Array[ctypes.c_char], int]:
     buf = ctypes.create_string_buffer(n)
@@ -157,8 +181,9 @@ class WritePipeline:
         self.out = out
         self.chunk = chunk
         self._free: queue.SimpleQueue[Buffer] = queue.SimpleQueue()
+        self._depth = depth
         for _ in range(depth):
-            self._free.put(Buffer(chunk))
+            self._free.put(take_buffer(chunk))
         self._work: queue.SimpleQueue[tuple[Buffer | None, list[Op]] | None] = \
             queue.SimpleQueue()
         self._error: BaseException | None = None
@@ -188,7 +213,17 @@ class WritePipeline:
             self._closed = True
             self._work.put(None)
             self._thread.join()
+            self._keep_buffers()
         self._raise()
+
+    def _keep_buffers(self) -> None:
+        """Once the writer has stopped: its buffers, all free again, for the next edit."""
+        buffers: list[Buffer] = []
+        while not self._free.empty():
+            buffers.append(self._free.get())
+        if len(buffers) == self._depth:
+            for buf in buffers:
+                give_back(buf)
 
     def __enter__(self) -> WritePipeline:
         return self

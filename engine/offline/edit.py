@@ -42,7 +42,17 @@ from engine.formats import (
 from engine.formats.errors import BackingChainError, ImageError
 from engine.formats.image import UNALLOCATED, Image
 from engine.graph.drivers import ENGINE_IMAGE_DRIVERS
-from engine.offline.bulk import CHUNK, Buffer, Op, WritePipeline, nonzero_runs, units, windows
+from engine.offline.bulk import (
+    CHUNK,
+    Buffer,
+    Op,
+    WritePipeline,
+    give_back,
+    nonzero_runs,
+    take_buffer,
+    units,
+    windows,
+)
 from engine.offline.commands import commit_command, convert_command, rebase_command
 from engine.offline.inspect import Fix
 
@@ -223,7 +233,7 @@ def _copy_differences(top: Image, old: ChainReader | None, new: ChainReader | No
     copied = 0
     top.begin_write_back()       # metadata once, at the flush: a crash only leaks clusters
     try:
-        new_buf = Buffer(CHUNK)
+        new_buf = take_buffer(CHUNK)
         with WritePipeline(top) as pipe:
             for a, b in windows(holes, size, unit, gap=0):
                 n = b - a
@@ -237,6 +247,7 @@ def _copy_differences(top: Image, old: ChainReader | None, new: ChainReader | No
                 else:
                     pipe.release(old_buf)
                 _tick(progress, b, size)
+        give_back(new_buf)
         top.flush()
     finally:
         top.end_write_back()
