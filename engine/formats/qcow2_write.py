@@ -552,8 +552,7 @@ class Qcow2Writer:
         while True:
             s = self.end
             e = s + n
-            busy = next((c for c in range(s, e) if self._has_block(c) and self.refcount(c)),
-                        None)
+            busy = self._first_counted(s, e)
             if busy is not None:     # a stray counted cluster past EOF: step over it
                 self.end = busy + 1
                 continue
@@ -578,6 +577,26 @@ class Qcow2Writer:
         if self.write_back:
             self._pending_bytes += n * self.cs
         return s
+
+    def _first_counted(self, start: int, end: int) -> int | None:
+        """The first cluster of ``[start, end)`` with a refcount, if any (past the end of
+        the file there normally is none: a refcount block's span of zero entries is
+        checked at once, not cluster by cluster)."""
+        cluster = start
+        while cluster < end:
+            t = cluster >> self.rbe_bits
+            stop = min(end, (t + 1) << self.rbe_bits)
+            block = self._block(t)
+            if block is not None:
+                lo, hi = cluster & (self.rbe - 1), ((stop - 1) & (self.rbe - 1)) + 1
+                if self.rc_bits < 8 or block.count(0, lo * (self.rc_bits >> 3),
+                                                   hi * (self.rc_bits >> 3)) \
+                        != (hi - lo) * (self.rc_bits >> 3):
+                    busy = next((c for c in range(cluster, stop) if self.refcount(c)), None)
+                    if busy is not None:
+                        return busy
+            cluster = stop
+        return None
 
     def _has_block(self, cluster: int) -> bool:
         t = cluster >> self.rbe_bits
