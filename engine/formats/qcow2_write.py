@@ -352,14 +352,15 @@ class Qcow2Writer:
         :meth:`InflightWrite.run` — on another thread, without the image's lock, while
         the caller goes on (a job reads its next batch meanwhile, as QEMU's coroutines
         overlap a read and the write before it). Only in write-back mode, where nothing
-        reaches the disk's metadata before a flush; otherwise the write is done at
-        once and None returned.
+        reaches the disk's metadata before a flush, and on a host file (a store that
+        is a node, such as blkdebug, takes the graph's locks to write); otherwise the
+        write is done at once and None returned.
 
         Until the image has taken the write in (:meth:`settle`, called by the next
         locked request on the image), no other request reads or writes the image's
         data: its tables already map clusters whose data is not written yet.
         """
-        if not self.write_back:
+        if not self.write_back or self.img.store.fd is None:
             self.write(offset, view)
             return None
         pieces: list[tuple[int, list[memoryview]]] = []
