@@ -1,0 +1,146 @@
+"""A throttle group really limits: a stream job reading through a ``throttle`` node,
+side by side on qemu-storage-daemon 7.2 and the engine (cf. QEMU's iotests 093 and 192).
+
+With ``bps-read`` at one byte a second, the first 512 KiB chunk goes at once (the bucket
+was empty) and the second waits some six days: both peers' jobs stand at the same
+offset, busy, for as long as the test cares to look, so the comparison does not depend
+on timing. New limits set by ``qom-set`` leave the waiting request's timer armed (the
+job still stands); a ``blockdev-reopen`` of the throttle node drains it, which lets the
+request go, and with the limits now off the job runs to its end on both."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import qemu
+from tests.support.differential import EnginePeer
+from tests.support.qemu import QemuStorageDaemon
+
+pytestmark = pytest.mark.qemu
+
+MIB = 1 << 20
+
+
+def _images(d: Path) -> None:
+    qemu.create(d / "base.qcow2", "2M")
+    qemu.qemu_io(d / "base.qcow2", "write -P 0x33 0 2M")
+    qemu.create(d / "top.qcow2", "2M")
+
+
+def _graph(gid: str) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        ("object-add", {"qom-type": "throttle-group", "id": gid,
+                        "limits": {"bps-read": 1}}),
+        ("blockdev-add", {"driver": "qcow2", "node-name": "base", "file": {
+            "driver": "file", "filename": "{dir}/base.qcow2"}}),
+        ("blockdev-add", {"driver": "throttle", "node-name": "thr", "throttle-group": gid,
+                          "file": "base"}),
+        ("blockdev-add", {"driver": "qcow2", "node-name": "top", "backing": "thr", "file": {
+            "driver": "file", "filename": "{dir}/top.qcow2"}}),
+    ]
+
+
+class Peers:
+    """The daemon and the engine, each in its own copy of the images."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.dirs = {}
+        for name in ("qsd", "engine"):
+            d = tmp_path / name
+            d.mkdir()
+            _images(d)
+            self.dirs[name] = d
+        self.qsd = QemuStorageDaemon(self.dirs["qsd"]).start()
+        self.engine = EnginePeer()
+        self.events: dict[str, list[dict[str, Any]]] = {"qsd": [], "engine": []}
+        self.engine.engine.add_listener(self.events["engine"].append)
+
+    def both(self, command: str, arguments: dict[str, Any] | None = None
+             ) -> list[dict[str, Any]]:
+        replies = []
+        for name, peer in (("qsd", self.qsd), ("engine", self.engine)):
+            args = _subst(arguments, str(self.dirs[name]))
+            replies.append(peer.execute(command, args))
+        assert replies[0] == replies[1], f"{command}: qsd={replies[0]} engine={replies[1]}"
+        return replies
+
+    def jobs(self) -> list[list[dict[str, Any]]]:
+        keys = ("device", "type", "len", "offset", "busy", "paused", "status", "io-status",
+                "speed")
+        return [[{k: j[k] for k in keys} for j in peer.execute("query-block-jobs")["return"]]
+                for peer in (self.qsd, self.engine)]
+
+    def wait_for(self, condition: Any, what: str, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}: {self.jobs()}")
+            with contextlib.suppress(TimeoutError):
+                self.events["qsd"].extend(self.qsd.events(wait=0.02))
+
+    def concluded(self, name: str, job: str) -> bool:
+        if name == "qsd":
+            self.events["qsd"].extend(self.qsd.events())
+        return any(e["event"] == "JOB_STATUS_CHANGE" and e["data"] == {
+            "id": job, "status": "concluded"} for e in self.events[name])
+
+    def close(self) -> None:
+        self.qsd.stop()
+        self.engine.close()
+
+
+def _subst(value: Any, d: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{dir}", d)
+    if isinstance(value, dict):
+        return {k: _subst(v, d) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_subst(v, d) for v in value]
+    return value
+
+
+def test_stream_through_a_throttle_node_is_held_by_its_limits(tmp_path: Path) -> None:
+    peers = Peers(tmp_path)
+    try:
+        for command, arguments in _graph("tg0"):
+            peers.both(command, arguments)
+        peers.both("block-stream", {"job-id": "s0", "device": "top"})
+        # the first chunk went at once; the second waits for the bucket to leak
+        peers.wait_for(lambda: all(j and j[0]["offset"] == 512 * 1024
+                                   for j in peers.jobs()), "the first chunk")
+        qsd, engine = peers.jobs()
+        assert qsd == engine
+        assert qsd[0]["status"] == "running" and qsd[0]["busy"] is True
+        assert qsd[0]["len"] == 2 * MIB
+
+        # faster limits: the next request is free, the waiting one keeps its timer
+        peers.both("qom-set", {"path": "/objects/tg0", "property": "limits",
+                               "value": {"bps-read": 0}})
+        peers.both("qom-get", {"path": "tg0", "property": "limits"})
+        qsd, engine = peers.jobs()
+        assert qsd == engine and qsd[0]["offset"] == 512 * 1024
+
+        # a reopen drains the node: the request goes, and the rest is unthrottled
+        peers.both("blockdev-reopen", {"options": [{
+            "driver": "throttle", "node-name": "thr", "throttle-group": "tg0",
+            "file": "base"}]})
+        peers.wait_for(lambda: peers.concluded("qsd", "s0") and
+                       peers.concluded("engine", "s0"), "the job's end")
+        qsd_events = [e["data"] for e in peers.events["qsd"]
+                      if e["event"] == "BLOCK_JOB_COMPLETED"]
+        engine_events = [e["data"] for e in peers.events["engine"]
+                         if e["event"] == "BLOCK_JOB_COMPLETED"]
+        assert qsd_events == engine_events and qsd_events[0]["offset"] == 2 * MIB
+        peers.both("job-dismiss", {"id": "s0"})
+        peers.both("blockdev-del", {"node-name": "top"})
+    finally:
+        peers.close()
+    q, e = peers.dirs["qsd"] / "top.qcow2", peers.dirs["engine"] / "top.qcow2"
+    assert qemu.compare(q, e)
+    assert qemu.map_json(q) == qemu.map_json(e)
+    qemu.check(e)
