@@ -10,16 +10,13 @@ request go, and with the limits now off the job runs to its end on both."""
 
 from __future__ import annotations
 
-import contextlib
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.filters.peers import Peers
 from tests.support import qemu
-from tests.support.differential import EnginePeer
-from tests.support.qemu import QemuStorageDaemon
 
 pytestmark = pytest.mark.qemu
 
@@ -45,67 +42,8 @@ def _graph(gid: str) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-class Peers:
-    """The daemon and the engine, each in its own copy of the images."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.dirs = {}
-        for name in ("qsd", "engine"):
-            d = tmp_path / name
-            d.mkdir()
-            _images(d)
-            self.dirs[name] = d
-        self.qsd = QemuStorageDaemon(self.dirs["qsd"]).start()
-        self.engine = EnginePeer()
-        self.events: dict[str, list[dict[str, Any]]] = {"qsd": [], "engine": []}
-        self.engine.engine.add_listener(self.events["engine"].append)
-
-    def both(self, command: str, arguments: dict[str, Any] | None = None
-             ) -> list[dict[str, Any]]:
-        replies = []
-        for name, peer in (("qsd", self.qsd), ("engine", self.engine)):
-            args = _subst(arguments, str(self.dirs[name]))
-            replies.append(peer.execute(command, args))
-        assert replies[0] == replies[1], f"{command}: qsd={replies[0]} engine={replies[1]}"
-        return replies
-
-    def jobs(self) -> list[list[dict[str, Any]]]:
-        keys = ("device", "type", "len", "offset", "busy", "paused", "status", "io-status",
-                "speed")
-        return [[{k: j[k] for k in keys} for j in peer.execute("query-block-jobs")["return"]]
-                for peer in (self.qsd, self.engine)]
-
-    def wait_for(self, condition: Any, what: str, seconds: float = 30) -> None:
-        deadline = time.monotonic() + seconds
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}: {self.jobs()}")
-            with contextlib.suppress(TimeoutError):
-                self.events["qsd"].extend(self.qsd.events(wait=0.02))
-
-    def concluded(self, name: str, job: str) -> bool:
-        if name == "qsd":
-            self.events["qsd"].extend(self.qsd.events())
-        return any(e["event"] == "JOB_STATUS_CHANGE" and e["data"] == {
-            "id": job, "status": "concluded"} for e in self.events[name])
-
-    def close(self) -> None:
-        self.qsd.stop()
-        self.engine.close()
-
-
-def _subst(value: Any, d: str) -> Any:
-    if isinstance(value, str):
-        return value.replace("{dir}", d)
-    if isinstance(value, dict):
-        return {k: _subst(v, d) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_subst(v, d) for v in value]
-    return value
-
-
 def test_stream_through_a_throttle_node_is_held_by_its_limits(tmp_path: Path) -> None:
-    peers = Peers(tmp_path)
+    peers = Peers(tmp_path, _images)
     try:
         for command, arguments in _graph("tg0"):
             peers.both(command, arguments)

@@ -325,6 +325,10 @@ class NodeIO:
     def _flush_own(self) -> None:
         """Make what this node itself wrote durable."""
 
+    def debug_event(self, name: str) -> None:
+        """An event (QEMU's BlkdebugEvent) the node above announces to this one: only a
+        ``blkdebug`` node acts on it."""
+
     def truncate(self, size: int) -> None:
         io: NodeIO = self
         while True:
