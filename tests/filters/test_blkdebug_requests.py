@@ -174,3 +174,20 @@ def test_a_flush_error_on_the_flush_events_of_a_qcow2_parent(tmp_path: Path,
         assert peers.write("disk", 0, b"\x5b" * 4096) == [0, 0]
     finally:
         peers.close()
+
+
+@pytest.mark.parametrize(("sector", "fails"), [(130, True), (518, True), (520, False)])
+def test_max_transfer_cuts_reads_and_align_widens_them(tmp_path: Path, sector: int,
+                                                      fails: bool) -> None:
+    """A 192 KiB read at 66 KiB is widened to 64..260 KiB (``align``) and cut into
+    64 KiB pieces: a rule on a sector the widening added (65 KiB, 259 KiB) fails it,
+    one past it (260 KiB) does not."""
+    peers = Peers(tmp_path, _raw_33)
+    try:
+        _add(peers, "raw", "disk.raw", align=4096, **{"max-transfer": 64 * KIB,
+                                                       "inject-error": [
+            {"event": "none", "iotype": "read", "sector": sector}]})
+        got = peers.read("disk", 66 * KIB, 192 * KIB)
+        assert got == ([errno.EIO] * 2 if fails else [b"\x33" * (192 * KIB)] * 2)
+    finally:
+        peers.close()
