@@ -58,6 +58,7 @@ from engine.jobs.graphops import (
     skip_filters,
 )
 from engine.jobs.job import ErrorAction, Job, JobDriver, OnError
+from engine.jobs.mirror_cow import CowAlignment, cow_alignment
 from engine.jobs.stream import new_job
 
 if TYPE_CHECKING:
@@ -99,6 +100,13 @@ class DirtyMap:
             if self._bits and self._bits[-1]:
                 n -= len(self._bits) * self.granularity - self.length
             return n
+
+    def clear(self, offset: int, length: int) -> None:
+        """A copy took ``[offset, offset + length)`` besides its run (a widened copy)."""
+        g = self.granularity
+        first, last = offset // g, min((offset + length - 1) // g, len(self._bits) - 1)
+        with self._lock:
+            self._bits[first:last + 1] = bytes(last + 1 - first)
 
     def take(self, limit: int) -> tuple[int, int] | None:
         """Remove and return the next run of dirty chunks (at most ``limit`` bytes)."""
@@ -152,6 +160,7 @@ class MirrorDriver(JobDriver):
     can_complete: bool = True
     should_complete: bool = False
     dirty: DirtyMap | None = None
+    cow: CowAlignment | None = None
     _job: Job | None = None
 
     @property
@@ -192,6 +201,7 @@ class MirrorDriver(JobDriver):
             if length != target.length():
                 raise JobFailed(errno.EINVAL, "Source and target image have different sizes")
         dirty = self.dirty = DirtyMap(self.granularity, length)
+        self.cow = cow_alignment(self.target, self.granularity, length)
         self._job = job
         if length == 0:
             job.transition_to_ready()
@@ -263,6 +273,9 @@ class MirrorDriver(JobDriver):
             if run is None:
                 return
             start, end = run
+            if self.cow is not None:
+                start, end = run = self.cow.widen(start, end)
+                self.dirty.clear(start, end - start)
 
             def step(s: int = start, e: int = end) -> None:
                 with self.ctx.lock:
@@ -271,6 +284,8 @@ class MirrorDriver(JobDriver):
 
             ok = yield from self._guard(job, step, run)
             if ok:
+                if self.cow is not None:
+                    self.cow.copied(start, end)
                 job.progress(end - start)
                 job.account_copied(end - start)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.jobs.jobdiff import Cmd, WaitStatus, run_jobs
-from tests.support.qemu import create, qemu_img, qemu_io
+from tests.support.qemu import compare, create, qemu_img, qemu_io
 
 pytestmark = pytest.mark.qemu
 
@@ -99,3 +99,51 @@ def test_target_on_a_protocol_that_cannot_create(tmp_path: Path, mode: str) -> N
         Cmd("drive-mirror", {"job-id": "m0", "device": "top", "sync": "full", "mode": mode,
                              "target": "json:{\"driver\": \"qcow2\"}"}),
     ], ("top.qcow2",))
+
+
+def large_cluster_target(d: Path) -> None:
+    """top (data at 1 MiB + 64 KiB) over base.raw (data everywhere), and a target with
+    128 KiB clusters whose header names base.raw (not opened by ``existing``)."""
+    qemu_img("create", "-f", "raw", str(d / "base.raw"), "2M")
+    qemu_io(d / "base.raw", "write -P 7 0 2M", fmt="raw")
+    create(d / "top.qcow2", "2M", backing=str(d / "base.raw"), backing_fmt="raw")
+    qemu_io(d / "top.qcow2", "write -P 9 1088k 512")
+    create(d / "target.qcow2", "2M", backing=str(d / "base.raw"), backing_fmt="raw",
+           options="cluster_size=131072")
+
+
+def test_sync_top_into_larger_clusters_copies_whole_clusters(tmp_path: Path) -> None:
+    """The copy at 1 MiB + 64 KiB widens to the target's whole 128 KiB cluster: the first
+    half comes from the source's backing, else the target would read zeros there."""
+    result = run_jobs(tmp_path, large_cluster_target, [
+        add_top(),
+        Cmd("drive-mirror", {"job-id": "m0", "device": "top", "sync": "top",
+                             "mode": "existing", "target": "{dir}/target.qcow2"},
+            compare_graph=False),
+        *finish(),
+    ], ("top.qcow2", "target.qcow2"))
+    for d in result.dirs.values():
+        assert compare(d / "top.qcow2", d / "target.qcow2")
+
+
+def test_widened_copy_reads_where_blkdebug_fails(tmp_path: Path) -> None:
+    """The widened copy reads the source's backing at 1 MiB, where blkdebug fails once:
+    with ``on-source-error=ignore`` the job reports the read error, retries, completes."""
+    def setup(d: Path) -> None:
+        large_cluster_target(d)
+        (d / "rules").write_text('[inject-error]\nevent = "read_aio"\nerrno = "5"\n'
+                                 'once = "on"\nsector = "2048"\n')
+        qemu_img("rebase", "-u", "-f", "qcow2", "-F", "raw", "-b",
+                 f"blkdebug:{d}/rules:{d}/base.raw", str(d / "top.qcow2"))
+
+    result = run_jobs(tmp_path, setup, [
+        add_top(),
+        Cmd("drive-mirror", {"job-id": "m0", "device": "top", "sync": "top",
+                             "mode": "existing", "target": "{dir}/target.qcow2",
+                             "on-source-error": "ignore"},
+            compare_graph=False),
+        *finish(),
+    ], ("target.qcow2",))
+    for name in result.dirs:
+        assert any(e["event"] == "BLOCK_JOB_ERROR" and e["data"]["operation"] == "read"
+                   for e in result.events[name]), name
