@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
 import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.graph import rules
 from engine.graph.io.base import IOContext, NodeIO
-from engine.graph.model import Backend, BlockGraph, JobParent, Node
+from engine.graph.model import Backend, BlockGraph, GraphError, JobParent, Node
 from engine.graph.opening import open_backing_from_header
 from engine.jobs.copy import CHUNK, CopyError, WriteBatch, allocated_above, mirror_chunk
 from engine.jobs.copy_jobs import GraphHooks
@@ -63,6 +64,8 @@ from engine.jobs.stream import new_job
 
 if TYPE_CHECKING:
     from engine.qmp.engine import Engine
+
+log = logging.getLogger(__name__)
 
 #: what a target keeps of its backing chain at the end (QEMU's BlockMirrorBackingMode)
 LEAVE_BACKING = "leave"            # blockdev-mirror: the target stays as the user built it
@@ -414,13 +417,23 @@ class MirrorGraph(GraphHooks):
         if not abort and self._exists(target):
             self._attach_backing(src, target)
         to_replace = graph.nodes.get(self.replaces) if self.replaces else src
+        refused = None
         if drv.should_complete and not abort and to_replace is not None:
-            with graph.transaction():
-                if to_replace.read_only != target.read_only:
+            if to_replace.read_only != target.read_only:
+                with graph.transaction():
                     set_read_only(graph, target, to_replace.read_only)
-                _replace_node(graph, to_replace, target)
-                graph.refresh_perms([target, to_replace])
+            try:
+                with graph.transaction():
+                    _replace_node(graph, to_replace, target)
+                    graph.refresh_perms([target, to_replace])
+            except (GraphError, rules.RuleViolation) as exc:
+                # the pivot is refused (a parent of the source needs what another
+                # parent of the target does not share): the graph stays, the job fails
+                log.warning("mirror %s: %s", job.id, exc)
+                refused = exc
         self._forget_filter()
+        if refused is not None:
+            raise JobFailed(errno.EPERM) from refused
 
     def _attach_backing(self, src: Node, target: Node) -> None:
         graph, drv = self.graph, self.driver
