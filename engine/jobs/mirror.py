@@ -36,6 +36,8 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import networkx as nx
+
 from engine.graph import rules
 from engine.graph.io.base import IOContext, NodeIO
 from engine.graph.model import Backend, BlockGraph, GraphError, JobParent, Node
@@ -407,9 +409,14 @@ class MirrorGraph(GraphHooks):
         try:
             self._change_graph(job, abort, src, target)
         finally:
+            below = [n for node in (src, target) if self._exists(node)
+                     for n in nx.descendants(graph.g, node.name)]
             with graph.transaction():
                 for holder in held:
                     graph.remove_backend(holder)
+            # nodes the released source or target used, that others still hold, no
+            # longer need what it needed
+            refresh_survivors(graph, [graph.nodes.get(n) for n in below])
 
     def _change_graph(self, job: Job, abort: bool, src: Node, target: Node) -> None:
         graph, drv = self.graph, self.driver
