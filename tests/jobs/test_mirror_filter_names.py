@@ -147,3 +147,15 @@ def test_widened_copy_reads_where_blkdebug_fails(tmp_path: Path) -> None:
     for name in result.dirs:
         assert any(e["event"] == "BLOCK_JOB_ERROR" and e["data"]["operation"] == "read"
                    for e in result.events[name]), name
+
+
+@pytest.mark.parametrize("backing", ["nosuch:{dir}/base.raw", "file:{dir}/base.raw",
+                                     "blkdebug::{dir}/base.raw"])
+def test_header_backing_names_parsed_as_target_names_are(tmp_path: Path, backing: str) -> None:
+    """Header backing names go through the same parser as the target's name."""
+    def setup(d: Path) -> None:
+        images(d)
+        qemu_img("rebase", "-u", "-f", "qcow2", "-F", "raw", "-b",
+                 backing.replace("{dir}", str(d)), str(d / "top.qcow2"))
+
+    run_jobs(tmp_path, setup, [add_top()])
