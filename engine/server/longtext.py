@@ -10,9 +10,10 @@ thread does the join.
 So the stream hands such a string over as a :class:`LongString` (its pieces) inside a
 :class:`PendingMessage`, and the server completes the message on its worker thread
 with :func:`join_released`: the ``str`` is allocated empty (``PyUnicode_New``) and the
-pieces are copied in by ``memmove`` called through :mod:`ctypes`, which releases the
-GIL for the call, so the page faults and the copying happen while the loop serves
-the other clients. The copy writes a string nobody else holds yet, in the layout the
+pieces are copied in by foreign calls through :mod:`ctypes`, which release the GIL
+for the call (``process_vm_readv`` on this process, a thousand pieces in one call;
+``memmove`` where that is refused), so the page faults and the copying happen while
+the loop serves the other clients. The copy writes a string nobody else holds yet, in the layout the
 interpreter gave it, exactly as C code fills a new string; the layout is checked once
 at import against ordinary joins, and where the check fails (another interpreter, an
 unknown layout) the pieces are joined the ordinary way.
