@@ -145,8 +145,10 @@ def _gather(at: int, sources: list[tuple[int, int]]) -> None:
         while start < len(sources):
             batch = sources[start:start + _IOV_MAX]
             total = sum(size for _, size in batch)
+            # ctypes makes each (address, size) tuple an _IOVec; mypy knows no such rule
+            remote = (_IOVec * len(batch))(*batch)  # type: ignore[misc]
             done = _PROCESS_VM_READV(pid, ctypes.byref(_IOVec(at, total)), 1,
-                                     (_IOVec * len(batch))(*batch), len(batch), 0)
+                                     remote, len(batch), 0)
             if done != total:     # refused (or cut short): copy the rest below
                 break
             start += len(batch)
