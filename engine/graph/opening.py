@@ -24,7 +24,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.formats.backing_names import JSON_PREFIX, BackingNameError, json_options
+from engine.formats.backing_names import (
+    JSON_PREFIX,
+    BackingNameError,
+    has_protocol,
+    json_options,
+)
 from engine.formats.errors import ImageError
 from engine.formats.hostfile import HostFile
 from engine.formats.probe import open_image_on, probe_format
@@ -447,6 +452,8 @@ def _attach_backing(graph: BlockGraph, node: Node, backing: Node, *, inline: boo
 
 #: the file names QEMU's null protocols accept (their only ones), with their drivers
 NULL_PROTOCOL_NAMES = {"null-co://": "null-co", "null-aio://": "null-aio"}
+#: the protocol prefixes a file name may carry here (others: ``Unknown protocol``)
+KNOWN_PROTOCOLS = ("file", "null-co", "null-aio", "blkdebug", "blkverify")
 
 
 def _header_options(node: Node) -> dict[str, Any]:
@@ -456,19 +463,29 @@ def _header_options(node: Node) -> dict[str, Any]:
     except ValueError as exc:
         raise GraphError(str(exc)) from exc
     assert name is not None
-    fmt = node.header_backing_format
+    options = options_for_filename(name, node.header_backing_format)
+    options.pop("node-name", None)
+    return options
+
+
+def options_for_filename(name: str, fmt: str | None) -> dict[str, Any]:
+    """The options QEMU opens a file name with (``bdrv_open`` of a name and an optional
+    format): ``json:{...}`` stands for its options (the format given wins), ``file:``,
+    ``null-co://``, ``blkdebug:``/``blkverify:`` for their protocol node, anything else
+    for a host file; the format is probed where none is given."""
     if name.startswith(JSON_PREFIX):
         try:
             opts = json_options(name)
         except BackingNameError as exc:
             raise GraphError(str(exc)) from exc
         if fmt:
-            opts["driver"] = fmt         # the header's format wins (QEMU joins without overwrite)
+            opts["driver"] = fmt         # the given format wins (QEMU joins without overwrite)
         opts.setdefault("driver", PROBE)
-        opts.pop("node-name", None)
         return opts
     if name.startswith("file:"):
         name = name[len("file:"):]
+    elif has_protocol(name) and name.split(":", 1)[0] not in KNOWN_PROTOCOLS:
+        raise GraphError(f"Unknown protocol '{name.split(':', 1)[0]}'")
     if name in NULL_PROTOCOL_NAMES:
         # null-co:// and null-aio:// name the null drivers, with no other options
         return {"driver": fmt or PROBE, "file": {"driver": NULL_PROTOCOL_NAMES[name]}}

@@ -50,7 +50,8 @@ def refresh_perms(graph: BlockGraph, seeds: list[Node]) -> None:
                 fixed_size=node.driver == "raw" and (
                     "offset" in node.options or "size" in node.options),
                 rewrites=P.quorum_rewrites(node.driver, node.options),
-                commit_filter=node.driver != "mirror_top" or not _of_mirror_job(node))
+                commit_filter=node.driver != "mirror_top" or not _of_mirror_job(node),
+                extra=P.blkdebug_extra(node.driver, node.options))
             if new != (link.perm, link.shared):
                 _set_link_perm(graph, link, *new)
                 work.append(link.child)

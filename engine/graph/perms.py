@@ -43,7 +43,8 @@ def text_names(bits: int) -> str:
 
 def child_perms(spec: Driver, role: str, *, writable: bool, force_share_child: bool,
                 parent_perm: int, parent_shared: int, fixed_size: bool = False,
-                rewrites: bool = False, commit_filter: bool = True) -> tuple[int, int]:
+                rewrites: bool = False, commit_filter: bool = True,
+                extra: tuple[int, int] = (0, 0)) -> tuple[int, int]:
     """(perm, shared) a node of driver ``spec`` takes on its child in ``role``.
 
     ``parent_perm``/``parent_shared`` are the node's own cumulative permissions
@@ -52,7 +53,9 @@ def child_perms(spec: Driver, role: str, *, writable: bool, force_share_child: b
     ``force_share_child``: the child was opened with ``force-share`` (shares all);
     ``rewrites``: a ``quorum`` that rewrites corrupted children (it writes to them);
     ``commit_filter`` False: a ``mirror_top`` of a mirror job (not an active commit),
-    which passes its users' needs through as any filter does.
+    which passes its users' needs through as any filter does; ``extra``: permissions
+    the node takes and unshares besides (blkdebug's ``take-child-perms`` and
+    ``unshare-child-perms``, see :func:`blkdebug_extra`).
     """
     driver = spec.name
     if driver == "quorum":
@@ -92,9 +95,28 @@ def child_perms(spec: Driver, role: str, *, writable: bool, force_share_child: b
             shared &= ~(WRITE | RESIZE)     # the filter alone grows and cuts the file
         if fixed_size:
             shared &= ~RESIZE
+    perm |= extra[0]
+    shared &= ~extra[1]
     if force_share_child:
         shared = ALL
     return perm & ALL, shared & ALL
+
+
+_BY_QMP_NAME = {name: bit for bit, name in _QMP_NAMES}
+
+
+def blkdebug_extra(driver: str, options: dict[str, Any]) -> tuple[int, int]:
+    """What a blkdebug node takes and unshares on its child beyond a filter's needs
+    (its ``take-child-perms`` and ``unshare-child-perms`` options; QEMU's tests use
+    them to provoke permission conflicts)."""
+    if driver != "blkdebug":
+        return 0, 0
+
+    def bits(key: str) -> int:
+        names = options.get(key) or []
+        return sum(_BY_QMP_NAME.get(n, 0) for n in dict.fromkeys(names))
+
+    return bits("take-child-perms"), bits("unshare-child-perms")
 
 
 def quorum_rewrites(driver: str, options: dict[str, Any]) -> bool:

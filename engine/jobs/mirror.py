@@ -30,14 +30,17 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
 import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import networkx as nx
+
 from engine.graph import rules
 from engine.graph.io.base import IOContext, NodeIO
-from engine.graph.model import Backend, BlockGraph, JobParent, Node
+from engine.graph.model import Backend, BlockGraph, GraphError, JobParent, Node
 from engine.graph.opening import open_backing_from_header
 from engine.jobs.copy import CHUNK, CopyError, WriteBatch, allocated_above, mirror_chunk
 from engine.jobs.copy_jobs import GraphHooks
@@ -58,10 +61,13 @@ from engine.jobs.graphops import (
     skip_filters,
 )
 from engine.jobs.job import ErrorAction, Job, JobDriver, OnError
+from engine.jobs.mirror_cow import CowAlignment, cow_alignment
 from engine.jobs.stream import new_job
 
 if TYPE_CHECKING:
     from engine.qmp.engine import Engine
+
+log = logging.getLogger(__name__)
 
 #: what a target keeps of its backing chain at the end (QEMU's BlockMirrorBackingMode)
 LEAVE_BACKING = "leave"            # blockdev-mirror: the target stays as the user built it
@@ -99,6 +105,13 @@ class DirtyMap:
             if self._bits and self._bits[-1]:
                 n -= len(self._bits) * self.granularity - self.length
             return n
+
+    def clear(self, offset: int, length: int) -> None:
+        """A copy took ``[offset, offset + length)`` besides its run (a widened copy)."""
+        g = self.granularity
+        first, last = offset // g, min((offset + length - 1) // g, len(self._bits) - 1)
+        with self._lock:
+            self._bits[first:last + 1] = bytes(last + 1 - first)
 
     def take(self, limit: int) -> tuple[int, int] | None:
         """Remove and return the next run of dirty chunks (at most ``limit`` bytes)."""
@@ -152,6 +165,7 @@ class MirrorDriver(JobDriver):
     can_complete: bool = True
     should_complete: bool = False
     dirty: DirtyMap | None = None
+    cow: CowAlignment | None = None
     _job: Job | None = None
 
     @property
@@ -192,6 +206,7 @@ class MirrorDriver(JobDriver):
             if length != target.length():
                 raise JobFailed(errno.EINVAL, "Source and target image have different sizes")
         dirty = self.dirty = DirtyMap(self.granularity, length)
+        self.cow = cow_alignment(self.target, self.granularity, length)
         self._job = job
         if length == 0:
             job.transition_to_ready()
@@ -263,6 +278,9 @@ class MirrorDriver(JobDriver):
             if run is None:
                 return
             start, end = run
+            if self.cow is not None:
+                start, end = run = self.cow.widen(start, end)
+                self.dirty.clear(start, end - start)
 
             def step(s: int = start, e: int = end) -> None:
                 with self.ctx.lock:
@@ -271,6 +289,8 @@ class MirrorDriver(JobDriver):
 
             ok = yield from self._guard(job, step, run)
             if ok:
+                if self.cow is not None:
+                    self.cow.copied(start, end)
                 job.progress(end - start)
                 job.account_copied(end - start)
 
@@ -389,9 +409,14 @@ class MirrorGraph(GraphHooks):
         try:
             self._change_graph(job, abort, src, target)
         finally:
+            below = [n for node in (src, target) if self._exists(node)
+                     for n in nx.descendants(graph.g, node.name)]
             with graph.transaction():
                 for holder in held:
                     graph.remove_backend(holder)
+            # nodes the released source or target used, that others still hold, no
+            # longer need what it needed
+            refresh_survivors(graph, [graph.nodes.get(n) for n in below])
 
     def _change_graph(self, job: Job, abort: bool, src: Node, target: Node) -> None:
         graph, drv = self.graph, self.driver
@@ -399,13 +424,23 @@ class MirrorGraph(GraphHooks):
         if not abort and self._exists(target):
             self._attach_backing(src, target)
         to_replace = graph.nodes.get(self.replaces) if self.replaces else src
+        refused = None
         if drv.should_complete and not abort and to_replace is not None:
-            with graph.transaction():
-                if to_replace.read_only != target.read_only:
+            if to_replace.read_only != target.read_only:
+                with graph.transaction():
                     set_read_only(graph, target, to_replace.read_only)
-                _replace_node(graph, to_replace, target)
-                graph.refresh_perms([target, to_replace])
+            try:
+                with graph.transaction():
+                    _replace_node(graph, to_replace, target)
+                    graph.refresh_perms([target, to_replace])
+            except (GraphError, rules.RuleViolation) as exc:
+                # the pivot is refused (a parent of the source needs what another
+                # parent of the target does not share): the graph stays, the job fails
+                log.warning("mirror %s: %s", job.id, exc)
+                refused = exc
         self._forget_filter()
+        if refused is not None:
+            raise JobFailed(errno.EPERM) from refused
 
     def _attach_backing(self, src: Node, target: Node) -> None:
         graph, drv = self.graph, self.driver

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.formats.backing_names import strip_file_protocol
 from engine.formats.hostfile import HostFile
 from engine.graph.model import BlockGraph, Node
-from engine.graph.opening import PROBE, open_node
+from engine.graph.opening import open_node, options_for_filename
 from engine.jobs.graphops import skip_filters
 
 
@@ -30,10 +29,10 @@ def target_backing(graph: BlockGraph, source: Node, sync: str) -> Node | None:
 
 def open_target(graph: BlockGraph, filename: str, fmt: str | None, node_name: str | None,
                 opened: dict[str, HostFile]) -> Node:
-    """Open the target read-write without its backing chain."""
-    host_name = strip_file_protocol(filename) or filename
-    options: dict[str, Any] = {"driver": fmt or PROBE, "read-only": False,
-                               "file": {"driver": "file", "filename": host_name}}
+    """Open the target read-write without its backing chain, the file name parsed as
+    QEMU parses any (``json:{...}``, ``blkdebug:CONFIG:IMAGE``, ``file:``...)."""
+    options: dict[str, Any] = options_for_filename(filename, fmt)
+    options["read-only"] = False
     if node_name is not None:
         options["node-name"] = node_name
     return open_node(graph, options, inherited={}, role=None, header_backing=False,

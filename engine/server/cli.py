@@ -31,9 +31,13 @@ from pathlib import Path
 
 import engine
 from engine.qmp import Engine
+from engine.server.heap import tune_for_server
 from engine.server.server import QMPServer, ServeError
 
 DEFAULT_TCP_HOST = "127.0.0.1"
+#: seconds a thread that wants the interpreter's lock waits before asking its holder
+#: to hand it over (Python's default: 5 ms)
+SWITCH_INTERVAL = 0.0005
 
 
 def parse_tcp_address(text: str) -> tuple[str, int]:
@@ -112,6 +116,12 @@ async def _serve(args: argparse.Namespace) -> int:
         # cyclic collector need not walk it again in every full collection, which
         # would pause every client for that long.
         gc.freeze()
+        # The worker thread drops the interpreter's lock for every system call and
+        # C call that releases it, and takes it straight back; the loop, which
+        # drops it for every read and write, then waits the switch interval for it
+        # again. A short interval keeps those waits short while the worker works.
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        tune_for_server()
         await server.serve_forever()
     finally:
         await server.close()

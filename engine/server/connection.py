@@ -6,8 +6,10 @@ memory:
 
 * **Input in steps.** Bytes go to the client's :class:`~engine.server.jsonstream.JSONStream`
   and are read there for at most :data:`STEP_SECONDS` at a time; then the client
-  yields to the event loop and continues in a later turn, so a 64 MiB message is
-  read in many short steps while every other client is served between them. No more
+  yields to the event loop and continues in its next turn (the server's rounds over
+  the clients with work left, see :data:`ROUND_SECONDS`), so a 64 MiB message is
+  read in many short steps while every other client is served between them, and one
+  turn of the loop does a round's work however many clients send at once. No more
   than :data:`READ_BACKLOG` unread bytes are held: beyond that the socket is not
   read until they are consumed.
 * **One command at a time.** Messages are answered in order; while a command runs
@@ -49,11 +51,19 @@ log = logging.getLogger(__name__)
 #: longest stretch of one client's input work before the loop serves others
 STEP_SECONDS = 0.002
 #: the shortest such stretch, and the time one round over every client with work left
-#: may take: with many busy clients each gets ``ROUND_SECONDS / busy`` (but at least
-#: ``MIN_STEP_SECONDS``), so a client that sends a small command waits for one short
-#: round, not for two milliseconds of every other client's work
+#: may take: the clients take turns (see ``QMPServer.take_turns``) and with many of
+#: them each gets ``ROUND_SECONDS / busy`` (but at least ``MIN_STEP_SECONDS``); a
+#: round ends after ``ROUND_SECONDS`` whoever is left, and they go first in the next,
+#: so a client that sends a small command waits for one short round, not for two
+#: milliseconds of every other client's work
 MIN_STEP_SECONDS = 0.0003
 ROUND_SECONDS = 0.006
+#: the stretch right after a read, when no client waits for its turn or the read is a
+#: small command from a client with nothing else to do; other reads only queue the
+#: client for its turn, since many clients' reads come in one turn of the loop
+READ_STEP_SECONDS = MIN_STEP_SECONDS
+#: a read this small, from a client with nothing left to do, is answered right away
+LIGHT_READ = 4 << 10
 #: unread input held per client before its socket is no longer read
 READ_BACKLOG = 256 << 10
 #: messages (and parse-error texts) from this size on are handled off the loop and
@@ -107,9 +117,17 @@ class Connection(asyncio.BufferedProtocol):
         return self._server.read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.stream.push(bytes(self._server.read_buffer[:nbytes]))
+        stream = self.stream
+        light = nbytes <= LIGHT_READ and not stream.backlog and not self._ready
+        stream.push(bytes(self._server.read_buffer[:nbytes]))
         self.last_progress = time.monotonic()
-        self._step()
+        if self._step_scheduled:
+            self._update_reading()    # its turn comes
+        elif light or not self._server.clients_waiting_turn:
+            self._step(READ_STEP_SECONDS)
+        else:
+            self._schedule()
+            self._update_reading()
 
     def eof_received(self) -> bool:
         return False   # the client hung up: close our end too
@@ -172,23 +190,26 @@ class Connection(asyncio.BufferedProtocol):
 
     # -- the work --------------------------------------------------------------------------
     def _schedule(self) -> None:
+        """Continue in this client's next turn (see ``QMPServer.take_turns``)."""
         if not self._step_scheduled:
             self._step_scheduled = True
-            self._server.busy_clients += 1
-            asyncio.get_running_loop().call_soon(self._step)
+            self._server.want_turn(self)
 
-    def _step(self) -> None:
-        """Do what can be done now, for at most :data:`STEP_SECONDS` (less when other
-        clients have work left too: see :data:`ROUND_SECONDS`)."""
-        server = self._server
-        if self._step_scheduled:
-            self._step_scheduled = False
-            server.busy_clients -= 1
-        if self.closed or self._halted:
+    def take_turn(self, budget: float) -> None:
+        """This client's turn in the round: work for at most ``budget`` seconds."""
+        self._step_scheduled = False
+        if not (self.closed or self._halted):
+            self._work(budget)
+
+    def _step(self, longest: float = STEP_SECONDS) -> None:
+        """Do what can be done now, for at most ``longest`` seconds, unless the client
+        waits for its turn already."""
+        if self._step_scheduled or self.closed or self._halted:
             return
-        budget = STEP_SECONDS
-        if server.busy_clients:
-            budget = max(MIN_STEP_SECONDS, min(budget, ROUND_SECONDS / (server.busy_clients + 1)))
+        waiting = self._server.clients_waiting_turn
+        self._work(max(MIN_STEP_SECONDS, min(longest, ROUND_SECONDS / (waiting + 1))))
+
+    def _work(self, budget: float) -> None:
         deadline = time.monotonic() + budget
         while True:
             if self._output:

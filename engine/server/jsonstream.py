@@ -107,6 +107,13 @@ _STRING_RUN = {
     0x22: re.compile(rb"(?:[^\"\\\x00-\x1f\xfe\xff]++|\\[\x20-\xfd])*+"),
     0x27: re.compile(rb"(?:[^'\\\x00-\x1f\xfe\xff]++|\\[\x20-\xfd])*+"),
 }
+#: the bytes a string holds as they are (no quote, backslash, control byte, 0xFE/0xFF):
+#: a piece that is all of them is found by deleting them (``bytes.translate``), several
+#: times faster than the run's pattern, which then reads only the pieces that are not
+_PLAIN = {
+    quote: bytes(b for b in range(0x20, 0xFE) if b not in (quote, 0x5C))
+    for quote in (0x22, 0x27)
+}
 _DIGIT_RUN = re.compile(rb"[0-9]*+")
 _KEYWORD_RUN = re.compile(rb"[a-z]*+")
 
@@ -404,14 +411,16 @@ class JSONStream:
                 return pos + 1
             return self._string_stray(decoder, c, pos, out)
         stop = min(len(buf), pos + STRING_PIECE)
-        run = _STRING_RUN[quote].match(buf, pos, stop)
-        assert run is not None  # the pattern matches the empty string too
-        run_end = run.end()
-        if run_end > pos:
-            if self._too_long(run_end - pos):
-                return self._cut(pos, run_end - pos, out)
-            decoder.add(buf[pos:run_end])
-            return run_end
+        piece = buf[pos:stop]
+        if piece.translate(None, _PLAIN[quote]):   # not plain text all through
+            run = _STRING_RUN[quote].match(buf, pos, stop)
+            assert run is not None  # the pattern matches the empty string too
+            piece = piece[:run.end() - pos]
+        if piece:
+            if self._too_long(len(piece)):
+                return self._cut(pos, len(piece), out)
+            decoder.add(piece)
+            return pos + len(piece)
         if c == quote:
             length = self._token_length + 1
             self._end_token()

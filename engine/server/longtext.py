@@ -10,9 +10,10 @@ thread does the join.
 So the stream hands such a string over as a :class:`LongString` (its pieces) inside a
 :class:`PendingMessage`, and the server completes the message on its worker thread
 with :func:`join_released`: the ``str`` is allocated empty (``PyUnicode_New``) and the
-pieces are copied in by ``memmove`` called through :mod:`ctypes`, which releases the
-GIL for the call, so the page faults and the copying happen while the loop serves
-the other clients. The copy writes a string nobody else holds yet, in the layout the
+pieces are copied in by foreign calls through :mod:`ctypes`, which release the GIL
+for the call (``process_vm_readv`` on this process, a thousand pieces in one call;
+``memmove`` where that is refused), so the page faults and the copying happen while
+the loop serves the other clients. The copy writes a string nobody else holds yet, in the layout the
 interpreter gave it, exactly as C code fills a new string; the layout is checked once
 at import against ordinary joins, and where the check fails (another interpreter, an
 unknown layout) the pieces are joined the ordinary way.
@@ -21,6 +22,7 @@ unknown layout) the pieces are joined the ordinary way.
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 from typing import Any
 
@@ -69,7 +71,8 @@ class PendingMessage:
 
 # -- the copy without the GIL -------------------------------------------------------------
 
-_memmove = ctypes.memmove     # a foreign function: the GIL is released during the call
+_memmove = ctypes.memmove     # foreign functions: the GIL is released during the call
+_memset = ctypes.memset
 #: bytes before the characters of a compact ``str``: ASCII ones, and the others
 _ASCII_HEADER = sys.getsizeof("") - 1
 _COMPACT_HEADER = sys.getsizeof("\xff") - 2
@@ -105,17 +108,57 @@ def _copy_joined(parts: list[str]) -> str:
     text: str = _PYUNICODE_NEW(size, maxchar)
     at = id(text) + (_ASCII_HEADER if widest == 0 else _COMPACT_HEADER)
     unit = max(widest, 1)
+    run_at, run = at, []          # same storage: straight from the parts' characters
     for part, width in zip(parts, widths, strict=True):
         if not part:
             continue
-        if max(width, 1) == unit:     # same storage: straight from the part's characters
+        if max(width, 1) == unit:
             header = _ASCII_HEADER if width == 0 else _COMPACT_HEADER
-            _memmove(at, id(part) + header, len(part) * unit)
-        else:                         # narrower: widened by its codec first
+            run.append((id(part) + header, len(part) * unit))
+        else:                     # narrower: widened by its codec first
+            _gather(run_at, run)
             data = part.encode(codec)
             _memmove(at, data, len(data))
+            run_at, run = at + len(data), []
         at += len(part) * unit
+    _gather(run_at, run)
     return text
+
+
+def _gather(at: int, sources: list[tuple[int, int]]) -> None:
+    """Copy the ``(address, size)`` sources one after the other to ``at``.
+
+    A 60 MiB string comes in about a thousand parts. Copied one ``memmove`` at a time,
+    the lock is released for each copy and taken back between them, and a thread
+    holding it then may be preempted — which, on a busy machine, leaves the event
+    loop waiting for the lock as long as that thread waits for a CPU. So the parts
+    are gathered by ``process_vm_readv`` on this very process, up to
+    :data:`_IOV_MAX` of them in one system call made with the lock released; where
+    that call is refused, by ``memmove`` after the page faults of the target are
+    taken in one ``memset``.
+    """
+    if not sources:
+        return
+    start = 0
+    if _PROCESS_VM_READV is not None:
+        pid = os.getpid()
+        while start < len(sources):
+            batch = sources[start:start + _IOV_MAX]
+            total = sum(size for _, size in batch)
+            # ctypes makes each (address, size) tuple an _IOVec; mypy knows no such rule
+            remote = (_IOVec * len(batch))(*batch)  # type: ignore[misc]
+            done = _PROCESS_VM_READV(pid, ctypes.byref(_IOVec(at, total)), 1,
+                                     remote, len(batch), 0)
+            if done != total:     # refused (or cut short): copy the rest below
+                break
+            start += len(batch)
+            at += total
+    rest = sources[start:]
+    if rest:
+        _memset(at, 0, sum(size for _, size in rest))
+        for address, size in rest:
+            _memmove(at, address, size)
+            at += size
 
 
 def _layout_holds() -> bool:
@@ -135,6 +178,27 @@ def _layout_holds() -> bool:
         return False
     return True
 
+
+class _IOVec(ctypes.Structure):
+    _fields_ = (("base", ctypes.c_void_p), ("len", ctypes.c_size_t))
+
+
+#: sources one ``process_vm_readv`` call takes (Linux's IOV_MAX)
+_IOV_MAX = 1024
+
+
+def _process_vm_readv() -> Any:
+    try:
+        call = ctypes.CDLL(None, use_errno=True).process_vm_readv
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = (ctypes.c_int, ctypes.POINTER(_IOVec), ctypes.c_ulong,
+                     ctypes.POINTER(_IOVec), ctypes.c_ulong, ctypes.c_ulong)
+    call.restype = ctypes.c_ssize_t
+    return call
+
+
+_PROCESS_VM_READV = _process_vm_readv()
 
 try:
     _PYUNICODE_NEW = _new_str()

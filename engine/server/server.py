@@ -30,12 +30,13 @@ import stat
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from engine.server import wire
 from engine.server.budget import LARGE_MESSAGE_IDLE, LARGE_MESSAGE_SLOTS, LargeMessageSlots
-from engine.server.connection import Connection
+from engine.server.connection import MIN_STEP_SECONDS, ROUND_SECONDS, STEP_SECONDS, Connection
 from engine.server.protocol import CAPABILITIES, QMPSession, Reply, Request
 from engine.server.worker import CommandWorker
 
@@ -92,8 +93,9 @@ class QMPServer:
         self.worker: CommandWorker = None  # type: ignore[assignment]  # set by start()
         self._engine_lock: Any = getattr(engine, "lock", None)
         self._penalty: dict[str, int] = {}
-        #: clients whose input work was cut short and continues in a later turn
-        self.busy_clients = 0
+        #: clients whose work was cut short, in the order they take their next turn
+        self._turns: deque[Connection] = deque()
+        self._round_scheduled = False
         self._connections: set[Connection] = set()
         self._listeners: list[asyncio.AbstractServer] = []
         self._unix_paths: list[str] = []
@@ -243,6 +245,36 @@ class QMPServer:
                              f"client(s) wait to send one")
         if self.slots.waiting:
             self._watch_slots()
+
+    # -- turns ---------------------------------------------------------------------------
+    @property
+    def clients_waiting_turn(self) -> int:
+        """Clients whose work continues in a later turn."""
+        return len(self._turns)
+
+    def want_turn(self, conn: Connection) -> None:
+        """Give ``conn`` a turn in the next round (see :meth:`take_turns`)."""
+        self._turns.append(conn)
+        if not self._round_scheduled and self._loop is not None:
+            self._round_scheduled = True
+            self._loop.call_soon(self.take_turns)
+
+    def take_turns(self) -> None:
+        """One round: each waiting client works for its share of :data:`ROUND_SECONDS`,
+        in the order they asked; whoever the round's end leaves out goes first in the
+        next round, which comes after the loop has read its sockets again. So one turn
+        of the loop does at most a round's work, however many clients have work."""
+        self._round_scheduled = False
+        turns = self._turns
+        share = max(MIN_STEP_SECONDS, min(STEP_SECONDS, ROUND_SECONDS / max(len(turns), 1)))
+        ends = time.monotonic() + ROUND_SECONDS
+        for _ in range(len(turns)):
+            if time.monotonic() >= ends:
+                break
+            turns.popleft().take_turn(share)
+        if turns and not self._round_scheduled and self._loop is not None:
+            self._round_scheduled = True
+            self._loop.call_soon(self.take_turns)
 
     def run_inline(self, session: QMPSession, request: Request) -> Reply | None:
         """Run a quick command on the loop, or None: it goes to the worker."""

@@ -9,13 +9,15 @@ window holds open (sessions, connections) is closed on the loop before the loop 
 loop stopped before Future completed" and exit status 1.) When Qt ends its loop by
 itself — the X server went away, as when Ctrl+C reaches both xvfb-run's server and the
 program — nothing can be awaited any more: ``abandon`` runs instead of ``finish``,
-synchronously, and the process ends without tearing down what Qt already dropped.
+synchronously, and the process ends without tearing down what Qt already dropped. The
+same happens when Xlib, which shares Qt's X connection, sees the server gone first.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import NoReturn
 
 import qasync
 from PySide6.QtCore import QObject
@@ -23,6 +25,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from gui.lifecycle.shutdown import end_without_teardown
 from gui.lifecycle.signals import close_on_signals
+from gui.lifecycle.x_connection import on_x_connection_lost
 
 
 def run_window(app: QApplication, window: QWidget, *, start: Callable[[], object],
@@ -44,7 +47,16 @@ def run_window(app: QApplication, window: QWidget, *, start: Callable[[], object
             abandon()
         closed.set()
 
+    def x_gone() -> NoReturn:   # Xlib saw it first (see gui.lifecycle.x_connection)
+        nonlocal quitting
+        if not quitting:
+            quitting = True
+            abandon()
+        end_without_teardown(0)
+
     app.aboutToQuit.connect(qt_quitting)
+    if app.platformName() == "xcb":
+        on_x_connection_lost(x_gone)
     window.show()
     close_on_signals(window.close, signal_parent or window)
 

@@ -178,3 +178,52 @@ def test_windows_end_cleanly_when_their_x_server_goes_away(
         assert "geometry=" in settings.read_text()
     if window == "tour":
         assert list(scratch.iterdir()) == [], "the tour's scratch files were left behind"
+
+
+_XLIB_CLIENT = """
+import ctypes, os, sys
+from gui.lifecycle.x_connection import on_x_connection_lost
+
+def end():
+    print("ended by our handler", flush=True)
+    os._exit(0)
+
+if sys.argv[2] == "ours":
+    assert on_x_connection_lost(end)
+xlib = ctypes.CDLL("libX11.so.6")
+xlib.XOpenDisplay.restype = ctypes.c_void_p
+xlib.XOpenDisplay.argtypes = [ctypes.c_char_p]
+xlib.XSync.argtypes = [ctypes.c_void_p, ctypes.c_int]
+display = xlib.XOpenDisplay(sys.argv[1].encode())
+assert display
+print("open", flush=True)
+sys.stdin.readline()   # the X server is gone now
+xlib.XSync(display, 0)
+print("XSync returned", flush=True)
+"""
+
+
+@pytest.mark.parametrize("handler", ["ours", "xlib's"])
+def test_a_broken_x_connection_seen_by_xlib_reaches_our_handler(
+        x_server: tuple[str, subprocess.Popen[bytes]], handler: str) -> None:
+    """Xlib's own handler prints and exits 1 (what a window must not do: see
+    gui.lifecycle.x_connection); ours ends the process through the window's code."""
+    display, xvfb = x_server
+    proc = subprocess.Popen([sys.executable, "-c", _XLIB_CLIENT, display, handler],
+                            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout.readline().strip() == "open"
+        xvfb.terminate()
+        xvfb.wait(timeout=30)
+        out, _ = proc.communicate("\n", timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if handler == "ours":
+        assert (proc.returncode, out.strip()) == (0, "ended by our handler")
+    else:
+        # "X connection to :N broken" or "XIO: fatal IO error", by how the read failed
+        assert proc.returncode == 1 and ("X connection to" in out or "XIO:" in out), out

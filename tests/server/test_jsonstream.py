@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.server import jsonstream
 from engine.server.jsonstream import JSONParseError, JSONStream
 
 
@@ -199,3 +200,23 @@ def test_whole_messages_read_at_once_equal_the_token_by_token_reading(
             got += one_by_one.feed(data[i:i + 1])
         got += one_by_one.feed(b" ")
         assert got == whole, data
+
+
+_PIECES = st.sampled_from([b"x" * 70_000, b"a", b"'", b'\\"', b"\\'", b"\\u00e9", b"\xc3\xa9",
+                           b"\xf0\x9f\x98\x80", b"\\", b"\x01", b"\xfe", b" ", b'"'])
+
+
+@given(st.sampled_from([b'"', b"'"]), st.lists(_PIECES, min_size=1, max_size=12),
+       st.integers(1, 100_000))
+@settings(max_examples=60, deadline=None, derandomize=True)
+def test_plain_runs_read_by_translate_read_as_the_pattern_reads_them(
+        quote: bytes, pieces: list[bytes], read: int) -> None:
+    """Long runs of a string's plain bytes are found by ``bytes.translate``, the rest
+    by the run's pattern: the values and errors are the pattern's alone."""
+    data = b'{"execute": "x", "id": ' + quote + b"".join(pieces) + quote + b"}" + \
+        b'{"execute": "after"}'
+    chunks = [data[at:at + read] for at in range(0, len(data), read)]
+    fast = feed(*chunks)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jsonstream, "_PLAIN", {0x22: b"", 0x27: b""})   # never all plain
+        assert feed(*chunks) == fast

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -87,3 +88,20 @@ def test_a_stray_byte_after_a_long_token_quotes_it_in_pieces() -> None:
         assert ordinary[0].desc.startswith("JSON parse error, stray '" + token[:5].decode())
         assert ordinary[0].desc.endswith("\x01'")
         assert deferred[1:] == ordinary[1:] == [{"execute": "q"}]
+
+
+@pytest.mark.parametrize("gather", ["process_vm_readv", "refused", "absent"])
+def test_the_parts_are_gathered_right_however_the_copy_is_made(
+        monkeypatch: pytest.MonkeyPatch, gather: str) -> None:
+    """More parts than one system call takes, a narrower part between wider ones; and
+    the same where ``process_vm_readv`` is refused (a sandbox) or missing."""
+    if gather == "refused":
+        monkeypatch.setattr(longtext, "_PROCESS_VM_READV", lambda *args: -1)
+    elif gather == "absent":
+        monkeypatch.setattr(longtext, "_PROCESS_VM_READV", None)
+    parts = [chr(0x101 + n % 26) * (n % 97 + 1) for n in range(2 * longtext._IOV_MAX + 5)]
+    parts[1500:1500] = ["ab", "\xe9" * 3, ""]
+    joined, expected = join_released(parts), "".join(parts)
+    assert joined == expected
+    assert sys.getsizeof(joined) == sys.getsizeof(expected)
+    assert hash(joined) == hash(expected)

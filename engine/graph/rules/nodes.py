@@ -138,15 +138,23 @@ def check_overlay_name(view: GraphView, node_name: str | None, new_name: str | N
         raise RuleViolation("New overlay node-name already in use")
 
 
+#: protocols a file name may name that open nodes but create no files (QEMU's drivers
+#: without ``create_opts``)
+OPEN_ONLY_PROTOCOLS = ("blkdebug", "blkverify", "null-co", "null-aio")
+
+
 def check_image_create(fmt: str, filename: str, backing: str | None) -> None:
     """QEMU's checks before it creates an image file (``bdrv_img_create``), in its order."""
     spec = drivers.DRIVERS.get(fmt)
     if spec is None or spec.module is not None:    # a module QEMU has not loaded
         raise RuleViolation(f"Unknown file format '{fmt}'")
-    if has_protocol(filename) and not filename.startswith("file:"):
-        raise RuleViolation(f"Unknown protocol '{filename.split(':', 1)[0]}'")
+    protocol = filename.split(":", 1)[0] if has_protocol(filename) else "file"
+    if protocol != "file" and protocol not in OPEN_ONLY_PROTOCOLS:
+        raise RuleViolation(f"Unknown protocol '{protocol}'")
     if not spec.is_format:
         raise RuleViolation(f"Format driver '{fmt}' does not support image creation")
+    if protocol != "file":
+        raise RuleViolation(f"Protocol driver '{protocol}' does not support image creation")
     if fmt not in drivers.ENGINE_IMAGE_DRIVERS:
         raise RuleViolation(f"Format '{fmt}' is not supported by the bundled engine")
     if backing is not None and not spec.cow:

@@ -323,7 +323,8 @@ def child_link_perms(info: NodeInfo, role: str, *, writable: bool, parent_perm: 
     return P.child_perms(drivers.driver(info.driver), role, writable=writable,
                          force_share_child=False, parent_perm=parent_perm,
                          parent_shared=parent_shared, fixed_size=fixed_size,
-                         rewrites=P.quorum_rewrites(info.driver, options))
+                         rewrites=P.quorum_rewrites(info.driver, options),
+                         extra=P.blkdebug_extra(info.driver, options))
 
 
 def sim_view(sim: PermissionSim, view: GraphView) -> GraphView:
