@@ -81,6 +81,10 @@ class Image:
     #: where copy-on-write and chain reads find what lies below this layer; open_chain
     #: sets it, otherwise a writable qcow2 opens its backing chain itself when needed
     backing_reader: BackingReader | None = None
+    #: whether ``(offset, length)`` below this layer reads as zeros by allocation alone
+    #: (QEMU's block status of the backing chain), set beside ``backing_reader``; with
+    #: a reader but no answer, a writer must assume data is there
+    backing_zero: Callable[[int, int], bool] | None = None
 
     def __init__(self, store: ByteStore, writable: bool, *, owns_store: bool = True) -> None:
         self.store = store

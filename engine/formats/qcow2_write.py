@@ -63,6 +63,8 @@ from engine.formats.errors import (
 from engine.formats.image import file_error
 from engine.formats.qcow2_directories import BITMAP_IN_USE
 from engine.formats.qcow2_layout import (
+    K_UNALLOC,
+    K_ZERO,
     OFFSET_MASK,
     OFLAG_COMPRESSED,
     OFLAG_COPIED,
@@ -70,7 +72,12 @@ from engine.formats.qcow2_layout import (
     be_array,
     to_be,
 )
-from engine.formats.qcow2_refcount import fill_refcounts, get_refcount, set_refcount
+from engine.formats.qcow2_refcount import (
+    fill_refcounts,
+    first_free,
+    get_refcount,
+    set_refcount,
+)
 from engine.formats.qcow2_repair import rebuild_refcounts
 
 if TYPE_CHECKING:
@@ -169,7 +176,9 @@ class Qcow2Writer:
         self.blocks: dict[int, bytearray] = {}
         self.dirty: dict[int, list[int]] = {}       # block offset -> [lo, hi) dirty bytes
         self.new_entries: set[int] = set()          # reftable slots to write after a barrier
-        self.end = -(-self.img.file_size() // self.cs)   # next cluster to hand out
+        self.end = -(-self.img.file_size() // self.cs)   # clusters the file spans
+        #: where the search for free clusters starts (QEMU starts at the image's start)
+        self.free_index = 0
         # write-back mode: what requests changed in memory and is not on disk yet
         self._pending: dict[int, list[int]] = {}    # L1 index -> [lo, hi) L2 entries
         self._pending_fresh: set[int] = set()       # L1 indices with a new L2 table
@@ -422,6 +431,8 @@ class Qcow2Writer:
                 raise CorruptImageError(f"no refcount block for cluster {cluster}", self.path)
             fill_refcounts(block, i, n, value, self.rc_bits)
             self._mark(t, i, n)
+            if not value:
+                self.free_index = min(self.free_index, cluster)
             cluster += n
             count -= n
 
@@ -442,6 +453,8 @@ class Qcow2Writer:
                 cluster * self.cs, feature="refcount width")
         set_refcount(block, i, new, self.rc_bits)
         self._mark(t, i, 1)
+        if not new:
+            self.free_index = min(self.free_index, cluster)
 
     def write_blocks(self) -> None:
         for off, (lo, hi) in sorted(self.dirty.items()):
@@ -459,20 +472,18 @@ class Qcow2Writer:
 
     # -- allocation -------------------------------------------------------------------------
     def alloc(self, n: int) -> int:
-        """Hand out ``n`` contiguous free clusters at the end of the file, counted once.
+        """Hand out ``n`` contiguous free clusters, counted once: the first free run at
+        or after :attr:`free_index`, as QEMU's allocator finds it (from the image's start
+        after opening, and back to a cluster whose count drops to zero), so clusters
+        given back are used again and both writers place clusters alike.
 
-        Refcount blocks that the run needs are created just before it (each new block
-        counts itself or is counted by an existing block); the refcount table grows
-        when the run lies beyond what it can describe.
+        Refcount blocks that a run past them needs are created just before it (each new
+        block counts itself or is counted by an existing block); the refcount table
+        grows when the run lies beyond what it can describe.
         """
         while True:
-            s = self.end
+            s = self._free_run(self.free_index, n)
             e = s + n
-            busy = next((c for c in range(s, e) if self._has_block(c) and self.refcount(c)),
-                        None)
-            if busy is not None:     # a stray counted cluster past EOF: step over it
-                self.end = busy + 1
-                continue
             missing = next((t for t in range(s >> self.rbe_bits, ((e - 1) >> self.rbe_bits) + 1)
                             if t >= len(self.table) or not self.table[t]), None)
             if missing is None:
@@ -484,16 +495,57 @@ class Qcow2Writer:
             self.blocks[off] = bytearray(self.cs)
             self.table[missing] = off
             self.new_entries.add(missing)
-            self.end = s + 1
+            self.free_index = s + 1
+            self.end = max(self.end, s + 1)
             self._set_run(s, 1, 1)
             self.dirty[off] = [0, self.cs]
         self._set_run(s, n, 1)
-        self.end = e
+        self.free_index = e
+        self.end = max(self.end, e)
         if self._undo is not None:
             self._undo.allocs.append((s, n))
         if self.write_back:
             self._pending_bytes += n * self.cs
         return s
+
+    def _free_run(self, start: int, n: int) -> int:
+        """The first cluster at or after ``start`` that begins ``n`` free clusters."""
+        s = start
+        while True:
+            s = self._next_free(s)
+            busy = self._next_counted(s, s + n)
+            if busy is None:
+                return s
+            s = busy + 1
+
+    def _next_free(self, first: int) -> int:
+        """The first cluster at or after ``first`` whose refcount is zero."""
+        c = first
+        while True:
+            t = c >> self.rbe_bits
+            block = self._block(t)
+            if block is None:
+                return c
+            i = first_free(block, c & (self.rbe - 1), self.rbe, self.rc_bits)
+            if i is not None:
+                return (t << self.rbe_bits) + i
+            c = (t + 1) << self.rbe_bits
+
+    def _next_counted(self, first: int, stop: int) -> int | None:
+        """The first cluster in ``[first, stop)`` with a nonzero refcount, if any."""
+        c = first
+        while c < stop:
+            t = c >> self.rbe_bits
+            block_end = min(stop, (t + 1) << self.rbe_bits)
+            block = self._block(t)
+            if block is not None:
+                i, hi = c & (self.rbe - 1), block_end - (t << self.rbe_bits)
+                while i < hi:
+                    if get_refcount(block, i, self.rc_bits):
+                        return (t << self.rbe_bits) + i
+                    i += 1
+            c = block_end
+        return None
 
     def _has_block(self, cluster: int) -> bool:
         t = cluster >> self.rbe_bits
@@ -785,63 +837,123 @@ class Qcow2Writer:
             self.img.store.start_writeback(offset, sum(len(b) for b in bufs))
 
     def _write_zeroes(self, offset: int, length: int, unmap: bool = False) -> None:
+        """Zero a range as QEMU 7.2's block layer and qcow2 driver do together.
+
+        The request is cut at cluster boundaries (the block layer aligns zero writes to
+        the driver's zero alignment, one cluster here): an unaligned head up to the first
+        boundary, the aligned bulk, an unaligned tail. Whole clusters get the zero flag
+        (:meth:`_zeroize`); a piece that covers part of a cluster zeroes the whole
+        cluster only when the rest of it already reads as zeros and the cluster holds no
+        data of its own, and is written as ordinary zero data otherwise.
+        """
+        cs = self.cs
+        end = offset + length
+        head, tail = offset & (cs - 1), end & (cs - 1)
+        pos = offset
+        while pos < end:
+            n = end - pos
+            if head:
+                n = min(n, cs - head)
+                head = (head + n) & (cs - 1)
+            elif tail and n > cs:
+                n -= tail
+            self._zero_piece(pos, n, unmap)
+            pos += n
+
+    def _zero_piece(self, offset: int, length: int, unmap: bool) -> None:
+        """One piece of a zero write: whole clusters, or part of a single cluster."""
+        cs = self.cs
+        end = offset + length
+        if self.img.version == 2 and self.img.backing_reader is not None:
+            self._write_zero_data(offset, end)     # no zero flag, and no discard either
+            return
+        head = offset & (cs - 1)
+        # the image's end counts as aligned (QEMU measures it in whole sectors)
+        tail = 0 if end == -(-self.img.virtual_size // 512) * 512 else -end & (cs - 1)
+        if head or tail:
+            start = offset - head
+            if not (self._reads_zero(start, head) and self._reads_zero(end, tail)
+                    and self._holds_no_data(start >> self.bits)):
+                self._write(offset, memoryview(bytes(length)))
+                return
+            offset, end = start, start + cs
+        self._zeroize(offset, end, unmap)
+
+    def _reads_zero(self, offset: int, length: int) -> bool:
+        """Whether ``[offset, offset+length)`` reads as zeros by allocation alone (zero
+        clusters here, or unallocated here and zeros below), as QEMU's block status of
+        the whole chain says; data clusters count as data whatever they hold."""
+        img = self.img
+        length = min(length, img.virtual_size - offset)
+        if length <= 0:
+            return True
+        for start, n, kind, _, _ in img.runs(offset, length):
+            if kind == K_ZERO:
+                continue
+            if kind != K_UNALLOC:
+                return False
+            if img.backing_reader is None:
+                continue
+            below = img.backing_zero
+            if below is None or not below(start, n):
+                return False
+        return True
+
+    def _holds_no_data(self, cluster: int) -> bool:
+        """Whether guest cluster ``cluster`` is unallocated or zero-flagged here."""
+        img = self.img
+        table = img._l2(cluster >> img.l2_bits)
+        if table is None:
+            return True
+        e = table[cluster & (img.l2_entries - 1)]
+        return not e & OFLAG_COMPRESSED and (bool(e & OFLAG_ZERO) or not e & OFFSET_MASK)
+
+    def _zeroize(self, offset: int, end: int, unmap: bool) -> None:
+        """Whole clusters ``[offset, end)`` (the last may run past the image's end) read
+        as zeros: the zero flag in version 3 (``unmap``: allocated clusters are given
+        back; compressed ones always are); version 2 has no zero flag: without a backing
+        file the clusters are discarded, with one zeros are written."""
         img = self.img
         cs, bits = self.cs, self.bits
-        end = offset + length
-        full_start = -(-offset // cs) * cs
-        # the image's last cluster may be short: zeroing up to the end covers it whole
-        full_end = -(-end // cs) * cs if end == img.virtual_size else end // cs * cs
-        if full_start >= full_end:
-            self._write(offset, memoryview(bytes(length)))
-            return
-        if offset < full_start:
-            self._write(offset, memoryview(bytes(full_start - offset)))
-        if full_end < end:
-            self._write(full_end, memoryview(bytes(end - full_end)))
-        head_end, tail_start = full_start, full_end
-        first_cl, last_cl = head_end >> bits, (tail_start - 1) >> bits
-        if img.version == 2:
-            self._zero_v2(first_cl, last_cl)
-            return
+        first_cl, last_cl = offset >> bits, (end - 1) >> bits
         fresh = self._prepare_l2(first_cl, last_cl)
         l2_bits, l2mask = img.l2_bits, img.l2_entries - 1
         touched: dict[int, list[int]] = {}
         releases: list[tuple[int, int]] = []
         tables: dict[int, array[int]] = {}
+        v2 = img.version == 2
         for l1i in range(first_cl >> l2_bits, (last_cl >> l2_bits) + 1):
             table = tables[l1i] = self._present_l2(l1i)
             lo = max(first_cl, l1i << l2_bits) & l2mask
             hi = (min(last_cl, ((l1i + 1) << l2_bits) - 1) & l2mask) + 1
             for i in range(lo, hi):
                 e = table[i]
+                if v2:
+                    new = 0
+                elif e & OFLAG_COMPRESSED or (unmap and e & OFFSET_MASK):
+                    new = OFLAG_ZERO
+                else:
+                    new = e | OFLAG_ZERO
+                if new == e:
+                    continue
                 if e & OFLAG_COMPRESSED:
                     releases.append((0, e))
-                    table[i] = OFLAG_ZERO
-                elif e & OFFSET_MASK and e & OFLAG_COPIED and not unmap:
-                    table[i] = (e & OFFSET_MASK) | OFLAG_COPIED | OFLAG_ZERO
-                elif e & OFFSET_MASK:
+                elif e & OFFSET_MASK and not new & OFFSET_MASK:
                     releases.append((1, (e & OFFSET_MASK) // cs))
-                    table[i] = OFLAG_ZERO
-                else:
-                    table[i] = OFLAG_ZERO
-            touched[l1i] = [lo, hi]
+                table[i] = new
+                _touch(touched, l1i, i)
         if not self.write_back:
             self.write_blocks()
         self._publish(fresh, tables, touched, False, releases)
 
-    def _zero_v2(self, first_cl: int, last_cl: int) -> None:
-        """Version 2 has no zero flag: write zeros, except where nothing is below."""
-        img = self.img
-        start, stop = first_cl << self.bits, min(img.virtual_size, (last_cl + 1) << self.bits)
+    def _write_zero_data(self, start: int, stop: int) -> None:
+        """Zeros written as data over ``[start, stop)``, in bounded pieces."""
         chunk = 4 << 20
-        for run_start, n, kind, _, _ in img.runs(start, stop - start):
-            if kind == 0 and img.backing_reader is None:     # unallocated, nothing below
-                continue
-            pos = run_start
-            while pos < run_start + n:
-                k = min(chunk, run_start + n - pos)
-                self._write(pos, memoryview(bytes(k)))
-                pos += k
+        pos = start
+        while pos < stop:
+            k = min(chunk, stop - pos)
+            self._write(pos, memoryview(bytes(k)))
+            pos += k
 
     # -- compressed clusters --------------------------------------------------------------------
     def write_compressed(self, offset: int, view: memoryview) -> None:

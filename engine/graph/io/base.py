@@ -218,15 +218,19 @@ class NodeIO:
 
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         observers: list[tuple[NodeIO, int]] = []
-        io, off = self._writer(offset, len(data), "write", "write_passthrough", observers)
-        io._write(off, data)
+        io, off, zeroes = self._writer(offset, len(data), "write", "write_passthrough",
+                                       observers, data)
+        if zeroes is None:
+            io._write(off, data)
+        else:
+            io._write_zeroes(off, len(data), zeroes)
         _tell(observers, len(data))
 
     def write_zeroes(self, offset: int, length: int, *, unmap: bool = False) -> None:
         """Make the range read as zeros; ``unmap``: storage may be given back (QEMU's
         BDRV_REQ_MAY_UNMAP)."""
         observers: list[tuple[NodeIO, int]] = []
-        io, off = self._writer(offset, length, "write", "zeroes_passthrough", observers)
+        io, off, _ = self._writer(offset, length, "write", "zeroes_passthrough", observers)
         io._write_zeroes(off, length, unmap)
         _tell(observers, length)
 
@@ -234,20 +238,31 @@ class NodeIO:
         """A compressed write (QEMU's BDRV_REQ_WRITE_COMPRESSED): passed down the filters
         that pass it, done by a driver that compresses, refused (ENOTSUP) by any other."""
         observers: list[tuple[NodeIO, int]] = []
-        io, off = self._writer(offset, len(data), "write", "compressed_passthrough",
-                               observers)
+        io, off, _ = self._writer(offset, len(data), "write", "compressed_passthrough",
+                                  observers)
         io._write_compressed(off, data)
         _tell(observers, len(data))
 
     def _writer(self, offset: int, length: int, op: str, step: str,
-                observers: list[tuple[NodeIO, int]]) -> tuple[NodeIO, int]:
+                observers: list[tuple[NodeIO, int]],
+                data: bytes | bytearray | memoryview | None = None,
+                ) -> tuple[NodeIO, int, bool | None]:
         """Down the pass-through nodes (``step`` names the method that says which pass
         the request on) to the one that writes (faults checked on the way); the nodes
-        with a write observer are added to ``observers``, told once written."""
+        with a write observer are added to ``observers``, told once written.
+
+        ``data``, for a data write: a node with ``detect-zeroes`` turns a write of all
+        zeros into a zero write from there on down, as QEMU's block layer does for each
+        node a request enters; the third value is then its ``unmap`` (None: still a
+        data write)."""
         iotype = "write-zeroes" if step == "zeroes_passthrough" else "write"
+        zeroes: bool | None = None
         io: NodeIO = self
         while True:
             io.refresh()
+            if data is not None and _detects_zeroes(io.node) and _all_zero(data):
+                step, iotype, data = "zeroes_passthrough", "write-zeroes", None
+                zeroes = io.node.detect_zeroes == "unmap"
             io.node.note_write(offset, length)
             if io.hooks_requests:
                 io._on_request(iotype, offset, length)
@@ -257,7 +272,7 @@ class NodeIO:
                 observers.append((io, offset))
             below = getattr(io, step)()
             if below is None:
-                return io, offset
+                return io, offset, zeroes
             io, offset = below[0], offset + below[1]
 
     def _on_request(self, iotype: str, offset: int, length: int) -> None:
@@ -451,6 +466,15 @@ class NodeStore:
 
     def close(self) -> None:
         """The node owns what lies below."""
+
+
+def _detects_zeroes(node: Node) -> bool:
+    return getattr(node, "detect_zeroes", "off") in ("on", "unmap")
+
+
+def _all_zero(data: bytes | bytearray | memoryview) -> bool:
+    view = memoryview(data).cast("B")
+    return not any(view) if len(view) < 4096 else view == bytes(len(view))
 
 
 def _tell(observers: list[tuple[NodeIO, int]], length: int) -> None:

@@ -33,6 +33,7 @@ class Qcow2IO(NodeIO):
                 self.data_path = self._image.path
         self._backing = self.child_io("backing")
         self._image.backing_reader = self._read_backing if self._backing is not None else None
+        self._image.backing_zero = self._backing_zero if self._backing is not None else None
 
     def _read_backing(self, offset: int, view: memoryview) -> None:
         backing = self._backing
@@ -40,6 +41,27 @@ class Qcow2IO(NodeIO):
             view[:] = bytes(len(view))
         else:
             backing.readinto(offset, view)
+
+    def _backing_zero(self, offset: int, length: int) -> bool:
+        """Whether the backing chain reads as zeros over the range by allocation alone,
+        as QEMU's block status above no base says: zero ranges, ranges no layer
+        allocates, and ranges past a backing node's end are zeros."""
+        work: list[tuple[NodeIO | None, int, int]] = [(self._backing, offset, length)]
+        while work:
+            io, off, n = work.pop()
+            if io is None:
+                continue
+            io.refresh()
+            n = min(n, io.length() - off)
+            if n <= 0:
+                continue
+            below = io._bottom(off)[0].child_io("backing")
+            for ext in io.block_status(off, n):
+                if ext.state == "unallocated":
+                    work.append((below, ext.start, ext.length))
+                elif ext.state != "zero":
+                    return False
+        return True
 
     def _own_length(self) -> int:
         return self._image.virtual_size
@@ -61,6 +83,7 @@ class Qcow2IO(NodeIO):
         # a header rewrite forgets the reader; the node still has its backing child
         if self._image.backing_reader is None and self._backing is not None:
             self._image.backing_reader = self._read_backing
+            self._image.backing_zero = self._backing_zero
 
     def _write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         self._keep_reader()
