@@ -717,6 +717,16 @@ class Qcow2Writer:
             self.reload()
             raise
 
+    def discard(self, offset: int, length: int) -> None:
+        if self.write_back:
+            self._write_back_request(offset, length, self._discard)
+            return
+        try:
+            self._discard(offset, length)
+        except BaseException:
+            self.reload()
+            raise
+
     def _write(self, offset: int, view: memoryview) -> None:
         img = self.img
         cs, bits = self.cs, self.bits
@@ -846,9 +856,16 @@ class Qcow2Writer:
         cluster only when the rest of it already reads as zeros and the cluster holds no
         data of its own, and is written as ordinary zero data otherwise.
         """
+        for pos, n in self._pieces(offset, length):
+            self._zero_piece(pos, n, unmap)
+
+    def _pieces(self, offset: int, length: int) -> list[tuple[int, int]]:
+        """A request cut as QEMU's block layer cuts zero writes and discards for a driver
+        aligned to clusters: the unaligned head, the aligned bulk, the unaligned tail."""
         cs = self.cs
         end = offset + length
         head, tail = offset & (cs - 1), end & (cs - 1)
+        pieces = []
         pos = offset
         while pos < end:
             n = end - pos
@@ -857,8 +874,31 @@ class Qcow2Writer:
                 head = (head + n) & (cs - 1)
             elif tail and n > cs:
                 n -= tail
-            self._zero_piece(pos, n, unmap)
+            pieces.append((pos, n))
             pos += n
+        return pieces
+
+    def _discard(self, offset: int, length: int) -> None:
+        """QEMU's qcow2 discard: pieces that are not whole clusters are ignored (but a
+        last short cluster discarded up to the image's end); whole clusters are given
+        back and read as zeros (version 3: the zero flag where something was allocated
+        or a backing file lies below; version 2: unallocated, and nothing at all with a
+        backing file, whose data would show through)."""
+        img = self.img
+        if img.version == 2 and img.backing_reader is not None:
+            return
+        image_end = -(-img.virtual_size // 512) * 512
+        for pos, n in self._pieces(offset, length):
+            if (pos | n) & (self.cs - 1) and (pos & (self.cs - 1) or pos + n != image_end):
+                continue
+            below = img.backing_reader is not None
+            if img.version == 2:
+                rule = _unallocated
+            else:
+                def rule(e: int, below: bool = below) -> int:
+                    return OFLAG_ZERO if below or e & OFFSET_MASK or e & OFLAG_COMPRESSED \
+                        else e
+            self._set_entries(pos, pos + n, rule)
 
     def _zero_piece(self, offset: int, length: int, unmap: bool) -> None:
         """One piece of a zero write: whole clusters, or part of a single cluster."""
@@ -911,8 +951,19 @@ class Qcow2Writer:
     def _zeroize(self, offset: int, end: int, unmap: bool) -> None:
         """Whole clusters ``[offset, end)`` (the last may run past the image's end) read
         as zeros: the zero flag in version 3 (``unmap``: allocated clusters are given
-        back; compressed ones always are); version 2 has no zero flag: without a backing
-        file the clusters are discarded, with one zeros are written."""
+        back; compressed ones always are); version 2 has no zero flag: the clusters are
+        discarded (only reached without a backing file; with one, zeros are written)."""
+        if self.img.version == 2:
+            self._set_entries(offset, end, _unallocated)
+        elif unmap:
+            self._set_entries(offset, end, _zero_unmapped)
+        else:
+            self._set_entries(offset, end, _zero_kept)
+
+    def _set_entries(self, offset: int, end: int, rule: Callable[[int], int]) -> None:
+        """Give the L2 entries of clusters ``[offset, end)`` the entry ``rule`` makes of
+        each (tables are created where missing, as QEMU does); host clusters an entry
+        no longer references are given back after the new entries are on disk."""
         img = self.img
         cs, bits = self.cs, self.bits
         first_cl, last_cl = offset >> bits, (end - 1) >> bits
@@ -921,19 +972,13 @@ class Qcow2Writer:
         touched: dict[int, list[int]] = {}
         releases: list[tuple[int, int]] = []
         tables: dict[int, array[int]] = {}
-        v2 = img.version == 2
         for l1i in range(first_cl >> l2_bits, (last_cl >> l2_bits) + 1):
             table = tables[l1i] = self._present_l2(l1i)
             lo = max(first_cl, l1i << l2_bits) & l2mask
             hi = (min(last_cl, ((l1i + 1) << l2_bits) - 1) & l2mask) + 1
             for i in range(lo, hi):
                 e = table[i]
-                if v2:
-                    new = 0
-                elif e & OFLAG_COMPRESSED or (unmap and e & OFFSET_MASK):
-                    new = OFLAG_ZERO
-                else:
-                    new = e | OFLAG_ZERO
+                new = rule(e)
                 if new == e:
                     continue
                 if e & OFLAG_COMPRESSED:
@@ -1024,6 +1069,21 @@ class Qcow2Writer:
         end = start + size
         self._free_byte = end if end & (cs - 1) else 0
         return start
+
+def _unallocated(entry: int) -> int:
+    """Version 2 has no zero flag: a cluster zeroed or discarded is unallocated."""
+    return 0
+
+
+def _zero_unmapped(entry: int) -> int:
+    """A zero cluster whose host cluster (if any) is given back."""
+    return OFLAG_ZERO
+
+
+def _zero_kept(entry: int) -> int:
+    """A zero cluster keeping its host cluster (a compressed one is given back)."""
+    return OFLAG_ZERO if entry & OFLAG_COMPRESSED else entry | OFLAG_ZERO
+
 
 def _touch(touched: dict[int, list[int]], l1_index: int, index: int) -> None:
     """Widen the range of L2 entries of ``l1_index`` changed by a write to ``index``."""

@@ -135,3 +135,22 @@ def test_zero_data_and_detect_zeroes(tmp_path: Path, detect: str) -> None:
         "write -q -P 0 640k 128k",       # whole unallocated clusters of zeros
         "write -q -P 5 900k 4k",         # data that is not zero
     ])
+
+
+DISCARDS = [
+    "discard -q 4k 4k",            # part of a cluster: ignored
+    "discard -q 0 64k",            # a whole data cluster
+    "discard -q 96k 96k",          # head ignored, one whole cluster
+    "discard -q 256k 64k",
+    "discard -q 576k 64k",         # nothing allocated
+    "write -q -P 9 640k 64k",      # takes a cluster given back
+    "discard -q 1020k 4k",
+]
+
+
+@pytest.mark.parametrize("setup", [allocated, backed, version2, version2_backed, odd_size],
+                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize("discard", ["ignore", "unmap"])
+def test_discards(tmp_path: Path, setup, discard: str) -> None:
+    commands = DISCARDS + (["discard -q 1M 1536"] if setup is odd_size else [])
+    run_both(tmp_path, setup, top_options(discard=discard), commands)

@@ -243,6 +243,25 @@ class NodeIO:
         io._write_compressed(off, data)
         _tell(observers, len(data))
 
+    def discard(self, offset: int, length: int) -> None:
+        """A discard request (``qemu-io discard``, a guest's unmap): nothing unless the
+        node it enters was opened with ``discard=unmap``, as in QEMU; then passed down
+        the pass-through nodes to the driver, which may ignore it."""
+        if getattr(self.node, "discard", "ignore") != "unmap":
+            return
+        io: NodeIO = self
+        while True:
+            io.refresh()
+            io.node.note_write(offset, length)
+            below = io.passthrough()
+            if below is None:
+                break
+            io, offset = below[0], offset + below[1]
+        io._discard(offset, length)
+
+    def _discard(self, offset: int, length: int) -> None:
+        """Discard here (drivers that give storage back override this)."""
+
     def _writer(self, offset: int, length: int, op: str, step: str,
                 observers: list[tuple[NodeIO, int]],
                 data: bytes | bytearray | memoryview | None = None,

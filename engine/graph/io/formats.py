@@ -93,6 +93,10 @@ class Qcow2IO(NodeIO):
         self._keep_reader()
         self._image.write_zeroes(offset, length, unmap=unmap)
 
+    def _discard(self, offset: int, length: int) -> None:
+        self._keep_reader()
+        self._image.discard(offset, length)
+
     def _write_compressed(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         self._keep_reader()
         self._image.write_compressed(offset, data)
