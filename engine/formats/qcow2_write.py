@@ -508,6 +508,27 @@ class Qcow2Writer:
             self._pending_bytes += n * self.cs
         return s
 
+    def _alloc_at(self, start: int, n: int) -> int:
+        """Count up to ``n`` clusters from ``start`` that are free, as many as are in a row
+        (QEMU's allocation at a given offset, to continue a contiguous range); returns
+        how many. Clusters whose refcount block does not exist yet are not taken."""
+        k = 0
+        while k < n:
+            c = start + k
+            if not self._has_block(c) or self.refcount(c):
+                break
+            k += 1
+        if k:
+            self._set_run(start, k, 1)
+            self.free_index = max(self.free_index, start + k) \
+                if self.free_index >= start else self.free_index
+            self.end = max(self.end, start + k)
+            if self._undo is not None:
+                self._undo.allocs.append((start, k))
+            if self.write_back:
+                self._pending_bytes += k * self.cs
+        return k
+
     def _free_run(self, start: int, n: int) -> int:
         """The first cluster at or after ``start`` that begins ``n`` free clusters."""
         s = start
@@ -732,12 +753,11 @@ class Qcow2Writer:
         cs, bits = self.cs, self.bits
         end = offset + len(view)
         first_cl, last_cl = offset >> bits, (end - 1) >> bits
-        fresh = self._prepare_l2(first_cl, last_cl)
         l2_bits, l2mask = img.l2_bits, img.l2_entries - 1
 
         tables: dict[int, array[int]] = {}
-        in_place, new = self._plan_write(first_cl, last_cl, tables)
-        base = self.alloc(len(new)) if new else 0
+        fresh: list[int] = []
+        in_place, new = self._plan_write(first_cl, last_cl, tables, fresh)
 
         writes: list[tuple[int, memoryview]] = []   # (host offset, bytes)
         touched: dict[int, list[int]] = {}
@@ -762,8 +782,7 @@ class Qcow2Writer:
             if was_zero:
                 tables[cl >> l2_bits][cl & l2mask] = host | OFLAG_COPIED
                 touch(cl)
-        for j, (cl, e) in enumerate(new):
-            host = (base + j) * cs
+        for cl, e, host in new:
             a, b = piece(cl)
             src = view[(cl << bits) + a - offset:(cl << bits) + b - offset]
             if a or b < cs:
@@ -788,29 +807,62 @@ class Qcow2Writer:
         self._publish(fresh, tables, touched, bool(new), releases)
 
     def _plan_write(self, first_cl: int, last_cl: int, tables: dict[int, array[int]],
-                    ) -> tuple[list[tuple[int, int, bool]], list[tuple[int, int]]]:
+                    fresh: list[int],
+                    ) -> tuple[list[tuple[int, int, bool]], list[tuple[int, int, int]]]:
         """Which guest clusters are written in place — (cluster, host, was zero-flagged)
-        — and which get a new host cluster — (cluster, old entry); ``tables`` collects the
-        L2 tables read."""
+        — and which get a new host cluster — (cluster, old entry, new host); ``tables``
+        collects the L2 tables read, ``fresh`` the L1 slots given a new table.
+
+        Clusters and L2 tables are allocated in QEMU's order, so both place them alike:
+        guest clusters in order, a missing L2 table when its first cluster comes; the
+        host clusters of a request continue one contiguous host range for as long as
+        they can (new clusters right after the previous ones, taking what is free
+        there; clusters written in place where they lie, if that is next), and a new
+        range starts with the first free run large enough for the clusters that need
+        allocating up to the next cluster written in place or the L2 table's end.
+        """
         img = self.img
-        cmask = self.cs - 1
-        l2_bits, l2mask = img.l2_bits, img.l2_entries - 1
+        cs, cmask = self.cs, self.cs - 1
+        l2_bits, l2n = img.l2_bits, img.l2_entries
         in_place: list[tuple[int, int, bool]] = []
-        new: list[tuple[int, int]] = []
-        for cl in range(first_cl, last_cl + 1):
+        new: list[tuple[int, int, int]] = []
+        expected = -1       # the host cluster that continues the current range (-1: none)
+        cl = first_cl
+        while cl <= last_cl:
             l1i = cl >> l2_bits
             table = tables.get(l1i)
             if table is None:
+                fresh.extend(self._prepare_l2(cl, cl))
                 table = tables[l1i] = self._present_l2(l1i)
-            e = table[cl & l2mask]
+            e = table[cl & (l2n - 1)]
             host = e & OFFSET_MASK
             if host and (e & OFLAG_COPIED) and not e & OFLAG_COMPRESSED:
                 if host & cmask:
                     raise CorruptImageError(f"Cluster allocation offset {host:#x} unaligned",
                                             self.path)
+                if expected >= 0 and host >> self.bits != expected:
+                    expected = -1           # a new range starts here
+                    continue
                 in_place.append((cl, host, bool(e & OFLAG_ZERO)))
+                expected = (host >> self.bits) + 1
+                cl += 1
+                continue
+            n = 1
+            limit = min(last_cl, (l1i << l2_bits) + l2n - 1)
+            while cl + n <= limit and _needs_new(table[(cl + n) & (l2n - 1)]):
+                n += 1
+            if expected < 0:
+                start = self.alloc(n)
             else:
-                new.append((cl, e))
+                n = self._alloc_at(expected, n)
+                if not n:
+                    expected = -1
+                    continue
+                start = expected
+            for j in range(n):
+                new.append((cl + j, table[(cl + j) & (l2n - 1)], (start + j) * cs))
+            expected = start + n
+            cl += n
         return in_place, new
 
     def _write_runs(self, writes: list[tuple[int, memoryview]], barrier: bool) -> None:
@@ -1069,6 +1121,11 @@ class Qcow2Writer:
         end = start + size
         self._free_byte = end if end & (cs - 1) else 0
         return start
+
+def _needs_new(entry: int) -> bool:
+    """Whether a write to a cluster with this L2 entry needs a new host cluster."""
+    return not (entry & OFFSET_MASK and entry & OFLAG_COPIED) or bool(entry & OFLAG_COMPRESSED)
+
 
 def _unallocated(entry: int) -> int:
     """Version 2 has no zero flag: a cluster zeroed or discarded is unallocated."""
