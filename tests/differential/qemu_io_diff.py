@@ -53,23 +53,27 @@ def top_options(**extra: Any) -> dict[str, Any]:
 
 
 def run_on(peer: Any, directory: Path, options: dict[str, Any],
-           commands: Sequence[str]) -> list[str]:
-    """Open ``top``, run the commands, close it; returns what each command answered."""
-    reply = peer.execute("blockdev-add", substitute(options, directory))
-    assert "return" in reply, reply
+           commands: Sequence[str], below: Sequence[dict[str, Any]] = ()) -> list[str]:
+    """Open ``top`` (after the nodes ``below``, given as ``blockdev-add`` arguments), run
+    the commands, close every node again; returns what each command answered."""
+    for node in (*below, options):
+        reply = peer.execute("blockdev-add", substitute(node, directory))
+        assert "return" in reply, reply
     answers = []
     for command in commands:
         reply = peer.execute("human-monitor-command",
                              {"command-line": f'qemu-io top "{command}"'})
         assert "return" in reply, reply
         answers.append(reply["return"])
-    reply = peer.execute("blockdev-del", {"node-name": "top"})
-    assert "return" in reply, reply
+    for node in (options, *reversed(below)):
+        reply = peer.execute("blockdev-del", {"node-name": node["node-name"]})
+        assert "return" in reply, reply
     return answers
 
 
 def run_both(tmp_path: Path, setup: Callable[[Path], None], options: dict[str, Any],
-             commands: Sequence[str], images: Sequence[str] = ("top.qcow2",)) -> None:
+             commands: Sequence[str], images: Sequence[str] = ("top.qcow2",),
+             below: Sequence[dict[str, Any]] = ()) -> None:
     """Run ``commands`` on both peers and assert their images are the same."""
     dirs = {name: tmp_path / name for name in ("engine", "qemu")}
     for d in dirs.values():
@@ -78,12 +82,12 @@ def run_both(tmp_path: Path, setup: Callable[[Path], None], options: dict[str, A
         setup(d)
     engine = MachinePeer()
     try:
-        engine_answers = run_on(engine, dirs["engine"], options, commands)
+        engine_answers = run_on(engine, dirs["engine"], options, commands, below)
     finally:
         engine.close()
     qemu = QemuSystemPeer(dirs["qemu"])
     try:
-        qemu_answers = run_on(qemu, dirs["qemu"], options, commands)
+        qemu_answers = run_on(qemu, dirs["qemu"], options, commands, below)
     finally:
         qemu.stop()
     assert engine_answers == qemu_answers

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.differential.qemu_io_diff import run_both, top_options
 from tests.support.differential import EnginePeer, Step, run_scenario
 from tests.support.guest import Reads, guest_write, read
 from tests.support.qemu import check, compare, create, map_json, qemu_io
@@ -249,3 +250,29 @@ def test_votes_reports_and_rewrites(tmp_path: Path) -> None:
         assert map_json(qsd) == map_json(eng), name
         assert compare(qsd, eng), name
         check(eng)
+
+
+def _zero_layouts(d: Path) -> None:
+    """Two children that agree on data in cluster 0 and on zeros in cluster 1 (zero
+    clusters in both), read zeros in cluster 2 (a zero cluster, nothing allocated) and
+    disagree on allocation in cluster 3 (zeros written as data, a zero cluster); an
+    empty overlay on top."""
+    create(d / "c0.qcow2", MiB)
+    create(d / "c1.qcow2", MiB)
+    qemu_io(d / "c0.qcow2", "write -P 3 0 4k", "write -z 64k 64k", "write -z 128k 64k",
+            "write -P 0 192k 64k")
+    qemu_io(d / "c1.qcow2", "write -P 3 0 4k", "write -z 64k 64k", "write -z 192k 64k")
+    create(d / "top.qcow2", MiB)
+
+
+def test_block_status_through_quorum_decides_partial_zero_writes(tmp_path: Path) -> None:
+    """A zero write covering part of an overlay's cluster becomes a zero cluster only
+    when the rest reads as zeros below: through a quorum, where every child's chain
+    says so (QEMU's quorum block status: zeros where all children agree, data
+    elsewhere)."""
+    below = [qcow2("c0", "c0.qcow2"), qcow2("c1", "c1.qcow2"),
+             {"driver": "quorum", "node-name": "q", "children": ["c0", "c1"],
+              "vote-threshold": 2}]
+    run_both(tmp_path, _zero_layouts, top_options(backing="q"),
+             ["write -q -z 8k 4k", "write -q -z 72k 4k", "write -q -z 136k 4k",
+              "write -q -z 200k 4k", "write -q -z 264k 4k"], below=below)

@@ -7,7 +7,7 @@ import errno
 
 from engine.formats.image import Extent, Image
 from engine.formats.qcow2 import Qcow2Image
-from engine.graph.io.base import IOContext, Node, NodeIO, Pending, Reopen
+from engine.graph.io.base import IOContext, Node, NodeIO, Pending, Reopen, chain_zeroes
 
 
 class Qcow2IO(NodeIO):
@@ -43,25 +43,9 @@ class Qcow2IO(NodeIO):
             backing.readinto(offset, view)
 
     def _backing_zero(self, offset: int, length: int) -> bool:
-        """Whether the backing chain reads as zeros over the range by allocation alone,
-        as QEMU's block status above no base says: zero ranges, ranges no layer
-        allocates, and ranges past a backing node's end are zeros."""
-        work: list[tuple[NodeIO | None, int, int]] = [(self._backing, offset, length)]
-        while work:
-            io, off, n = work.pop()
-            if io is None:
-                continue
-            io.refresh()
-            n = min(n, io.length() - off)
-            if n <= 0:
-                continue
-            below = io._bottom(off)[0].child_io("backing")
-            for ext in io.block_status(off, n):
-                if ext.state == "unallocated":
-                    work.append((below, ext.start, ext.length))
-                elif ext.state != "zero":
-                    return False
-        return True
+        """Whether the backing chain reads as zeros over the range by allocation alone
+        (QEMU's block status above no base)."""
+        return all(zero for _, _, zero in chain_zeroes(self._backing, offset, length))
 
     def _own_length(self) -> int:
         return self._image.virtual_size

@@ -15,17 +15,24 @@ with another version reports ``QUORUM_REPORT_BAD`` without an error, and with
 children, threshold two) a difference is fatal: QEMU ends the process; the engine
 fails the read with EIO instead. ``fifo`` reads the first child, the next one only
 when it fails.
+
+Block status (what ``qemu-img map``, mirror and zero writes below an overlay see): a
+range is zeros where every child's whole chain reads as zeros by allocation, and data
+everywhere else; never unallocated.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
+import itertools
 import os
 from typing import Any
 
 from engine.formats.errors import ImageError
-from engine.graph.io.base import IOContext, Node, NodeIO, Pending
+from engine.formats.image import Extent
+from engine.graph.io.base import IOContext, Node, NodeIO, Pending, chain_zeroes
 
 SECTOR = 512
 PREFIX = "children."
@@ -35,6 +42,16 @@ def _errno(exc: BaseException) -> int:
     if isinstance(exc, OSError) and exc.errno:
         return exc.errno
     return errno.EIO
+
+
+def _zero_at(runs: list[tuple[int, int, bool]], starts: list[int], position: int) -> bool:
+    """Whether the run holding ``position`` reads as zeros (``runs`` are sorted, and
+    ``starts`` are their starts)."""
+    i = bisect.bisect_right(starts, position) - 1
+    if i < 0:
+        return False
+    start, n, zero = runs[i]
+    return zero and start <= position < start + n
 
 
 def _winner(counts: list[tuple[Any, int]]) -> int:
@@ -143,6 +160,27 @@ class QuorumIO(NodeIO):
         # QEMU sums what its children allocate (unknown if one of them cannot tell)
         sizes = [io.actual_size() for _, io in self.children()]
         return None if None in sizes else sum(size or 0 for size in sizes)
+
+    def _block_status(self, offset: int, length: int) -> list[Extent]:
+        end = offset + length
+        cuts = {offset, end}
+        per_child = []
+        for _, io in self.children():
+            runs = chain_zeroes(io, offset, length)
+            per_child.append(runs)
+            cuts.update(start for start, _, _ in runs)
+        points = sorted(c for c in cuts if offset <= c <= end)
+        out: list[Extent] = []
+        starts = [[start for start, _, _ in runs] for runs in per_child]
+        for a, b in itertools.pairwise(points):
+            zero = all(_zero_at(runs, firsts, a) for runs, firsts in zip(per_child, starts,
+                                                                         strict=True))
+            state = "zero" if zero else "data"
+            if out and out[-1].state == state:
+                out[-1] = Extent(out[-1].start, out[-1].length + b - a, state)
+            else:
+                out.append(Extent(a, b - a, state))
+        return out
 
     # -- reads -----------------------------------------------------------------------------
     def _read_layer(self, offset: int, view: memoryview) -> list[Pending]:
