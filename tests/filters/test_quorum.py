@@ -6,6 +6,8 @@ children with QEMU's rules (cf. QEMU's iotests 081 and 245)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -276,3 +278,61 @@ def test_block_status_through_quorum_decides_partial_zero_writes(tmp_path: Path)
     run_both(tmp_path, _zero_layouts, top_options(backing="q"),
              ["write -q -z 8k 4k", "write -q -z 72k 4k", "write -q -z 136k 4k",
               "write -q -z 200k 4k", "write -q -z 264k 4k"], below=below)
+
+
+def _quorum_events(peer: Any, want: int) -> list[dict[str, Any]]:
+    """The first ``want`` quorum events the peer sends (waiting for them, with a
+    deadline): the engine's through a listener, QEMU's from its monitor."""
+    deadline = time.monotonic() + 15
+    got: list[dict[str, Any]] = []
+    while len(got) < want and time.monotonic() < deadline:
+        if isinstance(peer, EnginePeer):
+            arrived = peer.__dict__["_arrived"]
+            arrived.wait(0.2)
+            arrived.clear()
+            events = peer.__dict__["_events"]
+            got, events[:] = got + list(events), []
+        else:
+            try:
+                got += peer.events(wait=0.5)
+            except TimeoutError:
+                continue
+        got = [e for e in got if e["event"].startswith("QUORUM")]
+    return [{"event": e["event"], "data": e["data"]} for e in got]
+
+
+def test_reports_are_held_as_qemus_monitor_holds_them(tmp_path: Path) -> None:
+    """QEMU sends one ``QUORUM_REPORT_BAD`` per node and second: the first at once, the
+    last of those that follow within the second when it ends (the ones between are
+    dropped); another node's report is not held by the first one's."""
+    seen: list[list[dict[str, Any]]] = []
+
+    def listen(peer: Any) -> None:
+        if isinstance(peer, EnginePeer):
+            events: list[dict[str, Any]] = []
+            arrived = threading.Event()
+            peer.__dict__["_events"], peer.__dict__["_arrived"] = events, arrived
+            peer.engine.add_listener(lambda e: (events.append(e), arrived.set()))
+
+    def reads(peer: Any) -> None:
+        for offset in (64 * KiB, 68 * KiB, 72 * KiB):      # hd2 outvoted three times
+            read(peer, "q", offset, 4 * KiB)
+        read(peer, "r", 64 * KiB, 4 * KiB)                 # hd4 outvoted once
+        seen.append(_quorum_events(peer, 3))
+
+    def more_images(d: Path) -> None:
+        images(d)
+        for i in (5, 6):        # two more that agree with q0 and q1
+            create(d / f"q{i}.qcow2", MiB)
+            qemu_io(d / f"q{i}.qcow2", "write -P 1 0 64k", "write -P 5 64k 64k")
+
+    run_scenario(tmp_path, more_images, [
+        Step("query-version", None, compare_graph=False, after=listen),
+        *nodes(3), *(add(qcow2(f"hd{i}", f"q{i}.qcow2")) for i in (4, 5, 6)),
+        quorum("q", ["hd0", "hd1", "hd2"], **{"vote-threshold": 2}),
+        quorum("r", ["hd5", "hd4", "hd6"], **{"vote-threshold": 2}),
+        Step("query-version", None, compare_graph=False, after=reads),
+    ])
+    assert len(seen) == 2 and seen[0] == seen[1], seen
+    assert [(e["data"]["node-name"], e["data"]["sector-num"]) for e in seen[0]] == [
+        ("hd2", 128), ("hd4", 128), ("hd2", 144)]

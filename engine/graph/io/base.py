@@ -23,6 +23,7 @@ from typing import Any
 from engine.formats.image import Extent, Image, zero_fill
 from engine.formats.store import ByteStore
 from engine.graph.faults import FaultInjector
+from engine.graph.io.event_throttle import EventThrottle
 from engine.graph.throttle import ThrottleGroup
 
 Node = Any   # engine.graph.model.Node (duck-typed: this package sits below the model)
@@ -38,6 +39,8 @@ class IOContext:
     injected I/O errors (its ``blkdebug``). ``throttle_groups``: the ``throttle-group``
     objects by id, which ``throttle`` nodes name. ``emit``: how a driver sends a QMP
     event (``quorum``'s reports); the engine connects it, alone a graph drops them.
+    Drivers send through :meth:`send_event`, which holds the kinds QEMU's monitor
+    holds (:mod:`engine.graph.io.event_throttle`).
     """
 
     def __init__(self) -> None:
@@ -46,6 +49,11 @@ class IOContext:
         self.faults = FaultInjector()
         self.throttle_groups: dict[str, ThrottleGroup] = {}
         self.emit: Callable[[str, dict[str, Any]], object] = lambda event, data: None
+        self.event_throttle = EventThrottle()
+
+    def send_event(self, event: str, data: dict[str, Any]) -> None:
+        """Send a driver's event as QEMU's monitor would (held when it holds it)."""
+        self.event_throttle.send(event, data, lambda e, d: self.emit(e, d))
 
     def changed(self) -> None:
         self.epoch += 1

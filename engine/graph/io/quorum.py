@@ -127,11 +127,11 @@ class QuorumIO(NodeIO):
             data["error"] = os.strerror(err)
         data.update({"node-name": name, "sector-num": first,
                      "sectors-count": -(-(offset + length) // SECTOR) - first})
-        self.ctx.emit("QUORUM_REPORT_BAD", data)
+        self.ctx.send_event("QUORUM_REPORT_BAD", data)
 
     def _report_failure(self, offset: int, length: int) -> None:
         first = offset // SECTOR
-        self.ctx.emit("QUORUM_FAILURE", {
+        self.ctx.send_event("QUORUM_FAILURE", {
             "reference": self.node.name, "sector-num": first,
             "sectors-count": -(-(offset + length) // SECTOR) - first})
 
