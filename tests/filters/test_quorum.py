@@ -6,6 +6,8 @@ children with QEMU's rules (cf. QEMU's iotests 081 and 245)."""
 
 from __future__ import annotations
 
+import errno
+import json
 import threading
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from engine.qmp.engine import Engine
 from tests.differential.qemu_io_diff import run_both, top_options
 from tests.support.differential import EnginePeer, Step, run_scenario
 from tests.support.guest import Reads, guest_write, read
@@ -336,3 +339,25 @@ def test_reports_are_held_as_qemus_monitor_holds_them(tmp_path: Path) -> None:
     assert len(seen) == 2 and seen[0] == seen[1], seen
     assert [(e["data"]["node-name"], e["data"]["sector-num"]) for e in seen[0]] == [
         ("hd2", 128), ("hd4", 128), ("hd2", 144)]
+
+
+def test_blkverify_mode_mismatch_says_what_qemu_says(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """In blkverify mode a difference ends QEMU with a line on standard error; the
+    engine prints the same line (and, in-process, fails the read with EIO)."""
+    images(tmp_path)
+    options = {"driver": "quorum", "vote-threshold": 2, "blkverify": True,
+               "children": [{"driver": "qcow2", "file": {
+                   "driver": "file", "filename": str(tmp_path / f"q{i}.qcow2")}}
+                   for i in (0, 2)]}
+    ran = qemu_io("json:" + json.dumps(options), "read 60k 8k", fmt="quorum", check=False)
+    assert ran.returncode == 1
+    with Engine() as engine:
+        engine.execute("blockdev-add", {"node-name": "bv", **options})
+        capsys.readouterr()
+        with pytest.raises(OSError) as failed:
+            engine.graph.find("bv").io.readinto(60 * KiB, memoryview(bytearray(8 * KiB)))
+        assert failed.value.errno == errno.EIO
+        printed = capsys.readouterr().err.splitlines()
+    assert printed == [line for line in ran.stderr.splitlines() if line.startswith("quorum:")]
+    assert printed == ["quorum: offset=61440 bytes=8192 contents mismatch at offset 65536"]

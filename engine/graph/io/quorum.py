@@ -12,8 +12,10 @@ successful reads differ, the most frequent version wins if at least
 ``vote-threshold`` children share it (else ``QUORUM_FAILURE`` and EIO); each child
 with another version reports ``QUORUM_REPORT_BAD`` without an error, and with
 ``rewrite-corrupted`` gets the winning data written back. With ``blkverify`` (two
-children, threshold two) a difference is fatal: QEMU ends the process; the engine
-fails the read with EIO instead. ``fifo`` reads the first child, the next one only
+children, threshold two) a difference is fatal: QEMU prints where on standard error
+and ends the process; the engine prints the same line, and its host quits (``blockgraph
+serve``, ``blockgraph qemu``) or fails the read with EIO (the desktop application).
+``fifo`` reads the first child, the next one only
 when it fails.
 
 Block status (what ``qemu-img map``, mirror and zero writes below an overlay see): a
@@ -28,6 +30,7 @@ import contextlib
 import errno
 import itertools
 import os
+import sys
 from typing import Any
 
 from engine.formats.errors import ImageError
@@ -224,7 +227,14 @@ class QuorumIO(NodeIO):
             view[:] = first
             return
         if self.blkverify:
-            raise OSError(errno.EIO, "quorum: contents mismatch in blkverify mode")
+            other = good[1][2]
+            assert other is not None
+            at = next(i for i in range(len(first)) if first[i] != other[i])
+            message = (f"quorum: offset={offset} bytes={length} contents mismatch at "
+                       f"offset {offset + at}")
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+            self.ctx.fatal(message)
         versions: list[tuple[bytes, int]] = []       # oldest first
         members: list[list[tuple[str, NodeIO]]] = []
         for name, io, data in good:
