@@ -943,14 +943,12 @@ class Qcow2Writer:
         for pos, n in self._pieces(offset, length):
             if (pos | n) & (self.cs - 1) and (pos & (self.cs - 1) or pos + n != image_end):
                 continue
-            below = img.backing_reader is not None
             if img.version == 2:
-                rule = _unallocated
+                self._set_entries(pos, pos + n, _unallocated)
+            elif img.backing_reader is not None:
+                self._set_entries(pos, pos + n, _zero_unmapped)
             else:
-                def rule(e: int, below: bool = below) -> int:
-                    return OFLAG_ZERO if below or e & OFFSET_MASK or e & OFLAG_COMPRESSED \
-                        else e
-            self._set_entries(pos, pos + n, rule)
+                self._set_entries(pos, pos + n, _discarded)
 
     def _zero_piece(self, offset: int, length: int, unmap: bool) -> None:
         """One piece of a zero write: whole clusters, or part of a single cluster."""
@@ -1135,6 +1133,12 @@ def _unallocated(entry: int) -> int:
 def _zero_unmapped(entry: int) -> int:
     """A zero cluster whose host cluster (if any) is given back."""
     return OFLAG_ZERO
+
+
+def _discarded(entry: int) -> int:
+    """A discarded cluster without a backing file: what was allocated becomes a zero
+    cluster; what was not stays as it is."""
+    return OFLAG_ZERO if entry & OFFSET_MASK or entry & OFLAG_COMPRESSED else entry
 
 
 def _zero_kept(entry: int) -> int:

@@ -23,6 +23,7 @@ from typing import Any
 from engine.formats.image import Extent, Image, zero_fill
 from engine.formats.store import ByteStore
 from engine.graph.faults import FaultInjector
+from engine.graph.io.detect_zeroes import all_zero, detects_zeroes
 from engine.graph.io.event_throttle import EventThrottle
 from engine.graph.throttle import ThrottleGroup
 
@@ -252,9 +253,8 @@ class NodeIO:
         _tell(observers, len(data))
 
     def discard(self, offset: int, length: int) -> None:
-        """A discard request (``qemu-io discard``, a guest's unmap): nothing unless the
-        node it enters was opened with ``discard=unmap``, as in QEMU; then passed down
-        the pass-through nodes to the driver, which may ignore it."""
+        """A discard: nothing unless the node it enters has ``discard=unmap`` (as in
+        QEMU), then down the pass-through nodes to a driver, which may ignore it."""
         if getattr(self.node, "discard", "ignore") != "unmap":
             return
         io: NodeIO = self
@@ -275,19 +275,16 @@ class NodeIO:
                 data: bytes | bytearray | memoryview | None = None,
                 ) -> tuple[NodeIO, int, bool | None]:
         """Down the pass-through nodes (``step`` names the method that says which pass
-        the request on) to the one that writes (faults checked on the way); the nodes
-        with a write observer are added to ``observers``, told once written.
-
-        ``data``, for a data write: a node with ``detect-zeroes`` turns a write of all
-        zeros into a zero write from there on down, as QEMU's block layer does for each
-        node a request enters; the third value is then its ``unmap`` (None: still a
-        data write)."""
+        the request on) to the one that writes (faults checked on the way); nodes with a
+        write observer go to ``observers``. With ``data``, a node with ``detect-zeroes``
+        makes an all-zero write a zero write from there down, as QEMU does: the third
+        value is then its ``unmap`` (None: still a data write)."""
         iotype = "write-zeroes" if step == "zeroes_passthrough" else "write"
         zeroes: bool | None = None
         io: NodeIO = self
         while True:
             io.refresh()
-            if data is not None and _detects_zeroes(io.node) and _all_zero(data):
+            if data is not None and detects_zeroes(io.node) and all_zero(data):
                 step, iotype, data = "zeroes_passthrough", "write-zeroes", None
                 zeroes = io.node.detect_zeroes == "unmap"
             io.node.note_write(offset, length)
@@ -493,44 +490,6 @@ class NodeStore:
 
     def close(self) -> None:
         """The node owns what lies below."""
-
-
-def chain_zeroes(io: NodeIO | None, offset: int, length: int) -> list[tuple[int, int, bool]]:
-    """``(start, length, reads as zeros)`` over ``[offset, offset+length)`` of ``io``
-    and everything below it, by allocation alone, sorted: QEMU's block status above
-    no base. Zero ranges, ranges no layer allocates, and ranges past a backing node's
-    end are zeros; data is data whatever it holds. Walked with a work list (chains may
-    be thousands deep)."""
-    out: list[tuple[int, int, bool]] = []
-    work: list[tuple[NodeIO | None, int, int]] = [(io, offset, length)]
-    while work:
-        cur, off, n = work.pop()
-        if cur is None:
-            out.append((off, n, True))
-            continue
-        cur.refresh()
-        inside = max(0, min(n, cur.length() - off))
-        if inside < n:
-            out.append((off + inside, n - inside, True))
-        if not inside:
-            continue
-        below = cur._bottom(off)[0].child_io("backing")
-        for ext in cur.block_status(off, inside):
-            if ext.state == "unallocated":
-                work.append((below, ext.start, ext.length))
-            else:
-                out.append((ext.start, ext.length, ext.state == "zero"))
-    out.sort()
-    return out
-
-
-def _detects_zeroes(node: Node) -> bool:
-    return getattr(node, "detect_zeroes", "off") in ("on", "unmap")
-
-
-def _all_zero(data: bytes | bytearray | memoryview) -> bool:
-    view = memoryview(data).cast("B")
-    return not any(view) if len(view) < 4096 else view == bytes(len(view))
 
 
 def _tell(observers: list[tuple[NodeIO, int]], length: int) -> None:

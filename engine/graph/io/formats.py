@@ -7,7 +7,8 @@ import errno
 
 from engine.formats.image import Extent, Image
 from engine.formats.qcow2 import Qcow2Image
-from engine.graph.io.base import IOContext, Node, NodeIO, Pending, Reopen, chain_zeroes
+from engine.graph.io.base import IOContext, Node, NodeIO, Pending, Reopen
+from engine.graph.io.chain_status import chain_zeroes
 
 
 class Qcow2IO(NodeIO):

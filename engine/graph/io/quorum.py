@@ -35,7 +35,8 @@ from typing import Any
 
 from engine.formats.errors import ImageError
 from engine.formats.image import Extent
-from engine.graph.io.base import IOContext, Node, NodeIO, Pending, chain_zeroes
+from engine.graph.io.base import IOContext, Node, NodeIO, Pending
+from engine.graph.io.chain_status import chain_zeroes
 
 SECTOR = 512
 PREFIX = "children."
