@@ -19,8 +19,16 @@ allocated cluster (QEMU refuses with EIO) and are always published at once.
 
 So on disk a count is never lower than the number of references, and no entry
 points at a cluster whose data is not written: a crash can only leak clusters.
-New clusters are appended at the end of the file; a request's data clusters are
-allocated as one contiguous run, so a sequential write becomes one ``pwritev``.
+Clusters are placed where QEMU places them, so both writers leave the same map: the
+first free run from where the search stands (the image's start after opening, and
+back to any cluster given back), L2 tables when their first cluster comes, and a
+request's clusters continuing one contiguous host range while they can; a sequential
+write into new space still becomes one ``pwritev`` per range.
+
+**Zero writes and discards** are cut at cluster boundaries as QEMU's block layer cuts
+them; whole clusters get the zero flag (or, in version 2, are discarded), and part of
+a cluster is zeroed by flag only when the rest already reads as zeros through the
+chain and the cluster holds no data, written as zero data otherwise.
 
 **Write-back mode** (:meth:`Qcow2Writer.begin_write_back`), for jobs that copy large
 amounts of data: phases A (refcounts), B, C and D of many requests are held in
@@ -36,7 +44,7 @@ and the next flush reports the loss. Whole aligned clusters of data are written 
 direct I/O in this mode (:mod:`engine.formats.direct`), and so are large runs of new
 clusters outside it (:data:`DIRECT_REQUEST`).
 
-Why this module is long (about 800 lines, one class): its refcounts, allocation,
+Why this module is long (about 1150 lines, one class): its refcounts, allocation,
 write-back queue and request phases share one set of in-memory tables whose order of
 writing to disk *is* the crash-safety argument above; split across modules, that order
 could no longer be checked in one reading. What does not share it lives beside it:
