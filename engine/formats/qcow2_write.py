@@ -492,6 +492,8 @@ class Qcow2Writer:
         while True:
             s = self._free_run(self.free_index, n)
             e = s + n
+            if s < self.end:
+                self._refuse_metadata(s, e)
             missing = next((t for t in range(s >> self.rbe_bits, ((e - 1) >> self.rbe_bits) + 1)
                             if t >= len(self.table) or not self.table[t]), None)
             if missing is None:
@@ -516,6 +518,21 @@ class Qcow2Writer:
             self._pending_bytes += n * self.cs
         return s
 
+    def _refuse_metadata(self, first: int, stop: int) -> None:
+        """A free run inside the file must not hold metadata: only damaged refcounts
+        say such a cluster is free, and writing there would destroy the image (QEMU's
+        overlap check refuses the write and marks the image corrupt)."""
+        img, h, cs = self.img, self.img.header, self.cs
+        spans = [(0, 1), (h.l1_table_offset // cs, -(-8 * h.l1_size // cs)),
+                 (h.refcount_table_offset // cs, h.refcount_table_clusters)]
+        spans += [((e & OFFSET_MASK) // cs, 1) for e in img.l1 if e & OFFSET_MASK]
+        spans += [((t & REFTABLE_OFFSET_MASK) // cs, 1) for t in self.table if t]
+        for start, count in spans:
+            if start < stop and first < start + max(count, 1):
+                raise CorruptImageError(
+                    f"Preventing invalid allocation at offset {max(start, first) * cs:#x}: "
+                    f"the cluster holds metadata but its refcount is zero", self.path)
+
     def _alloc_at(self, start: int, n: int) -> int:
         """Count up to ``n`` clusters from ``start`` that are free, as many as are in a row
         (QEMU's allocation at a given offset, to continue a contiguous range); returns
@@ -526,6 +543,8 @@ class Qcow2Writer:
             if not self._has_block(c) or self.refcount(c):
                 break
             k += 1
+        if k and start < self.end:
+            self._refuse_metadata(start, start + k)
         if k:
             self._set_run(start, k, 1)
             self.free_index = max(self.free_index, start + k) \
