@@ -230,6 +230,14 @@ class Image:
             raise file_error(exc, self.path, "Could not stat") from exc
 
     # -- helpers ---------------------------------------------------------------------------
+    def debug_event(self, name: str) -> None:
+        """Announce ``name`` (one of QEMU's BlkdebugEvent names: ``l2_load``, ``l1_update``
+        …) to the store below, as QEMU's format drivers do to their file child; a store
+        that acts on them (a ``blkdebug`` node) has a ``debug_event`` method."""
+        hook = getattr(self.store, "debug_event", None)
+        if hook is not None:
+            hook(name)
+
     def check_request(self, offset: int, length: int) -> None:
         if offset < 0 or length < 0:
             raise RequestError(f"invalid request: offset {offset}, length {length}", self.path)

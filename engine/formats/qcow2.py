@@ -187,6 +187,7 @@ class Qcow2Image(Image):
             raise CorruptImageError(
                 f"L2 table offset {l2_off:#x} (L1 index {l1_index:#x}) lies past the end of the "
                 f"file", self.path, where)
+        self.debug_event("l2_load")
         raw = self._pread(l2_off, self.cluster_size).ljust(self.cluster_size, b"\0")
         table = be_array(raw)
         if len(self._l2_cache) >= self._l2_cache_max:
@@ -305,6 +306,7 @@ class Qcow2Image(Image):
                 self._preadinto(v, host, start)
             elif kind == K_UNALLOC:
                 if backing is not None:
+                    self.debug_event("read_backing_aio")
                     backing(start, v)
                 elif not prezeroed:
                     zero_fill(v)
@@ -312,6 +314,7 @@ class Qcow2Image(Image):
                 if not prezeroed:
                     zero_fill(v)
             else:
+                self.debug_event("read_compressed")
                 data = self._decompress(entry, start)
                 i = start & (self.cluster_size - 1)
                 v[:] = data[i:i + n]

@@ -54,6 +54,7 @@ header layout, repair, resize, backing files, the directories and direct I/O.
 from __future__ import annotations
 
 import errno
+import logging
 import struct
 import zlib
 from array import array
@@ -93,6 +94,8 @@ if TYPE_CHECKING:
 
 REFTABLE_OFFSET_MASK = ~0x1FF & ((1 << 64) - 1)
 IOV_MAX = 1024
+log = logging.getLogger(__name__)
+
 #: in write-back mode, metadata is published at the latest after this many new clusters' bytes
 CHECKPOINT_BYTES = 1 << 30
 #: a request outside write-back mode that allocates writes a run of data at least this
@@ -171,6 +174,10 @@ class Qcow2Writer:
         self.write_back = False
         self._direct = DirectWriter(img.store)     # bulk data in write-back mode
         self._undo: _Undo | None = None
+        #: clusters the request in progress allocated, and whether it began to publish
+        #: them (see :meth:`_free_unpublished`)
+        self._allocated: list[tuple[int, int]] = []
+        self._publishing = False
         #: the loss a failed barrier caused in write-back mode, reported by the next flush
         self.lost: ImageError | None = None
         self._load()
@@ -245,7 +252,7 @@ class Qcow2Writer:
         img = self.img
         self.write_blocks()
         for l1i in sorted(self._pending_fresh):
-            self._pwrite(to_be(self._tables[l1i]), img.l1[l1i] & OFFSET_MASK)
+            self._l2_write(to_be(self._tables[l1i]), img.l1[l1i] & OFFSET_MASK, fresh=True)
         self._barrier_or_drop()
         if self.new_entries:
             self.write_new_entries()
@@ -253,9 +260,10 @@ class Qcow2Writer:
         for l1i, (lo, hi) in sorted(self._pending.items()):
             if l1i not in self._pending_fresh:
                 off = img.l1[l1i] & OFFSET_MASK
-                self._pwrite(to_be(self._tables[l1i][lo:hi]), off + 8 * lo)
+                self._l2_write(to_be(self._tables[l1i][lo:hi]), off + 8 * lo)
         if self._pending_fresh:
             lo, hi = min(self._pending_fresh), max(self._pending_fresh) + 1
+            self.img.debug_event("l1_update")
             self._pwrite(to_be(img.l1[lo:hi]), img.header.l1_table_offset + 8 * lo)
         self._pending.clear()
         self._pending_fresh.clear()
@@ -347,6 +355,14 @@ class Qcow2Writer:
         except OSError as exc:
             raise file_error(exc, self.path, "Could not write", offset + done) from exc
 
+    def _l2_write(self, data: bytes | bytearray | memoryview, offset: int, *,
+                  fresh: bool = False) -> None:
+        """Write (part of) an L2 table; a new one is announced as QEMU allocates one."""
+        if fresh:
+            self.img.debug_event("l2_alloc_write")
+        self.img.debug_event("l2_update")
+        self._pwrite(data, offset)
+
     def _pwritev(self, offset: int, bufs: list[memoryview]) -> None:
         for i in range(0, len(bufs), IOV_MAX):
             part = bufs[i:i + IOV_MAX]
@@ -403,6 +419,7 @@ class Qcow2Writer:
                 raise CorruptImageError(f"Refcount block offset {off:#x} unaligned (table index "
                                         f"{t})", self.path,
                                         self.img.header.refcount_table_offset + 8 * t)
+            self.img.debug_event("refblock_load")
             raw = self._pread(off, self.cs)
             if not raw:
                 raise CorruptImageError(f"Refcount block {t} at {off:#x} lies past the end of "
@@ -466,6 +483,7 @@ class Qcow2Writer:
 
     def write_blocks(self) -> None:
         for off, (lo, hi) in sorted(self.dirty.items()):
+            self.img.debug_event("refblock_update_part")
             self._pwrite(memoryview(self.blocks[off])[lo:hi], off + lo)
         self.dirty.clear()
 
@@ -489,6 +507,7 @@ class Qcow2Writer:
         block counts itself or is counted by an existing block); the refcount table
         grows when the run lies beyond what it can describe.
         """
+        self.img.debug_event("cluster_alloc")
         while True:
             s = self._free_run(self.free_index, n)
             e = s + n
@@ -501,6 +520,7 @@ class Qcow2Writer:
             if missing >= len(self.table):
                 self._grow_table(missing)
                 continue
+            self.img.debug_event("refblock_alloc")
             off = s * self.cs
             self.blocks[off] = bytearray(self.cs)
             self.table[missing] = off
@@ -514,6 +534,7 @@ class Qcow2Writer:
         self.end = max(self.end, e)
         if self._undo is not None:
             self._undo.allocs.append((s, n))
+        self._allocated.append((s, n))
         if self.write_back:
             self._pending_bytes += n * self.cs
         return s
@@ -552,6 +573,7 @@ class Qcow2Writer:
             self.end = max(self.end, start + k)
             if self._undo is not None:
                 self._undo.allocs.append((start, k))
+            self._allocated.append((start, k))
             if self.write_back:
                 self._pending_bytes += k * self.cs
         return k
@@ -675,9 +697,11 @@ class Qcow2Writer:
         elif entry & OFLAG_ZERO:
             pass
         elif entry & OFFSET_MASK:
+            img.debug_event("cow_read")
             img._preadinto(memoryview(buf), entry & OFFSET_MASK, guest)
         else:
             if guest < img.virtual_size:
+                img.debug_event("cow_read")
                 n = min(self.cs, img.virtual_size - guest)
                 self.backing_fill(guest, memoryview(buf)[:n])
         return buf
@@ -714,20 +738,24 @@ class Qcow2Writer:
             return
         for l1i in fresh:    # new L2 tables are unreferenced until the L1 entry is written
             off = img.l1[l1i] & OFFSET_MASK
-            self._pwrite(to_be(tables[l1i]), off)
+            self._l2_write(to_be(tables[l1i]), off, fresh=True)
         if allocated or fresh:
             self.barrier()
         if self.new_entries:
             self.write_new_entries()
             self.barrier()
+        # from the first entry written on, the new clusters may be referenced on disk
         for l1i, (lo, hi) in sorted(touched.items()):
             if l1i in fresh:
                 continue
             off = img.l1[l1i] & OFFSET_MASK
-            self._pwrite(to_be(tables[l1i][lo:hi]), off + 8 * lo)
+            self._l2_write(to_be(tables[l1i][lo:hi]), off + 8 * lo)
+            self._publishing = True
         if fresh:
             lo, hi = min(fresh), max(fresh) + 1
+            self.img.debug_event("l1_update")
             self._pwrite(to_be(img.l1[lo:hi]), img.header.l1_table_offset + 8 * lo)
+            self._publishing = True
         if releases:
             self._apply_releases(releases)
 
@@ -748,9 +776,11 @@ class Qcow2Writer:
             self._write_back_request(offset, len(view),
                                      lambda o, _n: self._write(o, view))
             return
+        self._begin_request()
         try:
             self._write(offset, view)
         except BaseException:
+            self._free_unpublished()
             self.reload()
             raise
 
@@ -759,9 +789,11 @@ class Qcow2Writer:
             self._write_back_request(offset, length,
                                      lambda o, n: self._write_zeroes(o, n, unmap))
             return
+        self._begin_request()
         try:
             self._write_zeroes(offset, length, unmap)
         except BaseException:
+            self._free_unpublished()
             self.reload()
             raise
 
@@ -769,11 +801,32 @@ class Qcow2Writer:
         if self.write_back:
             self._write_back_request(offset, length, self._discard)
             return
+        self._begin_request()
         try:
             self._discard(offset, length)
         except BaseException:
+            self._free_unpublished()
             self.reload()
             raise
+
+    def _begin_request(self) -> None:
+        self._allocated = []
+        self._publishing = False
+
+    def _free_unpublished(self) -> None:
+        """A request failed before anything on disk referenced the clusters it allocated:
+        count them free again, as QEMU frees what a failed allocation took (else they
+        would leak). Once publishing began a cluster may be referenced, and it stays
+        counted. Best effort: a failure here leaves a leak, never a corruption."""
+        allocated, self._allocated = self._allocated, []
+        if self._publishing or not allocated:
+            return
+        try:
+            for start, n in allocated:
+                self._set_run(start, n, 0)
+            self.write_blocks()
+        except (ImageError, OSError):
+            log.warning("%s: clusters of a failed write stay allocated", self.path)
 
     def _write(self, offset: int, view: memoryview) -> None:
         img = self.img

@@ -55,6 +55,7 @@ from engine.formats.hostfile import HostFile, HostFS, NotRegularFile
 from engine.graph import permcheck
 from engine.graph import perms as P
 from engine.graph.io.base import IOContext
+from engine.graph.io.throttle import release_drained
 from engine.graph.journal import Journaled
 from engine.graph.live_view import LiveView
 from engine.graph.names import AutoNamer
@@ -102,7 +103,8 @@ class BlockGraph(Journaled, LiveView):
         #: id(node) -> the nodes that inherit from it (see Node.inherits_from)
         self._inheritors: dict[int, set[Node]] = {}
         #: Called as ``listener(node_names, begin)`` when a reopen drains subtrees.
-        self.drain_listeners: list[Callable[[frozenset[str], bool], None]] = []
+        self.drain_listeners: list[Callable[[frozenset[str], bool], None]] = [
+            release_drained(self.nodes)]
 
     @contextlib.contextmanager
     def drained(self, roots: list[Node], *, subtree: bool = True) -> Iterator[None]:

@@ -10,16 +10,21 @@ through ``limits`` wraps around (and then fails the range check), while the lega
 ``x-*`` properties refuse negative values outright. Reads give the figures back as
 signed numbers, as QEMU's getters do. The checks and texts here are QEMU 7.2's.
 
-The bundled engine passes a throttled node's data through without delaying it: the
-limits are kept, checked and reported, not enforced.
+The limits are enforced on the requests of the group's ``throttle`` nodes: the fill of
+the buckets is :mod:`engine.graph.throttle_budget`'s, the queue of requests that wait
+their turn :mod:`engine.graph.throttle_queue`'s (the group's ``queue``, made by the
+first request).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.qdict import qdict_order
+
+if TYPE_CHECKING:
+    from engine.graph.throttle_queue import GroupQueue
 
 _U64 = (1 << 64) - 1
 _UINT_MAX = (1 << 32) - 1
@@ -145,10 +150,11 @@ def _split(member: str) -> tuple[str, str]:
 
 @dataclass
 class ThrottleGroup:
-    """A ``throttle-group`` object: its id and limits."""
+    """A ``throttle-group`` object: its id, limits and (once used) queue of requests."""
 
     name: str
     config: ThrottleConfig = field(default_factory=ThrottleConfig)
+    queue: GroupQueue | None = field(default=None, repr=False, compare=False)
 
     def get_property(self, prop: str) -> Any:
         if prop == "type":

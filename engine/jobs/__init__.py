@@ -1,8 +1,8 @@
 """Background jobs of the bundled engine: QEMU's job lifecycle over real image data.
 
 ``status`` holds QEMU's state and verb tables, ``job`` the lifecycle and events,
-``manager`` the set of jobs, ``ratelimit``/``clock`` the speed limit and
-injectable time. The data-moving drivers (``stream``, ``commit``, ``create``) and
+``manager`` the set of jobs, ``ratelimit`` the speed limit (time is
+:mod:`engine.clock`'s). The data-moving drivers (``stream``, ``commit``, ``create``) and
 the snapshot operations build on these; their QMP commands live in
 :mod:`engine.qmp` (``commands_jobs``, ``commands_snapshot``).
 """

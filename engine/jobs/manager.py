@@ -13,9 +13,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from engine.clock import Clock, RealClock, timestamp
 from engine.graph import rules
 from engine.graph.faults import FaultInjector
-from engine.jobs.clock import Clock, RealClock, timestamp
 from engine.jobs.errors import JobCommandError
 from engine.jobs.job import Job, JobDriver, OnError
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from engine.clock import ManualClock
 from engine.graph.names import check_job_id
 from engine.jobs import Job, JobCommandError, JobDriver, JobFailed, JobManager, OnError
-from engine.jobs.clock import ManualClock
 from engine.jobs.ratelimit import RateLimiter
 from engine.jobs.status import TRANSITIONS, VERBS, JobStatus, JobVerb
 

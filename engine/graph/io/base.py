@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from engine.clock import Clock, RealClock
 from engine.formats.image import Extent, Image, zero_fill
 from engine.formats.store import ByteStore
 from engine.graph.faults import FaultInjector
@@ -41,7 +42,8 @@ class IOContext:
     objects by id, which ``throttle`` nodes name. ``emit``: how a driver sends a QMP
     event (``quorum``'s reports); the engine connects it, alone a graph drops them.
     Drivers send through :meth:`send_event`, which holds the kinds QEMU's monitor
-    holds (:mod:`engine.graph.io.event_throttle`).
+    holds (:mod:`engine.graph.io.event_throttle`). ``clock``: the time throttle groups
+    budget by (a test gives a manual one).
     """
 
     def __init__(self) -> None:
@@ -49,6 +51,7 @@ class IOContext:
         self.lock = threading.RLock()
         self.faults = FaultInjector()
         self.throttle_groups: dict[str, ThrottleGroup] = {}
+        self.clock: Clock = RealClock()
         self.emit: Callable[[str, dict[str, Any]], object] = lambda event, data: None
         self.event_throttle = EventThrottle()
 
@@ -360,6 +363,10 @@ class NodeIO:
 
     def _flush_own(self) -> None:
         """Make what this node itself wrote durable."""
+
+    def debug_event(self, name: str) -> None:
+        """An event (QEMU's BlkdebugEvent) the node above announces to this one: only a
+        ``blkdebug`` node acts on it."""
 
     def truncate(self, size: int) -> None:
         io: NodeIO = self

@@ -20,6 +20,8 @@ class Qcow2IO(NodeIO):
         self._image = image
         self._backing: NodeIO | None = None
         self.data_path = image.path
+        #: writes taken and writes flushed (QEMU's write_gen / flushed_gen)
+        self._written = self._flushed = 0
 
     @property
     def image(self) -> Image:
@@ -72,10 +74,12 @@ class Qcow2IO(NodeIO):
 
     def _write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         self._keep_reader()
+        self._written += 1
         self._image.write(offset, data)
 
     def _write_zeroes(self, offset: int, length: int, unmap: bool = False) -> None:
         self._keep_reader()
+        self._written += 1
         self._image.write_zeroes(offset, length, unmap=unmap)
 
     def _discard(self, offset: int, length: int) -> None:
@@ -84,6 +88,7 @@ class Qcow2IO(NodeIO):
 
     def _write_compressed(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         self._keep_reader()
+        self._written += 1
         self._image.write_compressed(offset, data)
 
     def _block_status(self, offset: int, length: int) -> list[Extent]:
@@ -91,7 +96,19 @@ class Qcow2IO(NodeIO):
         return extents
 
     def _flush_own(self) -> None:
+        """QEMU's flush of a format node: ``flush_to_os`` announced to its file, the
+        cached metadata written, then ``flush_to_disk`` if it took writes since the last
+        flush (a read-only node flushes nothing)."""
+        file_io = self.child_io("file")
+        if self.node.read_only or file_io is None:
+            self._image.flush()
+            return
+        written = self._written
+        file_io.debug_event("flush_to_os")
         self._image.flush()
+        if written != self._flushed:
+            file_io.debug_event("flush_to_disk")
+            self._flushed = written
 
     def _truncate_through(self, size: int) -> tuple[NodeIO, int] | None:
         self._image.resize(size)

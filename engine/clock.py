@@ -1,10 +1,11 @@
-"""Time for jobs, injectable so rate limits and timestamps are testable.
+"""Time for jobs and throttle groups, injectable so rate limits and timestamps are testable.
 
 Jobs need three things from time: a monotonic reading for the rate limiter, a
 wall-clock reading for QMP event timestamps, and a way to wait that a command
 (pause, cancel, set-speed) can cut short. ``RealClock`` uses the host;
 ``ManualClock`` only moves when a test advances it, so a rate-limited job can be
-stepped deterministically.
+stepped deterministically. Throttle groups use the same two: a monotonic reading
+for their leaky buckets and a wait that a request's release cuts short.
 """
 
 from __future__ import annotations
