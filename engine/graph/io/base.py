@@ -40,10 +40,8 @@ class IOContext:
     graph change (QEMU drains the nodes a reopen touches). ``faults``: the engine's
     injected I/O errors (its ``blkdebug``). ``throttle_groups``: the ``throttle-group``
     objects by id, which ``throttle`` nodes name. ``emit``: how a driver sends a QMP
-    event (``quorum``'s reports); the engine connects it, alone a graph drops them.
-    Drivers send through :meth:`send_event`, which holds the kinds QEMU's monitor
-    holds (:mod:`engine.graph.io.event_throttle`). ``clock``: the time throttle groups
-    budget by (a test gives a manual one).
+    event (``quorum``'s reports, through ``event_throttle``, which holds them as QEMU's
+    monitor does). ``clock``: the time throttle groups budget by (tests set one).
     """
 
     def __init__(self) -> None:
@@ -54,10 +52,6 @@ class IOContext:
         self.clock: Clock = RealClock()
         self.emit: Callable[[str, dict[str, Any]], object] = lambda event, data: None
         self.event_throttle = EventThrottle()
-
-    def send_event(self, event: str, data: dict[str, Any]) -> None:
-        """Send a driver's event as QEMU's monitor would (held when it holds it)."""
-        self.event_throttle.send(event, data, lambda e, d: self.emit(e, d))
 
     def changed(self) -> None:
         self.epoch += 1
@@ -277,11 +271,9 @@ class NodeIO:
                 observers: list[tuple[NodeIO, int]],
                 data: bytes | bytearray | memoryview | None = None,
                 ) -> tuple[NodeIO, int, bool | None]:
-        """Down the pass-through nodes (``step`` names the method that says which pass
-        the request on) to the one that writes (faults checked on the way); nodes with a
-        write observer go to ``observers``. With ``data``, a node with ``detect-zeroes``
-        makes an all-zero write a zero write from there down, as QEMU does: the third
-        value is then its ``unmap`` (None: still a data write)."""
+        """Down the pass-through nodes (``step``: which pass it on) to the writer, faults
+        checked, observers noted; a node with ``detect-zeroes`` makes an all-zero ``data``
+        write a zero write from there down (third value: its unmap; None: data)."""
         iotype = "write-zeroes" if step == "zeroes_passthrough" else "write"
         zeroes: bool | None = None
         io: NodeIO = self

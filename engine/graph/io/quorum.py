@@ -130,12 +130,12 @@ class QuorumIO(NodeIO):
         if err is not None:
             data["error"] = os.strerror(err)
         data.update({"node-name": name, "sector-num": first,
-                     "sectors-count": -(-(offset + length) // SECTOR) - first})
-        self.ctx.send_event("QUORUM_REPORT_BAD", data)
+                     "sectors-count": -(-(offset + length) // SECTOR) - first}, self.ctx.emit)
+        self.ctx.event_throttle.send("QUORUM_REPORT_BAD", data, self.ctx.emit)
 
     def _report_failure(self, offset: int, length: int) -> None:
         first = offset // SECTOR
-        self.ctx.send_event("QUORUM_FAILURE", {
+        self.ctx.event_throttle.send("QUORUM_FAILURE", {
             "reference": self.node.name, "sector-num": first,
             "sectors-count": -(-(offset + length) // SECTOR) - first})
 
