@@ -130,14 +130,14 @@ class QuorumIO(NodeIO):
         if err is not None:
             data["error"] = os.strerror(err)
         data.update({"node-name": name, "sector-num": first,
-                     "sectors-count": -(-(offset + length) // SECTOR) - first}, self.ctx.emit)
+                     "sectors-count": -(-(offset + length) // SECTOR) - first})
         self.ctx.event_throttle.send("QUORUM_REPORT_BAD", data, self.ctx.emit)
 
     def _report_failure(self, offset: int, length: int) -> None:
         first = offset // SECTOR
         self.ctx.event_throttle.send("QUORUM_FAILURE", {
             "reference": self.node.name, "sector-num": first,
-            "sectors-count": -(-(offset + length) // SECTOR) - first})
+            "sectors-count": -(-(offset + length) // SECTOR) - first}, self.ctx.emit)
 
     def _fail(self, offset: int, length: int, errors: list[int]) -> OSError:
         """Too few successes: the voted errno, after ``QUORUM_FAILURE``."""
