@@ -168,7 +168,9 @@ def open_chain(path: str | os.PathLike[str], fmt: str | None = None, *,
             seen[_identity(current)] = current
             link = _next_link(img, link)
         for i in range(len(images) - 1):
-            images[i].backing_reader = ChainReader(images[i + 1:]).fill
+            below = ChainReader(images[i + 1:])
+            images[i].backing_reader = below.fill
+            images[i].backing_zero = below.reads_zero
         return images
     except BaseException:
         for img in images:
@@ -210,7 +212,9 @@ def open_image(path: str | os.PathLike[str], fmt: str | None = None,
     need) for the parts of clusters a write does not cover."""
     img = open_one_image(path, fmt, writable=writable)
     if writable and img.backing_file:
-        img.backing_reader = _LazyBacking(img).fill
+        lazy = _LazyBacking(img)
+        img.backing_reader = lazy.fill
+        img.backing_zero = lazy.reads_zero
     return img
 
 
@@ -221,16 +225,26 @@ class _LazyBacking:
         self.img = img
         self.reader: ChainReader | None = None
 
-    def fill(self, offset: int, view: memoryview) -> None:
+    def _open(self) -> ChainReader | None:
         if self.reader is None:
             link = _next_link(self.img, _Link(self.img.path, self.img.format))
             if link is None:
-                zero_fill(view)
-                return
+                return None
             chain = open_chain(link.path, link.fmt)
             self.img.closers.append(lambda: close_chain(chain))
             self.reader = ChainReader(chain)
-        self.reader.fill(offset, view)
+        return self.reader
+
+    def fill(self, offset: int, view: memoryview) -> None:
+        reader = self._open()
+        if reader is None:
+            zero_fill(view)
+        else:
+            reader.fill(offset, view)
+
+    def reads_zero(self, offset: int, length: int) -> bool:
+        reader = self._open()
+        return reader is None or reader.reads_zero(offset, length)
 
 
 def close_chain(images: list[Image]) -> None:
@@ -267,6 +281,24 @@ class ChainReader:
         This is what an overlay sees below itself (its backing may be shorter).
         """
         self._read(0, offset, view, prezeroed=False)
+
+    def reads_zero(self, offset: int, length: int) -> bool:
+        """Whether the chain reads as zeros over the range by allocation alone (zero
+        ranges, ranges no layer allocates, ranges past a layer's end), as QEMU's block
+        status says; data is data whatever it holds."""
+        work = [(0, offset, length)]
+        while work:
+            level, off, n = work.pop()
+            if level >= len(self.images):
+                continue
+            img = self.images[level]
+            inside = max(0, min(n, img.virtual_size - off))
+            for ext in img.block_status(off, inside) if inside else ():
+                if ext.state == UNALLOCATED:
+                    work.append((level + 1, ext.start, ext.length))
+                elif ext.state != ZERO:
+                    return False
+        return True
 
     def _read(self, depth: int, offset: int, view: memoryview, prezeroed: bool) -> None:
         """Each layer fills what it defines; what it leaves goes to the next one down

@@ -113,6 +113,10 @@ class Image:
     #: mode, :meth:`Qcow2Image.write_begin`); every locked method but metadata reads
     #: waits for it first
     inflight: Any = None
+    #: whether ``(offset, length)`` below this layer reads as zeros by allocation alone
+    #: (QEMU's block status of the backing chain), set beside ``backing_reader``; with
+    #: a reader but no answer, a writer must assume data is there
+    backing_zero: Callable[[int, int], bool] | None = None
 
     def __init__(self, store: ByteStore, writable: bool, *, owns_store: bool = True) -> None:
         self.store = store

@@ -471,6 +471,14 @@ class Qcow2Image(Image):
             self._get_writer().write_zeroes(offset, length, unmap=unmap)
 
     @locked
+    def discard(self, offset: int, length: int) -> None:
+        """Give clusters back (QEMU's discard request: whole clusters only; they read as
+        zeros afterwards, or fall through to nothing in version 2)."""
+        self.check_request(offset, length)
+        if length:
+            self._get_writer().discard(offset, length)
+
+    @locked
     def write_compressed(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         """Write whole clusters compressed, one by one (QEMU's rules: the request starts
         on a cluster and ends on one or at the end of the image)."""

@@ -152,6 +152,7 @@ def rewrite_backing(img: Qcow2Image, backing_file: str | None,
     img.backing_file = img.header.backing_file
     img.backing_format = img.header.backing_format
     img.backing_reader = None     # whoever attached one knew the old backing file
+    img.backing_zero = None
 
 
 def _pwrite(store: ByteStore, data: bytes, offset: int) -> None:

@@ -38,3 +38,25 @@ def fill_refcounts(block: bytearray, first: int, count: int, value: int, bits: i
         return
     for i in range(first, first + count):
         set_refcount(block, i, value, bits)
+
+
+def first_free(block: bytearray | bytes, first: int, stop: int, bits: int) -> int | None:
+    """The first entry in ``[first, stop)`` whose refcount is zero, if any (a byte
+    search for entries of whole bytes: allocation looks for free clusters from the
+    image's start after every open)."""
+    if bits >= 8:
+        width = bits >> 3
+        zero = bytes(width)
+        pos = first * width
+        end = stop * width
+        while True:
+            j = block.find(zero, pos, end)
+            if j < 0:
+                return None
+            if j % width == 0:
+                return j // width
+            pos = j + width - j % width
+    for i in range(first, stop):
+        if not get_refcount(block, i, bits):
+            return i
+    return None

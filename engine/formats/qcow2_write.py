@@ -19,8 +19,16 @@ allocated cluster (QEMU refuses with EIO) and are always published at once.
 
 So on disk a count is never lower than the number of references, and no entry
 points at a cluster whose data is not written: a crash can only leak clusters.
-New clusters are appended at the end of the file; a request's data clusters are
-allocated as one contiguous run, so a sequential write becomes one ``pwritev``.
+Clusters are placed where QEMU places them, so both writers leave the same map: the
+first free run from where the search stands (the image's start after opening, and
+back to any cluster given back), L2 tables when their first cluster comes, and a
+request's clusters continuing one contiguous host range while they can; a sequential
+write into new space still becomes one ``pwritev`` per range.
+
+**Zero writes and discards** are cut at cluster boundaries as QEMU's block layer cuts
+them; whole clusters get the zero flag (or, in version 2, are discarded), and part of
+a cluster is zeroed by flag only when the rest already reads as zeros through the
+chain and the cluster holds no data, written as zero data otherwise.
 
 **Write-back mode** (:meth:`Qcow2Writer.begin_write_back`), for jobs that copy large
 amounts of data: phases A (refcounts), B, C and D of many requests are held in
@@ -36,7 +44,7 @@ and the next flush reports the loss. Whole aligned clusters of data are written 
 direct I/O in this mode (:mod:`engine.formats.direct`), and so are large runs of new
 clusters outside it (:data:`DIRECT_REQUEST`).
 
-Why this module is long (about 800 lines, one class): its refcounts, allocation,
+Why this module is long (about 1150 lines, one class): its refcounts, allocation,
 write-back queue and request phases share one set of in-memory tables whose order of
 writing to disk *is* the crash-safety argument above; split across modules, that order
 could no longer be checked in one reading. What does not share it lives beside it:
@@ -65,6 +73,8 @@ from engine.formats.errors import (
 from engine.formats.image import file_error
 from engine.formats.qcow2_directories import BITMAP_IN_USE
 from engine.formats.qcow2_layout import (
+    K_UNALLOC,
+    K_ZERO,
     OFFSET_MASK,
     OFLAG_COMPRESSED,
     OFLAG_COPIED,
@@ -72,7 +82,12 @@ from engine.formats.qcow2_layout import (
     be_array,
     to_be,
 )
-from engine.formats.qcow2_refcount import fill_refcounts, get_refcount, set_refcount
+from engine.formats.qcow2_refcount import (
+    fill_refcounts,
+    first_free,
+    get_refcount,
+    set_refcount,
+)
 from engine.formats.qcow2_repair import rebuild_refcounts
 
 if TYPE_CHECKING:
@@ -217,7 +232,9 @@ class Qcow2Writer:
         self.blocks: dict[int, bytearray] = {}
         self.dirty: dict[int, list[int]] = {}       # block offset -> [lo, hi) dirty bytes
         self.new_entries: set[int] = set()          # reftable slots to write after a barrier
-        self.end = -(-self.img.file_size() // self.cs)   # next cluster to hand out
+        self.end = -(-self.img.file_size() // self.cs)   # clusters the file spans
+        #: where the search for free clusters starts (QEMU starts at the image's start)
+        self.free_index = 0
         # write-back mode: what requests changed in memory and is not on disk yet
         self._pending: dict[int, list[int]] = {}    # L1 index -> [lo, hi) L2 entries
         self._pending_fresh: set[int] = set()       # L1 indices with a new L2 table
@@ -524,6 +541,8 @@ class Qcow2Writer:
                 raise CorruptImageError(f"no refcount block for cluster {cluster}", self.path)
             fill_refcounts(block, i, n, value, self.rc_bits)
             self._mark(t, i, n)
+            if not value:
+                self.free_index = min(self.free_index, cluster)
             cluster += n
             count -= n
 
@@ -544,6 +563,8 @@ class Qcow2Writer:
                 cluster * self.cs, feature="refcount width")
         set_refcount(block, i, new, self.rc_bits)
         self._mark(t, i, 1)
+        if not new:
+            self.free_index = min(self.free_index, cluster)
 
     def write_blocks(self) -> None:
         for off, (lo, hi) in sorted(self.dirty.items()):
@@ -562,20 +583,21 @@ class Qcow2Writer:
 
     # -- allocation -------------------------------------------------------------------------
     def alloc(self, n: int) -> int:
-        """Hand out ``n`` contiguous free clusters at the end of the file, counted once.
+        """Hand out ``n`` contiguous free clusters, counted once: the first free run at
+        or after :attr:`free_index`, as QEMU's allocator finds it (from the image's start
+        after opening, and back to a cluster whose count drops to zero), so clusters
+        given back are used again and both writers place clusters alike.
 
-        Refcount blocks that the run needs are created just before it (each new block
-        counts itself or is counted by an existing block); the refcount table grows
-        when the run lies beyond what it can describe.
+        Refcount blocks that a run past them needs are created just before it (each new
+        block counts itself or is counted by an existing block); the refcount table
+        grows when the run lies beyond what it can describe.
         """
         self.img.debug_event("cluster_alloc")
         while True:
-            s = self.end
+            s = self._free_run(self.free_index, n)
             e = s + n
-            busy = self._first_counted(s, e)
-            if busy is not None:     # a stray counted cluster past EOF: step over it
-                self.end = busy + 1
-                continue
+            if s < self.end:
+                self._refuse_metadata(s, e)
             missing = next((t for t in range(s >> self.rbe_bits, ((e - 1) >> self.rbe_bits) + 1)
                             if t >= len(self.table) or not self.table[t]), None)
             if missing is None:
@@ -588,11 +610,13 @@ class Qcow2Writer:
             self.blocks[off] = bytearray(self.cs)
             self.table[missing] = off
             self.new_entries.add(missing)
-            self.end = s + 1
+            self.free_index = s + 1
+            self.end = max(self.end, s + 1)
             self._set_run(s, 1, 1)
             self.dirty[off] = [0, self.cs]
         self._set_run(s, n, 1)
-        self.end = e
+        self.free_index = e
+        self.end = max(self.end, e)
         if self._undo is not None:
             self._undo.allocs.append((s, n))
         self._allocated.append((s, n))
@@ -600,24 +624,87 @@ class Qcow2Writer:
             self._pending_bytes += n * self.cs
         return s
 
-    def _first_counted(self, start: int, end: int) -> int | None:
-        """The first cluster of ``[start, end)`` with a refcount, if any (past the end of
-        the file there normally is none: a refcount block's span of zero entries is
-        checked at once, not cluster by cluster)."""
-        cluster = start
-        while cluster < end:
-            t = cluster >> self.rbe_bits
-            stop = min(end, (t + 1) << self.rbe_bits)
+    def _refuse_metadata(self, first: int, stop: int) -> None:
+        """A free run inside the file must not hold metadata: only damaged refcounts
+        say such a cluster is free, and writing there would destroy the image (QEMU's
+        overlap check refuses the write and marks the image corrupt)."""
+        img, h, cs = self.img, self.img.header, self.cs
+        spans = [(0, 1), (h.l1_table_offset // cs, -(-8 * h.l1_size // cs)),
+                 (h.refcount_table_offset // cs, h.refcount_table_clusters)]
+        spans += [((e & OFFSET_MASK) // cs, 1) for e in img.l1 if e & OFFSET_MASK]
+        spans += [((t & REFTABLE_OFFSET_MASK) // cs, 1) for t in self.table if t]
+        for start, count in spans:
+            if start < stop and first < start + max(count, 1):
+                raise CorruptImageError(
+                    f"Preventing invalid allocation at offset {max(start, first) * cs:#x}: "
+                    f"the cluster holds metadata but its refcount is zero", self.path)
+
+    def _alloc_at(self, start: int, n: int) -> int:
+        """Count up to ``n`` clusters from ``start`` that are free, as many as are in a row
+        (QEMU's allocation at a given offset, to continue a contiguous range); returns
+        how many. Clusters whose refcount block does not exist yet are not taken."""
+        k = 0
+        while k < n:
+            c = start + k
+            if not self._has_block(c) or self.refcount(c):
+                break
+            k += 1
+        if k and start < self.end:
+            self._refuse_metadata(start, start + k)
+        if k:
+            self._set_run(start, k, 1)
+            self.free_index = max(self.free_index, start + k) \
+                if self.free_index >= start else self.free_index
+            self.end = max(self.end, start + k)
+            if self._undo is not None:
+                self._undo.allocs.append((start, k))
+            self._allocated.append((start, k))
+            if self.write_back:
+                self._pending_bytes += k * self.cs
+        return k
+
+    def _free_run(self, start: int, n: int) -> int:
+        """The first cluster at or after ``start`` that begins ``n`` free clusters."""
+        s = start
+        while True:
+            s = self._next_free(s)
+            busy = self._next_counted(s, s + n)
+            if busy is None:
+                return s
+            s = busy + 1
+
+    def _next_free(self, first: int) -> int:
+        """The first cluster at or after ``first`` whose refcount is zero."""
+        c = first
+        while True:
+            t = c >> self.rbe_bits
+            block = self._block(t)
+            if block is None:
+                return c
+            i = first_free(block, c & (self.rbe - 1), self.rbe, self.rc_bits)
+            if i is not None:
+                return (t << self.rbe_bits) + i
+            c = (t + 1) << self.rbe_bits
+
+    def _next_counted(self, first: int, stop: int) -> int | None:
+        """The first cluster in ``[first, stop)`` with a nonzero refcount, if any (a
+        refcount block's span of zero entries is checked at once, not cluster by cluster:
+        a 32 MiB batch would otherwise ask 512 refcounts one at a time under the lock)."""
+        c = first
+        width = self.rc_bits >> 3
+        while c < stop:
+            t = c >> self.rbe_bits
+            block_end = min(stop, (t + 1) << self.rbe_bits)
             block = self._block(t)
             if block is not None:
-                lo, hi = cluster & (self.rbe - 1), ((stop - 1) & (self.rbe - 1)) + 1
-                if self.rc_bits < 8 or block.count(0, lo * (self.rc_bits >> 3),
-                                                   hi * (self.rc_bits >> 3)) \
-                        != (hi - lo) * (self.rc_bits >> 3):
-                    busy = next((c for c in range(cluster, stop) if self.refcount(c)), None)
-                    if busy is not None:
-                        return busy
-            cluster = stop
+                i, hi = c & (self.rbe - 1), block_end - (t << self.rbe_bits)
+                if width and block.count(0, i * width, hi * width) == (hi - i) * width:
+                    i = hi   # all zero
+                while i < hi:
+                    if get_refcount(block, i, self.rc_bits):
+                        return (t << self.rbe_bits) + i
+                    i += 1
+            c = block_end
         return None
 
     def _has_block(self, cluster: int) -> bool:
@@ -800,6 +887,18 @@ class Qcow2Writer:
             self.reload()
             raise
 
+    def discard(self, offset: int, length: int) -> None:
+        if self.write_back:
+            self._write_back_request(offset, length, self._discard)
+            return
+        self._begin_request()
+        try:
+            self._discard(offset, length)
+        except BaseException:
+            self._free_unpublished()
+            self.reload()
+            raise
+
     def _begin_request(self) -> None:
         self._allocated = []
         self._publishing = False
@@ -824,12 +923,11 @@ class Qcow2Writer:
         cs, bits = self.cs, self.bits
         end = offset + len(view)
         first_cl, last_cl = offset >> bits, (end - 1) >> bits
-        fresh = self._prepare_l2(first_cl, last_cl)
         l2_bits, l2mask = img.l2_bits, img.l2_entries - 1
 
         tables: dict[int, array[int]] = {}
-        in_place, new = self._plan_write(first_cl, last_cl, tables)
-        base = self.alloc(len(new)) if new else 0
+        fresh: list[int] = []
+        in_place, new = self._plan_write(first_cl, last_cl, tables, fresh)
 
         writes: list[tuple[int, memoryview]] = []   # (host offset, bytes)
         touched: dict[int, list[int]] = {}
@@ -854,8 +952,7 @@ class Qcow2Writer:
             if was_zero:
                 tables[cl >> l2_bits][cl & l2mask] = host | OFLAG_COPIED
                 touch(cl)
-        for j, (cl, e) in enumerate(new):
-            host = (base + j) * cs
+        for cl, e, host in new:
             a, b = piece(cl)
             src = view[(cl << bits) + a - offset:(cl << bits) + b - offset]
             if a or b < cs:
@@ -880,29 +977,62 @@ class Qcow2Writer:
         self._publish(fresh, tables, touched, bool(new), releases)
 
     def _plan_write(self, first_cl: int, last_cl: int, tables: dict[int, array[int]],
-                    ) -> tuple[list[tuple[int, int, bool]], list[tuple[int, int]]]:
+                    fresh: list[int],
+                    ) -> tuple[list[tuple[int, int, bool]], list[tuple[int, int, int]]]:
         """Which guest clusters are written in place — (cluster, host, was zero-flagged)
-        — and which get a new host cluster — (cluster, old entry); ``tables`` collects the
-        L2 tables read."""
+        — and which get a new host cluster — (cluster, old entry, new host); ``tables``
+        collects the L2 tables read, ``fresh`` the L1 slots given a new table.
+
+        Clusters and L2 tables are allocated in QEMU's order, so both place them alike:
+        guest clusters in order, a missing L2 table when its first cluster comes; the
+        host clusters of a request continue one contiguous host range for as long as
+        they can (new clusters right after the previous ones, taking what is free
+        there; clusters written in place where they lie, if that is next), and a new
+        range starts with the first free run large enough for the clusters that need
+        allocating up to the next cluster written in place or the L2 table's end.
+        """
         img = self.img
-        cmask = self.cs - 1
-        l2_bits, l2mask = img.l2_bits, img.l2_entries - 1
+        cs, cmask = self.cs, self.cs - 1
+        l2_bits, l2n = img.l2_bits, img.l2_entries
         in_place: list[tuple[int, int, bool]] = []
-        new: list[tuple[int, int]] = []
-        for cl in range(first_cl, last_cl + 1):
+        new: list[tuple[int, int, int]] = []
+        expected = -1       # the host cluster that continues the current range (-1: none)
+        cl = first_cl
+        while cl <= last_cl:
             l1i = cl >> l2_bits
             table = tables.get(l1i)
             if table is None:
+                fresh.extend(self._prepare_l2(cl, cl))
                 table = tables[l1i] = self._present_l2(l1i)
-            e = table[cl & l2mask]
+            e = table[cl & (l2n - 1)]
             host = e & OFFSET_MASK
             if host and (e & OFLAG_COPIED) and not e & OFLAG_COMPRESSED:
                 if host & cmask:
                     raise CorruptImageError(f"Cluster allocation offset {host:#x} unaligned",
                                             self.path)
+                if expected >= 0 and host >> self.bits != expected:
+                    expected = -1           # a new range starts here
+                    continue
                 in_place.append((cl, host, bool(e & OFLAG_ZERO)))
+                expected = (host >> self.bits) + 1
+                cl += 1
+                continue
+            n = 1
+            limit = min(last_cl, (l1i << l2_bits) + l2n - 1)
+            while cl + n <= limit and _needs_new(table[(cl + n) & (l2n - 1)]):
+                n += 1
+            if expected < 0:
+                start = self.alloc(n)
             else:
-                new.append((cl, e))
+                n = self._alloc_at(expected, n)
+                if not n:
+                    expected = -1
+                    continue
+                start = expected
+            for j in range(n):
+                new.append((cl + j, table[(cl + j) & (l2n - 1)], (start + j) * cs))
+            expected = start + n
+            cl += n
         return in_place, new
 
     def _write_runs(self, writes: list[tuple[int, memoryview]], barrier: bool) -> None:
@@ -942,24 +1072,124 @@ class Qcow2Writer:
             self.img.store.start_writeback(offset, sum(len(b) for b in bufs))
 
     def _write_zeroes(self, offset: int, length: int, unmap: bool = False) -> None:
+        """Zero a range as QEMU 7.2's block layer and qcow2 driver do together.
+
+        The request is cut at cluster boundaries (the block layer aligns zero writes to
+        the driver's zero alignment, one cluster here): an unaligned head up to the first
+        boundary, the aligned bulk, an unaligned tail. Whole clusters get the zero flag
+        (:meth:`_zeroize`); a piece that covers part of a cluster zeroes the whole
+        cluster only when the rest of it already reads as zeros and the cluster holds no
+        data of its own, and is written as ordinary zero data otherwise.
+        """
+        for pos, n in self._pieces(offset, length):
+            self._zero_piece(pos, n, unmap)
+
+    def _pieces(self, offset: int, length: int) -> list[tuple[int, int]]:
+        """A request cut as QEMU's block layer cuts zero writes and discards for a driver
+        aligned to clusters: the unaligned head, the aligned bulk, the unaligned tail."""
+        cs = self.cs
+        end = offset + length
+        head, tail = offset & (cs - 1), end & (cs - 1)
+        pieces = []
+        pos = offset
+        while pos < end:
+            n = end - pos
+            if head:
+                n = min(n, cs - head)
+                head = (head + n) & (cs - 1)
+            elif tail and n > cs:
+                n -= tail
+            pieces.append((pos, n))
+            pos += n
+        return pieces
+
+    def _discard(self, offset: int, length: int) -> None:
+        """QEMU's qcow2 discard: pieces that are not whole clusters are ignored (but a
+        last short cluster discarded up to the image's end); whole clusters are given
+        back and read as zeros (version 3: the zero flag where something was allocated
+        or a backing file lies below; version 2: unallocated, and nothing at all with a
+        backing file, whose data would show through)."""
+        img = self.img
+        if img.version == 2 and img.backing_reader is not None:
+            return
+        image_end = -(-img.virtual_size // 512) * 512
+        for pos, n in self._pieces(offset, length):
+            if (pos | n) & (self.cs - 1) and (pos & (self.cs - 1) or pos + n != image_end):
+                continue
+            if img.version == 2:
+                self._set_entries(pos, pos + n, _unallocated)
+            elif img.backing_reader is not None:
+                self._set_entries(pos, pos + n, _zero_unmapped)
+            else:
+                self._set_entries(pos, pos + n, _discarded)
+
+    def _zero_piece(self, offset: int, length: int, unmap: bool) -> None:
+        """One piece of a zero write: whole clusters, or part of a single cluster."""
+        cs = self.cs
+        end = offset + length
+        if self.img.version == 2 and self.img.backing_reader is not None:
+            self._write_zero_data(offset, end)     # no zero flag, and no discard either
+            return
+        head = offset & (cs - 1)
+        # the image's end counts as aligned (QEMU measures it in whole sectors)
+        tail = 0 if end == -(-self.img.virtual_size // 512) * 512 else -end & (cs - 1)
+        if head or tail:
+            start = offset - head
+            if not (self._reads_zero(start, head) and self._reads_zero(end, tail)
+                    and self._holds_no_data(start >> self.bits)):
+                self._write(offset, memoryview(bytes(length)))
+                return
+            offset, end = start, start + cs
+        self._zeroize(offset, end, unmap)
+
+    def _reads_zero(self, offset: int, length: int) -> bool:
+        """Whether ``[offset, offset+length)`` reads as zeros by allocation alone (zero
+        clusters here, or unallocated here and zeros below), as QEMU's block status of
+        the whole chain says; data clusters count as data whatever they hold."""
+        img = self.img
+        length = min(length, img.virtual_size - offset)
+        if length <= 0:
+            return True
+        for start, n, kind, _, _ in img.runs(offset, length):
+            if kind == K_ZERO:
+                continue
+            if kind != K_UNALLOC:
+                return False
+            if img.backing_reader is None:
+                continue
+            below = img.backing_zero
+            if below is None or not below(start, n):
+                return False
+        return True
+
+    def _holds_no_data(self, cluster: int) -> bool:
+        """Whether guest cluster ``cluster`` is unallocated or zero-flagged here."""
+        img = self.img
+        table = img._l2(cluster >> img.l2_bits)
+        if table is None:
+            return True
+        e = table[cluster & (img.l2_entries - 1)]
+        return not e & OFLAG_COMPRESSED and (bool(e & OFLAG_ZERO) or not e & OFFSET_MASK)
+
+    def _zeroize(self, offset: int, end: int, unmap: bool) -> None:
+        """Whole clusters ``[offset, end)`` (the last may run past the image's end) read
+        as zeros: the zero flag in version 3 (``unmap``: allocated clusters are given
+        back; compressed ones always are); version 2 has no zero flag: the clusters are
+        discarded (only reached without a backing file; with one, zeros are written)."""
+        if self.img.version == 2:
+            self._set_entries(offset, end, _unallocated)
+        elif unmap:
+            self._set_entries(offset, end, _zero_unmapped)
+        else:
+            self._set_entries(offset, end, _zero_kept)
+
+    def _set_entries(self, offset: int, end: int, rule: Callable[[int], int]) -> None:
+        """Give the L2 entries of clusters ``[offset, end)`` the entry ``rule`` makes of
+        each (tables are created where missing, as QEMU does); host clusters an entry
+        no longer references are given back after the new entries are on disk."""
         img = self.img
         cs, bits = self.cs, self.bits
-        end = offset + length
-        full_start = -(-offset // cs) * cs
-        # the image's last cluster may be short: zeroing up to the end covers it whole
-        full_end = -(-end // cs) * cs if end == img.virtual_size else end // cs * cs
-        if full_start >= full_end:
-            self._write(offset, memoryview(bytes(length)))
-            return
-        if offset < full_start:
-            self._write(offset, memoryview(bytes(full_start - offset)))
-        if full_end < end:
-            self._write(full_end, memoryview(bytes(end - full_end)))
-        head_end, tail_start = full_start, full_end
-        first_cl, last_cl = head_end >> bits, (tail_start - 1) >> bits
-        if img.version == 2:
-            self._zero_v2(first_cl, last_cl)
-            return
+        first_cl, last_cl = offset >> bits, (end - 1) >> bits
         fresh = self._prepare_l2(first_cl, last_cl)
         l2_bits, l2mask = img.l2_bits, img.l2_entries - 1
         touched: dict[int, list[int]] = {}
@@ -971,34 +1201,27 @@ class Qcow2Writer:
             hi = (min(last_cl, ((l1i + 1) << l2_bits) - 1) & l2mask) + 1
             for i in range(lo, hi):
                 e = table[i]
+                new = rule(e)
+                if new == e:
+                    continue
                 if e & OFLAG_COMPRESSED:
                     releases.append((0, e))
-                    table[i] = OFLAG_ZERO
-                elif e & OFFSET_MASK and e & OFLAG_COPIED and not unmap:
-                    table[i] = (e & OFFSET_MASK) | OFLAG_COPIED | OFLAG_ZERO
-                elif e & OFFSET_MASK:
+                elif e & OFFSET_MASK and not new & OFFSET_MASK:
                     releases.append((1, (e & OFFSET_MASK) // cs))
-                    table[i] = OFLAG_ZERO
-                else:
-                    table[i] = OFLAG_ZERO
-            touched[l1i] = [lo, hi]
+                table[i] = new
+                _touch(touched, l1i, i)
         if not self.write_back:
             self.write_blocks()
         self._publish(fresh, tables, touched, False, releases)
 
-    def _zero_v2(self, first_cl: int, last_cl: int) -> None:
-        """Version 2 has no zero flag: write zeros, except where nothing is below."""
-        img = self.img
-        start, stop = first_cl << self.bits, min(img.virtual_size, (last_cl + 1) << self.bits)
+    def _write_zero_data(self, start: int, stop: int) -> None:
+        """Zeros written as data over ``[start, stop)``, in bounded pieces."""
         chunk = 4 << 20
-        for run_start, n, kind, _, _ in img.runs(start, stop - start):
-            if kind == 0 and img.backing_reader is None:     # unallocated, nothing below
-                continue
-            pos = run_start
-            while pos < run_start + n:
-                k = min(chunk, run_start + n - pos)
-                self._write(pos, memoryview(bytes(k)))
-                pos += k
+        pos = start
+        while pos < stop:
+            k = min(chunk, stop - pos)
+            self._write(pos, memoryview(bytes(k)))
+            pos += k
 
     # -- compressed clusters --------------------------------------------------------------------
     def write_compressed(self, offset: int, view: memoryview) -> None:
@@ -1069,6 +1292,32 @@ class Qcow2Writer:
         end = start + size
         self._free_byte = end if end & (cs - 1) else 0
         return start
+
+def _needs_new(entry: int) -> bool:
+    """Whether a write to a cluster with this L2 entry needs a new host cluster."""
+    return not (entry & OFFSET_MASK and entry & OFLAG_COPIED) or bool(entry & OFLAG_COMPRESSED)
+
+
+def _unallocated(entry: int) -> int:
+    """Version 2 has no zero flag: a cluster zeroed or discarded is unallocated."""
+    return 0
+
+
+def _zero_unmapped(entry: int) -> int:
+    """A zero cluster whose host cluster (if any) is given back."""
+    return OFLAG_ZERO
+
+
+def _discarded(entry: int) -> int:
+    """A discarded cluster without a backing file: what was allocated becomes a zero
+    cluster; what was not stays as it is."""
+    return OFLAG_ZERO if entry & OFFSET_MASK or entry & OFLAG_COMPRESSED else entry
+
+
+def _zero_kept(entry: int) -> int:
+    """A zero cluster keeping its host cluster (a compressed one is given back)."""
+    return OFLAG_ZERO if entry & OFLAG_COMPRESSED else entry | OFLAG_ZERO
+
 
 def _touch(touched: dict[int, list[int]], l1_index: int, index: int) -> None:
     """Widen the range of L2 entries of ``l1_index`` changed by a write to ``index``."""

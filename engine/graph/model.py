@@ -554,6 +554,7 @@ class BlockGraph(Journaled, LiveView):
             raise GraphError(f"Could not open '{filename}': {exc.strerror}") from exc
 
     def close(self) -> None:
+        self.io.event_throttle.cancel()     # held events die with the process in QEMU
         for node in self.nodes.values():
             self._close_io(node)
         self.hostfs.close()

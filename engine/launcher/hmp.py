@@ -5,8 +5,9 @@ device by qdev id; a name that is no drive is taken as a node-name), printing
 qemu-io's own lines on standard output — where QEMU prints them, and where tests
 read them from its log — and answering ``""``, or the error text as HMP would.
 The commands are ``read``, ``write`` (``-P`` pattern, ``-c`` compressed, ``-z`` zeroes,
-``-u`` unmap, ``-q``), the accounted ``aio_read``/``aio_write``/``aio_flush`` (counted
-in the drive's ``query-blockstats``; on a node-name, in a backend made for the command
+``-u`` unmap, ``-q``), ``discard`` (``-q``; nothing unless the node has
+``discard=unmap``), the accounted ``aio_read``/``aio_write``/``aio_flush`` (counted in
+the drive's ``query-blockstats``; on a node-name, in a backend made for the command
 alone, as QEMU does) and the blkdebug ones (``break``, ``remove_break``, ``resume``,
 ``wait_break``), which act on the first ``blkdebug`` node down the drive's primary
 children (its ``file``, a filter's child).
@@ -245,6 +246,29 @@ def _write(node: Node, args: list[str], say: Printer) -> None:
         _report("wrote", offset, length, time.monotonic() - t0, say)
 
 
+def _discard(node: Node, args: list[str], say: Printer) -> None:
+    try:
+        opts, rest = _options(args, "Cq", "")
+    except OptsError as exc:
+        say(str(exc))
+        return
+    span = _offset_length(rest, say, "discard")
+    if span is None:
+        return
+    offset, length = span
+    if offset + length > nodeio.node_length(node):
+        say("discard failed: Input/output error")
+        return
+    t0 = time.monotonic()
+    try:
+        nodeio.discard(node, offset, length)
+    except (OSError, ValueError) as exc:
+        say(f"discard failed: {_strerror(exc)}")
+        return
+    if "q" not in opts:
+        _report("discard", offset, length, time.monotonic() - t0, say)
+
+
 def _aio_read(node: Node, args: list[str], say: Printer, stats: BlockAcctStats) -> None:
     try:
         opts, rest = _options(args, "Ciqv", "P")
@@ -427,7 +451,7 @@ def _strerror(exc: Exception) -> str:
 
 
 _COMMANDS: dict[str, Callable[[Node, list[str], Printer], None]] = {
-    "read": _read, "write": _write,
+    "read": _read, "write": _write, "discard": _discard,
 }
 _AIO_COMMANDS: dict[str, Callable[[Node, list[str], Printer, BlockAcctStats], None]] = {
     "aio_read": _aio_read, "aio_write": _aio_write, "aio_flush": _aio_flush,

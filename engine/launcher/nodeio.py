@@ -45,3 +45,8 @@ def write_zeroes(node: Node, offset: int, length: int, *, unmap: bool = False) -
 def write_compressed(node: Node, offset: int, data: bytes) -> None:
     """Write ``data`` at ``offset`` as a compressed write (``qemu-io write -c``)."""
     _io(node).write_compressed(offset, data)  # type: ignore[attr-defined]
+
+
+def discard(node: Node, offset: int, length: int) -> None:
+    """Discard ``[offset, offset+length)`` through the node (``qemu-io discard``)."""
+    _io(node).discard(offset, length)  # type: ignore[attr-defined]

@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _serve(args: argparse.Namespace) -> int:
     eng = Engine(root=args.root)
+    eng.graph.io.fatal = _quit    # type: ignore[method-assign]
     server = QMPServer(eng)
     try:
         await server.start()
@@ -130,6 +131,15 @@ async def _serve(args: argparse.Namespace) -> int:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 asyncio.get_running_loop().remove_signal_handler(sig)
     return 0
+
+
+def _quit(message: str) -> None:
+    """Where qemu-storage-daemon quits (blkverify's mismatch, whose line is already on
+    standard error), the server does too, with status 1, closing nothing: clients see
+    the connection go, as with QEMU."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def _announce(where: str) -> None:

@@ -1,9 +1,11 @@
 """``blkverify`` against QEMU 7.2: its two children, graph, filenames and refusals
 (qemu-storage-daemon), guest I/O through it, and the line QEMU prints when the
-children disagree (qemu-io) — where QEMU quits, the engine fails the request."""
+children disagree (qemu-io). Where QEMU quits, ``blockgraph serve`` and ``blockgraph
+qemu`` quit alike; the engine inside the desktop application fails the request."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 from pathlib import Path
@@ -12,9 +14,11 @@ from typing import Any
 import pytest
 
 from engine.qmp.engine import Engine
+from tests.server.support import ServeProcess
 from tests.support import qemu
 from tests.support.differential import Step, run_scenario
 from tests.support.guest import Reads, guest_write
+from tests.support.peer import RawMonitor
 
 pytestmark = pytest.mark.qemu
 
@@ -88,3 +92,78 @@ def test_mismatch_says_what_qemu_says(tmp_path: Path, capsys: pytest.CaptureFixt
         agree = bytearray(4096)
         node.io.readinto(8192, memoryview(agree))
         assert agree == b"\x11" * 4096
+
+
+def _mismatching(d: Path) -> None:
+    """A raw file and a qcow2 image of 64 KiB that differ at byte 1000, and a target."""
+    qemu.qemu_img("create", "-f", "raw", d / "a.raw", "64k")
+    qemu.create(d / "a.qcow2", "64k")
+    qemu.create(d / "t.qcow2", "64k")
+    qemu.qemu_io(d / "a.raw", "write -P 0x11 0 64k", fmt="raw")
+    qemu.qemu_io(d / "a.qcow2", "write -P 0x11 0 64k", "write -P 0x22 1000 24")
+
+
+def _mirror_through_blkverify(monitor: Any, d: Path) -> None:
+    """Open the images and mirror the blkverify node: the job's first read mismatches."""
+    for command, args in [
+        ("blockdev-add", {"driver": "blkverify", "node-name": "v",
+                          "raw": {"driver": "file", "filename": f"{d}/a.raw"},
+                          "test": {"driver": "qcow2", "file": {
+                              "driver": "file", "filename": f"{d}/a.qcow2"}}}),
+        ("blockdev-add", {"driver": "qcow2", "node-name": "t",
+                          "file": {"driver": "file", "filename": f"{d}/t.qcow2"}}),
+    ]:
+        assert "return" in monitor.execute(command, args)
+    with contextlib.suppress(EOFError, OSError):     # the reply may not come: it quits
+        monitor.execute("blockdev-mirror", {"job-id": "m", "device": "v", "target": "t",
+                                            "sync": "full"})
+
+
+def test_a_mismatch_ends_the_server_as_it_ends_qemu_storage_daemon(tmp_path: Path) -> None:
+    """Serving QMP as qemu-storage-daemon does, ``blockgraph serve`` ends as it ends on a
+    blkverify mismatch: the same line on standard error, exit status 1, the monitor's
+    connection gone. (Inside the desktop application the request fails with EIO
+    instead, as the test above shows: the application does not quit.)"""
+    lines = {}
+    codes = {}
+    qsd_dir, serve_dir = tmp_path / "qsd", tmp_path / "serve"
+    for d in (qsd_dir, serve_dir):
+        d.mkdir()
+        _mismatching(d)
+    daemon = qemu.QemuStorageDaemon(qsd_dir).start()
+    try:
+        _mirror_through_blkverify(_LegacyMonitor(daemon), qsd_dir)
+        assert daemon.proc is not None
+        codes["qsd"] = daemon.proc.wait(20)
+        assert daemon.proc.stdout is not None
+        lines["qsd"] = daemon.proc.stdout.read().decode().splitlines()
+    finally:
+        daemon.stop()
+    served = ServeProcess(serve_dir).start()
+    try:
+        monitor = RawMonitor(served.socket_path)
+        _mirror_through_blkverify(monitor, serve_dir)
+        codes["serve"] = served.wait()
+        lines["serve"] = served.stderr.splitlines()
+        with pytest.raises((EOFError, OSError)):
+            monitor.execute("query-version")
+        monitor.close()
+    finally:
+        served.stop()
+    assert codes == {"qsd": 1, "serve": 1}
+    ours = [line for line in lines["serve"] if line.startswith("blkverify:")]
+    assert ours == [line for line in lines["qsd"] if line.startswith("blkverify:")]
+    assert ours == ["blkverify: read offset=0 bytes=65536 contents mismatch at offset 1000"]
+
+
+class _LegacyMonitor:
+    """qemu-storage-daemon's monitor with :class:`RawMonitor`'s face and errors."""
+
+    def __init__(self, daemon: qemu.QemuStorageDaemon) -> None:
+        self.daemon = daemon
+
+    def execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
+        try:
+            return self.daemon.execute(command, arguments)
+        except Exception as exc:         # the connection went with the process
+            raise EOFError(str(exc)) from exc

@@ -6,11 +6,17 @@ children with QEMU's rules (cf. QEMU's iotests 081 and 245)."""
 
 from __future__ import annotations
 
+import errno
+import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from engine.qmp.engine import Engine
+from tests.differential.qemu_io_diff import run_both, top_options
 from tests.support.differential import EnginePeer, Step, run_scenario
 from tests.support.guest import Reads, guest_write, read
 from tests.support.qemu import check, compare, create, map_json, qemu_io
@@ -249,3 +255,109 @@ def test_votes_reports_and_rewrites(tmp_path: Path) -> None:
         assert map_json(qsd) == map_json(eng), name
         assert compare(qsd, eng), name
         check(eng)
+
+
+def _zero_layouts(d: Path) -> None:
+    """Two children that agree on data in cluster 0 and on zeros in cluster 1 (zero
+    clusters in both), read zeros in cluster 2 (a zero cluster, nothing allocated) and
+    disagree on allocation in cluster 3 (zeros written as data, a zero cluster); an
+    empty overlay on top."""
+    create(d / "c0.qcow2", MiB)
+    create(d / "c1.qcow2", MiB)
+    qemu_io(d / "c0.qcow2", "write -P 3 0 4k", "write -z 64k 64k", "write -z 128k 64k",
+            "write -P 0 192k 64k")
+    qemu_io(d / "c1.qcow2", "write -P 3 0 4k", "write -z 64k 64k", "write -z 192k 64k")
+    create(d / "top.qcow2", MiB)
+
+
+def test_block_status_through_quorum_decides_partial_zero_writes(tmp_path: Path) -> None:
+    """A zero write covering part of an overlay's cluster becomes a zero cluster only
+    when the rest reads as zeros below: through a quorum, where every child's chain
+    says so (QEMU's quorum block status: zeros where all children agree, data
+    elsewhere)."""
+    below = [qcow2("c0", "c0.qcow2"), qcow2("c1", "c1.qcow2"),
+             {"driver": "quorum", "node-name": "q", "children": ["c0", "c1"],
+              "vote-threshold": 2}]
+    run_both(tmp_path, _zero_layouts, top_options(backing="q"),
+             ["write -q -z 8k 4k", "write -q -z 72k 4k", "write -q -z 136k 4k",
+              "write -q -z 200k 4k", "write -q -z 264k 4k"], below=below)
+
+
+def _quorum_events(peer: Any, want: int) -> list[dict[str, Any]]:
+    """The first ``want`` quorum events the peer sends (waiting for them, with a
+    deadline): the engine's through a listener, QEMU's from its monitor."""
+    deadline = time.monotonic() + 15
+    got: list[dict[str, Any]] = []
+    while len(got) < want and time.monotonic() < deadline:
+        if isinstance(peer, EnginePeer):
+            arrived = peer.__dict__["_arrived"]
+            arrived.wait(0.2)
+            arrived.clear()
+            events = peer.__dict__["_events"]
+            got, events[:] = got + list(events), []
+        else:
+            try:
+                got += peer.events(wait=0.5)
+            except TimeoutError:
+                continue
+        got = [e for e in got if e["event"].startswith("QUORUM")]
+    return [{"event": e["event"], "data": e["data"]} for e in got]
+
+
+def test_reports_are_held_as_qemus_monitor_holds_them(tmp_path: Path) -> None:
+    """QEMU sends one ``QUORUM_REPORT_BAD`` per node and second: the first at once, the
+    last of those that follow within the second when it ends (the ones between are
+    dropped); another node's report is not held by the first one's."""
+    seen: list[list[dict[str, Any]]] = []
+
+    def listen(peer: Any) -> None:
+        if isinstance(peer, EnginePeer):
+            events: list[dict[str, Any]] = []
+            arrived = threading.Event()
+            peer.__dict__["_events"], peer.__dict__["_arrived"] = events, arrived
+            peer.engine.add_listener(lambda e: (events.append(e), arrived.set()))
+
+    def reads(peer: Any) -> None:
+        for offset in (64 * KiB, 68 * KiB, 72 * KiB):      # hd2 outvoted three times
+            read(peer, "q", offset, 4 * KiB)
+        read(peer, "r", 64 * KiB, 4 * KiB)                 # hd4 outvoted once
+        seen.append(_quorum_events(peer, 3))
+
+    def more_images(d: Path) -> None:
+        images(d)
+        for i in (5, 6):        # two more that agree with q0 and q1
+            create(d / f"q{i}.qcow2", MiB)
+            qemu_io(d / f"q{i}.qcow2", "write -P 1 0 64k", "write -P 5 64k 64k")
+
+    run_scenario(tmp_path, more_images, [
+        Step("query-version", None, compare_graph=False, after=listen),
+        *nodes(3), *(add(qcow2(f"hd{i}", f"q{i}.qcow2")) for i in (4, 5, 6)),
+        quorum("q", ["hd0", "hd1", "hd2"], **{"vote-threshold": 2}),
+        quorum("r", ["hd5", "hd4", "hd6"], **{"vote-threshold": 2}),
+        Step("query-version", None, compare_graph=False, after=reads),
+    ])
+    assert len(seen) == 2 and seen[0] == seen[1], seen
+    assert [(e["data"]["node-name"], e["data"]["sector-num"]) for e in seen[0]] == [
+        ("hd2", 128), ("hd4", 128), ("hd2", 144)]
+
+
+def test_blkverify_mode_mismatch_says_what_qemu_says(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """In blkverify mode a difference ends QEMU with a line on standard error; the
+    engine prints the same line (and, in-process, fails the read with EIO)."""
+    images(tmp_path)
+    options = {"driver": "quorum", "vote-threshold": 2, "blkverify": True,
+               "children": [{"driver": "qcow2", "file": {
+                   "driver": "file", "filename": str(tmp_path / f"q{i}.qcow2")}}
+                   for i in (0, 2)]}
+    ran = qemu_io("json:" + json.dumps(options), "read 60k 8k", fmt="quorum", check=False)
+    assert ran.returncode == 1
+    with Engine() as engine:
+        engine.execute("blockdev-add", {"node-name": "bv", **options})
+        capsys.readouterr()
+        with pytest.raises(OSError) as failed:
+            engine.graph.find("bv").io.readinto(60 * KiB, memoryview(bytearray(8 * KiB)))
+        assert failed.value.errno == errno.EIO
+        printed = capsys.readouterr().err.splitlines()
+    assert printed == [line for line in ran.stderr.splitlines() if line.startswith("quorum:")]
+    assert printed == ["quorum: offset=61440 bytes=8192 contents mismatch at offset 65536"]

@@ -24,6 +24,8 @@ from engine.clock import Clock, RealClock
 from engine.formats.image import Extent, Image, zero_fill
 from engine.formats.store import ByteStore
 from engine.graph.faults import FaultInjector
+from engine.graph.io.detect_zeroes import all_zero, detects_zeroes
+from engine.graph.io.event_throttle import EventThrottle
 from engine.graph.throttle import ThrottleGroup
 
 Node = Any   # engine.graph.model.Node (duck-typed: this package sits below the model)
@@ -38,8 +40,8 @@ class IOContext:
     graph change (QEMU drains the nodes a reopen touches). ``faults``: the engine's
     injected I/O errors (its ``blkdebug``). ``throttle_groups``: the ``throttle-group``
     objects by id, which ``throttle`` nodes name. ``emit``: how a driver sends a QMP
-    event (``quorum``'s reports); the engine connects it, alone a graph drops them.
-    ``clock``: the time throttle groups budget by (a test gives a manual one).
+    event (``quorum``'s reports, through ``event_throttle``, which holds them as QEMU's
+    monitor does). ``clock``: the time throttle groups budget by (tests set one).
     """
 
     def __init__(self) -> None:
@@ -49,6 +51,7 @@ class IOContext:
         self.throttle_groups: dict[str, ThrottleGroup] = {}
         self.clock: Clock = RealClock()
         self.emit: Callable[[str, dict[str, Any]], object] = lambda event, data: None
+        self.event_throttle = EventThrottle()
 
     def changed(self) -> None:
         self.epoch += 1
@@ -221,8 +224,12 @@ class NodeIO:
 
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         observers: list[tuple[NodeIO, int]] = []
-        io, off = self._writer(offset, len(data), "write", "write_passthrough", observers)
-        io._write(off, data)
+        io, off, zeroes = self._writer(offset, len(data), "write", "write_passthrough",
+                                       observers, data)
+        if zeroes is None:
+            io._write(off, data)
+        else:
+            io._write_zeroes(off, len(data), zeroes)
         _tell(observers, len(data))
 
     def write_begin(self, offset: int, data: bytes | bytearray | memoryview,
@@ -246,7 +253,7 @@ class NodeIO:
         """Make the range read as zeros; ``unmap``: storage may be given back (QEMU's
         BDRV_REQ_MAY_UNMAP)."""
         observers: list[tuple[NodeIO, int]] = []
-        io, off = self._writer(offset, length, "write", "zeroes_passthrough", observers)
+        io, off, _ = self._writer(offset, length, "write", "zeroes_passthrough", observers)
         io._write_zeroes(off, length, unmap)
         _tell(observers, length)
 
@@ -254,20 +261,44 @@ class NodeIO:
         """A compressed write (QEMU's BDRV_REQ_WRITE_COMPRESSED): passed down the filters
         that pass it, done by a driver that compresses, refused (ENOTSUP) by any other."""
         observers: list[tuple[NodeIO, int]] = []
-        io, off = self._writer(offset, len(data), "write", "compressed_passthrough",
-                               observers)
+        io, off, _ = self._writer(offset, len(data), "write", "compressed_passthrough",
+                                  observers)
         io._write_compressed(off, data)
         _tell(observers, len(data))
 
-    def _writer(self, offset: int, length: int, op: str, step: str,
-                observers: list[tuple[NodeIO, int]]) -> tuple[NodeIO, int]:
-        """Down the pass-through nodes (``step`` names the method that says which pass
-        the request on) to the one that writes (faults checked on the way); the nodes
-        with a write observer are added to ``observers``, told once written."""
-        iotype = "write-zeroes" if step == "zeroes_passthrough" else "write"
+    def discard(self, offset: int, length: int) -> None:
+        """A discard: nothing unless the node it enters has ``discard=unmap`` (as in
+        QEMU), then down the pass-through nodes to a driver, which may ignore it."""
+        if getattr(self.node, "discard", "ignore") != "unmap":
+            return
         io: NodeIO = self
         while True:
             io.refresh()
+            io.node.note_write(offset, length)
+            below = io.passthrough()
+            if below is None:
+                break
+            io, offset = below[0], offset + below[1]
+        io._discard(offset, length)
+
+    def _discard(self, offset: int, length: int) -> None:
+        """Discard here (drivers that give storage back override this)."""
+
+    def _writer(self, offset: int, length: int, op: str, step: str,
+                observers: list[tuple[NodeIO, int]],
+                data: bytes | bytearray | memoryview | None = None,
+                ) -> tuple[NodeIO, int, bool | None]:
+        """Down the pass-through nodes (``step``: which pass it on) to the writer, faults
+        checked, observers noted; a node with ``detect-zeroes`` makes an all-zero ``data``
+        write a zero write from there down (third value: its unmap; None: data)."""
+        iotype = "write-zeroes" if step == "zeroes_passthrough" else "write"
+        zeroes: bool | None = None
+        io: NodeIO = self
+        while True:
+            io.refresh()
+            if data is not None and detects_zeroes(io.node) and all_zero(data):
+                step, iotype, data = "zeroes_passthrough", "write-zeroes", None
+                zeroes = io.node.detect_zeroes == "unmap"
             io.node.note_write(offset, length)
             if io.hooks_requests:
                 io._on_request(iotype, offset, length)
@@ -277,7 +308,7 @@ class NodeIO:
                 observers.append((io, offset))
             below = getattr(io, step)()
             if below is None:
-                return io, offset
+                return io, offset, zeroes
             io, offset = below[0], offset + below[1]
 
     def _on_request(self, iotype: str, offset: int, length: int) -> None:

@@ -4,8 +4,10 @@ bytes must agree.
 Reads are made on both and compared; writes go to both and must succeed or fail
 alike. QEMU quits the whole process on a mismatch after printing why on standard
 error (``blkverify: read offset=N bytes=N contents mismatch at offset N``); the
-engine prints the same line and hands it to :attr:`IOContext.fatal`, which fails the
-request with EIO unless the host (``blockgraph qemu``) quits as QEMU does. The node's
+engine prints the same line and hands it to :attr:`IOContext.fatal`: the hosts that
+stand in for QEMU (``blockgraph serve``, ``blockgraph qemu``) quit with status 1 as it
+does, closing nothing, so their clients see the monitor go; inside the desktop
+application, which must not vanish under its user, the request fails with EIO. The node's
 length is ``test``'s; flushes go to ``test`` only.
 """
 

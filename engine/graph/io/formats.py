@@ -9,6 +9,7 @@ from collections.abc import Callable
 from engine.formats.image import Extent, Image
 from engine.formats.qcow2 import Qcow2Image
 from engine.graph.io.base import IOContext, Node, NodeIO, Pending, Reopen
+from engine.graph.io.chain_status import chain_zeroes
 
 
 class Qcow2IO(NodeIO):
@@ -36,6 +37,7 @@ class Qcow2IO(NodeIO):
                 self.data_path = self._image.path
         self._backing = self.child_io("backing")
         self._image.backing_reader = self._read_backing if self._backing is not None else None
+        self._image.backing_zero = self._backing_zero if self._backing is not None else None
 
     def _read_backing(self, offset: int, view: memoryview) -> None:
         backing = self._backing
@@ -43,6 +45,11 @@ class Qcow2IO(NodeIO):
             view[:] = bytes(len(view))
         else:
             backing.readinto(offset, view)
+
+    def _backing_zero(self, offset: int, length: int) -> bool:
+        """Whether the backing chain reads as zeros over the range by allocation alone
+        (QEMU's block status above no base)."""
+        return all(zero for _, _, zero in chain_zeroes(self._backing, offset, length))
 
     def _own_length(self) -> int:
         return self._image.virtual_size
@@ -64,6 +71,7 @@ class Qcow2IO(NodeIO):
         # a header rewrite forgets the reader; the node still has its backing child
         if self._image.backing_reader is None and self._backing is not None:
             self._image.backing_reader = self._read_backing
+            self._image.backing_zero = self._backing_zero
 
     def _write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         self._keep_reader()
@@ -80,6 +88,10 @@ class Qcow2IO(NodeIO):
         self._keep_reader()
         self._written += 1
         self._image.write_zeroes(offset, length, unmap=unmap)
+
+    def _discard(self, offset: int, length: int) -> None:
+        self._keep_reader()
+        self._image.discard(offset, length)
 
     def _write_compressed(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         self._keep_reader()

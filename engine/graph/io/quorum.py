@@ -12,20 +12,31 @@ successful reads differ, the most frequent version wins if at least
 ``vote-threshold`` children share it (else ``QUORUM_FAILURE`` and EIO); each child
 with another version reports ``QUORUM_REPORT_BAD`` without an error, and with
 ``rewrite-corrupted`` gets the winning data written back. With ``blkverify`` (two
-children, threshold two) a difference is fatal: QEMU ends the process; the engine
-fails the read with EIO instead. ``fifo`` reads the first child, the next one only
+children, threshold two) a difference is fatal: QEMU prints where on standard error
+and ends the process; the engine prints the same line, and its host quits (``blockgraph
+serve``, ``blockgraph qemu``) or fails the read with EIO (the desktop application).
+``fifo`` reads the first child, the next one only
 when it fails.
+
+Block status (what ``qemu-img map``, mirror and zero writes below an overlay see): a
+range is zeros where every child's whole chain reads as zeros by allocation, and data
+everywhere else; never unallocated.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
+import itertools
 import os
+import sys
 from typing import Any
 
 from engine.formats.errors import ImageError
+from engine.formats.image import Extent
 from engine.graph.io.base import IOContext, Node, NodeIO, Pending
+from engine.graph.io.chain_status import chain_zeroes
 
 SECTOR = 512
 PREFIX = "children."
@@ -35,6 +46,16 @@ def _errno(exc: BaseException) -> int:
     if isinstance(exc, OSError) and exc.errno:
         return exc.errno
     return errno.EIO
+
+
+def _zero_at(runs: list[tuple[int, int, bool]], starts: list[int], position: int) -> bool:
+    """Whether the run holding ``position`` reads as zeros (``runs`` are sorted, and
+    ``starts`` are their starts)."""
+    i = bisect.bisect_right(starts, position) - 1
+    if i < 0:
+        return False
+    start, n, zero = runs[i]
+    return zero and start <= position < start + n
 
 
 def _winner(counts: list[tuple[Any, int]]) -> int:
@@ -110,13 +131,13 @@ class QuorumIO(NodeIO):
             data["error"] = os.strerror(err)
         data.update({"node-name": name, "sector-num": first,
                      "sectors-count": -(-(offset + length) // SECTOR) - first})
-        self.ctx.emit("QUORUM_REPORT_BAD", data)
+        self.ctx.event_throttle.send("QUORUM_REPORT_BAD", data, self.ctx.emit)
 
     def _report_failure(self, offset: int, length: int) -> None:
         first = offset // SECTOR
-        self.ctx.emit("QUORUM_FAILURE", {
+        self.ctx.event_throttle.send("QUORUM_FAILURE", {
             "reference": self.node.name, "sector-num": first,
-            "sectors-count": -(-(offset + length) // SECTOR) - first})
+            "sectors-count": -(-(offset + length) // SECTOR) - first}, self.ctx.emit)
 
     def _fail(self, offset: int, length: int, errors: list[int]) -> OSError:
         """Too few successes: the voted errno, after ``QUORUM_FAILURE``."""
@@ -143,6 +164,27 @@ class QuorumIO(NodeIO):
         # QEMU sums what its children allocate (unknown if one of them cannot tell)
         sizes = [io.actual_size() for _, io in self.children()]
         return None if None in sizes else sum(size or 0 for size in sizes)
+
+    def _block_status(self, offset: int, length: int) -> list[Extent]:
+        end = offset + length
+        cuts = {offset, end}
+        per_child = []
+        for _, io in self.children():
+            runs = chain_zeroes(io, offset, length)
+            per_child.append(runs)
+            cuts.update(start for start, _, _ in runs)
+        points = sorted(c for c in cuts if offset <= c <= end)
+        out: list[Extent] = []
+        starts = [[start for start, _, _ in runs] for runs in per_child]
+        for a, b in itertools.pairwise(points):
+            zero = all(_zero_at(runs, firsts, a) for runs, firsts in zip(per_child, starts,
+                                                                         strict=True))
+            state = "zero" if zero else "data"
+            if out and out[-1].state == state:
+                out[-1] = Extent(out[-1].start, out[-1].length + b - a, state)
+            else:
+                out.append(Extent(a, b - a, state))
+        return out
 
     # -- reads -----------------------------------------------------------------------------
     def _read_layer(self, offset: int, view: memoryview) -> list[Pending]:
@@ -186,7 +228,14 @@ class QuorumIO(NodeIO):
             view[:] = first
             return
         if self.blkverify:
-            raise OSError(errno.EIO, "quorum: contents mismatch in blkverify mode")
+            other = good[1][2]
+            assert other is not None
+            at = next(i for i in range(len(first)) if first[i] != other[i])
+            message = (f"quorum: offset={offset} bytes={length} contents mismatch at "
+                       f"offset {offset + at}")
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+            self.ctx.fatal(message)
         versions: list[tuple[bytes, int]] = []       # oldest first
         members: list[list[tuple[str, NodeIO]]] = []
         for name, io, data in good:
