@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from engine.graph.io.base import IOContext
+from engine.graph.io.context import IOContext
 from engine.graph.names import AutoNamer
 
 

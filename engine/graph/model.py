@@ -54,7 +54,7 @@ from engine.formats.errors import ImageError
 from engine.formats.hostfile import HostFile, HostFS, NotRegularFile
 from engine.graph import permcheck
 from engine.graph import perms as P
-from engine.graph.io.base import IOContext
+from engine.graph.io.context import IOContext
 from engine.graph.io.throttle import release_drained
 from engine.graph.journal import Journaled
 from engine.graph.live_view import LiveView

@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from engine.graph.io.base import IOContext, NodeIO
+from engine.graph.io.base import NodeIO
+from engine.graph.io.context import IOContext
 from engine.jobs.copy import (
     CHUNK,
     CopyError,

@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from engine.graph import rules
-from engine.graph.io.base import IOContext, NodeIO
+from engine.graph.io.base import NodeIO
+from engine.graph.io.context import IOContext
 from engine.graph.model import Backend, BlockGraph, GraphError, JobParent, Node
 from engine.graph.opening import open_backing_from_header
 from engine.jobs.copy import CHUNK, CopyError, WriteBatch, allocated_above, mirror_chunk

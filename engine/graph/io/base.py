@@ -1,4 +1,5 @@
-"""The node I/O interface, the context it shares with its graph, and a node as bytes.
+"""The node I/O interface and a node as bytes (what it shares with its graph:
+:mod:`engine.graph.io.context`).
 
 :class:`NodeIO` is what a driver does with a node: its length, its guest bytes
 (``readinto``, falling through to whatever lies below), writes, its own layer's
@@ -15,52 +16,16 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.clock import Clock, RealClock
 from engine.formats.image import Extent, Image, zero_fill
 from engine.formats.store import ByteStore
-from engine.graph.faults import FaultInjector
+from engine.graph.io.context import IOContext
 from engine.graph.io.detect_zeroes import all_zero, detects_zeroes
-from engine.graph.io.event_throttle import EventThrottle
-from engine.graph.throttle import ThrottleGroup
 
 Node = Any   # engine.graph.model.Node (duck-typed: this package sits below the model)
-
-
-class IOContext:
-    """What every node's I/O shares with its graph.
-
-    ``epoch`` grows by one with every change of a child link: I/O objects cache the
-    children they resolved and look again when it moved. ``lock`` is held by every
-    graph transaction and around every job request, so a request never sees half a
-    graph change (QEMU drains the nodes a reopen touches). ``faults``: the engine's
-    injected I/O errors (its ``blkdebug``). ``throttle_groups``: the ``throttle-group``
-    objects by id, which ``throttle`` nodes name. ``emit``: how a driver sends a QMP
-    event (``quorum``'s reports, through ``event_throttle``, which holds them as QEMU's
-    monitor does). ``clock``: the time throttle groups budget by (tests set one).
-    """
-
-    def __init__(self) -> None:
-        self.epoch = 0
-        self.lock = threading.RLock()
-        self.faults = FaultInjector()
-        self.throttle_groups: dict[str, ThrottleGroup] = {}
-        self.clock: Clock = RealClock()
-        self.emit: Callable[[str, dict[str, Any]], object] = lambda event, data: None
-        self.event_throttle = EventThrottle()
-
-    def changed(self) -> None:
-        self.epoch += 1
-
-    @staticmethod
-    def fatal(message: str) -> None:
-        """Where QEMU quits the process (``blkverify`` on a mismatch): the engine fails
-        the request with EIO; a host that stands in for QEMU replaces this to quit."""
-        raise OSError(errno.EIO, message)
 
 
 @dataclass(frozen=True)
@@ -239,8 +204,13 @@ class NodeIO:
         no lock held; the node's next request waits for it. None: written already.
         Nodes that watch writes are told at once, as the guest view changed here."""
         observers: list[tuple[NodeIO, int]] = []
-        io, off = self._writer(offset, len(data), "write", "write_passthrough", observers)
-        finish = io._write_begin(off, data)
+        io, off, zeroes = self._writer(offset, len(data), "write", "write_passthrough",
+                                       observers, data)
+        finish = None
+        if zeroes is None:
+            finish = io._write_begin(off, data)
+        else:   # detect-zeroes made it a zero write
+            io._write_zeroes(off, len(data), zeroes)
         _tell(observers, len(data))
         return finish
 

@@ -29,7 +29,8 @@ from typing import Any
 
 from engine.formats.store import ByteStore
 from engine.graph.blkdebug import BlkdebugError, BlkdebugState, build_state, check_limits
-from engine.graph.io.base import IOContext, Node, NodeIO, NodeStore, Pending
+from engine.graph.io.base import Node, NodeIO, NodeStore, Pending
+from engine.graph.io.context import IOContext
 from engine.graph.io.filters import FilterIO
 
 #: QEMU's largest request (INT_MAX): the transfer limit without ``max-transfer``

@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 from engine.formats.image import Extent, Image
 from engine.formats.qcow2 import Qcow2Image
-from engine.graph.io.base import IOContext, Node, NodeIO, Pending, Reopen
+from engine.graph.io.base import Node, NodeIO, Pending, Reopen
 from engine.graph.io.chain_status import chain_zeroes
+from engine.graph.io.context import IOContext
 
 
 class Qcow2IO(NodeIO):

@@ -17,7 +17,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from engine.graph.io.base import IOContext, Node, NodeIO
+from engine.graph.io.base import Node, NodeIO
+from engine.graph.io.context import IOContext
 from engine.graph.io.filters import FilterIO
 
 MiB = 1 << 20

@@ -5,7 +5,8 @@ from __future__ import annotations
 from engine.formats.hostfile import HostFile
 from engine.formats.image import DATA, ZERO, Extent, zero_fill
 from engine.formats.store import ByteStore
-from engine.graph.io.base import IOContext, Node, NodeIO, Pending, Reopen
+from engine.graph.io.base import Node, NodeIO, Pending, Reopen
+from engine.graph.io.context import IOContext
 
 SECTOR = 512
 #: the largest zero buffer written at once

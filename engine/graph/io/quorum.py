@@ -35,8 +35,9 @@ from typing import Any
 
 from engine.formats.errors import ImageError
 from engine.formats.image import Extent
-from engine.graph.io.base import IOContext, Node, NodeIO, Pending
+from engine.graph.io.base import Node, NodeIO, Pending
 from engine.graph.io.chain_status import chain_zeroes
+from engine.graph.io.context import IOContext
 
 SECTOR = 512
 PREFIX = "children."

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from engine.graph.io.base import IOContext, Node, NodeIO, Pending
+from engine.graph.io.base import Node, NodeIO, Pending
+from engine.graph.io.context import IOContext
 from engine.graph.io.filters import FilterIO
 from engine.graph.throttle import ThrottleGroup
 from engine.graph.throttle_queue import GroupQueue, Member
