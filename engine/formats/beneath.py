@@ -29,6 +29,7 @@ _SYS_OPENAT2 = 437                     # the same number on every Linux architec
 _RESOLVE_NO_MAGICLINKS = 0x02
 _RESOLVE_BENEATH = 0x08
 _MAX_SYMLINKS = 40                     # the kernel's limit (ELOOP beyond it)
+_EAGAIN_TRIES = 8                      # openat2 calls before the walk takes over
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -41,19 +42,28 @@ def _refused(name: str) -> OSError:
 
 
 def _openat2(root_fd: int, rel: str, flags: int, mode: int) -> int | None:
-    """The descriptor, or None when the kernel has no openat2 (or refuses its use)."""
+    """The descriptor, or None when the kernel has no openat2 (or refuses its use).
+
+    A name with ``..`` fails with EAGAIN when a rename or mount anywhere on the machine
+    ran while the kernel resolved it (it cannot then prove that ``..`` stayed beneath
+    the root): tried again a few times, then None, and the walk resolves it."""
     global _have_openat2
     if _have_openat2 is False:
         return None
     how = ctypes.create_string_buffer(
         struct.pack("QQQ", flags, mode if flags & os.O_CREAT else 0,
                     _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS), 24)
-    fd = _libc.syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(root_fd),
-                       ctypes.c_char_p(os.fsencode(rel)), how, ctypes.c_size_t(24))
-    if fd >= 0:
-        _have_openat2 = True
-        return int(fd)
-    err = ctypes.get_errno()
+    for _ in range(_EAGAIN_TRIES):
+        fd = _libc.syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(root_fd),
+                           ctypes.c_char_p(os.fsencode(rel)), how, ctypes.c_size_t(24))
+        if fd >= 0:
+            _have_openat2 = True
+            return int(fd)
+        err = ctypes.get_errno()
+        if err != errno.EAGAIN:
+            break
+    else:
+        return None
     if err in (errno.ENOSYS, errno.EPERM) and not _have_openat2:
         _have_openat2 = False          # no such call, or a seccomp filter forbids it
         return None

@@ -8,6 +8,7 @@ EACCES without anything outside being opened or created.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.formats import beneath
 from engine.formats.beneath import open_beneath
 from engine.formats.hostfile import HostFS, NotRegularFile
 
@@ -50,6 +52,36 @@ def _read(root_fd: int, rel: str, walk: bool) -> bytes:
         return os.pread(fd, 100, 0)
     finally:
         os.close(fd)
+
+
+class _EagainFirst:
+    """libc whose first ``n`` syscalls fail with EAGAIN, as openat2 does on a name with
+    ``..`` while a rename runs anywhere on the machine; then the real call."""
+
+    def __init__(self, n: int, real: ctypes.CDLL) -> None:
+        self.left, self.real = n, real
+        self.calls = 0
+
+    def syscall(self, *args: object) -> int:
+        self.calls += 1
+        if self.left:
+            self.left -= 1
+            ctypes.set_errno(errno.EAGAIN)
+            return -1
+        return int(self.real.syscall(*args))
+
+
+@pytest.mark.parametrize("eagains", [2, 1000], ids=["then-openat2", "then-walk"])
+def test_openat2_refusing_with_eagain_is_tried_again_then_walked(
+        tree: tuple[int, Path, Path], monkeypatch: pytest.MonkeyPatch, eagains: int) -> None:
+    """A concurrent rename elsewhere must not fail an open: tried again, and if the
+    kernel keeps saying EAGAIN, the walk resolves the name (still beneath the root)."""
+    libc = _EagainFirst(eagains, beneath._libc)
+    monkeypatch.setattr(beneath, "_libc", libc)
+    assert _read(tree[0], "dir/../file", walk=False) == b"inside"
+    with pytest.raises(PermissionError):
+        _read(tree[0], "dir/../../outside/secret", walk=False)
+    assert libc.calls >= 3
 
 
 @pytest.mark.parametrize("walk", [False, True], ids=["openat2", "walk"])
