@@ -24,26 +24,15 @@ from typing import Any
 
 from engine.launcher.build import Built
 from engine.launcher.machine import Machine
-from engine.qmp import Engine, QMPError
+from engine.qmp import Engine
+from tests.jobs.cmdline_peers import MachinePeer
 from tests.support.differential import QemuSystemPeer, substitute
 from tests.support.qemu import check, compare, map_json
 
 
-class MachinePeer:
-    """The engine behind a VM's monitor, answering raw QMP replies."""
-
-    def __init__(self) -> None:
-        self.machine = Machine(Engine(), Built())
-
-    def execute(self, command: str, arguments: dict[str, Any] | None = None,
-                ) -> dict[str, Any]:
-        try:
-            return {"return": self.machine.execute(command, arguments)}
-        except QMPError as exc:
-            return {"error": exc.to_qmp()}
-
-    def close(self) -> None:
-        self.machine.close()
+def engine_machine_peer() -> MachinePeer:
+    """The engine behind a VM's monitor, with nothing opened yet."""
+    return MachinePeer(Machine(Engine(), Built()))
 
 
 def top_options(**extra: Any) -> dict[str, Any]:
@@ -80,7 +69,7 @@ def run_both(tmp_path: Path, setup: Callable[[Path], None], options: dict[str, A
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir()
         setup(d)
-    engine = MachinePeer()
+    engine = engine_machine_peer()
     try:
         engine_answers = run_on(engine, dirs["engine"], options, commands, below)
     finally:

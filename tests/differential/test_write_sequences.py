@@ -21,7 +21,12 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.differential.qemu_io_diff import MachinePeer, assert_same_image, run_on, top_options
+from tests.differential.qemu_io_diff import (
+    assert_same_image,
+    engine_machine_peer,
+    run_on,
+    top_options,
+)
 from tests.support.differential import QemuSystemPeer
 from tests.support.qemu import create, qemu_io
 
@@ -78,7 +83,7 @@ def _setup(d: Path, scenario: dict[str, Any]) -> None:
 def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, Path]]:
     root = tmp_path_factory.mktemp("sequences")
     qemu = QemuSystemPeer(root)
-    engine = MachinePeer()
+    engine = engine_machine_peer()
     try:
         yield engine, qemu, root
     finally:
