@@ -614,15 +614,20 @@ class Qcow2Writer:
             self.end = max(self.end, s + 1)
             self._set_run(s, 1, 1)
             self.dirty[off] = [0, self.cs]
-        self._set_run(s, n, 1)
+        self._take(s, n)
         self.free_index = e
-        self.end = max(self.end, e)
+        return s
+
+    def _take(self, start: int, n: int) -> None:
+        """Count ``n`` free clusters from ``start`` as used, so that an undo or a failed
+        write can give them back."""
+        self._set_run(start, n, 1)
+        self.end = max(self.end, start + n)
         if self._undo is not None:
-            self._undo.allocs.append((s, n))
-        self._allocated.append((s, n))
+            self._undo.allocs.append((start, n))
+        self._allocated.append((start, n))
         if self.write_back:
             self._pending_bytes += n * self.cs
-        return s
 
     def _refuse_metadata(self, first: int, stop: int) -> None:
         """A free run inside the file must not hold metadata: only damaged refcounts
@@ -652,15 +657,9 @@ class Qcow2Writer:
         if k and start < self.end:
             self._refuse_metadata(start, start + k)
         if k:
-            self._set_run(start, k, 1)
-            self.free_index = max(self.free_index, start + k) \
-                if self.free_index >= start else self.free_index
-            self.end = max(self.end, start + k)
-            if self._undo is not None:
-                self._undo.allocs.append((start, k))
-            self._allocated.append((start, k))
-            if self.write_back:
-                self._pending_bytes += k * self.cs
+            self._take(start, k)
+            if self.free_index >= start:
+                self.free_index = max(self.free_index, start + k)
         return k
 
     def _free_run(self, start: int, n: int) -> int:
