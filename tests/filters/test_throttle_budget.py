@@ -8,8 +8,6 @@ take turns. Time moves only when a test advances it; every wait is for a conditi
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
 import pytest
 
@@ -17,6 +15,7 @@ from engine.clock import ManualClock
 from engine.graph.throttle import ThrottleConfig, ThrottleGroup
 from engine.graph.throttle_budget import Budget
 from engine.graph.throttle_queue import GroupQueue, Member
+from tests.support.processes import wait_until
 
 KIB = 1024
 
@@ -24,13 +23,6 @@ KIB = 1024
 def config(**figures: int) -> ThrottleConfig:
     return ThrottleConfig().apply_limits({k.replace("_", "-"): v for k, v in figures.items()})
 
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.001)
 
 
 # -- the buckets ----------------------------------------------------------------------
@@ -125,7 +117,7 @@ class Harness:
         thread.start()
         self.threads.append(thread)
         if queued:
-            wait_for(lambda: self.queue.queued(member, write) == before + 1, f"{label} queued")
+            wait_until(lambda: self.queue.queued(member, write) == before + 1, f"{label} queued")
         else:
             thread.join(10)
             assert not thread.is_alive(), f"{label} did not go at once"
@@ -135,9 +127,9 @@ class Harness:
         rounding error short of a due time); return once the requests let go went."""
         self.clock.advance(seconds + 1e-9)
         self.queue.poll()
-        wait_for(self.queue.settled, "the released requests")
+        wait_until(self.queue.settled, "the released requests")
         waiting = sum(self.queue.queued(m, w) for m in self.queue.members for w in (0, 1))
-        wait_for(lambda: len(self.went) == len(self.threads) - waiting, "the log")
+        wait_until(lambda: len(self.went) == len(self.threads) - waiting, "the log")
 
     def finish(self) -> None:
         for thread in self.threads:
@@ -211,7 +203,7 @@ def test_release_lets_queued_requests_go_and_limits_still_apply_after() -> None:
     h.request(a, "a3", 512)
     h.request(b, "b1", 512)
     h.queue.release(a)
-    wait_for(lambda: len(h.went) == 3, "a's requests")
+    wait_until(lambda: len(h.went) == 3, "a's requests")
     assert sorted(label for label, _ in h.went) == ["a1", "a2", "a3"]
     assert h.queue.queued(b, False) == 1                      # b keeps waiting its turn
     h.advance(3.0)
@@ -229,7 +221,7 @@ def test_a_member_leaving_lets_its_requests_go() -> None:
     leaving.start()
     leaving.join(10)
     assert not leaving.is_alive()
-    wait_for(lambda: len(h.went) == 2, "a's request")
+    wait_until(lambda: len(h.went) == 2, "a's request")
     assert [label for label, _ in h.went] == ["b1", "a1"]
     h.advance(2.0)
     assert h.went[-1][0] == "b2"

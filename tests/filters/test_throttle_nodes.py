@@ -5,20 +5,11 @@ answers (and changes the limits) while a request waits."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 from engine.clock import ManualClock
 from engine.qmp import Engine
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.001)
+from tests.support.processes import wait_until
 
 
 class Graph:
@@ -62,7 +53,7 @@ class Graph:
         thread.start()
         self.threads.append(thread)
         if queued:
-            wait_for(lambda: io.queued(write) == before + 1, f"{label} queued")
+            wait_until(lambda: io.queued(write) == before + 1, f"{label} queued")
         else:
             thread.join(10)
             assert not thread.is_alive(), f"{label} did not go at once"
@@ -70,7 +61,7 @@ class Graph:
     def advance(self, seconds: float, expect: int) -> None:
         """Move the clock; wait until ``expect`` requests have gone in all."""
         self.clock.advance(seconds + 1e-9)
-        wait_for(lambda: len(self.went) == expect, f"{expect} requests")
+        wait_until(lambda: len(self.went) == expect, f"{expect} requests")
 
     def close(self) -> None:
         self.engine.close()
